@@ -1,0 +1,170 @@
+"""Pure merge core on hand-computed cases (no database)."""
+import numpy as np
+import pytest
+
+from annotation.core.merge import (
+    Votes, compare_methods, macro_f1, merge, merge_dawid_skene, merge_majority, merge_weighted,
+    worker_quality_from_gold,
+)
+
+CLASSES = ["dog barking", "cat meowing", "playing piano", "rain"]
+
+
+def ann(clip, worker, labels=(), meta=(False, False, False), group=None):
+    out = {"clip": clip, "worker": worker, "labels": list(labels), "meta": meta}
+    if group is not None:
+        out["group"] = group
+    return out
+
+
+def test_top_k_majority_per_flag_and_meta():
+    annotations = [
+        # c1: four annotators; the 0.1 one must be dropped from the vote
+        ann("c1", "w9", [("dog barking", True, False), ("cat meowing", True, True)], (True, False, False)),
+        ann("c1", "w8", [("dog barking", False, True), ("cat meowing", True, False)], (True, True, False)),
+        ann("c1", "w1", [("dog barking", True, False), ("rain", True, True)], (False, True, True)),
+        ann("c1", "w7", [("dog barking", False, True), ("cat meowing", False, True)], (False, False, True)),
+    ]
+    quality = {"w9": 0.9, "w8": 0.8, "w1": 0.1, "w7": 0.7}
+    votes, _ = Votes.from_records(["c1"], CLASSES, annotations, quality)
+    res = merge_majority(votes, k=3)
+    # dog barking: audible 1/3 among kept (w1 dropped) -> no; visible 2/3 -> V
+    # cat meowing: audible 2/3, visible 2/3 -> AV ; rain only by the dropped w1 -> absent
+    assert res.label_sets(["c1"], CLASSES) == {"c1": {"dog barking": "V", "cat meowing": "AV"}}
+    # background music 2/3 yes, voice over 1/3 (w1 dropped), static image 1/3
+    assert res.meta_of(["c1"]) == {"c1": {"background_music": True, "voice_over": False, "static_image": False}}
+    assert res.used.tolist() == [True, True, False, True]
+
+
+def test_clips_below_k_need_annotation_and_unknown_quality_ranks_last():
+    annotations = [
+        ann("a", "x", [("rain", True, False)]),
+        ann("a", "y", [("rain", True, False)]),
+        ann("b", "x", [("rain", True, False)]),
+        ann("b", "y", [("rain", False, False)]),
+        ann("b", "z", [("rain", True, False)]),  # z has no catch score -> ranked last, dropped at k=2
+    ]
+    votes, _ = Votes.from_records(["a", "b", "c"], CLASSES, annotations, {"x": 0.5, "y": 0.6})
+    res = merge_majority(votes, k=2)
+    assert res.needs_annotation.tolist() == [2]  # clip "c" has none
+    # b: kept x (yes) and y (no): 1 of 2 is no strict majority -> rain absent
+    assert res.label_sets(["a", "b", "c"], CLASSES) == {"a": {"rain": "A"}, "b": {}}
+    res3 = merge_majority(votes, k=3)
+    assert sorted(res3.needs_annotation.tolist()) == [0, 2]
+    assert res3.label_sets(["a", "b", "c"], CLASSES) == {"b": {"rain": "A"}}
+
+
+def test_weighted_voting_follows_the_better_annotator():
+    annotations = [
+        ann("c", "good", [("playing piano", True, True)]),
+        ann("c", "bad1", []),
+        ann("c", "bad2", [("playing piano", False, True)]),
+    ]
+    votes, _ = Votes.from_records(["c"], CLASSES, annotations, {"good": 0.9, "bad1": 0.2, "bad2": 0.3})
+    # audible: 0.9 yes vs 0.5 no -> yes; visible: 1.2 of 1.4 -> yes
+    assert merge_weighted(votes).label_sets(["c"], CLASSES) == {"c": {"playing piano": "AV"}}
+    # plain majority: audible 1/3 -> no, visible 2/3 -> V
+    assert merge_majority(votes).label_sets(["c"], CLASSES) == {"c": {"playing piano": "V"}}
+
+
+def test_repeated_ticks_are_counted_once():
+    annotations = [
+        ann("c", "a", [("rain", True, False), ("rain", True, False)]),
+        ann("c", "b", []),
+        ann("c", "d", []),
+    ]
+    votes, _ = Votes.from_records(["c"], CLASSES, annotations, {"a": 1, "b": 1, "d": 1})
+    assert merge(votes, "majority").label_sets(["c"], CLASSES) == {"c": {}}
+
+
+def test_unknown_method_and_bad_arrays_are_refused():
+    votes, _ = Votes.from_records(["c"], CLASSES, [ann("c", "a")])
+    with pytest.raises(ValueError, match="allowed: majority, weighted, dawid_skene"):
+        merge(votes, "median")
+    with pytest.raises(ValueError, match="tick_class"):
+        Votes(n_clips=1, n_classes=2, ann_clip=[0], ann_worker=[0], ann_meta=[[0, 0, 0]], tick_ann=[0],
+              tick_class=[5], tick_audible=[1], tick_visible=[0], worker_quality=[0.5])
+
+
+def _ds_world(n_clips=60, seed=0):
+    """Two careful workers, three who tick 'rain' audible on every clip and nothing else."""
+    rng = np.random.default_rng(seed)
+    clips = [f"c{i}" for i in range(n_clips)]
+    truth = {c: bool(rng.random() < 0.4) for c in clips}
+    annotations = []
+    for c in clips:
+        for w in ("g1", "g2"):
+            annotations.append(ann(c, w, [("rain", True, False)] if truth[c] else []))
+        for w in ("s1", "s2", "s3"):
+            annotations.append(ann(c, w, [("rain", True, False)]))
+    return clips, truth, annotations
+
+
+def test_dawid_skene_discounts_workers_who_always_say_yes():
+    clips, truth, annotations = _ds_world()
+    votes, _ = Votes.from_records(clips, CLASSES, annotations)
+    gold = {i: ({3: "A"} if truth[c] else {}) for i, c in enumerate(clips[:10])}
+    ds = merge_dawid_skene(votes, k=3, gold=gold).label_sets(clips, CLASSES)
+    maj = merge_majority(votes, k=5).label_sets(clips, CLASSES)
+    ds_correct = sum(("rain" in ds[c]) == truth[c] for c in clips)
+    maj_correct = sum(("rain" in maj[c]) == truth[c] for c in clips)
+    assert ds_correct == len(clips)
+    assert maj_correct == sum(truth.values())  # majority says rain everywhere
+
+
+def test_dawid_skene_clamps_gold_clips_to_the_gold_answer():
+    clips, truth, annotations = _ds_world()
+    votes, _ = Votes.from_records(clips, CLASSES, annotations)
+    # claim clip 0 has a visible piano that nobody ticked; clamping must put it in that clip's set
+    gold = {0: {2: "V"}}
+    res = merge_dawid_skene(votes, gold=gold).label_sets(clips, CLASSES)
+    assert res["c0"] == {"playing piano": "V"}
+
+
+def test_worker_quality_pools_catch_clips_per_assignment():
+    # gold: g1 {rain: AV}, g2 {dog: A}; one assignment covers both gold clips
+    annotations = [
+        ann("g1", "w", [("rain", True, False)], group="as1"),  # tp 1, fn 1
+        ann("g2", "w", [("dog barking", True, True)], group="as1"),  # tp 1, fp 1
+        ann("g1", "w", [], group="as2"),  # tp 0, fn 2 -> F1 0
+    ]
+    votes, _ = Votes.from_records(["g1", "g2"], CLASSES, annotations)
+    gold = {0: {3: "AV"}, 1: {0: "A"}}
+    q = worker_quality_from_gold(votes, gold)
+    # as1 pooled: tp 2, fp 1, fn 1 -> F1 4/6; as2: 0 -> mean 1/3
+    assert q[0] == pytest.approx((4 / 6 + 0) / 2)
+    # leaving g2 out: as1 -> tp1 fn1 -> 2/3; as2 -> 0
+    assert worker_quality_from_gold(votes, gold, exclude_clips=[1])[0] == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_macro_f1_by_hand():
+    gold = {"a": {"rain": "AV", "dog barking": "A"}, "b": {"rain": "A"}}
+    pred = {"a": {"rain": "A", "cat meowing": "V"}, "b": {"rain": "A"}}
+    macro, per_class = macro_f1(pred, gold)
+    # rain: tp 2 (a-aud, b-aud), fn 1 (a-vis) -> 4/5; dog: fn 1 -> 0; cat: fp 1 -> 0
+    assert per_class == pytest.approx({"rain": 0.8, "dog barking": 0.0, "cat meowing": 0.0})
+    assert macro == pytest.approx(0.8 / 3)
+
+
+def test_leave_one_out_never_uses_the_clip_own_gold_answer():
+    # worker A is right on g1 and wrong on g2, worker B the opposite. Scored on the other clip only, the
+    # top-1 annotator is always the wrong one -> macro-F1 0. Using each clip's own answer would give 1.
+    annotations = [
+        ann("g1", "A", [("rain", True, False)]), ann("g1", "B", [("dog barking", True, False)]),
+        ann("g2", "A", [("rain", True, False)]), ann("g2", "B", [("dog barking", True, False)]),
+    ]
+    votes, _ = Votes.from_records(["g1", "g2"], CLASSES, annotations)
+    gold = {0: {3: "A"}, 1: {0: "A"}}
+    out = compare_methods(votes, gold, methods=("majority",), k=1)
+    assert out["majority"]["macro_f1"] == 0.0
+    assert out["majority"]["n_clips"] == 2 and out["majority"]["folds"] == 2
+
+
+def test_compare_ranks_dawid_skene_above_majority_with_spammers():
+    clips, truth, annotations = _ds_world(n_clips=40, seed=1)
+    votes, _ = Votes.from_records(clips, CLASSES, annotations)
+    gold = {i: ({3: "A"} if truth[c] else {}) for i, c in enumerate(clips[:20])}
+    out = compare_methods(votes, gold, k=5, ds_folds=4)
+    assert out["dawid_skene"]["macro_f1"] == pytest.approx(1.0)
+    assert out["majority"]["macro_f1"] < 1.0
+    assert set(out) == {"majority", "weighted", "dawid_skene"}
