@@ -1,0 +1,213 @@
+"""The VGGSounder benchmark: every metric, every subset, many models (numpy, vectorised).
+
+``evaluate`` returns ``{model: {subset: {metric: fraction}}}`` with the same keys as
+``vggsounder.benchmark.compute_all_results``; ``metric_table`` turns it into the paper's
+table (×100). ``meta_breakdown`` / ``delta_f1_table`` give the meta-label analysis.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .errors import BenchmarkInputError
+from .labels import META_LABELS, SUBSET_INPUT, SUBSETS, LabelSet, apply_regime
+from .metrics import (
+    TOP_KS,
+    ColumnRanking,
+    hits,
+    label_set_metrics,
+    modality_confusion,
+    row_order,
+    topk_metrics,
+)
+from .predictions import ModelPredictions
+
+METRICS = (
+    [f"hit_rate@{k}" for k in TOP_KS] + ["hit_rate"]
+    + [f"f1@{k}" for k in TOP_KS] + ["f1"]
+    + [f"f1_macro@{k}" for k in TOP_KS] + ["f1_macro"]
+    + [f"jaccard@{k}" for k in TOP_KS] + ["jaccard"]
+    + [f"precision@{k}" for k in TOP_KS] + ["precision"]
+    + [f"recall@{k}" for k in TOP_KS] + ["recall"]
+    + [f"accuracy@{k}" for k in TOP_KS] + ["accuracy"]
+    + ["auc_roc", "auc_pr", "mu"]
+)
+"""Metric columns of the table, in the reference's order (its never-computed
+``avg_n_preds``/``med_n_preds`` are left out)."""
+
+CONFUSION_DEFINITIONS = ("v1.0", "pre-v1.0")
+
+PAPER_METRICS = [
+    ("accuracy", ["a", "v", "av"]),
+    ("f1", ["a", "v", "av", "a only", "v only"]),
+    ("hit_rate", ["a", "v", "av"]),
+    ("mu", ["a", "v", "av"]),
+]
+"""The paper's main table (as in the ``vggsounder`` README)."""
+
+META_FILTERS = {
+    "with background_music": {"background_music": True},
+    "without background_music": {"background_music": False},
+    "with static_image": {"static_image": True},
+    "without static_image": {"static_image": False},
+    "with voice_over": {"voice_over": True},
+    "without voice_over": {"voice_over": False},
+    "neither": {"background_music": False, "static_image": False, "voice_over": False},
+}
+
+
+def _check_classes(gt: LabelSet, pred: ModelPredictions):
+    if list(pred.classes) != list(gt.classes):
+        raise BenchmarkInputError(
+            f"model {pred.name!r}: its class list ({len(pred.classes)} classes) differs from the "
+            f"label set's ({len(gt.classes)} classes); both must use the same taxonomy order"
+        )
+
+
+def evaluate_model(gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS,
+                   confusion: str = "v1.0") -> dict[str, dict[str, float]]:
+    """All metrics of one model on the clips of ``gt`` (already filtered by regime)."""
+    if confusion not in CONFUSION_DEFINITIONS:
+        raise BenchmarkInputError(
+            f"unknown modality-confusion definition {confusion!r}; allowed: {', '.join(CONFUSION_DEFINITIONS)}"
+        )
+    _check_classes(gt, pred)
+    ks = tuple(ks)
+    idx = pd.Index(pred.video_ids).get_indexer(pd.Index(gt.video_ids))
+    have = idx >= 0
+    truth_all = gt.truth("all")
+    results: dict[str, dict[str, float]] = {}
+    top1_hits: dict[str, np.ndarray] = {}
+
+    if pred.kind == "scores":
+        # clips of the label set that the model scored; clips without scores are dropped
+        gt_rows = np.flatnonzero(have)
+        per_input = {}
+        for inp in pred.inputs:
+            S = pred.scores[inp][idx[gt_rows]]
+            per_input[inp] = (row_order(S), ColumnRanking(S))
+        for subset in SUBSETS:
+            inp = SUBSET_INPUT[subset]
+            if inp not in per_input:
+                continue
+            order, ranking = per_input[inp]
+            T = gt.truth(subset)[gt_rows]
+            present = T.any(axis=1)
+            res = topk_metrics(T[present], order[present], ks)
+            res["auc_roc"], res["auc_pr"] = ranking.auc(T, present)
+            res["n_clips"] = int(present.sum())
+            results[subset] = res
+        if all(i in per_input for i in ("a", "v", "av")):
+            T_all = truth_all[gt_rows]
+            r = np.arange(len(gt_rows))
+            for inp in ("a", "v", "av"):
+                top1 = per_input[inp][0][:, -1] if len(gt_rows) else np.zeros(0, dtype=int)
+                if confusion == "v1.0":
+                    against = T_all
+                else:
+                    against = gt.truth(inp if inp != "av" else "all")[gt_rows]
+                top1_hits[inp] = against[r, top1] if len(gt_rows) else np.zeros(0, dtype=bool)
+    else:
+        preds = {}
+        for inp in pred.inputs:
+            P = np.zeros(truth_all.shape, dtype=bool)
+            P[have] = pred.labels[inp][idx[have]]  # missing clip = empty set
+            preds[inp] = P
+        for subset in SUBSETS:
+            inp = SUBSET_INPUT[subset]
+            if inp not in preds:
+                continue
+            T = gt.truth(subset)
+            present = T.any(axis=1)
+            res = label_set_metrics(T[present], preds[inp][present])
+            res["n_clips"] = int(present.sum())
+            results[subset] = res
+        if all(i in preds for i in ("a", "v", "av")):
+            for inp in ("a", "v", "av"):
+                if confusion == "v1.0":
+                    against = truth_all
+                else:
+                    against = gt.truth(inp if inp != "av" else "all")
+                top1_hits[inp] = hits(against, preds[inp])
+
+    if top1_hits:
+        mus = modality_confusion(top1_hits["a"], top1_hits["v"], top1_hits["av"])
+        for inp in ("a", "v", "av"):
+            results[inp]["mu"] = mus[inp]
+    return results
+
+
+def evaluate(labels: LabelSet, models: Iterable[ModelPredictions], *, regime: str | None = "default",
+             ks: Iterable[int] = TOP_KS, confusion: str = "v1.0") -> dict[str, dict[str, dict[str, float]]]:
+    """``{model: {subset: {metric: fraction}}}`` for every model; ``regime`` filters clips first
+    (``default``: without background music, ``all``: every clip, ``None``: ``labels`` as given)."""
+    gt = apply_regime(labels, regime) if regime is not None else labels
+    out = {}
+    for model in models:
+        if model.name in out:
+            raise BenchmarkInputError(f"two models are named {model.name!r}; names must be unique")
+        out[model.name] = evaluate_model(gt, model, ks=ks, confusion=confusion)
+    return out
+
+
+def metric_table(results: dict, subsets: Iterable[str] = SUBSETS,
+                 metrics: Iterable[str] = METRICS) -> pd.DataFrame:
+    """Models × (metric, subset), ×100. A missing metric falls back to ``metric@1`` (so ``f1`` of a
+    scored model is its top-1 F1, as in the reference); otherwise NaN."""
+    subsets, metrics = list(subsets), list(metrics)
+    cols = pd.MultiIndex.from_product([metrics, subsets], names=["metric", "modality"])
+    rows = []
+    for model, per_subset in results.items():
+        row = []
+        for metric in metrics:
+            for subset in subsets:
+                res = per_subset.get(subset, {})
+                v = res.get(metric, res.get(f"{metric}@1"))
+                row.append(np.nan if v is None else 100.0 * v)
+        rows.append(row)
+    df = pd.DataFrame(rows, index=pd.Index(list(results), name="model"), columns=cols, dtype=float)
+    return df
+
+
+def select_table(table: pd.DataFrame, selection=PAPER_METRICS) -> pd.DataFrame:
+    """Pick ``[(metric, [subsets])]`` columns out of :func:`metric_table` (e.g. the paper's table)."""
+    cols = [(m, s) for m, subsets in selection for s in subsets]
+    unknown = [c for c in cols if c not in table.columns]
+    if unknown:
+        raise BenchmarkInputError(f"unknown metric/subset column(s): {unknown}")
+    return table.loc[:, cols]
+
+
+def meta_breakdown(labels: LabelSet, models: Iterable[ModelPredictions], *,
+                   filters: dict | None = None, confusion: str = "v1.0") -> dict[str, dict]:
+    """Results per meta-label filter (on all clips of ``labels``, no regime applied)."""
+    models = list(models)
+    out = {}
+    for name, flt in (filters or META_FILTERS).items():
+        gt = labels.filter_meta(**flt)
+        if len(gt) == 0:
+            out[name] = {}
+            continue
+        out[name] = evaluate(gt, models, regime=None, confusion=confusion)
+    return out
+
+
+def delta_f1_table(breakdown: dict[str, dict], metric: str = "f1",
+                   subsets: Iterable[str] = SUBSETS) -> pd.DataFrame:
+    """ΔF1 = F1(with meta label) − F1(without), ×100, per model × (meta label, subset)."""
+    subsets = list(subsets)
+    tables = {}
+    for meta in META_LABELS:
+        with_ = breakdown.get(f"with {meta}") or {}
+        without = breakdown.get(f"without {meta}") or {}
+        if not with_ or not without:
+            continue
+        a = metric_table(with_, subsets, [metric])[metric]
+        b = metric_table(without, subsets, [metric])[metric]
+        tables[meta] = a - b
+    if not tables:
+        return pd.DataFrame()
+    df = pd.concat(tables, axis=1, names=["meta_label", "modality"])
+    return df

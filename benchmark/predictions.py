@@ -1,0 +1,138 @@
+"""One model's predictions per input modality, as label sets (bool) or scores (float)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import BenchmarkInputError
+from .labels import INPUTS
+
+
+@dataclass
+class ModelPredictions:
+    """Predictions of one model for ``m`` clips.
+
+    ``labels[input]`` is bool [m, C] (predicted label sets), ``scores[input]`` float [m, C]
+    (logit column i = class i). A model with scores is evaluated from its scores (top-k,
+    AUC), like ``vggsounder`` does; a model without scores from its label sets.
+    """
+
+    name: str
+    video_ids: np.ndarray
+    classes: list[str]
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.video_ids = np.asarray([str(v) for v in self.video_ids], dtype=object)
+        if len(self.video_ids) == 0:
+            raise BenchmarkInputError(f"model {self.name!r}: empty prediction set (no clips)")
+        dup = pd.Index(self.video_ids).duplicated()
+        if dup.any():
+            dups = sorted(set(self.video_ids[dup]))
+            raise BenchmarkInputError(
+                f"model {self.name!r}: duplicate clip id(s) {', '.join(dups[:10])}"
+                + (" ..." if len(dups) > 10 else "")
+            )
+        m, C = len(self.video_ids), len(self.classes)
+        for kind, store in (("labels", self.labels), ("scores", self.scores)):
+            for inp, arr in store.items():
+                if inp not in INPUTS:
+                    raise BenchmarkInputError(
+                        f"model {self.name!r}: unknown input {inp!r}; allowed: {', '.join(INPUTS)}"
+                    )
+                if arr.ndim != 2 or arr.shape[0] != m:
+                    raise BenchmarkInputError(
+                        f"model {self.name!r}: {kind}[{inp!r}] has shape {arr.shape}, expected ({m}, {C})"
+                    )
+                if arr.shape[1] != C:
+                    raise BenchmarkInputError(
+                        f"model {self.name!r}: {kind}[{inp!r}] has {arr.shape[1]} score columns, "
+                        f"expected {C} (one per class)"
+                    )
+        for inp, arr in self.scores.items():
+            if not np.issubdtype(arr.dtype, np.number):
+                raise BenchmarkInputError(f"model {self.name!r}: scores[{inp!r}] are not numbers")
+            if not np.isfinite(arr).all():
+                bad = int((~np.isfinite(arr).all(axis=1)).sum())
+                raise BenchmarkInputError(
+                    f"model {self.name!r}: scores[{inp!r}] hold NaN or infinite values in {bad} clip(s)"
+                )
+        if not self.labels and not self.scores:
+            raise BenchmarkInputError(f"model {self.name!r}: neither label sets nor scores given")
+
+    @property
+    def kind(self) -> str:
+        return "scores" if self.scores else "labels"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        store = self.scores if self.scores else self.labels
+        return tuple(i for i in INPUTS if i in store)
+
+    # ------------------------------------------------------------- builders
+    @classmethod
+    def from_label_lists(cls, name: str, label_lists: dict[str, dict[str, list[str]]],
+                         classes: list[str], scores: dict[str, dict[str, object]] | None = None,
+                         *, source: str | None = None) -> "ModelPredictions":
+        """From ``{video_id: {input: [class names]}}`` (and optionally ``{video_id: {input: [C floats]}}``)."""
+        where = source or f"model {name!r}"
+        vids = list(label_lists) if label_lists else list(scores or {})
+        if not vids:
+            raise BenchmarkInputError(f"{where}: empty prediction set (no clips)")
+        class_index = {c: i for i, c in enumerate(classes)}
+        labels: dict[str, np.ndarray] = {}
+        if label_lists:
+            inputs = sorted({i for per in label_lists.values() for i in per}, key=_input_key)
+            unknown: dict[str, int] = {}
+            for inp in inputs:
+                mat = np.zeros((len(vids), len(classes)), dtype=bool)
+                for r, vid in enumerate(vids):
+                    for lab in label_lists[vid].get(inp) or ():
+                        j = class_index.get(lab)
+                        if j is None:
+                            unknown[lab] = unknown.get(lab, 0) + 1
+                        else:
+                            mat[r, j] = True
+                labels[inp] = mat
+            if unknown:
+                names = sorted(unknown)
+                raise BenchmarkInputError(
+                    f"{where}: {len(names)} unknown class name(s): "
+                    + "; ".join(f"{n!r} ({unknown[n]}x)" for n in names[:20])
+                    + (" ..." if len(names) > 20 else "")
+                )
+        score_mats: dict[str, np.ndarray] = {}
+        if scores:
+            missing = [v for v in vids if v not in scores]
+            if missing:
+                raise BenchmarkInputError(
+                    f"{where}: {len(missing)} clip(s) have label sets but no scores, e.g. {missing[0]!r}"
+                )
+            inputs = sorted({i for per in scores.values() for i in per}, key=_input_key)
+            for inp in inputs:
+                rows = []
+                for vid in vids:
+                    row = scores[vid].get(inp)
+                    if row is None:
+                        raise BenchmarkInputError(f"{where}: clip {vid!r} has no scores for input {inp!r}")
+                    arr = np.asarray(row)
+                    if arr.ndim != 1 or arr.shape[0] != len(classes):
+                        raise BenchmarkInputError(
+                            f"{where}: clip {vid!r} input {inp!r}: {arr.shape[0] if arr.ndim == 1 else arr.shape} "
+                            f"score columns, expected {len(classes)} (one per class)"
+                        )
+                    rows.append(arr)
+                try:
+                    score_mats[inp] = np.array(rows)
+                except (TypeError, ValueError) as exc:
+                    raise BenchmarkInputError(f"{where}: scores for input {inp!r} are not numbers") from exc
+        return cls(name, np.asarray(vids, dtype=object), list(classes), labels, score_mats)
+
+
+def _input_key(inp: str) -> int:
+    if inp not in INPUTS:
+        raise BenchmarkInputError(f"unknown input {inp!r}; allowed: {', '.join(INPUTS)}")
+    return INPUTS.index(inp)
