@@ -1,0 +1,118 @@
+import importlib
+
+from django.contrib import admin
+
+from annotation.models import (
+    Assignment,
+    AssignmentDecisionLog,
+    Batch,
+    BatchItem,
+    ClassRelation,
+    Clip,
+    ClipAnswer,
+    Dataset,
+    ExpertAnnotation,
+    GoldLabel,
+    MetaLabel,
+    TaxonomyClass,
+    Worker,
+)
+
+
+@admin.register(TaxonomyClass)
+class TaxonomyClassAdmin(admin.ModelAdmin):
+    list_display = ("index", "name", "mid")
+    ordering = ("index",)
+    search_fields = ("name",)
+    list_per_page = 400
+
+
+@admin.register(MetaLabel)
+class MetaLabelAdmin(admin.ModelAdmin):
+    list_display = ("key", "question", "position")
+
+
+@admin.register(ClassRelation)
+class ClassRelationAdmin(admin.ModelAdmin):
+    list_display = ("kind", "source", "target")
+    list_filter = ("kind",)
+    autocomplete_fields = ("source", "target")
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("name", "budget_usd", "batch_size", "gold_per_batch", "annotations_per_clip", "reject_below")
+    search_fields = ("name",)
+
+
+@admin.register(Clip)
+class ClipAdmin(admin.ModelAdmin):
+    list_display = ("video_id", "dataset", "is_gold", "duration", "has_audio", "has_video")
+    list_filter = ("dataset", "is_gold", "has_audio", "has_video")
+    search_fields = ("video_id",)
+    filter_horizontal = ("original_labels",)
+
+
+class BatchItemInline(admin.TabularInline):
+    model = BatchItem
+    extra = 0
+    raw_id_fields = ("clip",)
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ("uuid", "dataset", "status", "created_at")
+    list_filter = ("dataset", "status")
+    inlines = [BatchItemInline]
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "backend", "mean_catch_f1", "n_scored", "is_blocked")
+    list_filter = ("backend", "is_blocked")
+    search_fields = ("external_id",)
+
+
+class ClipAnswerInline(admin.TabularInline):
+    model = ClipAnswer
+    extra = 0
+    raw_id_fields = ("clip",)
+
+
+class DecisionLogInline(admin.TabularInline):
+    model = AssignmentDecisionLog
+    extra = 0
+    readonly_fields = ("actor", "old_status", "new_status", "reason", "created_at")
+    can_delete = False
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("uuid", "worker", "batch", "status", "catch_f1", "submitted_at")
+    list_filter = ("status", "backend", "batch__dataset")
+    search_fields = ("external_assignment_id", "worker__external_id")
+    raw_id_fields = ("batch", "worker")
+    inlines = [ClipAnswerInline, DecisionLogInline]
+
+
+@admin.register(GoldLabel)
+class GoldLabelAdmin(admin.ModelAdmin):
+    list_display = ("clip", "cls", "modality", "original", "source")
+    list_filter = ("modality", "source", "clip__dataset")
+    raw_id_fields = ("clip", "cls")
+
+
+@admin.register(ExpertAnnotation)
+class ExpertAnnotationAdmin(admin.ModelAdmin):
+    list_display = ("clip", "user", "updated_at")
+    raw_id_fields = ("clip",)
+
+
+# Areas that land independently register their own models here.
+for _module in ("annotation.admin_releases", "annotation.admin_marketplace", "annotation.admin_reports",
+                "annotation.admin_crowd"):
+    try:
+        importlib.import_module(_module)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise

@@ -1,0 +1,11 @@
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("avcrowd")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.autodiscover_tasks(["annotation"], related_name="tasks_releases")
+app.autodiscover_tasks(["annotation"], related_name="tasks_reports")

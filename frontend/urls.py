@@ -1,0 +1,20 @@
+import importlib
+
+from django.urls import path
+
+from . import media, views
+
+app_name = "frontend"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("media/clip/<str:token>/", media.clip_media, name="clip-media"),
+]
+
+# Pages of areas that land independently (the HIT page, the expert page) add their patterns here.
+for _module in ("frontend.views_hit", "frontend.views_gold"):
+    try:
+        urlpatterns += importlib.import_module(_module).urlpatterns
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise

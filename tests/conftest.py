@@ -1,0 +1,141 @@
+"""Fixtures shared by the whole suite: the taxonomy, media clips, a headless Chromium, a real Celery worker."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+                  "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,720"]
+
+
+def pytest_report_header(config):
+    db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    broker = os.environ.get("CELERY_BROKER_URL") or "none (tasks in-process)"
+    return f"avcrowd test services: database={db}, celery broker={broker}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """After migrating the test database, load the 309-class taxonomy once for the session."""
+    from annotation.services.taxonomy import taxonomy_load
+
+    with django_db_blocker.unblock():
+        taxonomy_load()
+
+
+@pytest.fixture
+def taxonomy(db):
+    """The taxonomy, (re)loaded if a transactional test flushed it. Returns the class names in logit order."""
+    from annotation.models import TaxonomyClass
+    from annotation.selectors.taxonomy import class_names, clear_cache
+    from annotation.services.taxonomy import taxonomy_load
+
+    if TaxonomyClass.objects.count() != 309:
+        taxonomy_load()
+    clear_cache()
+    return class_names()
+
+
+@pytest.fixture(scope="session")
+def clip_factory(tmp_path_factory):
+    """make(name, **kwargs) -> Path of a small synthetic mp4 (cached per name and arguments)."""
+    from annotation.core.media import make_synthetic_clip
+
+    base = tmp_path_factory.mktemp("clips")
+    cache: dict = {}
+
+    def make(name: str = "clip", **kwargs) -> Path:
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            kwargs.setdefault("seconds", 1.0)
+            cache[key] = make_synthetic_clip(base / f"{name}.mp4", **kwargs)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def chromium_driver_path():
+    path = shutil.which("chromedriver")
+    if not path or not shutil.which("chromium"):
+        if os.environ.get("CI"):
+            pytest.fail("chromium/chromedriver missing in CI: .ci/run must install Debian packages chromium chromium-driver")
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    return path
+
+
+@pytest.fixture
+def browser(chromium_driver_path, tmp_path):
+    """A real headless Chromium driven by Selenium, 1280x720."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(chromium_driver_path), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """Start a real `celery worker` process against the test database and the Redis broker.
+
+    Yields the queue name it consumes. Tasks sent with `.apply_async(queue=...)` or routed there run in that
+    process; the test's data must be committed (transactional_db) for the worker to see it.
+    """
+    from config.celery import app
+
+    broker = os.environ.get("CELERY_BROKER_URL")
+    db = settings.DATABASES["default"]
+    if not broker or "postgresql" not in db["ENGINE"]:
+        pytest.skip("needs CELERY_BROKER_URL (Redis) and DATABASE_URL (PostgreSQL): `make test` in CI sets both")
+    queue = f"test-{os.getpid()}-{int(time.time() * 1000)}"
+    env = dict(os.environ)
+    env["DATABASE_URL"] = (f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+                           f"/{db['NAME']}")
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    env["AVCROWD_DEV"] = "1"
+    env["MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
+    log = tmp_path / "worker.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1",
+         "-Q", queue, "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"{queue}@%h",
+         "--loglevel=INFO"],
+        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if "ready." in log.read_text():
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"celery worker exited early:\n{log.read_text()}")
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"celery worker did not start in 60 s:\n{log.read_text()}")
+        yield queue
+    finally:
+        app.conf.task_always_eager = previous
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
