@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from annotation.core.merge import META_LABELS, Votes, _atoms, atom_answers
+from annotation.core.merge import META_LABELS, Votes, _atoms
 
 
 def alpha_binary(yes: np.ndarray, n: np.ndarray) -> float:
@@ -67,9 +67,11 @@ def agreement(votes: Votes, clips=None, class_names=None) -> dict:
     atom_key = _atoms(votes)
     atom_clip = atom_key // votes.n_classes
     atom_class = atom_key % votes.n_classes
-    atom_row, _ann, aud, vis = atom_answers(votes, atom_key)
-    yes_a = np.bincount(atom_row, weights=aud, minlength=len(atom_key))
-    yes_v = np.bincount(atom_row, weights=vis, minlength=len(atom_key))
+    # yes-counts per atom straight from the (deduplicated) ticks; every tick's (clip, class) is an atom
+    t_ann, t_cls, t_aud, t_vis = votes.unique_ticks()
+    row = np.searchsorted(atom_key, votes.ann_clip[t_ann] * votes.n_classes + t_cls)
+    yes_a = np.bincount(row, weights=t_aud, minlength=len(atom_key))
+    yes_v = np.bincount(row, weights=t_vis, minlength=len(atom_key))
     n_units = n_ann[atom_clip]
     out: dict = {
         "audible": _nan_to_none(alpha_binary(yes_a, n_units)),
