@@ -108,6 +108,9 @@ if AWS_STORAGE_BUCKET_NAME:
             "querystring_auth": True,
             "querystring_expire": int(os.environ.get("AWS_QUERYSTRING_EXPIRE", "21600")),
             "file_overwrite": False,
+            # Separate keys for the media store, so that MTurk keeps the standard AWS credential chain.
+            "access_key": os.environ.get("AWS_S3_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("AWS_S3_SECRET_ACCESS_KEY") or None,
         },
     }
 # Local directories from which clips may be referenced by path (import_clips on a directory / CSV with paths).
