@@ -173,9 +173,15 @@ class Predictions:
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     label_sets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     original: np.ndarray | None = None
+    coverage: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n, c = len(self.video_ids), len(self.class_names)
+        for model, cov in list(self.coverage.items()):
+            cov = np.asarray(cov, dtype=bool)
+            if cov.shape != (n,):
+                raise StrategyError(f"coverage[{model!r}] has shape {cov.shape}, expected ({n},)")
+            self.coverage[model] = cov
         if len(set(self.video_ids)) != n:
             raise StrategyError("video_ids contain duplicates")
         for kind, store in (("scores", self.scores), ("label_sets", self.label_sets)):
@@ -380,6 +386,10 @@ def apply_strategy(strategy: Strategy, preds: Predictions, *, cache: RankCache |
             sources.append((rule, model, mod))
             source_masks.append(mask)
 
+    def covered(model: str, mask: np.ndarray) -> np.ndarray:
+        cov = preds.coverage.get(model)
+        return mask if cov is None else mask & cov[:, None]
+
     unknown_models = sorted(
         set(strategy.topk_per_model) - set(preds.scores))
     if unknown_models:
@@ -399,7 +409,7 @@ def apply_strategy(strategy: Strategy, preds: Predictions, *, cache: RankCache |
             k = strategy.k_for(model, mod)
             if k <= 0:
                 continue
-            add("topk", model, mod, cache.within(model, mod) < k)
+            add("topk", model, mod, covered(model, cache.within(model, mod) < k))
 
     # label-set models propose all their labels
     if strategy.label_set_models:
@@ -429,6 +439,7 @@ def apply_strategy(strategy: Strategy, preds: Predictions, *, cache: RankCache |
                     pool |= cache.within(model, mod) < cons.k
                 if cons.global_n > 0:
                     pool |= cache.global_(model, mod, cons.global_n) < cons.global_n
+                pool = covered(model, pool)
             else:
                 if mod not in preds.label_sets[model]:
                     continue

@@ -166,3 +166,12 @@ def test_records_cover_every_proposal_once():
     assert len(recs) == int(res.proposed.sum())
     assert len({(v, c) for v, c, _ in recs}) == len(recs)
     assert all(prov for _, _, prov in recs)
+
+
+def test_clips_a_model_did_not_cover_get_nothing_from_it():
+    a = np.array([[9, 0, 0, 0, 0], [0, 9, 0, 0, 0]], dtype=np.float32)
+    preds = Predictions(NAMES, ["c0", "c1"], scores={"m": {"a": a}},
+                        coverage={"m": np.array([True, False])})
+    res = apply_strategy(plain(topk={"a": 1}, consensus=ConsensusConfig(k=1, global_n=2, min_models=1)), preds)
+    assert names_of(res, 0) == ["dog"]
+    assert names_of(res, 1) == []

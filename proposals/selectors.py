@@ -1,0 +1,127 @@
+"""Reads of the prediction store and proposals."""
+from __future__ import annotations
+
+import numpy as np
+
+from annotation.models import Clip, GoldLabel
+from annotation.selectors.taxonomy import class_names
+
+from .core.predictions_io import MODALITIES, PredictionArrays, from_npz
+from .core.strategy import Predictions
+from .models import ModelRun, Proposal, ProposalSet
+
+
+def run_arrays(run: ModelRun) -> PredictionArrays:
+    if not run.artifact:
+        raise ValueError(f"model run {run.pk} ({run.model_name}) has no stored predictions yet "
+                         f"(status {run.status})")
+    with run.artifact.open("rb") as fh:
+        return from_npz(fh)
+
+
+def run_scores(run: ModelRun) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(video_ids, {"a"|"v"|"av": float32 [n, 309]}); empty dict for label-set-only runs."""
+    arr = run_arrays(run)
+    return arr.video_ids, {m: arr.scores[m].astype(np.float32, copy=False) for m in MODALITIES if m in arr.scores}
+
+
+def run_label_sets(run: ModelRun) -> dict[str, dict[str, list[str]]]:
+    """{video_id: {"a"|"v"|"av": [class names]}}: the stored label sets; for runs that only have
+    scores, the top-1 class per input modality."""
+    arr = run_arrays(run)
+    names = arr.class_names or class_names()
+    out: dict[str, dict[str, list[str]]] = {v: {} for v in arr.video_ids}
+    for m in MODALITIES:
+        if m in arr.labels:
+            mat = arr.labels[m]
+            for i, vid in enumerate(arr.video_ids):
+                out[vid][m] = [names[j] for j in np.flatnonzero(mat[i])]
+        elif m in arr.scores:
+            top = arr.scores[m].argmax(axis=1)
+            for i, vid in enumerate(arr.video_ids):
+                out[vid][m] = [names[int(top[i])]]
+    return out
+
+
+def dataset_runs(dataset, *, names: list[str] | None = None) -> list[ModelRun]:
+    runs = list(ModelRun.objects.filter(dataset=dataset, status=ModelRun.DONE).select_related("checkpoint"))
+    if names is not None:
+        by_name = {r.model_name: r for r in runs}
+        missing = sorted(set(names) - set(by_name))
+        if missing:
+            raise ValueError(f"dataset {dataset.name}: no finished model run named {missing}; "
+                             f"finished runs: {sorted(by_name)}")
+        runs = [by_name[n] for n in names]
+    return runs
+
+
+def dataset_predictions(dataset, runs: list[ModelRun] | None = None) -> Predictions:
+    """All finished runs of the dataset aligned to its clips (video_id order) plus original labels."""
+    names = class_names()
+    clips = list(Clip.objects.filter(dataset=dataset).order_by("video_id").values_list("id", "video_id"))
+    vids = [v for _, v in clips]
+    row = {v: i for i, v in enumerate(vids)}
+    n, C = len(vids), len(names)
+    original = np.zeros((n, C), dtype=bool)
+    through = Clip.original_labels.through
+    pk_row = {pk: i for i, (pk, _) in enumerate(clips)}
+    for clip_id, idx in through.objects.filter(clip__dataset=dataset).values_list("clip_id", "taxonomyclass__index"):
+        original[pk_row[clip_id], idx] = True
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    label_sets: dict[str, dict[str, np.ndarray]] = {}
+    coverage: dict[str, np.ndarray] = {}
+    for run in (runs if runs is not None else dataset_runs(dataset)):
+        arr = run_arrays(run)
+        src = np.array([i for i, v in enumerate(arr.video_ids) if v in row], dtype=np.int64)
+        dst = np.array([row[arr.video_ids[i]] for i in src], dtype=np.int64)
+        cov = np.zeros(n, dtype=bool)
+        cov[dst] = True
+        coverage[run.model_name] = cov
+        if arr.scores:
+            per = {}
+            for m, mat in arr.scores.items():
+                full = np.full((n, C), np.finfo(np.float32).min, dtype=np.float32)
+                full[dst] = mat[src]
+                per[m] = full
+            scores[run.model_name] = per
+        else:
+            per = {}
+            for m, mat in arr.labels.items():
+                full = np.zeros((n, C), dtype=bool)
+                full[dst] = mat[src]
+                per[m] = full
+            label_sets[run.model_name] = per
+    return Predictions(class_names=names, video_ids=vids, scores=scores, label_sets=label_sets,
+                       original=original, coverage=coverage)
+
+
+def dataset_gold(dataset) -> dict[str, list[str]]:
+    """{video_id: [class names present]} for every gold clip (labels with modality != "-")."""
+    out: dict[str, list[str]] = {}
+    gold_clip_ids = set(Clip.objects.filter(dataset=dataset, is_gold=True).values_list("video_id", flat=True))
+    for vid in gold_clip_ids:
+        out[vid] = []
+    for vid, name in (GoldLabel.objects.filter(clip__dataset=dataset).exclude(modality="-")
+                      .values_list("clip__video_id", "cls__name")):
+        out.setdefault(vid, []).append(name)
+    return out
+
+
+def active_proposal_set(dataset) -> ProposalSet | None:
+    return ProposalSet.objects.filter(dataset=dataset, active=True).first()
+
+
+def proposal_lists(proposal_set: ProposalSet) -> dict[str, list[str]]:
+    """{video_id: [class names]} in class-index order."""
+    out: dict[str, list[str]] = {}
+    for vid, name in (Proposal.objects.filter(proposal_set=proposal_set)
+                      .order_by("clip__video_id", "cls__index").values_list("clip__video_id", "cls__name")):
+        out.setdefault(vid, []).append(name)
+    return out
+
+
+def runs_overview(dataset=None) -> list[ModelRun]:
+    qs = ModelRun.objects.select_related("checkpoint", "dataset").order_by("dataset__name", "-created_at")
+    if dataset is not None:
+        qs = qs.filter(dataset=dataset)
+    return list(qs)

@@ -1,0 +1,386 @@
+"""Writes of the proposals app: checkpoints, model runs (import / compute), proposal sets."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.errors import AvcrowdError
+from annotation.models import Clip, Dataset, TaxonomyClass
+from annotation.selectors.taxonomy import class_names
+
+from .core.evaluation import Gold, SearchSpace, evaluate, format_front, tune
+from .core.predictions_io import (MODALITIES, PredictionArrays, PredictionFileError, from_npz,
+                                  read_predictions_file, to_npz_bytes)
+from .core.strategy import Strategy, StrategyError, apply_strategy
+from .models import ARCHITECTURES, ModelCheckpoint, ModelRun, Proposal, ProposalSet, RunChunk
+from .selectors import dataset_gold, dataset_predictions, dataset_runs
+
+log = logging.getLogger(__name__)
+
+
+class ProposalsError(AvcrowdError):
+    """Bad input to a proposals service; the message names what is wrong and what is allowed."""
+
+
+# ------------------------------------------------------------------------------------------------
+# checkpoints
+# ------------------------------------------------------------------------------------------------
+
+def checkpoint_register(name: str, architecture: str, path: str = "", config: dict | None = None) -> ModelCheckpoint:
+    allowed = [a for a, _ in ARCHITECTURES]
+    if architecture not in allowed:
+        raise ProposalsError(f"unknown architecture {architecture!r}; allowed: {', '.join(allowed)}",
+                             field="architecture")
+    if path and not Path(path).exists():
+        raise ProposalsError(f"checkpoint path {path} does not exist", field="path")
+    ckpt, _ = ModelCheckpoint.objects.update_or_create(
+        name=name, defaults={"architecture": architecture, "path": path, "config": config or {}})
+    return ckpt
+
+
+# ------------------------------------------------------------------------------------------------
+# imported predictions
+# ------------------------------------------------------------------------------------------------
+
+def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: bool = False) -> ModelRun:
+    """Import a prediction file (VGGSounder pickle, CSV/JSONL label list, .npz) as the run
+    (``name``, dataset); an existing run of that name is replaced. Validates everything first."""
+    names = class_names()
+    try:
+        arrays = read_predictions_file(path, names)
+    except (PredictionFileError, StrategyError) as exc:
+        raise ProposalsError(str(exc)) from None
+    known = set(Clip.objects.filter(dataset=dataset).values_list("video_id", flat=True))
+    unknown = [v for v in arrays.video_ids if v not in known]
+    if unknown and not allow_unknown_clips:
+        raise ProposalsError(
+            f"{path}: {len(unknown)} clip id(s) are not in dataset {dataset.name}, e.g. {unknown[:5]} "
+            f"(import the clips first, or pass --allow-unknown-clips to skip them)")
+    if unknown:
+        keep = np.array([v in known for v in arrays.video_ids])
+        arrays = PredictionArrays([v for v in arrays.video_ids if v in known], arrays.class_names,
+                                  {m: a[keep] for m, a in arrays.scores.items()},
+                                  {m: a[keep] for m, a in arrays.labels.items()})
+    if not arrays.video_ids:
+        raise ProposalsError(f"{path}: no predictions for clips of dataset {dataset.name}")
+    arrays.class_names = list(names)
+    with transaction.atomic():
+        run = ModelRun.objects.filter(dataset=dataset, external_name=name).first()
+        if run is None:
+            run = ModelRun(dataset=dataset, external_name=name)
+        elif run.artifact:
+            run.artifact.delete(save=False)
+        run.kind = arrays.kind
+        run.modalities = arrays.modalities
+        run.status = ModelRun.DONE
+        run.n_clips = run.n_done = len(arrays.video_ids)
+        run.errors = [{"video_id": v, "error": "not in dataset, skipped"} for v in unknown[:1000]]
+        run.started_at = run.finished_at = timezone.now()
+        run.clips_per_s = None
+        run.artifact.save(f"{dataset.name}-{name}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
+        run.save()
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# computed predictions (GPU workers)
+# ------------------------------------------------------------------------------------------------
+
+def run_start(dataset: Dataset, checkpoint: ModelCheckpoint, *, chunk_size: int = 256,
+              modalities: list[str] | None = None, restart: bool = False) -> ModelRun:
+    """Create (or resume) the run of ``checkpoint`` on ``dataset``: one RunChunk per ``chunk_size``
+    clips, each enqueued on the ``gpu`` queue after commit. Chunks already done are not redone."""
+    from .tasks import compute_chunk  # noqa: PLC0415
+
+    if chunk_size < 1:
+        raise ProposalsError("chunk size must be >= 1", field="chunk_size")
+    mods = list(modalities or MODALITIES)
+    bad = [m for m in mods if m not in MODALITIES]
+    if bad:
+        raise ProposalsError(f"unknown modalities {bad}; allowed: {', '.join(MODALITIES)}", field="modalities")
+    vids = list(Clip.objects.filter(dataset=dataset).order_by("video_id").values_list("video_id", flat=True))
+    if not vids:
+        raise ProposalsError(f"dataset {dataset.name} has no clips")
+    with transaction.atomic():
+        run, created = ModelRun.objects.select_for_update().get_or_create(
+            dataset=dataset, checkpoint=checkpoint,
+            defaults={"chunk_size": chunk_size, "modalities": mods, "kind": ModelRun.SCORES})
+        if restart or created or run.status == ModelRun.FAILED or set(vids) != set(
+                v for c in run.chunks.all() for v in c.video_ids):
+            for chunk in run.chunks.all():
+                if chunk.artifact:
+                    chunk.artifact.delete(save=False)
+            run.chunks.all().delete()
+            run.chunk_size, run.modalities = chunk_size, mods
+            RunChunk.objects.bulk_create(
+                RunChunk(run=run, index=i, video_ids=vids[s:s + chunk_size])
+                for i, s in enumerate(range(0, len(vids), chunk_size)))
+            run.n_done, run.errors, run.clips_per_s = 0, [], None
+        run.n_clips = len(vids)
+        run.status = ModelRun.RUNNING
+        run.started_at = run.started_at or timezone.now()
+        run.finished_at = None
+        run.save()
+        pending = list(run.chunks.exclude(status=RunChunk.DONE).values_list("id", flat=True))
+        for chunk_id in pending:
+            transaction.on_commit(lambda cid=chunk_id: compute_chunk.apply_async(args=[cid], queue="gpu"))
+    if not pending:
+        run_finalize(run.pk)
+    return run
+
+
+@contextmanager
+def clip_local_path(clip: Clip):
+    """A local filesystem path for the clip's media (downloaded to a temp file when remote)."""
+    tmp = None
+    try:
+        if clip.media:
+            try:
+                yield clip.media.path
+                return
+            except NotImplementedError:  # remote storage (S3)
+                suffix = Path(clip.media.name).suffix or ".mp4"
+                fd, tmp = tempfile.mkstemp(suffix=suffix)
+                with os.fdopen(fd, "wb") as out, clip.media.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+                yield tmp
+                return
+        url = clip.media_url or ""
+        if url.startswith(("http://", "https://", "s3://")):
+            suffix = Path(url.split("?")[0]).suffix or ".mp4"
+            fd, tmp = tempfile.mkstemp(suffix=suffix)
+            with os.fdopen(fd, "wb") as out:
+                if url.startswith("s3://"):
+                    import boto3  # noqa: PLC0415
+
+                    bucket, _, key = url[5:].partition("/")
+                    boto3.client("s3").download_fileobj(bucket, key, out)
+                else:
+                    with urllib.request.urlopen(url, timeout=60) as src:  # noqa: S310 - admin-provided URL
+                        shutil.copyfileobj(src, out)
+            yield tmp
+            return
+        yield url
+    finally:
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def chunk_process(chunk_id: int, *, device: str | None = None) -> str:
+    """Run the model on one chunk and store its scores; idempotent (a done chunk is skipped, a
+    redone chunk overwrites its own result). Returns "done", "skipped" or "missing"."""
+    from . import gpu  # noqa: PLC0415
+
+    chunk = RunChunk.objects.select_related("run__checkpoint", "run__dataset").filter(pk=chunk_id).first()
+    if chunk is None:
+        return "missing"
+    if chunk.status == RunChunk.DONE:
+        return "skipped"
+    RunChunk.objects.filter(pk=chunk_id).update(attempts=F("attempts") + 1)
+    run = chunk.run
+    ckpt = run.checkpoint
+    clips = {c.video_id: c for c in Clip.objects.filter(dataset=run.dataset, video_id__in=chunk.video_ids)}
+    vids = [v for v in chunk.video_ids if v in clips]
+    errors = [{"video_id": v, "error": "clip no longer in the dataset"} for v in chunk.video_ids if v not in clips]
+    paths, stack = [], []
+    try:
+        for v in vids:
+            cm = clip_local_path(clips[v])
+            try:
+                paths.append(cm.__enter__())
+                stack.append(cm)
+            except Exception as exc:  # noqa: BLE001 - a clip whose media cannot be fetched
+                paths.append("")
+                errors.append({"video_id": v, "error": f"media not reachable: {exc}"})
+        result = gpu.run_chunk(ckpt.architecture, ckpt.path, ckpt.config, paths, vids, run.modalities or list(MODALITIES),
+                               device=device)
+    finally:
+        for cm in stack:
+            cm.__exit__(None, None, None)
+    seen = {e["video_id"] for e in errors}
+    errors += [e for e in result.errors if e["video_id"] not in seen]
+    ok = result.ok
+    arrays = PredictionArrays([v for v, good in zip(vids, ok) if good], class_names(),
+                              {m: a[ok] for m, a in result.scores.items()})
+    with transaction.atomic():
+        locked = RunChunk.objects.select_for_update().get(pk=chunk_id)
+        if locked.status == RunChunk.DONE:  # another worker finished it meanwhile
+            return "skipped"
+        if locked.artifact:
+            locked.artifact.delete(save=False)
+        locked.artifact.save(f"run{run.pk}-chunk{locked.index}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
+        locked.status = RunChunk.DONE
+        locked.n_done = len(chunk.video_ids)
+        locked.seconds = result.seconds
+        locked.errors = errors + [dict(e, warning="missing modality zero-filled") for e in result.flags]
+        locked.save()
+        _run_progress(run.pk)
+    return "done"
+
+
+def _run_progress(run_id: int) -> None:
+    run = ModelRun.objects.select_for_update().get(pk=run_id)
+    done = list(run.chunks.filter(status=RunChunk.DONE).values_list("n_done", "seconds"))
+    run.n_done = sum(n for n, _ in done)
+    secs = sum(s or 0.0 for _, s in done)
+    run.clips_per_s = (run.n_done / secs) if secs > 0 else None
+    run.save(update_fields=["n_done", "clips_per_s"])
+    if len(done) == run.chunks.count():
+        transaction.on_commit(lambda: run_finalize(run_id))
+
+
+def run_finalize(run_id: int) -> ModelRun:
+    """Assemble the chunk results into the run's artifact (once all chunks are done)."""
+    with transaction.atomic():
+        run = ModelRun.objects.select_for_update().get(pk=run_id)
+        chunks = list(run.chunks.order_by("index"))
+        if run.status == ModelRun.DONE or any(c.status != RunChunk.DONE for c in chunks):
+            return run
+        parts = []
+        errors = []
+        for c in chunks:
+            errors += c.errors
+            if c.artifact:
+                with c.artifact.open("rb") as fh:
+                    parts.append(from_npz(fh))
+        vids = [v for p in parts for v in p.video_ids]
+        mods = run.modalities or list(MODALITIES)
+        scores = {m: np.concatenate([p.scores[m] for p in parts if m in p.scores] or
+                                    [np.zeros((0, len(class_names())), np.float32)]) for m in mods}
+        arrays = PredictionArrays(vids, class_names(), scores)
+        if run.artifact:
+            run.artifact.delete(save=False)
+        run.artifact.save(f"{run.dataset.name}-{run.model_name}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
+        run.errors = errors
+        hard = [e for e in errors if "warning" not in e]
+        run.status = ModelRun.DONE if vids else ModelRun.FAILED
+        run.finished_at = timezone.now()
+        run.n_done = sum(len(c.video_ids) for c in chunks)
+        run.save()
+        if hard:
+            log.warning("run %s: %d clip(s) failed", run.pk, len(hard))
+        for c in chunks:  # chunk results are merged; free their storage
+            if c.artifact:
+                c.artifact.delete(save=False)
+                c.save(update_fields=["artifact"])
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# proposal sets
+# ------------------------------------------------------------------------------------------------
+
+def _strategy(strategy: Strategy | dict | str | None) -> Strategy:
+    try:
+        if isinstance(strategy, Strategy):
+            strategy.validate()
+            return strategy
+        if isinstance(strategy, str):
+            return Strategy.from_json(strategy)
+        return Strategy.from_dict(strategy)
+    except (StrategyError, TypeError) as exc:
+        raise ProposalsError(f"bad strategy: {exc}", field="strategy") from None
+
+
+def proposal_set_create(dataset: Dataset, strategy: Strategy | dict | str | None = None, *,
+                        models: list[str] | None = None, activate: bool = True) -> ProposalSet:
+    """Apply the strategy to all finished runs of the dataset and store the proposals (with
+    provenance) as a new proposal set, evaluated against the gold standard."""
+    strat = _strategy(strategy)
+    try:
+        runs = dataset_runs(dataset, names=models)
+    except ValueError as exc:
+        raise ProposalsError(str(exc)) from None
+    if not runs:
+        raise ProposalsError(f"dataset {dataset.name} has no finished model runs: import or compute predictions first")
+    try:
+        preds = dataset_predictions(dataset, runs)
+        result = apply_strategy(strat, preds)
+        report = _evaluate_result(dataset, preds, result)
+    except StrategyError as exc:
+        raise ProposalsError(str(exc)) from None
+    clip_pk = dict(Clip.objects.filter(dataset=dataset).values_list("video_id", "id"))
+    cls_pk = dict(TaxonomyClass.objects.values_list("name", "id"))
+    with transaction.atomic():
+        if activate:
+            ProposalSet.objects.filter(dataset=dataset, active=True).update(active=False)
+        pset = ProposalSet.objects.create(dataset=dataset, strategy=strat.to_dict(), active=activate,
+                                          evaluation=report)
+        pset.runs.set(runs)
+        batch: list[Proposal] = []
+        total = 0
+        for vid, name, prov in result.records():
+            batch.append(Proposal(proposal_set=pset, clip_id=clip_pk[vid], cls_id=cls_pk[name], provenance=prov))
+            if len(batch) >= 5000:
+                Proposal.objects.bulk_create(batch)
+                total += len(batch)
+                batch = []
+        Proposal.objects.bulk_create(batch)
+        total += len(batch)
+        pset.n_proposals = total
+        pset.save(update_fields=["n_proposals"])
+    return pset
+
+
+def _evaluate_result(dataset, preds, result) -> dict[str, Any]:
+    gold_labels = dataset_gold(dataset)
+    gold = Gold.from_labels(preds, gold_labels)
+    report = evaluate(result, gold)
+    return report
+
+
+def proposals_evaluate(dataset: Dataset, strategy: Strategy | dict | str | None = None, *,
+                       models: list[str] | None = None, do_tune: bool = False, target: float = 0.90,
+                       n_random: int = 150, space: SearchSpace | None = None) -> dict[str, Any]:
+    """Evaluate a strategy (default: the active set's, else the default recipe) against the gold
+    standard; optionally tune it. Returns the report (and the tuner's front and pick)."""
+    if not 0 < target <= 1:
+        raise ProposalsError(f"target recall must be in (0, 1], got {target}", field="target")
+    if strategy is None:
+        active = ProposalSet.objects.filter(dataset=dataset, active=True).first()
+        strategy = active.strategy if active else None
+    strat = _strategy(strategy)
+    try:
+        runs = dataset_runs(dataset, names=models)
+    except ValueError as exc:
+        raise ProposalsError(str(exc)) from None
+    if not runs:
+        raise ProposalsError(f"dataset {dataset.name} has no finished model runs: import or compute predictions first")
+    preds = dataset_predictions(dataset, runs)
+    gold = Gold.from_labels(preds, dataset_gold(dataset))
+    if gold.n_labels == 0:
+        raise ProposalsError(f"dataset {dataset.name} has no gold labels (gold clips with modality != '-') "
+                             f"to evaluate against")
+    t0 = time.perf_counter()
+    try:
+        report = evaluate(apply_strategy(strat, preds, keep_sources=False), gold)
+    except StrategyError as exc:
+        raise ProposalsError(str(exc)) from None
+    report["strategy"] = strat.to_dict()
+    report["models"] = [r.model_name for r in runs]
+    if do_tune:
+        out = tune(preds, gold, base=strat, space=space, target=target, n_random=n_random)
+        report["tune"] = {
+            "target": target, "target_met": out["target_met"], "n_trials": out["n_trials"],
+            "front": [t.as_dict() for t in out["front"]],
+            "chosen": out["chosen"].as_dict() if out["chosen"] else None,
+            "front_text": format_front(out["front"], out["chosen"]),
+        }
+    report["seconds"] = time.perf_counter() - t0
+    return report
