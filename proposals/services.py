@@ -118,8 +118,10 @@ def run_start(dataset: Dataset, checkpoint: ModelCheckpoint, *, chunk_size: int 
         run, created = ModelRun.objects.select_for_update().get_or_create(
             dataset=dataset, checkpoint=checkpoint,
             defaults={"chunk_size": chunk_size, "modalities": mods, "kind": ModelRun.SCORES})
-        if restart or created or run.status == ModelRun.FAILED or set(vids) != set(
-                v for c in run.chunks.all() for v in c.video_ids):
+        same_clips = set(vids) == set(v for c in run.chunks.all() for v in c.video_ids)
+        if run.status == ModelRun.DONE and same_clips and not restart:
+            return run  # nothing to do: every clip of the dataset has been scored
+        if restart or created or run.status == ModelRun.FAILED or not same_clips:
             for chunk in run.chunks.all():
                 if chunk.artifact:
                     chunk.artifact.delete(save=False)

@@ -1,9 +1,10 @@
 """Celery tasks of the proposals app (queue ``gpu``): thin, idempotent per (run, chunk), acks_late,
-retried with exponential backoff. The model is cached per worker process in proposals.gpu."""
+retried with exponential backoff. Routed to ``gpu`` by CELERY_TASK_ROUTES and
+enqueued with queue="gpu". The model is cached per worker process in proposals.gpu."""
 from celery import shared_task
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, queue="gpu",
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,
              autoretry_for=(OSError, RuntimeError), retry_backoff=True, retry_backoff_max=600,
              retry_jitter=True, max_retries=5)
 def compute_chunk(self, chunk_id: int) -> str:

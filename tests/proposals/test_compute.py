@@ -1,0 +1,63 @@
+"""compute_predictions: chunks on the 'gpu' queue (in-process here) with a tiny CAV-MAE."""
+import io
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotation.models import Clip
+from proposals import gpu
+from proposals.models import ModelRun, RunChunk
+from proposals.selectors import run_scores
+from proposals.services import chunk_process
+
+
+@pytest.fixture
+def media_clips(dataset, clip_factory, tmp_path):
+    good = [clip_factory(f"p{i}", seed=i) for i in range(3)]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"this is not a video")
+    for i, p in enumerate(good):
+        Clip.objects.create(dataset=dataset, video_id=f"clip{i}", media_url=str(p))
+    Clip.objects.create(dataset=dataset, video_id="clip_broken", media_url=str(broken))
+    return dataset
+
+
+def test_compute_predictions_tiny_cavmae_with_a_bad_clip(media_clips, taxonomy,
+                                                         django_capture_on_commit_callbacks):
+    gpu.clear_model_cache()
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "tiny-cavmae",
+                 "--register", "cavmae", "", "--config", '{"preset": "tiny"}', "--chunk-size", "2", stdout=out)
+    run = ModelRun.objects.get(dataset=media_clips, checkpoint__name="tiny-cavmae")
+    assert run.status == "done", out.getvalue()
+    assert run.n_clips == 4 and run.n_done == 4 and run.clips_per_s and run.clips_per_s > 0
+    assert RunChunk.objects.filter(run=run).count() == 2
+    vids, scores = run_scores(run)
+    # the undecodable clip is reported by name and left out; the others are scored
+    assert vids == ["clip0", "clip1", "clip2"]
+    assert set(scores) == {"a", "v", "av"} and scores["av"].shape == (3, 309)
+    assert np.isfinite(scores["a"]).all()
+    bad = [e for e in run.errors if e["video_id"] == "clip_broken"]
+    assert bad and "warning" not in bad[0]
+    # the model was built once for the whole run (per-process cache)
+    assert len(gpu._MODEL_CACHE) == 1
+    # a redelivered chunk (acks_late after a worker died) changes nothing
+    first = RunChunk.objects.filter(run=run).first()
+    assert chunk_process(first.pk) == "skipped"
+    assert ModelRun.objects.get(pk=run.pk).n_done == 4
+    # re-running the command resumes: nothing to redo, same scores
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "tiny-cavmae",
+                     stdout=io.StringIO())
+    vids2, scores2 = run_scores(ModelRun.objects.get(pk=run.pk))
+    assert vids2 == vids and np.array_equal(scores2["av"], scores["av"])
+
+
+def test_unknown_checkpoint_and_architecture_are_refused(media_clips):
+    with pytest.raises(CommandError, match="unknown checkpoint 'nope'; registered: none"):
+        call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "nope")
+    with pytest.raises(CommandError, match="unknown architecture 'resnet'; allowed: cavmae, leap, crab"):
+        call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "x",
+                     "--register", "resnet", "")
