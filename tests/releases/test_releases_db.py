@@ -1,0 +1,205 @@
+"""Releases against the database: create (merge + closure + override), immutability, diff, import/export."""
+import io
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from annotation.errors import ImportFailed, ValidationError
+from annotation.models import (
+    Assignment, Batch, BatchItem, Clip, ClipAnswer, Dataset, ExpertAnnotation, GoldLabel, Release, ReleaseLabel,
+    TaxonomyClass, Worker,
+)
+from annotation.models.releases import ImmutableReleaseError
+from annotation.services.releases import (
+    export_chunks, release_create, release_diff, release_import, release_to_dataframe,
+)
+
+DATA = Path(str(resources.files("vggsounder") / "data"))
+pytestmark = pytest.mark.django_db
+
+
+def _answer(dataset, worker, clip, labels, meta=(False, False, False), status=Assignment.APPROVED):
+    batch = Batch.objects.create(dataset=dataset)
+    BatchItem.objects.create(batch=batch, clip=clip, position=0, is_gold=clip.is_gold,
+                             proposals=[n for n, _a, _v in labels])
+    a = Assignment.objects.create(batch=batch, worker=worker, backend=worker.backend, status=status)
+    return ClipAnswer.objects.create(
+        assignment=a, clip=clip, background_music=meta[0], voice_over=meta[1], static_image=meta[2], played=True,
+        labels=[{"name": n, "audible": au, "visible": vi} for n, au, vi in labels])
+
+
+@pytest.fixture
+def crowd(taxonomy):
+    ds = Dataset.objects.create(name="rel")
+    clips = {v: Clip.objects.create(dataset=ds, video_id=v) for v in ("b_clip", "a_clip", "c_clip", "g_clip")}
+    Clip.objects.filter(pk=clips["g_clip"].pk).update(is_gold=True)
+    clips["g_clip"].refresh_from_db()
+    w = [Worker.objects.create(backend="simulated", external_id=f"w{i}", mean_catch_f1=f)
+         for i, f in enumerate([0.9, 0.8, 0.7, 0.1])]
+    # a_clip: cow lowing A by the three best, the bad worker says piano; background music 2/3
+    for wk, bm in zip(w[:3], (True, True, False)):
+        _answer(ds, wk, clips["a_clip"], [("cow lowing", True, False), ("playing piano", False, False)], (bm, False, False))
+    _answer(ds, w[3], clips["a_clip"], [("playing piano", True, True)], (False, True, True))
+    # b_clip: dog barking V by two, AV by one -> visible 3/3, audible 1/3 -> V
+    _answer(ds, w[0], clips["b_clip"], [("dog barking", False, True)])
+    _answer(ds, w[1], clips["b_clip"], [("dog barking", True, True)])
+    _answer(ds, w[2], clips["b_clip"], [("dog barking", False, True)])
+    # c_clip: only two approved + one rejected -> needs annotation
+    _answer(ds, w[0], clips["c_clip"], [("raining", True, False)])
+    _answer(ds, w[1], clips["c_clip"], [("raining", True, False)])
+    _answer(ds, w[2], clips["c_clip"], [("raining", True, False)], status=Assignment.REJECTED)
+    # g_clip: gold says playing violin AV; the crowd says cello
+    for wk in w[:3]:
+        _answer(ds, wk, clips["g_clip"], [("playing cello", True, True)])
+    GoldLabel.objects.create(clip=clips["g_clip"], cls=TaxonomyClass.objects.get(name="playing violin, fiddle"),
+                             modality="AV", source="experts")
+    return ds, clips, w
+
+
+def test_release_merges_top_k_closes_over_relations_and_overrides_gold(crowd):
+    ds, clips, _w = crowd
+    release = release_create(ds, "v1")
+    df = release_to_dataframe(release)
+    rows = [tuple(r) for r in df.itertuples(index=False)]
+    assert rows == [
+        ("a_clip", "cattle mooing", "A", True, False, False),
+        ("a_clip", "cow lowing", "A", True, False, False),
+        ("b_clip", "dog barking", "V", False, False, False),
+        ("b_clip", "dog bow-wow", "V", False, False, False),
+        ("g_clip", "playing violin, fiddle", "AV", False, False, False),
+    ]
+    origins = dict(ReleaseLabel.objects.filter(release=release).values_list("name", "origin"))
+    assert origins["cow lowing"] == "human" and origins["cattle mooing"] == "auto"
+    assert origins["playing violin, fiddle"] == "override"
+    assert ReleaseLabel.objects.get(release=release, name="cattle mooing").origin_source == "cow lowing"
+    s = release.stats
+    assert s["clips"] == 3 and s["labels"] == 5 and s["needs_annotation"] == 1
+    assert s["needs_annotation_ids"] == ["c_clip"]
+    assert s["modality_counts"] == {"A": 2, "V": 2, "AV": 1}
+    assert s["meta_counts"]["background_music"] == 1
+    assert release.source_counts["crowd_annotations"] == 12  # the rejected answer is not loaded
+    assert release.source_counts["annotations_used"] == 9
+
+
+def test_release_is_immutable_and_names_are_unique(crowd):
+    ds, _clips, _w = crowd
+    release = release_create(ds, "v1")
+    release.method = "weighted"
+    with pytest.raises(ImmutableReleaseError):
+        release.save()
+    label = ReleaseLabel.objects.filter(release=release).first()
+    label.modality = "AV"
+    with pytest.raises(ImmutableReleaseError):
+        label.save()
+    with pytest.raises(ValidationError, match="already has a release named 'v1'"):
+        release_create(ds, "v1")
+
+
+def test_release_over_dataset_without_approved_annotations_says_so(taxonomy):
+    ds = Dataset.objects.create(name="empty")
+    Clip.objects.create(dataset=ds, video_id="x")
+    with pytest.raises(ValidationError, match="no approved annotations"):
+        release_create(ds, "v1")
+    with pytest.raises(CommandError, match="no approved annotations"):
+        call_command("release_create", "--dataset", "empty", "--name", "v1", stdout=io.StringIO())
+
+
+def test_experts_take_part_as_annotators(crowd):
+    ds, clips, w = crowd
+    user_model = get_user_model()
+    # b_clip with k=3: two experts say dog barking AV; they rank by their gold F1 (none here -> last)
+    for i in range(2):
+        ExpertAnnotation.objects.create(clip=clips["c_clip"], user=user_model.objects.create(username=f"e{i}"),
+                                        labels=[{"name": "raining", "audible": True, "visible": True}])
+    release = release_create(ds, "v2")
+    # c_clip now has 2 crowd + 2 expert annotations -> merged: raining A (3 of 3 kept say audible; visible 1/3)
+    labels = dict(ReleaseLabel.objects.filter(release=release, release_clip__video_id="c_clip")
+                  .values_list("name", "modality"))
+    assert labels == {"raining": "A"}
+    assert release.source_counts["expert_annotations"] == 2 and release.stats["needs_annotation"] == 0
+
+
+def test_diff_lists_added_removed_modality_and_meta_changes(crowd):
+    ds, clips, w = crowd
+    v1 = release_create(ds, "v1")
+    # a fourth, better worker turns b_clip's dog into AV, and a_clip's music flips
+    better = Worker.objects.create(backend="simulated", external_id="best", mean_catch_f1=0.95)
+    _answer(ds, better, clips["b_clip"], [("dog barking", True, True)])
+    _answer(ds, better, clips["c_clip"], [("raining", True, False)])
+    v2 = release_create(ds, "v2")
+    d = release_diff(v1, v2)
+    assert d["clips"]["b_clip"]["modality_changed"] == [("dog barking", "V", "AV"), ("dog bow-wow", "V", "AV")]
+    assert d["clips"]["c_clip"]["only_in"] == "b"
+    assert d["totals"]["clips_only_in_b"] == 1 and d["totals"]["modality_changed"] == 2
+    out = io.StringIO()
+    call_command("release_diff", "v1", "v2", "--dataset", "rel", stdout=out)
+    assert "~dog barking V->AV" in out.getvalue()
+
+
+def test_import_refuses_bad_rows_with_line_numbers_and_stores_nothing(taxonomy, tmp_path):
+    ds = Dataset.objects.create(name="imp")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "video_id,label,modality,background_music,static_image,voice_over\n"
+        "x,dog barking,A,False,False,False\n"
+        "x,no such class,A,False,False,False\n"
+        "x,cat meowing,AX,False,False,False\n"
+        "x,cat meowing,A,True,False,False\n"
+        "x,dog barking,V,False,False,False\n"
+        "y,dog barking,A,maybe,False,False\n")
+    with pytest.raises(ImportFailed) as exc:
+        release_import(ds, "bad", bad)
+    details = "\n".join(exc.value.details)
+    assert "bad.csv:3: field 'label' names unknown class 'no such class'" in details
+    assert "bad.csv:4: field 'modality' is 'AX'; allowed: A, V, AV" in details
+    assert "bad.csv:5: meta flags of clip 'x' disagree" in details and "background_music False (line 2)" in details
+    assert "bad.csv:6: duplicate row for clip 'x' and class 'dog barking' (first on line 2)" in details
+    assert "bad.csv:7: field 'background_music' is 'maybe'; allowed: True, False" in details
+    assert not Release.objects.exists()
+    with pytest.raises(CommandError, match="bad.csv:3"):
+        call_command("import_labels", str(bad), "--name", "bad", "--dataset", "imp", stdout=io.StringIO())
+
+
+def test_import_export_round_trip_of_the_published_vggsounder_files(taxonomy, tmp_path):
+    published_bm = (DATA / "vggsounder+background-music.csv").read_bytes()
+    published = (DATA / "vggsounder.csv").read_bytes()
+    call_command("import_labels", str(DATA / "vggsounder+background-music.csv"), "--name", "published",
+                 "--dataset", "vggsound", stdout=io.StringIO())
+    release = Release.objects.get(name="published")
+    assert release.imported and release.stats["clips"] == 15069
+    out_bm, out_default = tmp_path / "bm.csv", tmp_path / "default.csv"
+    call_command("export_labels", "--release", "published", "--format", "vggsounder-csv",
+                 "--include-background-music", "--out", str(out_bm), stderr=io.StringIO())
+    call_command("export_labels", "--release", "published", "--out", str(out_default), stderr=io.StringIO())
+    assert out_bm.read_bytes() == published_bm
+    assert out_default.read_bytes() == published
+    df = release_to_dataframe(release)
+    assert list(df.columns) == ["video_id", "label", "modality", "background_music", "static_image", "voice_over"]
+    assert len(df) == published_bm.count(b"\n") - 1
+    assert df.iloc[0].tolist()[:3] == published_bm.split(b"\n")[1].decode().split(",")[:3]
+
+
+def test_jsonl_and_parquet_exports(crowd, tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    ds, _clips, _w = crowd
+    release = release_create(ds, "v1")
+    lines = b"".join(export_chunks(release, "jsonl", include_background_music=True)).decode().splitlines()
+    first = json.loads(lines[0])
+    assert first["video_id"] == "a_clip" and first["background_music"] is True
+    assert {"label": "cattle mooing", "modality": "A", "origin": "auto", "origin_source": ["cow lowing"]} in first["labels"]
+    # default leaves the background-music clip out
+    assert [json.loads(x)["video_id"] for x in b"".join(export_chunks(release, "jsonl")).decode().splitlines()] == \
+        ["b_clip", "g_clip"]
+    path = tmp_path / "x.parquet"
+    call_command("export_labels", "--release", "rel/v1", "--format", "parquet", "--include-background-music",
+                 "--out", str(path), stderr=io.StringIO())
+    table = pq.read_table(path).to_pandas()
+    assert table["label"].tolist() == release_to_dataframe(release)["label"].tolist()
+    assert table["background_music"].dtype == bool
