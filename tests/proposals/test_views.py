@@ -1,0 +1,80 @@
+"""Staff pages and API of the proposals app."""
+import pickle
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from annotation.models import Clip, GoldLabel, TaxonomyClass
+from proposals.models import ModelRun, ProposalSet
+
+
+@pytest.fixture
+def staff_client(client, db):
+    user = get_user_model().objects.create_user("boss", password="pw-123456", is_staff=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def filled(dataset, taxonomy, tmp_path):
+    rng = np.random.default_rng(0)
+    vids = [f"v{i}" for i in range(6)]
+    for i, v in enumerate(vids):
+        Clip.objects.create(dataset=dataset, video_id=v, is_gold=i < 3)
+    for m in ("m1", "m2"):
+        data = {}
+        for i, v in enumerate(vids):
+            logits = {mod: rng.standard_normal(309) for mod in ("a", "v", "av")}
+            logits["av"][i] = 20
+            data[v] = {"predictions": {}, "logits": {k: x.tolist() for k, x in logits.items()}}
+        (tmp_path / f"{m}.pkl").write_bytes(pickle.dumps(data))
+        call_command("import_predictions", str(tmp_path / f"{m}.pkl"), "--dataset", dataset.name)
+    for i in range(3):
+        GoldLabel.objects.create(clip=Clip.objects.get(video_id=f"v{i}"), cls=TaxonomyClass.objects.get(index=i),
+                                 modality="AV")
+    call_command("make_proposals", "--dataset", dataset.name, "--strategy", '{"consensus": {"global_n": 50}}')
+    return dataset
+
+
+def test_overview_shows_runs_with_progress_and_sets(staff_client, filled):
+    run = ModelRun.objects.get(external_name="m1")
+    ModelRun.objects.filter(pk=run.pk).update(status="running", n_done=3, n_clips=6, clips_per_s=12.5)
+    html = staff_client.get("/proposals/").content.decode()
+    assert "m1" in html and "m2" in html
+    assert "3/6 (50.0%)" in html and "12.5" in html
+    assert 'http-equiv="refresh"' in html  # the page refreshes while a run is in progress
+    pset = ProposalSet.objects.get(dataset=filled, active=True)
+    assert f"/proposals/sets/{pset.pk}/" in html
+    data = staff_client.get("/proposals/runs/progress.json").json()
+    assert {r["model"]: r["percent"] for r in data["runs"]}["m1"] == 50.0
+
+
+def test_set_page_shows_recall_and_tuner_front(staff_client, filled):
+    pset = ProposalSet.objects.get(dataset=filled, active=True)
+    html = staff_client.get(f"/proposals/sets/{pset.pk}/").content.decode()
+    assert f'<td id="recall">{pset.evaluation["recall"]:.4f}</td>' in html
+    assert "Recall per rule" in html and "consensus" in html
+    resp = staff_client.post(f"/proposals/sets/{pset.pk}/", {"target": "0.9"})
+    assert resp.status_code == 302
+    html = staff_client.get(f"/proposals/sets/{pset.pk}/").content.decode()
+    pset.refresh_from_db()
+    front = pset.evaluation["tune"]["front"]
+    assert front and "<svg" in html and html.count("<circle") == len(front)
+    assert "Smallest lists that" in html
+
+
+def test_pages_and_api_need_staff_or_login(client, filled):
+    assert client.get("/proposals/").status_code == 302
+    assert client.get("/api/proposals/runs/").status_code in (401, 403)
+
+
+def test_api_lists_runs_sets_and_proposals(staff_client, filled):
+    runs = staff_client.get("/api/proposals/runs/", {"dataset": filled.name}).json()
+    assert sorted(r["model"] for r in runs) == ["m1", "m2"]
+    sets = staff_client.get("/api/proposals/sets/").json()
+    pset = sets[0]
+    props = staff_client.get(f"/api/proposals/sets/{pset['id']}/proposals/").json()["proposals"]
+    assert set(props) == {f"v{i}" for i in range(6)}
+    assert all("wind noise" in names for names in props.values())
