@@ -155,7 +155,7 @@ MTURK_FRAME_ORIGINS = [
 FRAME_ANCESTORS_EXTRA = env_list("FRAME_ANCESTORS", [])
 X_FRAME_OPTIONS = "DENY"
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
 # --- production hardening (on unless DEBUG) ------------------------------------------------------

@@ -1,5 +1,6 @@
 import importlib
 
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import media, views
@@ -9,6 +10,8 @@ app_name = "frontend"
 urlpatterns = [
     path("", views.home, name="home"),
     path("media/clip/<str:token>/", media.clip_media, name="clip-media"),
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
 ]
 
 # Pages of areas that land independently (the HIT page, the expert page) add their patterns here.

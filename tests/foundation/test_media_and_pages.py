@@ -83,3 +83,14 @@ def test_pages_refuse_to_be_framed_by_default(client, taxonomy):
     assert response.status_code == 200
     assert response["Content-Security-Policy"] == "frame-ancestors 'none'"
     assert response["X-Frame-Options"] == "DENY"
+
+
+def test_in_house_annotators_log_in_without_being_staff(client, taxonomy):
+    get_user_model().objects.create_user("annotator1", password="s3cret-pass")
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200 and b"Username" in page.content
+    bad = client.post("/accounts/login/", {"username": "annotator1", "password": "wrong"})
+    assert b"didn&#x27;t match" in bad.content or b"didn't match" in bad.content
+    ok = client.post("/accounts/login/", {"username": "annotator1", "password": "s3cret-pass", "next": "/"})
+    assert ok.status_code == 302 and ok["Location"] == "/"
+    assert b"annotator1" in client.get("/").content
