@@ -12,6 +12,7 @@ refused with the name of the global it asked for.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -58,6 +59,10 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def restricted_load(fileobj: BinaryIO):
+    # millions of small containers: the cyclic GC would walk them again and again while
+    # loading (plain data cannot form reference cycles worth collecting here)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         return RestrictedUnpickler(fileobj).load()
     except BenchmarkInputError:
@@ -65,6 +70,9 @@ def restricted_load(fileobj: BinaryIO):
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, MemoryError) as exc:
         raise BenchmarkInputError(f"pickle refused: not a readable pickle ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def _model_name(path_or_fileobj, name):

@@ -77,6 +77,10 @@ class ColumnRanking:
 
     Sorting is the costly part of AUC; the subsets ``a`` and ``a only`` (``v``/``v only``) share
     the same input's scores, so each input is sorted once and each subset only supplies a row mask.
+    Positives are sparse (a few labels per clip out of hundreds of classes), so the AUC sums run
+    over the positives only: for each positive we need the number of negatives ranked strictly
+    below its tie group and inside it (ROC AUC, ties count one half) and the number of positives
+    and negatives ranked at or above its tie group (precision at that threshold, for AP).
     """
 
     def __init__(self, scores: np.ndarray):
@@ -84,49 +88,75 @@ class ColumnRanking:
         n, C = scores.shape
         self.n, self.C = n, C
         cols = np.ascontiguousarray(scores.T)  # (C, n)
-        self.order = np.argsort(cols, axis=1)  # ascending; order inside a tie is irrelevant
-        sorted_vals = np.take_along_axis(cols, self.order, axis=1)
-        start = np.ones((C, n), dtype=bool)
+        order = np.argsort(cols, axis=1)  # ascending; order inside a tie is irrelevant
+        self.order = order
+        sorted_vals = np.take_along_axis(cols, order, axis=1)
+        pos = np.arange(n, dtype=np.int32)
+        same_as_prev = np.zeros((C, n), dtype=bool)
         if n > 1:
-            start[:, 1:] = sorted_vals[:, 1:] != sorted_vals[:, :-1]
-        # global tie-group id over the flattened (class-major) sorted array
-        self.group = (np.cumsum(start.ravel()) - 1).astype(np.int64)
-        self.n_groups = int(self.group[-1]) + 1 if self.group.size else 0
-        first_group = self.group.reshape(C, n)[:, 0] if n else np.zeros(C, dtype=np.int64)
-        self.group_class = np.repeat(np.arange(C), np.diff(np.append(first_group, self.n_groups)))
+            same_as_prev[:, 1:] = sorted_vals[:, 1:] == sorted_vals[:, :-1]
+        self.has_ties = bool(same_as_prev.any())
+        if self.has_ties:
+            # first / last sorted position of each element's tie group
+            self.gstart = np.maximum.accumulate(np.where(same_as_prev, 0, pos), axis=1).astype(np.int32)
+            same_as_next = np.zeros((C, n), dtype=bool)
+            same_as_next[:, :-1] = same_as_prev[:, 1:]
+            rev = np.where(same_as_next, n, pos)[:, ::-1]
+            self.gend = np.minimum.accumulate(rev, axis=1)[:, ::-1].astype(np.int32)
+        # rank[c, r] = sorted position of clip r for class c
+        self.rank = np.empty((C, n), dtype=np.int32)
+        np.put_along_axis(self.rank, order, np.broadcast_to(pos, (C, n)), axis=1)
 
     def auc(self, truth: np.ndarray, rows: np.ndarray | None = None):
-        """Macro AUC-ROC and AUC-PR over classes with ≥1 positive and ≥1 negative among ``rows``.
+        """Macro AUC-ROC and AUC-PR over classes with >=1 positive and >=1 negative among ``rows``.
 
         truth: bool [n, C] aligned with the scores; rows: bool [n] (default: all rows).
         Returns (auc_roc, auc_pr); 0.0 when no class qualifies (as the reference does).
         """
+        n, C = self.n, self.C
         truth = np.asarray(truth, dtype=bool)
-        if rows is None:
-            rows = np.ones(self.n, dtype=bool)
-        pos = truth & rows[:, None]
-        neg = ~truth & rows[:, None]
-        pos_s = np.take_along_axis(pos.T, self.order, axis=1).ravel()
-        neg_s = np.take_along_axis(neg.T, self.order, axis=1).ravel()
-        G = self.n_groups
-        pos_g = np.bincount(self.group, weights=pos_s, minlength=G)
-        neg_g = np.bincount(self.group, weights=neg_s, minlength=G)
-        P = np.bincount(self.group_class, weights=pos_g, minlength=self.C)
-        N = np.bincount(self.group_class, weights=neg_g, minlength=self.C)
-        # cumulative counts strictly below each group (ascending score), restarted per class
-        cpos = np.cumsum(pos_g) - pos_g
-        cneg = np.cumsum(neg_g) - neg_g
-        class_start = np.searchsorted(self.group_class, np.arange(self.C))
-        pos_below = cpos - cpos[class_start][self.group_class]
-        neg_below = cneg - cneg[class_start][self.group_class]
+        all_rows = rows is None or bool(np.all(rows))
+        if all_rows:
+            pos_mask = truth
+            n_rows = n
+        else:
+            rows = np.asarray(rows, dtype=bool)
+            pos_mask = truth & rows[:, None]
+            n_rows = int(rows.sum())
+        rr, cc = np.nonzero(pos_mask)
+        P = np.bincount(cc, minlength=C).astype(np.float64)
+        N = n_rows - P
+        if rr.size == 0:
+            return 0.0, 0.0
+        p = self.rank[cc, rr].astype(np.int64)
+        if self.has_ties:
+            gs = self.gstart[cc, p].astype(np.int64)
+            ge = self.gend[cc, p].astype(np.int64)
+        else:
+            gs = ge = p
+        # clips of the subset ranked below the group / up to the group's end
+        if all_rows:
+            rows_below = gs
+            rows_upto = ge + 1
+        else:
+            rows_sorted = rows[self.order]  # (C, n)
+            cum = np.cumsum(rows_sorted, axis=1, dtype=np.int32)
+            rows_upto = cum[cc, ge].astype(np.int64)
+            rows_below = (cum[cc, gs] - rows_sorted[cc, gs]).astype(np.int64)
+        # positives of the same class ranked below the group / up to its end
+        key = cc.astype(np.int64) * n + p
+        skey = np.sort(key)
+        base = np.searchsorted(skey, cc.astype(np.int64) * n, side="left")
+        pos_below = np.searchsorted(skey, cc.astype(np.int64) * n + gs, side="left") - base
+        pos_upto = np.searchsorted(skey, cc.astype(np.int64) * n + ge, side="right") - base
+        neg_below = rows_below - pos_below
+        neg_in_group = (rows_upto - rows_below) - (pos_upto - pos_below)
         # ROC AUC = P(score_pos > score_neg) + 0.5 P(tie)
-        roc_num = np.bincount(self.group_class, weights=pos_g * (neg_below + 0.5 * neg_g),
-                              minlength=self.C)
-        # AP = sum over thresholds (descending) of Δrecall × precision
-        tp_at = P[self.group_class] - pos_below
-        fp_at = N[self.group_class] - neg_below
-        prec = _div(tp_at, tp_at + fp_at)
-        ap_num = np.bincount(self.group_class, weights=pos_g * prec, minlength=self.C)
+        roc_num = np.bincount(cc, weights=neg_below + 0.5 * neg_in_group, minlength=C)
+        # AP = sum over positives of the precision at their threshold, / P
+        tp_at = P[cc] - pos_below
+        fp_at = N[cc] - neg_below
+        ap_num = np.bincount(cc, weights=tp_at / (tp_at + fp_at), minlength=C)
         valid = (P > 0) & (N > 0)
         if not valid.any():
             return 0.0, 0.0

@@ -1,6 +1,7 @@
 """One model's predictions per input modality, as label sets (bool) or scores (float)."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,24 +113,38 @@ class ModelPredictions:
                     f"{where}: {len(missing)} clip(s) have label sets but no scores, e.g. {missing[0]!r}"
                 )
             inputs = sorted({i for per in scores.values() for i in per}, key=_input_key)
+            C = len(classes)
             for inp in inputs:
                 rows = []
                 for vid in vids:
                     row = scores[vid].get(inp)
                     if row is None:
                         raise BenchmarkInputError(f"{where}: clip {vid!r} has no scores for input {inp!r}")
-                    arr = np.asarray(row)
-                    if arr.ndim != 1 or arr.shape[0] != len(classes):
+                    if len(row) != C or (isinstance(row, np.ndarray) and row.ndim != 1):
+                        shape = getattr(row, "shape", (len(row),))
                         raise BenchmarkInputError(
-                            f"{where}: clip {vid!r} input {inp!r}: {arr.shape[0] if arr.ndim == 1 else arr.shape} "
-                            f"score columns, expected {len(classes)} (one per class)"
+                            f"{where}: clip {vid!r} input {inp!r}: {shape[0] if len(shape) == 1 else shape} "
+                            f"score columns, expected {C} (one per class)"
                         )
-                    rows.append(arr)
-                try:
-                    score_mats[inp] = np.array(rows)
-                except (TypeError, ValueError) as exc:
-                    raise BenchmarkInputError(f"{where}: scores for input {inp!r} are not numbers") from exc
+                    rows.append(row)
+                score_mats[inp] = _stack_rows(rows, C, where, inp)
         return cls(name, np.asarray(vids, dtype=object), list(classes), labels, score_mats)
+
+
+def _stack_rows(rows: list, C: int, where: str, inp: str) -> np.ndarray:
+    """Stack per-clip score rows into [m, C] with the dtype ``np.array(rows)`` would give
+    (float64 for lists of Python floats, the arrays' dtype for numpy rows), quickly."""
+    try:
+        if rows and all(type(r) is list for r in rows):
+            flat = itertools.chain.from_iterable(rows)
+            try:
+                return np.fromiter(flat, dtype=np.float64, count=len(rows) * C).reshape(len(rows), C) \
+                    if all(type(x) is float for x in rows[0]) else np.array(rows)
+            except (TypeError, ValueError):
+                return np.array(rows)
+        return np.array(rows)
+    except (TypeError, ValueError) as exc:
+        raise BenchmarkInputError(f"{where}: scores for input {inp!r} are not numbers") from exc
 
 
 def _input_key(inp: str) -> int:

