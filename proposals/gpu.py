@@ -1,9 +1,9 @@
 """The boundary between the Celery task and the model zoo (no Django here).
 
-``run_chunk`` decodes a list of media files in a CPU thread pool (overlapping the model), runs the
-model in batches (bf16 autocast on CUDA, fp32 on CPU) and returns per input modality a float32
-[n, 309] score array plus per-clip errors. A clip that cannot be decoded gets an error entry and a
-row of NaN (it is dropped from the run's artifact), so one bad clip never fails the chunk.
+``run_chunk`` hands the chunk's media files to ``models_zoo.runner.run_inference`` (a CPU decode
+pool overlapping the model; bf16 autocast on CUDA, fp32 on CPU) and returns per input modality a
+float32 [n, 309] score array plus per-clip errors. A clip that cannot be decoded gets an error entry
+and a row of NaN (it is dropped from the run's artifact), so one bad clip never fails the chunk.
 The model is built once per worker process (module-level cache).
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,9 +57,10 @@ def clear_model_cache() -> None:
 def run_chunk(architecture: str, path: str, config: dict | None, media_paths: list[str],
               video_ids: list[str], modalities: list[str], *, batch_size: int = 32,
               device: str | None = None, decode_workers: int | None = None) -> ChunkResult:
-    import torch  # noqa: PLC0415
-
-    from models_zoo.preprocess import collate, decode_clip  # noqa: PLC0415
+    """Score the clips with ``models_zoo.runner.run_inference`` (decode pool overlapping the model,
+    bf16 autocast on CUDA). The decode pool kind comes from AVCROWD_DECODE_POOL (auto|process|thread;
+    default auto: processes, or threads inside a daemonic Celery prefork child)."""
+    from models_zoo.runner import run_inference  # noqa: PLC0415
 
     t0 = time.perf_counter()
     device = device or default_device()
@@ -69,46 +69,20 @@ def run_chunk(architecture: str, path: str, config: dict | None, media_paths: li
     num_classes = getattr(model, "num_classes", 309)
     scores = {m: np.full((n, num_classes), np.nan, dtype=np.float32) for m in modalities}
     ok = np.zeros(n, dtype=bool)
-    errors: list[dict[str, str]] = []
+    row = {v: i for i, v in enumerate(video_ids)}
+    clips = [(v, p) for v, p in zip(video_ids, media_paths) if p]
+    errors = [{"video_id": v, "error": "no media"} for v, p in zip(video_ids, media_paths) if not p]
     flags: list[dict[str, Any]] = []
-
-    def decode(i: int):
-        try:
-            return i, decode_clip(media_paths[i]), None
-        except Exception as exc:  # noqa: BLE001 - any decode failure is reported per clip
-            return i, None, f"{type(exc).__name__}: {exc}"
-
-    workers = decode_workers or max(1, min(8, (os.cpu_count() or 2)))
-    use_cuda = str(device).startswith("cuda")
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: list = []
-        for result in pool.map(decode, range(n)):
-            i, inputs, err = result
-            if err is not None:
-                errors.append({"video_id": video_ids[i], "error": err})
-                continue
-            if not (inputs.has_audio and inputs.has_video):
-                flags.append({"video_id": video_ids[i], "has_audio": inputs.has_audio,
-                              "has_video": inputs.has_video})
-            pending.append((i, inputs))
-            if len(pending) >= batch_size:
-                _forward(model, pending, scores, ok, modalities, device, use_cuda, collate, torch)
-                pending = []
-        if pending:
-            _forward(model, pending, scores, ok, modalities, device, use_cuda, collate, torch)
+    if clips:
+        res = run_inference(model, clips, chunk_size=batch_size, modalities=tuple(modalities), device=device,
+                            pool=os.environ.get("AVCROWD_DECODE_POOL", "auto"), workers=decode_workers)
+        idx = np.array([row[v] for v in res.video_ids], dtype=np.int64)
+        for m in modalities:
+            if idx.size:
+                scores[m][idx] = res.scores[m]
+        ok[idx] = True
+        errors += [{"video_id": v, "error": e} for v, e in res.errors.items()]
+        for v, a, vis in zip(res.video_ids, res.has_audio, res.has_video):
+            if not (a and vis):
+                flags.append({"video_id": v, "has_audio": bool(a), "has_video": bool(vis)})
     return ChunkResult(scores=scores, ok=ok, errors=errors, flags=flags, seconds=time.perf_counter() - t0)
-
-
-def _forward(model, pending, scores, ok, modalities, device, use_cuda, collate, torch) -> None:
-    idx = [i for i, _ in pending]
-    batch = collate([x for _, x in pending])
-    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    with torch.inference_mode():
-        if use_cuda:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = model.predict(batch, tuple(modalities))
-        else:
-            out = model.predict(batch, tuple(modalities))
-    for m in modalities:
-        scores[m][idx] = out[m].float().cpu().numpy()
-    ok[idx] = True

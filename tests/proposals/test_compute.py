@@ -23,8 +23,9 @@ def media_clips(dataset, clip_factory, tmp_path):
     return dataset
 
 
-def test_compute_predictions_tiny_cavmae_with_a_bad_clip(media_clips, taxonomy,
+def test_compute_predictions_tiny_cavmae_with_a_bad_clip(media_clips, taxonomy, monkeypatch,
                                                          django_capture_on_commit_callbacks):
+    monkeypatch.setenv("AVCROWD_DECODE_POOL", "thread")  # no process spawn on the 2-core test box
     gpu.clear_model_cache()
     out = io.StringIO()
     with django_capture_on_commit_callbacks(execute=True):
