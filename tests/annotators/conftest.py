@@ -1,0 +1,70 @@
+"""Fixtures of the annotator tests: a dataset with regular and gold clips (remote media, no files needed)."""
+import random
+
+import pytest
+
+
+@pytest.fixture
+def make_dataset(taxonomy):
+    from annotation.models import Clip, Dataset, GoldLabel, TaxonomyClass
+
+    def make(name="crowd", n_regular=18, n_gold=4, **policy):
+        ds = Dataset.objects.create(name=name, **policy)
+        classes = {c.name: c for c in TaxonomyClass.objects.all()}
+        for i in range(n_regular):
+            clip = Clip.objects.create(dataset=ds, video_id=f"r{i:03d}", media_url=f"https://example.org/r{i}.mp4")
+            clip.original_labels.set([classes[taxonomy[i % len(taxonomy)]]])
+        for i in range(n_gold):
+            clip = Clip.objects.create(dataset=ds, video_id=f"g{i:03d}", is_gold=True,
+                                       media_url=f"https://example.org/g{i}.mp4")
+            # gold clip i: class taxonomy[100+i] audible and visible, taxonomy[200+i] audible only
+            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[100 + i]], modality="AV", original=True)
+            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[200 + i]], modality="A")
+        return ds
+
+    return make
+
+
+@pytest.fixture
+def dataset(make_dataset):
+    return make_dataset()
+
+
+@pytest.fixture
+def batch(dataset):
+    from annotation.services.batches import batches_create
+
+    batches = batches_create(dataset, rng=random.Random(7))
+    assert len(batches) == 1
+    return batches[0]
+
+
+def complete_payload(labels=()):
+    return {"background_music": False, "voice_over": False, "static_image": False, "played": True,
+            "watch_seconds": 1.5, "labels": list(labels)}
+
+
+def gold_perfect_labels(taxonomy, video_id):
+    i = int(video_id[1:])
+    return [{"name": taxonomy[100 + i], "audible": True, "visible": True},
+            {"name": taxonomy[200 + i], "audible": True, "visible": False}]
+
+
+def fill_assignment(assignment, taxonomy, *, good=True):
+    """Answer every clip of the assignment completely; gold clips right (good) or with nothing ticked."""
+    from annotation.services.assignments import answer_save
+
+    for item in assignment.batch.items.select_related("clip"):
+        vid = item.clip.video_id
+        labels = gold_perfect_labels(taxonomy, vid) if (item.is_gold and good) else []
+        answer_save(assignment, vid, complete_payload(labels))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_batch_cache():
+    """Test transactions roll back and reuse primary keys; production never reuses them."""
+    from annotation.selectors.crowd import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
