@@ -62,3 +62,29 @@ def test_unknown_checkpoint_and_architecture_are_refused(media_clips):
     with pytest.raises(CommandError, match="unknown architecture 'resnet'; allowed: cavmae, leap, crab"):
         call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "x",
                      "--register", "resnet", "")
+
+
+@pytest.fixture
+def thread_decode(monkeypatch):
+    monkeypatch.setenv("AVCROWD_DECODE_POOL", "thread")
+
+
+@pytest.mark.worker
+def test_real_worker_computes_a_chunk_through_the_broker(thread_decode, celery_worker_process, clip_factory,
+                                                         taxonomy):
+    """A real Celery worker process (started by the fixture) runs a chunk task; a redelivery is a no-op."""
+    from annotation.models import Dataset
+    from proposals.models import ModelCheckpoint
+    from proposals.tasks import compute_chunk
+
+    ds = Dataset.objects.create(name="worker-props")
+    for i in range(2):
+        Clip.objects.create(dataset=ds, video_id=f"w{i}", media_url=str(clip_factory(f"w{i}", seed=i)))
+    ckpt = ModelCheckpoint.objects.create(name="tiny-w", architecture="cavmae", config={"preset": "tiny"})
+    run = ModelRun.objects.create(dataset=ds, checkpoint=ckpt, status="running", n_clips=2,
+                                  modalities=["a", "v", "av"])
+    chunk = RunChunk.objects.create(run=run, index=0, video_ids=["w0", "w1"])
+    assert compute_chunk.apply_async(args=[chunk.pk], queue=celery_worker_process).get(timeout=120) == "done"
+    assert compute_chunk.apply_async(args=[chunk.pk], queue=celery_worker_process).get(timeout=60) == "skipped"
+    run.refresh_from_db()
+    assert run.n_done == 2
