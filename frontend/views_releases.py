@@ -1,0 +1,141 @@
+"""Release pages (mounted under /releases/): list + create, detail with statistics, agreement, clip browser,
+diff, streamed downloads and background exports with progress. Logged-in users read and download; staff create."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, user_passes_test
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+
+from annotation.core.merge import META_LABELS, METHODS
+from annotation.errors import AvcrowdError
+from annotation.models import Dataset, Release, ReleaseExport
+
+app_name = "releases"
+PAGE = 100
+staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
+
+
+@login_required
+def release_list(request):
+    from annotation.selectors.releases import releases_list
+
+    return render(request, "frontend/releases/list.html", {
+        "releases": releases_list(), "datasets": Dataset.objects.order_by("name"), "methods": METHODS,
+    })
+
+
+@require_POST
+@login_required
+@staff_required
+def release_new(request):
+    from annotation.services.releases import release_create
+
+    dataset = get_object_or_404(Dataset, name=request.POST.get("dataset", ""))
+    k = request.POST.get("k") or ""
+    params = {}
+    if k:
+        if not k.isdigit() or int(k) < 1:
+            messages.error(request, f"k must be a positive integer; got {k!r}")
+            return redirect("releases:list")
+        params["k"] = int(k)
+    try:
+        release = release_create(dataset, request.POST.get("name", ""), method=request.POST.get("method", "majority"),
+                                 params=params, user=request.user)
+    except AvcrowdError as exc:
+        messages.error(request, exc.message)
+        return redirect("releases:list")
+    messages.success(request, f"release {dataset.name}/{release.name} created")
+    return redirect("releases:detail", pk=release.pk)
+
+
+@login_required
+def release_detail(request, pk):
+    from annotation.selectors.releases import release_clip_page, release_exports
+
+    release = get_object_or_404(Release.objects.select_related("dataset", "created_by"), pk=pk)
+    try:
+        offset = max(int(request.GET.get("offset", 0)), 0)
+    except ValueError:
+        offset = 0
+    query = request.GET.get("q", "").strip()
+    total, clips = release_clip_page(release, offset=offset, limit=PAGE, query=query)
+    stats = release.stats or {}
+    per_class = (stats.get("agreement") or {}).get("per_class") or {}
+    unreliable = sorted(
+        ({"name": n, **v} for n, v in per_class.items() if v.get("audible") is not None or v.get("visible") is not None),
+        key=lambda r: min(x for x in (r.get("audible"), r.get("visible")) if x is not None))[:30]
+    return render(request, "frontend/releases/detail.html", {
+        "release": release, "stats": stats, "clips": clips, "total": total, "offset": offset, "query": query,
+        "prev_offset": max(offset - PAGE, 0) if offset else None,
+        "next_offset": offset + PAGE if offset + PAGE < total else None,
+        "agreement": stats.get("agreement") or {}, "unreliable": unreliable, "meta_labels": META_LABELS,
+        "others": Release.objects.filter(dataset=release.dataset).exclude(pk=release.pk).order_by("-created_at"),
+        "exports": release_exports(release)[:10], "formats": ["vggsounder-csv", "jsonl", "parquet"],
+    })
+
+
+@login_required
+def release_download(request, pk):
+    from annotation.api_releases import streamed_export
+    from annotation.services.releases import EXPORT_FORMATS
+
+    release = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
+    fmt = request.GET.get("format", "vggsounder-csv")
+    if fmt not in EXPORT_FORMATS:
+        raise Http404(f"unknown export format; allowed: {', '.join(EXPORT_FORMATS)}")
+    return streamed_export(release, fmt, request.GET.get("include_background_music") in ("1", "true", "on"))
+
+
+@require_POST
+@login_required
+def release_export_start_view(request, pk):
+    from annotation.services.releases import release_export_start
+
+    release = get_object_or_404(Release, pk=pk)
+    try:
+        job = release_export_start(release, request.POST.get("format", "vggsounder-csv"),
+                                   include_background_music=request.POST.get("include_background_music") == "1",
+                                   user=request.user)
+    except AvcrowdError as exc:
+        messages.error(request, exc.message)
+        return redirect("releases:detail", pk=pk)
+    return redirect(f"{reverse('releases:detail', args=[pk])}?export={job.pk}#exports")
+
+
+@login_required
+def export_status(request, pk):
+    job = get_object_or_404(ReleaseExport, pk=pk)
+    return JsonResponse({
+        "id": job.pk, "status": job.status, "progress": round(job.progress, 4), "rows_done": job.rows_done,
+        "rows_total": job.rows_total, "error": job.error,
+        "download": reverse("api_releases:export-download", args=[job.pk]) if job.status == ReleaseExport.DONE else None,
+    })
+
+
+@login_required
+def release_diff_view(request, pk):
+    from annotation.services.releases import release_diff
+
+    a = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
+    try:
+        b = get_object_or_404(Release.objects.select_related("dataset"), pk=int(request.GET.get("other", "")))
+    except ValueError:
+        raise Http404("choose a release to compare with") from None
+    diff = release_diff(a, b)
+    rows = list(diff["clips"].items())[:500]
+    return render(request, "frontend/releases/diff.html", {"a": a, "b": b, "diff": diff, "rows": rows,
+                                                             "truncated": len(diff["clips"]) > len(rows)})
+
+
+urlpatterns = [
+    path("", release_list, name="list"),
+    path("new/", release_new, name="new"),
+    path("<int:pk>/", release_detail, name="detail"),
+    path("<int:pk>/download/", release_download, name="download"),
+    path("<int:pk>/exports/", release_export_start_view, name="export-start"),
+    path("<int:pk>/diff/", release_diff_view, name="diff"),
+    path("exports/<int:pk>/", export_status, name="export-status"),
+]

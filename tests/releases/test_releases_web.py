@@ -1,0 +1,108 @@
+"""Release pages and REST API: read/export for researchers, create/import for staff, streamed and background
+exports with progress."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotation.models import Clip, Dataset, Release, ReleaseExport
+from annotation.services.releases import export_chunks, release_import
+
+pytestmark = pytest.mark.django_db
+
+CSV = ("video_id,label,modality,background_music,static_image,voice_over\n"
+       "zz_clip,dog barking,A,False,False,True\n"
+       "zz_clip,\"bird chirping, tweeting\",AV,False,False,True\n"
+       "aa_clip,playing piano,V,True,False,False\n")
+
+
+@pytest.fixture
+def release(taxonomy, tmp_path):
+    ds = Dataset.objects.create(name="web")
+    Clip.objects.create(dataset=ds, video_id="zz_clip")
+    path = tmp_path / "labels.csv"
+    path.write_text(CSV)
+    return release_import(ds, "pub", path)
+
+
+@pytest.fixture
+def researcher():
+    user = get_user_model().objects.create_user("res", password="x")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def staff():
+    user = get_user_model().objects.create_user("boss", password="x", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def _body(response):
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def test_api_lists_and_streams_exports_with_a_token(release, researcher):
+    r = researcher.get("/api/releases/?dataset=web")
+    assert r.status_code == 200 and [x["name"] for x in r.json()] == ["pub"]
+    r = researcher.get(f"/api/releases/{release.pk}/")
+    assert r.json()["stats"]["clips"] == 2 and r.json()["imported"] is True
+    r = researcher.get(f"/api/releases/{release.pk}/export/?include_background_music=true")
+    assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
+    assert _body(r).decode() == CSV  # file order kept, quoting only where needed
+    r = researcher.get(f"/api/releases/{release.pk}/export/")
+    assert "aa_clip" not in _body(r).decode()  # background music left out by default
+    r = researcher.get(f"/api/releases/{release.pk}/export/?format=xlsx")
+    assert r.status_code == 400 and "allowed: vggsounder-csv, jsonl, parquet" in r.json()["error"]
+    assert APIClient().get("/api/releases/").status_code in (401, 403)
+
+
+def test_background_export_reports_progress_and_serves_the_file(release, researcher,
+                                                                django_capture_on_commit_callbacks):
+    with_bm = b"".join(export_chunks(release, "jsonl", include_background_music=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        r = researcher.post(f"/api/releases/{release.pk}/exports/?format=jsonl&include_background_music=1")
+    assert r.status_code == 202 and r.json()["status"] == "pending"
+    job_id = r.json()["id"]
+    # the task is enqueued on commit and runs in-process here (no broker)
+    r = researcher.get(f"/api/releases/exports/{job_id}/")
+    assert r.json()["status"] == "done" and r.json()["progress"] == 1.0 and r.json()["rows_total"] == 3
+    r = researcher.get(r.json()["download"])
+    assert r.status_code == 200 and _body(r) == with_bm
+    assert ReleaseExport.objects.get(pk=job_id).rows_done == 3
+
+
+def test_only_staff_create_and_import(release, researcher, staff):
+    r = researcher.post("/api/releases/", {"dataset": "web", "name": "v9"}, format="json")
+    assert r.status_code == 403
+    r = staff.post("/api/releases/", {"dataset": "web", "name": "v9"}, format="json")
+    assert r.status_code == 400 and "no approved annotations" in r.json()["error"]
+    bad = SimpleUploadedFile("bad.csv", b"video_id,label,modality,background_music,static_image,voice_over\n"
+                                        b"x,not a class,A,False,False,False\n")
+    r = staff.post("/api/releases/import/", {"dataset": "web", "name": "bad", "file": bad}, format="multipart")
+    assert r.status_code == 400 and "bad.csv:2: field 'label' names unknown class 'not a class'" in r.json()["details"]
+    good = SimpleUploadedFile("good.csv", CSV.encode())
+    r = staff.post("/api/releases/import/", {"dataset": "web", "name": "again", "file": good}, format="multipart")
+    assert r.status_code == 201 and r.json()["source_counts"]["rows"] == 3
+    assert Release.objects.filter(dataset__name="web").count() == 2
+
+
+def test_release_pages_show_stats_clips_diff_and_download(release, client, tmp_path):
+    user = get_user_model().objects.create_user("reader", password="x")
+    client.force_login(user)
+    other_csv = tmp_path / "other.csv"
+    other_csv.write_text(CSV.replace("dog barking,A", "dog barking,AV"))
+    other = release_import(release.dataset, "pub2", other_csv)
+    page = client.get("/releases/").content.decode()
+    assert "pub2" in page and "Create a release" not in page  # not staff
+    page = client.get(f"/releases/{release.pk}/").content.decode()
+    assert "zz_clip" in page and "bird chirping, tweeting" in page and "Releases are immutable" in page
+    r = client.get(f"/releases/{release.pk}/download/?format=vggsounder-csv&include_background_music=1")
+    assert _body(r).decode() == CSV
+    page = client.get(f"/releases/{release.pk}/diff/?other={other.pk}").content.decode()
+    assert "dog barking A→AV" in page
+    assert client.get(f"/releases/{release.pk}/diff/?other=x").status_code == 404
