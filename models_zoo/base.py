@@ -196,7 +196,12 @@ def build(arch: str, config: dict | str | None = "base", checkpoint=None, device
     "base"/"full") or a dict (optionally {"preset": name, **overrides}); `checkpoint` a local path
     (or None for random init / weights named in the config). Returns the model in eval mode."""
     cfg = resolve_config(arch, config)
-    model = _REGISTRY[arch](cfg)
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        model = _REGISTRY[arch](cfg)
+    else:  # initialise directly on the accelerator (full-size Crab would take minutes on the host)
+        with dev:
+            model = _REGISTRY[arch](cfg)
     if checkpoint is not None:
         model.load_checkpoint(checkpoint, strict=strict)
     model = model.to(device=device, dtype=dtype)
