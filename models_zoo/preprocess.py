@@ -146,16 +146,20 @@ def frames_to_tensor(frames: np.ndarray, size: int = IMAGE_SIZE) -> torch.Tensor
     arr = np.asarray(frames)
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got shape {arr.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
+    if arr.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {arr.dtype}")
+    # resize in uint8 like PIL does (and ~20x faster than float on CPU), then crop and scale
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
     h, w = x.shape[-2:]
     if h <= w:
         nh, nw = size, max(size, int(size * w / h))
     else:
         nh, nw = max(size, int(size * h / w)), size
     if (nh, nw) != (h, w):
-        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
+        x = F.interpolate(x.contiguous(memory_format=torch.channels_last), size=(nh, nw), mode="bicubic",
+                          align_corners=False, antialias=True)
     top, left = (nh - size) // 2, (nw - size) // 2
-    x = x[:, :, top:top + size, left:left + size].clamp_(0.0, 1.0)
+    x = x[:, :, top:top + size, left:left + size].float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous()
