@@ -43,6 +43,36 @@ MIXES = {
 }
 
 
+def profile_mix(profile: str) -> dict[str, float]:
+    """A named mix (MIXES) or an explicit one like "diligent:0.6,spammer:0.4"."""
+    if profile in MIXES:
+        return MIXES[profile]
+    mix = {}
+    for part in profile.split(","):
+        name, _, weight = part.strip().partition(":")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            w = -1
+        if name not in PROFILES or w < 0:
+            raise ValidationError(f"profile {profile!r} is not allowed; use one of {', '.join(MIXES)} or "
+                                  f"NAME:WEIGHT,... with NAME in {', '.join(PROFILES)}", field="profile")
+        mix[name] = w
+    if not sum(mix.values()):
+        raise ValidationError(f"profile {profile!r} has no positive weight", field="profile")
+    return mix
+
+
+def allocate(mix: dict[str, float], n: int) -> list[str]:
+    """Deterministic worker counts per profile (largest remainder), e.g. mixed x 50 -> 25/10/5/5/5."""
+    total = sum(mix.values())
+    exact = {k: n * w / total for k, w in mix.items()}
+    counts = {k: int(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: exact[k] - counts[k], reverse=True)[: n - sum(counts.values())]:
+        counts[k] += 1
+    return [k for k in mix for _ in range(counts[k])]
+
+
 def read_truth_csv(path, class_names) -> tuple[dict, dict]:
     """Truth from a VGGSounder-layout CSV (validated like import_labels): (labels, meta) by video id."""
     from annotation.services.releases import read_label_csv
@@ -127,8 +157,7 @@ def simulate_crowd(dataset, truth_source: str, *, workers: int = 50, profile: st
     from annotation.services.assignments import answer_save, assignment_start, assignment_submit
     from annotation.services.batches import batches_create
 
-    if profile not in MIXES:
-        raise ValidationError(f"unknown profile {profile!r}; allowed: {', '.join(MIXES)}", field="profile")
+    mix = profile_mix(profile)
     if workers < 1:
         raise ValidationError("--workers must be at least 1", field="workers")
     log = log or (lambda msg: None)
@@ -156,12 +185,7 @@ def simulate_crowd(dataset, truth_source: str, *, workers: int = 50, profile: st
         created = batches_create(dataset, proposals=proposals, rng=random.Random(seed))
         log(f"created {len(created)} batches with {proposals_per_clip} proposals per clip")
 
-    mix = MIXES[profile]
-    kinds = list(mix)
-    pool = []
-    for i in range(workers):
-        kind = rng.choices(kinds, weights=[mix[k] for k in kinds])[0]
-        pool.append((f"sim-{seed}-{i:03d}-{kind}", PROFILES[kind]))
+    pool = [(f"sim-{seed}-{i:03d}-{kind}", PROFILES[kind]) for i, kind in enumerate(allocate(mix, workers))]
     budget = max_assignments or workers * 50
     stats = {"assignments": 0, "approved": 0, "rejected": 0, "refused_starts": 0, "seeded_gold_clips": seeded_gold,
              "by_profile": {k: {"workers": 0, "assignments": 0, "approved": 0, "rejected": 0, "f1_sum": 0.0,

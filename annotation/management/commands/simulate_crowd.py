@@ -1,5 +1,3 @@
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import AvcrowdError
@@ -16,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--truth", required=True, help="release name (or DATASET/NAME) or VGGSounder-layout CSV")
         parser.add_argument("--workers", type=int, default=50)
-        parser.add_argument("--profile", default="mixed", choices=list(MIXES))
+        parser.add_argument("--profile", default="mixed",
+                            help=f"{', '.join(MIXES)} or NAME:WEIGHT,... (mixed = 50%% diligent, 20%% careless, "
+                                 "10%% each spammer, audio-biased, visual-biased)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--proposals", type=int, default=10,
                             help="proposals per clip when the simulator has to create the batches")
@@ -25,6 +25,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         from annotation.core.merge import macro_f1
+        from annotation.core.taxonomy import closure
+        from annotation.models import ReleaseClip
+        from annotation.selectors.taxonomy import relations
         from annotation.models import Dataset
         from annotation.selectors.taxonomy import class_names
         from annotation.services.releases import release_create, release_to_dataframe
@@ -49,15 +52,17 @@ class Command(BaseCommand):
             if opts["release"]:
                 release = release_create(dataset, opts["release"])
                 truth, _meta = truth_load(opts["truth"], class_names())
+                syn, sup = relations()
                 df = release_to_dataframe(release)
-                pred = {vid: {} for vid in release.stats.get("needs_annotation_ids", [])}
-                pred = {}
+                merged = set(ReleaseClip.objects.filter(release=release).values_list("video_id", flat=True))
+                pred = {vid: {} for vid in merged}
                 for vid, label, mod in df[["video_id", "label", "modality"]].itertuples(index=False):
-                    pred.setdefault(vid, {})[label] = mod
-                merged = set(df["video_id"]) | {v for v in truth if v in pred}
-                macro, _ = macro_f1(pred, {v: truth[v] for v in truth if v in merged or v in pred})
+                    pred[vid][label] = mod
+                gold = {v: {c: m for c, (m, _s) in closure(truth[v], syn, sup).items()} for v in merged if v in truth}
+                macro, _ = macro_f1(pred, gold)
+                ag = release.stats.get("agreement", {})
                 self.stdout.write(f"release {dataset.name}/{release.name}: {release.stats['clips']} clips, "
-                                  f"macro-F1 against the truth {macro:.4f}")
-                self.stdout.write(json.dumps(release.stats.get("agreement", {}).get("audible")))
+                                  f"macro-F1 against the (closed) truth {macro:.4f}; Krippendorff alpha audible "
+                                  f"{ag.get('audible')}, visible {ag.get('visible')}")
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
