@@ -69,9 +69,9 @@ function labelOf(answer, name) {
 function problemsOf(clip) {
   const answer = answerOf(clip);
   const problems = [];
-  if (!answer.played) problems.push("clip not played");
+  if (!answer.played) problems.push("play the clip");
   for (const m of state.meta) {
-    if (answer[m.key] === null || answer[m.key] === undefined) problems.push(`"${m.question}" not answered`);
+    if (answer[m.key] === null || answer[m.key] === undefined) problems.push(`answer "${m.key.replace(/_/g, " ")}"`);
   }
   return problems;
 }
@@ -277,7 +277,7 @@ function renderNav() {
     const problems = problemsOf(clip);
     el.next.setAttribute("aria-disabled", String(problems.length > 0));
     el.next.textContent = state.position === n - 1 ? "Review →" : "Next →";
-    el.hint.textContent = problems.length ? `To continue: ${problems.join("; ")}.` : "";
+    el.hint.textContent = problems.length ? `To continue: ${problems.join(", ")}.` : "";
   } else {
     el.hint.textContent = "";
     const ok = state.clips.every((c) => !problemsOf(c).length);
@@ -308,7 +308,7 @@ function next() {
   const clip = currentClip();
   const problems = problemsOf(clip);
   if (problems.length) {
-    flash(`Before moving on: ${problems.join("; ")}.`);
+    flash(`Before moving on: ${problems.join(", ")}.`);
     return;
   }
   if (state.position >= state.clips.length - 1) openReview();
@@ -564,7 +564,7 @@ async function init() {
   document.querySelectorAll(".n-clips").forEach((n) => { n.textContent = String(session.batch_size); });
   document.querySelectorAll(".n-classes").forEach((n) => { n.textContent = String(state.classes.length); });
   el.preview.hidden = !state.preview;
-  if (session.status && session.status !== "in_progress") {
+  if (!state.preview && session.status && session.status !== "in_progress") {
     show("done");
     $("done-title").textContent = "Already submitted";
     $("done-text").textContent = "This assignment has already been submitted. Thank you!";
@@ -623,7 +623,13 @@ el.video.addEventListener("ended", () => {
   renderPlayState(c);
   leaveClip();
 });
-el.video.addEventListener("error", () => { if (el.video.getAttribute("src")) el.videoError.hidden = false; });
+el.video.addEventListener("error", () => {
+  const err = el.video.error;
+  if (!el.video.getAttribute("src") || !err) return;
+  console.warn(`clip media error ${err.code}: ${err.message}`);
+  el.videoError.hidden = false;
+});
+for (const type of ["loadeddata", "playing"]) el.video.addEventListener(type, () => { el.videoError.hidden = true; });
 $("btn-video-retry").addEventListener("click", () => {
   delete el.video.dataset.videoId;
   loadVideo(currentClip());
