@@ -144,14 +144,16 @@ def _lookup(request, assignment_uuid):
 @csrf_exempt
 @require_http_methods(["PUT", "POST"])
 def answer(request, assignment_uuid, video_id):
-    assignment, err = _lookup(request, assignment_uuid)
-    if err:
-        return err
     try:
-        saved = svc.answer_save(assignment, video_id, _body(request))
+        try:
+            body, invalid = _body(request), None
+        except ValidationError as exc:  # reported after the 404/403 checks, inside the service's order
+            body, invalid = None, exc
+        updated_at = svc.answer_save_with_token(assignment_uuid, request.headers.get("X-HIT-Token"), video_id,
+                                                body, body_error=invalid)
     except AvcrowdError as exc:
         return _error(exc)
-    return _json({"saved": True, "video_id": video_id, "updated_at": saved.updated_at.isoformat()})
+    return _json({"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()})
 
 
 @csrf_exempt

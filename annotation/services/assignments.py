@@ -5,7 +5,9 @@ and a submit sees every save that came before it.
 """
 from __future__ import annotations
 
+import json
 import math
+import uuid as uuid_mod
 from datetime import timedelta
 
 from django.core import signing
@@ -14,7 +16,7 @@ from django.db.models import Avg, Count
 from django.utils import timezone
 
 from annotation.core.scoring import catch_scores, decide, should_block
-from annotation.errors import Forbidden, ValidationError
+from annotation.errors import Forbidden, NotFound, ValidationError
 from annotation.models import (
     Assignment,
     AssignmentDecisionLog,
@@ -44,6 +46,10 @@ def hit_token(assignment: Assignment) -> str:
 
 
 def hit_token_check(token: str | None, assignment: Assignment) -> None:
+    _token_check(token, str(assignment.uuid), assignment.worker_id)
+
+
+def _token_check(token: str | None, assignment_uuid: str, worker_id) -> None:
     if not token:
         raise Forbidden("missing X-HIT-Token header: reload the HIT page to get a session token",
                         field="X-HIT-Token")
@@ -53,7 +59,7 @@ def hit_token_check(token: str | None, assignment: Assignment) -> None:
         raise Forbidden("the session token has expired: reload the HIT page", field="X-HIT-Token")
     except signing.BadSignature:
         raise Forbidden("the session token is not valid: reload the HIT page", field="X-HIT-Token")
-    if not isinstance(data, dict) or data.get("a") != str(assignment.uuid) or data.get("w") != assignment.worker_id:
+    if not isinstance(data, dict) or data.get("a") != assignment_uuid or data.get("w") != worker_id:
         raise Forbidden("this session token belongs to another assignment or worker", field="X-HIT-Token")
 
 
@@ -206,6 +212,32 @@ def _refuse_unless_in_progress(status: str) -> None:
                         field="status")
 
 
+def _upsert_sql(vendor: str) -> str:
+    t = ClipAnswer._meta.db_table
+    greatest = "GREATEST" if vendor == "postgresql" else "MAX"
+    cols = ("assignment_id", "clip_id", "background_music", "voice_over", "static_image", "played",
+            "watch_seconds", "labels", "comment", "updated_at")
+    return (f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+            f"ON CONFLICT (assignment_id, clip_id) DO UPDATE SET "
+            f"background_music = EXCLUDED.background_music, voice_over = EXCLUDED.voice_over, "
+            f"static_image = EXCLUDED.static_image, played = ({t}.played OR EXCLUDED.played), "
+            f"watch_seconds = {greatest}({t}.watch_seconds, EXCLUDED.watch_seconds), labels = EXCLUDED.labels, "
+            f"comment = EXCLUDED.comment, updated_at = EXCLUDED.updated_at")
+
+
+def _upsert(assignment_pk: int, clip_id: int, clean: dict):
+    """One statement: insert or update the (assignment, clip) row; `played` stays true, watch time only grows."""
+    from django.db import connection
+
+    now = timezone.now()
+    params = [assignment_pk, clip_id, clean["background_music"], clean["voice_over"], clean["static_image"],
+              clean["played"], clean["watch_seconds"], json.dumps(clean["labels"]), clean["comment"],
+              now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(connection.vendor), params)
+    return now
+
+
 def answer_save(assignment: Assignment, video_id: str, payload: dict) -> ClipAnswer:
     """Idempotent upsert of one clip's answer. `played` stays true once set; watch time only grows."""
     clean = clean_answer_payload(payload)
@@ -214,16 +246,38 @@ def answer_save(assignment: Assignment, video_id: str, payload: dict) -> ClipAns
         _refuse_unless_in_progress(_locked_status(assignment))
         if clip_id is None:
             raise ValidationError(f"video {video_id!r} is not part of this batch", field="video_id")
-        answer = ClipAnswer.objects.filter(assignment_id=assignment.pk, clip_id=clip_id).first()
-        if answer is None:
-            answer = ClipAnswer.objects.create(assignment_id=assignment.pk, clip_id=clip_id, **clean)
-        else:
-            clean["played"] = clean["played"] or answer.played
-            clean["watch_seconds"] = max(clean["watch_seconds"], answer.watch_seconds)
-            for key, value in clean.items():
-                setattr(answer, key, value)
-            answer.save()
-    return answer
+        _upsert(assignment.pk, clip_id, clean)
+    return ClipAnswer.objects.get(assignment_id=assignment.pk, clip_id=clip_id)
+
+
+def answer_save_with_token(assignment_uuid, token: str | None, video_id: str, payload, *,
+                           body_error: ValidationError | None = None):
+    """The HIT API's autosave in one locked transaction: 404 unknown assignment, 403 wrong token or not in
+    progress, 400 bad body or clip not in the batch (in that order). Returns the row's updated_at."""
+    try:
+        assignment_uuid = uuid_mod.UUID(str(assignment_uuid))
+    except ValueError:
+        raise NotFound("not found") from None
+    clean, invalid = None, body_error
+    if invalid is None:
+        try:
+            clean = clean_answer_payload(payload)
+        except ValidationError as exc:
+            invalid = exc
+    with transaction.atomic():
+        row = (Assignment.objects.select_for_update().filter(uuid=assignment_uuid)
+               .values_list("pk", "status", "worker_id", "batch_id").first())
+        if row is None:
+            raise NotFound("not found")
+        pk, status, worker_id, batch_id = row
+        _token_check(token, str(assignment_uuid), worker_id)
+        _refuse_unless_in_progress(status)
+        if invalid is not None:
+            raise invalid
+        clip_id = batch_clip_ids(batch_id).get(video_id)
+        if clip_id is None:
+            raise ValidationError(f"video {video_id!r} is not part of this batch", field="video_id")
+        return _upsert(pk, clip_id, clean)
 
 
 def assignment_set_position(assignment: Assignment, position) -> Assignment:

@@ -15,6 +15,8 @@ from annotation.selectors.taxonomy import class_names
 def _default_proposals(dataset: Dataset, clip_ids: list[int]) -> dict[int, list[str]]:
     """clip pk -> proposed class names (logit order): the active proposal set, else the original labels."""
     out: dict[int, list[str]] = {}
+    if not clip_ids:
+        return out
     try:
         from proposals.models import Proposal, ProposalSet
     except ImportError:  # pragma: no cover - the proposals app is part of the project
@@ -77,7 +79,7 @@ def batches_create(dataset: Dataset, *, clips=None, proposals: dict[str, list[st
     by_vid = {c.video_id: c for c in regular + gold}
     plans = plan_batches([c.video_id for c in regular], [c.video_id for c in gold],
                          batch_size=dataset.batch_size, gold_per_batch=dataset.gold_per_batch, rng=rng)
-    default = _default_proposals(dataset, [c.pk for c in by_vid.values()])
+    default = _default_proposals(dataset, [c.pk for c in by_vid.values() if c.video_id not in proposals])
     created = []
     with transaction.atomic():
         for plan in plans:

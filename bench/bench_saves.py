@@ -1,0 +1,204 @@
+"""Benchmark (not a test): N simulated annotators autosaving answers concurrently against gunicorn.
+
+    .venv/bin/python bench/bench_saves.py [--database-url postgres://postgres@127.0.0.1:5432/avcrowd_bench]
+                                          [--levels 50,200,500] [--saves 10] [--workers 4 --threads 8]
+
+Creates the database if it is missing (createdb), migrates it, loads the taxonomy, makes one bench dataset with
+a batch of 20 clips and one assignment per simulated worker (bound in-process with the real services), starts
+gunicorn on a free localhost port, then for each concurrency level opens one keep-alive HTTP connection per
+worker (asyncio streams, no client library) and has every worker PUT `--saves` autosaves back to back, as the HIT
+page does. Reports saves/s and p50/p99 latency per level, then checks every save reached the database (the row
+of each (assignment, clip) pair holds the last value sent).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/avcrowd_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_database(url: str) -> None:
+    u = urlparse(url)
+    if not u.scheme.startswith("postgres"):
+        return
+    name = u.path.lstrip("/")
+    args = ["-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres"]
+    exists = subprocess.run(["psql", *args, "-tAc", f"select 1 from pg_database where datname='{name}'",
+                             "postgres"], capture_output=True, text=True)
+    if exists.stdout.strip() != "1":
+        subprocess.run(["createdb", *args, name], check=True)
+
+
+def setup_django(env: dict) -> None:
+    os.environ.update(env)
+    import django
+
+    django.setup()
+
+
+def prepare(n_workers: int):
+    """One dataset, one batch of 20 clips, n assignments (distinct simulated workers). Returns [(uuid, token)]."""
+    from django.core.management import call_command
+
+    from annotation.models import Clip, Dataset
+    from annotation.services.assignments import assignment_start, hit_token
+    from annotation.services.batches import batches_create
+
+    call_command("migrate", "--noinput", verbosity=0)
+    call_command("load_taxonomy", verbosity=0)
+    name = f"bench-{int(time.time())}"
+    ds = Dataset.objects.create(name=name, annotations_per_clip=n_workers + 1, gold_per_batch=0)
+    Clip.objects.bulk_create([Clip(dataset=ds, video_id=f"b{i:02d}", media_url=f"https://example.org/{i}.mp4")
+                              for i in range(20)])
+    batch, = batches_create(ds, proposals={f"b{i:02d}": [] for i in range(20)})
+    out = []
+    for w in range(n_workers):
+        a = assignment_start(batch, backend="simulated", worker_external_id=f"{name}-w{w}")
+        out.append((str(a.uuid), hit_token(a)))
+    return ds, batch, out
+
+
+def payload(classes: list[str], worker: int, k: int) -> dict:
+    labels = [{"name": classes[(worker * 7 + k * 3 + j) % len(classes)], "audible": j % 2 == 0, "visible": j != 1}
+              for j in range(3)]
+    return {"background_music": k % 2 == 0, "voice_over": False, "static_image": None, "played": True,
+            "watch_seconds": float(k + 1), "labels": labels, "comment": ""}
+
+
+async def one_worker(port, uuid, token, worker, saves, classes, vids, latencies, errors, sent, start_evt):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await start_evt.wait()
+    try:
+        for k in range(saves):
+            vid = vids[k % len(vids)]
+            body = json.dumps(payload(classes, worker, k)).encode()
+            req = (f"PUT /api/hit/assignments/{uuid}/answers/{vid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   f"Content-Type: application/json\r\nX-HIT-Token: {token}\r\nContent-Length: {len(body)}\r\n"
+                   f"Connection: keep-alive\r\n\r\n").encode() + body
+            t0 = time.perf_counter()
+            writer.write(req)
+            await writer.drain()
+            status_line = await reader.readline()
+            length, close = 0, False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                key, _, value = line.decode().partition(":")
+                if key.lower() == "content-length":
+                    length = int(value)
+                elif key.lower() == "connection" and value.strip().lower() == "close":
+                    close = True
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t0)
+            code = status_line.split(b" ")[1:2]
+            if code != [b"200"]:
+                errors.append(status_line.decode().strip())
+            else:
+                sent[(uuid, vid)] = float(k + 1)
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    finally:
+        writer.close()
+
+
+async def run_level(port, assignments, saves, classes, vids):
+    latencies, errors, sent = [], [], {}
+    start_evt = asyncio.Event()
+    tasks = [asyncio.create_task(one_worker(port, u, t, i, saves, classes, vids, latencies, errors, sent, start_evt))
+             for i, (u, t) in enumerate(assignments)]
+    await asyncio.sleep(0.5)  # connections open
+    t0 = time.perf_counter()
+    start_evt.set()
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - t0, latencies, errors, sent
+
+
+def verify(sent: dict) -> tuple[int, int]:
+    from annotation.models import ClipAnswer
+
+    uuids = {u for u, _ in sent}
+    rows = {(str(u), v): w for u, v, w in ClipAnswer.objects.filter(assignment__uuid__in=uuids).values_list(
+        "assignment__uuid", "clip__video_id", "watch_seconds")}
+    missing = sum(1 for key, value in sent.items() if rows.get(key) != value)
+    return len(rows), missing
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DB))
+    ap.add_argument("--levels", default="50,200,500")
+    ap.add_argument("--saves", type=int, default=10, help="saves per simulated worker per level")
+    ap.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    ensure_database(args.database_url)
+    env = {"DATABASE_URL": args.database_url, "AVCROWD_DEV": "1", "DJANGO_SETTINGS_MODULE": "config.settings",
+           "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING"}
+    setup_django(env)
+    from annotation.selectors.taxonomy import class_names
+
+    ds, batch, all_assignments = prepare(sum(levels))
+    classes = class_names()
+    vids = [f"b{i:02d}" for i in range(20)]
+    port = free_port()
+    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "-w", str(args.workers),
+                "-k", "gthread", "--threads", str(args.threads), "-b", f"127.0.0.1:{port}",
+                "--worker-connections", "2000", "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"]
+    server = subprocess.Popen(gunicorn, cwd=ROOT, env={**os.environ, **env})
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        time.sleep(2)  # let every worker boot
+        print(f"gunicorn -w {args.workers} -k gthread --threads {args.threads} on 127.0.0.1:{port}; "
+              f"database {args.database_url.split('://')[0]}; {os.cpu_count()} CPUs; {args.saves} saves/worker")
+        offset, ok = 0, True
+        for n in levels:
+            assignments = all_assignments[offset:offset + n]
+            offset += n
+            wall, lat, errors, sent = asyncio.run(run_level(port, assignments, args.saves, classes, vids))
+            lat.sort()
+            p50 = statistics.median(lat) * 1000
+            p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000
+            rows, missing = verify(sent)
+            total = n * args.saves
+            good = total - len(errors) == len(lat) - len(errors)
+            ok &= not errors and missing == 0 and good
+            print(f"{n:4d} concurrent workers: {total} saves in {wall:.2f} s = {total / wall:7.1f} saves/s; "
+                  f"p50 {p50:6.1f} ms, p99 {p99:6.1f} ms; errors {len(errors)}; "
+                  f"rows in db {rows} (pairs), not matching last save: {missing}")
+            if errors:
+                print("   first errors:", errors[:3])
+        print("all saves verified in the database" if ok else "SOME SAVES FAILED OR ARE MISSING")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
