@@ -1,0 +1,163 @@
+"""Admin of the marketplace area: HITs, marketplace assignments, the call log, bonuses, blocks, in-house tasks,
+operations; and the "Publish to MTurk / Prolific" action on batches (a confirmation page with the cost estimate)."""
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.template.response import TemplateResponse
+
+from annotation.admin import BatchAdmin
+from annotation.errors import AvcrowdError
+from annotation.models import (
+    Bonus,
+    Hit,
+    HitAssignment,
+    InhouseTask,
+    MarketplaceCall,
+    MarketplaceQualification,
+    Operation,
+    ProlificStudy,
+    WorkerBlock,
+)
+
+
+class HitAssignmentInline(admin.TabularInline):
+    model = HitAssignment
+    extra = 0
+    fields = ("external_id", "worker_external_id", "remote_status", "decision_pushed", "reposted", "assignment")
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Hit)
+class HitAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "backend", "sandbox", "mode", "status", "reward", "max_assignments", "reposted",
+                    "expires_at", "last_synced_at")
+    list_filter = ("backend", "sandbox", "status", "mode", "batch__dataset")
+    search_fields = ("external_id", "batch__uuid")
+    raw_id_fields = ("batch",)
+    readonly_fields = ("unique_request_token", "attempt", "created_at", "last_synced_at")
+    inlines = [HitAssignmentInline]
+
+
+@admin.register(MarketplaceCall)
+class MarketplaceCallAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "backend", "operation", "sandbox", "ok", "error_code", "attempt", "duration_ms")
+    list_filter = ("backend", "operation", "ok", "sandbox")
+    readonly_fields = [f.name for f in MarketplaceCall._meta.fields]
+    raw_id_fields = ("hit",)
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Bonus)
+class BonusAdmin(admin.ModelAdmin):
+    list_display = ("assignment", "amount", "status", "paid_at", "created_by")
+    list_filter = ("status",)
+    raw_id_fields = ("assignment",)
+    readonly_fields = ("unique_request_token", "paid_at", "error")
+
+    def save_model(self, request, obj, form, change):
+        if not obj.unique_request_token:
+            n = Bonus.objects.filter(assignment=obj.assignment).count() + 1
+            obj.unique_request_token = f"avcrowd-bonus-{obj.assignment.uuid.hex}-{n}"
+        obj.created_by = obj.created_by or request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(WorkerBlock)
+class WorkerBlockAdmin(admin.ModelAdmin):
+    list_display = ("worker", "sandbox", "pushed", "reason", "created_at")
+    list_filter = ("sandbox", "pushed")
+    raw_id_fields = ("worker",)
+
+
+@admin.register(InhouseTask)
+class InhouseTaskAdmin(admin.ModelAdmin):
+    list_display = ("batch", "user", "assigned_by", "created_at")
+    raw_id_fields = ("batch",)
+
+    def save_model(self, request, obj, form, change):
+        obj.assigned_by = obj.assigned_by or request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Operation)
+class OperationAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "dataset", "status", "done", "total", "message", "started_at", "finished_at")
+    list_filter = ("kind", "status")
+
+
+admin.site.register(MarketplaceQualification)
+admin.site.register(ProlificStudy)
+
+
+class PublishForm(forms.Form):
+    backend = forms.ChoiceField(choices=[("mturk", "Amazon Mechanical Turk"), ("prolific", "Prolific")])
+    environment = forms.ChoiceField(choices=[("sandbox", "MTurk sandbox"), ("production", "production (real money)")])
+    mode = forms.ChoiceField(choices=[("external", "ExternalQuestion (our HIT page)"),
+                                      ("html", "HTMLQuestion (self-contained crowd-form)")])
+    reward = forms.CharField(required=False, help_text="USD per assignment; empty = expected minutes at $7.25/h")
+
+
+@admin.action(description="Publish to MTurk / Prolific (shows the cost first)")
+def publish_to_marketplace(modeladmin, request, queryset):
+    from annotation.services.publish import publish_plan
+    from annotation.tasks_marketplace import batches_publish_task
+
+    batches = list(queryset.select_related("dataset"))
+    datasets = {b.dataset_id for b in batches}
+    if len(datasets) != 1:
+        modeladmin.message_user(request, "Pick batches of one dataset to publish together.", messages.ERROR)
+        return None
+    dataset = batches[0].dataset
+    form = PublishForm(request.POST if "confirm" in request.POST or "estimate" in request.POST else None,
+                       initial={"backend": "mturk", "environment": "sandbox", "mode": "external"})
+    plan = error = None
+    if form.is_bound and form.is_valid():
+        try:
+            reward = Decimal(form.cleaned_data["reward"]) if form.cleaned_data["reward"] else None
+        except InvalidOperation:
+            reward, error = None, f"reward {form.cleaned_data['reward']!r} is not a number of dollars"
+        kw = dict(backend=form.cleaned_data["backend"], sandbox=form.cleaned_data["environment"] == "sandbox",
+                  mode=form.cleaned_data["mode"], reward=reward)
+        if error is None:
+            try:
+                plan = publish_plan(dataset, batches=batches, **kw)
+            except AvcrowdError as exc:
+                error = exc.as_text()
+        if plan is not None and "confirm" in request.POST:
+            op = Operation.objects.create(kind=Operation.PUBLISH, dataset=dataset, started_by=request.user,
+                                          total=len(plan.hits))
+            transaction.on_commit(lambda: batches_publish_task.delay(
+                dataset.pk, batch_ids=[b.pk for b in batches], backend=kw["backend"], sandbox=kw["sandbox"],
+                mode=kw["mode"], reward=str(reward) if reward else None, operation_id=op.pk))
+            modeladmin.message_user(request, f"Publishing {len(plan.hits)} batch(es) for ${plan.total}: see "
+                                             f"/ops/operations/{op.pk}/", messages.SUCCESS)
+            return None
+    elif not form.is_bound:
+        try:
+            plan = publish_plan(dataset, batches=batches)
+        except AvcrowdError as exc:
+            error = exc.as_text()
+    context = {**modeladmin.admin_site.each_context(request), "title": "Publish batches", "form": form,
+               "plan": plan, "error": error, "batches": batches, "opts": modeladmin.model._meta,
+               "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+    return TemplateResponse(request, "frontend/ops/publish_confirm.html", context)
+
+
+# The Batch admin is registered by the foundation and re-registered by the annotator area (a subclass); adding the
+# action to the base class's get_actions reaches whichever subclass is registered.
+_base_get_actions = BatchAdmin.get_actions
+
+
+def _get_actions_with_publish(self, request):
+    actions = _base_get_actions(self, request)
+    actions["publish_to_marketplace"] = (publish_to_marketplace, "publish_to_marketplace",
+                                         publish_to_marketplace.short_description)
+    return actions
+
+
+BatchAdmin.get_actions = _get_actions_with_publish

@@ -1,0 +1,38 @@
+"""Celery tasks of the marketplace area: thin, idempotent, acks_late, retried with backoff; the work is in services.
+
+Beat: `marketplace_sync_task` every 5 minutes (see docs/operations.md for the CELERY_BEAT_SCHEDULE entry).
+"""
+from celery import shared_task
+
+RETRY = dict(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=300,
+             retry_jitter=True, max_retries=5)
+
+
+@shared_task(**RETRY)
+def marketplace_sync_task(self, dataset_id: int | None = None, operation_id: int | None = None) -> dict:
+    """Sync every open HIT / study (optionally of one dataset). Safe to run concurrently with itself: decisions
+    already pushed are recorded per assignment, create calls carry UniqueRequestTokens."""
+    from annotation.models import Dataset, Operation
+    from annotation.services.sync import marketplace_sync
+
+    dataset = Dataset.objects.filter(pk=dataset_id).first() if dataset_id else None
+    op = Operation.objects.filter(pk=operation_id).first() if operation_id else None
+    return marketplace_sync(dataset=dataset, operation=op)
+
+
+@shared_task(**RETRY)
+def batches_publish_task(self, dataset_id: int, *, count: int | None = None, batch_ids: list[int] | None = None,
+                         backend: str = "mturk", sandbox: bool = True, mode: str = "external",
+                         reward: str | None = None, operation_id: int | None = None) -> dict:
+    """Publish batches (re-running it after a crash re-sends the same UniqueRequestTokens: no double posting)."""
+    from decimal import Decimal
+
+    from annotation.models import Batch, Dataset, Operation
+    from annotation.services.publish import batches_publish
+
+    dataset = Dataset.objects.get(pk=dataset_id)
+    batches = list(Batch.objects.filter(pk__in=batch_ids)) if batch_ids else None
+    op = Operation.objects.filter(pk=operation_id).first() if operation_id else None
+    result = batches_publish(dataset, count=count, batches=batches, backend=backend, sandbox=sandbox, mode=mode,
+                             reward=Decimal(reward) if reward else None, operation=op)
+    return result.summary()

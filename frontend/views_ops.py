@@ -1,0 +1,122 @@
+"""The operations dashboard (staff only), mounted under /ops/: per dataset, clip progress, HITs, assignments,
+spend vs budget, work time and hourly pay, workers, rejections, long operations. Every number links to the list
+behind it."""
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+
+from annotation.models import Dataset, Hit, Operation
+from annotation.selectors import ops
+
+
+@staff_member_required
+def index(request):
+    return render(request, "frontend/ops/index.html", {"datasets": ops.ops_overview(),
+                                                        "operations": Operation.objects.all()[:10]})
+
+
+@staff_member_required
+def dataset(request, name):
+    ds = get_object_or_404(Dataset, name=name)
+    return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds)})
+
+
+def _table(request, ds, title, headers, rows, back=True):
+    return render(request, "frontend/ops/table.html", {"dataset": ds, "title": title, "headers": headers,
+                                                       "rows": rows, "count": len(rows)})
+
+
+def _admin(obj):
+    return reverse(f"admin:annotation_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+@staff_member_required
+def clips(request, name):
+    ds = get_object_or_404(Dataset, name=name)
+    bucket = request.GET.get("accepted", "0")
+    try:
+        found = ops.clips_with_accepted(ds, bucket)
+    except ValueError as exc:
+        raise Http404(str(exc))
+    rows = [[(c.video_id, _admin(c)), (n, None)] for c, n in found]
+    return _table(request, ds, f"Clips with {bucket} accepted annotation(s)", ["clip", "accepted"], rows)
+
+
+@staff_member_required
+def hits(request, name):
+    ds = get_object_or_404(Dataset, name=name)
+    status = request.GET.get("status") or None
+    rows = [[(h.external_id or "(pending)", _admin(h)), (h.backend, None),
+             ("sandbox" if h.sandbox else "production", None), (h.status, None),
+             (str(h.batch.uuid), reverse("ops:assignments", args=[ds.name]) + f"?batch={h.batch.uuid}"),
+             (f"${h.reward}", None), (f"{h.max_assignments} ({h.reposted} re-posted)", None),
+             (f"${h.cost_per_assignment * h.max_assignments}", None), (h.error[:120], None)]
+            for h in ops.hits_list(ds, status)]
+    return _table(request, ds, f"HITs{' (' + status + ')' if status else ''}",
+                  ["HIT", "backend", "environment", "status", "batch", "reward", "assignments", "cost", "error"], rows)
+
+
+@staff_member_required
+def assignments(request, name):
+    ds = get_object_or_404(Dataset, name=name)
+    status = request.GET.get("status") or None
+    worker = request.GET.get("worker")
+    qs = ops.assignments_list(ds, status=status, worker_id=int(worker) if worker and worker.isdigit() else None)
+    if request.GET.get("batch"):
+        qs = qs.filter(batch__uuid=request.GET["batch"])
+    rows = [[(str(a.uuid)[:8], _admin(a)), (str(a.worker or "-"), None), (a.status, None),
+             (f"{a.catch_f1:.2f}" if a.catch_f1 is not None else "-", None),
+             (f"{a.work_seconds / 60:.1f} min" if a.work_seconds else "-", None),
+             (a.decision_reason[:160], None)] for a in qs[:1000]]
+    return _table(request, ds, f"Assignments{' (' + status + ')' if status else ''}",
+                  ["assignment", "worker", "status", "catch F1", "work time", "reason"], rows)
+
+
+@staff_member_required
+def workers(request, name):
+    ds = get_object_or_404(Dataset, name=name)
+    base = reverse("ops:assignments", args=[ds.name])
+    rows = [[(w["worker"], f"{base}?worker={w['id']}"), (w["backend"], None), (w["assignments"], f"{base}?worker={w['id']}"),
+             (w["approved"], f"{base}?worker={w['id']}&status=approved"),
+             (w["rejected"], f"{base}?worker={w['id']}&status=rejected"),
+             (f"{w['mean_catch_f1']:.2f}" if w["mean_catch_f1"] is not None else "-", None),
+             (f"{100 * w['approval_rate']:.0f} %" if w["approval_rate"] is not None else "-", None),
+             ("blocked: " + w["blocked_reason"][:80] if w["is_blocked"] else "", None)] for w in ops.workers_list(ds)]
+    return _table(request, ds, "Workers", ["worker", "backend", "assignments", "approved", "rejected",
+                                            "mean catch F1", "approval rate", "blocked"], rows)
+
+
+@staff_member_required
+def operation(request, pk):
+    op = get_object_or_404(Operation, pk=pk)
+    return render(request, "frontend/ops/operation.html", {"op": op})
+
+
+@staff_member_required
+@require_POST
+def sync_now(request, name):
+    from annotation.tasks_marketplace import marketplace_sync_task
+
+    ds = get_object_or_404(Dataset, name=name)
+    op = Operation.objects.create(kind=Operation.SYNC, dataset=ds, started_by=request.user)
+    transaction.on_commit(lambda: marketplace_sync_task.delay(ds.pk, op.pk))
+    messages.info(request, "sync started")
+    return redirect("ops:operation", pk=op.pk)
+
+
+app_name = "ops"
+urlpatterns = [
+    path("", index, name="index"),
+    path("operations/<int:pk>/", operation, name="operation"),
+    path("<slug:name>/", dataset, name="dataset"),
+    path("<slug:name>/clips/", clips, name="clips"),
+    path("<slug:name>/hits/", hits, name="hits"),
+    path("<slug:name>/assignments/", assignments, name="assignments"),
+    path("<slug:name>/workers/", workers, name="workers"),
+    path("<slug:name>/sync/", sync_now, name="sync"),
+]
+_ = Hit

@@ -1,0 +1,125 @@
+"""Fixtures of the marketplace tests: a small dataset with batches, and an MTurk client behind botocore's Stubber
+(which checks every call's parameters against botocore's MTurk service model)."""
+import datetime as dt
+import random
+from decimal import Decimal
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+BASE = "https://avcrowd.example.org"
+
+
+@pytest.fixture(autouse=True)
+def _settings(settings):
+    settings.PUBLIC_BASE_URL = BASE
+    settings.MTURK_ENDPOINT_URL = ""
+    settings.MTURK_USE_BLOCKED_QUALIFICATION = False
+    settings.MTURK_BLOCK_LIST = []
+    settings.MTURK_BONUS = None
+
+
+@pytest.fixture(autouse=True)
+def _fresh_batch_cache():
+    from annotation.selectors.crowd import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture
+def make_dataset(taxonomy):
+    from annotation.models import Clip, Dataset, GoldLabel, TaxonomyClass
+
+    def make(name="mt", n_regular=3, n_gold=2, **policy):
+        policy.setdefault("budget_usd", Decimal("100"))
+        policy.setdefault("batch_size", 4)
+        policy.setdefault("gold_per_batch", 1)
+        ds = Dataset.objects.create(name=name, **policy)
+        classes = {c.name: c for c in TaxonomyClass.objects.all()}
+        for i in range(n_regular):
+            clip = Clip.objects.create(dataset=ds, video_id=f"r{i:03d}",
+                                       media_url=f"https://cdn.example.org/clips/r{i:03d}.mp4")
+            clip.original_labels.set([classes[taxonomy[i]]])
+        for i in range(n_gold):
+            clip = Clip.objects.create(dataset=ds, video_id=f"g{i:03d}", is_gold=True,
+                                       media_url=f"https://cdn.example.org/clips/g{i:03d}.mp4")
+            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[100 + i]], modality="AV", original=True)
+            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[200 + i]], modality="A")
+        return ds
+
+    return make
+
+
+@pytest.fixture
+def dataset(make_dataset):
+    return make_dataset()
+
+
+@pytest.fixture
+def batches(dataset):
+    from annotation.services.batches import batches_create
+
+    out = batches_create(dataset, rng=random.Random(3))
+    assert out
+    return out
+
+
+class Stubbed:
+    """An MTurk client wrapped in a Stubber, plus the sleeps the retry policy asked for."""
+
+    def __init__(self):
+        self.client = boto3.client("mturk", region_name="us-east-1", aws_access_key_id="AKIDTEST",
+                                   aws_secret_access_key="secret",
+                                   endpoint_url="https://mturk-requester-sandbox.us-east-1.amazonaws.com")
+        self.stub = Stubber(self.client)
+        self.sleeps = []
+        self.methods = {api: name for name, api in self.client.meta.method_to_api_mapping.items()}
+
+    def add(self, operation, response, expected=None):
+        self.stub.add_response(self.methods[operation], response, expected)
+
+    def error(self, operation, code, message="", expected=None, http_status=400):
+        self.stub.add_client_error(self.methods[operation], service_error_code=code, service_message=message,
+                                   http_status_code=http_status, expected_params=expected)
+
+
+@pytest.fixture
+def mturk_stub(monkeypatch):
+    from annotation.marketplace import mturk
+    from annotation.marketplace.retry import RetryPolicy
+
+    s = Stubbed()
+    monkeypatch.setattr(mturk, "client_factory", lambda sandbox: s.client)
+    monkeypatch.setattr(mturk, "_policy_factory",
+                        lambda: RetryPolicy(max_attempts=4, sleep=s.sleeps.append, rng=random.Random(0)))
+    with s.stub:
+        yield s
+        s.stub.assert_no_pending_responses()
+
+
+def hit_response(hit_id="HIT1", **extra):
+    return {"HIT": {"HITId": hit_id, "HITTypeId": "TYPE1",
+                    "Expiration": dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc), **extra}}
+
+
+def complete_payload(labels=()):
+    return {"background_music": False, "voice_over": False, "static_image": False, "played": True,
+            "watch_seconds": 1.5, "labels": list(labels)}
+
+
+def gold_perfect_labels(taxonomy, video_id):
+    i = int(video_id[1:])
+    return [{"name": taxonomy[100 + i], "audible": True, "visible": True},
+            {"name": taxonomy[200 + i], "audible": True, "visible": False}]
+
+
+def fill_assignment(assignment, taxonomy, *, good=True):
+    from annotation.services.assignments import answer_save
+
+    for item in assignment.batch.items.select_related("clip"):
+        vid = item.clip.video_id
+        labels = gold_perfect_labels(taxonomy, vid) if (item.is_gold and good) else []
+        answer_save(assignment, vid, complete_payload(labels))
