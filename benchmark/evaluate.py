@@ -15,11 +15,12 @@ from .errors import BenchmarkInputError
 from .labels import META_LABELS, SUBSET_INPUT, SUBSETS, LabelSet, apply_regime
 from .metrics import (
     TOP_KS,
-    ColumnRanking,
+    auc_macro,
     hits,
     label_set_metrics,
     modality_confusion,
-    row_order,
+    top1_index,
+    topk_masks,
     topk_metrics,
 )
 from .predictions import ModelPredictions
@@ -87,28 +88,29 @@ def evaluate_model(gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = 
         per_input = {}
         for inp in pred.inputs:
             S = pred.scores[inp][idx[gt_rows]]
-            per_input[inp] = (row_order(S), ColumnRanking(S))
+            per_input[inp] = (S, topk_masks(S, ks))
         for subset in SUBSETS:
             inp = SUBSET_INPUT[subset]
             if inp not in per_input:
                 continue
-            order, ranking = per_input[inp]
+            S, masks = per_input[inp]
             T = gt.truth(subset)[gt_rows]
             present = T.any(axis=1)
-            res = topk_metrics(T[present], order[present], ks)
-            res["auc_roc"], res["auc_pr"] = ranking.auc(T, present)
+            T, S = T[present], S[present]
+            res = topk_metrics(T, {k: m[present] for k, m in masks.items()})
+            res["auc_roc"], res["auc_pr"] = auc_macro(T, S)
             res["n_clips"] = int(present.sum())
             results[subset] = res
         if all(i in per_input for i in ("a", "v", "av")):
             T_all = truth_all[gt_rows]
             r = np.arange(len(gt_rows))
             for inp in ("a", "v", "av"):
-                top1 = per_input[inp][0][:, -1] if len(gt_rows) else np.zeros(0, dtype=int)
+                top1 = top1_index(per_input[inp][0])
                 if confusion == "v1.0":
                     against = T_all
                 else:
                     against = gt.truth(inp if inp != "av" else "all")[gt_rows]
-                top1_hits[inp] = against[r, top1] if len(gt_rows) else np.zeros(0, dtype=bool)
+                top1_hits[inp] = against[r, top1]
     else:
         preds = {}
         for inp in pred.inputs:

@@ -20,24 +20,37 @@ def _div(num, den):
     return out
 
 
-def label_set_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Label-set metrics of ``pred`` against ``truth`` (both bool [n, C]).
+class Positives:
+    """The positive cells of a ground-truth matrix (few per clip), for sparse counting."""
+
+    def __init__(self, truth: np.ndarray):
+        truth = np.asarray(truth, dtype=bool)
+        self.n, self.C = truth.shape
+        self.rows, self.cols = np.nonzero(truth)
+        self.per_class = np.bincount(self.cols, minlength=self.C)
+        self.per_row = np.bincount(self.rows, minlength=self.n)
+
+
+def label_set_metrics(truth, pred: np.ndarray) -> dict[str, float]:
+    """Label-set metrics of ``pred`` (bool [n, C]) against ``truth`` (bool [n, C] or :class:`Positives`).
 
     micro F1/precision/recall/Jaccard over all (clip, class) cells, macro F1 over all
     C classes (a class with no positives and no predictions scores 0), subset accuracy
     (exact set match), hit rate (at least one correct label).
     """
-    truth = np.asarray(truth, dtype=bool)
+    pos = truth if isinstance(truth, Positives) else Positives(truth)
     pred = np.asarray(pred, dtype=bool)
-    both = truth & pred
-    tp_c = both.sum(axis=0, dtype=np.int64)
-    fp_c = pred.sum(axis=0, dtype=np.int64) - tp_c
-    fn_c = truth.sum(axis=0, dtype=np.int64) - tp_c
+    n, C = pos.n, pos.C
+    correct = pred[pos.rows, pos.cols]
+    tp_c = np.bincount(pos.cols[correct], minlength=C)
+    fp_c = np.count_nonzero(pred, axis=0) - tp_c
+    fn_c = pos.per_class - tp_c
     tp, fp, fn = int(tp_c.sum()), int(fp_c.sum()), int(fn_c.sum())
-    n = truth.shape[0]
     if n:
-        exact = float(np.mean(~(truth ^ pred).any(axis=1)))
-        hit = float(np.mean(both.any(axis=1)))
+        tp_row = np.bincount(pos.rows[correct], minlength=n)
+        pred_row = np.count_nonzero(pred, axis=1)
+        exact = float(np.mean((tp_row == pos.per_row) & (pred_row == pos.per_row)))
+        hit = float(np.mean(tp_row > 0))
     else:
         exact = hit = float("nan")
     return {
@@ -51,118 +64,103 @@ def label_set_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def row_order(scores: np.ndarray) -> np.ndarray:
-    """Per-clip class order, ascending score (``np.argsort(axis=1)``, ties as the reference breaks them)."""
-    return np.argsort(scores, axis=1)
+def topk_masks(scores: np.ndarray, ks=TOP_KS) -> dict[int, np.ndarray]:
+    """``{k: bool [n, C]}`` with the k highest-scoring classes of each clip set.
 
-
-def topk_mask(order: np.ndarray, k: int) -> np.ndarray:
-    """Bool [n, C] with the k highest-scoring classes of each clip set (from :func:`row_order`)."""
-    mask = np.zeros(order.shape, dtype=bool)
-    if order.shape[0]:
-        np.put_along_axis(mask, order[:, -k:], True, axis=1)
-    return mask
-
-
-def topk_metrics(truth: np.ndarray, order: np.ndarray, ks=TOP_KS) -> dict[str, float]:
-    out = {}
+    Equal to the reference's ``np.argsort(scores, axis=1)[:, -k:]`` including how ties are
+    broken: a partial sort gives each row's k-th largest value; rows where that value is tied
+    across the top-k boundary are resolved with ``np.argsort`` exactly like the reference.
+    """
+    scores = np.asarray(scores)
+    n, C = scores.shape
+    out: dict[int, np.ndarray] = {}
+    ks = sorted(set(int(k) for k in ks))
+    inner = [k for k in ks if 0 < k < C]
+    if inner and n:
+        kmax = max(inner)
+        top = np.partition(scores, C - kmax, axis=1)[:, C - kmax:]
+        top.sort(axis=1)  # top[:, kmax - k] is each row's k-th largest score
     for k in ks:
-        for name, value in label_set_metrics(truth, topk_mask(order, k)).items():
+        if k >= C:
+            out[k] = np.ones((n, C), dtype=bool)
+            continue
+        if k <= 0 or n == 0:
+            out[k] = np.zeros((n, C), dtype=bool)
+            continue
+        mask = scores >= top[:, kmax - k][:, None]
+        tied = np.flatnonzero(mask.sum(axis=1) != k)
+        if tied.size:
+            order = np.argsort(scores[tied], axis=1)
+            fix = np.zeros((tied.size, C), dtype=bool)
+            np.put_along_axis(fix, order[:, -k:], True, axis=1)
+            mask[tied] = fix
+        out[k] = mask
+    return out
+
+
+def top1_index(scores: np.ndarray) -> np.ndarray:
+    """Index of the highest score per clip, ties broken like ``np.argsort(scores, axis=1)[:, -1]``."""
+    scores = np.asarray(scores)
+    if scores.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    best = np.argmax(scores, axis=1)
+    top = scores[np.arange(scores.shape[0]), best]
+    tied = np.flatnonzero((scores == top[:, None]).sum(axis=1) > 1)
+    if tied.size:
+        best[tied] = np.argsort(scores[tied], axis=1)[:, -1]
+    return best
+
+
+def topk_metrics(truth, masks: dict[int, np.ndarray]) -> dict[str, float]:
+    truth = truth if isinstance(truth, Positives) else Positives(truth)
+    out = {}
+    for k, mask in masks.items():
+        for name, value in label_set_metrics(truth, mask).items():
             out[f"{name}@{k}"] = value
     return out
 
 
-class ColumnRanking:
-    """Per-class ranking of clips by score, computed once and reused for many ground-truth subsets.
+def auc_macro(truth: np.ndarray, scores: np.ndarray):
+    """Macro AUC-ROC and AUC-PR (average precision) over classes with >=1 positive and >=1 negative.
 
-    Sorting is the costly part of AUC; the subsets ``a`` and ``a only`` (``v``/``v only``) share
-    the same input's scores, so each input is sorted once and each subset only supplies a row mask.
-    Positives are sparse (a few labels per clip out of hundreds of classes), so the AUC sums run
-    over the positives only: for each positive we need the number of negatives ranked strictly
-    below its tie group and inside it (ROC AUC, ties count one half) and the number of positives
-    and negatives ranked at or above its tie group (precision at that threshold, for AP).
+    truth: bool [n, C]; scores: [n, C]. Returns (auc_roc, auc_pr); 0.0 when no class qualifies
+    (as the reference does). Per class, positives are few: each positive's counts of negatives
+    ranked below / tied with it (ROC AUC, ties count one half) and of positives and negatives
+    ranked at or above it (precision at its threshold, for AP) come from binary searches in the
+    sorted scores, so only one sort per class is needed.
     """
-
-    def __init__(self, scores: np.ndarray):
-        scores = np.asarray(scores)
-        n, C = scores.shape
-        self.n, self.C = n, C
-        cols = np.ascontiguousarray(scores.T)  # (C, n)
-        order = np.argsort(cols, axis=1)  # ascending; order inside a tie is irrelevant
-        self.order = order
-        sorted_vals = np.take_along_axis(cols, order, axis=1)
-        pos = np.arange(n, dtype=np.int32)
-        same_as_prev = np.zeros((C, n), dtype=bool)
-        if n > 1:
-            same_as_prev[:, 1:] = sorted_vals[:, 1:] == sorted_vals[:, :-1]
-        self.has_ties = bool(same_as_prev.any())
-        if self.has_ties:
-            # first / last sorted position of each element's tie group
-            self.gstart = np.maximum.accumulate(np.where(same_as_prev, 0, pos), axis=1).astype(np.int32)
-            same_as_next = np.zeros((C, n), dtype=bool)
-            same_as_next[:, :-1] = same_as_prev[:, 1:]
-            rev = np.where(same_as_next, n, pos)[:, ::-1]
-            self.gend = np.minimum.accumulate(rev, axis=1)[:, ::-1].astype(np.int32)
-        # rank[c, r] = sorted position of clip r for class c
-        self.rank = np.empty((C, n), dtype=np.int32)
-        np.put_along_axis(self.rank, order, np.broadcast_to(pos, (C, n)), axis=1)
-
-    def auc(self, truth: np.ndarray, rows: np.ndarray | None = None):
-        """Macro AUC-ROC and AUC-PR over classes with >=1 positive and >=1 negative among ``rows``.
-
-        truth: bool [n, C] aligned with the scores; rows: bool [n] (default: all rows).
-        Returns (auc_roc, auc_pr); 0.0 when no class qualifies (as the reference does).
-        """
-        n, C = self.n, self.C
-        truth = np.asarray(truth, dtype=bool)
-        all_rows = rows is None or bool(np.all(rows))
-        if all_rows:
-            pos_mask = truth
-            n_rows = n
-        else:
-            rows = np.asarray(rows, dtype=bool)
-            pos_mask = truth & rows[:, None]
-            n_rows = int(rows.sum())
-        rr, cc = np.nonzero(pos_mask)
-        P = np.bincount(cc, minlength=C).astype(np.float64)
-        N = n_rows - P
-        if rr.size == 0:
-            return 0.0, 0.0
-        p = self.rank[cc, rr].astype(np.int64)
-        if self.has_ties:
-            gs = self.gstart[cc, p].astype(np.int64)
-            ge = self.gend[cc, p].astype(np.int64)
-        else:
-            gs = ge = p
-        # clips of the subset ranked below the group / up to the group's end
-        if all_rows:
-            rows_below = gs
-            rows_upto = ge + 1
-        else:
-            rows_sorted = rows[self.order]  # (C, n)
-            cum = np.cumsum(rows_sorted, axis=1, dtype=np.int32)
-            rows_upto = cum[cc, ge].astype(np.int64)
-            rows_below = (cum[cc, gs] - rows_sorted[cc, gs]).astype(np.int64)
-        # positives of the same class ranked below the group / up to its end
-        key = cc.astype(np.int64) * n + p
-        skey = np.sort(key)
-        base = np.searchsorted(skey, cc.astype(np.int64) * n, side="left")
-        pos_below = np.searchsorted(skey, cc.astype(np.int64) * n + gs, side="left") - base
-        pos_upto = np.searchsorted(skey, cc.astype(np.int64) * n + ge, side="right") - base
-        neg_below = rows_below - pos_below
-        neg_in_group = (rows_upto - rows_below) - (pos_upto - pos_below)
-        # ROC AUC = P(score_pos > score_neg) + 0.5 P(tie)
-        roc_num = np.bincount(cc, weights=neg_below + 0.5 * neg_in_group, minlength=C)
-        # AP = sum over positives of the precision at their threshold, / P
-        tp_at = P[cc] - pos_below
-        fp_at = N[cc] - neg_below
-        ap_num = np.bincount(cc, weights=tp_at / (tp_at + fp_at), minlength=C)
-        valid = (P > 0) & (N > 0)
-        if not valid.any():
-            return 0.0, 0.0
-        roc = roc_num[valid] / (P[valid] * N[valid])
-        ap = ap_num[valid] / P[valid]
-        return float(np.mean(roc)), float(np.mean(ap))
+    truth = np.asarray(truth, dtype=bool)
+    n, C = scores.shape
+    if n == 0:
+        return 0.0, 0.0
+    cc, rr = np.nonzero(truth.T)  # positives grouped by class
+    P = np.bincount(cc, minlength=C)
+    N = n - P
+    valid = np.flatnonzero((P > 0) & (N > 0))
+    if valid.size == 0:
+        return 0.0, 0.0
+    cols = np.ascontiguousarray(scores.T[valid])
+    cols.sort(axis=1)
+    vals = scores[rr, cc]
+    bounds = np.concatenate([[0], np.cumsum(P)])
+    roc = np.empty(valid.size)
+    ap = np.empty(valid.size)
+    for j, c in enumerate(valid):
+        v = vals[bounds[c]:bounds[c + 1]]
+        col = cols[j]
+        lo = col.searchsorted(v, "left")  # clips scored below
+        hi = col.searchsorted(v, "right")  # clips scored at or below
+        vs = np.sort(v)
+        plo = vs.searchsorted(v, "left")  # positives scored below
+        phi = vs.searchsorted(v, "right")
+        neg_below = lo - plo
+        neg_tied = (hi - lo) - (phi - plo)
+        p, q = P[c], N[c]
+        roc[j] = (neg_below.sum() + 0.5 * neg_tied.sum()) / (p * q)
+        tp_at = p - plo  # positives scored at or above this positive
+        fp_at = q - neg_below  # negatives scored at or above
+        ap[j] = np.sum(tp_at / (tp_at + fp_at)) / p
+    return float(np.mean(roc)), float(np.mean(ap))
 
 
 def hits(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from benchmark import BenchmarkInputError, LabelSet, ModelPredictions, evaluate, metric_table
-from benchmark.metrics import ColumnRanking, label_set_metrics, modality_confusion
+from benchmark.metrics import auc_macro, label_set_metrics, modality_confusion, top1_index, topk_masks
 
 CLASSES = ["dog barking", "cat meowing", "playing piano", "rain"]
 
@@ -52,11 +52,24 @@ def test_auc_matches_per_class_definition(ties):
     if ties:
         scores = np.round(scores)
     rows = rng.random(n) < 0.7
-    roc, ap = ColumnRanking(scores).auc(truth, rows)
+    roc, ap = auc_macro(truth[rows], scores[rows])
     want_roc = [roc_auc_score(truth[rows, c], scores[rows, c]) for c in range(2, C) if truth[rows, c].any()]
     want_ap = [average_precision_score(truth[rows, c], scores[rows, c]) for c in range(2, C) if truth[rows, c].any()]
     assert roc == pytest.approx(np.mean(want_roc), abs=1e-12)
     assert ap == pytest.approx(np.mean(want_ap), abs=1e-12)
+
+
+def test_top_k_breaks_ties_like_argsort():
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.normal(size=(500, 20)), 0)  # many ties, also across the top-k boundary
+    masks = topk_masks(scores, (1, 3, 5, 10, 25))
+    order = np.argsort(scores, axis=1)
+    for k, mask in masks.items():
+        want = np.zeros_like(mask)
+        np.put_along_axis(want, order[:, -k:], True, axis=1)
+        assert (mask == want).all(), k
+        assert (mask.sum(axis=1) == min(k, 20)).all()
+    assert (top1_index(scores) == order[:, -1]).all()
 
 
 def test_modality_confusion_counts_unimodal_success_with_av_failure():
