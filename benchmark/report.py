@@ -183,7 +183,8 @@ def radar_figure(table: pd.DataFrame, out_dir: Path, stem: str = "radar",
         ax.set_title(str(model), fontsize=10)
     for k in range(len(models), rows * cols):
         axes[k // cols][k % cols].set_visible(False)
-    axes[0][0].legend(loc="upper right", bbox_to_anchor=(1.35, 1.15), fontsize=8)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(inputs), fontsize=8)
     fig.suptitle("Metrics per input modality (normalised to the best value per metric)", fontsize=11)
     return _save(fig, out_dir, stem)
 
