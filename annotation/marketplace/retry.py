@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -12,6 +13,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 
 from . import MarketplaceError
 
+RATE_RE = re.compile(r"\brate\b|throttl|too many requests", re.IGNORECASE)
 RETRYABLE_CODES = {"ThrottlingException", "ServiceUnavailable", "ServiceFault", "InternalError",
                    "RequestLimitExceeded", "TooManyRequestsException"}
 SECRET_KEYS = {"token", "authorization", "aws_secret_access_key"}
@@ -39,7 +41,7 @@ def is_retryable(exc: BaseException) -> bool:
     code = error_code(exc)
     if code in RETRYABLE_CODES:
         return True
-    if code == "RequestError" and "rate" in error_message(exc).lower():
+    if code == "RequestError" and RATE_RE.search(error_message(exc)):
         return True
     status = getattr(exc, "status", None)
     return status in (429, 500, 502, 503, 504)

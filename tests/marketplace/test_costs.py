@@ -77,3 +77,18 @@ def test_endpoints_and_override(settings, monkeypatch):
     assert mturk.make_client(False).meta.endpoint_url == "https://mturk-requester.us-east-1.amazonaws.com"
     settings.MTURK_ENDPOINT_URL = "http://127.0.0.1:9999"
     assert mturk.make_client(False).meta.endpoint_url == "http://127.0.0.1:9999"
+
+
+def test_only_rate_errors_are_retried():
+    from botocore.exceptions import ClientError
+
+    from annotation.marketplace.retry import is_retryable
+
+    def err(code, msg):
+        return ClientError({"Error": {"Code": code, "Message": msg}}, "CreateHIT")
+
+    assert is_retryable(err("ThrottlingException", "slow down"))
+    assert is_retryable(err("ServiceUnavailable", ""))
+    assert is_retryable(err("RequestError", "You exceeded the maximum request rate"))
+    assert not is_retryable(err("RequestError", "Cannot generate a HIT: Reward is not valid"))
+    assert not is_retryable(err("ParameterValidationError", "bad"))
