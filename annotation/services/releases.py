@@ -103,16 +103,28 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
             tick_aud.append(bool(aud))
             tick_vis.append(bool(vis))
 
-    answers = (ClipAnswer.objects
-               .filter(clip__dataset=dataset, assignment__status=Assignment.APPROVED)
-               .order_by("assignment__submitted_at", "assignment_id", "id")
-               .values_list("clip_id", "assignment_id", "assignment__worker_id", "assignment__worker__mean_catch_f1",
-                            "background_music", "voice_over", "static_image", "labels"))
+    # Approved assignments first (a few thousand rows), then their answers by assignment id in chunks: plans
+    # stay index lookups whatever the table statistics say. Load order: submission time, assignment, answer.
+    assignments = list(Assignment.objects.filter(batch__dataset=dataset, status=Assignment.APPROVED)
+                       .order_by("submitted_at", "id")
+                       .values_list("id", "worker_id", "worker__mean_catch_f1"))
     n_crowd = 0
-    for clip_pk, assignment_id, worker_id, f1, bm, vo, si, labels in answers.iterator(chunk_size=5000):
-        key = ("worker", worker_id if worker_id is not None else f"assignment-{assignment_id}")
-        add(clip_pk, key, f1, assignment_id, bm, vo, si, labels)
-        n_crowd += 1
+    chunk = 500
+    for start in range(0, len(assignments), chunk):
+        part = assignments[start:start + chunk]
+        info = {a_id: (w_id, f1) for a_id, w_id, f1 in part}
+        rank = {a_id: i for i, (a_id, _w, _f) in enumerate(part)}
+        rows = list(ClipAnswer.objects.filter(assignment_id__in=list(info))
+                    .values_list("assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image",
+                                 "labels"))
+        rows.sort(key=lambda r: (rank[r[0]], r[1]))
+        for assignment_id, _id, clip_pk, bm, vo, si, labels in rows:
+            if clip_pk not in clip_idx:
+                continue
+            worker_id, f1 = info[assignment_id]
+            key = ("worker", worker_id if worker_id is not None else f"assignment-{assignment_id}")
+            add(clip_pk, key, f1, assignment_id, bm, vo, si, labels)
+            n_crowd += 1
     n_expert = 0
     if include_experts:
         experts = (ExpertAnnotation.objects.filter(clip__dataset=dataset).order_by("updated_at", "id")
@@ -309,9 +321,32 @@ def release_create(dataset: Dataset, name: str, *, method: str = "majority", par
     return release
 
 
+def _bulk_insert(model, columns: list[str], rows) -> None:
+    """Multi-row INSERT of plain tuples (no model instances): executemany on SQLite, execute_values on
+    PostgreSQL, bulk_create elsewhere. Column names are field attnames."""
+    from django.db import connection
+
+    rows = list(rows)
+    if not rows:
+        return
+    table = model._meta.db_table
+    qn = connection.ops.quote_name
+    cols = ", ".join(qn(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {qn(table)} ({cols}) VALUES ({marks})", rows)
+        elif connection.vendor == "postgresql":
+            from psycopg2.extras import execute_values
+
+            execute_values(cursor.cursor, f"INSERT INTO {qn(table)} ({cols}) VALUES %s", rows, page_size=5000)
+        else:  # pragma: no cover - other backends
+            model.objects.bulk_create([model(**dict(zip(columns, r))) for r in rows], batch_size=2000)
+
+
 def _store(dataset, name, method, params, imported, source_file, source_counts, stats, user, clips, label_rows):
     """clips: [(video_id, clip pk or None, (bm, vo, si))] in order; label_rows: [(clip position, name, modality,
-    origin, origin_source)] in order. One transaction, bulk inserts."""
+    origin, origin_source)] in order. One transaction, multi-row inserts."""
     cls_pk = dict(TaxonomyClass.objects.values_list("name", "id"))
     with transaction.atomic():
         if Release.objects.filter(dataset=dataset, name=name).exists():
@@ -319,21 +354,15 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
         release = Release.objects.create(dataset=dataset, name=name, method=method, params=params,
                                          imported=imported, source_file=source_file, source_counts=source_counts,
                                          stats=stats, created_by=user)
-        rclips = [ReleaseClip(release=release, video_id=vid, clip_id=pk, background_music=meta[0],
-                              voice_over=meta[1], static_image=meta[2], order=i)
-                  for i, (vid, pk, meta) in enumerate(clips)]
-        ReleaseClip.objects.bulk_create(rclips, batch_size=5000)
-        if rclips and rclips[0].pk is None:  # backends that do not return ids
-            pk_by_order = dict(ReleaseClip.objects.filter(release=release).values_list("order", "id"))
-            rclip_pks = [pk_by_order[i] for i in range(len(rclips))]
-        else:
-            rclip_pks = [rc.pk for rc in rclips]
-        ReleaseLabel.objects.bulk_create(
-            (ReleaseLabel(release=release, release_clip_id=rclip_pks[pos], cls_id=cls_pk[lab], name=lab,
-                          modality=mod, origin=origin, origin_source=src, order=i)
-             for i, (pos, lab, mod, origin, src) in enumerate(label_rows)),
-            batch_size=5000,
-        )
+        _bulk_insert(ReleaseClip, ["release_id", "video_id", "clip_id", "background_music", "voice_over",
+                                   "static_image", "order"],
+                     ((release.pk, vid, pk, bool(meta[0]), bool(meta[1]), bool(meta[2]), i)
+                      for i, (vid, pk, meta) in enumerate(clips)))
+        pk_by_order = dict(ReleaseClip.objects.filter(release=release).values_list("order", "id"))
+        _bulk_insert(ReleaseLabel, ["release_id", "release_clip_id", "cls_id", "name", "modality", "origin",
+                                    "origin_source", "order"],
+                     ((release.pk, pk_by_order[pos], cls_pk[lab], lab, mod, origin, src, i)
+                      for i, (pos, lab, mod, origin, src) in enumerate(label_rows)))
     return release
 
 
