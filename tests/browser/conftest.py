@@ -9,8 +9,9 @@ import pytest
 GOLD_VIDEO = "gold_0"
 
 
-def make_dataset(clip_factory, *, name="hitdemo", n_regular=3, batch_size=4, seconds=1.0):
-    """A dataset with `n_regular` regular clips and one gold clip (dog barking: AV), batches of `batch_size`."""
+def make_dataset(clip_factory, *, name="hitdemo", n_regular=3, batch_size=4, seconds=1.0, n_gold=1):
+    """A dataset with `n_regular` regular clips and `n_gold` gold clips (gold_<i>: dog barking, AV), batches of
+    `batch_size` clips with one gold clip each."""
     from annotation.models import Clip, Dataset, GoldLabel, TaxonomyClass
     from annotation.services.batches import batches_create
     from annotation.services.clips import ClipSpec, clips_import
@@ -18,11 +19,13 @@ def make_dataset(clip_factory, *, name="hitdemo", n_regular=3, batch_size=4, sec
     dataset = Dataset.objects.create(name=name, batch_size=batch_size, gold_per_batch=1, annotations_per_clip=3)
     specs = [ClipSpec(f"clip_{i}", str(clip_factory(f"b{i}", seed=i, seconds=seconds)), ["dog barking"], "test")
              for i in range(n_regular)]
-    specs.append(ClipSpec(GOLD_VIDEO, str(clip_factory("gold", seed=99, seconds=seconds)), ["dog barking"], "test"))
-    clips_import(dataset, specs, gold_ids={GOLD_VIDEO})
-    gold = Clip.objects.get(dataset=dataset, video_id=GOLD_VIDEO)
-    GoldLabel.objects.create(clip=gold, cls=TaxonomyClass.objects.get(name="dog barking"), modality="AV",
-                             original=True)
+    gold_ids = {f"gold_{i}" for i in range(n_gold)}
+    specs += [ClipSpec(vid, str(clip_factory(vid, seed=99 - i, seconds=seconds)), ["dog barking"], "test")
+              for i, vid in enumerate(sorted(gold_ids))]
+    clips_import(dataset, specs, gold_ids=gold_ids)
+    barking = TaxonomyClass.objects.get(name="dog barking")
+    for gold in Clip.objects.filter(dataset=dataset, video_id__in=gold_ids):
+        GoldLabel.objects.create(clip=gold, cls=barking, modality="AV", original=True)
     proposals = {s.video_id: ["dog barking", "cat meowing", "people whistling"] for s in specs}
     batches = batches_create(dataset, proposals=proposals, rng=random.Random(7))
     return dataset, batches
@@ -105,6 +108,16 @@ class HitPage:
 
     def wait_saved(self, timeout=10):
         self.wait(lambda d: self.save_status() == "All changes saved", "changes were not saved", timeout=timeout)
+
+    def label_all(self, meta=(False, False, False), tick="dog barking audible"):
+        """Answer every remaining clip the quick way (mouse), then open the review screen."""
+        while self.state() == "clip":
+            self.wait_played()
+            self.answer_meta(meta)
+            if tick and not self.box(tick).is_selected():
+                self.box(tick).click()
+            self.el("btn-next").click()
+        self.wait(lambda d: self.state() == "review", "the review screen did not open")
 
     def console(self):
         return self.driver.get_log("browser")

@@ -395,7 +395,7 @@ async function submit() {
   }
 }
 
-function handOff(handoff, status) {
+function handOff(handoff, status, auto = true) {
   show("done");
   storageSet(storageKey("queue"), null);
   const text = $("done-text");
@@ -422,14 +422,14 @@ function handOff(handoff, status) {
     button.textContent = "Send to Mechanical Turk";
     form.append(button);
     actions.append(form);
-    if (root.dataset.autoHandoff !== "off") form.submit();
+    if (auto) form.submit();
   } else if (handoff.kind === "prolific") {
     text.textContent = "Your answers are stored. Taking you back to Prolific…";
     const link = document.createElement("a");
     link.href = handoff.url;
     link.textContent = "Back to Prolific";
     actions.append(link);
-    if (root.dataset.autoHandoff !== "off") window.location.assign(handoff.url);
+    if (auto) window.location.assign(handoff.url);
   } else if (handoff.kind === "inhouse") {
     const link = document.createElement("a");
     link.href = handoff.next_url;
@@ -568,8 +568,9 @@ async function init() {
     show("done");
     $("done-title").textContent = "Already submitted";
     $("done-text").textContent = "This assignment has already been submitted. Thank you!";
-    if (session.handoff) handOff(session.handoff, session.status);
+    if (session.handoff) handOff(session.handoff, session.status, false);   // a button, not an automatic post
     $("done-title").textContent = "Already submitted";
+    $("done-text").textContent = "This assignment has already been submitted. Thank you!";
     return;
   }
   if (!state.preview) {
