@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from annotation.marketplace import mturk
 from annotation.marketplace.mturk import setting, to_cents
@@ -56,14 +56,21 @@ def dataset_spend(dataset, *, sandbox: bool | None = None) -> Spend:
     hits = Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED)
     if sandbox is not None:
         hits = hits.filter(sandbox=sandbox)
-    hits = hits.annotate(
-        n_approved=Count("marketplace_assignments",
-                         filter=Q(marketplace_assignments__assignment__status=Assignment.APPROVED), distinct=True),
-        n_rejected=Count("marketplace_assignments",
-                         filter=Q(marketplace_assignments__assignment__status=Assignment.REJECTED), distinct=True))
+    # assignments of a HIT: its batch's, on its marketplace, bound to this HIT id (or to none, e.g. in-house tests)
+    counts: dict[tuple, int] = {}
+    rows = (Assignment.objects.filter(batch__dataset=dataset, status__in=(Assignment.APPROVED, Assignment.REJECTED))
+            .values_list("batch_id", "backend", "external_hit_id", "status").annotate(n=Count("id")))
+    for batch_id, backend, hit_id, status, n in rows:
+        counts[(batch_id, backend, hit_id, status)] = n
+
+    def n_of(hit, status):
+        return counts.get((hit.batch_id, hit.backend, hit.external_id, status), 0) + (
+            counts.get((hit.batch_id, hit.backend, "", status), 0) if hit.external_id else 0)
+
     paid = committed = Decimal(0)
     for hit in hits:
         per = hit.cost_per_assignment
+        hit.n_approved, hit.n_rejected = n_of(hit, Assignment.APPROVED), n_of(hit, Assignment.REJECTED)
         paid += per * hit.n_approved
         if hit.status == Hit.PENDING and not hit.external_id:
             committed += per * hit.max_assignments
