@@ -203,3 +203,23 @@ def test_jsonl_and_parquet_exports(crowd, tmp_path):
     table = pq.read_table(path).to_pandas()
     assert table["label"].tolist() == release_to_dataframe(release)["label"].tolist()
     assert table["background_music"].dtype == bool
+
+
+def test_other_methods_and_leave_out_comparison_command(crowd):
+    ds, _clips, _w = crowd
+    ds_release = release_create(ds, "ds", method="dawid_skene", gold_override=False)
+    assert ds_release.params["gold_clamped"] == 1
+    # clamped: the gold clip carries the gold answer even without the override
+    assert dict(ReleaseLabel.objects.filter(release=ds_release, release_clip__video_id="g_clip")
+                .values_list("name", "origin")) == {"playing violin, fiddle": "human"}
+    weighted = release_create(ds, "w", method="weighted", params={"k": 3})
+    assert weighted.method == "weighted" and weighted.stats["clips"] == 3
+    out = io.StringIO()
+    call_command("compare_merge_methods", "--dataset", "rel", stdout=out)
+    text = out.getvalue()
+    assert "1 gold clips with >= 3 approved annotations" in text
+    # left out, the crowd's cello never matches the gold violin: every method scores 0 on this clip
+    for method in ("majority", "weighted", "dawid_skene"):
+        assert f"{method:<14}    0.0000" in text
+    with pytest.raises(CommandError, match="unknown method"):
+        call_command("compare_merge_methods", "--dataset", "rel", "--methods", "median", stdout=io.StringIO())
