@@ -223,3 +223,15 @@ def test_other_methods_and_leave_out_comparison_command(crowd):
         assert f"{method:<14}    0.0000" in text
     with pytest.raises(CommandError, match="unknown method"):
         call_command("compare_merge_methods", "--dataset", "rel", "--methods", "median", stdout=io.StringIO())
+
+
+def test_clips_that_need_annotation_go_back_to_the_queue(crowd):
+    ds, clips, _w = crowd
+    release = release_create(ds, "v1")
+    before = set(Batch.objects.filter(dataset=ds).values_list("pk", flat=True))
+    out = io.StringIO()
+    call_command("release_create", "--dataset", "rel", "--name", "v2", "--requeue", stdout=out)
+    assert "1 clips need annotation" in out.getvalue() and "re-queued as 1 new batches" in out.getvalue()
+    new = Batch.objects.filter(dataset=ds).exclude(pk__in=before)
+    assert set(BatchItem.objects.filter(batch__in=new, is_gold=False).values_list("clip__video_id", flat=True)) == \
+        set(release.stats["needs_annotation_ids"]) == {"c_clip"}
