@@ -12,9 +12,17 @@ RETRY = dict(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=
 def marketplace_sync_task(self, dataset_id: int | None = None, operation_id: int | None = None) -> dict:
     """Sync every open HIT / study (optionally of one dataset). Safe to run concurrently with itself: decisions
     already pushed are recorded per assignment, create calls carry UniqueRequestTokens."""
+    import datetime as dt
+
+    from django.utils import timezone
+
     from annotation.models import Dataset, Operation
     from annotation.services.sync import marketplace_sync
 
+    if operation_id is None and Operation.objects.filter(
+            kind=Operation.SYNC, status=Operation.RUNNING,
+            started_at__gte=timezone.now() - dt.timedelta(minutes=15)).exists():
+        return {"skipped": "another sync is still running"}   # beat fired while a long sync is going on
     dataset = Dataset.objects.filter(pk=dataset_id).first() if dataset_id else None
     op = Operation.objects.filter(pk=operation_id).first() if operation_id else None
     return marketplace_sync(dataset=dataset, operation=op)

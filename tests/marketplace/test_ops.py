@@ -149,3 +149,27 @@ def test_admin_publish_action_shows_cost_before_publishing(admin_client, dataset
     page = resp.content.decode()
     assert 'id="publish-estimate"' in page and "HIT(s) on mturk sandbox" in page and "incl. fees" in page
     assert Hit.objects.count() == 0
+
+
+def test_api_publish_runs_the_task_and_reports_progress(admin_client, dataset, batches, mturk_stub,
+                                                        django_capture_on_commit_callbacks):
+    from .conftest import hit_response
+
+    for i, b in enumerate(sorted(batches, key=lambda b: (b.created_at, b.id))):
+        mturk_stub.add("CreateHIT", hit_response(f"H{i}"), None)
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = admin_client.post("/api/marketplace/publish/", {"dataset": dataset.name, "reward": "1.00"},
+                                 content_type="application/json")
+    assert resp.status_code == 202
+    op = admin_client.get(f"/api/marketplace/operations/{resp.json()['operation']}/").json()
+    assert op["status"] == "done" and op["done"] == op["total"] == len(batches) and op["percent"] == 100
+    assert op["summary"]["created"] == len(batches)
+    hits = admin_client.get(f"/api/marketplace/hits/?dataset={dataset.name}").json()
+    assert sorted(h["external_id"] for h in hits) == [f"H{i}" for i in range(len(batches))]
+
+
+def test_beat_sync_is_skipped_while_another_sync_runs(dataset):
+    from annotation.tasks_marketplace import marketplace_sync_task
+
+    Operation.objects.create(kind="sync", status="running")
+    assert marketplace_sync_task.delay().get() == {"skipped": "another sync is still running"}
