@@ -1,0 +1,137 @@
+"""Metric report pages (mounted under /reports/): list + start a report, a report with sortable tables and
+figures, and its files. For staff and researchers (group "researchers")."""
+from __future__ import annotations
+
+import mimetypes
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from annotation.api_reports import can_use_reports
+from annotation.errors import AvcrowdError
+from annotation.models import MetricReport
+
+app_name = "reports"
+TABLES = [("paper", "Benchmark (paper table)"), ("topk", "Top-k metrics"), ("metrics", "All metrics"),
+          ("delta_f1", "ΔF1 with − without meta label"), ("meta_f1", "F1 per meta-label filter")]
+FIGURES = [("radar", "Metrics per input modality"), ("delta_f1", "ΔF1 for meta labels"),
+           ("class_frequency", "Class frequency by modality"), ("cooccurrence", "Class co-occurrence")]
+
+
+def _require_access(request):
+    if not can_use_reports(request.user):
+        raise PermissionDenied("metric reports are for staff and researchers")
+
+
+def _choices():
+    releases, runs = [], []
+    try:
+        from annotation.models import Release
+
+        releases = list(Release.objects.select_related("dataset").order_by("dataset__name", "name"))
+    except ImportError:
+        pass
+    try:
+        from proposals.models import ModelRun
+
+        runs = list(ModelRun.objects.filter(status=ModelRun.DONE).select_related("checkpoint", "dataset")
+                    .order_by("-finished_at", "-pk")[:200])
+    except ImportError:
+        pass
+    return releases, runs
+
+
+@login_required
+def report_list(request):
+    _require_access(request)
+    releases, runs = _choices()
+    return render(request, "frontend/reports/list.html", {
+        "reports": MetricReport.objects.select_related("created_by")[:200], "releases": releases, "runs": runs,
+    })
+
+
+@require_POST
+@login_required
+def report_new(request):
+    _require_access(request)
+    from annotation.services.reports import report_create, report_upload
+
+    try:
+        labels = request.POST.get("labels", "").strip()
+        upload = request.FILES.get("labels_file")
+        if upload and labels:
+            raise AvcrowdError("pick a release or upload a label CSV, not both", field="labels")
+        if upload:
+            labels = report_upload(upload, upload.name)
+        preds = [f"run:{r}" for r in request.POST.getlist("runs") if r.strip()]
+        preds += [report_upload(f, f.name) for f in request.FILES.getlist("prediction_files")]
+        report = report_create(labels=labels, predictions=preds, regime=request.POST.get("regime", "default"),
+                               confusion=request.POST.get("confusion", "v1.0"),
+                               meta=request.POST.get("meta", "on") == "on", title=request.POST.get("title", ""),
+                               user=request.user)
+    except AvcrowdError as exc:
+        messages.error(request, exc.message)
+        return redirect("reports:list")
+    messages.success(request, f"report {report.pk} started")
+    return redirect("reports:detail", pk=report.pk)
+
+
+def _read_text(report, name):
+    from annotation.services.reports import report_file_open
+
+    try:
+        with report_file_open(report, name) as fh:
+            return fh.read().decode("utf-8")
+    except AvcrowdError:
+        return None
+
+
+@login_required
+def report_detail(request, pk):
+    _require_access(request)
+    report = get_object_or_404(MetricReport.objects.select_related("created_by"), pk=pk)
+    tables, figures = [], []
+    if report.status == MetricReport.DONE:
+        for stem, title in TABLES:
+            html = _read_text(report, f"{stem}.html")  # written by benchmark.report, every cell escaped
+            if html is not None:
+                downloads = [ext for ext in ("csv", "md", "tex", "html") if f"{stem}.{ext}" in report.files]
+                tables.append({"stem": stem, "title": title, "html": mark_safe(html), "downloads": downloads})
+        for stem, title in FIGURES:
+            if f"{stem}.svg" in report.files:
+                figures.append({"stem": stem, "title": title})
+    return render(request, "frontend/reports/detail.html", {
+        "report": report, "tables": tables, "figures": figures,
+        "running": report.status in (MetricReport.PENDING, MetricReport.RUNNING),
+    })
+
+
+@login_required
+def report_file(request, pk, name):
+    _require_access(request)
+    from annotation.services.reports import report_file_open
+
+    report = get_object_or_404(MetricReport, pk=pk)
+    try:
+        fh = report_file_open(report, name)
+    except AvcrowdError:
+        raise Http404("no such file") from None
+    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if name.endswith((".md", ".tex")):
+        ctype = "text/plain; charset=utf-8"
+    inline = name.endswith((".png", ".svg", ".json", ".html"))
+    return FileResponse(fh, content_type=ctype, as_attachment=not inline, filename=name)
+
+
+urlpatterns = [
+    path("", report_list, name="list"),
+    path("new/", report_new, name="new"),
+    path("<int:pk>/", report_detail, name="detail"),
+    path("<int:pk>/files/<str:name>", report_file, name="file"),
+]
