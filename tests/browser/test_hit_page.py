@@ -217,3 +217,37 @@ def test_answers_stay_saved_per_worker(hit_page, hit_batch):
     page.start()
     assert not page.box("cat meowing audible").is_selected()
     wait_for(lambda: Assignment.objects.filter(batch=hit_batch).count() == 2)
+
+
+def test_a_full_batch_of_20_clips_by_keyboard_only(hit_page, transactional_db, taxonomy, clip_factory, live_server):
+    from tests.browser.conftest import make_dataset
+
+    _, batches = make_dataset(clip_factory, name="twenty", n_regular=19, batch_size=20, seconds=0.5)
+    page = hit_page.open(batches[0], assignmentId="ASSIGN20", turkSubmitTo=live_server.url, **MTURK)
+    page.key(Keys.ENTER)   # Enter leaves the instructions
+    page.wait(lambda d: page.state() == "clip")
+    for n in range(1, 21):
+        assert page.progress() == f"Clip {n} of 20"
+        page.wait_played()
+        radios = page.driver.find_elements("css selector", '#meta-form input[value="no"]')
+        for radio in radios:
+            radio.send_keys(Keys.SPACE)
+        if n % 2:
+            page.box("cat meowing audible").send_keys(Keys.SPACE)
+        radios[-1].send_keys(Keys.ENTER)   # Enter = next (the last clip opens the review)
+    page.wait(lambda d: page.state() == "review")
+    assert len(page.driver.find_elements("css selector", "#review-rows tr.has-problems")) == 0
+    page.wait_saved()
+    page.el("btn-submit").send_keys(Keys.ENTER)
+    page.wait(lambda d: d.find_elements("id", "mturk-received"), "the MTurk hand-off form was not posted")
+    assignment = Assignment.objects.get(external_assignment_id="ASSIGN20")
+    answers = answers_by_video(assignment)
+    assert len(answers) == 20 and all(a.played for a in answers.values())
+    order = [item.clip.video_id for item in batches[0].items.order_by("position")]
+    assert [bool(ticked(answers[v])) for v in order] == [n % 2 == 1 for n in range(1, 21)]
+
+    # reopening a submitted HIT says so and does not post to MTurk again by itself
+    page.open(batches[0], assignmentId="ASSIGN20", turkSubmitTo=live_server.url, **MTURK)
+    assert page.state() == "done" and page.text("done-title") == "Already submitted"
+    assert page.driver.find_element("css selector", "#mturk-form button").text == "Send to Mechanical Turk"
+    assert len(test_urls.RECEIVED) == 1
