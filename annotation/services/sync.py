@@ -102,10 +102,19 @@ def mturk_hit_sync(hit, mt: mturk.MTurk, stats: Counter) -> None:
             ha.decision_pushed = status.lower()   # decided on MTurk already (auto-approval, requester site)
         local = ha.assignment
         if local is None or local.status == Assignment.IN_PROGRESS:
-            local = _ingest(hit, worker_id=remote["WorkerId"], external_assignment_id=aid,
-                            answer_xml=remote.get("Answer", ""), accept_time=remote.get("AcceptTime"),
-                            submit_time=remote.get("SubmitTime"))
+            try:
+                local = _ingest(hit, worker_id=remote["WorkerId"], external_assignment_id=aid,
+                                answer_xml=remote.get("Answer", ""), accept_time=remote.get("AcceptTime"),
+                                submit_time=remote.get("SubmitTime"))
+            except (AvcrowdError, crowdform.AnswerParseError) as exc:
+                # cannot be stored (e.g. unreadable answer, worker refused): left for an admin, nothing pushed
+                ha.error = (getattr(exc, "message", None) or str(exc))[:2000]
+                ha.remote_status = status
+                ha.save()
+                stats["assignment_errors"] += 1
+                continue
             ha.assignment = local
+            ha.error = ""
         if local.status == Assignment.SUBMITTED and ha.decision_pushed == "approved":
             local = _crowd().assignment_decide(local, status=Assignment.APPROVED,
                                                reason="approved on MTurk (auto-approval delay passed)")

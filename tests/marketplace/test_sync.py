@@ -242,3 +242,20 @@ def test_expired_hit_short_of_its_target_is_extended(batches, mturk_stub):
     assert marketplace_sync()["extended"] == 1
     hit.refresh_from_db()
     assert hit.expires_at > timezone.now()
+
+
+def test_unreadable_answer_is_kept_for_an_admin_and_the_rest_goes_on(batches, taxonomy, mturk_stub):
+    batch = batches[0]
+    make_hit(batch, "HITH", mode="html")
+    bad_xml = ('<QuestionFormAnswers><Answer><QuestionIdentifier>taskAnswers</QuestionIdentifier>'
+               '<FreeText>[{"oops": </FreeText></Answer></QuestionFormAnswers>')
+    good = worker_did(batch, taxonomy, "W1", "A1", hit_id="HITH")
+    mturk_stub.add("ListAssignmentsForHIT", {"Assignments": [remote("A0", "W0", "HITH", answer=bad_xml),
+                                                             remote("A1", "W1", "HITH")]}, list_params("HITH"))
+    mturk_stub.add("ApproveAssignment", {}, {"AssignmentId": "A1", "RequesterFeedback": ANY})
+    summary = marketplace_sync()
+    assert summary["assignment_errors"] == 1 and summary["approved"] == 1
+    ha = HitAssignment.objects.get(external_id="A0")
+    assert "not valid JSON" in ha.error and ha.decision_pushed == ""
+    good.refresh_from_db()
+    assert good.status == "approved"
