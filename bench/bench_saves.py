@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -83,11 +84,19 @@ def payload(classes: list[str], worker: int, k: int) -> dict:
             "watch_seconds": float(k + 1), "labels": labels, "comment": ""}
 
 
-async def one_worker(port, uuid, token, worker, saves, classes, vids, latencies, errors, sent, start_evt):
+async def one_worker(port, uuid, token, worker, saves, classes, vids, latencies, errors, sent, start_evt,
+                     interval):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await start_evt.wait()
+    loop = asyncio.get_running_loop()
+    phase = random.Random(worker).uniform(0, interval)
+    t_start = loop.time() + phase
     try:
         for k in range(saves):
+            if interval:  # an annotator who saves every `interval` seconds (not faster than the server answers)
+                delay = t_start + k * interval - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             vid = vids[k % len(vids)]
             body = json.dumps(payload(classes, worker, k)).encode()
             req = (f"PUT /api/hit/assignments/{uuid}/answers/{vid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -121,10 +130,11 @@ async def one_worker(port, uuid, token, worker, saves, classes, vids, latencies,
         writer.close()
 
 
-async def run_level(port, assignments, saves, classes, vids):
+async def run_level(port, assignments, saves, classes, vids, interval):
     latencies, errors, sent = [], [], {}
     start_evt = asyncio.Event()
-    tasks = [asyncio.create_task(one_worker(port, u, t, i, saves, classes, vids, latencies, errors, sent, start_evt))
+    tasks = [asyncio.create_task(one_worker(port, u, t, i, saves, classes, vids, latencies, errors, sent, start_evt,
+                                            interval))
              for i, (u, t) in enumerate(assignments)]
     await asyncio.sleep(0.5)  # connections open
     t0 = time.perf_counter()
@@ -150,6 +160,8 @@ def main():
     ap.add_argument("--saves", type=int, default=10, help="saves per simulated worker per level")
     ap.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    ap.add_argument("--interval", default="0.6,0",
+                    help="seconds between one annotator's saves, one pass per value (0: back to back, saturating)")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     ensure_database(args.database_url)
@@ -158,7 +170,9 @@ def main():
     setup_django(env)
     from annotation.selectors.taxonomy import class_names
 
-    ds, batch, all_assignments = prepare(sum(levels))
+    intervals = [float(x) for x in args.interval.split(",")]
+    warm = args.workers * args.threads * 2
+    ds, batch, all_assignments = prepare(sum(levels) * len(intervals) + warm)
     classes = class_names()
     vids = [f"b{i:02d}" for i in range(20)]
     port = free_port()
@@ -177,11 +191,13 @@ def main():
         time.sleep(2)  # let every worker boot
         print(f"gunicorn -w {args.workers} -k gthread --threads {args.threads} on 127.0.0.1:{port}; "
               f"database {args.database_url.split('://')[0]}; {os.cpu_count()} CPUs; {args.saves} saves/worker")
+        # warm-up (not reported): every server thread opens its database connection and loads the class list
+        asyncio.run(run_level(port, all_assignments[-warm:], 5, classes, vids, 0))
         offset, ok = 0, True
-        for n in levels:
+        for interval, n in [(i, n) for i in intervals for n in levels]:
             assignments = all_assignments[offset:offset + n]
             offset += n
-            wall, lat, errors, sent = asyncio.run(run_level(port, assignments, args.saves, classes, vids))
+            wall, lat, errors, sent = asyncio.run(run_level(port, assignments, args.saves, classes, vids, interval))
             lat.sort()
             p50 = statistics.median(lat) * 1000
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000
@@ -189,7 +205,8 @@ def main():
             total = n * args.saves
             good = total - len(errors) == len(lat) - len(errors)
             ok &= not errors and missing == 0 and good
-            print(f"{n:4d} concurrent workers: {total} saves in {wall:.2f} s = {total / wall:7.1f} saves/s; "
+            mode = f"one save per {interval:g} s each" if interval else "back to back"
+            print(f"{n:4d} concurrent workers ({mode}): {total} saves in {wall:.2f} s = {total / wall:7.1f} saves/s; "
                   f"p50 {p50:6.1f} ms, p99 {p99:6.1f} ms; errors {len(errors)}; "
                   f"rows in db {rows} (pairs), not matching last save: {missing}")
             if errors:
