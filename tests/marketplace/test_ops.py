@@ -173,3 +173,24 @@ def test_beat_sync_is_skipped_while_another_sync_runs(dataset):
 
     Operation.objects.create(kind="sync", status="running")
     assert marketplace_sync_task.delay().get() == {"skipped": "another sync is still running"}
+
+
+def test_admin_publish_action_confirm_publishes(admin_client, dataset, batches, mturk_stub,
+                                                django_capture_on_commit_callbacks):
+    from .conftest import hit_response
+
+    for i, _ in enumerate(batches):
+        mturk_stub.add("CreateHIT", hit_response(f"HA{i}"), None)
+    form = {"action": "publish_to_marketplace", "_selected_action": [b.pk for b in batches], "backend": "mturk",
+            "environment": "sandbox", "mode": "external", "reward": "0.75", "confirm": "1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = admin_client.post("/admin/annotation/batch/", form, follow=True)
+    assert "Publishing %d batch(es)" % len(batches) in resp.content.decode()
+    assert sorted(Hit.objects.values_list("external_id", flat=True)) == [f"HA{i}" for i in range(len(batches))]
+    assert set(Hit.objects.values_list("reward", flat=True)) == {Decimal("0.75")}
+    # over budget: the confirmation page shows the refusal, nothing is sent
+    form.update(reward="999", confirm="1")
+    Hit.objects.all().delete()
+    resp = admin_client.post("/admin/annotation/batch/", form)
+    assert 'id="publish-error"' in resp.content.decode() and "over budget" in resp.content.decode()
+    assert Hit.objects.count() == 0
