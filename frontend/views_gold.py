@@ -41,7 +41,7 @@ def gold_home(request):
                      .prefetch_related("original_labels")}
         context.update(
             coverage=coverage,
-            coverage_pct=round(100 * coverage["covered"] / coverage["total"]) if coverage["total"] else 0,
+            coverage_pct=round(100 * coverage["covered"] / coverage["total"], 1) if coverage["total"] else 0,
             suggested=[suggested[pk] for pk in coverage["suggested_clips"] if pk in suggested],
             queue=expert_queue(dataset, request.user, min_experts=gold_min_experts(),
                                extra_clip_ids=coverage["suggested_clips"]),

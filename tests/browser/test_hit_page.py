@@ -251,3 +251,13 @@ def test_a_full_batch_of_20_clips_by_keyboard_only(hit_page, transactional_db, t
     assert page.state() == "done" and page.text("done-title") == "Already submitted"
     assert page.driver.find_element("css selector", "#mturk-form button").text == "Send to Mechanical Turk"
     assert len(test_urls.RECEIVED) == 1
+
+
+def test_a_blocked_worker_is_told_why_and_nothing_is_started(hit_page, hit_batch):
+    Worker.objects.create(backend="mturk", external_id="BLOCKED1", is_blocked=True, blocked_reason="low quality")
+    page = hit_page.open(hit_batch, assignmentId="ASSIGN9", hitId="HIT1", workerId="BLOCKED1",
+                         turkSubmitTo="https://workersandbox.mturk.com")
+    assert page.state() == "error"
+    assert "can no longer work on these tasks" in page.text("error-text")   # the server's readable reason
+    assert not page.el("hit-nav").is_displayed()
+    assert not Assignment.objects.filter(batch=hit_batch).exists()
