@@ -9,3 +9,11 @@ def clip_probe_task(self, clip_id: int) -> dict:
     from annotation.services.clips import clip_probe
 
     return clip_probe(clip_id)
+
+
+@shared_task(acks_late=True)
+def assignments_approve_due_task() -> int:
+    """Approve submitted assignments whose dataset review window has passed (Celery beat, hourly)."""
+    from annotation.services.assignments import assignments_approve_due
+
+    return assignments_approve_due()

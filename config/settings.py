@@ -126,7 +126,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"proposals.tasks.*": {"queue": "gpu"}}
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    "approve-after-review-window": {"task": "annotation.tasks.assignments_approve_due_task", "schedule": 3600.0},
+}
 
 # --- REST API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -154,6 +156,10 @@ MTURK_FRAME_ORIGINS = [
 ]
 FRAME_ANCESTORS_EXTRA = env_list("FRAME_ANCESTORS", [])
 X_FRAME_OPTIONS = "DENY"
+
+# Prolific: the completion code of studies (one for all, or per dataset name), and expert majority for gold.
+PROLIFIC_COMPLETION_CODE = os.environ.get("PROLIFIC_COMPLETION_CODE", "")
+GOLD_MIN_EXPERTS = int(os.environ.get("GOLD_MIN_EXPERTS", "3"))
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
