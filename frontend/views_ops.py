@@ -3,6 +3,7 @@ spend vs budget, work time and hourly pay, workers, rejections, long operations.
 behind it."""
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -96,6 +97,14 @@ def operation(request, pk):
     return render(request, "frontend/ops/operation.html", {"op": op})
 
 
+@login_required
+def my_tasks(request):
+    """In-house annotators: the batches an admin assigned to them, with their status and the HIT page link."""
+    from annotation.marketplace.inhouse import inhouse_tasks
+
+    return render(request, "frontend/ops/my_tasks.html", {"rows": inhouse_tasks(request.user)})
+
+
 @staff_member_required
 @require_POST
 def sync_now(request, name):
@@ -112,6 +121,7 @@ app_name = "ops"
 urlpatterns = [
     path("", index, name="index"),
     path("operations/<int:pk>/", operation, name="operation"),
+    path("tasks/", my_tasks, name="my-tasks"),
     path("<slug:name>/", dataset, name="dataset"),
     path("<slug:name>/clips/", clips, name="clips"),
     path("<slug:name>/hits/", hits, name="hits"),

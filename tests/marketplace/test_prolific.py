@@ -138,3 +138,17 @@ def test_inhouse_assignment_to_named_users(dataset, batches, django_user_model):
     assert next_batch_for(ann) == batches[0]
     with pytest.raises(ValidationError, match="no active user named 'bob'"):
         inhouse_assign(batches[0], "bob")
+
+
+def test_inhouse_annotator_sees_assigned_batches(client, dataset, batches, django_user_model):
+    from annotation.marketplace.inhouse import inhouse_assign
+
+    ann = django_user_model.objects.create_user("ann", password="pw")
+    django_user_model.objects.create_user("bob", password="pw")
+    inhouse_assign(batches[0], ann)
+    assert client.get("/ops/tasks/").status_code == 302              # login first
+    client.login(username="bob", password="pw")
+    assert "No batches assigned to you" in client.get("/ops/tasks/").content.decode()
+    client.login(username="ann", password="pw")
+    page = client.get("/ops/tasks/").content.decode()
+    assert f'href="/hit/{batches[0].uuid}/"' in page and "not started" in page
