@@ -261,3 +261,10 @@ def test_a_blocked_worker_is_told_why_and_nothing_is_started(hit_page, hit_batch
     assert "can no longer work on these tasks" in page.text("error-text")   # the server's readable reason
     assert not page.el("hit-nav").is_displayed()
     assert not Assignment.objects.filter(batch=hit_batch).exists()
+
+
+def test_without_marketplace_parameters_or_login_the_page_offers_the_login(hit_page, hit_batch):
+    page = hit_page.open(hit_batch)
+    link = page.el("preview-banner").find_element("link text", "Log in to start")
+    assert f"next=%2Fhit%2F{hit_batch.uuid}%2F" in link.get_attribute("href")
+    assert Assignment.objects.count() == 0

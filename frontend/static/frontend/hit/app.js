@@ -564,6 +564,16 @@ async function init() {
   document.querySelectorAll(".n-clips").forEach((n) => { n.textContent = String(session.batch_size); });
   document.querySelectorAll(".n-classes").forEach((n) => { n.textContent = String(state.classes.length); });
   el.preview.hidden = !state.preview;
+  const params = new URLSearchParams(window.location.search);
+  if (state.preview && !params.has("assignmentId") && !params.has("PROLIFIC_PID")) {
+    // no marketplace parameters and not logged in: an in-house annotator who has to log in first
+    const next = encodeURIComponent(window.location.pathname + window.location.search);
+    el.preview.replaceChildren("Preview: nothing is saved. ");
+    const login = document.createElement("a");
+    login.href = `/accounts/login/?next=${next}`;
+    login.textContent = "Log in to start";
+    el.preview.append(login, " (in-house annotators), or accept the HIT on your marketplace.");
+  }
   if (!state.preview && session.status && session.status !== "in_progress") {
     show("done");
     $("done-title").textContent = "Already submitted";
