@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import Dataset, Hit, Operation
+from annotation.models import Dataset, Operation
 from annotation.selectors import ops
 
 
@@ -26,7 +26,7 @@ def dataset(request, name):
     return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds)})
 
 
-def _table(request, ds, title, headers, rows, back=True):
+def _table(request, ds, title, headers, rows):
     return render(request, "frontend/ops/table.html", {"dataset": ds, "title": title, "headers": headers,
                                                        "rows": rows, "count": len(rows)})
 
@@ -129,4 +129,3 @@ urlpatterns = [
     path("<slug:name>/workers/", workers, name="workers"),
     path("<slug:name>/sync/", sync_now, name="sync"),
 ]
-_ = Hit
