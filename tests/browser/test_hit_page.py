@@ -268,3 +268,19 @@ def test_without_marketplace_parameters_or_login_the_page_offers_the_login(hit_p
     link = page.el("preview-banner").find_element("link text", "Log in to start")
     assert f"next=%2Fhit%2F{hit_batch.uuid}%2F" in link.get_attribute("href")
     assert Assignment.objects.count() == 0
+
+
+def test_prolific_participant_is_sent_back_to_prolific_with_the_completion_code(hit_page, hit_batch):
+    page = hit_page.open(hit_batch, PROLIFIC_PID="PID77", STUDY_ID="S1", SESSION_ID="SESS1")
+    page.start()
+    page.label_all()
+    page.wait_saved()
+    # no internet here: block Prolific's host so the redirect ends at once; the URL it went to is what counts
+    page.driver.execute_cdp_cmd("Network.enable", {})
+    page.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*prolific.com*"]})
+    page.el("btn-submit").click()
+    page.wait(lambda d: d.current_url.startswith("https://app.prolific.com/submissions/complete"),
+              "the participant was not redirected to Prolific")
+    assignment = Assignment.objects.get(batch=hit_batch)
+    assert assignment.backend == "prolific" and assignment.worker.external_id == "PID77"
+    assert assignment.status in ("submitted", "approved", "rejected")
