@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 
 from annotation.admin import AssignmentAdmin, BatchAdmin, WorkerAdmin
+from annotation.admin_marketplace import publish_to_marketplace
 from annotation.errors import AvcrowdError
 from annotation.models import Assignment, Batch, Worker
 
@@ -58,7 +59,7 @@ class CrowdAssignmentAdmin(AssignmentAdmin):
 
 
 class CrowdBatchAdmin(BatchAdmin):
-    actions = ["requeue"]
+    actions = ["requeue", publish_to_marketplace]
 
     @admin.action(description="Re-queue: re-open batches that lack annotators after rejections")
     def requeue(self, request, queryset):

@@ -7,7 +7,6 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.template.response import TemplateResponse
 
-from annotation.admin import BatchAdmin
 from annotation.errors import AvcrowdError
 from annotation.models import (
     Bonus,
@@ -146,18 +145,3 @@ def publish_to_marketplace(modeladmin, request, queryset):
                "plan": plan, "error": error, "batches": batches, "opts": modeladmin.model._meta,
                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
     return TemplateResponse(request, "frontend/ops/publish_confirm.html", context)
-
-
-# The Batch admin is registered by the foundation and re-registered by the annotator area (a subclass); adding the
-# action to the base class's get_actions reaches whichever subclass is registered.
-_base_get_actions = BatchAdmin.get_actions
-
-
-def _get_actions_with_publish(self, request):
-    actions = _base_get_actions(self, request)
-    actions["publish_to_marketplace"] = (publish_to_marketplace, "publish_to_marketplace",
-                                         publish_to_marketplace.short_description)
-    return actions
-
-
-BatchAdmin.get_actions = _get_actions_with_publish

@@ -128,6 +128,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"proposals.tasks.*": {"queue": "gpu"}}
 CELERY_BEAT_SCHEDULE = {
     "approve-after-review-window": {"task": "annotation.tasks.assignments_approve_due_task", "schedule": 3600.0},
+    "marketplace-sync": {"task": "annotation.tasks_marketplace.marketplace_sync_task",
+                         "schedule": float(os.environ.get("MARKETPLACE_SYNC_SECONDS", "300"))},
 }
 
 # --- REST API ------------------------------------------------------------------------------------
@@ -152,7 +154,6 @@ MTURK_FRAME_ORIGINS = [
     "https://worker.mturk.com",
     "https://workersandbox.mturk.com",
     "https://www.mturk.com",
-    "https://workersandbox.mturk.com",
 ]
 FRAME_ANCESTORS_EXTRA = env_list("FRAME_ANCESTORS", [])
 X_FRAME_OPTIONS = "DENY"

@@ -88,10 +88,17 @@ def assignment_handoff(assignment: Assignment) -> dict | None:
         return {"kind": "mturk", "action": f"{base}/mturk/externalSubmit",
                 "fields": {"assignmentId": assignment.external_assignment_id}}
     if backend == "prolific":
-        code = prolific_completion_code(assignment.batch.dataset)
+        from annotation.marketplace.prolific import completion_code_for
+
+        code = completion_code_for(assignment.batch) or prolific_completion_code(assignment.batch.dataset)
         return {"kind": "prolific", "url": PROLIFIC_COMPLETE_URL + (f"?{urlencode({'cc': code})}" if code else "")}
     if backend == "inhouse":
-        nxt = next_batch_for_worker(assignment.worker, assignment.batch.dataset) if assignment.worker else None
+        from annotation.marketplace.inhouse import next_batch_for
+
+        user = assignment.worker.user if assignment.worker else None
+        nxt = next_batch_for(user) if user else None
+        if nxt is None and assignment.worker:
+            nxt = next_batch_for_worker(assignment.worker, assignment.batch.dataset)
         return {"kind": "inhouse", "next_url": f"/hit/{nxt.uuid}/" if nxt else "/"}
     return {"kind": "simulated"}
 
