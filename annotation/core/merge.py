@@ -568,14 +568,16 @@ def _folds(gold_clips: list, folds: int | None, seed: int):
 
 
 def compare_methods(votes: Votes, gold: dict, methods=METHODS, k: int = 3, folds: int | None = None,
-                    seed: int = 0, ds_folds: int | None = 10, ds_iter: int = 50) -> dict:
+                    seed: int = 0, ds_folds: int | None = 10, ds_iter: int = 50,
+                    ds_sample: int | None = 3000) -> dict:
     """Leave-out comparison on the gold clips.
 
     For each fold of gold clips (folds=None: one clip per fold = leave-one-out), annotator quality (for
     ``majority``/``weighted``) is recomputed from the gold answers of the *other* gold clips only, and
     Dawid–Skene clamps only the other gold clips; then the fold's clips are merged and compared with gold.
     Dawid–Skene is refitted on the whole data set once per fold, so it uses ``ds_folds`` folds (default 10;
-    None = leave-one-out as well). Gold clips with fewer than k annotations are skipped.
+    None = leave-one-out as well) and, to bound its cost, is fitted on the gold clips plus a random sample of
+    ``ds_sample`` other clips (None: all clips). Gold clips with fewer than k annotations are skipped.
     Returns {method: {"macro_f1", "n_clips", "per_class", "folds"}}.
     """
     for m in methods:
@@ -586,13 +588,17 @@ def compare_methods(votes: Votes, gold: dict, methods=METHODS, k: int = 3, folds
     gold_only = np.zeros(votes.n_clips, dtype=bool)
     gold_only[eval_clips] = True
     gold_votes = votes.subset(gold_only)
+    # annotator quality only depends on the answers on gold clips: compute it on those alone
+    all_gold = np.zeros(votes.n_clips, dtype=bool)
+    all_gold[list(gold)] = True
+    quality_votes = votes.subset(all_gold)
     preds = {m: {} for m in methods}
     n_folds = {}
     simple = [m for m in methods if m != "dawid_skene"]
     if simple:
         fold_list = _folds(eval_clips, folds, seed)
         for fold in fold_list:
-            quality = worker_quality_from_gold(votes, gold, exclude_clips=fold)
+            quality = worker_quality_from_gold(quality_votes, gold, exclude_clips=fold)
             mask = np.zeros(votes.n_clips, dtype=bool)
             mask[fold] = True
             fold_votes = gold_votes.subset(mask)
@@ -607,11 +613,18 @@ def compare_methods(votes: Votes, gold: dict, methods=METHODS, k: int = 3, folds
         for m in simple:
             n_folds[m] = len(fold_list)
     if "dawid_skene" in methods:
+        fit_votes = votes
+        has_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips) > 0
+        others_idx = np.flatnonzero(has_ann & ~all_gold)
+        if ds_sample is not None and len(others_idx) > ds_sample:
+            mask = all_gold.copy()
+            mask[np.random.default_rng(seed).choice(others_idx, ds_sample, replace=False)] = True
+            fit_votes = votes.subset(mask)
         fold_list = _folds(eval_clips, ds_folds, seed)
         for fold in fold_list:
             held = set(fold)
             others = [c for c in gold if c not in held]
-            res = merge_dawid_skene(votes, k=k, gold=gold, clamp_clips=others, n_iter=ds_iter)
+            res = merge_dawid_skene(fit_votes, k=k, gold=gold, clamp_clips=others, n_iter=ds_iter)
             sets = res.label_sets()
             for c in fold:
                 preds["dawid_skene"][c] = sets.get(c, {})

@@ -15,6 +15,8 @@ class Command(BaseCommand):
                             help="folds for majority/weighted (0 = leave-one-out, the default)")
         parser.add_argument("--ds-folds", type=int, default=10,
                             help="folds for Dawid-Skene, refitted once per fold (0 = leave-one-out)")
+        parser.add_argument("--ds-sample", type=int, default=3000,
+                            help="Dawid-Skene is fitted on the gold clips plus this many other clips (0 = all)")
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, **opts):
@@ -35,7 +37,8 @@ class Command(BaseCommand):
             raise CommandError(f"dataset {dataset.name} has no gold labels; nothing to compare against")
         k = opts["k"] or dataset.annotations_per_clip
         out = compare_methods(loaded.votes, loaded.gold, methods=methods, k=k, folds=opts["folds"] or None,
-                              ds_folds=opts["ds_folds"] or None, seed=opts["seed"])
+                              ds_folds=opts["ds_folds"] or None, seed=opts["seed"],
+                              ds_sample=opts["ds_sample"] or None)
         n = next(iter(out.values()))["n_clips"] if out else 0
         self.stdout.write(f"{dataset.name}: {n} gold clips with >= {k} approved annotations")
         self.stdout.write(f"{'method':<14}{'macro-F1':>10}{'folds':>8}{'classes':>9}")
