@@ -106,3 +106,20 @@ def test_release_pages_show_stats_clips_diff_and_download(release, client, tmp_p
     page = client.get(f"/releases/{release.pk}/diff/?other={other.pk}").content.decode()
     assert "dog barking A→AV" in page
     assert client.get(f"/releases/{release.pk}/diff/?other=x").status_code == 404
+
+
+from tests.releases.test_releases_db import crowd  # noqa: E402,F401  (fixture)
+
+
+def test_merged_release_page_shows_agreement_and_staff_can_create(crowd, client):
+    staff_user = get_user_model().objects.create_user("admin2", password="x", is_staff=True)
+    client.force_login(staff_user)
+    r = client.post("/releases/new/", {"dataset": "rel", "name": "web-v1", "method": "majority", "k": "3"})
+    release = Release.objects.get(name="web-v1")
+    assert r.status_code == 302 and r["Location"] == f"/releases/{release.pk}/"
+    page = client.get(r["Location"]).content.decode()
+    assert "Krippendorff" in page and "Least reliable classes" in page
+    assert "cattle mooing <small>A · auto</small>" in page  # auto-added label shown with its origin
+    assert "1 clips with fewer than k approved annotations" in page
+    r = client.post("/releases/new/", {"dataset": "rel", "name": "web-v1", "method": "majority"}, follow=True)
+    assert "already has a release named" in r.content.decode()
