@@ -13,6 +13,7 @@ refused with the name of the global it asked for.
 from __future__ import annotations
 
 import gc
+import io
 import json
 import os
 import pickle
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BenchmarkInputError
+from .fastpickle import FastPathUnavailable, extract_float_lists, substitute_rows
 from .labels import INPUTS
 from .predictions import ModelPredictions
 
@@ -145,6 +147,20 @@ def predictions_from_mapping(data, class_names: list[str], *, name: str,
     return ModelPredictions.from_label_lists(name, labels, class_names, source=source)
 
 
+def restricted_loads_scores(raw: bytes, width: int):
+    """Restricted unpickling of prediction bytes; float lists of ``width`` values are decoded with numpy
+    (see :mod:`benchmark.fastpickle`) when the bytes allow it, else read the ordinary way."""
+    try:
+        small, values = extract_float_lists(raw, width)
+    except FastPathUnavailable:
+        return restricted_load(io.BytesIO(raw))
+    try:
+        data = restricted_load(io.BytesIO(small))
+        return substitute_rows(data, values)
+    except (BenchmarkInputError, FastPathUnavailable, AttributeError, TypeError):
+        return restricted_load(io.BytesIO(raw))  # anything unexpected: the slow path decides
+
+
 def load_predictions_pickle(path_or_fileobj, class_names: list[str], *, name: str | None = None) -> ModelPredictions:
     """Load a VGGSounder prediction pickle with the restricted unpickler and validate it."""
     name = _model_name(path_or_fileobj, name)
@@ -152,12 +168,14 @@ def load_predictions_pickle(path_or_fileobj, class_names: list[str], *, name: st
         source = str(path_or_fileobj)
         try:
             with open(path_or_fileobj, "rb") as fh:
-                data = restricted_load(fh)
+                raw = fh.read()
         except FileNotFoundError as exc:
             raise BenchmarkInputError(f"{source}: file not found") from exc
     else:
         source = f"predictions {name!r}"
-        data = restricted_load(path_or_fileobj)
+        raw = path_or_fileobj.read()
+    data = restricted_loads_scores(raw, len(class_names))
+    del raw
     try:
         return predictions_from_mapping(data, class_names, name=name, source=source)
     except BenchmarkInputError as exc:

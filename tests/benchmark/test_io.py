@@ -129,3 +129,36 @@ def test_directory_loads_one_model_per_file(classes, tmp_path):
     with pytest.raises(BenchmarkInputError, match="no predictions files"):
         (tmp_path / "empty").mkdir()
         load_predictions_dir(tmp_path / "empty", classes)
+
+
+def _scores_mapping(classes, n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"clip{i:03d}": {"logits": {inp: rng.normal(size=len(classes)).tolist() for inp in ("a", "v", "av")},
+                             "predictions": {"a": ["raining"]}}
+            for i in range(n)}
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_fast_score_decoding_equals_plain_unpickling(protocol, classes):
+    data = _scores_mapping(classes)
+    # a clip id that contains the byte pattern of a float list must not confuse the fast path
+    data["](G" + "x" * 5] = data.pop("clip000")
+    m = load_predictions_pickle(dumps(data, protocol), classes, name="m")
+    for inp in ("a", "v", "av"):
+        want = np.array([data[v]["logits"][inp] for v in m.video_ids])
+        assert m.scores[inp].dtype == np.float64 and np.array_equal(m.scores[inp], want)
+
+
+def test_fast_path_falls_back_when_placeholders_do_not_add_up(classes):
+    from benchmark.fastpickle import FastPathUnavailable, extract_float_lists, substitute_rows
+
+    data = _scores_mapping(classes)
+    data["extra"] = {"logits": {inp: [0.5] * len(classes) for inp in ("a", "v", "av")},
+                     "note": [1.0] * len(classes)}
+    raw = pickle.dumps(data, protocol=4)
+    small, values = extract_float_lists(raw, len(classes))
+    assert values.shape == (80 * 3 + 3 + 1, len(classes)) and len(small) < len(raw) / 50
+    with pytest.raises(FastPathUnavailable):  # the list under "note" is not a score list
+        substitute_rows(pickle.loads(small), values)
+    m = load_predictions_pickle(io.BytesIO(raw), classes, name="m")  # read the slow way instead
+    assert m.scores["a"].shape == (81, len(classes))

@@ -1,0 +1,119 @@
+"""Fast path for reading score lists out of VGGSounder prediction pickles.
+
+A pickle (protocol 4/5) stores a list of C Python floats as ``]`` EMPTY_LIST, ``\\x94`` MEMOIZE, ``(`` MARK,
+C x (``G`` BINFLOAT + 8 bytes big-endian), ``e`` APPENDS. Building C Python float objects per list and
+converting them back to numpy costs most of the loading time of a large prediction file. This module
+
+1. removes the optional framing (FRAME opcodes, walked frame by frame from the header; any inconsistency
+   aborts the fast path),
+2. finds every such float list with numpy, decodes all of them at once into one float64 matrix and replaces
+   each list in the byte stream by a placeholder integer (``J`` BININT + ``\\x94`` MEMOIZE, so memo
+   numbering is unchanged),
+3. lets the caller unpickle the much smaller stream with the *same restricted unpickler* (no security
+   difference: only the payload of float lists was replaced) and substitute the rows.
+
+The caller must check that every placeholder was found exactly once where a score list belongs
+(:func:`substitute_rows`); if anything does not add up it reads the original bytes the slow way.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+PROTO, FRAME, EMPTY_LIST, MEMOIZE, MARK, BINFLOAT, APPENDS, BININT = 0x80, 0x95, 0x5D, 0x94, 0x28, 0x47, 0x65, 0x4A
+
+
+class FastPathUnavailable(Exception):
+    """The bytes do not have the expected shape; use the ordinary reader."""
+
+
+PLACEHOLDER_BASE = -(2 ** 31)  # placeholder i is the int PLACEHOLDER_BASE + i (not a plausible score list)
+
+
+def _unframe(data: bytes) -> bytes:
+    if len(data) < 2 or data[0] != PROTO or data[1] not in (4, 5):
+        raise FastPathUnavailable("not a protocol 4/5 pickle")
+    pos, parts, n = 2, [data[:2]], len(data)
+    if pos < n and data[pos] != FRAME:
+        return data  # not framed
+    while pos < n:
+        if data[pos] != FRAME or pos + 9 > n:
+            raise FastPathUnavailable("unexpected framing")
+        length = int.from_bytes(data[pos + 1:pos + 9], "little")
+        end = pos + 9 + length
+        if end > n:
+            raise FastPathUnavailable("frame runs past the end")
+        parts.append(data[pos + 9:end])
+        pos = end
+    return b"".join(parts)
+
+
+def extract_float_lists(data: bytes, width: int, *, min_lists: int = 64):
+    """-> (small stream, float64 matrix [m, width]) with each float list of length ``width`` replaced by
+    BININT ``PLACEHOLDER_BASE + i``. Raises :class:`FastPathUnavailable` when there is nothing to gain."""
+    if width <= 0 or width > 100_000:
+        raise FastPathUnavailable("width")
+    raw = _unframe(data)
+    b = np.frombuffer(raw, dtype=np.uint8)
+    span = 3 + 9 * width + 1  # "]\x94(" + records + "e"
+    if b.size < span:
+        raise FastPathUnavailable("too small")
+    n_starts = b.size - span + 1
+    cand = np.flatnonzero(b[:n_starts] == EMPTY_LIST)
+    cand = cand[(b[cand + 1] == MEMOIZE) & (b[cand + 2] == MARK)]
+    if cand.size < min_lists:
+        raise FastPathUnavailable("few candidate lists")
+    # every candidate's C records as one row of a zero-copy sliding window over the bytes
+    windows = np.lib.stride_tricks.sliding_window_view(b, 9 * width + 1)
+    good = np.zeros(cand.size, dtype=bool)
+    decoded = np.empty((cand.size, width), dtype=np.float64)
+    for lo in range(0, cand.size, 2048):
+        c = cand[lo:lo + 2048]
+        region = windows[c + 3]  # (k, 9 * width + 1): records then the APPENDS byte
+        recs = region[:, :-1].reshape(c.size, width, 9)
+        ok = (recs[:, :, 0] == BINFLOAT).all(axis=1) & (region[:, -1] == APPENDS)
+        good[lo:lo + c.size] = ok
+        payload = np.ascontiguousarray(recs[:, :, 1:])
+        if sys.byteorder == "little":
+            words = payload.view(np.uint64).reshape(c.size, width)
+            words.byteswap(inplace=True)  # big-endian doubles -> native bit patterns (fast integer swap)
+            decoded[lo:lo + c.size] = words.view(np.float64)
+        else:
+            decoded[lo:lo + c.size] = payload.view(">f8").reshape(c.size, width)
+    starts = cand[good]
+    if starts.size < min_lists:
+        raise FastPathUnavailable("few float lists")
+    if np.any(np.diff(starts) < span):
+        raise FastPathUnavailable("overlapping matches")
+    values = decoded[good] if not good.all() else decoded
+    # rebuild the stream with placeholders
+    parts, prev = [], 0
+    for i, st in enumerate(starts.tolist()):
+        parts.append(raw[prev:st])
+        parts.append(bytes((BININT,)) + int(PLACEHOLDER_BASE + i).to_bytes(4, "little", signed=True) + bytes((MEMOIZE,)))
+        prev = st + span
+    parts.append(raw[prev:])
+    return b"".join(parts), values
+
+
+def substitute_rows(data, values: np.ndarray):
+    """Replace placeholder ints at ``data[vid]["logits"][inp]`` by rows of ``values``; every row must be used
+    exactly once and nothing else may be an int there. Raises :class:`FastPathUnavailable` otherwise."""
+    if not isinstance(data, dict):
+        raise FastPathUnavailable("not a dict")
+    used = np.zeros(values.shape[0], dtype=bool)
+    for entry in data.values():
+        logits = entry.get("logits") if isinstance(entry, dict) else None
+        if not isinstance(logits, dict):
+            continue
+        for inp, row in list(logits.items()):
+            if type(row) is int:
+                i = row - PLACEHOLDER_BASE
+                if not 0 <= i < values.shape[0] or used[i]:
+                    raise FastPathUnavailable("placeholder misuse")
+                used[i] = True
+                logits[inp] = values[i]
+    if not used.all():
+        raise FastPathUnavailable("placeholder outside of logits")
+    return data
