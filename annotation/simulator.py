@@ -86,10 +86,22 @@ def read_truth_csv(path, class_names) -> tuple[dict, dict]:
     return labels, meta
 
 
-def truth_load(source: str, class_names) -> tuple[dict, dict]:
-    """A release name (or DATASET/NAME) or a CSV path."""
+def truth_load(source: str, class_names, dataset=None) -> tuple[dict, dict]:
+    """A release name (or DATASET/NAME), a CSV path, or "original": each clip's original dataset labels,
+    audible, no meta labels (for demos)."""
     import os
 
+    if source == "original":
+        if dataset is None:
+            raise ValidationError("--truth original needs a dataset", field="truth")
+        from annotation.models import Clip
+
+        labels = {}
+        for vid, name in Clip.objects.filter(dataset=dataset).values_list("video_id", "original_labels__name"):
+            labels.setdefault(vid, {})
+            if name:
+                labels[vid][name] = "A"
+        return labels, {vid: {} for vid in labels}
     if os.path.exists(source):
         return read_truth_csv(source, class_names)
     from annotation.models import ReleaseClip, ReleaseLabel
@@ -163,7 +175,7 @@ def simulate_crowd(dataset, truth_source: str, *, workers: int = 50, profile: st
     log = log or (lambda msg: None)
     rng = random.Random(seed)
     names = taxonomy_names()
-    truth, truth_meta = truth_load(truth_source, names)
+    truth, truth_meta = truth_load(truth_source, names, dataset)
     clips = {c.video_id: c for c in Clip.objects.filter(dataset=dataset)}
     missing = [v for v in clips if v not in truth]
     if not clips:

@@ -94,3 +94,20 @@ def test_simulate_crowd_command_reports_and_releases(sim_dataset):
     assert "release sim/v1: 10 clips" in text
     macro = float(text.split("macro-F1 against the (closed) truth ")[1].split(";")[0])
     assert macro > 0.8
+
+
+def test_original_labels_as_truth_for_demos(taxonomy):
+    from annotation.models import TaxonomyClass
+
+    from annotation.selectors.crowd import clear_cache
+
+    clear_cache()
+    ds = Dataset.objects.create(name="demo-like", batch_size=4, gold_per_batch=1, annotations_per_clip=3)
+    for i, name in enumerate(["dog barking", "cat meowing", "playing piano", "raining", "helicopter"] * 2):
+        clip = Clip.objects.create(dataset=ds, video_id=f"d{i}", is_gold=i < 2)
+        clip.original_labels.add(TaxonomyClass.objects.get(name=name))
+    out = io.StringIO()
+    call_command("simulate_crowd", "--dataset", "demo-like", "--truth", "original", "--workers", "12",
+                 "--profile", "diligent", "--release", "demo-v1", "--proposals", "3", stdout=out)
+    assert "open batches left 0" in out.getvalue(), out.getvalue()
+    assert "release demo-like/demo-v1: 10 clips" in out.getvalue(), out.getvalue()

@@ -12,7 +12,8 @@ class Command(BaseCommand):
         from annotation.simulator import MIXES
 
         parser.add_argument("--dataset", required=True)
-        parser.add_argument("--truth", required=True, help="release name (or DATASET/NAME) or VGGSounder-layout CSV")
+        parser.add_argument("--truth", required=True, help="release name (or DATASET/NAME), VGGSounder-layout CSV, or 'original' (each clip's "
+                                 "original labels, audible; for demos)")
         parser.add_argument("--workers", type=int, default=50)
         parser.add_argument("--profile", default="mixed",
                             help=f"{', '.join(MIXES)} or NAME:WEIGHT,... (mixed = 50%% diligent, 20%% careless, "
@@ -51,7 +52,7 @@ class Command(BaseCommand):
                                       f"mean catch F1 {p['mean_catch_f1']}")
             if opts["release"]:
                 release = release_create(dataset, opts["release"])
-                truth, _meta = truth_load(opts["truth"], class_names())
+                truth, _meta = truth_load(opts["truth"], class_names(), dataset)
                 syn, sup = relations()
                 df = release_to_dataframe(release)
                 merged = set(ReleaseClip.objects.filter(release=release).values_list("video_id", flat=True))
