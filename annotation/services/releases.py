@@ -22,7 +22,7 @@ from annotation.core.taxonomy import closure
 from annotation.errors import ImportFailed, NotFound, ValidationError
 from annotation.models import (
     Assignment, Clip, ClipAnswer, Dataset, ExpertAnnotation, GoldLabel, Release, ReleaseClip, ReleaseExport,
-    ReleaseLabel, TaxonomyClass, Worker,
+    ReleaseLabel, TaxonomyClass,
 )
 from annotation.models.releases import ImmutableReleaseError  # noqa: F401  (re-exported for callers)
 
@@ -552,8 +552,6 @@ def export_chunks(release: Release, fmt: str = "vggsounder-csv", *, include_back
         if src:
             item["origin_source"] = src.split(ORIGIN_SEPARATOR) if origin == ReleaseLabel.AUTO else src
         labels_by_clip.setdefault(rc_id, []).append(item)
-    if release.imported:  # imported releases keep the file's clip order (order of first appearance)
-        pass
     for rc_id, vid, bm, vo, si in clips.iterator(chunk_size=10000):
         labels = labels_by_clip.get(rc_id, [])
         out.append(json.dumps({"video_id": vid, "labels": labels, "background_music": bm, "voice_over": vo,
