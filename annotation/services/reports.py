@@ -174,17 +174,32 @@ def _check_options(regime: str, confusion: str):
 
 
 def report_build(labels_spec: str, prediction_specs, out_dir, *, regime: str = "default", confusion: str = "v1.0",
-                 meta: bool = True, figures: bool = True, allow_paths: bool = True) -> dict:
+                 meta: bool = True, figures: bool = True, allow_paths: bool = True, captions=(),
+                 judge: str = "embedding") -> dict:
     """Resolve the inputs, run the benchmark and write report.json, tables and figures into ``out_dir``.
-    Bad input raises :class:`annotation.errors.ValidationError` with the reason."""
+    ``captions``: JSONL files of free-text outputs, turned into label sets by ``judge`` ("embedding" or a local
+    transformers model directory; command line only). Bad input raises :class:`ValidationError`."""
     _check_options(regime, confusion)
     try:
         classes = report_class_names()
         labels, labels_desc = labels_resolve(labels_spec, classes, allow_paths=allow_paths)
-        models, described = predictions_resolve(prediction_specs, classes, allow_paths=allow_paths)
-        return write_report(out_dir, labels, models, regime=regime, confusion=confusion, meta=meta, figures=figures,
-                            params={"labels": labels_desc, "predictions": described},
-                            label_source=labels_desc.get("name") or labels_desc.get("path"))
+        models, described = ([], []) if (captions and not prediction_specs) else \
+            predictions_resolve(prediction_specs, classes, allow_paths=allow_paths)
+        judged = {}
+        if captions:
+            from benchmark.judge import judge_captions, load_captions_jsonl, make_judge
+
+            judge_fn = make_judge(judge)
+            for path in captions:
+                model, stats = judge_captions(Path(path).stem, load_captions_jsonl(path), labels, judge_fn)
+                models.append(model)
+                described.append({"kind": "captions", "path": os.path.abspath(path), "judge": judge})
+                judged[model.name] = stats.as_dict()
+        report = write_report(out_dir, labels, models, regime=regime, confusion=confusion, meta=meta, figures=figures,
+                              params={"labels": labels_desc, "predictions": described,
+                                      **({"judge": judge, "judge_stats": judged} if captions else {})},
+                              label_source=labels_desc.get("name") or labels_desc.get("path"))
+        return report
     except BenchmarkInputError as exc:
         raise ValidationError(str(exc)) from None
 

@@ -200,3 +200,30 @@ def test_pages_list_start_and_show_a_report(inputs, release_and_run, client, dja
     # a missing release is reported on the list page, nothing is created
     resp = client.post("/reports/new/", {"labels": "", "runs": [str(run.pk)]}, follow=True)
     assert b"no label set given" in resp.content and MetricReport.objects.count() == 1
+
+
+def test_command_judges_free_text_captions(inputs, tmp_path, capsys):
+    labels = inputs["labels"]
+    classes = labels.classes
+    T = labels.truth("a")
+    lines, named = [], 0
+    for i, vid in enumerate(labels.video_ids[:40]):
+        names = [classes[j] for j in T[i].nonzero()[0]]
+        if i % 2 == 0 and names:
+            text, named = f"One can hear {names[0]}.", named + 1
+        else:
+            text = "Nothing in particular happens."
+        lines.append(json.dumps({"video_id": vid, "a": text, "av": text}))
+    path = tmp_path / "video-llm.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    call_command("benchmark", "--labels", str(inputs["labels_csv"]), "--captions", str(path), "--regime", "all",
+                 "--no-figures", "--no-meta", "--out", str(out))
+    assert "model video-llm: labels" in capsys.readouterr().out
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["params"]["judge"] == "embedding"
+    assert rep["params"]["judge_stats"]["video-llm"]["asked"] >= 40
+    a = rep["results"]["video-llm"]["a"]
+    # the descriptions that name an audible class of their clip are hits; clips without one are misses
+    assert a["hit_rate"] == pytest.approx(named / int(T.any(axis=1).sum()))
+    assert a["precision"] == 1.0  # the judge is only asked about the clip's audible classes

@@ -1,0 +1,98 @@
+"""LLM-assisted evaluation: strict parsing of the judge's answer, failures counted, offline embedding judge."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from benchmark import BenchmarkInputError, LabelSet, evaluate
+from benchmark.judge import (
+    SYSTEM_PROMPT,
+    EmbeddingJudge,
+    JudgeParseError,
+    TransformersJudge,
+    build_messages,
+    judge_captions,
+    parse_judgement,
+)
+
+CLASSES = ["dog barking", "raining", "playing piano", "male speech, man speaking"]
+ASKED = ["dog barking", "raining"]
+
+
+@pytest.mark.parametrize("text", [
+    '{"dog barking": True, "raining": False}',
+    "```python\n{'dog barking': True, 'raining': False}\n```",
+    '{"dog barking": true, "raining": false}',
+    '  {"raining": "false", "dog barking": "True"}  ',
+])
+def test_parse_accepts_one_dictionary_of_the_asked_classes(text):
+    assert parse_judgement(text, ASKED) == {"dog barking": True, "raining": False}
+
+
+@pytest.mark.parametrize("text,reason", [
+    ('Sure! {"dog barking": True, "raining": False}', "not a single dictionary"),
+    ('{"dog barking": True}', "missing: raining"),
+    ('{"dog barking": True, "raining": False, "cat": True}', "not asked: cat"),
+    ('{"dog barking": 1, "raining": False}', "not True/False"),
+    ('{"dog barking": True, "raining": False', "not a single dictionary"),
+    ('{"dog barking": maybe, "raining": False}', "not a valid dictionary"),
+    ("[True, False]", "not a single dictionary"),
+])
+def test_parse_is_strict(text, reason):
+    with pytest.raises(JudgeParseError, match=reason):
+        parse_judgement(text, ASKED)
+
+
+def labels():
+    csv = ("video_id,label,modality,background_music,static_image,voice_over\n"
+           "c1,dog barking,AV,False,False,False\nc1,raining,A,False,False,False\n"
+           "c2,playing piano,V,False,False,False\nc2,male speech, man speaking,A,False,False,False\n")
+    csv = csv.replace("male speech, man speaking", '"male speech, man speaking"')
+    return LabelSet.from_csv(io.StringIO(csv), CLASSES)
+
+
+def test_judged_captions_become_label_sets_and_failures_are_counted():
+    L = labels()
+    seen = []
+
+    def fake_llm(caption, classes):
+        seen.append((caption, tuple(classes)))
+        if "garbled" in caption:
+            return "I think the dog"  # unparsable: counted, clip gets no labels
+        return "{" + ", ".join(f'"{c}": {str(c.split()[0] in caption).lower()}' for c in classes) + "}"
+
+    captions = {"c1": {"a": "a dog and raining outside", "v": "a dog", "av": "garbled"},
+                "c2": {"a": "male voice", "v": "", "av": "playing music"}}
+    preds, stats = judge_captions("llm", captions, L, fake_llm)
+    # the audio description is judged against the audible classes only
+    assert ("a dog and raining outside", ("raining", "dog barking")) in seen or \
+           ("a dog and raining outside", ("dog barking", "raining")) in seen
+    assert stats.asked == 5 and stats.parse_failures == 1
+    assert stats.failures[0]["video_id"] == "c1" and stats.failures[0]["input"] == "av"
+    res = evaluate(L, [preds], regime="all")["llm"]
+    assert res["a"]["recall"] == pytest.approx(3 / 3)  # dog, raining (c1), male speech (c2)
+    assert res["av"]["hit_rate"] == 0.0  # c1's av answer was unparsable
+    with pytest.raises(BenchmarkInputError, match="not in the label set"):
+        judge_captions("llm", {"zzz": {"a": "x"}}, L, fake_llm)
+
+
+def test_prompt_asks_for_a_dictionary_of_the_given_classes():
+    msgs = build_messages("a dog barks", ASKED)
+    assert msgs[0]["content"] == SYSTEM_PROMPT and "dictionary" in SYSTEM_PROMPT
+    assert "- dog barking\n- raining" in msgs[1]["content"] and "a dog barks" in msgs[1]["content"]
+
+
+def test_embedding_judge_offline():
+    judge = EmbeddingJudge()
+    verdict = judge("A dog barks loudly while a man is speaking. Rain falls on a tin roof.", CLASSES)
+    assert verdict == {"dog barking": True, "raining": True, "playing piano": False,
+                       "male speech, man speaking": True}
+
+
+def test_llm_judge_needs_a_local_model_directory(tmp_path):
+    with pytest.raises(BenchmarkInputError, match="judge model directory .* not found"):
+        TransformersJudge(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BenchmarkInputError, match="cannot be loaded"):
+        TransformersJudge(str(tmp_path / "empty"))
