@@ -5,13 +5,14 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.errors import AvcrowdError
 from annotation.marketplace import MarketplaceError
-from annotation.models import Assignment, Batch, Dataset, Hit, Operation
+from annotation.models import Assignment, Batch, Bonus, Dataset, Hit, Operation
 
 
 class HitSerializer(serializers.ModelSerializer):
@@ -33,6 +34,117 @@ class OperationSerializer(serializers.ModelSerializer):
                   "finished_at"]
 
 
+# --- Schema-only serializers: they describe the bodies the views below read and write (the views parse
+# request.data themselves, so these are never used for validation). ---------------------------------------------
+
+class MarketplaceErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="what is wrong and what is allowed")
+    field = serializers.CharField(required=False, help_text="the request field at fault")
+    details = serializers.JSONField(required=False, help_text="one entry per problem, when there are several")
+
+
+class PublishRequestSerializer(serializers.Serializer):
+    dataset = serializers.CharField(help_text="dataset name")
+    count = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                     help_text="publish this many open, unpublished batches (default: all)")
+    batches = serializers.ListField(child=serializers.UUIDField(), required=False,
+                                    help_text="publish exactly these batches of the dataset")
+    backend = serializers.ChoiceField(choices=["mturk", "prolific"], default="mturk")
+    sandbox = serializers.BooleanField(default=True)
+    mode = serializers.ChoiceField(choices=["external", "html"], default="external")
+    reward = serializers.DecimalField(max_digits=8, decimal_places=2, required=False, allow_null=True,
+                                      coerce_to_string=True,
+                                      help_text="reward per assignment in dollars (default: the configured one)")
+    dry_run = serializers.BooleanField(default=False, help_text="only return the cost estimate")
+
+
+class PublishEstimateSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    hits = serializers.IntegerField(help_text="number of HITs that would be created")
+    cost_usd = serializers.CharField(help_text="total cost in dollars, fees included")
+    committed_usd = serializers.CharField(help_text="dollars already committed on this dataset")
+    budget_usd = serializers.CharField()
+    lines = serializers.ListField(child=serializers.CharField(), help_text="human-readable estimate")
+
+
+class PublishStartedSerializer(PublishEstimateSerializer):
+    operation = serializers.IntegerField(help_text="id of the long operation: GET operations/<id>/")
+
+
+class OperationStartedSerializer(serializers.Serializer):
+    operation = serializers.IntegerField(help_text="id of the long operation: GET operations/<id>/")
+
+
+class _Count(serializers.DictField):
+    child = serializers.IntegerField()
+
+
+DATASET_SUMMARY = inline_serializer("MarketplaceDatasetSummary", {
+    "name": serializers.CharField(),
+    "progress": serializers.ListField(
+        child=serializers.ListField(child=serializers.JSONField(), min_length=2, max_length=2),
+        help_text='[label, clips] pairs: clips with 0, 1, ..., k-1 and "k+" approved annotations'),
+    "hits": _Count(help_text="HIT status -> count"),
+    "open_hits": serializers.IntegerField(),
+    "assignments": _Count(help_text="assignment status -> count"),
+    "spend": inline_serializer("MarketplaceSummarySpend", {
+        "budget": serializers.CharField(), "paid": serializers.CharField(), "committed": serializers.CharField(),
+        "remaining": serializers.CharField(), "percent": serializers.FloatField(),
+        "bonuses_paid": serializers.CharField()}),
+    "median_work_seconds": serializers.FloatField(allow_null=True),
+    "median_reward": serializers.CharField(allow_null=True),
+    "hourly_pay": serializers.CharField(allow_null=True, help_text="implied dollars per hour"),
+    "workers": inline_serializer("MarketplaceSummaryWorker", {
+        "worker": serializers.CharField(help_text="marketplace worker id"),
+        "backend": serializers.CharField(),
+        "assignments": serializers.IntegerField(),
+        "approved": serializers.IntegerField(),
+        "rejected": serializers.IntegerField(),
+        "mean_catch_f1": serializers.FloatField(allow_null=True),
+        "approval_rate": serializers.FloatField(allow_null=True),
+        "is_blocked": serializers.BooleanField(),
+    }, many=True),
+    "rejections": inline_serializer("MarketplaceSummaryRejection", {
+        "assignment": serializers.UUIDField(),
+        "worker": serializers.CharField(),
+        "catch_f1": serializers.FloatField(allow_null=True),
+        "reason": serializers.CharField(),
+    }, many=True),
+    "operations": OperationSerializer(many=True, help_text="the 10 latest long operations of the dataset"),
+})
+
+
+class InhouseAssignRequestSerializer(serializers.Serializer):
+    batch = serializers.UUIDField()
+    username = serializers.CharField(help_text="an active user account")
+
+
+class InhouseAssignResponseSerializer(serializers.Serializer):
+    batch = serializers.UUIDField()
+    username = serializers.CharField()
+    created = serializers.BooleanField(help_text="false when the user already had this batch")
+    url = serializers.CharField(help_text="the HIT page of the batch")
+
+
+class BonusRequestSerializer(serializers.Serializer):
+    assignment = serializers.UUIDField()
+    amount = serializers.DecimalField(max_digits=8, decimal_places=2, coerce_to_string=True,
+                                      help_text="dollars, at least 0.01")
+    reason = serializers.CharField(help_text="shown to the worker")
+
+
+class BonusResponseSerializer(serializers.Serializer):
+    bonus = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Bonus.STATUSES)
+    amount = serializers.CharField()
+
+
+ERROR_400 = OpenApiResponse(MarketplaceErrorSerializer,
+                            description="bad input: `field` names the request field at fault")
+ERROR_502 = OpenApiResponse(MarketplaceErrorSerializer, description="the marketplace call failed")
+DATASET_PARAM = OpenApiParameter("dataset", str, description="dataset name")
+
+
 def _error(exc):
     if isinstance(exc, AvcrowdError):
         return Response(exc.as_dict(), status=exc.status_code)
@@ -44,6 +156,9 @@ class Staff(APIView):
 
 
 class HitList(Staff):
+    @extend_schema(parameters=[DATASET_PARAM,
+                               OpenApiParameter("status", str, enum=[s for s, _ in Hit.STATUSES])],
+                   responses=HitSerializer(many=True), description="The 500 latest HITs.")
     def get(self, request):
         qs = Hit.objects.select_related("batch__dataset").order_by("-created_at")
         if request.query_params.get("dataset"):
@@ -64,6 +179,11 @@ def _bool(value, default):
 class Publish(Staff):
     """POST {"dataset", "count"?, "batches"?: [uuid], "backend"?, "sandbox"?, "mode"?, "reward"?, "dry_run"?}"""
 
+    @extend_schema(request=PublishRequestSerializer,
+                   responses={200: OpenApiResponse(PublishEstimateSerializer, description="dry run: the estimate"),
+                              202: OpenApiResponse(PublishStartedSerializer,
+                                                   description="publishing started as a long operation"),
+                              400: ERROR_400})
     def post(self, request):
         from annotation.services.publish import publish_plan
         from annotation.tasks_marketplace import batches_publish_task
@@ -100,6 +220,9 @@ class Publish(Staff):
 
 
 class SyncNow(Staff):
+    @extend_schema(request=inline_serializer("MarketplaceSyncRequest", {
+                       "dataset": serializers.CharField(required=False, help_text="dataset name (default: all)")}),
+                   responses={202: OperationStartedSerializer, 400: ERROR_400})
     def post(self, request):
         from annotation.tasks_marketplace import marketplace_sync_task
 
@@ -114,11 +237,13 @@ class SyncNow(Staff):
 
 
 class OperationDetail(Staff):
+    @extend_schema(responses={200: OperationSerializer, 404: OpenApiResponse(description="no such operation")})
     def get(self, request, pk):
         return Response(OperationSerializer(get_object_or_404(Operation, pk=pk)).data)
 
 
 class DatasetSummary(Staff):
+    @extend_schema(responses={200: DATASET_SUMMARY, 404: OpenApiResponse(description="no such dataset")})
     def get(self, request, name):
         from annotation.selectors.ops import dataset_ops
 
@@ -133,6 +258,10 @@ class DatasetSummary(Staff):
 class InhouseAssign(Staff):
     """POST {"batch": uuid, "username": str}"""
 
+    @extend_schema(request=InhouseAssignRequestSerializer,
+                   responses={201: OpenApiResponse(InhouseAssignResponseSerializer, description="assigned"),
+                              200: OpenApiResponse(InhouseAssignResponseSerializer, description="already assigned"),
+                              400: ERROR_400})
     def post(self, request):
         from annotation.marketplace.inhouse import inhouse_assign
 
@@ -150,6 +279,8 @@ class InhouseAssign(Staff):
 class BonusCreate(Staff):
     """POST {"assignment": uuid, "amount": "0.50", "reason": str}: paid by the next sync."""
 
+    @extend_schema(request=BonusRequestSerializer,
+                   responses={201: BonusResponseSerializer, 400: ERROR_400, 502: ERROR_502})
     def post(self, request):
         from annotation.services.sync import bonus_create
 

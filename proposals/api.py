@@ -2,6 +2,7 @@
 proposal lists of a set."""
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -29,6 +30,17 @@ class ProposalSetSerializer(serializers.ModelSerializer):
         fields = ["id", "dataset", "active", "strategy", "n_proposals", "evaluation", "created_at"]
 
 
+DATASET_PARAM = OpenApiParameter("dataset", str, description="only this dataset (by name)")
+
+SET_PROPOSALS = inline_serializer("ProposalSetProposals", {
+    "id": serializers.IntegerField(),
+    "dataset": serializers.CharField(),
+    "proposals": serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+                                       help_text="video_id -> proposed class names, in class-index order"),
+})
+
+
+@extend_schema(parameters=[DATASET_PARAM], responses=ModelRunSerializer(many=True))
 @api_view(["GET"])
 def runs(request):
     qs = ModelRun.objects.select_related("checkpoint", "dataset").order_by("-created_at")
@@ -37,6 +49,7 @@ def runs(request):
     return Response(ModelRunSerializer(qs, many=True).data)
 
 
+@extend_schema(parameters=[DATASET_PARAM], responses=ProposalSetSerializer(many=True))
 @api_view(["GET"])
 def sets(request):
     qs = ProposalSet.objects.select_related("dataset").order_by("-created_at")
@@ -45,6 +58,7 @@ def sets(request):
     return Response(ProposalSetSerializer(qs, many=True).data)
 
 
+@extend_schema(responses={200: SET_PROPOSALS, 404: OpenApiResponse(description="no such proposal set")})
 @api_view(["GET"])
 def set_proposals(request, pk: int):
     pset = get_object_or_404(ProposalSet, pk=pk)
