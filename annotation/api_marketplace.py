@@ -248,7 +248,8 @@ class DatasetSummary(Staff):
         from annotation.selectors.ops import dataset_ops
 
         d = dataset_ops(get_object_or_404(Dataset, name=name))
-        return Response({k: v for k, v in d.items() if k not in ("dataset", "workers", "rejections")} | {
+        return Response({k: v for k, v in d.items() if k not in ("dataset", "workers", "rejections", "operations")} | {
+            "operations": OperationSerializer(d["operations"], many=True).data,
             "workers": [{k: w[k] for k in ("worker", "backend", "assignments", "approved", "rejected",
                                            "mean_catch_f1", "approval_rate", "is_blocked")} for w in d["workers"]],
             "rejections": [{"assignment": str(a.uuid), "worker": str(a.worker), "catch_f1": a.catch_f1,

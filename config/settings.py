@@ -147,6 +147,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "avcrowd API",
     "DESCRIPTION": "Clips, batches, annotations, releases and metric reports.",
     "VERSION": "1.0.0",
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "proposals.models.ModelRun.STATUSES"},
 }
 
 # --- HIT page framing: MTurk worker sites plus a configurable list -------------------------------

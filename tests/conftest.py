@@ -32,6 +32,17 @@ def django_db_setup(django_db_setup, django_db_blocker):
         taxonomy_load()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_batch_contents_cache():
+    """The annotator services cache batch contents per batch id (never reused in production); a test's rollback
+    makes the database hand the same ids out again, so every test starts with an empty cache."""
+    from annotation.selectors.crowd import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
 @pytest.fixture
 def taxonomy(db):
     """The taxonomy, (re)loaded if a transactional test flushed it. Returns the class names in logit order."""

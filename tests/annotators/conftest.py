@@ -60,11 +60,3 @@ def fill_assignment(assignment, taxonomy, *, good=True):
         answer_save(assignment, vid, complete_payload(labels))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_batch_cache():
-    """Test transactions roll back and reuse primary keys; production never reuses them."""
-    from annotation.selectors.crowd import clear_cache
-
-    clear_cache()
-    yield
-    clear_cache()

@@ -46,6 +46,7 @@ def test_expert_labels_a_gold_clip_with_the_full_class_list(browser, live_server
     dataset, _ = make_dataset(clip_factory, name="goldpages")
     clips_import(dataset, [ClipSpec("meow_1", str(clip_factory("meow", seed=5)), ["cat meowing"], "test")])
     log_in(browser, live_server, client, "expert1")
+    browser.implicitly_wait(10)  # the steps below follow page loads (link, form post): wait for the new page
 
     browser.get(f"{live_server.url}/gold/?dataset=goldpages")
     summary = browser.find_element("id", "coverage-summary").text

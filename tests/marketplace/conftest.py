@@ -20,13 +20,6 @@ def _settings(settings):
     settings.MTURK_BONUS = None
 
 
-@pytest.fixture(autouse=True)
-def _fresh_batch_cache():
-    from annotation.selectors.crowd import clear_cache
-
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture

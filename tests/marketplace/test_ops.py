@@ -126,8 +126,12 @@ def test_api_publish_dry_run_estimate_and_refusals(admin_client, client, dataset
 
 
 def test_api_summary_and_inhouse_and_bonus(admin_client, dataset, worked, django_user_model):
+    from annotation.models import Operation
+
+    Operation.objects.create(kind=Operation.KINDS[0][0], dataset=dataset, done=3, total=3, message="done")
     s = admin_client.get(f"/api/marketplace/datasets/{dataset.name}/summary/").json()
     assert s["assignments"]["approved"] == 1 and s["open_hits"] == 1
+    assert s["operations"][0]["done"] == 3 and s["operations"][0]["message"] == "done"
     assert {w["worker"] for w in s["workers"]} == {"W-good", "W-bad", "W-new"}
     django_user_model.objects.create_user("ann", password="pw")
     batch = worked["W-good"].batch

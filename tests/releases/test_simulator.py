@@ -19,10 +19,6 @@ CLASSES = ["dog barking", "cat meowing", "playing piano", "raining", "church bel
 
 @pytest.fixture
 def sim_dataset(taxonomy, tmp_path):
-    # batch ids are reused after a test's rollback; the annotator services cache batch contents per id
-    from annotation.selectors.crowd import clear_cache
-
-    clear_cache()
     ds = Dataset.objects.create(name="sim", batch_size=5, gold_per_batch=1, annotations_per_clip=3,
                                 reject_below=0.4, block_after=2, block_floor=0.4)
     truth, meta = {}, {}
@@ -99,9 +95,6 @@ def test_simulate_crowd_command_reports_and_releases(sim_dataset):
 def test_original_labels_as_truth_for_demos(taxonomy):
     from annotation.models import TaxonomyClass
 
-    from annotation.selectors.crowd import clear_cache
-
-    clear_cache()
     ds = Dataset.objects.create(name="demo-like", batch_size=4, gold_per_batch=1, annotations_per_clip=3)
     for i, name in enumerate(["dog barking", "cat meowing", "playing piano", "raining", "helicopter"] * 2):
         clip = Clip.objects.create(dataset=ds, video_id=f"d{i}", is_gold=i < 2)
