@@ -17,11 +17,15 @@ The caller must check that every placeholder was found exactly once where a scor
 """
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
 
 PROTO, FRAME, EMPTY_LIST, MEMOIZE, MARK, BINFLOAT, APPENDS, BININT = 0x80, 0x95, 0x5D, 0x94, 0x28, 0x47, 0x65, 0x4A
+
+
+_LIST_START = re.compile(rb"\]\x94\(")  # EMPTY_LIST MEMOIZE MARK
 
 
 class FastPathUnavailable(Exception):
@@ -34,17 +38,18 @@ PLACEHOLDER_BASE = -(2 ** 31)  # placeholder i is the int PLACEHOLDER_BASE + i (
 def _unframe(data: bytes) -> bytes:
     if len(data) < 2 or data[0] != PROTO or data[1] not in (4, 5):
         raise FastPathUnavailable("not a protocol 4/5 pickle")
-    pos, parts, n = 2, [data[:2]], len(data)
+    view = memoryview(data)
+    pos, parts, n = 2, [view[:2]], len(data)
     if pos < n and data[pos] != FRAME:
         return data  # not framed
     while pos < n:
         if data[pos] != FRAME or pos + 9 > n:
             raise FastPathUnavailable("unexpected framing")
-        length = int.from_bytes(data[pos + 1:pos + 9], "little")
+        length = int.from_bytes(view[pos + 1:pos + 9], "little")
         end = pos + 9 + length
         if end > n:
             raise FastPathUnavailable("frame runs past the end")
-        parts.append(data[pos + 9:end])
+        parts.append(view[pos + 9:end])
         pos = end
     return b"".join(parts)
 
@@ -60,27 +65,25 @@ def extract_float_lists(data: bytes, width: int, *, min_lists: int = 64):
     if b.size < span:
         raise FastPathUnavailable("too small")
     n_starts = b.size - span + 1
-    cand = np.flatnonzero(b[:n_starts] == EMPTY_LIST)
-    cand = cand[(b[cand + 1] == MEMOIZE) & (b[cand + 2] == MARK)]
+    cand = np.fromiter((m.start() for m in _LIST_START.finditer(raw, 0, n_starts + 2)), dtype=np.int64)
+    cand = cand[cand < n_starts]
     if cand.size < min_lists:
         raise FastPathUnavailable("few candidate lists")
-    # every candidate's C records as one row of a zero-copy sliding window over the bytes
-    windows = np.lib.stride_tricks.sliding_window_view(b, 9 * width + 1)
+    row_len = 9 * width + 1
     good = np.zeros(cand.size, dtype=bool)
     decoded = np.empty((cand.size, width), dtype=np.float64)
-    for lo in range(0, cand.size, 2048):
-        c = cand[lo:lo + 2048]
-        region = windows[c + 3]  # (k, 9 * width + 1): records then the APPENDS byte
-        recs = region[:, :-1].reshape(c.size, width, 9)
-        ok = (recs[:, :, 0] == BINFLOAT).all(axis=1) & (region[:, -1] == APPENDS)
-        good[lo:lo + c.size] = ok
-        payload = np.ascontiguousarray(recs[:, :, 1:])
-        if sys.byteorder == "little":
-            words = payload.view(np.uint64).reshape(c.size, width)
-            words.byteswap(inplace=True)  # big-endian doubles -> native bit patterns (fast integer swap)
-            decoded[lo:lo + c.size] = words.view(np.float64)
-        else:
-            decoded[lo:lo + c.size] = payload.view(">f8").reshape(c.size, width)
+    view = memoryview(raw)
+    chunk = 2048
+    for lo in range(0, cand.size, chunk):
+        c = cand[lo:lo + chunk].tolist()
+        # each candidate's records and the APPENDS byte, packed into rows of row_len bytes
+        packed = b"".join([view[s + 3:s + 3 + row_len] for s in c])
+        k = len(c)
+        opcodes = np.ndarray((k, width), dtype=np.uint8, buffer=packed, strides=(row_len, 9))
+        closing = np.ndarray((k,), dtype=np.uint8, buffer=packed, offset=row_len - 1, strides=(row_len,))
+        good[lo:lo + k] = (opcodes == BINFLOAT).all(axis=1) & (closing == APPENDS)
+        # the 8 payload bytes after each opcode are a big-endian double: read them in place, cast once
+        decoded[lo:lo + k] = np.ndarray((k, width), dtype=">f8", buffer=packed, offset=1, strides=(row_len, 9))
     starts = cand[good]
     if starts.size < min_lists:
         raise FastPathUnavailable("few float lists")

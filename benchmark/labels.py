@@ -17,7 +17,6 @@ A clip belongs to a subset only if it has at least one label in it.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

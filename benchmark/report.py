@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from pathlib import Path
 from typing import Iterable
 
@@ -16,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import (
-    META_FILTERS,
     PAPER_METRICS,
     delta_f1_table,
     evaluate,
@@ -24,7 +22,7 @@ from .evaluate import (
     metric_table,
     select_table,
 )
-from .labels import META_LABELS, SUBSETS, LabelSet, apply_regime
+from .labels import META_LABELS, LabelSet, apply_regime
 from .metrics import TOP_KS
 from .predictions import ModelPredictions
 

@@ -161,3 +161,15 @@ def test_label_csv_errors_name_the_problem(classes):
                                 CLASSES)
     with pytest.raises(BenchmarkInputError, match="unknown regime 'weird'; allowed: default, all"):
         evaluate(small_labels(), [], regime="weird")
+
+
+def test_library_never_imports_django():
+    import subprocess
+    import sys
+
+    code = ("import sys; import benchmark, benchmark.io, benchmark.report, benchmark.judge, benchmark.fastpickle; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'annotation', 'proposals')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(
+        __import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
