@@ -56,6 +56,30 @@ def taxonomy(db):
     return class_names()
 
 
+@pytest.fixture
+def make_crowd_dataset(taxonomy):
+    """make(name, n_regular, n_gold, **dataset fields) -> a Dataset whose clips have remote media (no files):
+    regular clip r<i> has original label taxonomy[i]; gold clip g<i> has gold labels taxonomy[100+i] (AV, the
+    original label) and taxonomy[200+i] (A)."""
+    from annotation.models import Clip, Dataset, GoldLabel, TaxonomyClass
+
+    def make(name: str, n_regular: int, n_gold: int, **fields):
+        ds = Dataset.objects.create(name=name, **fields)
+        classes = {c.name: c for c in TaxonomyClass.objects.all()}
+        for i in range(n_regular):
+            clip = Clip.objects.create(dataset=ds, video_id=f"r{i:03d}",
+                                       media_url=f"https://cdn.example.org/clips/r{i:03d}.mp4")
+            clip.original_labels.set([classes[taxonomy[i % len(taxonomy)]]])
+        for i in range(n_gold):
+            clip = Clip.objects.create(dataset=ds, video_id=f"g{i:03d}", is_gold=True,
+                                       media_url=f"https://cdn.example.org/clips/g{i:03d}.mp4")
+            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[100 + i]], modality="AV", original=True)
+            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[200 + i]], modality="A")
+        return ds
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def clip_factory(tmp_path_factory):
     """make(name, **kwargs) -> Path of a small synthetic mp4 (cached per name and arguments)."""

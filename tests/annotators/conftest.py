@@ -5,22 +5,9 @@ import pytest
 
 
 @pytest.fixture
-def make_dataset(taxonomy):
-    from annotation.models import Clip, Dataset, GoldLabel, TaxonomyClass
-
+def make_dataset(make_crowd_dataset):
     def make(name="crowd", n_regular=18, n_gold=4, **policy):
-        ds = Dataset.objects.create(name=name, **policy)
-        classes = {c.name: c for c in TaxonomyClass.objects.all()}
-        for i in range(n_regular):
-            clip = Clip.objects.create(dataset=ds, video_id=f"r{i:03d}", media_url=f"https://example.org/r{i}.mp4")
-            clip.original_labels.set([classes[taxonomy[i % len(taxonomy)]]])
-        for i in range(n_gold):
-            clip = Clip.objects.create(dataset=ds, video_id=f"g{i:03d}", is_gold=True,
-                                       media_url=f"https://example.org/g{i}.mp4")
-            # gold clip i: class taxonomy[100+i] audible and visible, taxonomy[200+i] audible only
-            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[100 + i]], modality="AV", original=True)
-            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[200 + i]], modality="A")
-        return ds
+        return make_crowd_dataset(name, n_regular, n_gold, **policy)
 
     return make
 

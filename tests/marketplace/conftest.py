@@ -23,25 +23,12 @@ def _settings(settings):
 
 
 @pytest.fixture
-def make_dataset(taxonomy):
-    from annotation.models import Clip, Dataset, GoldLabel, TaxonomyClass
-
+def make_dataset(make_crowd_dataset):
     def make(name="mt", n_regular=3, n_gold=2, **policy):
         policy.setdefault("budget_usd", Decimal("100"))
         policy.setdefault("batch_size", 4)
         policy.setdefault("gold_per_batch", 1)
-        ds = Dataset.objects.create(name=name, **policy)
-        classes = {c.name: c for c in TaxonomyClass.objects.all()}
-        for i in range(n_regular):
-            clip = Clip.objects.create(dataset=ds, video_id=f"r{i:03d}",
-                                       media_url=f"https://cdn.example.org/clips/r{i:03d}.mp4")
-            clip.original_labels.set([classes[taxonomy[i]]])
-        for i in range(n_gold):
-            clip = Clip.objects.create(dataset=ds, video_id=f"g{i:03d}", is_gold=True,
-                                       media_url=f"https://cdn.example.org/clips/g{i:03d}.mp4")
-            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[100 + i]], modality="AV", original=True)
-            GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[200 + i]], modality="A")
-        return ds
+        return make_crowd_dataset(name, n_regular, n_gold, **policy)
 
     return make
 
