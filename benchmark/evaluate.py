@@ -15,6 +15,7 @@ from .errors import BenchmarkInputError
 from .labels import META_LABELS, SUBSET_INPUT, SUBSETS, LabelSet, apply_regime
 from .metrics import (
     TOP_KS,
+    Positives,
     auc_macro,
     hits,
     label_set_metrics,
@@ -96,9 +97,9 @@ def evaluate_model(gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = 
             S, masks = per_input[inp]
             T = gt.truth(subset)[gt_rows]
             present = T.any(axis=1)
-            T, S = T[present], S[present]
-            res = topk_metrics(T, {k: m[present] for k, m in masks.items()})
-            res["auc_roc"], res["auc_pr"] = auc_macro(T, S)
+            pos = Positives(T[present])
+            res = topk_metrics(pos, {k: m[present] for k, m in masks.items()})
+            res["auc_roc"], res["auc_pr"] = auc_macro(pos, S[present])
             res["n_clips"] = int(present.sum())
             results[subset] = res
         if all(i in per_input for i in ("a", "v", "av")):
@@ -213,3 +214,37 @@ def delta_f1_table(breakdown: dict[str, dict], metric: str = "f1",
         return pd.DataFrame()
     df = pd.concat(tables, axis=1, names=["meta_label", "modality"])
     return df
+
+
+def evaluate_paths(labels: LabelSet, paths, class_names: list[str], *, regime: str | None = "default",
+                   ks: Iterable[int] = TOP_KS, confusion: str = "v1.0", prefetch: bool = True) -> dict:
+    """Load and evaluate prediction files one after another (only one or two models in memory at a time).
+
+    With ``prefetch`` the next file is read in a background thread while the current model is evaluated
+    (numpy releases the GIL for sorting and copying, so the two overlap on a multi-core machine)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .io import load_predictions
+
+    gt = apply_regime(labels, regime) if regime is not None else labels
+    paths = list(paths)
+    out: dict = {}
+
+    def record(model):
+        if model.name in out:
+            raise BenchmarkInputError(f"two models are named {model.name!r}; names must be unique")
+        out[model.name] = evaluate_model(gt, model, ks=ks, confusion=confusion)
+
+    if not prefetch or len(paths) < 2:
+        for p in paths:
+            record(load_predictions(p, class_names))
+        return out
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(load_predictions, paths[0], class_names)
+        for nxt in paths[1:] + [None]:
+            model = future.result()
+            if nxt is not None:
+                future = pool.submit(load_predictions, nxt, class_names)
+            record(model)
+            del model
+    return out

@@ -18,9 +18,12 @@ The caller must check that every placeholder was found exactly once where a scor
 from __future__ import annotations
 
 import re
+import struct
 import sys
 
 import numpy as np
+
+from .predictions import RowRef
 
 PROTO, FRAME, EMPTY_LIST, MEMOIZE, MARK, BINFLOAT, APPENDS, BININT = 0x80, 0x95, 0x5D, 0x94, 0x28, 0x47, 0x65, 0x4A
 
@@ -36,10 +39,13 @@ PLACEHOLDER_BASE = -(2 ** 31)  # placeholder i is the int PLACEHOLDER_BASE + i (
 
 
 def _unframe(data: bytes) -> bytes:
+    """The pickle without its optional framing (FRAME opcodes), walked frame by frame from the start; any
+    inconsistency raises :class:`FastPathUnavailable`. Frames split the stream at arbitrary opcodes, so a
+    float list may straddle two frames; without the framing every list is contiguous."""
     if len(data) < 2 or data[0] != PROTO or data[1] not in (4, 5):
         raise FastPathUnavailable("not a protocol 4/5 pickle")
     view = memoryview(data)
-    pos, parts, n = 2, [view[:2]], len(data)
+    pos, n, parts = 2, len(data), [view[:2]]
     if pos < n and data[pos] != FRAME:
         return data  # not framed
     while pos < n:
@@ -90,13 +96,15 @@ def extract_float_lists(data: bytes, width: int, *, min_lists: int = 64):
     if np.any(np.diff(starts) < span):
         raise FastPathUnavailable("overlapping matches")
     values = decoded[good] if not good.all() else decoded
-    # rebuild the stream with placeholders
+    # rebuild the stream with each float list replaced by its placeholder
+    pack = struct.Struct("<Bi").pack
+    view = memoryview(raw)
     parts, prev = [], 0
     for i, st in enumerate(starts.tolist()):
-        parts.append(raw[prev:st])
-        parts.append(bytes((BININT,)) + int(PLACEHOLDER_BASE + i).to_bytes(4, "little", signed=True) + bytes((MEMOIZE,)))
+        parts.append(view[prev:st])
+        parts.append(pack(BININT, PLACEHOLDER_BASE + i) + b"\x94")
         prev = st + span
-    parts.append(raw[prev:])
+    parts.append(view[prev:])
     return b"".join(parts), values
 
 
@@ -116,7 +124,7 @@ def substitute_rows(data, values: np.ndarray):
                 if not 0 <= i < values.shape[0] or used[i]:
                     raise FastPathUnavailable("placeholder misuse")
                 used[i] = True
-                logits[inp] = values[i]
+                logits[inp] = RowRef(values, i)
     if not used.all():
         raise FastPathUnavailable("placeholder outside of logits")
     return data

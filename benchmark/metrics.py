@@ -68,8 +68,9 @@ def topk_masks(scores: np.ndarray, ks=TOP_KS) -> dict[int, np.ndarray]:
     """``{k: bool [n, C]}`` with the k highest-scoring classes of each clip set.
 
     Equal to the reference's ``np.argsort(scores, axis=1)[:, -k:]`` including how ties are
-    broken: a partial sort gives each row's k-th largest value; rows where that value is tied
-    across the top-k boundary are resolved with ``np.argsort`` exactly like the reference.
+    broken: a partial sort gives each row's k+1 largest values; rows whose k-th and (k+1)-th
+    largest values are equal (a tie across the top-k boundary) are resolved with ``np.argsort``
+    exactly like the reference; all other rows have exactly k classes scoring >= the k-th value.
     """
     scores = np.asarray(scores)
     n, C = scores.shape
@@ -78,8 +79,9 @@ def topk_masks(scores: np.ndarray, ks=TOP_KS) -> dict[int, np.ndarray]:
     inner = [k for k in ks if 0 < k < C]
     if inner and n:
         kmax = max(inner)
-        top = np.partition(scores, C - kmax, axis=1)[:, C - kmax:]
-        top.sort(axis=1)  # top[:, kmax - k] is each row's k-th largest score
+        keep = kmax + 1  # k+1 largest values, to see ties across the boundary
+        top = np.partition(scores, C - keep, axis=1)[:, C - keep:]
+        top.sort(axis=1)  # top[:, keep - k] is each row's k-th largest score
     for k in ks:
         if k >= C:
             out[k] = np.ones((n, C), dtype=bool)
@@ -87,8 +89,9 @@ def topk_masks(scores: np.ndarray, ks=TOP_KS) -> dict[int, np.ndarray]:
         if k <= 0 or n == 0:
             out[k] = np.zeros((n, C), dtype=bool)
             continue
-        mask = scores >= top[:, kmax - k][:, None]
-        tied = np.flatnonzero(mask.sum(axis=1) != k)
+        kth = top[:, keep - k]
+        mask = scores >= kth[:, None]
+        tied = np.flatnonzero(top[:, keep - k - 1] == kth)
         if tied.size:
             order = np.argsort(scores[tied], axis=1)
             fix = np.zeros((tied.size, C), dtype=bool)
@@ -101,13 +104,15 @@ def topk_masks(scores: np.ndarray, ks=TOP_KS) -> dict[int, np.ndarray]:
 def top1_index(scores: np.ndarray) -> np.ndarray:
     """Index of the highest score per clip, ties broken like ``np.argsort(scores, axis=1)[:, -1]``."""
     scores = np.asarray(scores)
-    if scores.shape[0] == 0:
+    n, C = scores.shape
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
     best = np.argmax(scores, axis=1)
-    top = scores[np.arange(scores.shape[0]), best]
-    tied = np.flatnonzero((scores == top[:, None]).sum(axis=1) > 1)
-    if tied.size:
-        best[tied] = np.argsort(scores[tied], axis=1)[:, -1]
+    if C > 1:
+        two = np.partition(scores, C - 2, axis=1)[:, C - 2:]
+        tied = np.flatnonzero(two[:, 0] == two[:, 1])  # second largest equals the largest
+        if tied.size:
+            best[tied] = np.argsort(scores[tied], axis=1)[:, -1]
     return best
 
 
@@ -120,46 +125,60 @@ def topk_metrics(truth, masks: dict[int, np.ndarray]) -> dict[str, float]:
     return out
 
 
-def auc_macro(truth: np.ndarray, scores: np.ndarray):
+def auc_macro(truth, scores: np.ndarray):
     """Macro AUC-ROC and AUC-PR (average precision) over classes with >=1 positive and >=1 negative.
 
-    truth: bool [n, C]; scores: [n, C]. Returns (auc_roc, auc_pr); 0.0 when no class qualifies
+    truth: bool [n, C] (or its :class:`Positives`); scores: [n, C]. Returns (auc_roc, auc_pr); 0.0 when no class qualifies
     (as the reference does). Per class, positives are few: each positive's counts of negatives
     ranked below / tied with it (ROC AUC, ties count one half) and of positives and negatives
     ranked at or above it (precision at its threshold, for AP) come from binary searches in the
     sorted scores, so only one sort per class is needed.
     """
-    truth = np.asarray(truth, dtype=bool)
+    pos = truth if isinstance(truth, Positives) else Positives(truth)
     n, C = scores.shape
     if n == 0:
         return 0.0, 0.0
-    cc, rr = np.nonzero(truth.T)  # positives grouped by class
-    P = np.bincount(cc, minlength=C)
+    rr, cc = pos.rows, pos.cols
+    P = pos.per_class
     N = n - P
     valid = np.flatnonzero((P > 0) & (N > 0))
     if valid.size == 0:
         return 0.0, 0.0
     cols = np.ascontiguousarray(scores.T[valid])
     cols.sort(axis=1)
+    keep = np.isin(cc, valid)
+    cc, rr = cc[keep], rr[keep]
     vals = scores[rr, cc]
-    bounds = np.concatenate([[0], np.cumsum(P)])
-    roc = np.empty(valid.size)
-    ap = np.empty(valid.size)
-    for j, c in enumerate(valid):
-        v = vals[bounds[c]:bounds[c + 1]]
-        col = cols[j]
-        lo = col.searchsorted(v, "left")  # clips scored below
-        hi = col.searchsorted(v, "right")  # clips scored at or below
-        vs = np.sort(v)
-        plo = vs.searchsorted(v, "left")  # positives scored below
-        phi = vs.searchsorted(v, "right")
-        neg_below = lo - plo
-        neg_tied = (hi - lo) - (phi - plo)
-        p, q = P[c], N[c]
-        roc[j] = (neg_below.sum() + 0.5 * neg_tied.sum()) / (p * q)
-        tp_at = p - plo  # positives scored at or above this positive
-        fp_at = q - neg_below  # negatives scored at or above
-        ap[j] = np.sum(tp_at / (tp_at + fp_at)) / p
+    # positives ordered by (class, score): ties among a class's positives are runs of equal values
+    order = np.lexsort((vals, cc))
+    cc, vals = cc[order], vals[order]
+    m = cc.size
+    new_run = np.ones(m, dtype=bool)
+    new_run[1:] = (cc[1:] != cc[:-1]) | (vals[1:] != vals[:-1])
+    run_id = np.cumsum(new_run) - 1
+    run_start = np.flatnonzero(new_run)
+    run_end = np.append(run_start[1:], m)
+    class_start = np.searchsorted(cc, cc, side="left")
+    plo = run_start[run_id] - class_start  # positives of the class scored below
+    phi = run_end[run_id] - class_start  # ... at or below
+    # clips scored below / at or below each positive: binary search in its class's sorted scores
+    lo = np.empty(m, dtype=np.int64)
+    hi = np.empty(m, dtype=np.int64)
+    bounds = np.searchsorted(cc, valid, side="left")
+    bounds = np.append(bounds, m)
+    for j in range(valid.size):
+        a, b = bounds[j], bounds[j + 1]
+        v = vals[a:b]
+        lo[a:b] = cols[j].searchsorted(v, "left")
+        hi[a:b] = cols[j].searchsorted(v, "right")
+    neg_below = lo - plo
+    neg_tied = (hi - lo) - (phi - plo)
+    p, q = P[cc].astype(np.float64), N[cc].astype(np.float64)
+    tp_at = p - plo  # positives scored at or above this positive
+    fp_at = q - neg_below  # negatives scored at or above
+    slot = np.searchsorted(valid, cc)
+    roc = np.bincount(slot, weights=neg_below + 0.5 * neg_tied, minlength=valid.size) / (P[valid] * N[valid])
+    ap = np.bincount(slot, weights=tp_at / (tp_at + fp_at), minlength=valid.size) / P[valid]
     return float(np.mean(roc)), float(np.mean(ap))
 
 

@@ -135,6 +135,20 @@ def _stack_rows(rows: list, C: int, where: str, inp: str) -> np.ndarray:
     """Stack per-clip score rows into [m, C] with the dtype ``np.array(rows)`` would give
     (float64 for lists of Python floats, the arrays' dtype for numpy rows), quickly."""
     try:
+        base = _common_base(rows, C)
+        if base is not None:
+            return base[0][base[1]]  # rows decoded by the pickle fast path: one gather, no per-row copy
+        refs = [i for i, r in enumerate(rows) if type(r) is RowRef]
+        if refs and all(rows[i].matrix is rows[refs[0]].matrix for i in refs):
+            # most rows decoded in bulk, a few (straddling a pickle frame) read the ordinary way
+            ref_set = set(refs)
+            others = [i for i in range(len(rows)) if i not in ref_set]
+            rest = np.array([rows[i] for i in others])
+            matrix = rows[refs[0]].matrix
+            out = np.empty((len(rows), C), dtype=np.result_type(matrix.dtype, rest.dtype))
+            out[refs] = matrix[[rows[i].index for i in refs]]
+            out[others] = rest
+            return out
         if rows and all(type(r) is list for r in rows):
             flat = itertools.chain.from_iterable(rows)
             try:
@@ -145,6 +159,29 @@ def _stack_rows(rows: list, C: int, where: str, inp: str) -> np.ndarray:
         return np.array(rows)
     except (TypeError, ValueError) as exc:
         raise BenchmarkInputError(f"{where}: scores for input {inp!r} are not numbers") from exc
+
+
+class RowRef:
+    """Row ``index`` of the score matrix ``matrix`` (rows decoded in bulk by the pickle fast path)."""
+
+    __slots__ = ("matrix", "index")
+
+    def __init__(self, matrix: np.ndarray, index: int):
+        self.matrix, self.index = matrix, index
+
+    def __len__(self) -> int:
+        return self.matrix.shape[1]
+
+
+def _common_base(rows: list, C: int):
+    """(matrix, row indices) when every row is a :class:`RowRef` into one [*, C] matrix, else None."""
+    first = rows[0] if rows else None
+    if type(first) is not RowRef or first.matrix.shape[1] != C:
+        return None
+    matrix = first.matrix
+    if not all(type(r) is RowRef and r.matrix is matrix for r in rows):
+        return None
+    return matrix, np.fromiter((r.index for r in rows), dtype=np.int64, count=len(rows))
 
 
 def _input_key(inp: str) -> int:

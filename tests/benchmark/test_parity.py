@@ -97,3 +97,13 @@ def test_delta_f1_is_with_minus_without(our_models, sample_labels):
         np.testing.assert_allclose(delta[meta].to_numpy(), (with_ - without).to_numpy())
     # the clips with background music really change the numbers
     assert np.abs(delta["background_music"].to_numpy()).max() > 0.01
+
+
+def test_evaluating_files_with_prefetch_gives_the_same_numbers(model_dir, our_models, sample_labels, classes):
+    from benchmark.evaluate import evaluate_paths
+
+    files = sorted(model_dir.glob("*.pkl"))
+    want = metric_table(evaluate(sample_labels, our_models, regime="all"))
+    for prefetch in (True, False):
+        got = metric_table(evaluate_paths(sample_labels, files, classes, regime="all", prefetch=prefetch))
+        pd.testing.assert_frame_equal(got.loc[want.index], want)
