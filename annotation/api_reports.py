@@ -15,6 +15,8 @@ import mimetypes
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -86,10 +88,13 @@ class ReportListCreate(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     serializer_class = MetricReportSerializer
 
+    @extend_schema(operation_id="reports_list", responses=MetricReportSerializer(many=True))
     def get(self, request):
         qs = MetricReport.objects.select_related("created_by")[:100]
         return Response(MetricReportSerializer(qs, many=True, context={"request": request}).data)
 
+    @extend_schema(operation_id="reports_create", request=ReportStartSerializer,
+                   responses={202: MetricReportSerializer, 400: OpenApiResponse(description="the error names the field")})
     def post(self, request):
         from annotation.services.reports import report_create, report_upload
 
@@ -125,6 +130,9 @@ class ReportDetail(APIView):
 class ReportFile(APIView):
     permission_classes = [IsResearcherOrStaff]
 
+    @extend_schema(operation_id="reports_file", responses={
+        (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        400: OpenApiResponse(description="unknown file name"), 404: OpenApiResponse(description="no such report")})
     def get(self, request, pk, name):
         from annotation.services.reports import report_file_open
 

@@ -147,7 +147,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "avcrowd API",
     "DESCRIPTION": "Clips, batches, annotations, releases and metric reports.",
     "VERSION": "1.0.0",
-    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "proposals.models.ModelRun.STATUSES"},
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "proposals.models.ModelRun.STATUSES",
+        "ReleaseMethodEnum": "annotation.models.releases.Release.METHODS",
+        "MergeMethodEnum": "annotation.core.merge.METHODS",
+    },
 }
 
 # --- HIT page framing: MTurk worker sites plus a configurable list -------------------------------
