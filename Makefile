@@ -28,6 +28,9 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 venv: $(VENV)/.runtime-installed
 venv-dev: $(VENV)/.dev-installed
 
+# Links printed by the demo (HIT URLs, the MTurk stand-in) point at the server `make run` starts.
+export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+
 migrate: venv
 	AVCROWD_DEV=1 $(PY) manage.py migrate --noinput -v0
 

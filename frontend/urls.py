@@ -10,6 +10,7 @@ app_name = "frontend"
 urlpatterns = [
     path("", views.home, name="home"),
     path("media/clip/<str:token>/", media.clip_media, name="clip-media"),
+    path("demo/mturk/externalSubmit", views.demo_mturk_receiver, name="demo-mturk-receiver"),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
 ]

@@ -1,6 +1,7 @@
 from django.db.models import Count, Q
 
 from annotation.models import Batch, Dataset, TaxonomyClass
+from annotation.services.demo import demo_hit_url
 
 
 def overview() -> dict:
@@ -11,6 +12,8 @@ def overview() -> dict:
     rows = []
     for ds in datasets:
         open_batches = list(Batch.objects.filter(dataset=ds, status=Batch.OPEN).order_by("created_at")[:3])
+        for batch in open_batches:  # links to try a batch as a (local, demo) MTurk worker
+            batch.demo_url = demo_hit_url("", batch)
         rows.append({"dataset": ds, "n_clips": ds.n_clips, "n_gold": ds.n_gold, "open_batches": open_batches,
                      "n_batches": Batch.objects.filter(dataset=ds).count()})
     return {"datasets": rows, "n_classes": TaxonomyClass.objects.count()}

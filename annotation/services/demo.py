@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from urllib.parse import urlencode
 from pathlib import Path
 
 from django.conf import settings
@@ -11,7 +12,9 @@ from django.db import transaction
 
 from annotation.core.media import make_synthetic_clip
 from annotation.models import Batch, Clip, Dataset, GoldLabel, TaxonomyClass
+from annotation.services.batches import batches_create
 from annotation.services.clips import ClipSpec, clips_import
+from proposals.core.strategy import COMMON_CLASSES
 
 DEMO_DATASET = "demo"
 N_DEMO_CLIPS = 24
@@ -88,12 +91,26 @@ def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
             "n_clips": Clip.objects.filter(dataset=dataset).count()}
 
 
+def demo_hit_url(base: str, batch, worker: str = "DEMO_WORKER") -> str:
+    """An MTurk-style arrival for trying a batch locally; the hand-off goes to the local stand-in receiver."""
+    query = urlencode({"workerId": worker, "assignmentId": f"DEMO_{worker}_{str(batch.uuid)[:8]}",
+                       "hitId": f"DEMO_{str(batch.uuid)[:8]}", "turkSubmitTo": f"{base}/demo"})
+    return f"{base}/hit/{batch.uuid}/?{query}"
+
+
+def demo_proposals(dataset) -> dict[str, list[str]]:
+    """Proposal lists like the VGGSounder recipe would give: the original label, the always-proposed common
+    classes, and the other demo sounds as distractors (the demo has no model predictions)."""
+    demo_sounds = [label for label, *_ in DEMO_SOUNDS]
+    out = {}
+    for clip in Clip.objects.filter(dataset=dataset).prefetch_related("original_labels"):
+        original = [c.name for c in clip.original_labels.all()]
+        out[clip.video_id] = list(dict.fromkeys(original + list(COMMON_CLASSES) + demo_sounds))
+    return out
+
+
 def _demo_batches(dataset) -> list:
     existing = list(Batch.objects.filter(dataset=dataset).order_by("created_at"))
     if existing:
         return existing
-    try:
-        from annotation.services.batches import batches_create
-    except ImportError:  # the annotator area is not installed: no batches to show
-        return []
-    return batches_create(dataset)
+    return batches_create(dataset, proposals=demo_proposals(dataset))

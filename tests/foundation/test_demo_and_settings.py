@@ -54,3 +54,16 @@ def test_check_deploy_is_clean_with_production_settings():
 def test_migrations_match_the_models():
     result = manage("makemigrations", "--check", "--dry-run", env={"AVCROWD_DEV": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_demo_links_hand_off_to_the_local_mturk_stand_in(taxonomy, client, capsys):
+    call_command("seed_demo")
+    url = capsys.readouterr().out.split("batch ready to annotate: ")[1].split()[0]
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    assert f"turkSubmitTo={quote(settings.PUBLIC_BASE_URL + '/demo', safe='')}" in url and "workerId=DEMO_WORKER" in url
+    assert "turkSubmitTo=%2Fdemo" in client.get("/").content.decode()
+    received = client.post("/demo/mturk/externalSubmit", {"assignmentId": "DEMO_A1"})
+    assert received.status_code == 200 and b"DEMO_A1" in received.content

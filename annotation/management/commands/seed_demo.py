@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotation.services.demo import demo_seed
+from annotation.services.demo import demo_hit_url, demo_seed
 
 
 class Command(BaseCommand):
@@ -17,6 +17,5 @@ class Command(BaseCommand):
         self.stdout.write("expert logins: expert1 / expert1-demo, expert2 / expert2-demo, expert3 / expert3-demo")
         if result["batches"]:
             batch = result["batches"][0]
-            self.stdout.write(f"batch ready to annotate: {base}/hit/{batch.uuid}/?workerId=DEMO_WORKER"
-                              f"&assignmentId=DEMO_ASSIGNMENT&hitId=DEMO_HIT")
+            self.stdout.write(f"batch ready to annotate: {demo_hit_url(base, batch)}")
         self.stdout.write(f"start page: {base}/")
