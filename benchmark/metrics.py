@@ -126,11 +126,13 @@ def topk_metrics(truth, masks: dict[int, np.ndarray]) -> dict[str, float]:
 
 
 def auc_macro(truth, scores: np.ndarray):
-    """Macro AUC-ROC and AUC-PR (average precision) over classes with >=1 positive and >=1 negative.
+    """Macro AUC-ROC and AUC-PR (average precision) over classes with >=1 positive.
 
-    truth: bool [n, C] (or its :class:`Positives`); scores: [n, C]. Returns (auc_roc, auc_pr); 0.0 when no class qualifies
-    (as the reference does). Per class, positives are few: each positive's counts of negatives
-    ranked below / tied with it (ROC AUC, ties count one half) and of positives and negatives
+    truth: bool [n, C] (or its :class:`Positives`); scores: [n, C]. Returns (auc_roc, auc_pr); 0.0 when no
+    class has a positive (as the reference does). A class without negatives makes ROC AUC nan and has AP 1.0,
+    as scikit-learn >= 1.6 (installed) reports them to the reference.
+
+    Per class, positives are few: each positive's counts of negatives ranked below / tied with it (ROC AUC, ties count one half) and of positives and negatives
     ranked at or above it (precision at its threshold, for AP) come from binary searches in the
     sorted scores, so only one sort per class is needed.
     """
@@ -141,8 +143,14 @@ def auc_macro(truth, scores: np.ndarray):
     rr, cc = pos.rows, pos.cols
     P = pos.per_class
     N = n - P
+    # classes whose clips are all positive: the installed scikit-learn (the reference calls
+    # roc_auc_score / average_precision_score per class) gives ROC AUC = nan and AP = 1.0 for them,
+    # and the reference averages them in; mirror that so the numbers stay identical
+    all_pos = int(np.count_nonzero((P > 0) & (N == 0)))
     valid = np.flatnonzero((P > 0) & (N > 0))
     if valid.size == 0:
+        if all_pos:
+            return float("nan"), 1.0
         return 0.0, 0.0
     cols = np.ascontiguousarray(scores.T[valid])
     cols.sort(axis=1)
@@ -179,6 +187,8 @@ def auc_macro(truth, scores: np.ndarray):
     slot = np.searchsorted(valid, cc)
     roc = np.bincount(slot, weights=neg_below + 0.5 * neg_tied, minlength=valid.size) / (P[valid] * N[valid])
     ap = np.bincount(slot, weights=tp_at / (tp_at + fp_at), minlength=valid.size) / P[valid]
+    if all_pos:
+        return float("nan"), float((ap.sum() + all_pos) / (ap.size + all_pos))
     return float(np.mean(roc)), float(np.mean(ap))
 
 

@@ -47,15 +47,20 @@ def test_auc_matches_per_class_definition(ties):
     n, C = 300, 12
     truth = rng.random((n, C)) < 0.1
     truth[:, 0] = False  # no positive: left out
-    truth[:, 1] = True  # no negative: left out
     scores = rng.normal(size=(n, C)) + truth
     if ties:
         scores = np.round(scores)
     rows = rng.random(n) < 0.7
     roc, ap = auc_macro(truth[rows], scores[rows])
-    want_roc = [roc_auc_score(truth[rows, c], scores[rows, c]) for c in range(2, C) if truth[rows, c].any()]
-    want_ap = [average_precision_score(truth[rows, c], scores[rows, c]) for c in range(2, C) if truth[rows, c].any()]
+    want_roc = [roc_auc_score(truth[rows, c], scores[rows, c]) for c in range(1, C) if truth[rows, c].any()]
+    want_ap = [average_precision_score(truth[rows, c], scores[rows, c]) for c in range(1, C) if truth[rows, c].any()]
     assert roc == pytest.approx(np.mean(want_roc), abs=1e-12)
+    assert ap == pytest.approx(np.mean(want_ap), abs=1e-12)
+    # a class whose clips are all positive: ROC AUC undefined (nan, as scikit-learn reports it), AP 1.0
+    truth[:, 1] = True
+    roc, ap = auc_macro(truth[rows], scores[rows])
+    assert np.isnan(roc)
+    want_ap[0] = 1.0
     assert ap == pytest.approx(np.mean(want_ap), abs=1e-12)
 
 
