@@ -107,3 +107,21 @@ def test_evaluating_files_with_prefetch_gives_the_same_numbers(model_dir, our_mo
     for prefetch in (True, False):
         got = metric_table(evaluate_paths(sample_labels, files, classes, regime="all", prefetch=prefetch))
         pd.testing.assert_frame_equal(got.loc[want.index], want)
+
+
+def test_full_published_label_csv_equals_reference(tmp_path, classes):
+    """Once on all 15,069 clips of the published CSV, with the package's default VGGSounder() (no
+    background-music clips), for a label-set model (the reference needs ~7 s for it)."""
+    from benchmark import LabelSet
+    from benchmark.io import load_predictions_pickle
+    from benchmark.labels import default_labels_csv
+
+    labels = LabelSet.from_csv(default_labels_csv(), classes)
+    assert len(labels) == 15069
+    write_pickle(tmp_path / "full.pkl", synthetic_predictions(labels, seed=21, kind="labels"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = vgg_benchmark.get_metric_dataframe(
+            vgg_benchmark.compute_all_results(str(tmp_path), vggsounder=VGGSounder(), verbose=False))
+    ours = metric_table(evaluate(labels, [load_predictions_pickle(tmp_path / "full.pkl", classes)]))
+    assert assert_tables_equal(ours, ref) == 7 * 5 + 3
