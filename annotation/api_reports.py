@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -95,6 +96,8 @@ class ReportListCreate(APIView):
 
     @extend_schema(operation_id="reports_create", request=ReportStartSerializer,
                    responses={202: MetricReportSerializer, 400: OpenApiResponse(description="the error names the field")})
+    @extend_schema(request={"application/json": ReportStartSerializer, "multipart/form-data": ReportStartSerializer},
+                   responses={202: MetricReportSerializer, 400: OpenApiResponse(description="bad input, with the reason")})
     def post(self, request):
         from annotation.services.reports import report_create, report_upload
 
