@@ -204,13 +204,19 @@ def report_build(labels_spec: str, prediction_specs, out_dir, *, regime: str = "
         raise ValidationError(str(exc)) from None
 
 
-def _local_upload(spec: str) -> str:
-    """An uploaded input (``upload:<storage path>``) as a local file path (downloaded when storage is remote)."""
+def _check_upload(spec: str) -> str:
+    """The storage path of an uploaded input (``upload:<storage path>``); refuses anything else."""
     name = spec[len("upload:"):]
     if not name.startswith(UPLOAD_PREFIX + "/") or ".." in Path(name).parts:
         raise ValidationError(f"not an uploaded report input: {spec!r}")
     if not default_storage.exists(name):
         raise ValidationError(f"uploaded file {Path(name).name} is gone")
+    return name
+
+
+def _local_upload(spec: str) -> str:
+    """An uploaded input (``upload:<storage path>``) as a local file path (downloaded when storage is remote)."""
+    name = _check_upload(spec)
     try:
         return default_storage.path(name)
     except NotImplementedError:  # remote storage (S3): copy to a temporary file
@@ -248,11 +254,13 @@ def report_create(*, labels: str, predictions, regime: str = "default", confusio
     if not specs:
         raise ValidationError("no predictions given: pick model runs or upload predictions files", field="predictions")
     # fail early on names that do not exist (the data itself is read by the task)
-    if not labels.startswith("upload:"):
+    if labels.startswith("upload:"):
+        _check_upload(labels)
+    else:
         release_lookup(labels)
     for spec in specs:
         if spec.startswith("upload:"):
-            _local_upload(spec)
+            _check_upload(spec)
         else:
             _run_lookup(spec)
     report = MetricReport.objects.create(
