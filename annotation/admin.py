@@ -95,6 +95,40 @@ class AssignmentAdmin(admin.ModelAdmin):
     inlines = [ClipAnswerInline, DecisionLogInline]
 
 
+@admin.register(BatchItem)
+class BatchItemAdmin(admin.ModelAdmin):
+    list_display = ("batch", "position", "clip", "is_gold")
+    list_filter = ("is_gold", "batch__dataset")
+    search_fields = ("clip__video_id",)
+    raw_id_fields = ("batch", "clip")
+
+
+@admin.register(ClipAnswer)
+class ClipAnswerAdmin(admin.ModelAdmin):
+    list_display = ("assignment", "clip", "played", "watch_seconds", "updated_at")
+    list_filter = ("assignment__status", "assignment__batch__dataset")
+    search_fields = ("clip__video_id", "assignment__worker__external_id")
+    raw_id_fields = ("assignment", "clip")
+
+
+@admin.register(AssignmentDecisionLog)
+class AssignmentDecisionLogAdmin(admin.ModelAdmin):
+    """The audit trail: read only."""
+
+    list_display = ("created_at", "assignment", "old_status", "new_status", "actor", "reason")
+    list_filter = ("new_status",)
+    search_fields = ("assignment__worker__external_id", "reason")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(GoldLabel)
 class GoldLabelAdmin(admin.ModelAdmin):
     list_display = ("clip", "cls", "modality", "original", "source")

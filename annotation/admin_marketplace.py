@@ -145,3 +145,12 @@ def publish_to_marketplace(modeladmin, request, queryset):
                "plan": plan, "error": error, "batches": batches, "opts": modeladmin.model._meta,
                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
     return TemplateResponse(request, "frontend/ops/publish_confirm.html", context)
+
+
+@admin.register(HitAssignment)
+class HitAssignmentAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "hit", "worker_external_id", "remote_status", "decision_pushed", "reposted",
+                    "submitted_at")
+    list_filter = ("remote_status", "decision_pushed", "reposted")
+    search_fields = ("external_id", "worker_external_id")
+    raw_id_fields = ("hit", "assignment")

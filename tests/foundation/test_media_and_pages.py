@@ -94,3 +94,14 @@ def test_in_house_annotators_log_in_without_being_staff(client, taxonomy):
     ok = client.post("/accounts/login/", {"username": "annotator1", "password": "s3cret-pass", "next": "/"})
     assert ok.status_code == 302 and ok["Location"] == "/"
     assert b"annotator1" in client.get("/").content
+
+
+def test_the_admin_has_a_page_for_every_model(admin_client, taxonomy):
+    from django.apps import apps
+    from django.contrib import admin
+
+    for app in ("annotation", "proposals"):
+        for model in apps.get_app_config(app).get_models():
+            assert admin.site.is_registered(model), f"{model.__name__} has no admin page"
+            url = f"/admin/{app}/{model._meta.model_name}/"
+            assert admin_client.get(url).status_code == 200, url
