@@ -8,4 +8,7 @@ RUN pip install "$(grep -E '^torch==' requirements.txt)" --index-url https://dow
 COPY . .
 RUN SECRET_KEY=build DEBUG=0 python manage.py collectstatic --noinput -v0
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "--worker-class", "gthread"]
+# One worker process per core, 16 threads each (see docs/benchmarks.md, "Annotator saves"); WEB_CONCURRENCY sets
+# the number of processes.
+ENV WEB_CONCURRENCY=2
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--threads", "16", "--worker-class", "gthread"]
