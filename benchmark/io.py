@@ -12,6 +12,7 @@ refused with the name of the global it asked for.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
@@ -89,9 +90,23 @@ def _strip_mp4(vid: str) -> str:
     return vid.replace(".mp4", "")  # the reference strips ".mp4" from ids
 
 
-def predictions_from_mapping(data, class_names: list[str], *, name: str,
-                             source: str) -> ModelPredictions:
-    """Validate a VGGSounder prediction mapping and build :class:`ModelPredictions`."""
+def _input_of(key, inputs, where: str) -> str:
+    """The input (a/v/av) that ``key`` names: exactly a/v/av, or a spelling ``inputs`` maps to one."""
+    inp = key if inputs is None else inputs.get(str(key).strip().lower())
+    if inp not in INPUTS:
+        raise BenchmarkInputError(f"{where}: unknown input {key!r}; allowed: {', '.join(INPUTS)}")
+    return inp
+
+
+def predictions_from_mapping(data, class_names: list[str], *, name: str, source: str,
+                             inputs: dict[str, str] | None = None,
+                             keep_label_sets: bool = False) -> ModelPredictions:
+    """Validate a VGGSounder prediction mapping and build :class:`ModelPredictions`.
+
+    ``inputs`` maps other spellings of an input (lower case, e.g. ``"audio"``) to a/v/av; by default
+    only a/v/av are allowed. A scored model is evaluated from its scores and its label sets are dropped
+    (like the reference) unless ``keep_label_sets``; they are then checked against the classes too.
+    """
     if not isinstance(data, dict):
         raise BenchmarkInputError(f"{source}: expected a dict of clip id -> entry, got {type(data).__name__}")
     if not data:
@@ -114,10 +129,8 @@ def predictions_from_mapping(data, class_names: list[str], *, name: str,
             if not isinstance(preds, dict):
                 raise BenchmarkInputError(f"{source}: clip {raw_vid!r}: 'predictions' must be a dict")
             per = {}
-            for inp, lst in preds.items():
-                if inp not in INPUTS:
-                    raise BenchmarkInputError(
-                        f"{source}: clip {raw_vid!r}: unknown input {inp!r}; allowed: {', '.join(INPUTS)}")
+            for key, lst in preds.items():
+                inp = _input_of(key, inputs, f"{source}: clip {raw_vid!r}")
                 if lst is None:
                     lst = []
                 if isinstance(lst, str) or not isinstance(lst, (list, tuple, np.ndarray)):
@@ -129,10 +142,11 @@ def predictions_from_mapping(data, class_names: list[str], *, name: str,
         if logits is not None:
             if not isinstance(logits, dict):
                 raise BenchmarkInputError(f"{source}: clip {raw_vid!r}: 'logits' must be a dict")
-            for inp in logits:
-                if inp not in INPUTS:
-                    raise BenchmarkInputError(
-                        f"{source}: clip {raw_vid!r}: unknown input {inp!r}; allowed: {', '.join(INPUTS)}")
+            if inputs is None:
+                for key in logits:
+                    _input_of(key, None, f"{source}: clip {raw_vid!r}")
+            else:
+                logits = {_input_of(k, inputs, f"{source}: clip {raw_vid!r}"): v for k, v in logits.items()}
             scores[vid] = logits
             n_logits += 1
     if scores and n_logits != len(data):
@@ -142,8 +156,8 @@ def predictions_from_mapping(data, class_names: list[str], *, name: str,
         raise BenchmarkInputError(f"{source}: some clips have neither 'predictions' nor 'logits'")
     if scores:
         # scored models are evaluated from their scores (the reference drops label sets then)
-        return ModelPredictions.from_label_lists(
-            name, {v: {} for v in scores}, class_names, scores=scores, source=source)
+        lists = {v: labels.get(v, {}) for v in scores} if keep_label_sets else {v: {} for v in scores}
+        return ModelPredictions.from_label_lists(name, lists, class_names, scores=scores, source=source)
     return ModelPredictions.from_label_lists(name, labels, class_names, source=source)
 
 
@@ -161,84 +175,128 @@ def restricted_loads_scores(raw: bytes, width: int):
         return restricted_load(io.BytesIO(raw))  # anything unexpected: the slow path decides
 
 
-def load_predictions_pickle(path_or_fileobj, class_names: list[str], *, name: str | None = None) -> ModelPredictions:
-    """Load a VGGSounder prediction pickle with the restricted unpickler and validate it."""
+def _name_and_source(path_or_fileobj, name):
     name = _model_name(path_or_fileobj, name)
-    if isinstance(path_or_fileobj, (str, os.PathLike)):
-        source = str(path_or_fileobj)
-        try:
-            with open(path_or_fileobj, "rb") as fh:
-                raw = fh.read()
-        except FileNotFoundError as exc:
-            raise BenchmarkInputError(f"{source}: file not found") from exc
-    else:
-        source = f"predictions {name!r}"
-        raw = path_or_fileobj.read()
-    data = restricted_loads_scores(raw, len(class_names))
-    del raw
+    is_path = isinstance(path_or_fileobj, (str, os.PathLike))
+    return name, (str(path_or_fileobj) if is_path else f"predictions {name!r}")
+
+
+@contextlib.contextmanager
+def _naming(source: str):
+    """Every :class:`BenchmarkInputError` raised inside starts with ``source`` (the file)."""
     try:
-        return predictions_from_mapping(data, class_names, name=name, source=source)
+        yield
     except BenchmarkInputError as exc:
         msg = str(exc)
-        raise BenchmarkInputError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+        if msg.startswith(source):
+            raise
+        raise BenchmarkInputError(f"{source}: {msg}") from None
 
 
-def load_predictions_jsonl(path_or_fileobj, class_names: list[str], *, name: str | None = None) -> ModelPredictions:
-    """JSONL: one object per line, ``{"video_id": ..., "predictions": {...}, "logits": {...}}``."""
-    name = _model_name(path_or_fileobj, name)
-    source = str(path_or_fileobj) if isinstance(path_or_fileobj, (str, os.PathLike)) else f"predictions {name!r}"
-    fh = open(path_or_fileobj, encoding="utf-8") if isinstance(path_or_fileobj, (str, os.PathLike)) else path_or_fileobj
-    data = {}
-    try:
-        for lineno, line in enumerate(fh, 1):
-            if isinstance(line, bytes):
-                line = line.decode("utf-8")
-            if not line.strip():
-                continue
+def load_predictions_pickle(path_or_fileobj, class_names: list[str], *, name: str | None = None,
+                            **options) -> ModelPredictions:
+    """Load a VGGSounder prediction pickle with the restricted unpickler and validate it
+    (``options``: those of :func:`predictions_from_mapping`)."""
+    name, source = _name_and_source(path_or_fileobj, name)
+    with _naming(source):
+        if isinstance(path_or_fileobj, (str, os.PathLike)):
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkInputError(f"{source}: line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("video_id"), str):
-                raise BenchmarkInputError(f"{source}: line {lineno}: expected an object with a string 'video_id'")
-            vid = obj.pop("video_id")
-            if vid in data:
-                raise BenchmarkInputError(f"{source}: line {lineno}: clip {vid!r} appears twice")
-            data[vid] = obj
-    finally:
-        if fh is not path_or_fileobj:
-            fh.close()
-    return predictions_from_mapping(data, class_names, name=name, source=source)
+                raw = Path(path_or_fileobj).read_bytes()
+            except FileNotFoundError as exc:
+                raise BenchmarkInputError(f"{source}: file not found") from exc
+        else:
+            raw = path_or_fileobj.read()
+        data = restricted_loads_scores(raw, len(class_names))
+        del raw
+        return predictions_from_mapping(data, class_names, name=name, source=source, **options)
+
+
+def load_predictions_jsonl(path_or_fileobj, class_names: list[str], *, name: str | None = None,
+                           **options) -> ModelPredictions:
+    """JSONL: one object per line with a string ``video_id`` and ``"predictions": {input: [class names]}``
+    and/or ``"logits": {input: [C floats]}``; without ``predictions``, the object's other keys are the
+    label lists (``{"video_id": ..., "a": [...], "v": [...], "av": [...]}``).
+    ``options``: those of :func:`predictions_from_mapping`."""
+    name, source = _name_and_source(path_or_fileobj, name)
+    is_path = isinstance(path_or_fileobj, (str, os.PathLike))
+    data = {}
+    with _naming(source), (open(path_or_fileobj, encoding="utf-8-sig") if is_path
+                           else contextlib.nullcontext(path_or_fileobj)) as fh:
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if isinstance(line, bytes):
+                    line = line.decode("utf-8")
+                if lineno == 1:
+                    line = line.lstrip("\ufeff")
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise BenchmarkInputError(f"{source}: line {lineno}: not valid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("video_id"), str):
+                    raise BenchmarkInputError(f"{source}: line {lineno}: expected an object with a string 'video_id'")
+                vid = obj.pop("video_id")
+                if vid in data:
+                    raise BenchmarkInputError(f"{source}: line {lineno}: clip {vid!r} appears twice")
+                if obj.get("predictions") is None:  # label lists as keys of the object itself
+                    entry = {"predictions": {k: v for k, v in obj.items() if k not in ("predictions", "logits")}}
+                    if obj.get("logits") is not None:
+                        entry["logits"] = obj["logits"]
+                    obj = entry
+                data[vid] = obj
+        except UnicodeDecodeError as exc:
+            raise BenchmarkInputError(f"{source}: not UTF-8 text ({exc})") from None
+    with _naming(source):
+        return predictions_from_mapping(data, class_names, name=name, source=source, **options)
 
 
 CSV_COLUMNS = ("video_id", "input", "label")
+_EXACT_INPUTS = {i: i for i in INPUTS}
 
 
-def load_predictions_csv(path_or_fileobj, class_names: list[str], *, name: str | None = None) -> ModelPredictions:
-    """CSV label lists: one row per predicted (clip, input, class): ``video_id,input,label``.
+def load_predictions_csv(path_or_fileobj, class_names: list[str], *, name: str | None = None,
+                         inputs: dict[str, str] | None = None) -> ModelPredictions:
+    """CSV label lists: one row per predicted (clip, input, class): ``video_id,input,label``
+    (a ``modality`` column is accepted for ``input``; inputs a/v/av in any case, or the spellings
+    ``inputs`` maps to them).
 
     A clip with an empty prediction for an input may appear with an empty ``label``.
     """
-    name = _model_name(path_or_fileobj, name)
-    source = str(path_or_fileobj) if isinstance(path_or_fileobj, (str, os.PathLike)) else f"predictions {name!r}"
+    name, source = _name_and_source(path_or_fileobj, name)
     try:
         df = pd.read_csv(path_or_fileobj, dtype=str, keep_default_na=False)
     except FileNotFoundError as exc:
         raise BenchmarkInputError(f"{source}: file not found") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise BenchmarkInputError(f"{source}: not a readable CSV ({exc})") from exc
-    missing = [c for c in CSV_COLUMNS if c not in df.columns]
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took the first field for an index
+        raise BenchmarkInputError(f"{source}: the rows have more fields than the header "
+                                  f"{','.join(df.columns)}; quote labels that contain commas")
+    df.columns = [str(c).strip() for c in df.columns]
+    col = "modality" if "modality" in df.columns and "input" not in df.columns else "input"
+    missing = [c for c in ("video_id", col, "label") if c not in df.columns]
     if missing:
-        raise BenchmarkInputError(f"{source}: missing column(s) {', '.join(missing)}; expected {','.join(CSV_COLUMNS)}")
+        raise BenchmarkInputError(
+            f"{source}: missing column(s) {missing}; expected header {','.join(CSV_COLUMNS)} (input in a/v/av)")
+    spellings = _EXACT_INPUTS if inputs is None else inputs
     data: dict[str, dict] = {}
-    for i, (vid, inp, lab) in enumerate(zip(df["video_id"], df["input"], df["label"]), start=2):
-        inp = inp.strip().lower()
-        if inp not in INPUTS:
-            raise BenchmarkInputError(f"{source}: line {i}: input {inp!r} is not one of {', '.join(INPUTS)}")
+    for i, (vid, value, lab) in enumerate(zip(df["video_id"], df[col], df["label"]), start=2):
+        vid = vid.strip()
+        if not vid:
+            raise BenchmarkInputError(f"{source}: line {i}: empty video_id")
+        inp = spellings.get(value.strip().lower())
+        if inp is None:
+            allowed = ", ".join(INPUTS)
+            raise BenchmarkInputError(
+                f"{source}: line {i}: input {value!r} is not one of {allowed}" if inputs is None else
+                f"{source}, line {i}, field {col}: unknown input modality {value!r}; allowed: {allowed}")
         per = data.setdefault(vid, {"predictions": {}})["predictions"].setdefault(inp, [])
+        lab = lab.strip()
         if lab:
             per.append(lab)
-    return predictions_from_mapping(data, class_names, name=name, source=source)
+    with _naming(source):
+        return predictions_from_mapping(data, class_names, name=name, source=source)
 
 
 LOADERS = {".pkl": load_predictions_pickle, ".pickle": load_predictions_pickle,

@@ -164,3 +164,29 @@ def test_fast_path_falls_back_when_placeholders_do_not_add_up(classes):
         substitute_rows(pickle.loads(small), values)
     m = load_predictions_pickle(io.BytesIO(raw), classes, name="m")  # read the slow way instead
     assert m.scores["a"].shape == (81, len(classes))
+
+
+def test_label_list_dialects_read_by_the_one_reader(classes, tmp_path):
+    aliases = {"audio": "a", "visual": "v", "a": "a", "v": "v", "av": "av"}
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text("video_id,modality,label\nc1,audio,raining\nc1,visual,\n")
+    with pytest.raises(BenchmarkInputError, match="line 2: input 'audio' is not one of a, v, av"):
+        load_predictions_csv(csv_path, classes)
+    m = load_predictions_csv(csv_path, classes, inputs=aliases)
+    assert m.labels["a"][0, classes.index("raining")] and not m.labels["v"].any()
+    csv_path.write_text("video_id,input,label\nc1,a,raining,x\n")
+    with pytest.raises(BenchmarkInputError, match="more fields than the header video_id,input,label"):
+        load_predictions_csv(csv_path, classes)
+    csv_path.write_text("video_id,input,label\n ,a,raining\n")
+    with pytest.raises(BenchmarkInputError, match="line 2: empty video_id"):
+        load_predictions_csv(csv_path, classes)
+
+    jl = tmp_path / "m.jsonl"
+    jl.write_text(json.dumps({"video_id": "c1", "a": ["raining"], "logits": {"av": [0.0] * len(classes)}}) + "\n")
+    assert load_predictions_jsonl(jl, classes).labels == {}  # scored: label sets dropped like the reference
+    kept = load_predictions_jsonl(jl, classes, keep_label_sets=True)
+    assert kept.kind == "scores" and kept.labels["a"][0, classes.index("raining")]
+    jl.write_text(json.dumps({"video_id": "c1", "audio": ["raining"]}) + "\n")
+    with pytest.raises(BenchmarkInputError, match=r"m.jsonl: clip 'c1': unknown input 'audio'; allowed: a, v, av"):
+        load_predictions_jsonl(jl, classes)
+    assert load_predictions_jsonl(jl, classes, inputs=aliases).labels["a"].sum() == 1
