@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from .errors import BenchmarkInputError
+from .io import read_jsonl_records
 from .labels import INPUTS, LabelSet
 from .predictions import ModelPredictions
 
@@ -255,33 +256,21 @@ class EmbeddingJudge:
 def load_captions_jsonl(path) -> dict[str, dict[str, str]]:
     """Free-text outputs: one JSON object per line, ``{"video_id": ..., "a": text, "v": text, "av": text}``
     (any of the inputs may be missing)."""
-    import json as _json
     from pathlib import Path
 
-    out: dict[str, dict[str, str]] = {}
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise BenchmarkInputError(f"{path}: file not found") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = _json.loads(line)
-        except _json.JSONDecodeError as exc:
-            raise BenchmarkInputError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("video_id"), str):
-            raise BenchmarkInputError(f"{path}: line {lineno}: expected an object with a string 'video_id'")
-        vid = obj.pop("video_id")
+
+    def check(obj, where):
         bad = [k for k in obj if k not in INPUTS]
         if bad:
-            raise BenchmarkInputError(f"{path}: line {lineno}: unknown key(s) {bad}; allowed: video_id, "
-                                      + ", ".join(INPUTS))
+            raise BenchmarkInputError(f"{where}: unknown key(s) {bad}; allowed: video_id, " + ", ".join(INPUTS))
         if any(not isinstance(v, str) for v in obj.values()):
-            raise BenchmarkInputError(f"{path}: line {lineno}: descriptions must be strings")
-        if vid in out:
-            raise BenchmarkInputError(f"{path}: line {lineno}: clip {vid!r} appears twice")
-        out[vid] = obj
+            raise BenchmarkInputError(f"{where}: descriptions must be strings")
+
+    out: dict[str, dict[str, str]] = read_jsonl_records(lines, str(path), check)
     if not out:
         raise BenchmarkInputError(f"{path}: empty prediction set (no descriptions)")
     return out
