@@ -6,6 +6,8 @@ table (×100). ``meta_breakdown`` / ``delta_f1_table`` give the meta-label analy
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
@@ -216,35 +218,83 @@ def delta_f1_table(breakdown: dict[str, dict], metric: str = "f1",
     return df
 
 
-def evaluate_paths(labels: LabelSet, paths, class_names: list[str], *, regime: str | None = "default",
-                   ks: Iterable[int] = TOP_KS, confusion: str = "v1.0", prefetch: bool = True) -> dict:
-    """Load and evaluate prediction files one after another (only one or two models in memory at a time).
+def iter_models(sources, class_names: list[str] | None = None, *, prefetch: bool = True):
+    """Yield the :class:`ModelPredictions` of ``sources`` one after another.
 
-    With ``prefetch`` the next file is read in a background thread while the current model is evaluated
-    (numpy releases the GIL for sorting and copying, so the two overlap on a multi-core machine)."""
+    A source is a :class:`ModelPredictions` (yielded as is), a zero-argument callable returning one (e.g.
+    :class:`benchmark.io.PredictionsFile`) or a predictions file path (read with
+    :func:`benchmark.io.load_predictions` and ``class_names``). With ``prefetch`` the next source is loaded
+    in a background thread while the caller works on the current model (numpy releases the GIL for
+    sorting and copying, so the two overlap on a multi-core machine). A caller that drops each model
+    before asking for the next holds at most two loaded models at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .io import load_predictions
 
-    gt = apply_regime(labels, regime) if regime is not None else labels
-    paths = list(paths)
-    out: dict = {}
+    def load(src):
+        if isinstance(src, ModelPredictions):
+            return src
+        if callable(src):
+            return src()
+        if isinstance(src, (str, os.PathLike)):
+            return load_predictions(src, class_names)
+        raise TypeError(f"not a model source: {type(src).__name__} (expected ModelPredictions, a path or a "
+                        "callable returning ModelPredictions)")
 
-    def record(model):
-        if model.name in out:
-            raise BenchmarkInputError(f"two models are named {model.name!r}; names must be unique")
-        out[model.name] = evaluate_model(gt, model, ks=ks, confusion=confusion)
-
-    if not prefetch or len(paths) < 2:
-        for p in paths:
-            record(load_predictions(p, class_names))
-        return out
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(load_predictions, paths[0], class_names)
-        for nxt in paths[1:] + [None]:
+    sources = list(sources)
+    if not prefetch or sum(not isinstance(s, ModelPredictions) for s in sources) < 2:
+        for src in sources:
+            yield load(src)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predictions-prefetch") as pool:
+        future = pool.submit(load, sources[0])
+        for nxt in sources[1:] + [None]:
             model = future.result()
             if nxt is not None:
-                future = pool.submit(load_predictions, nxt, class_names)
-            record(model)
+                future = pool.submit(load, nxt)
+            yield model
             del model
+
+
+@dataclass
+class StreamedEvaluation:
+    """What :func:`evaluate_stream` keeps of each model once its arrays are gone."""
+
+    results: dict
+    """``{model: {subset: {metric: fraction}}}`` (as :func:`evaluate`)."""
+    breakdown: dict | None
+    """``{filter: {model: ...}}`` (as :func:`meta_breakdown`), or None without ``meta_filters``."""
+    models: dict = field(default_factory=dict)
+    """``{model: {"kind", "clips", "inputs"}}``."""
+
+
+def evaluate_stream(labels: LabelSet, sources, class_names: list[str] | None = None, *,
+                    regime: str | None = "default", ks: Iterable[int] = TOP_KS, confusion: str = "v1.0",
+                    meta_filters: dict | None = None, prefetch: bool = True) -> StreamedEvaluation:
+    """Evaluate models one at a time as they are loaded (see :func:`iter_models`), keeping only their numbers.
+
+    Gives the same numbers as :func:`evaluate` (``regime`` applied to ``labels``) and, with ``meta_filters``
+    (e.g. :data:`META_FILTERS`), as :func:`meta_breakdown` on all clips of ``labels``."""
+    ks = tuple(ks)
+    gt = apply_regime(labels, regime) if regime is not None else labels
+    filtered = {name: labels.filter_meta(**flt) for name, flt in meta_filters.items()} \
+        if meta_filters is not None else None
+    out = StreamedEvaluation({}, {name: {} for name in filtered} if filtered is not None else None)
+    for model in iter_models(sources, class_names, prefetch=prefetch):
+        if model.name in out.results:
+            raise BenchmarkInputError(f"two models are named {model.name!r}; names must be unique")
+        out.results[model.name] = evaluate_model(gt, model, ks=ks, confusion=confusion)
+        for name, sub in (filtered or {}).items():
+            if len(sub):
+                out.breakdown[name][model.name] = evaluate_model(sub, model, ks=ks, confusion=confusion)
+        out.models[model.name] = {"kind": model.kind, "clips": len(model.video_ids), "inputs": list(model.inputs)}
+        del model
     return out
+
+
+def evaluate_paths(labels: LabelSet, paths, class_names: list[str], *, regime: str | None = "default",
+                   ks: Iterable[int] = TOP_KS, confusion: str = "v1.0", prefetch: bool = True) -> dict:
+    """Load and evaluate prediction files one after another (only one or two models in memory at a time);
+    with ``prefetch`` the next file is read in a background thread (see :func:`iter_models`)."""
+    return evaluate_stream(labels, paths, class_names, regime=regime, ks=ks, confusion=confusion,
+                           prefetch=prefetch).results

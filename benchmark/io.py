@@ -18,6 +18,7 @@ import io
 import json
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -219,36 +220,51 @@ def load_predictions_jsonl(path_or_fileobj, class_names: list[str], *, name: str
     ``options``: those of :func:`predictions_from_mapping`."""
     name, source = _name_and_source(path_or_fileobj, name)
     is_path = isinstance(path_or_fileobj, (str, os.PathLike))
-    data = {}
     with _naming(source), (open(path_or_fileobj, encoding="utf-8-sig") if is_path
                            else contextlib.nullcontext(path_or_fileobj)) as fh:
         try:
-            for lineno, line in enumerate(fh, 1):
-                if isinstance(line, bytes):
-                    line = line.decode("utf-8")
-                if lineno == 1:
-                    line = line.lstrip("\ufeff")
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BenchmarkInputError(f"{source}: line {lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("video_id"), str):
-                    raise BenchmarkInputError(f"{source}: line {lineno}: expected an object with a string 'video_id'")
-                vid = obj.pop("video_id")
-                if vid in data:
-                    raise BenchmarkInputError(f"{source}: line {lineno}: clip {vid!r} appears twice")
-                if obj.get("predictions") is None:  # label lists as keys of the object itself
-                    entry = {"predictions": {k: v for k, v in obj.items() if k not in ("predictions", "logits")}}
-                    if obj.get("logits") is not None:
-                        entry["logits"] = obj["logits"]
-                    obj = entry
-                data[vid] = obj
+            records = read_jsonl_records(fh, source)
         except UnicodeDecodeError as exc:
             raise BenchmarkInputError(f"{source}: not UTF-8 text ({exc})") from None
+    data = {}
+    for vid, obj in records.items():
+        if obj.get("predictions") is None:  # label lists as keys of the object itself
+            entry = {"predictions": {k: v for k, v in obj.items() if k not in ("predictions", "logits")}}
+            if obj.get("logits") is not None:
+                entry["logits"] = obj["logits"]
+            obj = entry
+        data[vid] = obj
+    del records
     with _naming(source):
         return predictions_from_mapping(data, class_names, name=name, source=source, **options)
+
+
+def read_jsonl_records(lines, source: str, check=None) -> dict[str, dict]:
+    """``{video_id: object}`` from JSON Lines: one object with a string ``video_id`` per line (blank lines
+    skipped, a byte-order mark on the first line ignored; ``lines``: an open file or a list of lines, str or
+    UTF-8 bytes). ``check(obj, where)`` may refuse an object (``video_id`` already popped) before the
+    duplicate test. Errors name ``source`` and the line number."""
+    data: dict[str, dict] = {}
+    for lineno, line in enumerate(lines, 1):
+        if isinstance(line, bytes):
+            line = line.decode("utf-8")
+        if lineno == 1:
+            line = line.lstrip("\ufeff")
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BenchmarkInputError(f"{source}: line {lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("video_id"), str):
+            raise BenchmarkInputError(f"{source}: line {lineno}: expected an object with a string 'video_id'")
+        vid = obj.pop("video_id")
+        if check is not None:
+            check(obj, f"{source}: line {lineno}")
+        if vid in data:
+            raise BenchmarkInputError(f"{source}: line {lineno}: clip {vid!r} appears twice")
+        data[vid] = obj
+    return data
 
 
 CSV_COLUMNS = ("video_id", "input", "label")
@@ -313,12 +329,33 @@ def load_predictions(path, class_names: list[str], *, name: str | None = None) -
     return loader(path, class_names, name=name)
 
 
-def load_predictions_dir(directory, class_names: list[str]) -> list[ModelPredictions]:
-    """Every predictions file in a directory (one model per file, named by the file stem)."""
+def predictions_dir_files(directory) -> list[Path]:
+    """The predictions files of a directory (.pkl/.pickle/.jsonl/.csv), sorted by name."""
     directory = Path(directory)
     if not directory.is_dir():
         raise BenchmarkInputError(f"{directory}: not a directory")
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in LOADERS and p.is_file())
     if not files:
         raise BenchmarkInputError(f"{directory}: no predictions files ({', '.join(LOADERS)})")
-    return [load_predictions(p, class_names) for p in files]
+    return files
+
+
+def load_predictions_dir(directory, class_names: list[str]) -> list[ModelPredictions]:
+    """Every predictions file in a directory (one model per file, named by the file stem)."""
+    return [load_predictions(p, class_names) for p in predictions_dir_files(directory)]
+
+
+@dataclass
+class PredictionsFile:
+    """A predictions file not read yet: calling it loads it (:func:`load_predictions`) as model ``name``
+    (default: the file stem). A model source for :func:`benchmark.evaluate.iter_models`."""
+
+    path: str | os.PathLike
+    class_names: list[str]
+    name: str | None = None
+
+    def __post_init__(self):
+        self.name = _model_name(self.path, self.name)
+
+    def __call__(self) -> ModelPredictions:
+        return load_predictions(self.path, self.class_names, name=self.name)

@@ -15,16 +15,15 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import (
+    META_FILTERS,
     PAPER_METRICS,
     delta_f1_table,
-    evaluate,
-    meta_breakdown,
+    evaluate_stream,
     metric_table,
     select_table,
 )
 from .labels import META_LABELS, LabelSet, apply_regime
 from .metrics import TOP_KS
-from .predictions import ModelPredictions
 
 TABLE_FORMATS = ("csv", "md", "tex", "html")
 FIGURE_FORMATS = ("png", "svg")
@@ -293,10 +292,17 @@ def _table_json(df: pd.DataFrame) -> dict:
             "data": _jsonable(df.to_numpy().tolist())}
 
 
-def write_report(out_dir, labels: LabelSet, models: list[ModelPredictions], *, regime: str = "default",
+def write_report(out_dir, labels: LabelSet, models, *, regime: str = "default",
                  confusion: str = "v1.0", meta: bool = True, figures: bool = True,
-                 params: dict | None = None, label_source: str | None = None) -> dict:
+                 params: dict | None = None, label_source: str | None = None,
+                 class_names: list[str] | None = None, prefetch: bool = True) -> dict:
     """Evaluate ``models`` on ``labels`` and write the whole report into ``out_dir``.
+
+    ``models``: :class:`ModelPredictions`, predictions file paths (read with ``class_names``, default the
+    label set's classes) or callables returning a model (e.g. :class:`benchmark.io.PredictionsFile`). They
+    are loaded and evaluated one after another, the next one read in a background thread with ``prefetch``
+    (:func:`benchmark.evaluate.evaluate_stream`): only each model's numbers are kept, so files never sit
+    in memory more than two at a time.
 
     Writes ``report.json`` (parameters, results as fractions, tables ×100, list of files), tables
     ``paper``, ``metrics`` (all metrics), ``topk`` and, with ``meta``, ``meta_f1`` / ``delta_f1`` in
@@ -304,23 +310,25 @@ def write_report(out_dir, labels: LabelSet, models: list[ModelPredictions], *, r
     ``cooccurrence`` in PNG and SVG. Returns the content of ``report.json``.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    models = list(models)
     gt = apply_regime(labels, regime)
-    results = evaluate(gt, models, regime=None, confusion=confusion)
+    done = evaluate_stream(labels, models, list(labels.classes) if class_names is None else class_names,
+                           regime=regime, confusion=confusion, meta_filters=META_FILTERS if meta else None,
+                           prefetch=prefetch)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = done.results
     table = metric_table(results)
     paper = select_table(table, PAPER_METRICS)
     topk_cols = [(f"{m}@{k}", s) for m in ("hit_rate", "f1", "precision", "recall") for k in TOP_KS
                  for s in ("a", "v", "av")]
     topk = table.loc[:, [c for c in topk_cols if table[c].notna().any()]] if any(
-        m.kind == "scores" for m in models) else None
+        m["kind"] == "scores" for m in done.models.values()) else None
     files: dict[str, dict[str, str]] = {}
     tables = {"paper": paper, "metrics": table}
     if topk is not None and topk.shape[1]:
         tables["topk"] = topk
     breakdown = delta = None
     if meta:
-        breakdown = meta_breakdown(labels, models, confusion=confusion)
+        breakdown = done.breakdown
         meta_f1 = pd.concat(
             {name: metric_table(res, metrics=["f1"])["f1"] for name, res in breakdown.items() if res},
             axis=1, names=["filter", "modality"])
@@ -343,7 +351,7 @@ def write_report(out_dir, labels: LabelSet, models: list[ModelPredictions], *, r
         "params": {"regime": regime, "confusion": confusion, "meta": meta, **(params or {})},
         "labels": {"source": label_source, "clips": len(labels), "clips_in_regime": len(gt),
                    "classes": len(labels.classes)},
-        "models": {m.name: {"kind": m.kind, "clips": len(m.video_ids), "inputs": list(m.inputs)} for m in models},
+        "models": done.models,
         "results": _jsonable(results),
         "tables": {stem: _table_json(df) for stem, df in tables.items()},
         "meta_results": _jsonable(breakdown) if breakdown is not None else None,

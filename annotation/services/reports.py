@@ -22,7 +22,7 @@ from django.utils import timezone
 from annotation.errors import AvcrowdError, NotFound, ValidationError
 from annotation.models import MetricReport
 from benchmark import CONFUSION_DEFINITIONS, REGIMES, BenchmarkInputError, LabelSet, ModelPredictions
-from benchmark.io import LOADERS, load_predictions, load_predictions_dir
+from benchmark.io import LOADERS, PredictionsFile, load_predictions, predictions_dir_files
 from benchmark.report import write_report
 
 UPLOAD_PREFIX = "reports/uploads"
@@ -131,7 +131,10 @@ def run_predictions(run, class_names: list[str]) -> ModelPredictions:
 
 
 def predictions_resolve(specs, class_names: list[str], *, allow_paths: bool = True) -> tuple[list, list[dict]]:
-    """Every model named by ``specs`` (a list, or comma-separated strings) -> (models, descriptions)."""
+    """Every model named by ``specs`` (a list, or comma-separated strings) -> (models, descriptions).
+
+    Files are not read here: they come back as :class:`benchmark.io.PredictionsFile` (loaded one after another
+    while the report is built, see :func:`benchmark.report.write_report`); stored runs come back loaded."""
     if isinstance(specs, str):
         specs = [specs]
     flat = [s.strip() for spec in specs for s in str(spec).split(",") if s.strip()]
@@ -140,17 +143,18 @@ def predictions_resolve(specs, class_names: list[str], *, allow_paths: bool = Tr
     models, described = [], []
     for spec in flat:
         if spec.startswith("upload:"):
-            name = Path(spec).stem
-            models.append(load_predictions(_local_upload(spec), class_names, name=name))
+            models.append(PredictionsFile(_local_upload(spec), class_names, name=Path(spec).stem))
             described.append({"kind": "file", "name": Path(spec).name})
         elif allow_paths and os.path.isdir(spec):
-            found = load_predictions_dir(spec, class_names)
+            found = [PredictionsFile(p, class_names) for p in predictions_dir_files(spec)]
             models += found
             described += [{"kind": "file", "path": os.path.abspath(spec), "model": m.name} for m in found]
         elif allow_paths and (os.path.isfile(spec) or Path(spec).suffix.lower() in LOADERS):
             if not os.path.isfile(spec):
                 raise ValidationError(f"predictions file {spec} not found", field="predictions")
-            models.append(load_predictions(spec, class_names))
+            if Path(spec).suffix.lower() not in LOADERS:
+                load_predictions(spec, class_names)  # refuses the file type with the reason
+            models.append(PredictionsFile(spec, class_names))
             described.append({"kind": "file", "path": os.path.abspath(spec)})
         else:
             run = _run_lookup(spec)
