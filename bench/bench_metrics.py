@@ -9,6 +9,15 @@ Each side runs in its own subprocess so that its peak memory (ru_maxrss) is its 
 the same pickles from disk (loading is part of the work: the reference loads every pickle once
 per modality, ours once). Numbers are checked to agree (1e-6).
 
+Also timed: the product path that users run (``manage.py benchmark``, the REST API and the /reports/
+page all call ``annotation.services.reports.report_build``): in a subprocess with Django set up on a
+throwaway sqlite database (migrated and taxonomy loaded beforehand, not timed),
+``report_build(labels_csv, [dir], out_dir, figures=False)`` -- labels CSV + taxonomy check, files
+streamed through ``benchmark.evaluate.evaluate_stream`` (next file read in a 2nd thread), report.json
+and the tables in CSV/Markdown/LaTeX/HTML. With its default meta-label breakdown (7 more evaluations
+on subsets of all 15,069 clips: more work than the reference does) and with ``meta=False`` (the same
+metrics as the reference, plus the report's files).
+
     .venv/bin/python bench/bench_metrics.py [--models 3] [--clips 0=all] [--repeat 1]
 """
 from __future__ import annotations
@@ -77,6 +86,30 @@ def _table_dict(table) -> dict:
                      for m, s in table.columns}}
 
 
+def child_product(model_dir: str, labels_csv: str, out_json: str, meta: bool):
+    import django
+
+    django.setup()
+    from annotation.services.reports import report_build
+    from benchmark import metric_table
+
+    base = _peak_mib()
+    out_dir = tempfile.mkdtemp(prefix="bench_report_")
+    t0 = time.perf_counter()
+    rep = report_build(labels_csv, [model_dir], out_dir, figures=False, meta=meta)
+    t1 = time.perf_counter()
+    out = {"seconds": t1 - t0, "peak_mib": _peak_mib(), "baseline_mib": base, "files": len(os.listdir(out_dir)),
+           "table": _table_dict(metric_table(rep["results"]))}
+    with open(out_json, "w") as fh:
+        json.dump(out, fh)
+
+
+def django_env(var_dir: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", AVCROWD_DEV="1", AVCROWD_VAR_DIR=var_dir)
+    return env
+
+
 def child_ref(model_dir: str, labels_csv: str, out_json: str):
     warnings.filterwarnings("ignore")
     from vggsounder import benchmark as ref
@@ -100,11 +133,12 @@ def child_ref(model_dir: str, labels_csv: str, out_json: str):
         json.dump(out, fh)
 
 
-def run_child(which: str, model_dir: str, labels_csv: str, prefetch: bool = False) -> dict:
+def run_child(which: str, model_dir: str, labels_csv: str, prefetch: bool = False, env: dict | None = None) -> dict:
     fd, out_json = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", which, model_dir, labels_csv, out_json]
-    subprocess.run(cmd, check=True, env={**os.environ, "BENCH_PREFETCH": "1" if prefetch else "0"})
+    subprocess.run(cmd, check=True, cwd=ROOT,
+                   env={**(env or os.environ), "BENCH_PREFETCH": "1" if prefetch else "0"})
     with open(out_json) as fh:
         res = json.load(fh)
     os.unlink(out_json)
@@ -120,7 +154,10 @@ def main():
     args = ap.parse_args()
     if args.child:
         which, model_dir, labels_csv, out_json = args.child
-        (child_ours if which == "ours" else child_ref)(model_dir, labels_csv, out_json)
+        if which.startswith("product"):
+            child_product(model_dir, labels_csv, out_json, meta=which == "product")
+        else:
+            (child_ours if which == "ours" else child_ref)(model_dir, labels_csv, out_json)
         return
 
     import numpy as np
@@ -154,6 +191,16 @@ def main():
                key=lambda r: r["seconds"])
     ours_pf = min((run_child("ours", model_dir, labels_csv, prefetch=True) for _ in range(max(1, args.repeat))),
                   key=lambda r: r["seconds"])
+    var_dir = os.path.join(tmp, "var")
+    os.makedirs(var_dir)
+    denv = django_env(var_dir)
+    manage = [sys.executable, os.path.join(ROOT, "manage.py")]
+    subprocess.run(manage + ["migrate", "-v", "0"], check=True, cwd=ROOT, env=denv)
+    subprocess.run(manage + ["load_taxonomy"], check=True, cwd=ROOT, env=denv, stdout=subprocess.DEVNULL)
+    product = min((run_child("product", model_dir, labels_csv, env=denv) for _ in range(max(1, args.repeat))),
+                  key=lambda r: r["seconds"])
+    product_nometa = min((run_child("product-nometa", model_dir, labels_csv, env=denv)
+                          for _ in range(max(1, args.repeat))), key=lambda r: r["seconds"])
     ref = run_child("ref", model_dir, labels_csv)
 
     t_ours = pd.DataFrame(ours["table"]["cols"], index=ours["table"]["models"], dtype=float)
@@ -169,6 +216,9 @@ def main():
     maxdiff = max(diffs)
     t_pf = pd.DataFrame(ours_pf["table"]["cols"], index=ours_pf["table"]["models"], dtype=float)
     assert t_pf.loc[t_ours.index].equals(t_ours), "prefetching changed the numbers"
+    for res in (product, product_nometa):
+        t_prod = pd.DataFrame(res["table"]["cols"], index=res["table"]["models"], dtype=float)
+        assert t_prod.loc[t_ours.index].equals(t_ours), "the product path changed the numbers"
     print(f"reference vggsounder.benchmark.compute_all_results: {ref['seconds']:.2f} s, "
           f"peak RSS {ref['peak_mib']:.0f} MiB (after imports {ref['baseline_mib']:.0f} MiB)")
     print(f"ours benchmark.evaluate (incl. CSV + pickle loading): {ours['seconds']:.3f} s "
@@ -181,6 +231,12 @@ def main():
     print(f"speed-up: {ref['seconds'] / ours['seconds']:.1f}x end to end; metrics alone "
           f"{(ref['seconds'] - ref['load_s']) / ours['metrics_s']:.0f}x; "
           f"peak memory ratio ours/ref {ours['peak_mib'] / ref['peak_mib']:.2f}")
+    for label, res in (("with its default meta-label breakdown", product),
+                       ("meta=False: the reference's work + report files", product_nometa)):
+        print(f"product path report_build(labels_csv, [dir], out, figures=False), {label}: {res['seconds']:.3f} s, "
+              f"peak RSS {res['peak_mib']:.0f} MiB (after Django + imports {res['baseline_mib']:.0f} MiB), "
+              f"{res['files']} files -> {ref['seconds'] / res['seconds']:.1f}x end to end, "
+              f"peak memory ratio {res['peak_mib'] / ref['peak_mib']:.2f}")
     print(f"max |ours - reference| over {len(diffs)} table columns: {maxdiff:.2e}")
     try:
         print(f"load average during the run: {os.getloadavg()[0]:.1f} (machine has {os.cpu_count()} CPUs)")
