@@ -26,24 +26,3 @@ def batch(dataset):
     return batches[0]
 
 
-def complete_payload(labels=()):
-    return {"background_music": False, "voice_over": False, "static_image": False, "played": True,
-            "watch_seconds": 1.5, "labels": list(labels)}
-
-
-def gold_perfect_labels(taxonomy, video_id):
-    i = int(video_id[1:])
-    return [{"name": taxonomy[100 + i], "audible": True, "visible": True},
-            {"name": taxonomy[200 + i], "audible": True, "visible": False}]
-
-
-def fill_assignment(assignment, taxonomy, *, good=True):
-    """Answer every clip of the assignment completely; gold clips right (good) or with nothing ticked."""
-    from annotation.services.assignments import answer_save
-
-    for item in assignment.batch.items.select_related("clip"):
-        vid = item.clip.video_id
-        labels = gold_perfect_labels(taxonomy, vid) if (item.is_gold and good) else []
-        answer_save(assignment, vid, complete_payload(labels))
-
-

@@ -5,7 +5,7 @@ import pytest
 
 from annotation.models import Assignment, ClipAnswer, Worker
 
-from .conftest import complete_payload, gold_perfect_labels
+from tests.crowd_helpers import complete_payload, gold_perfect_labels
 
 MTURK = {"assignmentId": "A1", "hitId": "H1", "workerId": "W1", "turkSubmitTo": "https://workersandbox.mturk.com"}
 

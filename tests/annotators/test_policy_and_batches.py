@@ -17,7 +17,7 @@ from annotation.services.assignments import (
 )
 from annotation.services.batches import batches_create
 
-from .conftest import complete_payload, fill_assignment
+from tests.crowd_helpers import complete_payload, fill_assignment
 
 
 def start(batch, worker="W1", **kw):

@@ -83,23 +83,3 @@ def mturk_stub(monkeypatch):
 def hit_response(hit_id="HIT1", **extra):
     return {"HIT": {"HITId": hit_id, "HITTypeId": "TYPE1",
                     "Expiration": dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc), **extra}}
-
-
-def complete_payload(labels=()):
-    return {"background_music": False, "voice_over": False, "static_image": False, "played": True,
-            "watch_seconds": 1.5, "labels": list(labels)}
-
-
-def gold_perfect_labels(taxonomy, video_id):
-    i = int(video_id[1:])
-    return [{"name": taxonomy[100 + i], "audible": True, "visible": True},
-            {"name": taxonomy[200 + i], "audible": True, "visible": False}]
-
-
-def fill_assignment(assignment, taxonomy, *, good=True):
-    from annotation.services.assignments import answer_save
-
-    for item in assignment.batch.items.select_related("clip"):
-        vid = item.clip.video_id
-        labels = gold_perfect_labels(taxonomy, vid) if (item.is_gold and good) else []
-        answer_save(assignment, vid, complete_payload(labels))

@@ -7,7 +7,7 @@ import pytest
 from annotation.models import Assignment, Hit, Operation, Worker
 from annotation.services.assignments import assignment_start, assignment_submit
 
-from .conftest import fill_assignment
+from tests.crowd_helpers import fill_assignment
 
 
 @pytest.fixture

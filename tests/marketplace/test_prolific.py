@@ -12,7 +12,7 @@ from annotation.services.assignments import assignment_start
 from annotation.services.publish import batches_publish
 from annotation.services.sync import marketplace_sync
 
-from .conftest import fill_assignment
+from tests.crowd_helpers import fill_assignment
 
 
 class FakeProlific:

@@ -11,7 +11,7 @@ from annotation.models import Assignment, Bonus, ClipAnswer, Hit, HitAssignment,
 from annotation.services.assignments import assignment_decide, assignment_start
 from annotation.services.sync import PAST, bonus_create, marketplace_sync
 
-from .conftest import fill_assignment, gold_perfect_labels
+from tests.crowd_helpers import fill_assignment, gold_perfect_labels
 
 STATUSES = ["Submitted", "Approved", "Rejected"]
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
