@@ -300,17 +300,23 @@ def _strategy(strategy: Strategy | dict | str | None) -> Strategy:
         raise ProposalsError(f"bad strategy: {exc}", field="strategy") from None
 
 
-def proposal_set_create(dataset: Dataset, strategy: Strategy | dict | str | None = None, *,
-                        models: list[str] | None = None, activate: bool = True) -> ProposalSet:
-    """Apply the strategy to all finished runs of the dataset and store the proposals (with
-    provenance) as a new proposal set, evaluated against the gold standard."""
-    strat = _strategy(strategy)
+def _finished_runs(dataset: Dataset, models: list[str] | None) -> list:
+    """The dataset's finished model runs (optionally only those named); refuses when there are none."""
     try:
         runs = dataset_runs(dataset, names=models)
     except ValueError as exc:
         raise ProposalsError(str(exc)) from None
     if not runs:
         raise ProposalsError(f"dataset {dataset.name} has no finished model runs: import or compute predictions first")
+    return runs
+
+
+def proposal_set_create(dataset: Dataset, strategy: Strategy | dict | str | None = None, *,
+                        models: list[str] | None = None, activate: bool = True) -> ProposalSet:
+    """Apply the strategy to all finished runs of the dataset and store the proposals (with
+    provenance) as a new proposal set, evaluated against the gold standard."""
+    strat = _strategy(strategy)
+    runs = _finished_runs(dataset, models)
     try:
         preds = dataset_predictions(dataset, runs)
         result = apply_strategy(strat, preds)
@@ -358,12 +364,7 @@ def proposals_evaluate(dataset: Dataset, strategy: Strategy | dict | str | None 
         active = ProposalSet.objects.filter(dataset=dataset, active=True).first()
         strategy = active.strategy if active else None
     strat = _strategy(strategy)
-    try:
-        runs = dataset_runs(dataset, names=models)
-    except ValueError as exc:
-        raise ProposalsError(str(exc)) from None
-    if not runs:
-        raise ProposalsError(f"dataset {dataset.name} has no finished model runs: import or compute predictions first")
+    runs = _finished_runs(dataset, models)
     preds = dataset_predictions(dataset, runs)
     gold = Gold.from_labels(preds, dataset_gold(dataset))
     if gold.n_labels == 0:
