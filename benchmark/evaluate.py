@@ -14,16 +14,18 @@ import numpy as np
 import pandas as pd
 
 from .errors import BenchmarkInputError
-from .labels import META_LABELS, SUBSET_INPUT, SUBSETS, LabelSet, apply_regime
+from .labels import META_LABELS, REGIMES, SUBSET_INPUT, SUBSETS, LabelSet, apply_regime
 from .metrics import (
     TOP_KS,
     Positives,
     auc_macro,
     hits,
+    label_set_counts_metrics,
     label_set_metrics,
     modality_confusion,
     top1_index,
     topk_masks,
+    topk_masks_top1,
     topk_metrics,
 )
 from .predictions import ModelPredictions
@@ -42,6 +44,9 @@ METRICS = (
 ``avg_n_preds``/``med_n_preds`` are left out)."""
 
 CONFUSION_DEFINITIONS = ("v1.0", "pre-v1.0")
+
+EVAL_THREADS = min(2, os.cpu_count() or 1)
+"""Threads evaluating one model's clip selections (regime + meta-label filters) at the same time."""
 
 PAPER_METRICS = [
     ("accuracy", ["a", "v", "av"]),
@@ -70,72 +75,154 @@ def _check_classes(gt: LabelSet, pred: ModelPredictions):
         )
 
 
-def evaluate_model(gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS,
-                   confusion: str = "v1.0") -> dict[str, dict[str, float]]:
-    """All metrics of one model on the clips of ``gt`` (already filtered by regime)."""
+def _check_confusion(confusion: str):
     if confusion not in CONFUSION_DEFINITIONS:
         raise BenchmarkInputError(
             f"unknown modality-confusion definition {confusion!r}; allowed: {', '.join(CONFUSION_DEFINITIONS)}"
         )
+
+
+class ScoredModel:
+    """A model with scores, prepared once on the clips of a label set, then evaluated on any of their subsets.
+
+    What does not depend on which clips are evaluated is computed here once per input: the scores of the
+    label set's clips (clips without scores are dropped) laid out per class, each clip's top-k classes for
+    every k (one partial sort, shared with the top-1 class), the ground truth's positive cells per subset and
+    the top-1 hits. :meth:`evaluate` then only counts over the chosen clips and sorts each class's scores of
+    those clips for the AUCs: the numbers are those of evaluating the subset on its own (the same operations
+    on the same values in the same order). Sorting a subset's columns is cheaper than filtering a presorted
+    order (measured), so the AUC sort is not shared."""
+
+    def __init__(self, labels: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS,
+                 confusion: str = "v1.0", threads: int = 1):
+        _check_confusion(confusion)
+        _check_classes(labels, pred)
+        self.ks = tuple(ks)
+        self.confusion = confusion
+        idx = pd.Index(pred.video_ids).get_indexer(pd.Index(labels.video_ids))
+        self.rows = np.flatnonzero(idx >= 0)  # label-set clips the model scored
+        self.n_labels = len(labels)
+        m, C = self.rows.size, len(labels.classes)
+        self.m, self.C = m, C
+        self.inputs = [inp for inp in pred.inputs]
+        self.ST, self.masks, self.pred_cells, self.pred_row = {}, {}, {}, {}
+        have_all = all(i in self.inputs for i in ("a", "v", "av"))
+        top1 = {}
+
+        def prepare(inp):
+            S = pred.scores[inp][idx[self.rows]]
+            masks, top1[inp] = topk_masks_top1(S, self.ks, top1=have_all)
+            self.masks[inp] = masks
+            for k, mask in masks.items():
+                r, c = np.divmod(np.flatnonzero(mask), C)  # the cells np.nonzero gives, faster
+                self.pred_cells[inp, k] = (r, c)
+                self.pred_row[inp, k] = np.bincount(r, minlength=m)
+            self.ST[inp] = np.ascontiguousarray(S.T)  # per class; subsets of clips are column filters
+
+        if threads > 1 and len(self.inputs) > 1:  # inputs are independent; numpy works without the GIL
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prepare") as pool:
+                list(pool.map(prepare, self.inputs))
+        else:
+            for inp in self.inputs:
+                prepare(inp)
+        self.truth = {}
+        for subset in SUBSETS:
+            if SUBSET_INPUT[subset] not in self.ST:
+                continue
+            T = labels.truth(subset)[self.rows]
+            r, c = np.divmod(np.flatnonzero(T), C)
+            self.truth[subset] = (T.any(axis=1), r, c)
+        self.top1_hits = None
+        if have_all:
+            T_all = labels.truth("all")[self.rows]
+            r = np.arange(m)
+            self.top1_hits = {}
+            for inp in ("a", "v", "av"):
+                if confusion == "v1.0":
+                    against = T_all
+                else:
+                    against = labels.truth(inp if inp != "av" else "all")[self.rows]
+                self.top1_hits[inp] = against[r, top1[inp]]
+
+    def evaluate(self, clips: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+        """All metrics on the label-set clips selected by ``clips`` (bool over the label set; None = all)."""
+        sel = np.ones(self.m, dtype=bool) if clips is None else np.asarray(clips, dtype=bool)[self.rows]
+        results: dict[str, dict[str, float]] = {}
+        for subset, (present_all, tr, tc) in self.truth.items():
+            inp = SUBSET_INPUT[subset]
+            present = present_all & sel
+            R = np.flatnonzero(present)
+            n = R.size
+            new_row = np.cumsum(present) - 1  # row of each kept clip among the kept ones
+            keep = present[tr]
+            pos = Positives.from_cells(new_row[tr[keep]], tc[keep], n, self.C)
+            grow = R[pos.rows]  # each positive's row among the scored clips
+            res = {}
+            for k in self.ks:
+                pr, pc = self.pred_cells[inp, k]
+                pred_c = np.bincount(pc[present[pr]], minlength=self.C)
+                correct = self.masks[inp][k][grow, pos.cols]
+                for name, value in label_set_counts_metrics(pos, correct, pred_c,
+                                                            self.pred_row[inp, k][R] if n else None).items():
+                    res[f"{name}@{k}"] = value
+            ST = self.ST[inp]
+
+            def sorted_cols(valid, ST=ST, present=present):
+                cols = np.compress(present, ST if valid.size == ST.shape[0] else ST[valid], axis=1)
+                cols.sort(axis=1)
+                return cols
+
+            res["auc_roc"], res["auc_pr"] = auc_macro(pos, None, sorted_cols=sorted_cols,
+                                                      pos_values=ST[pos.cols, grow])
+            res["n_clips"] = int(n)
+            results[subset] = res
+        if self.top1_hits is not None:
+            h = self.top1_hits
+            mus = modality_confusion(h["a"][sel], h["v"][sel], h["av"][sel])
+            for inp in ("a", "v", "av"):
+                results[inp]["mu"] = mus[inp]
+        return results
+
+
+def evaluate_model(gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS,
+                   confusion: str = "v1.0") -> dict[str, dict[str, float]]:
+    """All metrics of one model on the clips of ``gt`` (already filtered by regime)."""
+    _check_confusion(confusion)
     _check_classes(gt, pred)
-    ks = tuple(ks)
+    if pred.kind == "scores":
+        return ScoredModel(gt, pred, ks=ks, confusion=confusion).evaluate()
+    return _evaluate_label_sets(gt, pred, confusion)
+
+
+def _evaluate_label_sets(gt: LabelSet, pred: ModelPredictions, confusion: str) -> dict[str, dict[str, float]]:
     idx = pd.Index(pred.video_ids).get_indexer(pd.Index(gt.video_ids))
     have = idx >= 0
     truth_all = gt.truth("all")
     results: dict[str, dict[str, float]] = {}
     top1_hits: dict[str, np.ndarray] = {}
-
-    if pred.kind == "scores":
-        # clips of the label set that the model scored; clips without scores are dropped
-        gt_rows = np.flatnonzero(have)
-        per_input = {}
-        for inp in pred.inputs:
-            S = pred.scores[inp][idx[gt_rows]]
-            per_input[inp] = (S, topk_masks(S, ks))
-        for subset in SUBSETS:
-            inp = SUBSET_INPUT[subset]
-            if inp not in per_input:
-                continue
-            S, masks = per_input[inp]
-            T = gt.truth(subset)[gt_rows]
-            present = T.any(axis=1)
-            pos = Positives(T[present])
-            res = topk_metrics(pos, {k: m[present] for k, m in masks.items()})
-            res["auc_roc"], res["auc_pr"] = auc_macro(pos, S[present])
-            res["n_clips"] = int(present.sum())
-            results[subset] = res
-        if all(i in per_input for i in ("a", "v", "av")):
-            T_all = truth_all[gt_rows]
-            r = np.arange(len(gt_rows))
-            for inp in ("a", "v", "av"):
-                top1 = top1_index(per_input[inp][0])
-                if confusion == "v1.0":
-                    against = T_all
-                else:
-                    against = gt.truth(inp if inp != "av" else "all")[gt_rows]
-                top1_hits[inp] = against[r, top1]
-    else:
-        preds = {}
-        for inp in pred.inputs:
-            P = np.zeros(truth_all.shape, dtype=bool)
-            P[have] = pred.labels[inp][idx[have]]  # missing clip = empty set
-            preds[inp] = P
-        for subset in SUBSETS:
-            inp = SUBSET_INPUT[subset]
-            if inp not in preds:
-                continue
-            T = gt.truth(subset)
-            present = T.any(axis=1)
-            res = label_set_metrics(T[present], preds[inp][present])
-            res["n_clips"] = int(present.sum())
-            results[subset] = res
-        if all(i in preds for i in ("a", "v", "av")):
-            for inp in ("a", "v", "av"):
-                if confusion == "v1.0":
-                    against = truth_all
-                else:
-                    against = gt.truth(inp if inp != "av" else "all")
-                top1_hits[inp] = hits(against, preds[inp])
+    preds = {}
+    for inp in pred.inputs:
+        P = np.zeros(truth_all.shape, dtype=bool)
+        P[have] = pred.labels[inp][idx[have]]  # missing clip = empty set
+        preds[inp] = P
+    for subset in SUBSETS:
+        inp = SUBSET_INPUT[subset]
+        if inp not in preds:
+            continue
+        T = gt.truth(subset)
+        present = T.any(axis=1)
+        res = label_set_metrics(T[present], preds[inp][present])
+        res["n_clips"] = int(present.sum())
+        results[subset] = res
+    if all(i in preds for i in ("a", "v", "av")):
+        for inp in ("a", "v", "av"):
+            if confusion == "v1.0":
+                against = truth_all
+            else:
+                against = gt.truth(inp if inp != "av" else "all")
+            top1_hits[inp] = hits(against, preds[inp])
 
     if top1_hits:
         mus = modality_confusion(top1_hits["a"], top1_hits["v"], top1_hits["av"])
@@ -189,14 +276,39 @@ def meta_breakdown(labels: LabelSet, models: Iterable[ModelPredictions], *,
                    filters: dict | None = None, confusion: str = "v1.0") -> dict[str, dict]:
     """Results per meta-label filter (on all clips of ``labels``, no regime applied)."""
     models = list(models)
-    out = {}
-    for name, flt in (filters or META_FILTERS).items():
-        gt = labels.filter_meta(**flt)
-        if len(gt) == 0:
-            out[name] = {}
-            continue
-        out[name] = evaluate(gt, models, regime=None, confusion=confusion)
+    _check_confusion(confusion)
+    masks = {name: labels.meta_mask(**flt) for name, flt in (filters or META_FILTERS).items()}
+    out = {name: {} for name in masks}
+    seen = set()
+    for model in models:
+        if model.name in seen:
+            raise BenchmarkInputError(f"two models are named {model.name!r}; names must be unique")
+        seen.add(model.name)
+        for name, res in _evaluate_filters(labels, model, masks, ks=TOP_KS, confusion=confusion).items():
+            out[name][model.name] = res
     return out
+
+
+def _evaluate_filters(labels: LabelSet, model: ModelPredictions, masks: dict[str, np.ndarray], *, ks,
+                      confusion: str) -> dict[str, dict]:
+    """``{name: results}`` of one model on the clips of ``labels`` selected by each bool mask (empty
+    selections left out). A scored model is prepared once (:class:`ScoredModel`) for all of them."""
+    masks = {name: m for name, m in masks.items() if m.any()}
+    if model.kind == "scores" and masks:
+        union = np.logical_or.reduce(list(masks.values()))
+        if not union.all():  # prepare only the clips some selection needs
+            labels, masks = labels.select(union), {name: m[union] for name, m in masks.items()}
+        prepared = ScoredModel(labels, model, ks=ks, confusion=confusion, threads=EVAL_THREADS)
+        if len(masks) > 2 and EVAL_THREADS > 1:
+            # the selections are independent and most of each is numpy work without the GIL (column
+            # filters, sorts): two at a time on a multi-core machine
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=EVAL_THREADS, thread_name_prefix="evaluate") as pool:
+                done = list(pool.map(prepared.evaluate, masks.values()))
+            return dict(zip(masks, done))
+        return {name: prepared.evaluate(m) for name, m in masks.items()}
+    return {name: evaluate_model(labels.select(m), model, ks=ks, confusion=confusion) for name, m in masks.items()}
 
 
 def delta_f1_table(breakdown: dict[str, dict], metric: str = "f1",
@@ -276,17 +388,29 @@ def evaluate_stream(labels: LabelSet, sources, class_names: list[str] | None = N
     Gives the same numbers as :func:`evaluate` (``regime`` applied to ``labels``) and, with ``meta_filters``
     (e.g. :data:`META_FILTERS`), as :func:`meta_breakdown` on all clips of ``labels``."""
     ks = tuple(ks)
-    gt = apply_regime(labels, regime) if regime is not None else labels
-    filtered = {name: labels.filter_meta(**flt) for name, flt in meta_filters.items()} \
+    _check_confusion(confusion)
+    if regime is not None:
+        apply_regime(labels, regime)  # refuses an unknown regime
+    in_regime = labels.meta_mask(**REGIMES[regime]) if regime is not None else np.ones(len(labels), dtype=bool)
+    filters = {name: labels.meta_mask(**flt) for name, flt in meta_filters.items()} \
         if meta_filters is not None else None
-    out = StreamedEvaluation({}, {name: {} for name in filtered} if filtered is not None else None)
+    out = StreamedEvaluation({}, {name: {} for name in filters} if filters is not None else None)
+    regime_key = object()  # cannot clash with a filter name
     for model in iter_models(sources, class_names, prefetch=prefetch):
         if model.name in out.results:
             raise BenchmarkInputError(f"two models are named {model.name!r}; names must be unique")
-        out.results[model.name] = evaluate_model(gt, model, ks=ks, confusion=confusion)
-        for name, sub in (filtered or {}).items():
-            if len(sub):
-                out.breakdown[name][model.name] = evaluate_model(sub, model, ks=ks, confusion=confusion)
+        if model.kind == "scores" and in_regime.any():
+            # one preparation for the regime and every filter
+            masks = {regime_key: in_regime, **(filters or {})}
+            done = _evaluate_filters(labels, model, masks, ks=ks, confusion=confusion)
+            out.results[model.name] = done.pop(regime_key)
+        else:
+            gt = labels.select(in_regime)
+            _check_classes(gt, model)
+            out.results[model.name] = evaluate_model(gt, model, ks=ks, confusion=confusion)
+            done = _evaluate_filters(labels, model, filters or {}, ks=ks, confusion=confusion)
+        for name, res in done.items():
+            out.breakdown[name][model.name] = res
         out.models[model.name] = {"kind": model.kind, "clips": len(model.video_ids), "inputs": list(model.inputs)}
         del model
     return out

@@ -78,6 +78,7 @@ def extract_float_lists(data: bytes, width: int, *, min_lists: int = 64):
     row_len = 9 * width + 1
     good = np.zeros(cand.size, dtype=bool)
     decoded = np.empty((cand.size, width), dtype=np.float64)
+    filled = 0  # rows of ``decoded`` written: the good candidates' values, in order (no compaction copy later)
     view = memoryview(raw)
     chunk = 2048
     for lo in range(0, cand.size, chunk):
@@ -87,15 +88,19 @@ def extract_float_lists(data: bytes, width: int, *, min_lists: int = 64):
         k = len(c)
         opcodes = np.ndarray((k, width), dtype=np.uint8, buffer=packed, strides=(row_len, 9))
         closing = np.ndarray((k,), dtype=np.uint8, buffer=packed, offset=row_len - 1, strides=(row_len,))
-        good[lo:lo + k] = (opcodes == BINFLOAT).all(axis=1) & (closing == APPENDS)
+        ok = (opcodes == BINFLOAT).all(axis=1) & (closing == APPENDS)
+        good[lo:lo + k] = ok
         # the 8 payload bytes after each opcode are a big-endian double: read them in place, cast once
-        decoded[lo:lo + k] = np.ndarray((k, width), dtype=">f8", buffer=packed, offset=1, strides=(row_len, 9))
+        payload = np.ndarray((k, width), dtype=">f8", buffer=packed, offset=1, strides=(row_len, 9))
+        n_ok = int(ok.sum())
+        decoded[filled:filled + n_ok] = payload if n_ok == k else payload[ok]
+        filled += n_ok
     starts = cand[good]
     if starts.size < min_lists:
         raise FastPathUnavailable("few float lists")
     if np.any(np.diff(starts) < span):
         raise FastPathUnavailable("overlapping matches")
-    values = decoded[good] if not good.all() else decoded
+    values = decoded[:filled]
     # rebuild the stream with each float list replaced by its placeholder
     pack = struct.Struct("<Bi").pack
     view = memoryview(raw)

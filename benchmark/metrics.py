@@ -30,6 +30,15 @@ class Positives:
         self.per_class = np.bincount(self.cols, minlength=self.C)
         self.per_row = np.bincount(self.rows, minlength=self.n)
 
+    @classmethod
+    def from_cells(cls, rows: np.ndarray, cols: np.ndarray, n: int, C: int) -> "Positives":
+        """From positive cells in row-major order (as ``np.nonzero`` gives them) of an [n, C] matrix."""
+        self = cls.__new__(cls)
+        self.n, self.C, self.rows, self.cols = int(n), int(C), rows, cols
+        self.per_class = np.bincount(cols, minlength=self.C)
+        self.per_row = np.bincount(rows, minlength=self.n)
+        return self
+
 
 def label_set_metrics(truth, pred: np.ndarray) -> dict[str, float]:
     """Label-set metrics of ``pred`` (bool [n, C]) against ``truth`` (bool [n, C] or :class:`Positives`).
@@ -40,15 +49,21 @@ def label_set_metrics(truth, pred: np.ndarray) -> dict[str, float]:
     """
     pos = truth if isinstance(truth, Positives) else Positives(truth)
     pred = np.asarray(pred, dtype=bool)
+    return label_set_counts_metrics(pos, pred[pos.rows, pos.cols], np.count_nonzero(pred, axis=0),
+                                    np.count_nonzero(pred, axis=1) if pos.n else None)
+
+
+def label_set_counts_metrics(pos: Positives, correct: np.ndarray, pred_c: np.ndarray,
+                             pred_row: np.ndarray | None) -> dict[str, float]:
+    """:func:`label_set_metrics` from counts: ``correct`` (bool per positive cell of ``pos``: predicted),
+    ``pred_c`` (predictions per class) and ``pred_row`` (predictions per clip)."""
     n, C = pos.n, pos.C
-    correct = pred[pos.rows, pos.cols]
     tp_c = np.bincount(pos.cols[correct], minlength=C)
-    fp_c = np.count_nonzero(pred, axis=0) - tp_c
+    fp_c = pred_c - tp_c
     fn_c = pos.per_class - tp_c
     tp, fp, fn = int(tp_c.sum()), int(fp_c.sum()), int(fn_c.sum())
     if n:
         tp_row = np.bincount(pos.rows[correct], minlength=n)
-        pred_row = np.count_nonzero(pred, axis=1)
         exact = float(np.mean((tp_row == pos.per_row) & (pred_row == pos.per_row)))
         hit = float(np.mean(tp_row > 0))
     else:
@@ -65,6 +80,12 @@ def label_set_metrics(truth, pred: np.ndarray) -> dict[str, float]:
 
 
 def topk_masks(scores: np.ndarray, ks=TOP_KS) -> dict[int, np.ndarray]:
+    return topk_masks_top1(scores, ks, top1=False)[0]
+
+
+def topk_masks_top1(scores: np.ndarray, ks=TOP_KS, *, top1: bool = True):
+    """``(topk_masks(scores, ks), top1_index(scores))`` sharing one partial sort (top-1 is None
+    without ``top1``)."""
     """``{k: bool [n, C]}`` with the k highest-scoring classes of each clip set.
 
     Equal to the reference's ``np.argsort(scores, axis=1)[:, -k:]`` including how ties are
@@ -98,7 +119,15 @@ def topk_masks(scores: np.ndarray, ks=TOP_KS) -> dict[int, np.ndarray]:
             np.put_along_axis(fix, order[:, -k:], True, axis=1)
             mask[tied] = fix
         out[k] = mask
-    return out
+    if not top1:
+        return out, None
+    if not (inner and n) or C < 2:
+        return out, top1_index(scores)
+    best = np.argmax(scores, axis=1)
+    tied = np.flatnonzero(top[:, -2] == top[:, -1])  # second largest equals the largest
+    if tied.size:
+        best[tied] = np.argsort(scores[tied], axis=1)[:, -1]
+    return out, best
 
 
 def top1_index(scores: np.ndarray) -> np.ndarray:
@@ -125,10 +154,12 @@ def topk_metrics(truth, masks: dict[int, np.ndarray]) -> dict[str, float]:
     return out
 
 
-def auc_macro(truth, scores: np.ndarray):
+def auc_macro(truth, scores: np.ndarray | None, *, sorted_cols=None, pos_values: np.ndarray | None = None):
     """Macro AUC-ROC and AUC-PR (average precision) over classes with >=1 positive.
 
-    truth: bool [n, C] (or its :class:`Positives`); scores: [n, C]. Returns (auc_roc, auc_pr); 0.0 when no
+    truth: bool [n, C] (or its :class:`Positives`); scores: [n, C]. Instead of ``scores``, a caller that has
+    the columns sorted already may pass ``sorted_cols`` (``valid`` class indices -> [len(valid), n] array of
+    each class's scores in ascending order) and ``pos_values`` (the score of each positive cell). Returns (auc_roc, auc_pr); 0.0 when no
     class has a positive (as the reference does). A class without negatives makes ROC AUC nan and has AP 1.0,
     as scikit-learn >= 1.6 (installed) reports them to the reference.
 
@@ -137,7 +168,7 @@ def auc_macro(truth, scores: np.ndarray):
     sorted scores, so only one sort per class is needed.
     """
     pos = truth if isinstance(truth, Positives) else Positives(truth)
-    n, C = scores.shape
+    n, C = pos.n, pos.C
     if n == 0:
         return 0.0, 0.0
     rr, cc = pos.rows, pos.cols
@@ -152,11 +183,14 @@ def auc_macro(truth, scores: np.ndarray):
         if all_pos:
             return float("nan"), 1.0
         return 0.0, 0.0
-    cols = np.ascontiguousarray(scores.T[valid])
-    cols.sort(axis=1)
+    if sorted_cols is None:
+        cols = np.ascontiguousarray(scores.T[valid])
+        cols.sort(axis=1)
+    else:
+        cols = sorted_cols(valid)
     keep = np.isin(cc, valid)
     cc, rr = cc[keep], rr[keep]
-    vals = scores[rr, cc]
+    vals = scores[rr, cc] if pos_values is None else pos_values[keep]
     # positives ordered by (class, score): ties among a class's positives are runs of equal values
     order = np.lexsort((vals, cc))
     cc, vals = cc[order], vals[order]

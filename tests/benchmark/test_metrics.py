@@ -178,3 +178,48 @@ def test_library_never_imports_django():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(
         __import__("pathlib").Path(__file__).resolve().parents[2]))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("confusion", ["v1.0", "pre-v1.0"])
+def test_a_model_prepared_once_gives_each_clip_selection_the_numbers_of_evaluating_it_alone(sample_labels,
+                                                                                          confusion):
+    """The meta-label breakdown prepares a model once on all clips and then counts over each selection;
+    every number must be what the primitives give on the selected clips alone (ties in the scores, clips
+    without scores, a selection with no scored clip)."""
+    from benchmark.evaluate import META_FILTERS, ScoredModel
+    from benchmark.io import predictions_from_mapping
+    from benchmark.labels import SUBSET_INPUT, SUBSETS
+    from benchmark.metrics import Positives, topk_metrics
+    from benchmark.synthetic import synthetic_predictions
+
+    labels = sample_labels
+    model = predictions_from_mapping(synthetic_predictions(labels, seed=5, ties=True, coverage=0.8),
+                                     labels.classes, name="m", source="m")
+    prepared = ScoredModel(labels, model, confusion=confusion, threads=2)
+    scored = pd.Index(model.video_ids)
+    masks = {name: labels.meta_mask(**flt) for name, flt in META_FILTERS.items()}
+    masks["unscored only"] = ~pd.Index(labels.video_ids).isin(scored)
+    for name, mask in masks.items():
+        got = prepared.evaluate(mask)
+        gt = labels.select(mask)
+        idx = scored.get_indexer(pd.Index(gt.video_ids))
+        rows = np.flatnonzero(idx >= 0)
+        assert {s: r["n_clips"] for s, r in got.items()} == {
+            s: int(gt.truth(s)[rows].any(axis=1).sum()) for s in SUBSETS}, name
+        hits = {}
+        for subset in SUBSETS:
+            S = model.scores[SUBSET_INPUT[subset]][idx[rows]]
+            T = gt.truth(subset)[rows]
+            present = T.any(axis=1)
+            pos = Positives(T[present])
+            want = topk_metrics(pos, {k: m[present] for k, m in topk_masks(S).items()})
+            want["auc_roc"], want["auc_pr"] = auc_macro(pos, S[present])
+            for key, value in want.items():
+                assert got[subset][key] == value or (np.isnan(value) and np.isnan(got[subset][key])), \
+                    (name, subset, key)
+        for inp in ("a", "v", "av"):
+            against = gt.truth("all" if confusion == "v1.0" or inp == "av" else inp)[rows]
+            hits[inp] = against[np.arange(rows.size), top1_index(model.scores[inp][idx[rows]])]
+        mus = modality_confusion(hits["a"], hits["v"], hits["av"])
+        for inp in ("a", "v", "av"):
+            assert got[inp]["mu"] == mus[inp] or (np.isnan(mus[inp]) and np.isnan(got[inp]["mu"])), (name, inp)
