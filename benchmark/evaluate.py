@@ -146,44 +146,54 @@ class ScoredModel:
                     against = labels.truth(inp if inp != "av" else "all")[self.rows]
                 self.top1_hits[inp] = against[r, top1[inp]]
 
-    def evaluate(self, clips: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-        """All metrics on the label-set clips selected by ``clips`` (bool over the label set; None = all)."""
+    def evaluate(self, clips: np.ndarray | None = None, *, threads: int = 1) -> dict[str, dict[str, float]]:
+        """All metrics on the label-set clips selected by ``clips`` (bool over the label set; None = all);
+        with ``threads`` > 1 the subsets are evaluated that many at a time."""
         sel = np.ones(self.m, dtype=bool) if clips is None else np.asarray(clips, dtype=bool)[self.rows]
-        results: dict[str, dict[str, float]] = {}
-        for subset, (present_all, tr, tc) in self.truth.items():
-            inp = SUBSET_INPUT[subset]
-            present = present_all & sel
-            R = np.flatnonzero(present)
-            n = R.size
-            new_row = np.cumsum(present) - 1  # row of each kept clip among the kept ones
-            keep = present[tr]
-            pos = Positives.from_cells(new_row[tr[keep]], tc[keep], n, self.C)
-            grow = R[pos.rows]  # each positive's row among the scored clips
-            res = {}
-            for k in self.ks:
-                pr, pc = self.pred_cells[inp, k]
-                pred_c = np.bincount(pc[present[pr]], minlength=self.C)
-                correct = self.masks[inp][k][grow, pos.cols]
-                for name, value in label_set_counts_metrics(pos, correct, pred_c,
-                                                            self.pred_row[inp, k][R] if n else None).items():
-                    res[f"{name}@{k}"] = value
-            ST = self.ST[inp]
+        if threads > 1 and len(self.truth) > 1:
+            from concurrent.futures import ThreadPoolExecutor
 
-            def sorted_cols(valid, ST=ST, present=present):
-                cols = np.compress(present, ST if valid.size == ST.shape[0] else ST[valid], axis=1)
-                cols.sort(axis=1)
-                return cols
-
-            res["auc_roc"], res["auc_pr"] = auc_macro(pos, None, sorted_cols=sorted_cols,
-                                                      pos_values=ST[pos.cols, grow])
-            res["n_clips"] = int(n)
-            results[subset] = res
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="evaluate") as pool:
+                done = list(pool.map(lambda subset: self._subset(subset, sel), self.truth))
+        else:
+            done = [self._subset(subset, sel) for subset in self.truth]
+        results: dict[str, dict[str, float]] = dict(zip(self.truth, done))
         if self.top1_hits is not None:
             h = self.top1_hits
             mus = modality_confusion(h["a"][sel], h["v"][sel], h["av"][sel])
             for inp in ("a", "v", "av"):
                 results[inp]["mu"] = mus[inp]
         return results
+
+
+    def _subset(self, subset: str, sel: np.ndarray) -> dict[str, float]:
+        present_all, tr, tc = self.truth[subset]
+        inp = SUBSET_INPUT[subset]
+        present = present_all & sel
+        R = np.flatnonzero(present)
+        n = R.size
+        new_row = np.cumsum(present) - 1  # row of each kept clip among the kept ones
+        keep = present[tr]
+        pos = Positives.from_cells(new_row[tr[keep]], tc[keep], n, self.C)
+        grow = R[pos.rows]  # each positive's row among the scored clips
+        res = {}
+        for k in self.ks:
+            pr, pc = self.pred_cells[inp, k]
+            pred_c = np.bincount(pc[present[pr]], minlength=self.C)
+            correct = self.masks[inp][k][grow, pos.cols]
+            for name, value in label_set_counts_metrics(pos, correct, pred_c,
+                                                        self.pred_row[inp, k][R] if n else None).items():
+                res[f"{name}@{k}"] = value
+        ST = self.ST[inp]
+
+        def sorted_cols(valid):
+            cols = np.compress(present, ST if valid.size == ST.shape[0] else ST[valid], axis=1)
+            cols.sort(axis=1)
+            return cols
+
+        res["auc_roc"], res["auc_pr"] = auc_macro(pos, None, sorted_cols=sorted_cols, pos_values=ST[pos.cols, grow])
+        res["n_clips"] = int(n)
+        return res
 
 
 def evaluate_model(gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS,
@@ -307,7 +317,7 @@ def _evaluate_filters(labels: LabelSet, model: ModelPredictions, masks: dict[str
             with ThreadPoolExecutor(max_workers=EVAL_THREADS, thread_name_prefix="evaluate") as pool:
                 done = list(pool.map(prepared.evaluate, masks.values()))
             return dict(zip(masks, done))
-        return {name: prepared.evaluate(m) for name, m in masks.items()}
+        return {name: prepared.evaluate(m, threads=EVAL_THREADS) for name, m in masks.items()}
     return {name: evaluate_model(labels.select(m), model, ks=ks, confusion=confusion) for name, m in masks.items()}
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BenchmarkInputError
-from .fastpickle import FastPathUnavailable, extract_float_lists, substitute_rows
+from .fastpickle import FastPathUnavailable, extract_float_lists, read_unframed, substitute_rows
 from .labels import INPUTS
 from .predictions import ModelPredictions
 
@@ -202,7 +202,7 @@ def load_predictions_pickle(path_or_fileobj, class_names: list[str], *, name: st
     with _naming(source):
         if isinstance(path_or_fileobj, (str, os.PathLike)):
             try:
-                raw = Path(path_or_fileobj).read_bytes()
+                raw = read_unframed(path_or_fileobj)
             except FileNotFoundError as exc:
                 raise BenchmarkInputError(f"{source}: file not found") from exc
         else:

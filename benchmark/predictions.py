@@ -136,8 +136,15 @@ def _stack_rows(rows: list, C: int, where: str, inp: str) -> np.ndarray:
     (float64 for lists of Python floats, the arrays' dtype for numpy rows), quickly."""
     try:
         base = _common_base(rows, C)
-        if base is not None:
-            return base[0][base[1]]  # rows decoded by the pickle fast path: one gather, no per-row copy
+        if base is not None:  # rows decoded by the pickle fast path
+            matrix, index = base
+            if index.size > 1:
+                step = int(index[1] - index[0])
+                if step > 0 and index[-1] == index[0] + step * (index.size - 1) and \
+                        np.array_equal(np.diff(index), np.full(index.size - 1, step)):
+                    # evenly spaced (the usual layout: a, v, av of clip after clip): a strided view, no copy
+                    return matrix[index[0]::step][:index.size]
+            return matrix[index]  # one gather, no per-row copy
         refs = [i for i, r in enumerate(rows) if type(r) is RowRef]
         if refs and all(rows[i].matrix is rows[refs[0]].matrix for i in refs):
             # most rows decoded in bulk, a few (straddling a pickle frame) read the ordinary way

@@ -190,3 +190,24 @@ def test_label_list_dialects_read_by_the_one_reader(classes, tmp_path):
     with pytest.raises(BenchmarkInputError, match=r"m.jsonl: clip 'c1': unknown input 'audio'; allowed: a, v, av"):
         load_predictions_jsonl(jl, classes)
     assert load_predictions_jsonl(jl, classes, inputs=aliases).labels["a"].sum() == 1
+
+
+def test_pickle_files_are_read_without_their_framing_and_bad_framing_is_left_alone(classes, tmp_path):
+    from benchmark.fastpickle import FRAME, read_unframed
+
+    data = _scores_mapping(classes)
+    framed = pickle.dumps(data, protocol=4)
+    assert framed[2] == FRAME and framed.count(bytes([FRAME])) > 3
+    path = tmp_path / "m.pkl"
+    path.write_bytes(framed)
+    unframed = read_unframed(path)
+    assert unframed[2] != FRAME and len(unframed) < len(framed)
+    assert pickle.loads(unframed) == data  # the same pickle, only without the optional frames
+    m = load_predictions_pickle(path, classes, name="m")
+    for inp in ("a", "v", "av"):
+        want = np.array([data[v]["logits"][inp] for v in m.video_ids])
+        assert np.array_equal(m.scores[inp], want)
+    path.write_bytes(framed[:-5])  # truncated: the framing does not add up
+    assert read_unframed(path) == framed[:-5]
+    path.write_bytes(pickle.dumps(data, protocol=2))  # not framed at all
+    assert read_unframed(path) == pickle.dumps(data, protocol=2)
