@@ -18,8 +18,14 @@ def class_names() -> list[str]:
     return list(_class_names())
 
 
-def class_index() -> dict[str, int]:
+@lru_cache(maxsize=1)
+def _class_index() -> dict[str, int]:
     return {name: i for i, name in enumerate(_class_names())}
+
+
+def class_index() -> dict[str, int]:
+    """name -> logit column. Cached like the class list (every autosave looks names up here); do not mutate."""
+    return _class_index()
 
 
 def relations() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -36,3 +42,4 @@ def meta_labels() -> list[dict]:
 
 def clear_cache() -> None:
     _class_names.cache_clear()
+    _class_index.cache_clear()
