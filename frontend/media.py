@@ -29,15 +29,19 @@ def _iter_range(fh, start: int, length: int):
         fh.close()
 
 
+def _not_satisfiable(fh, size: int) -> HttpResponse:
+    fh.close()
+    response = HttpResponse(status=416)
+    response["Content-Range"] = f"bytes */{size}"
+    return response
+
+
 def ranged_file_response(request, fh, size: int, content_type: str):
     """A 200 or 206 response for an open binary file, honouring a single `Range: bytes=a-b` header."""
     header = request.headers.get("Range", "").strip()
     match = RANGE_RE.match(header) if header else None
     if header and (not match or match.groups() == ("", "")):
-        fh.close()
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
+        return _not_satisfiable(fh, size)
     if match:
         first, last = match.groups()
         if first == "":  # suffix range: the last N bytes
@@ -46,10 +50,7 @@ def ranged_file_response(request, fh, size: int, content_type: str):
             start = int(first)
             end = min(int(last), size - 1) if last else size - 1
         if start >= size or start > end:
-            fh.close()
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
+            return _not_satisfiable(fh, size)
         response = StreamingHttpResponse(_iter_range(fh, start, end - start + 1), status=206,
                                          content_type=content_type)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
