@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .strategy import (MODALITIES, ConsensusConfig, Predictions, ProposalResult, RankCache,
-                       Strategy, StrategyError, apply_strategy)
+                       Strategy, StrategyError, apply_strategy, labels_to_matrix)
 
 
 @dataclass
@@ -32,21 +32,8 @@ class Gold:
         """gold: video_id -> class names present (modality != "-"). Gold clips without
         predictions are ignored; unknown class names raise StrategyError."""
         row = {v: i for i, v in enumerate(preds.video_ids)}
-        col = {c: j for j, c in enumerate(preds.class_names)}
         vids = [v for v in gold if v in row]
-        labels = np.zeros((len(vids), len(preds.class_names)), dtype=bool)
-        unknown: dict[str, int] = {}
-        for r, vid in enumerate(vids):
-            for name in gold[vid]:
-                j = col.get(name)
-                if j is None:
-                    unknown[name] = unknown.get(name, 0) + 1
-                else:
-                    labels[r, j] = True
-        if unknown:
-            raise StrategyError(
-                "gold: unknown class name(s): "
-                + ", ".join(f"{k!r} ({v}x)" for k, v in sorted(unknown.items())))
+        labels = labels_to_matrix(vids, preds.class_names, gold, what="gold")
         return cls(rows=np.array([row[v] for v in vids], dtype=np.int64), labels=labels)
 
     @property
