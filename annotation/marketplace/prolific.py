@@ -12,7 +12,6 @@ from .mturk import setting
 from .retry import RetryPolicy, call_logged
 
 DEFAULT_API_URL = "https://api.prolific.com/api/v1/"
-COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 URL_PARAMS = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 
 
@@ -102,11 +101,10 @@ client_factory = Prolific
 def new_completion_code(dataset=None) -> str:
     """The dataset's configured code (PROLIFIC_COMPLETION_CODES[dataset] / PROLIFIC_COMPLETION_CODE, which the HIT
     page's hand-off uses), else a fresh random one."""
-    from django.conf import settings
+    from annotation.selectors.crowd import prolific_completion_code
 
     if dataset is not None:
-        code = ((getattr(settings, "PROLIFIC_COMPLETION_CODES", {}) or {}).get(dataset.name)
-                or getattr(settings, "PROLIFIC_COMPLETION_CODE", ""))
+        code = prolific_completion_code(dataset)
         if code:
             return code
     return secrets.token_hex(4).upper()
@@ -119,8 +117,3 @@ def completion_code_for(batch) -> str | None:
     study = (ProlificStudy.objects.filter(hit__batch=batch).exclude(hit__status="failed")
              .order_by("-hit__created_at").first())
     return study.completion_code if study else None
-
-
-def completion_url(batch) -> str | None:
-    code = completion_code_for(batch)
-    return COMPLETION_URL.format(code=code) if code else None
