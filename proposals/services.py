@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from .core.predictions_io import (MODALITIES, PredictionArrays, PredictionFileEr
                                   read_predictions_file, to_npz_bytes)
 from .core.strategy import Strategy, StrategyError, apply_strategy
 from .models import ARCHITECTURES, ModelCheckpoint, ModelRun, Proposal, ProposalSet, RunChunk
-from .selectors import dataset_gold, dataset_predictions, dataset_runs
+from .selectors import active_proposal_set, dataset_gold, dataset_predictions, dataset_runs
 
 log = logging.getLogger(__name__)
 
@@ -200,21 +200,16 @@ def chunk_process(chunk_id: int, *, device: str | None = None) -> str:
     clips = {c.video_id: c for c in Clip.objects.filter(dataset=run.dataset, video_id__in=chunk.video_ids)}
     vids = [v for v in chunk.video_ids if v in clips]
     errors = [{"video_id": v, "error": "clip no longer in the dataset"} for v in chunk.video_ids if v not in clips]
-    paths, stack = [], []
-    try:
+    paths = []
+    with ExitStack() as stack:  # temporary downloads live until the model has read them
         for v in vids:
-            cm = clip_local_path(clips[v])
             try:
-                paths.append(cm.__enter__())
-                stack.append(cm)
+                paths.append(stack.enter_context(clip_local_path(clips[v])))
             except Exception as exc:  # noqa: BLE001 - a clip whose media cannot be fetched
                 paths.append("")
                 errors.append({"video_id": v, "error": f"media not reachable: {exc}"})
         result = gpu.run_chunk(ckpt.architecture, ckpt.path, ckpt.config, paths, vids, run.modalities or list(MODALITIES),
                                device=device)
-    finally:
-        for cm in stack:
-            cm.__exit__(None, None, None)
     seen = {e["video_id"] for e in errors}
     errors += [e for e in result.errors if e["video_id"] not in seen]
     ok = result.ok
@@ -361,7 +356,7 @@ def proposals_evaluate(dataset: Dataset, strategy: Strategy | dict | str | None 
     if not 0 < target <= 1:
         raise ProposalsError(f"target recall must be in (0, 1], got {target}", field="target")
     if strategy is None:
-        active = ProposalSet.objects.filter(dataset=dataset, active=True).first()
+        active = active_proposal_set(dataset)
         strategy = active.strategy if active else None
     strat = _strategy(strategy)
     runs = _finished_runs(dataset, models)
