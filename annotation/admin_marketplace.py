@@ -60,8 +60,9 @@ class BonusAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not obj.unique_request_token:
-            n = Bonus.objects.filter(assignment=obj.assignment).count() + 1
-            obj.unique_request_token = f"avcrowd-bonus-{obj.assignment.uuid.hex}-{n}"
+            from annotation.services.sync import bonus_token
+
+            obj.unique_request_token = bonus_token(obj.assignment)
         obj.created_by = obj.created_by or request.user
         super().save_model(request, obj, form, change)
 

@@ -365,6 +365,13 @@ def bonus_create(assignment, amount, reason: str, *, user=None):
         raise AvcrowdError(f"bonus ${amount} is too low; at least $0.01", field="amount")
     if not reason.strip():
         raise AvcrowdError("a bonus needs a reason (the worker sees it)", field="reason")
-    n = Bonus.objects.filter(assignment=assignment).count() + 1
     return Bonus.objects.create(assignment=assignment, amount=amount, reason=reason, created_by=user,
-                                unique_request_token=f"avcrowd-bonus-{assignment.uuid.hex}-{n}")
+                                unique_request_token=bonus_token(assignment))
+
+
+def bonus_token(assignment) -> str:
+    """SendBonus UniqueRequestToken of the assignment's next bonus (one per bonus, so each is paid once)."""
+    from annotation.models import Bonus
+
+    n = Bonus.objects.filter(assignment=assignment).count() + 1
+    return f"avcrowd-bonus-{assignment.uuid.hex}-{n}"
