@@ -82,7 +82,7 @@ def read_truth_csv(path, class_names) -> tuple[dict, dict]:
     labels: dict[str, dict[str, str]] = {vid: {} for vid in clips}
     for vid, label, modality in rows:
         labels[vid][label] = modality
-    meta = {vid: dict(zip(("background_music", "voice_over", "static_image"), flags)) for vid, flags in clips.items()}
+    meta = {vid: dict(zip(META_LABELS, flags)) for vid, flags in clips.items()}
     return labels, meta
 
 
@@ -104,20 +104,11 @@ def truth_load(source: str, class_names, dataset=None) -> tuple[dict, dict]:
         return labels, {vid: {} for vid in labels}
     if os.path.exists(source):
         return read_truth_csv(source, class_names)
-    from annotation.models import ReleaseClip, ReleaseLabel
     from annotation.selectors.releases import release_find
+    from annotation.services.releases import release_content
 
-    release = release_find(source)
-    labels: dict[str, dict[str, str]] = {}
-    meta = {}
-    for vid, bm, vo, si in ReleaseClip.objects.filter(release=release).values_list(
-            "video_id", "background_music", "voice_over", "static_image"):
-        labels[vid] = {}
-        meta[vid] = {"background_music": bm, "voice_over": vo, "static_image": si}
-    for vid, name, mod in ReleaseLabel.objects.filter(release=release).values_list(
-            "release_clip__video_id", "name", "modality"):
-        labels[vid][name] = mod
-    return labels, meta
+    flags, labels = release_content(release_find(source))
+    return labels, {vid: dict(zip(META_LABELS, f)) for vid, f in flags.items()}
 
 
 def simulated_answer(profile: Profile, truth: dict[str, str], meta: dict, proposals: list[str], class_names,

@@ -396,7 +396,9 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
 
 # -- diff ---------------------------------------------------------------------------------------------------
 
-def _release_content(release: Release):
+def release_content(release: Release):
+    """(meta, labels) of a release in row order: meta {video_id: (bm, vo, si)}, labels {video_id: {class:
+    modality}} with every clip (clips without labels map to {})."""
     meta = {vid: (bm, vo, si) for vid, bm, vo, si in
             ReleaseClip.objects.filter(release=release).values_list("video_id", "background_music", "voice_over",
                                                                     "static_image")}
@@ -414,8 +416,8 @@ def release_diff(a: Release, b: Release) -> dict:
     "modality_changed": [(label, old, new)], "meta_changed": {meta: (old, new)}, "only_in": "a"|"b"|None}}}
     (clips without changes are omitted).
     """
-    meta_a, lab_a = _release_content(a)
-    meta_b, lab_b = _release_content(b)
+    meta_a, lab_a = release_content(a)
+    meta_b, lab_b = release_content(b)
     totals = {"clips_a": len(meta_a), "clips_b": len(meta_b), "clips_only_in_a": 0, "clips_only_in_b": 0,
               "clips_changed": 0, "labels_added": 0, "labels_removed": 0, "modality_changed": 0,
               "meta_changed": {m: 0 for m in META_LABELS}}

@@ -27,11 +27,9 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         from annotation.core.merge import macro_f1
         from annotation.core.taxonomy import closure
-        from annotation.models import ReleaseClip
-        from annotation.selectors.taxonomy import relations
         from annotation.models import Dataset
-        from annotation.selectors.taxonomy import class_names
-        from annotation.services.releases import release_create, release_to_dataframe
+        from annotation.selectors.taxonomy import class_names, relations
+        from annotation.services.releases import release_content, release_create
         from annotation.simulator import simulate_crowd, truth_load
 
         try:
@@ -54,12 +52,8 @@ class Command(BaseCommand):
                 release = release_create(dataset, opts["release"])
                 truth, _meta = truth_load(opts["truth"], class_names(), dataset)
                 syn, sup = relations()
-                df = release_to_dataframe(release)
-                merged = set(ReleaseClip.objects.filter(release=release).values_list("video_id", flat=True))
-                pred = {vid: {} for vid in merged}
-                for vid, label, mod in df[["video_id", "label", "modality"]].itertuples(index=False):
-                    pred[vid][label] = mod
-                gold = {v: {c: m for c, (m, _s) in closure(truth[v], syn, sup).items()} for v in merged if v in truth}
+                _flags, pred = release_content(release)  # every merged clip, labelled or not
+                gold = {v: {c: m for c, (m, _s) in closure(truth[v], syn, sup).items()} for v in pred if v in truth}
                 macro, _ = macro_f1(pred, gold)
                 ag = release.stats.get("agreement", {})
                 self.stdout.write(f"release {dataset.name}/{release.name}: {release.stats['clips']} clips, "
