@@ -4,7 +4,6 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.template.response import TemplateResponse
 
 from annotation.errors import AvcrowdError
@@ -105,7 +104,7 @@ class PublishForm(forms.Form):
 @admin.action(description="Publish to MTurk / Prolific (shows the cost first)")
 def publish_to_marketplace(modeladmin, request, queryset):
     from annotation.services.publish import publish_plan
-    from annotation.tasks_marketplace import batches_publish_task
+    from annotation.tasks_marketplace import batches_publish_start
 
     batches = list(queryset.select_related("dataset"))
     datasets = {b.dataset_id for b in batches}
@@ -129,11 +128,7 @@ def publish_to_marketplace(modeladmin, request, queryset):
             except AvcrowdError as exc:
                 error = exc.as_text()
         if plan is not None and "confirm" in request.POST:
-            op = Operation.objects.create(kind=Operation.PUBLISH, dataset=dataset, started_by=request.user,
-                                          total=len(plan.hits))
-            transaction.on_commit(lambda: batches_publish_task.delay(
-                dataset.pk, batch_ids=[b.pk for b in batches], backend=kw["backend"], sandbox=kw["sandbox"],
-                mode=kw["mode"], reward=str(reward) if reward else None, operation_id=op.pk))
+            op = batches_publish_start(plan, reward=reward, user=request.user)
             modeladmin.message_user(request, f"Publishing {len(plan.hits)} batch(es) for ${plan.total}: see "
                                              f"/ops/operations/{op.pk}/", messages.SUCCESS)
             return None

@@ -2,7 +2,6 @@
 sync now, long-operation progress, dataset operations summary, in-house assignment, bonuses."""
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -186,7 +185,7 @@ class Publish(Staff):
                               400: ERROR_400})
     def post(self, request):
         from annotation.services.publish import publish_plan
-        from annotation.tasks_marketplace import batches_publish_task
+        from annotation.tasks_marketplace import batches_publish_start
 
         data = request.data
         dataset = Dataset.objects.filter(name=data.get("dataset")).first()
@@ -211,11 +210,7 @@ class Publish(Staff):
                     "budget_usd": str(plan.budget), "lines": plan.lines()}
         if _bool(data.get("dry_run"), False):
             return Response({"dry_run": True, **estimate})
-        op = Operation.objects.create(kind=Operation.PUBLISH, dataset=dataset, started_by=request.user,
-                                      total=len(plan.hits))
-        transaction.on_commit(lambda: batches_publish_task.delay(
-            dataset.pk, batch_ids=[p.batch.pk for p in plan.hits], backend=kw["backend"], sandbox=kw["sandbox"],
-            mode=kw["mode"], reward=str(reward) if reward else None, operation_id=op.pk))
+        op = batches_publish_start(plan, reward=reward, user=request.user)
         return Response({"dry_run": False, "operation": op.pk, **estimate}, status=202)
 
 
@@ -224,15 +219,14 @@ class SyncNow(Staff):
                        "dataset": serializers.CharField(required=False, help_text="dataset name (default: all)")}),
                    responses={202: OperationStartedSerializer, 400: ERROR_400})
     def post(self, request):
-        from annotation.tasks_marketplace import marketplace_sync_task
+        from annotation.tasks_marketplace import marketplace_sync_start
 
         dataset = None
         if request.data.get("dataset"):
             dataset = Dataset.objects.filter(name=request.data["dataset"]).first()
             if dataset is None:
                 return Response({"error": "no such dataset", "field": "dataset"}, status=400)
-        op = Operation.objects.create(kind=Operation.SYNC, dataset=dataset, started_by=request.user)
-        transaction.on_commit(lambda: marketplace_sync_task.delay(dataset.pk if dataset else None, op.pk))
+        op = marketplace_sync_start(dataset, request.user)
         return Response({"operation": op.pk}, status=202)
 
 

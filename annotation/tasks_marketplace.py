@@ -44,3 +44,29 @@ def batches_publish_task(self, dataset_id: int, *, count: int | None = None, bat
     result = batches_publish(dataset, count=count, batches=batches, backend=backend, sandbox=sandbox, mode=mode,
                              reward=Decimal(reward) if reward else None, operation=op)
     return result.summary()
+
+
+def marketplace_sync_start(dataset, user):
+    """Record a sync Operation and queue the sync once the transaction commits; returns the Operation."""
+    from django.db import transaction
+
+    from annotation.models import Operation
+
+    op = Operation.objects.create(kind=Operation.SYNC, dataset=dataset, started_by=user)
+    transaction.on_commit(lambda: marketplace_sync_task.delay(dataset.pk if dataset else None, op.pk))
+    return op
+
+
+def batches_publish_start(plan, *, reward, user):
+    """Record a publish Operation for a checked PublishPlan and queue the publishing of its batches once the
+    transaction commits; `reward` is the one asked for (None = the default). Returns the Operation."""
+    from django.db import transaction
+
+    from annotation.models import Operation
+
+    op = Operation.objects.create(kind=Operation.PUBLISH, dataset=plan.dataset, started_by=user,
+                                  total=len(plan.hits))
+    transaction.on_commit(lambda: batches_publish_task.delay(
+        plan.dataset.pk, batch_ids=[p.batch.pk for p in plan.hits], backend=plan.backend, sandbox=plan.sandbox,
+        mode=plan.mode, reward=str(reward) if reward else None, operation_id=op.pk))
+    return op

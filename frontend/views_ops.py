@@ -4,7 +4,6 @@ behind it."""
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -108,11 +107,9 @@ def my_tasks(request):
 @staff_member_required
 @require_POST
 def sync_now(request, name):
-    from annotation.tasks_marketplace import marketplace_sync_task
+    from annotation.tasks_marketplace import marketplace_sync_start
 
-    ds = get_object_or_404(Dataset, name=name)
-    op = Operation.objects.create(kind=Operation.SYNC, dataset=ds, started_by=request.user)
-    transaction.on_commit(lambda: marketplace_sync_task.delay(ds.pk, op.pk))
+    op = marketplace_sync_start(get_object_or_404(Dataset, name=name), request.user)
     messages.info(request, "sync started")
     return redirect("ops:operation", pk=op.pk)
 
