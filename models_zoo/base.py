@@ -138,11 +138,16 @@ def load_checkpoint(model: nn.Module, path, *, strict: bool = True, prefix: str 
         raise CheckpointError(f"checkpoint {path} does not fit architecture {name}: {rep.describe()}")
     if not rep.loaded:
         raise CheckpointError(f"checkpoint {path} shares no tensor with architecture {name}: {rep.describe()}")
+    copy_loaded(model, sd, rep)
+    return rep
+
+
+def copy_loaded(model: nn.Module, sd: dict[str, torch.Tensor], rep: LoadReport) -> None:
+    """Copy the tensors ``rep`` found fitting (name and shape) from ``sd`` into ``model``."""
     own = model.state_dict()
     with torch.no_grad():
         for k in rep.loaded:
             own[k].copy_(sd[k].to(own[k].dtype))
-    return rep
 
 
 # ------------------------------------------------------------------------------------------------

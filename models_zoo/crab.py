@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MODALITIES, CheckpointError, ClipModel, compare_state_dict, read_state_dict, register
+from .base import (MODALITIES, CheckpointError, ClipModel, compare_state_dict, copy_loaded, read_state_dict,
+                   register)
 from .cavmae import Block, PatchEmbed, sincos_pos_embed_2d
 
 log = logging.getLogger(__name__)
@@ -221,10 +222,7 @@ class Crab(ClipModel):
                         "missing" if k in rep.missing else "unexpected", path, k)
         if (strict and not rep.fits) or not rep.loaded:
             raise CheckpointError(f"checkpoint {path} does not fit Crab: {rep.describe()}")
-        own = self.state_dict()
-        with torch.no_grad():
-            for k in rep.loaded:
-                own[k].copy_(sd[k].to(own[k].dtype))
+        copy_loaded(self, sd, rep)
         return rep
 
     @property

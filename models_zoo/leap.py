@@ -17,7 +17,8 @@ import logging
 import torch
 from torch import nn
 
-from .base import MODALITIES, ClipModel, LoadReport, compare_state_dict, read_state_dict, register
+from .base import (MODALITIES, CheckpointError, ClipModel, LoadReport, compare_state_dict, copy_loaded,
+                   read_state_dict, register)
 from .cavmae import CAVMAE, CAVMAE_PRESETS
 
 log = logging.getLogger(__name__)
@@ -127,14 +128,9 @@ class LEAP(ClipModel):
         dec_missing = [k for k in rep.missing if not k.startswith("encoder.")]
         for k in dec_missing:
             log.warning("leap: decoder key missing in checkpoint %s: %s", path, k)
-        from .base import CheckpointError  # noqa: PLC0415
-
         if not rep.loaded or (strict and (dec_missing or rep.mismatched)):
             raise CheckpointError(f"checkpoint {path} does not fit LEAP: {rep.describe()}")
-        own = self.state_dict()
-        with torch.no_grad():
-            for k in rep.loaded:
-                own[k].copy_(sd[k].to(own[k].dtype))
+        copy_loaded(self, sd, rep)
         return rep
 
     @torch.no_grad()
