@@ -241,7 +241,7 @@ class CAVMAE(ClipModel):
         b = batch["fbank"].shape[0]
 
         def per_clip(logits):
-            return logits.reshape(b, k, -1).mean(dim=1) if k and k > 1 else logits
+            return per_clip_subset(logits, b, k)
 
         if "a" in mods:
             out["a"] = self.head_audio(a)
@@ -285,6 +285,7 @@ class CAVMAE(ClipModel):
 
 
 def per_clip_subset(logits, n, k):
+    """[n * k, C] logits of k frames per clip -> [n, C], averaged over the frames."""
     return logits.reshape(n, k, -1).mean(dim=1) if k > 1 else logits
 
 
