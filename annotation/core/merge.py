@@ -32,6 +32,11 @@ MODALITY_CODES = {v: k for k, v in MODALITY_NAMES.items()}
 METHODS = ("majority", "weighted", "dawid_skene")
 
 
+def _as_code(modality) -> int:
+    """A modality given as a name ("A", "V", "AV") or a code, as its code; other names ("-") and None: 0."""
+    return MODALITY_CODES.get(modality, 0) if modality is None or isinstance(modality, str) else int(modality)
+
+
 def modality_code(audible, visible):
     """Vectorised: 0 none, 1 A, 2 V, 3 AV."""
     return np.asarray(audible, dtype=np.int8) * MOD_A + np.asarray(visible, dtype=np.int8) * MOD_V
@@ -371,9 +376,7 @@ def _gold_arrays(gold, n_classes):
     gc, gk, ga, gv = [], [], [], []
     for c, labels in (gold or {}).items():
         for k, m in labels.items():
-            code = MODALITY_CODES.get(m, m) if isinstance(m, str) else int(m)
-            if isinstance(code, str):  # "-" or unknown: absent
-                code = 0
+            code = _as_code(m)  # "-" or unknown: absent
             gc.append(c)
             gk.append(k)
             ga.append(bool(code & MOD_A))
@@ -542,8 +545,7 @@ def macro_f1(pred: dict, gold: dict) -> tuple[float, dict]:
     for clip, g in gold.items():
         p = pred.get(clip, {})
         for cls in set(g) | set(p):
-            gm = MODALITY_CODES.get(g.get(cls), 0) if isinstance(g.get(cls), str) or g.get(cls) is None else int(g[cls])
-            pm = MODALITY_CODES.get(p.get(cls), 0) if isinstance(p.get(cls), str) or p.get(cls) is None else int(p[cls])
+            gm, pm = _as_code(g.get(cls)), _as_code(p.get(cls))
             for bit in (MOD_A, MOD_V):
                 gb, pb = bool(gm & bit), bool(pm & bit)
                 tp[cls] = tp.get(cls, 0) + (gb and pb)
@@ -629,8 +631,7 @@ def compare_methods(votes: Votes, gold: dict, methods=METHODS, k: int = 3, folds
             for c in fold:
                 preds["dawid_skene"][c] = sets.get(c, {})
         n_folds["dawid_skene"] = len(fold_list)
-    gold_eval = {c: {k_: v for k_, v in gold[c].items()
-                     if (MODALITY_CODES.get(v, 0) if isinstance(v, str) else int(v))} for c in eval_clips}
+    gold_eval = {c: {k_: v for k_, v in gold[c].items() if _as_code(v)} for c in eval_clips}
     out = {}
     for m in methods:
         macro, per_class = macro_f1(preds[m], gold_eval)
