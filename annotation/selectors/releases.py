@@ -17,13 +17,14 @@ def release_find(name: str, dataset: str | None = None) -> Release:
     qs = Release.objects.select_related("dataset").filter(name=name)
     if dataset is not None:
         qs = qs.filter(dataset__name=dataset)
-    found = list(qs[:2])
+    found = list(qs[:20])
     if not found:
         where = f" in dataset {dataset!r}" if dataset else ""
         known = ", ".join(f"{r.dataset.name}/{r.name}" for r in releases_list()[:20]) or "none"
         raise NotFound(f"no release {name!r}{where}; known releases: {known}")
     if len(found) > 1:
-        raise ValidationError(f"release name {name!r} exists in several datasets; give --dataset or DATASET/{name}")
+        raise ValidationError(f"release name {name!r} exists in several datasets; give --dataset or DATASET/{name}: "
+                              + ", ".join(f"{r.dataset.name}/{r.name}" for r in found))
     return found[0]
 
 

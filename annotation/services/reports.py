@@ -39,28 +39,26 @@ def report_class_names() -> list[str]:
 
 
 def release_lookup(spec: str):
-    try:
-        from annotation.models import Release
-    except ImportError:
-        raise ValidationError("releases are not available in this installation; pass a label CSV instead",
-                              field="labels") from None
+    """A release by id, "dataset/name" or a name unique across datasets (what --labels may name)."""
+    from annotation.errors import NotFound
+    from annotation.models import Release
+    from annotation.selectors.releases import release_find, releases_list
+
     spec = str(spec).strip()
-    qs = Release.objects.select_related("dataset")
     if spec.isdigit():
-        found = list(qs.filter(pk=int(spec)))
-    elif "/" in spec:
-        ds, _, name = spec.partition("/")
-        found = list(qs.filter(dataset__name=ds, name=name))
+        found = Release.objects.select_related("dataset").filter(pk=int(spec)).first()
     else:
-        found = list(qs.filter(name=spec))
-    if len(found) > 1:
-        raise ValidationError(f"release name {spec!r} is ambiguous; use one of: "
-                              + ", ".join(f"{r.dataset.name}/{r.name}" for r in found), field="labels")
-    if not found:
-        known = [f"{r.dataset.name}/{r.name}" for r in qs.order_by("dataset__name", "name")[:20]]
+        try:
+            found = release_find(spec)
+        except NotFound:
+            found = None
+        except ValidationError as exc:  # the name exists in several datasets
+            raise ValidationError(exc.message, field="labels") from None
+    if found is None:
+        known = [f"{r.dataset.name}/{r.name}" for r in releases_list()[:20]]
         raise ValidationError(f"no release {spec!r} and no such label CSV file; known releases: "
                               + (", ".join(known) if known else "(none)"), field="labels")
-    return found[0]
+    return found
 
 
 def labels_resolve(spec: str, class_names: list[str], *, allow_paths: bool = True) -> tuple[LabelSet, dict]:

@@ -227,3 +227,17 @@ def test_command_judges_free_text_captions(inputs, tmp_path, capsys):
     # the descriptions that name an audible class of their clip are hits; clips without one are misses
     assert a["hit_rate"] == pytest.approx(named / int(T.any(axis=1).sum()))
     assert a["precision"] == 1.0  # the judge is only asked about the clip's audible classes
+
+
+def test_a_release_name_in_two_datasets_is_refused_naming_both(taxonomy):
+    from annotation.errors import ValidationError
+    from annotation.models import Release
+    from annotation.services.reports import release_lookup
+
+    for ds_name in ("ds-one", "ds-two"):
+        Release.objects.create(dataset=Dataset.objects.create(name=ds_name), name="v1", method=Release.IMPORT)
+    with pytest.raises(ValidationError) as exc:
+        release_lookup("v1")
+    assert "ds-one/v1" in exc.value.message and "ds-two/v1" in exc.value.message and exc.value.field == "labels"
+    assert release_lookup("ds-two/v1").dataset.name == "ds-two"
+    assert release_lookup(str(release_lookup("ds-one/v1").pk)).dataset.name == "ds-one"
