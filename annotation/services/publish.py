@@ -180,7 +180,8 @@ def hit_page_url(batch) -> str:
     return f"{base}/hit/{batch.uuid}/"
 
 
-def _public_media_url(clip) -> str:
+def public_media_url(clip) -> str:
+    """The clip's media URL as a worker's browser reaches it (absolute, on PUBLIC_BASE_URL when served here)."""
     if clip.media_url.startswith(("http://", "https://")):
         return clip.media_url
     return getattr(settings, "PUBLIC_BASE_URL", "").rstrip("/") + clip_media_url(clip)
@@ -189,7 +190,7 @@ def _public_media_url(clip) -> str:
 def batch_inputs(batch) -> tuple[list[str], list[list[str]]]:
     """(video_urls, proposal_lists) of a batch in position order, as the crowd-form page and the CSV use them."""
     items = list(batch.items.select_related("clip").order_by("position"))
-    return [_public_media_url(i.clip) for i in items], [list(i.proposals) for i in items]
+    return [public_media_url(i.clip) for i in items], [list(i.proposals) for i in items]
 
 
 def question_for(batch, mode: str, hs: HitSettings) -> str:

@@ -69,10 +69,10 @@ def _ingest(hit, *, worker_id: str, external_assignment_id: str, answer_xml: str
 
 def _store_crowdform_answers(assignment, answer_xml: str):
     answers = crowdform.parse_question_form_answers(answer_xml)
-    items = list(assignment.batch.items.select_related("clip").order_by("position"))
-    from annotation.services.publish import batch_inputs
+    from annotation.services.publish import public_media_url
 
-    urls, _ = batch_inputs(assignment.batch)
+    items = list(assignment.batch.items.select_related("clip").order_by("position"))
+    urls = [public_media_url(i.clip) for i in items]   # as batch_inputs gives them to the crowd-form page
     parsed = crowdform.parse_task_answers(answers.get("taskAnswers", "[{}]"), urls, set(class_names()))
     crowd = _crowd()
     for item, url in zip(items, urls):
