@@ -29,10 +29,6 @@ class Progress:
                 self.op.message = message[:2000]
             self.op.save(update_fields=["done", "message"])
 
-    def say(self, message: str):
-        if self.echo:
-            self.echo(message)
-
     def finish(self, summary: dict, *, failed: bool = False, message: str = ""):
         if self.op:
             self.op.status = self.op.FAILED if failed else self.op.DONE
