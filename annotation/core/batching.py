@@ -26,9 +26,10 @@ def plan_batches(regular: list[str], gold: list[str], *, batch_size: int, gold_p
     """
     if batch_size < 1:
         raise ValueError(f"batch_size is {batch_size}; allowed: 1 or more")
-    if len(set(regular)) != len(regular):
+    regular_set = set(regular)
+    if len(regular_set) != len(regular):
         raise ValueError("regular clips contain duplicates")
-    gold = [g for g in dict.fromkeys(gold) if g not in set(regular)]
+    gold = [g for g in dict.fromkeys(gold) if g not in regular_set]
     n_gold = min(gold_per_batch, len(gold))
     if n_gold >= batch_size:
         raise ValueError(f"gold_per_batch ({gold_per_batch}) must be smaller than batch_size ({batch_size})")
