@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from annotation.core.taxonomy import modality_from_flags
 from annotation.errors import ImportFailed, ValidationError
 from annotation.models import Clip, ExpertAnnotation, GoldLabel, TaxonomyClass
 from annotation.selectors.taxonomy import class_index, class_names
@@ -62,7 +63,7 @@ def majority_gold(annotations: list[dict[str, tuple[bool, bool]]], originals: se
     out = {}
     for name in set(counts) | originals:
         audible, visible = (2 * x > n for x in counts.get(name, [0, 0]))
-        modality = "AV" if audible and visible else "A" if audible else "V" if visible else "-"
+        modality = modality_from_flags(audible, visible) or "-"
         if modality != "-" or name in originals:
             out[name] = modality
     return out
