@@ -22,6 +22,11 @@ def gold_atoms(gold: dict[str, dict[str, str]]) -> set[tuple[str, str, str]]:
     return atoms
 
 
+def label_ticks(labels: list[dict]) -> dict[str, tuple[bool, bool]]:
+    """Stored labels [{"name", "audible", "visible"}] -> {class: (audible, visible)}, as `answer_atoms` reads."""
+    return {lab["name"]: (bool(lab.get("audible")), bool(lab.get("visible"))) for lab in labels}
+
+
 def answer_atoms(answers: dict[str, dict[str, tuple[bool, bool]]], clips=None) -> set[tuple[str, str, str]]:
     atoms = set()
     for vid, ticks in answers.items():

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Avg, Count
 from django.utils import timezone
 
-from annotation.core.scoring import catch_scores, decide, should_block
+from annotation.core.scoring import catch_scores, decide, label_ticks, should_block
 from annotation.errors import Forbidden, NotFound, ValidationError
 from annotation.models import (
     Assignment,
@@ -321,8 +321,7 @@ def assignment_catch_data(assignment: Assignment):
     answers: dict[str, dict[str, tuple[bool, bool]]] = {}
     for clip_id, labels in ClipAnswer.objects.filter(assignment=assignment, clip_id__in=vid).values_list(
             "clip_id", "labels"):
-        answers[vid[clip_id]] = {lab["name"]: (bool(lab.get("audible")), bool(lab.get("visible")))
-                                 for lab in labels}
+        answers[vid[clip_id]] = label_ticks(labels)
     return gold, answers
 
 

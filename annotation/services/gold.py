@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from annotation.core.scoring import label_ticks
 from annotation.core.taxonomy import modality_from_flags
 from annotation.errors import ImportFailed, ValidationError
 from annotation.models import Clip, ExpertAnnotation, GoldLabel, TaxonomyClass
@@ -43,7 +44,7 @@ def expert_annotation_save(clip: Clip, user, payload: dict) -> ExpertAnnotation:
 
 
 def _expert_ticks(ann: ExpertAnnotation, originals: set[str]) -> dict[str, tuple[bool, bool]]:
-    ticks = {lab["name"]: (bool(lab.get("audible")), bool(lab.get("visible"))) for lab in ann.labels}
+    ticks = label_ticks(ann.labels)
     if ann.original_present is not None:  # the explicit verification of the original label wins
         for name in originals:
             ticks[name] = ((ann.original_present and bool(ann.original_audible)),
