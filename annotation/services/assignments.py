@@ -23,10 +23,10 @@ from annotation.models import (
     Batch,
     BatchItem,
     ClipAnswer,
-    GoldLabel,
     Worker,
 )
 from annotation.selectors.crowd import batch_clip_ids
+from annotation.selectors.gold import gold_labels
 from annotation.selectors.taxonomy import class_index
 from annotation.services.batches import ACTIVE_STATUSES, batch_refresh_status
 
@@ -315,9 +315,7 @@ def assignment_catch_data(assignment: Assignment):
                  .values_list("clip_id", "clip__video_id"))
     vid = dict(items)
     gold: dict[str, dict[str, str]] = {v: {} for v in vid.values()}
-    for clip_id, name, modality in GoldLabel.objects.filter(clip_id__in=vid).values_list(
-            "clip_id", "cls__name", "modality"):
-        gold[vid[clip_id]][name] = modality
+    gold.update(gold_labels(vid))
     answers: dict[str, dict[str, tuple[bool, bool]]] = {}
     for clip_id, labels in ClipAnswer.objects.filter(assignment=assignment, clip_id__in=vid).values_list(
             "clip_id", "labels"):
