@@ -49,18 +49,24 @@ def assignment_answers(assignment: Assignment) -> dict[str, dict]:
     return {row.clip.video_id: answer_payload(row) for row in rows}
 
 
-def assignment_by_uuid(value) -> Assignment | None:
+def parse_uuid(value) -> uuid.UUID | None:
+    """The UUID in `value` (as the URL gives it), or None when it is not one."""
     try:
-        value = uuid.UUID(str(value))
+        return uuid.UUID(str(value))
     except ValueError:
+        return None
+
+
+def assignment_by_uuid(value) -> Assignment | None:
+    value = parse_uuid(value)
+    if value is None:
         return None
     return Assignment.objects.select_related("batch__dataset", "worker").filter(uuid=value).first()
 
 
 def batch_by_uuid(value) -> Batch | None:
-    try:
-        value = uuid.UUID(str(value))
-    except ValueError:
+    value = parse_uuid(value)
+    if value is None:
         return None
     return Batch.objects.select_related("dataset").filter(uuid=value).first()
 

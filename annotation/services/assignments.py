@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid as uuid_mod
 from datetime import timedelta
 
 from django.core import signing
@@ -25,7 +24,7 @@ from annotation.models import (
     ClipAnswer,
     Worker,
 )
-from annotation.selectors.crowd import batch_clip_ids
+from annotation.selectors.crowd import batch_clip_ids, parse_uuid
 from annotation.selectors.gold import gold_labels
 from annotation.selectors.taxonomy import class_index
 from annotation.services.batches import ACTIVE_STATUSES, batch_refresh_status
@@ -254,10 +253,9 @@ def answer_save_with_token(assignment_uuid, token: str | None, video_id: str, pa
                            body_error: ValidationError | None = None):
     """The HIT API's autosave in one locked transaction: 404 unknown assignment, 403 wrong token or not in
     progress, 400 bad body or clip not in the batch (in that order). Returns the row's updated_at."""
-    try:
-        assignment_uuid = uuid_mod.UUID(str(assignment_uuid))
-    except ValueError:
-        raise NotFound("not found") from None
+    assignment_uuid = parse_uuid(assignment_uuid)
+    if assignment_uuid is None:
+        raise NotFound("not found")
     clean, invalid = None, body_error
     if invalid is None:
         try:
