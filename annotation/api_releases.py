@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from annotation.core.merge import METHODS
 from annotation.errors import AvcrowdError
 from annotation.models import Dataset, Release, ReleaseExport
+from annotation.services.releases import EXPORT_FORMATS
 
 TRUE_TEXT = {"1", "true", "yes", "on"}
 
@@ -86,7 +87,7 @@ def _bool_param(request, name) -> bool:
     return (request.query_params.get(name) or "").strip().lower() in TRUE_TEXT
 
 
-FORMAT_PARAM = OpenApiParameter("format", str, enum=["vggsounder-csv", "jsonl", "parquet"],
+FORMAT_PARAM = OpenApiParameter("format", str, enum=list(EXPORT_FORMATS),
                                 description="export format (default vggsounder-csv)")
 BM_PARAM = OpenApiParameter("include_background_music", bool,
                             description="keep clips with background music (default: left out, as vggsounder.csv)")
@@ -167,8 +168,6 @@ class ReleaseExportStream(APIView):
 
     @extend_schema(parameters=[FORMAT_PARAM, BM_PARAM], responses={(200, "text/csv"): bytes})
     def get(self, request, pk):
-        from annotation.services.releases import EXPORT_FORMATS
-
         release = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
         fmt = request.query_params.get("format") or "vggsounder-csv"
         if fmt not in EXPORT_FORMATS:

@@ -54,6 +54,7 @@ def release_new(request):
 @login_required
 def release_detail(request, pk):
     from annotation.selectors.releases import release_clip_page, release_exports
+    from annotation.services.releases import EXPORT_FORMATS
 
     release = get_object_or_404(Release.objects.select_related("dataset", "created_by"), pk=pk)
     try:
@@ -73,7 +74,7 @@ def release_detail(request, pk):
         "next_offset": offset + PAGE if offset + PAGE < total else None,
         "agreement": stats.get("agreement") or {}, "unreliable": unreliable, "meta_labels": META_LABELS,
         "others": Release.objects.filter(dataset=release.dataset).exclude(pk=release.pk).order_by("-created_at"),
-        "exports": release_exports(release)[:10], "formats": ["vggsounder-csv", "jsonl", "parquet"],
+        "exports": release_exports(release)[:10], "formats": list(EXPORT_FORMATS),
     })
 
 

@@ -3,6 +3,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import AvcrowdError
+from annotation.services.releases import EXPORT_FORMATS
 
 
 class Command(BaseCommand):
@@ -12,7 +13,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--release", required=True, help="release name (or DATASET/NAME)")
         parser.add_argument("--dataset", default=None)
-        parser.add_argument("--format", default="vggsounder-csv", choices=["vggsounder-csv", "jsonl", "parquet"])
+        parser.add_argument("--format", default="vggsounder-csv", choices=EXPORT_FORMATS)
         parser.add_argument("--include-background-music", action="store_true")
         parser.add_argument("--out", required=True, help="output file ('-' for stdout, not for parquet)")
 
