@@ -38,9 +38,7 @@ def batch_items(batch: Batch) -> list[BatchItem]:
 
 
 def answer_payload(answer: ClipAnswer) -> dict:
-    return {"background_music": answer.background_music, "voice_over": answer.voice_over,
-            "static_image": answer.static_image, "played": answer.played, "watch_seconds": answer.watch_seconds,
-            "labels": answer.labels, "comment": answer.comment}
+    return {key: getattr(answer, key) for key in ANSWER_FIELDS}
 
 
 def assignment_answers(assignment: Assignment) -> dict[str, dict]:
