@@ -106,13 +106,3 @@ def assignment_handoff(assignment: Assignment) -> dict | None:
         return {"kind": "inhouse", "next_url": f"/hit/{nxt.uuid}/" if nxt else "/"}
     return {"kind": "simulated"}
 
-
-def dataset_crowd_progress(dataset) -> dict:
-    """Counts for dashboards: batches open/closed, assignments per status."""
-    from django.db.models import Count
-
-    statuses = dict(Assignment.objects.filter(batch__dataset=dataset).values_list("status")
-                    .annotate(n=Count("id")).values_list("status", "n"))
-    batches = dict(Batch.objects.filter(dataset=dataset).values_list("status").annotate(n=Count("id"))
-                   .values_list("status", "n"))
-    return {"assignments": statuses, "batches": batches}
