@@ -184,7 +184,7 @@ def assignment_start(batch: Batch, *, backend: str, worker_external_id: str, ext
         if external_assignment_id and Assignment.objects.filter(
                 backend=backend, external_assignment_id=external_assignment_id).exists():
             raise Forbidden("this marketplace assignment is already bound to another worker")
-        clip_ids = list(BatchItem.objects.filter(batch=batch).values_list("clip_id", flat=True))
+        clip_ids = list(batch_clip_ids(batch.pk).values())
         if BatchItem.objects.filter(batch__assignments__worker=worker, clip_id__in=clip_ids).exists():
             raise Forbidden("You have already worked on a video of this task, and each video needs different "
                             "people. Please return this task and pick another one.")
