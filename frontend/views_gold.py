@@ -16,7 +16,7 @@ from annotation.models import Clip, Dataset
 from annotation.selectors.clips import clip_media_url
 from annotation.selectors.gold import expert_annotation_payload, expert_queue
 from annotation.selectors.taxonomy import class_names, meta_labels
-from annotation.services.gold import expert_annotation_save, gold_coverage, gold_min_experts
+from annotation.services.gold import ORIGINAL_KEYS, expert_annotation_save, gold_coverage, gold_min_experts
 
 BOOL_CHOICES = {"yes": True, "no": False, "": None}
 
@@ -56,6 +56,11 @@ def _parse_bool(request, key: str):
     return BOOL_CHOICES[raw]
 
 
+def _bool_keys() -> list[str]:
+    """The yes/no/empty questions of the expert form: the meta labels, then the original-label checks."""
+    return [m["key"] for m in meta_labels()] + list(ORIGINAL_KEYS)
+
+
 def _payload_from_form(request, names: list[str]) -> dict:
     known = set(names)
     audible = set(request.POST.getlist("audible"))
@@ -64,9 +69,7 @@ def _payload_from_form(request, names: list[str]) -> dict:
     if unknown:
         raise AvcrowdError(f"unknown class(es) {', '.join(map(repr, unknown[:5]))}; pick classes from the list",
                            field="labels")
-    payload = {m["key"]: _parse_bool(request, m["key"]) for m in meta_labels()}
-    for key in ("original_present", "original_audible", "original_visible"):
-        payload[key] = _parse_bool(request, key)
+    payload = {key: _parse_bool(request, key) for key in _bool_keys()}
     payload["labels"] = [{"name": n, "audible": n in audible, "visible": n in visible}
                          for n in names if n in audible or n in visible]
     return payload
@@ -75,8 +78,7 @@ def _payload_from_form(request, names: list[str]) -> dict:
 def _form_state(request) -> dict:
     """The posted form as a payload-like dict (for re-showing it after an error); unparseable values are None."""
     audible, visible = set(request.POST.getlist("audible")), set(request.POST.getlist("visible"))
-    state = {key: BOOL_CHOICES.get(request.POST.get(key, "")) for key in
-             [m["key"] for m in meta_labels()] + ["original_present", "original_audible", "original_visible"]}
+    state = {key: BOOL_CHOICES.get(request.POST.get(key, "")) for key in _bool_keys()}
     state["labels"] = [{"name": n, "audible": n in audible, "visible": n in visible} for n in audible | visible]
     return state
 
