@@ -9,7 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
+
+
+def _django_settings():
+    """Django's settings when Django is installed and configured, else None: the plain packages' tests
+    (models_zoo, benchmark) also run with `-p no:django` or on a host without Django (the GPU machine)."""
+    try:
+        from django.conf import settings
+    except ImportError:
+        return None
+    return settings if settings.configured else None
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -18,6 +27,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 
 def pytest_report_header(config):
+    settings = _django_settings()
+    if settings is None:
+        return "avcrowd test services: Django not configured (plain-package tests only)"
     db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     broker = os.environ.get("CELERY_BROKER_URL") or "none (tasks in-process)"
     return f"avcrowd test services: database={db}, celery broker={broker}"
@@ -36,6 +48,9 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _fresh_batch_contents_cache():
     """The annotator services cache batch contents per batch id (never reused in production); a test's rollback
     makes the database hand the same ids out again, so every test starts with an empty cache."""
+    if _django_settings() is None:
+        yield
+        return
     from annotation.selectors.crowd import clear_cache
 
     clear_cache()
@@ -135,6 +150,8 @@ def celery_worker_process(transactional_db, tmp_path):
     Yields the queue name it consumes. Tasks sent with `.apply_async(queue=...)` or routed there run in that
     process; the test's data must be committed (transactional_db) for the worker to see it.
     """
+    from django.conf import settings
+
     from config.celery import app
 
     broker = os.environ.get("CELERY_BROKER_URL")
