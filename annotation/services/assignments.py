@@ -392,8 +392,17 @@ def assignment_submit(assignment: Assignment, *, work_seconds=None) -> Assignmen
         a.save(update_fields=["status", "submitted_at", "work_seconds"])
         AssignmentDecisionLog.objects.create(assignment=a, old_status=Assignment.IN_PROGRESS,
                                              new_status=Assignment.SUBMITTED, reason="submitted by the worker")
-        assignment_score(a)
-        dataset = a.batch.dataset
+        assignment_apply_policy(a)
+    return a
+
+
+def assignment_apply_policy(a: Assignment) -> Assignment:
+    """Score the catch trials; a submitted assignment gets its dataset's policy (approve / reject / wait for the
+    review window); then the worker's mean F1 is updated, blocking below the floor. Live submissions and
+    imported marketplace results both go through here."""
+    assignment_score(a)
+    dataset = a.batch.dataset
+    if a.status == Assignment.SUBMITTED:
         decision = decide(a.catch_f1, reject_below=dataset.reject_below,
                           review_window_hours=dataset.review_window_hours)
         if decision.status != Assignment.SUBMITTED:
@@ -401,8 +410,8 @@ def assignment_submit(assignment: Assignment, *, work_seconds=None) -> Assignmen
         else:
             Assignment.objects.filter(pk=a.pk).update(decision_reason=decision.reason)
             a.decision_reason = decision.reason
-        if a.worker_id:
-            a.worker = worker_update_stats(a.worker, dataset)
+    if a.worker_id:
+        a.worker = worker_update_stats(a.worker, dataset)
     return a
 
 

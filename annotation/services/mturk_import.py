@@ -22,6 +22,7 @@ from django.db import transaction
 from annotation.errors import ImportFailed
 from annotation.marketplace.crowdform import AnswerParseError, clip_id_from_url, parse_task_answers
 from annotation.selectors.taxonomy import class_index
+from annotation.services.assignments import assignment_apply_policy
 
 REQUIRED_COLUMNS = ("HITId", "AssignmentId", "WorkerId", "AssignmentStatus", "Input.video_urls",
                     "Input.proposal_lists", "Answer.taskAnswers")
@@ -226,7 +227,7 @@ def _import_row(dataset, row: _Row, index: dict[str, int], report: ImportReport)
                                   voice_over=p["voice_over"], static_image=p["static_image"], played=True,
                                   watch_seconds=0.0, labels=labels, comment=p.get("comment", "")))
     ClipAnswer.objects.bulk_create(answers)
-    _score(a, dataset)
+    assignment_apply_policy(a)  # scored like a live submission
     HitAssignmentModel = Hit.marketplace_assignments.rel.related_model
     HitAssignmentModel.objects.get_or_create(
         hit=hit, external_id=row.assignment_id,
@@ -235,18 +236,3 @@ def _import_row(dataset, row: _Row, index: dict[str, int], report: ImportReport)
                   "decision_pushed": row.status if row.status != "submitted" else ""})
     report.imported += 1
 
-
-def _score(assignment, dataset):
-    """Score the catch clips with the issue-3 service; a Submitted row also gets the dataset policy applied."""
-    from annotation.core.scoring import decide
-    from annotation.services import assignments as crowd
-
-    crowd.assignment_score(assignment)
-    if assignment.status == "submitted":
-        decision = decide(assignment.catch_f1, reject_below=dataset.reject_below,
-                          review_window_hours=dataset.review_window_hours)
-        if decision.status != "submitted":
-            crowd.assignment_decide(assignment, status=decision.status, reason=decision.reason,
-                                    feedback=decision.feedback)
-    if assignment.worker_id:
-        crowd.worker_update_stats(assignment.worker)

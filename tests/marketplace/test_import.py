@@ -84,6 +84,15 @@ def test_import_creates_clips_batches_answers_and_scores(dataset, taxonomy, resu
     assert batch.items.get(clip__video_id="g000").is_gold
 
 
+def test_imported_work_blocks_a_worker_below_the_floor_like_live_work(make_dataset, taxonomy, results_csv):
+    ds = make_dataset(name="strict", block_after=1, block_floor=0.5)
+    mturk_results_import(ds, [results_csv])
+    # WB's only (Submitted) assignment scored F1 0 on the gold clip: after 1 assignment below 0.5 -> blocked
+    wb = Worker.objects.get(external_id="WB")
+    assert wb.n_scored == 1 and wb.is_blocked and wb.blocked_reason
+    assert not Worker.objects.get(external_id="WA").is_blocked
+
+
 def test_reimport_changes_nothing(dataset, taxonomy, results_csv):
     mturk_results_import(dataset, [results_csv])
     counts = (Assignment.objects.count(), ClipAnswer.objects.count(), Clip.objects.count(), Batch.objects.count())
