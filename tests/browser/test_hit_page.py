@@ -75,14 +75,23 @@ def test_worker_labels_a_batch_with_mouse_and_keyboard_and_it_is_handed_to_mturk
     page.key(Keys.ARROW_RIGHT)
     page.wait(lambda d: page.progress() == "Clip 3 of 4")
 
-    # clips 3 and 4: Space pauses and plays
+    # clips 3 and 4: Space pauses and plays. The clips last 1 s and count as played at 90 %, so the
+    # clip is rewound and slowed to a quarter speed first: otherwise it can reach its end (which
+    # pauses it too) between the key press and the check, and Space's effect cannot be told apart.
     for n in (3, 4):
         page.wait_played()
-        page.driver.execute_script("document.getElementById('video').pause()")
+        page.driver.execute_script(
+            "const v = document.getElementById('video'); window.__media = []; v.pause(); v.currentTime = 0; v.playbackRate = 0.25;"
+            "if (!v.dataset.logged) { v.dataset.logged = '1';"
+            " for (const t of ['play', 'pause', 'ended']) v.addEventListener(t, () => window.__media.push(t)); }")
+        page.wait(lambda d: d.execute_script("return !document.getElementById('video').seeking"), "the rewind did not end")
+        page.driver.execute_script("window.__media = []")   # after the pause event of the rewind
         page.key(Keys.SPACE)
-        page.wait(lambda d: d.execute_script("return !document.getElementById('video').paused"), "Space did not play")
+        page.wait(lambda d: d.execute_script("return window.__media.includes('play')"), "Space did not play")
         page.key(Keys.SPACE)
-        page.wait(lambda d: d.execute_script("return document.getElementById('video').paused"), "Space did not pause")
+        page.wait(lambda d: d.execute_script("return window.__media.includes('pause')"), "Space did not pause")
+        assert page.driver.execute_script("return window.__media") == ["play", "pause"], \
+            "the clip paused by itself (it ended) instead of by Space"
         page.answer_meta((False, n == 4, False))
         page.box("dog barking audible").click()
         videos.append(page.driver.find_element("id", "video").get_attribute("data-video-id"))
