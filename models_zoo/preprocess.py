@@ -213,9 +213,11 @@ def decode_audio(path, sample_rate: int = SAMPLE_RATE, container=None) -> np.nda
             c.close()
 
 
-def decode_video_frames(path, num_frames: int = NUM_FRAMES, container=None) -> np.ndarray | None:
+def decode_video_frames(path, num_frames: int = NUM_FRAMES, container=None,
+                        codec_threads: int = 0) -> np.ndarray | None:
     """Decode `num_frames` RGB frames at uniform positions: uint8 [T, H, W, 3], or None when the file
-    has no video stream (or no decodable frame)."""
+    has no video stream (or no decodable frame). codec_threads: FFmpeg decoder threads (0 = one per
+    core; 1 inside a pool that already has a process per core, where more would only contend)."""
     import av  # noqa: PLC0415
 
     own = container is None
@@ -224,7 +226,9 @@ def decode_video_frames(path, num_frames: int = NUM_FRAMES, container=None) -> n
         if not c.streams.video:
             return None
         stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
+        if codec_threads != 1:
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = codec_threads
         total = stream.frames or 0
         decoded = []
         try:
@@ -270,7 +274,7 @@ class ClipInputs:
 
 
 def decode_clip(path, num_frames: int = NUM_FRAMES, target_length: int = TARGET_LENGTH,
-                image_size: int = IMAGE_SIZE) -> ClipInputs:
+                image_size: int = IMAGE_SIZE, codec_threads: int = 0) -> ClipInputs:
     """Decode one media file into model inputs. A missing or silent audio track gives a zero fbank
     with has_audio=False; a missing video track gives zero frames with has_video=False; a file with
     neither, or that cannot be decoded, raises DecodeError naming the file."""
@@ -288,7 +292,7 @@ def decode_clip(path, num_frames: int = NUM_FRAMES, target_length: int = TARGET_
             c.close()
             c = _open(path)
         try:
-            frames = decode_video_frames(path, num_frames=num_frames, container=c)
+            frames = decode_video_frames(path, num_frames=num_frames, container=c, codec_threads=codec_threads)
         except DecodeError:
             raise
         except Exception as exc:
@@ -310,14 +314,24 @@ def decode_clip(path, num_frames: int = NUM_FRAMES, target_length: int = TARGET_
     return ClipInputs(fbank=fbank, frames=frames_t, has_audio=bool(has_audio), has_video=bool(has_video))
 
 
-def collate(items: Sequence[ClipInputs | dict]) -> dict[str, torch.Tensor]:
-    """Stack decoded clips into the model batch {"fbank","frames","has_audio","has_video"}."""
+def collate(items: Sequence[ClipInputs | dict], out: dict[str, torch.Tensor] | None = None
+            ) -> dict[str, torch.Tensor]:
+    """Stack decoded clips into the model batch {"fbank","frames","has_audio","has_video"}.
+    out: optional preallocated "fbank" [>=B, ...] and "frames" [>=B, ...] tensors (pinned host memory
+    for a fast copy to the GPU); the batch then holds views of their first B rows."""
     if not items:
         raise ValueError("collate needs at least one clip")
     ds = [it.as_dict() if isinstance(it, ClipInputs) else it for it in items]
+    b = len(ds)
+    stacked = {}
+    for key in ("fbank", "frames"):
+        buf = None if out is None else out.get(key)
+        if buf is not None and buf.shape[0] >= b and buf.shape[1:] == ds[0][key].shape:
+            stacked[key] = torch.stack([d[key] for d in ds], out=buf[:b])
+        else:
+            stacked[key] = torch.stack([d[key] for d in ds])
     return {
-        "fbank": torch.stack([d["fbank"] for d in ds]),
-        "frames": torch.stack([d["frames"] for d in ds]),
+        **stacked,
         "has_audio": torch.tensor([bool(d["has_audio"]) for d in ds]),
         "has_video": torch.tensor([bool(d["has_video"]) for d in ds]),
     }

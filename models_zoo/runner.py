@@ -1,12 +1,14 @@
 """Batch inference: decode clips in a CPU pool while the model runs, collect float32 scores.
 
-``run_inference(model, clips)`` walks the clips in chunks; the next chunk is decoded (process or
-thread pool) while the current one is on the model. CUDA runs under bf16 autocast, CPU in fp32.
+``run_inference(model, clips)`` walks the clips in chunks; the next ``prefetch`` chunks are decoded
+(process or thread pool) while the current one is on the model, so the pool's workers never idle at
+a chunk boundary. CUDA runs under bf16 autocast, CPU in fp32.
 A clip that fails to decode is recorded in ``errors`` (video id -> message) and left out of the
 score arrays; it never fails the run.
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
@@ -31,7 +33,16 @@ class InferenceResult:
     errors: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
     decode_wait_s: float = 0.0  # time the model loop waited for decoded clips
-    model_s: float = 0.0
+    model_s: float = 0.0  # collate + transfer + compute + results back
+    collate_s: float = 0.0  # stacking decoded clips into the batch (host memory)
+    transfer_s: float = 0.0  # host -> device copy of the batch
+    compute_s: float = 0.0  # the model's forward passes, scores back on the host
+
+    def bound_by(self) -> str:
+        """The stage the run waited on most: decode, collate, transfer or compute."""
+        parts = {"decode": self.decode_wait_s, "collate": self.collate_s, "transfer": self.transfer_s,
+                 "compute": self.compute_s}
+        return max(parts, key=parts.get)
 
     @property
     def clips_per_s(self) -> float:
@@ -72,17 +83,23 @@ def _autocast(device: torch.device):
 
 
 def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 32,
-                  modalities: Sequence[str] = MODALITIES, device=None, pool: str = "auto",
+                  modalities: Sequence[str] = MODALITIES, device=None, pool: str | cf.Executor = "auto",
                   workers: int | None = None, decode_kwargs: dict | None = None,
                   progress: Callable[[int, int, int], None] | None = None,
-                  decode_fn: Callable | None = None) -> InferenceResult:
+                  decode_fn: Callable | None = None, prefetch: int = 2) -> InferenceResult:
     """Score `clips` ((video_id, path) pairs) with `model` (a ClipModel).
 
     progress(done, failed, total) is called after every chunk. decode_fn(video_id, path) ->
-    ClipInputs may replace file decoding (then no pool is used)."""
+    ClipInputs may replace file decoding (then no pool is used). pool: a kind for make_pool (a pool
+    made for this call and shut down after it) or an Executor the caller keeps warm across calls
+    (left running). prefetch: chunks decoded ahead of the one on the model (>= 1). On CUDA the
+    batch is stacked into reused pinned buffers and the host side runs one torch thread; the
+    result splits the time into decode wait, collate, transfer and compute (see bound_by())."""
     clips = list(clips)
     if chunk_size < 1:
-        raise ValueError("chunk_size must be >= 1")
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if prefetch < 1:
+        raise ValueError(f"prefetch must be >= 1, got {prefetch}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     mods = tuple(modalities)
     kw = dict(decode_kwargs or {})
@@ -95,7 +112,22 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
     wait_s = model_s = 0.0
     chunks = [clips[i:i + chunk_size] for i in range(0, len(clips), chunk_size)]
 
-    executor = None if decode_fn is not None else make_pool(pool, workers)
+    own_pool = decode_fn is None and not isinstance(pool, cf.Executor)
+    executor = None if decode_fn is not None else (make_pool(pool, workers) if own_pool else pool)
+    if executor is not None and getattr(executor, "_max_workers", 1) > 1:
+        kw.setdefault("codec_threads", 1)  # a decoder per pool worker already fills the cores
+    cuda = device.type == "cuda"
+    main_threads = torch.get_num_threads()
+    if cuda and executor is not None:
+        # the host side of a GPU run is copies: with the cores busy decoding, a wide intra-op
+        # thread team only contends (and decode threads in this process share the setting)
+        torch.set_num_threads(1)
+    pinned: dict[str, torch.Tensor] = {}
+    col_s = xfer_s = comp_s = 0.0
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
 
     def submit(chunk):
         if decode_fn is not None:
@@ -114,13 +146,15 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                 res.append((vid, None, f"{path}: {type(exc).__name__}: {exc}"))
         return res
 
+    pending: collections.deque = collections.deque()
     try:
-        pending = submit(chunks[0]) if chunks else None
+        pending.extend(submit(c) for c in chunks[:prefetch])
         for ci in range(len(chunks)):
             tw = time.perf_counter()
-            decoded = gather(pending)
+            decoded = gather(pending.popleft())
             wait_s += time.perf_counter() - tw
-            pending = submit(chunks[ci + 1]) if ci + 1 < len(chunks) else None  # overlap with the model
+            if ci + prefetch < len(chunks):  # keep `prefetch` chunks decoding while the model runs
+                pending.append(submit(chunks[ci + prefetch]))
             good: list[tuple[str, ClipInputs]] = []
             for vid, item, err in decoded:
                 if err is not None:
@@ -129,8 +163,18 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                     good.append((vid, item))
             if good:
                 tm = time.perf_counter()
-                batch = collate([it for _, it in good])
+                if cuda and not pinned:
+                    first = good[0][1]
+                    pinned = {k: torch.empty((chunk_size, *getattr(first, k).shape), pin_memory=True)
+                              for k in ("fbank", "frames")}
+                sync()  # the previous chunk's copies out of the pinned buffers are done
+                batch = collate([it for _, it in good], out=pinned or None)
+                t1 = time.perf_counter()
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                sync()
+                t2 = time.perf_counter()
+                col_s += t1 - tm
+                xfer_s += t2 - t1
                 try:
                     with torch.inference_mode(), _autocast(device):
                         scores = model.predict(batch, mods)
@@ -155,17 +199,23 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                     out_ids.extend(v for v, _ in good)
                     has_a.extend(it.has_audio for _, it in good)
                     has_v.extend(it.has_video for _, it in good)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                sync()
+                comp_s += time.perf_counter() - t2
                 model_s += time.perf_counter() - tm
             if progress is not None:
                 progress(len(out_ids), len(errors), len(clips))
     finally:
-        if executor is not None:
+        torch.set_num_threads(main_threads)
+        if own_pool:
             executor.shutdown(wait=True, cancel_futures=True)
+        else:  # a caller's pool (or none) stays up; drop the decodes this run no longer needs
+            for futs, _ in pending:
+                for fut in futs or ():
+                    fut.cancel()
     n_cls = getattr(model, "num_classes", 0)
     scores_np = {m: (np.concatenate(out_scores[m]).astype(np.float32, copy=False) if out_scores[m]
                      else np.zeros((0, n_cls), dtype=np.float32)) for m in mods}
     return InferenceResult(video_ids=out_ids, scores=scores_np, has_audio=np.array(has_a, dtype=bool),
                            has_video=np.array(has_v, dtype=bool), errors=errors,
-                           wall_s=time.perf_counter() - t0, decode_wait_s=wait_s, model_s=model_s)
+                           wall_s=time.perf_counter() - t0, decode_wait_s=wait_s, model_s=model_s,
+                           collate_s=col_s, transfer_s=xfer_s, compute_s=comp_s)

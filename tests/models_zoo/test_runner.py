@@ -63,3 +63,47 @@ def test_model_failure_on_one_clip_is_isolated(media):
                         decode_fn=lambda vid, path: decode_clip(path))
     assert res.video_ids == ["x"] and "needs audio" in res.errors["y"]
     assert res.scores["av"].shape == (1, 3)
+
+
+def test_a_callers_pool_stays_up_and_prefetch_changes_nothing(model, media):
+    import concurrent.futures as cf
+
+    clips = [(f"c{i}", str(media["tone" if i % 2 else "silent"])) for i in range(5)]
+    with cf.ThreadPoolExecutor(2) as pool:
+        r1 = run_inference(model, clips, chunk_size=2, pool=pool, prefetch=1)
+        r3 = run_inference(model, clips, chunk_size=2, pool=pool, prefetch=3)
+        assert pool.submit(lambda: "still up").result() == "still up"  # not shut down by the runs
+    assert r1.video_ids == r3.video_ids == [c for c, _ in clips]
+    assert np.array_equal(r1.scores["av"], r3.scores["av"])
+    # the time is split by stage, and the stage the run waited on most is named
+    assert r3.collate_s > 0 and r3.compute_s > 0 and r3.model_s >= r3.compute_s
+    assert r3.bound_by() in ("decode", "collate", "transfer", "compute")
+
+
+def test_prefetch_and_chunk_size_must_be_positive(model, media):
+    with pytest.raises(ValueError, match="prefetch must be >= 1, got 0"):
+        run_inference(model, [("a", str(media["tone"]))], prefetch=0)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
+        run_inference(model, [("a", str(media["tone"]))], chunk_size=0)
+
+
+def test_collate_into_preallocated_buffers(media):
+    from models_zoo.preprocess import collate
+
+    items = [decode_clip(media["tone"]), decode_clip(media["noaudio"])]
+    plain = collate(items)
+    out = {"fbank": torch.full((4, 1024, 128), float("nan")), "frames": torch.full((4, 10, 3, 224, 224), float("nan"))}
+    got = collate(items, out=out)
+    assert got["fbank"].data_ptr() == out["fbank"].data_ptr()  # written into the buffer, not a copy
+    for k in plain:
+        assert torch.equal(got[k], plain[k])
+    # a buffer of the wrong shape is not used
+    odd = collate(items, out={"fbank": torch.empty(4, 10, 10), "frames": torch.empty(1, 10, 3, 224, 224)})
+    assert torch.equal(odd["fbank"], plain["fbank"]) and torch.equal(odd["frames"], plain["frames"])
+
+
+def test_codec_threads_do_not_change_the_frames(media):
+    from models_zoo.preprocess import decode_video_frames
+
+    assert np.array_equal(decode_video_frames(media["tone"], codec_threads=1),
+                          decode_video_frames(media["tone"], codec_threads=0))
