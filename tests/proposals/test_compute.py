@@ -42,8 +42,9 @@ def test_compute_predictions_tiny_cavmae_with_a_bad_clip(media_clips, taxonomy, 
     assert np.isfinite(scores["a"]).all()
     bad = [e for e in run.errors if e["video_id"] == "clip_broken"]
     assert bad and "warning" not in bad[0]
-    # the model was built once for the whole run (per-process cache)
+    # the model was built once for the whole run, and both chunks decoded in one warm pool
     assert len(gpu._MODEL_CACHE) == 1
+    assert len(gpu._POOLS) == 1
     # a redelivered chunk (acks_late after a worker died) changes nothing
     first = RunChunk.objects.filter(run=run).first()
     assert chunk_process(first.pk) == "skipped"
@@ -88,3 +89,40 @@ def test_real_worker_computes_a_chunk_through_the_broker(thread_decode, celery_w
     assert compute_chunk.apply_async(args=[chunk.pk], queue=celery_worker_process).get(timeout=60) == "skipped"
     run.refresh_from_db()
     assert run.n_done == 2
+
+
+def test_decode_pool_settings_from_the_environment(monkeypatch):
+    monkeypatch.delenv("AVCROWD_DECODE_POOL", raising=False)
+    monkeypatch.delenv("AVCROWD_DECODE_WORKERS", raising=False)
+    assert gpu.decode_settings() == ("auto", None)
+    monkeypatch.setenv("AVCROWD_DECODE_POOL", "process")
+    monkeypatch.setenv("AVCROWD_DECODE_WORKERS", "6")
+    assert gpu.decode_settings() == ("process", 6)
+    assert gpu.decode_settings(3) == ("process", 3)  # an explicit size wins
+    monkeypatch.setenv("AVCROWD_DECODE_WORKERS", "lots")
+    with pytest.raises(ValueError, match=r"AVCROWD_DECODE_WORKERS='lots'; allowed: a positive integer"):
+        gpu.decode_settings()
+    monkeypatch.setenv("AVCROWD_DECODE_WORKERS", "2")
+    monkeypatch.setenv("AVCROWD_DECODE_POOL", "gpu")
+    with pytest.raises(ValueError, match=r"AVCROWD_DECODE_POOL='gpu'; allowed: auto, process, thread"):
+        gpu.decode_settings()
+
+
+def test_a_broken_decode_pool_is_replaced_and_the_chunk_still_scored(clip_factory, monkeypatch):
+    """A decoder process that dies breaks the warm pool; the chunk is decoded again in a new pool."""
+    import concurrent.futures as cf
+
+    monkeypatch.setenv("AVCROWD_DECODE_POOL", "thread")
+    monkeypatch.setenv("AVCROWD_DECODE_WORKERS", "2")
+    gpu.clear_model_cache()
+    broken = cf.ThreadPoolExecutor(2)
+    broken._broken = "a decoder died"  # submit() now raises BrokenThreadPool, as after a killed worker
+    gpu._POOLS[("thread", 2)] = broken
+    paths = [str(clip_factory(f"bp{i}", seed=i)) for i in range(2)]
+    try:
+        res = gpu.run_chunk("cavmae", "", {"preset": "tiny"}, paths, ["b0", "b1"], ["a", "av"], device="cpu")
+        assert res.ok.tolist() == [True, True] and not res.errors
+        assert np.isfinite(res.scores["av"]).all()
+        assert gpu._POOLS[("thread", 2)] is not broken  # the broken pool was dropped and replaced
+    finally:
+        gpu.clear_model_cache()
