@@ -173,7 +173,7 @@ class Crab(ClipModel):
     arch = "crab"
 
     def __init__(self, clip, clip_dir, audio, qformer, llama, llama_dir, tokenizer_dir, lora, num_frames,
-                 max_new_tokens, threshold, text_backend, class_names, label_cache_dir=None):
+                 max_new_tokens, threshold, text_backend, class_names, label_cache_dir=None, static_cache=False):
         super().__init__()
         from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM  # noqa: PLC0415
 
@@ -205,6 +205,9 @@ class Crab(ClipModel):
         self._class_names = class_names
         self._label_cache_dir = label_cache_dir
         self._matcher = None
+        # CUDA: a fixed-size KV cache lets transformers compile the decoding step (CUDA graphs):
+        # ~3.5x the generated tokens/s on the H100, after a one-off compile of 1-2 min per batch shape
+        self.static_cache = bool(static_cache)
 
     # ---- weights ------------------------------------------------------------------------------
     def crab_state_dict(self):
@@ -286,6 +289,8 @@ class Crab(ClipModel):
                   pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
         if min_new_tokens:
             kw["min_new_tokens"] = min_new_tokens
+        if self.static_cache and emb.is_cuda:
+            kw["cache_implementation"] = "static"
         out = self.llm.generate(inputs_embeds=emb, attention_mask=mask, **kw)
         texts = [self.tokenizer.decode(row.tolist()) for row in out]
         return texts, out

@@ -138,3 +138,15 @@ def test_config_overrides():
     m = models_zoo.build("cavmae", {"preset": "tiny", "num_classes": 5, "frame_index": "mean"})
     out = m.predict(synthetic_batch(2), ("v", "av"))
     assert out["v"].shape == (2, 5) and out["av"].shape == (2, 5)
+
+
+def test_fused_gelu_is_a_cuda_only_option_that_cpu_ignores():
+    torch.manual_seed(0)
+    plain = models_zoo.build("cavmae", "tiny")
+    fused = models_zoo.build("cavmae", {"preset": "tiny", "fused_gelu": True})
+    fused.load_state_dict(plain.state_dict())
+    assert fused.config["fused_gelu"] is True and plain.config["fused_gelu"] is False
+    batch = synthetic_batch(2, seed=9)
+    a, b = plain.predict(batch), fused.predict(batch)
+    for m in ("a", "v", "av"):
+        assert torch.equal(a[m], b[m])  # on the CPU the exact GELU runs either way
