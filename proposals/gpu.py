@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import logging
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ import numpy as np
 _MODEL_CACHE: dict[tuple, Any] = {}
 _MODEL_LOCK = threading.Lock()
 _POOLS: dict[tuple, Any] = {}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,6 +101,8 @@ def decode_pool(kind: str, workers: int | None):
         pool = _POOLS.get(key)
         if pool is None:
             pool = _POOLS[key] = make_pool(kind, workers)
+            log.info("decode pool started: %s, %d workers (pid %d), kept for the following chunks",
+                     type(pool).__name__, workers, os.getpid())
     return pool
 
 

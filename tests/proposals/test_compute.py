@@ -91,6 +91,46 @@ def test_real_worker_computes_a_chunk_through_the_broker(thread_decode, celery_w
     assert run.n_done == 2
 
 
+@pytest.fixture
+def process_decode(monkeypatch):
+    monkeypatch.setenv("AVCROWD_DECODE_POOL", "process")
+    monkeypatch.setenv("AVCROWD_DECODE_WORKERS", "2")
+
+
+@pytest.mark.worker
+def test_real_solo_worker_decodes_in_one_warm_process_pool(process_decode, celery_worker_process, clip_factory,
+                                                           taxonomy, tmp_path):
+    """The GPU worker's setup (`--pool solo`, process decoding): decoder processes can be started from
+    the worker, one pool serves every chunk, and a run with a broken clip still finishes."""
+    from annotation.models import Dataset
+    from proposals.models import ModelCheckpoint
+    from proposals.tasks import compute_chunk
+
+    ds = Dataset.objects.create(name="worker-procs")
+    for i in range(3):
+        Clip.objects.create(dataset=ds, video_id=f"w{i}", media_url=str(clip_factory(f"w{i}", seed=i)))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"this is not a video")
+    Clip.objects.create(dataset=ds, video_id="wbad", media_url=str(broken))
+    ckpt = ModelCheckpoint.objects.create(name="tiny-p", architecture="cavmae", config={"preset": "tiny"})
+    run = ModelRun.objects.create(dataset=ds, checkpoint=ckpt, status="running", n_clips=4,
+                                  modalities=["a", "v", "av"])
+    chunks = [RunChunk.objects.create(run=run, index=0, video_ids=["w0", "w1"]),
+              RunChunk.objects.create(run=run, index=1, video_ids=["w2", "wbad"])]
+    for chunk in chunks:
+        assert compute_chunk.apply_async(args=[chunk.pk], queue=celery_worker_process).get(timeout=180) == "done"
+    log = (tmp_path / "worker.log").read_text()
+    started = [line for line in log.splitlines() if "decode pool started" in line]
+    assert len(started) == 1, log
+    assert "ProcessPoolExecutor, 2 workers" in started[0]
+    run.refresh_from_db()
+    assert run.status == ModelRun.DONE and run.n_done == 4
+    assert [e["video_id"] for e in run.errors] == ["wbad"] and "broken.mp4" in run.errors[0]["error"]
+    video_ids, scores = run_scores(run)
+    assert video_ids == ["w0", "w1", "w2"] and sorted(scores) == ["a", "av", "v"]
+    assert all(np.isfinite(a).all() and a.shape == (3, 309) for a in scores.values())
+
+
 def test_decode_pool_settings_from_the_environment(monkeypatch):
     monkeypatch.delenv("AVCROWD_DECODE_POOL", raising=False)
     monkeypatch.delenv("AVCROWD_DECODE_WORKERS", raising=False)
