@@ -326,19 +326,25 @@ def proposal_set_create(dataset: Dataset, strategy: Strategy | dict | str | None
         pset = ProposalSet.objects.create(dataset=dataset, strategy=strat.to_dict(), active=activate,
                                           evaluation=report)
         pset.runs.set(runs)
-        batch: list[Proposal] = []
-        total = 0
-        for vid, name, prov in result.records():
-            batch.append(Proposal(proposal_set=pset, clip_id=clip_pk[vid], cls_id=cls_pk[name], provenance=prov))
-            if len(batch) >= 5000:
-                Proposal.objects.bulk_create(batch)
-                total += len(batch)
-                batch = []
-        Proposal.objects.bulk_create(batch)
-        total += len(batch)
-        pset.n_proposals = total
+        pset.n_proposals = proposals_store(pset, result, clip_pk, cls_pk)
         pset.save(update_fields=["n_proposals"])
     return pset
+
+
+def proposals_store(pset: ProposalSet, result, clip_pk: dict[str, int], cls_pk: dict[str, int],
+                    batch_size: int = 5000) -> int:
+    """Insert every proposal of `result` (with its provenance) into `pset`, `batch_size` rows per
+    INSERT; the caller holds the transaction. Returns the number of rows."""
+    batch: list[Proposal] = []
+    total = 0
+    for vid, name, prov in result.records():
+        batch.append(Proposal(proposal_set=pset, clip_id=clip_pk[vid], cls_id=cls_pk[name], provenance=prov))
+        if len(batch) >= batch_size:
+            Proposal.objects.bulk_create(batch)
+            total += len(batch)
+            batch = []
+    Proposal.objects.bulk_create(batch)
+    return total + len(batch)
 
 
 def _evaluate_result(dataset, preds, result) -> dict[str, Any]:
