@@ -93,6 +93,9 @@ DATASET_SUMMARY = inline_serializer("MarketplaceDatasetSummary", {
     "median_work_seconds": serializers.FloatField(allow_null=True),
     "median_reward": serializers.CharField(allow_null=True),
     "hourly_pay": serializers.CharField(allow_null=True, help_text="implied dollars per hour"),
+    "media_reports": inline_serializer("MarketplaceSummaryMediaReports", {
+        "clips": serializers.IntegerField(help_text="clips that at least one worker reported as not playing"),
+        "reports": serializers.IntegerField(help_text="answers reporting a clip as not playing")}),
     "workers": inline_serializer("MarketplaceSummaryWorker", {
         "worker": serializers.CharField(help_text="marketplace worker id"),
         "backend": serializers.CharField(),

@@ -47,6 +47,16 @@ def clips(request, name):
 
 
 @staff_member_required
+def media_reports(request, name):
+    ds = get_object_or_404(Dataset, name=name)
+    rows = [[(r["clip"].video_id, _admin(r["clip"])), (r["reports"], None), (r["answers"], None),
+             (", ".join(r["workers"]), None), (r["clip"].media_url, None)]
+            for r in ops.media_failure_reports(ds)]
+    return _table(request, ds, "Clips that workers reported as not loading or playing",
+                  ["clip", "reports", "answers", "reported by", "media"], rows)
+
+
+@staff_member_required
 def hits(request, name):
     ds = get_object_or_404(Dataset, name=name)
     status = request.GET.get("status") or None
@@ -122,6 +132,7 @@ urlpatterns = [
     path("<slug:name>/", dataset, name="dataset"),
     path("<slug:name>/clips/", clips, name="clips"),
     path("<slug:name>/hits/", hits, name="hits"),
+    path("<slug:name>/media-reports/", media_reports, name="media-reports"),
     path("<slug:name>/assignments/", assignments, name="assignments"),
     path("<slug:name>/workers/", workers, name="workers"),
     path("<slug:name>/sync/", sync_now, name="sync"),

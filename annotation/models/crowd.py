@@ -116,6 +116,9 @@ class ClipAnswer(models.Model):
     watch_seconds = models.FloatField(default=0)
     labels = models.JSONField(default=list, blank=True, help_text='[{"name", "audible", "visible"}]')
     comment = models.TextField(blank=True)
+    media_failed = models.BooleanField(
+        default=False, help_text="the worker reported that the clip does not load or play; such an answer "
+                                 "completes the clip without questions and is left out of the votes")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -9,7 +9,8 @@ from django.conf import settings
 from annotation.models import Assignment, Batch, BatchItem, ClipAnswer
 
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete"
-ANSWER_FIELDS = ("background_music", "voice_over", "static_image", "played", "watch_seconds", "labels", "comment")
+ANSWER_FIELDS = ("background_music", "voice_over", "static_image", "played", "watch_seconds", "labels", "comment",
+                 "media_failed")
 
 
 _BATCH_CLIPS: dict[int, dict[str, int]] = {}

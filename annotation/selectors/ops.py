@@ -13,9 +13,10 @@ from annotation.services.costs import dataset_spend
 
 
 def _accepted_counts(dataset) -> dict[int, int]:
-    """clip pk -> number of approved annotations (non-gold clips with at least one)."""
+    """clip pk -> number of approved annotations (non-gold clips with at least one); an answer that only reports
+    the clip as not playing is not an annotation."""
     return dict(ClipAnswer.objects.filter(assignment__batch__dataset=dataset, assignment__status=Assignment.APPROVED,
-                                          clip__is_gold=False)
+                                          clip__is_gold=False, media_failed=False)
                 .values("clip").annotate(n=Count("assignment", distinct=True)).values_list("clip", "n"))
 
 
@@ -80,6 +81,26 @@ def workers_list(dataset) -> list[dict]:
     return out
 
 
+def media_failure_reports(dataset) -> list[dict]:
+    """Clips that workers reported as not loading or playing, most reported first:
+    [{"clip", "reports", "answers", "workers": [external ids]}] (answers: all saved answers of the clip)."""
+    counts = list(ClipAnswer.objects.filter(assignment__batch__dataset=dataset).values("clip")
+                  .annotate(reports=Count("id", filter=Q(media_failed=True)), answers=Count("id"))
+                  .filter(reports__gt=0).values_list("clip", "reports", "answers"))
+    if not counts:
+        return []
+    clips = Clip.objects.in_bulk([c for c, _, _ in counts])
+    workers: dict[int, list[str]] = {}
+    for clip_id, ext in (ClipAnswer.objects.filter(clip_id__in=clips, media_failed=True,
+                                                   assignment__batch__dataset=dataset)
+                         .order_by("assignment__worker__external_id")
+                         .values_list("clip_id", "assignment__worker__external_id")):
+        workers.setdefault(clip_id, []).append(ext)
+    out = [{"clip": clips[c], "reports": r, "answers": n, "workers": workers.get(c, [])} for c, r, n in counts]
+    out.sort(key=lambda row: (-row["reports"], row["clip"].video_id))
+    return out
+
+
 def dataset_ops(dataset: Dataset) -> dict:
     hit_status = dict(Hit.objects.filter(batch__dataset=dataset).values_list("status")
                       .annotate(n=Count("id")).values_list("status", "n"))
@@ -94,6 +115,7 @@ def dataset_ops(dataset: Dataset) -> dict:
     hourly = (Decimal(median_reward) * 3600 / Decimal(str(median_work))).quantize(Decimal("0.01")) \
         if median_work and median_reward else None
     spend = dataset_spend(dataset)
+    reports = media_failure_reports(dataset)
     return {
         "dataset": dataset,
         "name": dataset.name,
@@ -108,6 +130,7 @@ def dataset_ops(dataset: Dataset) -> dict:
         "median_reward": str(median_reward) if median_reward is not None else None,
         "hourly_pay": str(hourly) if hourly is not None else None,
         "workers": workers_list(dataset),
+        "media_reports": {"clips": len(reports), "reports": sum(r["reports"] for r in reports)},
         "rejections": list(assignments_list(dataset, status=Assignment.REJECTED)
                            .order_by("-decided_at", "-id")[:10]),
         "operations": list(Operation.objects.filter(dataset=dataset)[:10]),

@@ -33,7 +33,7 @@ HIT_TOKEN_SALT = "avcrowd.hit-token"
 HIT_TOKEN_MAX_AGE = 30 * 24 * 3600
 BACKENDS = {b for b, _ in Worker.BACKENDS}
 META_KEYS = ("background_music", "voice_over", "static_image")
-ANSWER_KEYS = META_KEYS + ("played", "watch_seconds", "labels", "comment")
+ANSWER_KEYS = META_KEYS + ("played", "watch_seconds", "labels", "comment", "media_failed")
 MAX_COMMENT = 2000
 MAX_WATCH_SECONDS = 24 * 3600
 
@@ -116,6 +116,11 @@ def clean_answer_payload(payload) -> dict:
     if not isinstance(played, bool):
         raise ValidationError(f"field 'played' is {played!r}; allowed: true or false", field="played")
     clean["played"] = played
+    failed = payload.get("media_failed", False)
+    if not isinstance(failed, bool):
+        raise ValidationError(f"field 'media_failed' is {failed!r}; allowed: true (the clip does not load or play) "
+                              "or false", field="media_failed")
+    clean["media_failed"] = failed
     watch = payload.get("watch_seconds", 0)
     if isinstance(watch, bool) or not isinstance(watch, (int, float)) or not math.isfinite(watch) \
             or not 0 <= watch <= MAX_WATCH_SECONDS:
@@ -215,13 +220,13 @@ def _upsert_sql(vendor: str) -> str:
     t = ClipAnswer._meta.db_table
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"
     cols = ("assignment_id", "clip_id", "background_music", "voice_over", "static_image", "played",
-            "watch_seconds", "labels", "comment", "updated_at")
+            "watch_seconds", "labels", "comment", "media_failed", "updated_at")
     return (f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
             f"ON CONFLICT (assignment_id, clip_id) DO UPDATE SET "
             f"background_music = EXCLUDED.background_music, voice_over = EXCLUDED.voice_over, "
             f"static_image = EXCLUDED.static_image, played = ({t}.played OR EXCLUDED.played), "
             f"watch_seconds = {greatest}({t}.watch_seconds, EXCLUDED.watch_seconds), labels = EXCLUDED.labels, "
-            f"comment = EXCLUDED.comment, updated_at = EXCLUDED.updated_at")
+            f"comment = EXCLUDED.comment, media_failed = EXCLUDED.media_failed, updated_at = EXCLUDED.updated_at")
 
 
 def _upsert(assignment_pk: int, clip_id: int, clean: dict):
@@ -231,7 +236,7 @@ def _upsert(assignment_pk: int, clip_id: int, clean: dict):
     now = timezone.now()
     params = [assignment_pk, clip_id, clean["background_music"], clean["voice_over"], clean["static_image"],
               clean["played"], clean["watch_seconds"], json.dumps(clean["labels"]), clean["comment"],
-              now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)]
+              clean["media_failed"], now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)]
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(connection.vendor), params)
     return now
@@ -293,11 +298,14 @@ def assignment_set_position(assignment: Assignment, position) -> Assignment:
 
 # --- submit, scoring, policy ------------------------------------------------------------------------------
 def assignment_incomplete(assignment: Assignment) -> list[dict]:
-    """[{"video_id", "missing": [...]}] for every clip not yet complete (played, three meta questions)."""
+    """[{"video_id", "missing": [...]}] for every clip not yet complete (played, three meta questions).
+    A clip the worker reported as not loading or playing (media_failed) is complete."""
     answers = {a.clip_id: a for a in ClipAnswer.objects.filter(assignment=assignment)}
     out = []
     for item in BatchItem.objects.filter(batch_id=assignment.batch_id).select_related("clip").order_by("position"):
         answer = answers.get(item.clip_id)
+        if answer is not None and answer.media_failed:
+            continue
         missing = []
         if answer is None or not answer.played:
             missing.append("played")

@@ -142,7 +142,7 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
         rank = {a_id: i for i, (a_id, _w, _f) in enumerate(part)}
         ticks = _ticked_labels_sql(list(info))  # None: backend without JSON table functions
         fields = ["assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image"]
-        rows = list(ClipAnswer.objects.filter(assignment_id__in=list(info))
+        rows = list(ClipAnswer.objects.filter(assignment_id__in=list(info), media_failed=False)
                     .values_list(*(fields if ticks is not None else fields + ["labels"])))
         rows.sort(key=lambda r: (rank[r[0]], r[1]))
         for row in rows:

@@ -93,6 +93,7 @@ def test_autosave_is_an_idempotent_upsert_restored_on_reload(client, batch, star
     ("ok", "{not json", "body"),
     ("ok", "[1, 2]", "body"),
     ("ok", {"played": "yes"}, "played"),
+    ("ok", {"media_failed": "broken"}, "media_failed"),
     ("ok", {"background_music": 1}, "background_music"),
     ("ok", {"watch_seconds": -3}, "watch_seconds"),
     ("ok", {"colour": "red"}, "colour"),
@@ -150,6 +151,31 @@ def test_submit_checks_completeness_then_hands_off_to_mturk_and_is_harmless_twic
     r = put(client, f"/api/hit/assignments/{started['assignment']}/position", {"position": 1}, started["token"])
     assert r.status_code == 403
     assert session(client, batch, **MTURK).json()["handoff"]["kind"] == "mturk"
+
+
+def test_a_clip_reported_as_not_playing_needs_no_answers_and_the_report_can_be_taken_back(client, batch, started,
+                                                                                          taxonomy):
+    url = f"/api/hit/assignments/{started['assignment']}/submit"
+    vids = [c["video_id"] for c in started["clips"]]
+    broken = next(v for v in vids if not v.startswith("g"))
+    assert put(client, answer_url(started, broken), {"media_failed": True}, started["token"]).status_code == 200
+    for vid in vids:
+        if vid != broken:
+            labels = gold_perfect_labels(taxonomy, vid) if vid.startswith("g") else []
+            assert put(client, answer_url(started, vid), complete_payload(labels), started["token"]).status_code == 200
+    # the reload restores the report; taking it back (the clip played after all) makes the clip incomplete again
+    assert session(client, batch, **MTURK).json()["answers"][broken]["media_failed"] is True
+    assert put(client, answer_url(started, broken), {"media_failed": False}, started["token"]).status_code == 200
+    r = client.post(url, "{}", content_type="application/json", HTTP_X_HIT_TOKEN=started["token"])
+    assert r.status_code == 400
+    assert r.json()["details"]["incomplete"] == [
+        {"video_id": broken, "position": vids.index(broken),
+         "missing": ["played", "background_music", "voice_over", "static_image"]}]
+    assert put(client, answer_url(started, broken), {"media_failed": True}, started["token"]).status_code == 200
+    r = client.post(url, "{}", content_type="application/json", HTTP_X_HIT_TOKEN=started["token"])
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    stored = ClipAnswer.objects.get(clip__video_id=broken)
+    assert stored.media_failed and not stored.played and stored.labels == []
 
 
 def test_prolific_arrival_and_completion_url(client, batch, settings):

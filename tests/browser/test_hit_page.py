@@ -209,6 +209,49 @@ def test_preview_shows_instructions_and_first_clip_and_stores_nothing(hit_page, 
     assert requests and all("/session" in r for r in requests)   # no save was even attempted
 
 
+def test_a_clip_that_does_not_load_is_reported_and_skipped_and_the_hit_can_be_submitted(hit_page, hit_batch,
+                                                                                        live_server):
+    """The media of one clip is gone from storage: the page says so, Next stays refused until the worker reports
+    the clip, the report is saved and shown in the review, and the HIT is submitted."""
+    import os
+
+    from annotation.models import BatchItem
+
+    items = list(BatchItem.objects.filter(batch=hit_batch).select_related("clip").order_by("position"))
+    broken = next(i for i in items if not i.is_gold)
+    os.remove(broken.clip.media.path)
+    page = hit_page.open(hit_batch, assignmentId="ASSIGN9", turkSubmitTo=live_server.url, **MTURK)
+    page.start()
+    for n, item in enumerate(items, start=1):
+        page.wait(lambda d: page.progress() == f"Clip {n} of 4")
+        if item is not broken:
+            page.wait_played()
+            page.answer_meta()
+            page.box("dog barking audible").click()
+        else:
+            page.wait(lambda d: page.el("video-error").is_displayed(), "the load error was not shown")
+            assert "could not be loaded" in page.text("video-error")
+            page.el("btn-next").click()
+            assert page.progress() == f"Clip {n} of 4" and "play the clip" in page.text("message")
+            page.el("btn-video-report").click()
+            page.wait(lambda d: page.el("play-state").get_attribute("data-failed") == "true")
+            assert page.text("play-state") == "Reported as not playing (skipped)"
+            assert page.text("nav-hint") == ""
+        page.el("btn-next").click()
+    page.wait(lambda d: page.state() == "review", "the review screen did not open")
+    row = page.driver.find_element("css selector", f'#review-rows tr[data-video-id="{broken.clip.video_id}"]')
+    assert "reported as not playing" in row.text and "has-problems" not in (row.get_attribute("class") or "")
+    page.wait_saved()
+    page.el("btn-submit").click()
+    page.wait(lambda d: d.find_elements("id", "mturk-received"), "the HIT was not submitted and handed to MTurk")
+    assert test_urls.RECEIVED == [{"method": "POST", "assignmentId": "ASSIGN9"}]
+    assignment = Assignment.objects.get(external_assignment_id="ASSIGN9")
+    answers = answers_by_video(assignment)
+    assert assignment.status != "in_progress" and len(answers) == 4
+    assert answers[broken.clip.video_id].media_failed and not answers[broken.clip.video_id].played
+    assert not any(a.media_failed for v, a in answers.items() if v != broken.clip.video_id)
+
+
 def test_unknown_batch_is_a_plain_not_found(browser, live_server):
     browser.get(f"{live_server.url}/hit/00000000-0000-4000-8000-000000000000/?workerId=W&assignmentId=A")
     assert "does not exist" in browser.find_element("tag name", "body").text

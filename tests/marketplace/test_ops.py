@@ -78,6 +78,25 @@ def test_every_number_links_to_the_list_behind_it(admin_client, dataset, worked)
     assert "catch-trial F1 0.000 is below" in html
 
 
+def test_clips_reported_as_not_playing_are_counted_and_listed(admin_client, dataset, worked):
+    from annotation.models import ClipAnswer
+
+    html = admin_client.get(f"/ops/{dataset.name}/").content.decode()
+    assert _figures(html)["media-reports"][1] == "0 clip(s), 0 report(s)"
+    answer = ClipAnswer.objects.filter(assignment=worked["W-good"], clip__is_gold=False).order_by("clip__video_id")[0]
+    ClipAnswer.objects.filter(pk=answer.pk).update(media_failed=True, labels=[])
+    html = admin_client.get(f"/ops/{dataset.name}/").content.decode()
+    figs = _figures(html)
+    href, text = figs["media-reports"]
+    assert text == "1 clip(s), 1 report(s)"
+    page = admin_client.get(href).content.decode()
+    assert "1 row(s)" in page and answer.clip.video_id in page and "W-good" in page
+    # the report is not an annotation: that clip is back to 0 accepted annotations
+    assert figs["progress-0"][1] == "0: 1" and figs["progress-1"][1] == "1: 2"
+    summary = admin_client.get(f"/api/marketplace/datasets/{dataset.name}/summary/").json()
+    assert summary["media_reports"] == {"clips": 1, "reports": 1}
+
+
 def test_workers_list_shows_quality_and_approval_rate(admin_client, dataset, worked):
     page = admin_client.get(f"/ops/{dataset.name}/workers/").content.decode()
     assert "W-good" in page and "1.00" in page and "100 %" in page

@@ -85,6 +85,21 @@ def test_release_merges_top_k_closes_over_relations_and_overrides_gold(crowd):
     assert release.source_counts["annotations_used"] == 9
 
 
+def test_an_answer_reporting_the_clip_as_not_playing_is_not_a_vote(crowd):
+    """b_clip has three approved answers; when one of them only says "the clip does not play", it is not an
+    empty vote: the clip has two real answers of the three it needs, so it goes back to the queue."""
+    ds, clips, w = crowd
+    ClipAnswer.objects.filter(clip=clips["b_clip"], assignment__worker=w[1]).update(
+        labels=[], background_music=None, voice_over=None, static_image=None, played=False, media_failed=True)
+    rel = release_create(ds, "with-report")
+    assert "b_clip" in rel.stats["needs_annotation_ids"]
+    assert not ReleaseLabel.objects.filter(release=rel, release_clip__clip=clips["b_clip"]).exists()
+    ClipAnswer.objects.filter(clip=clips["b_clip"], assignment__worker=w[1]).update(media_failed=False)
+    rel = release_create(ds, "report-taken-back")
+    assert "b_clip" not in rel.stats["needs_annotation_ids"]
+    assert ReleaseLabel.objects.filter(release=rel, release_clip__clip=clips["b_clip"], name="dog barking", modality="V").exists()
+
+
 def test_release_is_immutable_and_names_are_unique(crowd):
     ds, _clips, _w = crowd
     release = release_create(ds, "v1")

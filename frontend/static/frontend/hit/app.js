@@ -47,6 +47,7 @@ function blankAnswer(clip) {
   return {
     background_music: null, voice_over: null, static_image: null, played: false, watch_seconds: 0,
     labels: clip.proposals.map((name) => ({ name, audible: false, visible: false })), comment: "",
+    media_failed: false,
   };
 }
 
@@ -68,6 +69,7 @@ function labelOf(answer, name) {
 
 function problemsOf(clip) {
   const answer = answerOf(clip);
+  if (answer.media_failed) return [];   // reported as not loading or playing: nothing more is asked
   const problems = [];
   if (!answer.played) problems.push("play the clip");
   for (const m of state.meta) {
@@ -121,8 +123,11 @@ function playbackOf(clip) {
 function renderPlayState(clip) {
   const pb = playbackOf(clip);
   const d = el.video.duration;
+  const failed = !!answerOf(clip).media_failed && !pb.played;
   el.playState.dataset.played = String(pb.played);
-  if (pb.played) el.playState.textContent = `Played ✓ (watched ${pb.watch.toFixed(1)} s)`;
+  el.playState.dataset.failed = String(failed);
+  if (failed) el.playState.textContent = "Reported as not playing (skipped)";
+  else if (pb.played) el.playState.textContent = `Played ✓ (watched ${pb.watch.toFixed(1)} s)`;
   else if (pb.bins.size && d) el.playState.textContent = `Playing… ${Math.round(100 * pb.bins.size / BINS)} % seen`;
   else el.playState.textContent = "Not played yet";
   el.play.textContent = el.video.paused ? "Play" : "Pause";
@@ -155,6 +160,28 @@ function trackTime() {
   }
   pb.last = t;
   renderPlayState(clip);
+}
+
+// A clip whose media does not load: the worker reports it and moves on (the clip needs no answers; the
+// report reaches the admins). If it plays after all (Try again), the report is taken back.
+function reportMediaFailed() {
+  const clip = currentClip();
+  if (!clip || state.preview || state.view !== "clip") return;
+  answerOf(clip).media_failed = true;
+  save(clip);
+  renderPlayState(clip);
+  renderNav();
+  flash("Thank you: the clip is reported as not playing. You can move on to the next one.", "info");
+}
+
+function mediaPlays() {
+  const clip = currentClip();
+  el.videoError.hidden = true;
+  if (!clip || state.preview || !answerOf(clip).media_failed) return;
+  answerOf(clip).media_failed = false;
+  save(clip);
+  renderPlayState(clip);
+  renderNav();
 }
 
 function togglePlay() {
@@ -339,7 +366,7 @@ function openReview() {
     const tr = document.createElement("tr");
     tr.dataset.videoId = clip.video_id;
     if (problems.length) tr.className = "has-problems";
-    const meta = state.meta.map((m) => {
+    const meta = answer.media_failed ? "reported as not playing" : state.meta.map((m) => {
       const v = answer[m.key];
       return `${m.key.replace(/_/g, " ")}: ${v === true ? "yes" : v === false ? "no" : "?"}`;
     }).join("; ");
@@ -640,7 +667,8 @@ el.video.addEventListener("error", () => {
   console.warn(`clip media error ${err.code}: ${err.message}`);
   el.videoError.hidden = false;
 });
-for (const type of ["loadeddata", "playing"]) el.video.addEventListener(type, () => { el.videoError.hidden = true; });
+for (const type of ["loadeddata", "playing"]) el.video.addEventListener(type, mediaPlays);
+$("btn-video-report").addEventListener("click", reportMediaFailed);
 $("btn-video-retry").addEventListener("click", () => {
   delete el.video.dataset.videoId;
   loadVideo(currentClip());
