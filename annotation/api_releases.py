@@ -47,6 +47,15 @@ class ReleaseCreateSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=METHODS, default="majority")
     k = serializers.IntegerField(min_value=1, required=False)
     gold_override = serializers.BooleanField(default=True)
+    background = serializers.BooleanField(
+        default=False, help_text="create it in the background: 202 with the operation to poll (for large datasets "
+                                 "or Dawid-Skene, which outlast an HTTP request)")
+
+
+class ReleaseStartedSerializer(serializers.Serializer):
+    operation = serializers.IntegerField()
+    status_url = serializers.CharField(help_text="GET it until status is done (summary.release is the new release's "
+                                                 "id) or failed (message says why)")
 
 
 class ReleaseImportSerializer(serializers.Serializer):
@@ -107,14 +116,25 @@ class ReleaseList(APIView):
             qs = qs.filter(dataset__name=request.query_params["dataset"])
         return Response(ReleaseSerializer(qs, many=True).data)
 
-    @extend_schema(request=ReleaseCreateSerializer, responses={201: ReleaseDetailSerializer})
+    @extend_schema(request=ReleaseCreateSerializer,
+                   responses={201: ReleaseDetailSerializer, 202: ReleaseStartedSerializer})
     def post(self, request):
-        from annotation.services.releases import release_create
+        from django.urls import reverse
+
+        from annotation.services.releases import release_create, release_create_start
 
         ser = ReleaseCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
         params = {"k": d["k"]} if d.get("k") else {}
+        if d["background"]:
+            try:
+                op = release_create_start(d["dataset"], d["name"], method=d["method"], params=params,
+                                          user=request.user, gold_override=d["gold_override"])
+            except AvcrowdError as exc:
+                return _error(exc)
+            return Response({"operation": op.pk, "status_url": reverse("api_marketplace:operation", args=[op.pk])},
+                            status=status.HTTP_202_ACCEPTED)
         try:
             release = release_create(d["dataset"], d["name"], method=d["method"], params=params, user=request.user,
                                      gold_override=d["gold_override"])

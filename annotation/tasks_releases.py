@@ -2,6 +2,14 @@
 from celery import shared_task
 
 
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def release_create_task(self, operation_id: int) -> str:
+    """Create a release requested from the page (Operation kind "release"); its outcome is on the Operation."""
+    from annotation.services.releases import release_create_run
+
+    return release_create_run(operation_id).status
+
+
 @shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=300,
              max_retries=3)
 def release_export_task(self, export_id: int) -> dict:

@@ -31,7 +31,7 @@ def release_list(request):
 @login_required
 @staff_required
 def release_new(request):
-    from annotation.services.releases import release_create
+    from annotation.services.releases import release_create_start
 
     dataset = get_object_or_404(Dataset, name=request.POST.get("dataset", ""))
     k = request.POST.get("k") or ""
@@ -42,13 +42,17 @@ def release_new(request):
             return redirect("releases:list")
         params["k"] = int(k)
     try:
-        release = release_create(dataset, request.POST.get("name", ""), method=request.POST.get("method", "majority"),
-                                 params=params, user=request.user)
+        op = release_create_start(dataset, request.POST.get("name", ""),
+                                  method=request.POST.get("method", "majority"), params=params, user=request.user)
     except AvcrowdError as exc:
         messages.error(request, exc.message)
         return redirect("releases:list")
-    messages.success(request, f"release {dataset.name}/{release.name} created")
-    return redirect("releases:detail", pk=release.pk)
+    op.refresh_from_db()  # done already where tasks run in-process
+    if op.status == op.DONE:
+        messages.success(request, op.message)
+        return redirect(op.summary["url"])
+    messages.info(request, f"release {dataset.name}/{op.summary['name']} is being created in the background")
+    return redirect("ops:operation", pk=op.pk)
 
 
 @login_required

@@ -173,10 +173,10 @@ class InhouseTask(models.Model):
 
 
 class Operation(models.Model):
-    """A long operation (publish, sync, import) with its progress and final summary."""
+    """A long operation (publish, sync, import, release creation) with its progress and final summary."""
 
-    PUBLISH, SYNC, IMPORT = "publish", "sync", "import"
-    KINDS = [(PUBLISH, "publish"), (SYNC, "sync"), (IMPORT, "import")]
+    PUBLISH, SYNC, IMPORT, RELEASE = "publish", "sync", "import", "release"
+    KINDS = [(PUBLISH, "publish"), (SYNC, "sync"), (IMPORT, "import"), (RELEASE, "release")]
     RUNNING, DONE, FAILED = "running", "done", "failed"
     STATUSES = [(RUNNING, "running"), (DONE, "done"), (FAILED, "failed")]
 

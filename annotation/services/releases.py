@@ -19,10 +19,10 @@ from django.utils import timezone
 from annotation.core.agreement import agreement
 from annotation.core.merge import META_LABELS, METHODS, MODALITY_NAMES, Votes, merge, worker_quality_from_gold
 from annotation.core.taxonomy import closure
-from annotation.errors import ImportFailed, NotFound, ValidationError
+from annotation.errors import AvcrowdError, ImportFailed, NotFound, ValidationError
 from annotation.models import (
-    Assignment, Clip, ClipAnswer, Dataset, ExpertAnnotation, GoldLabel, Release, ReleaseClip, ReleaseExport,
-    ReleaseLabel, TaxonomyClass,
+    Assignment, Clip, ClipAnswer, Dataset, ExpertAnnotation, GoldLabel, Operation, Release, ReleaseClip,
+    ReleaseExport, ReleaseLabel, TaxonomyClass,
 )
 from annotation.models.releases import ImmutableReleaseError  # noqa: F401  (re-exported for callers)
 
@@ -228,6 +228,17 @@ def _check_name(dataset: Dataset, name: str):
     return name
 
 
+def _check_request(dataset: Dataset, name: str, method: str, params: dict | None) -> tuple[str, dict]:
+    """(clean name, params with k) for a release request, or ValidationError naming the field."""
+    if method not in METHODS:
+        raise ValidationError(f"unknown merge method {method!r}; allowed: {', '.join(METHODS)}", field="method")
+    params = dict(params or {})
+    k = params.setdefault("k", int(dataset.annotations_per_clip or 3))
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValidationError(f"k must be a positive integer; got {k!r}", field="k")
+    return _check_name(dataset, name), params
+
+
 def release_stats(clip_meta: np.ndarray, label_rows: list, n_clips: int) -> dict:
     """Summary like the VGGSounder overview: clips, labels per clip, modality and meta shares, origins."""
     n_labels = len(label_rows)
@@ -274,13 +285,7 @@ def release_create(dataset: Dataset, name: str, *, method: str = "majority", par
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
 
-    if method not in METHODS:
-        raise ValidationError(f"unknown merge method {method!r}; allowed: {', '.join(METHODS)}", field="method")
-    params = dict(params or {})
-    k = params.setdefault("k", int(dataset.annotations_per_clip or 3))
-    if not isinstance(k, int) or k < 1:
-        raise ValidationError(f"k must be a positive integer; got {k!r}", field="k")
-    name = _check_name(dataset, name)
+    name, params = _check_request(dataset, name, method, params)
     loaded = votes_load(dataset, include_experts=include_experts, with_proposals=True)
     votes = loaded.votes
     timings["load"] = time.perf_counter() - t0
@@ -347,6 +352,60 @@ def release_create(dataset: Dataset, name: str, *, method: str = "majority", par
     timings["store"] = time.perf_counter() - t0
     log.info("release %s created: %d clips, %d labels", release, len(order_clips), len(label_rows))
     return release
+
+
+def release_create_start(dataset: Dataset, name: str, *, method: str = "majority", params: dict | None = None,
+                         user=None, gold_override: bool = True) -> Operation:
+    """Check the request now (a bad name, method or k, or a dataset without approved annotations, is refused
+    and nothing is started), then create the release in the background: Celery `release_create_task` runs
+    release_create; the returned Operation (kind "release") reports the outcome and links the release.
+    A web request would time out on a large dataset (Dawid-Skene on 15,000 clips takes minutes)."""
+    from annotation.tasks_releases import release_create_task  # noqa: PLC0415
+
+    name, params = _check_request(dataset, name, method, params)
+    if not (ClipAnswer.objects.filter(assignment__batch__dataset=dataset, assignment__status=Assignment.APPROVED,
+                                      media_failed=False).exists()
+            or ExpertAnnotation.objects.filter(clip__dataset=dataset).exists()):
+        raise ValidationError(f"dataset {dataset.name} has no approved annotations yet; approve some "
+                              "assignments (or add in-house annotations) before creating a release", field="dataset")
+    with transaction.atomic():
+        op = Operation.objects.create(
+            kind=Operation.RELEASE, dataset=dataset, total=1, started_by=user,
+            message=f"merging the approved annotations of {dataset.name} into release {name!r} ({method})",
+            summary={"name": name, "method": method, "params": params, "gold_override": gold_override})
+        transaction.on_commit(lambda: release_create_task.delay(op.pk))
+    return op
+
+
+def release_create_run(operation_id: int):
+    """The background half of release_create_start; a repeated delivery of a finished operation does nothing.
+    The outcome (the release's link and size, or the reason it failed) is stored on the Operation."""
+    from django.urls import reverse  # noqa: PLC0415
+
+    op = Operation.objects.select_related("dataset", "started_by").get(pk=operation_id)
+    if op.status != Operation.RUNNING:
+        return op
+    s = dict(op.summary)
+    release = Release.objects.filter(dataset=op.dataset, name=s["name"], created_at__gte=op.started_at).first()
+    try:
+        if release is None:  # else: stored by an earlier delivery that died before recording it
+            release = release_create(op.dataset, s["name"], method=s["method"], params=s["params"],
+                                     user=op.started_by, gold_override=s["gold_override"])
+    except AvcrowdError as exc:
+        op.status, op.message = Operation.FAILED, exc.message
+    except Exception as exc:  # noqa: BLE001 - recorded for the admin, the traceback goes to the log
+        log.exception("release creation (operation %s) failed", op.pk)
+        op.status, op.message = Operation.FAILED, f"{type(exc).__name__}: {exc}"
+    else:
+        st = release.stats or {}
+        op.status, op.done = Operation.DONE, 1
+        op.message = (f"release {op.dataset.name}/{release.name} created: {st.get('clips', 0)} clips, "
+                      f"{st.get('labels', 0)} labels, {st.get('needs_annotation', 0)} clips need more annotation")
+        s.update(release=release.pk, url=reverse("releases:detail", args=[release.pk]))
+    op.summary = s
+    op.finished_at = timezone.now()
+    op.save(update_fields=["status", "done", "message", "summary", "finished_at"])
+    return op
 
 
 def _bulk_insert(model, columns: list[str], rows) -> None:

@@ -1,5 +1,7 @@
 """Release pages and REST API: read/export for researchers, create/import for staff, streamed and background
 exports with progress."""
+import html
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -111,15 +113,81 @@ def test_release_pages_show_stats_clips_diff_and_download(release, client, tmp_p
 from tests.releases.test_releases_db import crowd  # noqa: E402,F401  (fixture)
 
 
-def test_merged_release_page_shows_agreement_and_staff_can_create(crowd, client):
+def test_merged_release_page_shows_agreement_and_staff_can_create(crowd, client, django_capture_on_commit_callbacks):
     staff_user = get_user_model().objects.create_user("admin2", password="x", is_staff=True)
     client.force_login(staff_user)
-    r = client.post("/releases/new/", {"dataset": "rel", "name": "web-v1", "method": "majority", "k": "3"})
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post("/releases/new/", {"dataset": "rel", "name": "web-v1", "method": "majority", "k": "3"})
     release = Release.objects.get(name="web-v1")
-    assert r.status_code == 302 and r["Location"] == f"/releases/{release.pk}/"
-    page = client.get(r["Location"]).content.decode()
+    assert r.status_code == 302
+    assert f'href="/releases/{release.pk}/"' in client.get(r["Location"]).content.decode()
+    page = client.get(f"/releases/{release.pk}/").content.decode()
     assert "Krippendorff" in page and "Least reliable classes" in page
     assert "cattle mooing <small>A · auto</small>" in page  # auto-added label shown with its origin
     assert "1 clips with fewer than k approved annotations" in page
     r = client.post("/releases/new/", {"dataset": "rel", "name": "web-v1", "method": "majority"}, follow=True)
     assert "already has a release named" in r.content.decode()
+
+
+def test_a_release_requested_on_the_page_is_made_in_the_background_and_linked_when_done(
+        crowd, client, django_capture_on_commit_callbacks):
+    """The request only checks and queues; the operation page shows the running merge, then links the release."""
+    from annotation.models import Operation
+
+    staff_user = get_user_model().objects.create_user("admin3", password="x", is_staff=True)
+    client.force_login(staff_user)
+    with django_capture_on_commit_callbacks(execute=False) as queued:   # as with a real worker: not run yet
+        r = client.post("/releases/new/", {"dataset": "rel", "name": "bg-v1", "method": "dawid_skene"})
+    op = Operation.objects.get(kind="release")
+    assert r.status_code == 302 and r["Location"] == f"/ops/operations/{op.pk}/"
+    assert op.status == "running" and not Release.objects.filter(name="bg-v1").exists() and len(queued) == 1
+    page = client.get(r["Location"]).content.decode()
+    assert 'http-equiv="refresh"' in page and "bg-v1" in page and 'id="op-result"' not in page
+    queued[0]()   # the worker's turn
+    op.refresh_from_db()
+    release = Release.objects.get(dataset__name="rel", name="bg-v1")
+    assert op.status == "done" and op.summary["release"] == release.pk and release.method == "dawid_skene"
+    page = client.get(r["Location"]).content.decode()
+    assert f'href="/releases/{release.pk}/"' in page and "3 clips, " in page and 'http-equiv="refresh"' not in page
+    # a redelivered task changes nothing
+    from annotation.services.releases import release_create_run
+
+    assert release_create_run(op.pk).status == "done" and Release.objects.filter(name="bg-v1").count() == 1
+
+
+def test_bad_release_requests_are_refused_before_anything_is_queued(crowd, client):
+    from annotation.models import Operation
+
+    staff_user = get_user_model().objects.create_user("admin4", password="x", is_staff=True)
+    client.force_login(staff_user)
+    Dataset.objects.create(name="empty")
+    for body, text in (({"dataset": "rel", "name": "x", "method": "vote"}, "unknown merge method 'vote'"),
+                       ({"dataset": "rel", "name": "a/b"}, "is not allowed"),
+                       ({"dataset": "empty", "name": "v1"}, "has no approved annotations yet")):
+        r = client.post("/releases/new/", body, follow=True)
+        assert text in html.unescape(r.content.decode()), body
+    assert Operation.objects.count() == 0
+
+
+def test_api_background_creation_returns_the_operation_to_poll(crowd, staff, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff.post("/api/releases/", {"dataset": "rel", "name": "api-bg", "background": True}, format="json")
+    assert r.status_code == 202, r.content
+    op = staff.get(r.json()["status_url"]).json()
+    release = Release.objects.get(name="api-bg")
+    assert op["kind"] == "release" and op["status"] == "done" and op["summary"]["release"] == release.pk
+    r = staff.post("/api/releases/", {"dataset": "rel", "name": "api-bg", "background": True}, format="json")
+    assert r.status_code == 400 and r.json()["field"] == "name"
+
+
+def test_a_release_that_fails_in_the_background_says_why(crowd, monkeypatch):
+    from annotation.models import Operation
+    from annotation.services import releases
+
+    op = Operation.objects.create(kind="release", dataset=Dataset.objects.get(name="rel"), total=1,
+                                  summary={"name": "boom", "method": "majority", "params": {"k": 3},
+                                           "gold_override": True})
+    monkeypatch.setattr(releases, "release_create", lambda *a, **k: (_ for _ in ()).throw(MemoryError("out of memory")))
+    op = releases.release_create_run(op.pk)
+    assert op.status == "failed" and op.message == "MemoryError: out of memory" and op.finished_at
+    assert not Release.objects.filter(name="boom").exists()
