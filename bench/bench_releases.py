@@ -11,6 +11,7 @@ Phases, each in its own process so that its peak memory (ru_maxrss) is its own:
 
     .venv/bin/python bench/bench_releases.py [--clips 15000] [--annotations 5] [--proposals 30]
         [--db sqlite | postgres://postgres@127.0.0.1:5432/avcrowd_bench_releases]
+        [--method majority|weighted|dawid_skene] [--n-iter 20] [--phase measure (re-use the database)]
 
 Targets: release creation < 10 s, export < 3 s.
 """
@@ -145,7 +146,7 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
             "peak_mib": round(_peak_mib(), 1)}
 
 
-def measure(db_url: str):
+def measure(db_url: str, method: str = "majority", params: dict | None = None):
     _django(db_url)
     from annotation.models import Dataset
     from annotation.services.releases import release_create, release_export_to_file
@@ -154,10 +155,11 @@ def measure(db_url: str):
     name = f"bench-{int(time.time() * 1000)}"
     timings: dict = {}
     t0 = time.perf_counter()
-    release = release_create(ds, name, timings=timings)
+    release = release_create(ds, name, method=method, params=params, timings=timings)
     create_s = time.perf_counter() - t0
     peak_create = _peak_mib()
     out = {"release_create_s": round(create_s, 2), "phases_s": {k: round(v, 2) for k, v in timings.items()},
+           "method": method, "merge_params": release.params,
            "clips": release.stats["clips"], "labels": release.stats["labels"],
            "peak_mib_after_create": round(peak_create, 1)}
     exports = {}
@@ -180,7 +182,10 @@ def main():
     ap.add_argument("--db", default="sqlite")
     ap.add_argument("--phase", choices=["all", "setup", "measure"], default="all")
     ap.add_argument("--repeat", type=int, default=1, help="measure runs (each in a fresh process)")
+    ap.add_argument("--method", default="majority", help="merge method of the measured release_create")
+    ap.add_argument("--n-iter", type=int, default=None, help="Dawid-Skene EM iterations (its default: 100)")
     args = ap.parse_args()
+    params = {"n_iter": args.n_iter} if args.n_iter else {}
     db = args.db
     if db == "sqlite":
         db = "sqlite:///" + os.path.join(tempfile.gettempdir(), "avcrowd_bench_releases.sqlite3")
@@ -188,10 +193,12 @@ def main():
         print(json.dumps(setup(db, args.clips, args.annotations, args.proposals)))
         return
     if args.phase == "measure":
-        print(json.dumps(measure(db)))
+        print(json.dumps(measure(db, args.method, params)))
         return
     cmd = [sys.executable, os.path.abspath(__file__), "--db", db, "--clips", str(args.clips),
-           "--annotations", str(args.annotations), "--proposals", str(args.proposals)]
+           "--annotations", str(args.annotations), "--proposals", str(args.proposals), "--method", args.method]
+    if args.n_iter:
+        cmd += ["--n-iter", str(args.n_iter)]
     setup_out = json.loads(subprocess.run(cmd + ["--phase", "setup"], check=True, capture_output=True,
                                           text=True).stdout.strip().splitlines()[-1])
     print(f"database: {db.split('@')[-1] if '@' in db else db}")

@@ -20,7 +20,6 @@ Clips with fewer than ``k`` (``min_annotations``) annotations are not merged; th
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -387,14 +386,14 @@ def _gold_arrays(gold, n_classes):
 
 def merge_dawid_skene(votes: Votes, k: int = 3, gold=None, n_iter: int = 100, tol: float = 1e-5,
                       clamp_clips=None) -> MergeResult:
-    """Dawid–Skene (crowd-kit) with one 2x2 confusion matrix per annotator and flag.
+    """Dawid–Skene (annotation.core.dawid_skene, crowd-kit's formulation) with one 2x2 confusion matrix per
+    annotator and flag.
 
     gold: {clip_idx: {class_idx: modality}} — the gold clips' answers; their atoms are clamped to the gold
     answer (classes of a gold clip that gold does not list are clamped to "no"). clamp_clips: optional subset
     of gold clips to clamp (leave-out evaluation clamps the others only).
     """
-    import pandas as pd
-    from crowdkit.aggregation import DawidSkene
+    from annotation.core.dawid_skene import dawid_skene_binary
 
     n_ann, eligible, _ = _eligible(votes, k)
     used = np.ones(len(votes.ann_clip), dtype=bool)
@@ -436,19 +435,11 @@ def merge_dawid_skene(votes: Votes, k: int = 3, gold=None, n_iter: int = 100, to
     if len(task) == 0:
         return _weighted_decision(votes, np.ones(len(votes.ann_clip)), eligible, used & eligible[votes.ann_clip],
                                   "dawid_skene", {"k": int(k)}, n_ann)
-    data = pd.DataFrame({"task": task, "worker": worker, "label": label})
-    true_labels = pd.Series(np.asarray(true_label, dtype=bool), index=np.asarray(true_task, dtype=np.int64)) \
-        if len(true_task) else None
-    ds = DawidSkene(n_iter=n_iter, tol=tol)
-    with warnings.catch_warnings():  # crowd-kit 1.4 uses pandas keywords that pandas 3.1 deprecates
-        warnings.simplefilter("ignore")
-        ds.fit(data, true_labels=true_labels)
-    probas = ds.probas_
+    fit = dawid_skene_binary(task, worker, label, n_iter=n_iter, tol=tol,
+                             true_task=np.asarray(true_task, dtype=np.int64),
+                             true_label=np.asarray(true_label, dtype=bool))
     p_true = np.zeros(int(task.max()) + 1)
-    if True in probas.columns:
-        p_true[probas.index.to_numpy(dtype=np.int64)] = probas[True].to_numpy()
-    if true_labels is not None:  # clamped atoms take the gold answer
-        p_true[true_labels.index.to_numpy()] = true_labels.to_numpy().astype(float)
+    p_true[fit.tasks] = fit.p_true   # clamped atoms carry the gold answer
     win = p_true > 0.5
     aud_win = win[np.arange(n_atoms) * 2] if n_atoms else np.zeros(0, bool)
     vis_win = win[np.arange(n_atoms) * 2 + 1] if n_atoms else np.zeros(0, bool)
@@ -464,7 +455,8 @@ def merge_dawid_skene(votes: Votes, k: int = 3, gold=None, n_iter: int = 100, to
         clips=clips, meta=meta_p[clips], label_clip=a_clip[sel], label_class=atom_key[sel] % votes.n_classes,
         label_modality=mod[sel].astype(np.int8), needs_annotation=np.flatnonzero(~eligible), n_annotations=n_ann,
         used=used & eligible[votes.ann_clip], method="dawid_skene",
-        params={"k": int(k), "n_iter": n_iter, "tol": tol, "gold_clamped": int(len(gold_clip_set))},
+        params={"k": int(k), "n_iter": n_iter, "tol": tol, "gold_clamped": int(len(gold_clip_set)),
+                "iterations": fit.n_iter},
     )
 
 

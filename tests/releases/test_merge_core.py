@@ -168,3 +168,39 @@ def test_compare_ranks_dawid_skene_above_majority_with_spammers():
     assert out["dawid_skene"]["macro_f1"] == pytest.approx(1.0)
     assert out["majority"]["macro_f1"] < 1.0
     assert set(out) == {"majority", "weighted", "dawid_skene"}
+
+
+@pytest.mark.parametrize("with_gold", [False, True])
+def test_numpy_dawid_skene_gives_crowd_kits_posteriors(with_gold):
+    """The vectorised EM (annotation.core.dawid_skene) against crowd-kit's DawidSkene, the reference it
+    replaces: same posteriors, same number of iterations, same evidence lower bound per step."""
+    import warnings
+
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    from annotation.core.dawid_skene import dawid_skene_binary
+
+    rng = np.random.default_rng(3)
+    n_tasks, n_workers, per = 600, 25, 4
+    truth = rng.random(n_tasks) < 0.3
+    accuracy = rng.uniform(0.5, 0.95, n_workers)
+    task = np.repeat(np.arange(n_tasks), per) * 3 + 7    # sparse task ids, as merge_dawid_skene makes them
+    worker = rng.integers(0, n_workers, len(task)) * 5
+    row = (task - 7) // 3
+    label = np.where(rng.random(len(task)) < accuracy[worker // 5], truth[row], ~truth[row])
+    gold_t = np.unique(task)[:40] if with_gold else np.zeros(0, np.int64)
+    gold_v = truth[(gold_t - 7) // 3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = DawidSkene(n_iter=100, tol=1e-5).fit(
+            pd.DataFrame({"task": task, "worker": worker, "label": label}),
+            true_labels=pd.Series(gold_v, index=gold_t) if with_gold else None)
+    ours = dawid_skene_binary(task, worker, label, true_task=gold_t, true_label=gold_v)
+    expected = ref.probas_[True].reindex(ours.tasks).to_numpy()
+    assert np.abs(expected - ours.p_true).max() < 1e-9        # crowd-kit floors its output at 1e-10
+    assert ours.n_iter == len(ref.loss_history_) > 2
+    assert np.allclose(ours.elbo, ref.loss_history_, rtol=0, atol=1e-12)
+    assert ((ours.p_true > 0.5) == truth[(ours.tasks - 7) // 3]).mean() > 0.75   # 4 answers, workers 50-95 % right
+    if with_gold:
+        assert np.array_equal(ours.p_true[:40], gold_v.astype(float))
