@@ -48,8 +48,8 @@ class ReleaseCreateSerializer(serializers.Serializer):
     k = serializers.IntegerField(min_value=1, required=False)
     gold_override = serializers.BooleanField(default=True)
     background = serializers.BooleanField(
-        default=False, help_text="create it in the background: 202 with the operation to poll (for large datasets "
-                                 "or Dawid-Skene, which outlast an HTTP request)")
+        default=False, help_text="create it in the background: 202 with the operation to poll (for datasets large "
+                                 "enough to outlast an HTTP request)")
 
 
 class ReleaseStartedSerializer(serializers.Serializer):
