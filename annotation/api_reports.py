@@ -4,7 +4,8 @@ Staff and researchers (group "researchers", token or session auth) only.
     POST /api/reports/            {"labels": "<release id | dataset/name | name>", "predictions": ["run:3", "cav-mae"],
                                    "regime": "default"|"all", "confusion": "v1.0"|"pre-v1.0", "meta": true, "title": ""}
                                   or multipart with labels_file / prediction_files uploads -> 202 + the report
-    GET  /api/reports/            the latest reports
+    GET  /api/reports/            the reports, newest first, a page at a time (?limit=, default 100, at most
+                                  1000; ?offset=; ?status=): {"count", "next", "previous", "results"}
     GET  /api/reports/<id>/       status, error, summary (paper table) and links to every file
     GET  /api/reports/<id>/files/<name>   one file (report.json, paper.csv, radar.svg, ...)
 """
@@ -16,9 +17,9 @@ from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -84,15 +85,54 @@ def _error(exc: AvcrowdError) -> Response:
     return Response(exc.as_dict(), status=exc.status_code)
 
 
+class ReportPages(LimitOffsetPagination):
+    """?limit= (1-1000, default 100) and ?offset= (>= 0); a bad value is refused instead of ignored."""
+    default_limit = 100
+    max_limit = 1000
+
+    def check(self, request) -> dict | None:
+        for name, low, high in (("limit", 1, self.max_limit), ("offset", 0, None)):
+            raw = request.query_params.get(name)
+            if raw is None:
+                continue
+            try:
+                value = int(raw)
+            except ValueError:
+                value = None
+            if value is None or value < low or (high is not None and value > high):
+                allowed = f"an integer from {low} to {high}" if high else f"an integer >= {low}"
+                return {"error": f"{name} {raw!r} is not allowed; allowed: {allowed}", "field": name}
+        return None
+
+
 class ReportListCreate(APIView):
     permission_classes = [IsResearcherOrStaff]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     serializer_class = MetricReportSerializer
 
-    @extend_schema(operation_id="reports_list", responses=MetricReportSerializer(many=True))
+    @extend_schema(operation_id="reports_list", responses={
+        200: inline_serializer("PaginatedMetricReportList", {
+            "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
+            "previous": serializers.CharField(allow_null=True), "results": MetricReportSerializer(many=True)}),
+        400: OpenApiResponse(description="a bad limit, offset or status, named in `field`")},
+        parameters=[OpenApiParameter("status", str, enum=[s for s, _ in MetricReport.STATUSES]),
+                    OpenApiParameter("limit", int, description="reports per page, 1-1000 (default 100)"),
+                    OpenApiParameter("offset", int, description="reports to skip")])
     def get(self, request):
-        qs = MetricReport.objects.select_related("created_by")[:100]
-        return Response(MetricReportSerializer(qs, many=True, context={"request": request}).data)
+        qs = MetricReport.objects.select_related("created_by").order_by("-created_at", "-id")
+        wanted = request.query_params.get("status")
+        if wanted:
+            allowed = [s for s, _ in MetricReport.STATUSES]
+            if wanted not in allowed:
+                return Response({"error": f"status {wanted!r} is not allowed; allowed: {', '.join(allowed)}",
+                                 "field": "status"}, status=status.HTTP_400_BAD_REQUEST)
+            qs = qs.filter(status=wanted)
+        pager = ReportPages()
+        refused = pager.check(request)
+        if refused:
+            return Response(refused, status=status.HTTP_400_BAD_REQUEST)
+        page = pager.paginate_queryset(qs, request, view=self)
+        return pager.get_paginated_response(MetricReportSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(operation_id="reports_create", request=ReportStartSerializer,
                    responses={202: MetricReportSerializer, 400: OpenApiResponse(description="the error names the field")})

@@ -241,3 +241,24 @@ def test_a_release_name_in_two_datasets_is_refused_naming_both(taxonomy):
     assert "ds-one/v1" in exc.value.message and "ds-two/v1" in exc.value.message and exc.value.field == "labels"
     assert release_lookup("ds-two/v1").dataset.name == "ds-two"
     assert release_lookup(str(release_lookup("ds-one/v1").pk)).dataset.name == "ds-one"
+
+
+def test_api_lists_every_report_a_page_at_a_time_newest_first(researcher):
+    from annotation.models import MetricReport
+
+    made = [MetricReport.objects.create(title=f"r{i}", status="done" if i % 3 else "failed") for i in range(250)]
+    first = researcher.get("/api/reports/").json()
+    assert first["count"] == 250 and len(first["results"]) == 100 and first["previous"] is None
+    assert [r["title"] for r in first["results"][:2]] == ["r249", "r248"]
+    seen, url = [], "/api/reports/?limit=120"
+    while url:
+        page = researcher.get(url).json()
+        seen += [r["id"] for r in page["results"]]
+        url = page["next"]
+    assert sorted(seen) == sorted(m.pk for m in made) and len(seen) == 250   # nothing beyond 100 is lost
+    failed = researcher.get("/api/reports/?status=failed&limit=1000").json()
+    assert failed["count"] == 84 and {r["status"] for r in failed["results"]} == {"failed"}
+    for query, field in (("limit=0", "limit"), ("limit=5000", "limit"), ("offset=-1", "offset"),
+                         ("limit=ten", "limit"), ("status=finished", "status")):
+        resp = researcher.get(f"/api/reports/?{query}")
+        assert resp.status_code == 400 and resp.json()["field"] == field and "allowed" in resp.json()["error"]
