@@ -1,4 +1,5 @@
-"""LLM-assisted evaluation: strict parsing of the judge's answer, failures counted, offline embedding judge."""
+"""LLM-assisted evaluation: strict parsing of the judge's answer, failures counted, a local LLM judge, offline embedding
+judge."""
 from __future__ import annotations
 
 import io
@@ -96,3 +97,54 @@ def test_llm_judge_needs_a_local_model_directory(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BenchmarkInputError, match="cannot be loaded"):
         TransformersJudge(str(tmp_path / "empty"))
+
+
+def _scripted_llm_dir(path, answer_words):
+    """A real transformers model directory (GPT-2 architecture, 1 layer, word-level tokenizer) whose greedy
+    continuation of any prompt is `answer_words` joined by spaces: attention and MLP are zero, so each next
+    token depends on the current one only, and the LM head maps [UNK] (every prompt word) to the first answer
+    word, each answer word to the next, the last to end-of-sequence."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[UNK]", "[EOS]", *answer_words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]").save_pretrained(path)
+    n = len(vocab)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=n, n_embd=n, n_layer=1, n_head=1, n_positions=2048,
+                                       tie_word_embeddings=False, bos_token_id=1, eos_token_id=1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.fill_(1.0)
+        model.transformer.wte.weight.copy_(torch.eye(n))
+        chain = [0, *(vocab[w] for w in answer_words), 1]
+        for a, b in zip(chain, chain[1:]):
+            model.lm_head.weight[b, a] = 10.0
+    model.save_pretrained(path)
+    return path
+
+
+def test_llm_judge_runs_a_local_model_and_its_answers_become_label_sets(tmp_path):
+    """The TransformersJudge path end to end with a real (scripted) causal LM from a local directory: prompt,
+    greedy generation, only the continuation decoded, strict parsing, label sets; an answer that does not
+    cover exactly the asked classes is a counted failure and an empty prediction."""
+    judge = TransformersJudge(str(_scripted_llm_dir(tmp_path / "judge", [
+        '{"dog', 'barking":', 'True,', '"raining":', 'False}'])), max_new_tokens=16)
+    assert judge("a dog barks in the yard", ASKED) == '{"dog barking": True, "raining": False}'
+    L = labels()
+    # c1's descriptions are judged against its classes {dog barking, raining} (both audible): parsed; c2's
+    # visual one asks {playing piano}, which the same answer does not cover: a counted failure
+    captions = {"c1": {"a": "a dog barks", "av": "a dog barks in the rain"}, "c2": {"v": "someone plays"}}
+    preds, stats = judge_captions("tiny-llm", captions, L, judge)
+    assert stats.asked == 3 and stats.parse_failures == 1
+    assert stats.failures[0]["video_id"] == "c2" and stats.failures[0]["input"] == "v"
+    assert "missing: playing piano" in stats.failures[0]["reason"]
+    row = {v: i for i, v in enumerate(preds.video_ids)}
+    for inp in ("a", "av"):
+        assert {CLASSES[j] for j in range(len(CLASSES)) if preds.labels[inp][row["c1"], j]} == {"dog barking"}
+    assert not preds.labels["v"].any()
