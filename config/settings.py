@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import database_from_env, env_bool, env_list
+from .env import database_from_env, env_bool, env_list, env_seconds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("AVCROWD_VAR_DIR", BASE_DIR / "var"))
@@ -166,6 +166,8 @@ X_FRAME_OPTIONS = "DENY"
 # Prolific: the completion code of studies (one for all, or per dataset name), and expert majority for gold.
 PROLIFIC_COMPLETION_CODE = os.environ.get("PROLIFIC_COMPLETION_CODE", "")
 GOLD_MIN_EXPERTS = int(os.environ.get("GOLD_MIN_EXPERTS", "3"))
+# the HIT page offers "it does not play: skip" when a clip has shown no picture after this long
+HIT_MEDIA_TIMEOUT_SECONDS = env_seconds("HIT_MEDIA_TIMEOUT_SECONDS", 20.0, 1.0, 600.0)
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -252,6 +252,44 @@ def test_a_clip_that_does_not_load_is_reported_and_skipped_and_the_hit_can_be_su
     assert not any(a.media_failed for v, a in answers.items() if v != broken.clip.video_id)
 
 
+def test_a_clip_whose_server_never_answers_offers_the_skip_after_the_timeout(hit_page, hit_batch, settings):
+    """The clip's media host accepts the connection and then says nothing (no error ever comes): after
+    HIT_MEDIA_TIMEOUT_SECONDS the page offers the same report-and-skip; coming back to the clip shows it again."""
+    import socket
+    import threading
+
+    from annotation.models import BatchItem, Clip
+
+    settings.HIT_MEDIA_TIMEOUT_SECONDS = 2.0
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(8)], daemon=True).start()
+    first = BatchItem.objects.filter(batch=hit_batch).select_related("clip").order_by("position")[0]
+    Clip.objects.filter(pk=first.clip.pk).update(media="", media_url=f"http://127.0.0.1:{server.getsockname()[1]}/c.mp4")
+    try:
+        page = hit_page.open(hit_batch, assignmentId="ASSIGN10", turkSubmitTo="https://workersandbox.mturk.com",
+                             **MTURK)
+        page.start()
+        assert not page.el("video-error").is_displayed()
+        page.wait(lambda d: page.el("video-error").is_displayed(), "no way out was offered for the stalled clip")
+        assert page.text("video-error-text") == "The clip is taking too long to load."
+        page.el("btn-instructions").click()   # away and back: the problem is shown again
+        page.el("btn-start").click()
+        page.wait(lambda d: page.el("video-error").is_displayed(), "the problem was not shown again")
+        page.el("btn-video-report").click()
+        page.el("btn-next").click()
+        page.wait(lambda d: page.progress() == "Clip 2 of 4")
+        page.wait_saved()
+        answer = ClipAnswer.objects.get(assignment__external_assignment_id="ASSIGN10", clip=first.clip)
+        assert answer.media_failed and not answer.played
+    finally:
+        server.close()
+        for conn, _ in held:
+            conn.close()
+
+
 def test_unknown_batch_is_a_plain_not_found(browser, live_server):
     browser.get(f"{live_server.url}/hit/00000000-0000-4000-8000-000000000000/?workerId=W&assignmentId=A")
     assert "does not exist" in browser.find_element("tag name", "body").text

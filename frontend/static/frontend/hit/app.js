@@ -4,6 +4,7 @@ import { attachCombobox } from "./search.js";
 
 const PLAYED_FRACTION = 0.9;   // a clip counts as played once real playback (not scrubbing) covered 90 % of it
 const BINS = 40;               // playback coverage is tracked in 40 slices of the clip
+const HAVE_CURRENT_DATA = 2;   // HTMLMediaElement.readyState once a picture can be shown
 
 const $ = (id) => document.getElementById(id);
 const root = $("hit-app");
@@ -16,6 +17,9 @@ const el = {
   hint: $("nav-hint"), play: $("btn-play"), replay: $("btn-replay"),
 };
 const views = ["loading", "error", "instructions", "clip", "review", "done"];
+const mediaTimeoutMs = 1000 * (Number(root.dataset.mediaTimeout) || 20);
+let mediaTimer = null;
+let mediaTimedOut = null;      // video_id of the clip whose load timed out
 
 const state = {
   session: null, clips: [], meta: [], classes: [], preview: false, position: 0, view: "loading",
@@ -261,10 +265,30 @@ function renderRows(clip) {
   }
 }
 
+function showMediaProblem(text) {
+  $("video-error-text").textContent = text;
+  el.videoError.hidden = false;
+}
+
 function loadVideo(clip) {
   el.videoError.hidden = true;
-  if (el.video.dataset.videoId === clip.video_id) return;
+  if (el.video.dataset.videoId === clip.video_id) {   // back on the same clip: show its problem again
+    if (el.video.error && el.video.getAttribute("src")) showMediaProblem("The clip could not be loaded.");
+    else if (mediaTimedOut === clip.video_id && el.video.readyState < HAVE_CURRENT_DATA) {
+      showMediaProblem("The clip is taking too long to load.");
+    }
+    return;
+  }
   el.video.dataset.videoId = clip.video_id;
+  // a clip that neither loads nor fails (a stalled connection) gets the same way out as a broken one
+  clearTimeout(mediaTimer);
+  mediaTimedOut = null;
+  mediaTimer = setTimeout(() => {
+    if (el.video.dataset.videoId === clip.video_id && el.video.readyState < HAVE_CURRENT_DATA && !el.video.error) {
+      mediaTimedOut = clip.video_id;
+      if (currentClip() === clip && state.view === "clip") showMediaProblem("The clip is taking too long to load.");
+    }
+  }, mediaTimeoutMs);
   playbackOf(clip).last = null;
   el.video.src = clip.media_url;
   el.video.load();
@@ -665,7 +689,7 @@ el.video.addEventListener("error", () => {
   const err = el.video.error;
   if (!el.video.getAttribute("src") || !err) return;
   console.warn(`clip media error ${err.code}: ${err.message}`);
-  el.videoError.hidden = false;
+  showMediaProblem("The clip could not be loaded.");
 });
 for (const type of ["loadeddata", "playing"]) el.video.addEventListener(type, mediaPlays);
 $("btn-video-report").addEventListener("click", reportMediaFailed);
