@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.core.management import call_command
 
 from annotation.models import Clip, Dataset, GoldLabel
@@ -36,6 +37,13 @@ def test_a_malformed_database_url_gets_one_actionable_line():
     result = manage("check", env={"AVCROWD_DEV": "1", "DATABASE_URL": "mysql//oops"})
     assert result.returncode != 0
     assert "DATABASE_URL has scheme" in result.stderr and "allowed: postgres://" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "9000"])
+def test_a_bad_media_timeout_gets_one_actionable_line(value):
+    result = manage("check", env={"AVCROWD_DEV": "1", "HIT_MEDIA_TIMEOUT_SECONDS": value})
+    assert result.returncode != 0
+    assert f"HIT_MEDIA_TIMEOUT_SECONDS={value!r} is not allowed; allowed: seconds from 1 to 600" in result.stderr
 
 
 def test_production_settings_require_a_secret_key():
