@@ -11,9 +11,9 @@ Methods (``METHODS``):
   audible), per (class, visible) and per meta label. A class is in the set when audible or visible won.
 - ``weighted``: every annotation of the clip votes with weight = its annotator's F1 (unknown F1: the mean
   of the known ones); a flag wins when its weighted yes-share is above one half.
-- ``dawid_skene``: Dawid–Skene EM (crowd-kit) over binary atoms (clip, class, audible|visible) and
-  (clip, meta label); every annotator has its own 2x2 confusion matrix per flag; the gold clips' atoms can
-  be clamped to the gold answer.
+- ``dawid_skene``: Dawid–Skene EM (annotation.core.dawid_skene) over binary atoms (clip, class,
+  audible|visible) and (clip, meta label); every annotator has its own 2x2 confusion matrix per flag;
+  the gold clips' atoms can be clamped to the gold answer.
 
 Clips with fewer than ``k`` (``min_annotations``) annotations are not merged; they are reported in
 ``MergeResult.needs_annotation``.
