@@ -13,6 +13,17 @@ from annotation.models import Dataset, Operation
 from annotation.selectors import ops
 
 
+def operation_started(request, op: Operation, running_text: str):
+    """Where a page goes after starting an Operation: straight to the result when it is done already (tasks
+    run in-process), else to the operation's page, which refreshes itself until it is done and links it."""
+    op.refresh_from_db()
+    if op.status == Operation.DONE and op.summary.get("url"):
+        messages.success(request, op.message)
+        return redirect(op.summary["url"])
+    messages.info(request, running_text)
+    return redirect("ops:operation", pk=op.pk)
+
+
 @staff_member_required
 def index(request):
     return render(request, "frontend/ops/index.html", {"datasets": ops.ops_overview(),

@@ -13,6 +13,8 @@ from annotation.core.merge import META_LABELS, METHODS
 from annotation.errors import AvcrowdError
 from annotation.models import Dataset, Release, ReleaseExport
 
+from .views_ops import operation_started
+
 app_name = "releases"
 PAGE = 100
 staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
@@ -47,12 +49,8 @@ def release_new(request):
     except AvcrowdError as exc:
         messages.error(request, exc.message)
         return redirect("releases:list")
-    op.refresh_from_db()  # done already where tasks run in-process
-    if op.status == op.DONE:
-        messages.success(request, op.message)
-        return redirect(op.summary["url"])
-    messages.info(request, f"release {dataset.name}/{op.summary['name']} is being created in the background")
-    return redirect("ops:operation", pk=op.pk)
+    return operation_started(request, op, f"release {dataset.name}/{op.summary['name']} is being created in "
+                                          "the background")
 
 
 @login_required

@@ -178,7 +178,7 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                 try:
                     with torch.inference_mode(), _autocast(device):
                         scores = model.predict(batch, mods)
-                except Exception as exc:  # noqa: BLE001 - retry clip by clip so one bad clip stays alone
+                except Exception:  # noqa: BLE001 - retry clip by clip so one bad clip stays alone
                     scores = None
                     for vid, it in good:
                         single = {k: v.to(device) for k, v in collate([it]).items()}

@@ -14,6 +14,15 @@ def compute_chunk(self, chunk_id: int) -> str:
     return chunk_process(chunk_id)
 
 
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def build_proposal_set(self, operation_id: int) -> str:
+    """Build a proposal set requested from the page (CPU work: enqueued on the default queue explicitly,
+    which overrides this module's route to 'gpu'); the outcome is on the Operation."""
+    from proposals.services import proposal_set_run
+
+    return proposal_set_run(operation_id).status
+
+
 @shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def finalize_run(self, run_id: int) -> str:
     from proposals.services import run_finalize

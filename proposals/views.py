@@ -2,17 +2,21 @@
 tuner's Pareto front (recall vs mean proposal-list size)."""
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.errors import AvcrowdError
 from annotation.models import Dataset
+from frontend.views_ops import operation_started
 
-from .models import ModelRun, ProposalSet
+from .core.predictions_io import MODALITIES
+from .models import ModelCheckpoint, ModelRun, ProposalSet
 from .selectors import runs_overview
-from .services import proposals_evaluate
+from .services import proposal_set_start, proposals_evaluate, run_start
 
 
 def _run_row(run: ModelRun) -> dict:
@@ -34,7 +38,56 @@ def overview(request):
             "sets": [s for s in sets if s.dataset_id == ds.pk],
         })
     any_running = any(r.status in (ModelRun.PENDING, ModelRun.RUNNING) for r in runs)
-    return render(request, "proposals/overview.html", {"datasets": datasets, "any_running": any_running})
+    return render(request, "proposals/overview.html", {
+        "datasets": datasets, "any_running": any_running, "modalities": MODALITIES,
+        "checkpoints": list(ModelCheckpoint.objects.order_by("name"))})
+
+
+def _back(ds):
+    return redirect(reverse("proposals:overview") + f"#dataset-{ds.name}")
+
+
+@staff_member_required
+@require_POST
+def compute(request, name):
+    """Start (or resume) a model run of a registered checkpoint on every clip of the dataset (queue 'gpu')."""
+    ds = get_object_or_404(Dataset, name=name)
+    ckpt = ModelCheckpoint.objects.filter(name=request.POST.get("checkpoint", "")).first()
+    if ckpt is None:
+        known = ", ".join(ModelCheckpoint.objects.order_by("name").values_list("name", flat=True)) or "none"
+        messages.error(request, f"unknown checkpoint {request.POST.get('checkpoint', '')!r}; registered: {known}")
+        return _back(ds)
+    raw = request.POST.get("chunk_size", "256").strip()
+    mods = request.POST.getlist("modalities")
+    if not raw.isdigit() or int(raw) < 1:
+        messages.error(request, f"chunk size {raw!r} is not allowed; allowed: a whole number of clips >= 1")
+        return _back(ds)
+    if not mods:
+        messages.error(request, f"choose at least one input to score; allowed: {', '.join(MODALITIES)}")
+        return _back(ds)
+    try:
+        run = run_start(ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")))
+    except AvcrowdError as exc:
+        messages.error(request, exc.message)
+        return _back(ds)
+    run.refresh_from_db()
+    messages.success(request, f"{ckpt.name} on {ds.name}: {run.status}, {run.n_done}/{run.n_clips} clips"
+                              + (" (the GPU workers take it from here)" if run.status == ModelRun.RUNNING else ""))
+    return _back(ds)
+
+
+@staff_member_required
+@require_POST
+def build(request, name):
+    """Build the dataset's proposal set from its finished runs in the background; the operation page links it."""
+    ds = get_object_or_404(Dataset, name=name)
+    text = request.POST.get("strategy", "").strip()
+    try:
+        op = proposal_set_start(ds, text or None, user=request.user)
+    except AvcrowdError as exc:
+        messages.error(request, exc.message)
+        return _back(ds)
+    return operation_started(request, op, f"the proposal set of {ds.name} is being built in the background")
 
 
 @staff_member_required

@@ -173,10 +173,12 @@ class InhouseTask(models.Model):
 
 
 class Operation(models.Model):
-    """A long operation (publish, sync, import, release creation) with its progress and final summary."""
+    """A long operation (publish, sync, import, release creation, building a proposal set) with its progress and
+    final summary."""
 
-    PUBLISH, SYNC, IMPORT, RELEASE = "publish", "sync", "import", "release"
-    KINDS = [(PUBLISH, "publish"), (SYNC, "sync"), (IMPORT, "import"), (RELEASE, "release")]
+    PUBLISH, SYNC, IMPORT, RELEASE, PROPOSALS = "publish", "sync", "import", "release", "proposals"
+    KINDS = [(PUBLISH, "publish"), (SYNC, "sync"), (IMPORT, "import"), (RELEASE, "release"),
+             (PROPOSALS, "proposal set")]
     RUNNING, DONE, FAILED = "running", "done", "failed"
     STATUSES = [(RUNNING, "running"), (DONE, "done"), (FAILED, "failed")]
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from annotation.core.agreement import agreement
 from annotation.core.merge import META_LABELS, METHODS, MODALITY_NAMES, Votes, merge, worker_quality_from_gold
 from annotation.core.taxonomy import closure
-from annotation.errors import AvcrowdError, ImportFailed, NotFound, ValidationError
+from annotation.errors import ImportFailed, NotFound, ValidationError
 from annotation.models import (
     Assignment, Clip, ClipAnswer, Dataset, ExpertAnnotation, GoldLabel, Operation, Release, ReleaseClip,
     ReleaseExport, ReleaseLabel, TaxonomyClass,
@@ -378,35 +378,25 @@ def release_create_start(dataset: Dataset, name: str, *, method: str = "majority
     return op
 
 
-def release_create_run(operation_id: int):
-    """The background half of release_create_start; a repeated delivery of a finished operation does nothing.
-    The outcome (the release's link and size, or the reason it failed) is stored on the Operation."""
+def release_create_run(operation_id: int) -> Operation:
+    """The background half of release_create_start (see operation_finish): the release's size and link, or
+    the reason it failed, end up on the Operation."""
     from django.urls import reverse  # noqa: PLC0415
 
-    op = Operation.objects.select_related("dataset", "started_by").get(pk=operation_id)
-    if op.status != Operation.RUNNING:
-        return op
-    s = dict(op.summary)
-    release = Release.objects.filter(dataset=op.dataset, name=s["name"], created_at__gte=op.started_at).first()
-    try:
+    from annotation.services.operations import operation_finish  # noqa: PLC0415
+
+    def work(op):
+        s = op.summary
+        release = Release.objects.filter(dataset=op.dataset, name=s["name"], created_at__gte=op.started_at).first()
         if release is None:  # else: stored by an earlier delivery that died before recording it
             release = release_create(op.dataset, s["name"], method=s["method"], params=s["params"],
                                      user=op.started_by, gold_override=s["gold_override"])
-    except AvcrowdError as exc:
-        op.status, op.message = Operation.FAILED, exc.message
-    except Exception as exc:  # noqa: BLE001 - recorded for the admin, the traceback goes to the log
-        log.exception("release creation (operation %s) failed", op.pk)
-        op.status, op.message = Operation.FAILED, f"{type(exc).__name__}: {exc}"
-    else:
         st = release.stats or {}
-        op.status, op.done = Operation.DONE, 1
-        op.message = (f"release {op.dataset.name}/{release.name} created: {st.get('clips', 0)} clips, "
-                      f"{st.get('labels', 0)} labels, {st.get('needs_annotation', 0)} clips need more annotation")
-        s.update(release=release.pk, url=reverse("releases:detail", args=[release.pk]))
-    op.summary = s
-    op.finished_at = timezone.now()
-    op.save(update_fields=["status", "done", "message", "summary", "finished_at"])
-    return op
+        return (f"release {op.dataset.name}/{release.name} created: {st.get('clips', 0)} clips, "
+                f"{st.get('labels', 0)} labels, {st.get('needs_annotation', 0)} clips need more annotation",
+                {"release": release.pk, "url": reverse("releases:detail", args=[release.pk])})
+
+    return operation_finish(operation_id, work)
 
 
 def _bulk_insert(model, columns: list[str], rows) -> None:

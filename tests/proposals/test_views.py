@@ -78,3 +78,64 @@ def test_api_lists_runs_sets_and_proposals(staff_client, filled):
     props = staff_client.get(f"/api/proposals/sets/{pset['id']}/proposals/").json()["proposals"]
     assert set(props) == {f"v{i}" for i in range(6)}
     assert all("wind noise" in names for names in props.values())
+
+
+def test_staff_start_a_model_run_from_the_page(staff_client, dataset, clip_factory, monkeypatch,
+                                               django_capture_on_commit_callbacks):
+    """Compute predictions from the overview: chunk tasks go to the 'gpu' queue (in-process here), the run's
+    progress and throughput show on the page; bad choices are refused by name and start nothing."""
+    from proposals import gpu
+    from proposals.models import ModelCheckpoint
+
+    monkeypatch.setenv("AVCROWD_DECODE_POOL", "thread")
+    gpu.clear_model_cache()
+    for i in range(3):
+        Clip.objects.create(dataset=dataset, video_id=f"p{i}", media_url=str(clip_factory(f"p{i}", seed=i)))
+    ModelCheckpoint.objects.create(name="tiny-web", architecture="cavmae", config={"preset": "tiny"})
+    html = staff_client.get("/proposals/").content.decode()
+    assert 'option value="tiny-web"' in html and "Register a checkpoint" in html
+    url = f"/proposals/datasets/{dataset.name}/compute/"
+    for body, text in (({"checkpoint": "nope", "modalities": ["a"]}, "unknown checkpoint 'nope'; registered: tiny-web"),
+                       ({"checkpoint": "tiny-web", "modalities": ["a"], "chunk_size": "0"}, "chunk size '0'"),
+                       ({"checkpoint": "tiny-web"}, "choose at least one input"),
+                       ({"checkpoint": "tiny-web", "modalities": ["a", "x"]}, "unknown modalities")):
+        page = staff_client.post(url, body, follow=True).content.decode()
+        assert text in page.replace("&#x27;", "'"), body
+    assert not ModelRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = staff_client.post(url, {"checkpoint": "tiny-web", "modalities": ["a", "av"], "chunk_size": "2"})
+    assert resp.status_code == 302 and resp["Location"] == f"/proposals/#dataset-{dataset.name}"
+    run = ModelRun.objects.get(checkpoint__name="tiny-web")
+    assert run.status == "done" and run.n_done == 3 and run.modalities == ["a", "av"] and run.chunks.count() == 2
+    html = staff_client.get("/proposals/").content.decode()
+    assert "3/3 (100.0%)" in html and "tiny-web on " in html
+
+
+def test_staff_build_proposals_in_the_background_and_land_on_the_set(staff_client, filled,
+                                                                     django_capture_on_commit_callbacks):
+    from annotation.models import Operation
+    from proposals.services import proposal_set_run
+
+    url = f"/proposals/datasets/{filled.name}/build/"
+    page = staff_client.post(url, {"strategy": '{"topk": 3}'}, follow=True).content.decode()
+    assert "bad strategy" in page and not Operation.objects.exists()
+    with django_capture_on_commit_callbacks(execute=False) as queued:   # as with a real worker: not run yet
+        resp = staff_client.post(url, {"strategy": '{"consensus": {"global_n": 40}}'})
+    op = Operation.objects.get(kind="proposals")
+    assert resp["Location"] == f"/ops/operations/{op.pk}/" and op.status == "running" and len(queued) == 1
+    assert "being built in the background" in staff_client.get(resp["Location"]).content.decode()
+    queued[0]()
+    op.refresh_from_db()
+    new = ProposalSet.objects.get(dataset=filled, active=True)
+    assert op.status == "done" and op.summary["proposal_set"] == new.pk
+    assert new.strategy["consensus"]["global_n"] == 40 and ProposalSet.objects.filter(dataset=filled).count() == 2
+    page = staff_client.get(f"/ops/operations/{op.pk}/").content.decode()
+    assert f'href="/proposals/sets/{new.pk}/"' in page and "Open the proposal set" in page and "is active" in page
+    assert proposal_set_run(op.pk).status == "done" and ProposalSet.objects.filter(dataset=filled).count() == 2
+
+
+def test_building_proposals_without_finished_runs_is_refused(staff_client, dataset):
+    from annotation.models import Operation
+
+    page = staff_client.post(f"/proposals/datasets/{dataset.name}/build/", {}, follow=True).content.decode()
+    assert "has no finished model runs" in page and not Operation.objects.exists()
