@@ -19,7 +19,7 @@ const el = {
 const views = ["loading", "error", "instructions", "clip", "review", "done"];
 const mediaTimeoutMs = 1000 * (Number(root.dataset.mediaTimeout) || 20);
 let mediaTimer = null;
-let mediaTimedOut = null;      // video_id of the clip whose load timed out
+let mediaProblem = null;       // what is wrong with the loaded clip's media (shown over the player), or null
 
 const state = {
   session: null, clips: [], meta: [], classes: [], preview: false, position: 0, view: "loading",
@@ -180,6 +180,7 @@ function reportMediaFailed() {
 
 function mediaPlays() {
   const clip = currentClip();
+  mediaProblem = null;
   el.videoError.hidden = true;
   if (!clip || state.preview || !answerOf(clip).media_failed) return;
   answerOf(clip).media_failed = false;
@@ -266,27 +267,24 @@ function renderRows(clip) {
 }
 
 function showMediaProblem(text) {
+  mediaProblem = text;
   $("video-error-text").textContent = text;
   el.videoError.hidden = false;
 }
 
 function loadVideo(clip) {
   el.videoError.hidden = true;
-  if (el.video.dataset.videoId === clip.video_id) {   // back on the same clip: show its problem again
-    if (el.video.error && el.video.getAttribute("src")) showMediaProblem("The clip could not be loaded.");
-    else if (mediaTimedOut === clip.video_id && el.video.readyState < HAVE_CURRENT_DATA) {
-      showMediaProblem("The clip is taking too long to load.");
-    }
+  if (el.video.dataset.videoId === clip.video_id) {   // back on the same clip: its problem, if any, again
+    if (mediaProblem) showMediaProblem(mediaProblem);
     return;
   }
   el.video.dataset.videoId = clip.video_id;
+  mediaProblem = null;
   // a clip that neither loads nor fails (a stalled connection) gets the same way out as a broken one
   clearTimeout(mediaTimer);
-  mediaTimedOut = null;
   mediaTimer = setTimeout(() => {
     if (el.video.dataset.videoId === clip.video_id && el.video.readyState < HAVE_CURRENT_DATA && !el.video.error) {
-      mediaTimedOut = clip.video_id;
-      if (currentClip() === clip && state.view === "clip") showMediaProblem("The clip is taking too long to load.");
+      showMediaProblem("The clip is taking too long to load.");
     }
   }, mediaTimeoutMs);
   playbackOf(clip).last = null;
