@@ -106,7 +106,8 @@ def run_start(dataset: Dataset, checkpoint: ModelCheckpoint, *, chunk_size: int 
     from .tasks import compute_chunk  # noqa: PLC0415
 
     if chunk_size < 1:
-        raise ProposalsError("chunk size must be >= 1", field="chunk_size")
+        raise ProposalsError(f"chunk size {chunk_size} is not allowed; allowed: a whole number of clips >= 1",
+                             field="chunk_size")
     mods = list(modalities or MODALITIES)
     bad = [m for m in mods if m not in MODALITIES]
     if bad:

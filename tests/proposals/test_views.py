@@ -96,7 +96,8 @@ def test_staff_start_a_model_run_from_the_page(staff_client, dataset, clip_facto
     assert 'option value="tiny-web"' in html and "Register a checkpoint" in html
     url = f"/proposals/datasets/{dataset.name}/compute/"
     for body, text in (({"checkpoint": "nope", "modalities": ["a"]}, "unknown checkpoint 'nope'; registered: tiny-web"),
-                       ({"checkpoint": "tiny-web", "modalities": ["a"], "chunk_size": "0"}, "chunk size '0'"),
+                       ({"checkpoint": "tiny-web", "modalities": ["a"], "chunk_size": "0"}, "chunk size 0 is not"),
+                       ({"checkpoint": "tiny-web", "modalities": ["a"], "chunk_size": "many"}, "chunk size 'many'"),
                        ({"checkpoint": "tiny-web"}, "choose at least one input"),
                        ({"checkpoint": "tiny-web", "modalities": ["a", "x"]}, "unknown modalities")):
         page = staff_client.post(url, body, follow=True).content.decode()
