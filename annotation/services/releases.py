@@ -228,6 +228,11 @@ def _check_name(dataset: Dataset, name: str):
     return name
 
 
+def _no_annotations(dataset: Dataset) -> ValidationError:
+    return ValidationError(f"dataset {dataset.name} has no approved annotations yet; approve some assignments "
+                           "(or add in-house annotations) before creating a release", field="dataset")
+
+
 def _check_request(dataset: Dataset, name: str, method: str, params: dict | None) -> tuple[str, dict]:
     """(clean name, params with k) for a release request, or ValidationError naming the field."""
     if method not in METHODS:
@@ -290,9 +295,7 @@ def release_create(dataset: Dataset, name: str, *, method: str = "majority", par
     votes = loaded.votes
     timings["load"] = time.perf_counter() - t0
     if loaded.counts["crowd_annotations"] == 0 and loaded.counts["expert_annotations"] == 0:
-        raise ValidationError(f"dataset {dataset.name} has no approved annotations yet; approve some "
-                              "assignments (or add in-house annotations) before creating a release",
-                              field="dataset")
+        raise _no_annotations(dataset)
     merge_params = {key: v for key, v in params.items() if key in ("k", "n_iter", "tol", "floor")}
     t0 = time.perf_counter()
     result = merge(votes, method, gold=loaded.gold if method == "dawid_skene" else None, **merge_params)
@@ -367,8 +370,7 @@ def release_create_start(dataset: Dataset, name: str, *, method: str = "majority
     if not (ClipAnswer.objects.filter(assignment__batch__dataset=dataset, assignment__status=Assignment.APPROVED,
                                       media_failed=False).exists()
             or ExpertAnnotation.objects.filter(clip__dataset=dataset).exists()):
-        raise ValidationError(f"dataset {dataset.name} has no approved annotations yet; approve some "
-                              "assignments (or add in-house annotations) before creating a release", field="dataset")
+        raise _no_annotations(dataset)
     with transaction.atomic():
         op = Operation.objects.create(
             kind=Operation.RELEASE, dataset=dataset, total=1, started_by=user,
