@@ -115,7 +115,8 @@ def dataset_ops(dataset: Dataset) -> dict:
     hourly = (Decimal(median_reward) * 3600 / Decimal(str(median_work))).quantize(Decimal("0.01")) \
         if median_work and median_reward else None
     spend = dataset_spend(dataset)
-    reports = media_failure_reports(dataset)
+    reports = ClipAnswer.objects.filter(assignment__batch__dataset=dataset, media_failed=True).aggregate(
+        clips=Count("clip", distinct=True), reports=Count("id"))
     return {
         "dataset": dataset,
         "name": dataset.name,
@@ -130,7 +131,7 @@ def dataset_ops(dataset: Dataset) -> dict:
         "median_reward": str(median_reward) if median_reward is not None else None,
         "hourly_pay": str(hourly) if hourly is not None else None,
         "workers": workers_list(dataset),
-        "media_reports": {"clips": len(reports), "reports": sum(r["reports"] for r in reports)},
+        "media_reports": reports,
         "rejections": list(assignments_list(dataset, status=Assignment.REJECTED)
                            .order_by("-decided_at", "-id")[:10]),
         "operations": list(Operation.objects.filter(dataset=dataset)[:10]),
