@@ -39,6 +39,15 @@ class ProposalsError(AvcrowdError):
 # checkpoints
 # ------------------------------------------------------------------------------------------------
 
+def checkpoint_get(name: str) -> ModelCheckpoint:
+    """The registered checkpoint of that name, or ProposalsError naming the registered ones."""
+    ckpt = ModelCheckpoint.objects.filter(name=name).first()
+    if ckpt is None:
+        known = ", ".join(ModelCheckpoint.objects.order_by("name").values_list("name", flat=True)) or "none"
+        raise ProposalsError(f"unknown checkpoint {name!r}; registered: {known}", field="checkpoint")
+    return ckpt
+
+
 def checkpoint_register(name: str, architecture: str, path: str = "", config: dict | None = None) -> ModelCheckpoint:
     allowed = [a for a, _ in ARCHITECTURES]
     if architecture not in allowed:

@@ -16,7 +16,7 @@ from frontend.views_ops import operation_started
 from .core.predictions_io import MODALITIES
 from .models import ModelCheckpoint, ModelRun, ProposalSet
 from .selectors import runs_overview
-from .services import proposal_set_start, proposals_evaluate, run_start
+from .services import checkpoint_get, proposal_set_start, proposals_evaluate, run_start
 
 
 def _run_row(run: ModelRun) -> dict:
@@ -52,11 +52,6 @@ def _back(ds):
 def compute(request, name):
     """Start (or resume) a model run of a registered checkpoint on every clip of the dataset (queue 'gpu')."""
     ds = get_object_or_404(Dataset, name=name)
-    ckpt = ModelCheckpoint.objects.filter(name=request.POST.get("checkpoint", "")).first()
-    if ckpt is None:
-        known = ", ".join(ModelCheckpoint.objects.order_by("name").values_list("name", flat=True)) or "none"
-        messages.error(request, f"unknown checkpoint {request.POST.get('checkpoint', '')!r}; registered: {known}")
-        return _back(ds)
     raw = request.POST.get("chunk_size", "256").strip()
     mods = request.POST.getlist("modalities")
     if not raw.isdigit():
@@ -66,6 +61,7 @@ def compute(request, name):
         messages.error(request, f"choose at least one input to score; allowed: {', '.join(MODALITIES)}")
         return _back(ds)
     try:
+        ckpt = checkpoint_get(request.POST.get("checkpoint", ""))
         run = run_start(ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")))
     except AvcrowdError as exc:
         messages.error(request, exc.message)

@@ -3,8 +3,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import AvcrowdError
-from proposals.models import ModelCheckpoint, ModelRun
-from proposals.services import checkpoint_register, run_start
+from proposals.models import ModelRun
+from proposals.services import checkpoint_get, checkpoint_register, run_start
 
 from ._common import get_dataset
 
@@ -35,11 +35,11 @@ class Command(BaseCommand):
                     raise CommandError(f"--config is not valid JSON: {exc}") from None
                 ckpt = checkpoint_register(opts["checkpoint"], opts["register"][0], opts["register"][1], config)
             else:
-                ckpt = ModelCheckpoint.objects.filter(name=opts["checkpoint"]).first()
-                if ckpt is None:
-                    known = ", ".join(ModelCheckpoint.objects.values_list("name", flat=True)) or "none"
-                    raise CommandError(f"unknown checkpoint {opts['checkpoint']!r}; registered: {known} "
-                                       f"(register one with --register ARCH PATH or in the admin)")
+                try:
+                    ckpt = checkpoint_get(opts["checkpoint"])
+                except AvcrowdError as exc:
+                    raise CommandError(f"{exc.message} (register one with --register ARCH PATH or in the "
+                                       "admin)") from None
             run = run_start(dataset, ckpt, chunk_size=opts["chunk_size"],
                             modalities=[m.strip() for m in opts["modalities"].split(",") if m.strip()],
                             restart=opts["restart"])
