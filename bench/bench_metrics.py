@@ -90,7 +90,7 @@ def child_product(model_dir: str, labels_csv: str, out_json: str, meta: bool):
     import django
 
     django.setup()
-    from annotation.services.reports import report_build
+    from reports.services import report_build
     from benchmark import metric_table
 
     base = _peak_mib()

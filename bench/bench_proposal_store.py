@@ -39,7 +39,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection, transaction
 
-    from annotation.models import Clip, Dataset, TaxonomyClass
+    from catalog.models import Clip, Dataset, TaxonomyClass
     from proposals.core.strategy import Predictions, Strategy, apply_strategy
     from proposals.models import Proposal, ProposalSet
     from proposals.services import proposals_store

@@ -70,10 +70,9 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
     from django.apps import apps
     from django.db import connection, transaction
 
-    from annotation.models import (
-        Assignment, Batch, BatchItem, Clip, ClipAnswer, Dataset, GoldLabel, TaxonomyClass, Worker,
-    )
-    from annotation.services.taxonomy import taxonomy_load
+    from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, GoldLabel, Worker
+    from catalog.models import Clip, Dataset, TaxonomyClass
+    from catalog.services.taxonomy import taxonomy_load
 
     t0 = time.perf_counter()
     with connection.schema_editor() as editor:
@@ -148,8 +147,8 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
 
 def measure(db_url: str, method: str = "majority", params: dict | None = None):
     _django(db_url)
-    from annotation.models import Dataset
-    from annotation.services.releases import release_create, release_export_to_file
+    from catalog.models import Dataset
+    from labels.services.releases import release_create, release_export_to_file
 
     ds = Dataset.objects.get(name="bench")
     name = f"bench-{int(time.time() * 1000)}"

@@ -59,9 +59,9 @@ def prepare(n_workers: int):
     """One dataset, one batch of 20 clips, n assignments (distinct simulated workers). Returns [(uuid, token)]."""
     from django.core.management import call_command
 
-    from annotation.models import Clip, Dataset
-    from annotation.services.assignments import assignment_start, hit_token
-    from annotation.services.batches import batches_create
+    from catalog.models import Clip, Dataset
+    from crowd.services.assignments import assignment_start, hit_token
+    from crowd.services.batches import batches_create
 
     call_command("migrate", "--noinput", verbosity=0)
     call_command("load_taxonomy", verbosity=0)
@@ -144,7 +144,7 @@ async def run_level(port, assignments, saves, classes, vids, interval):
 
 
 def verify(sent: dict) -> tuple[int, int]:
-    from annotation.models import ClipAnswer
+    from crowd.models import ClipAnswer
 
     uuids = {u for u, _ in sent}
     rows = {(str(u), v): w for u, v, w in ClipAnswer.objects.filter(assignment__uuid__in=uuids).values_list(
@@ -168,7 +168,7 @@ def main():
     env = {"DATABASE_URL": args.database_url, "AVCROWD_DEV": "1", "DJANGO_SETTINGS_MODULE": "config.settings",
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING"}
     setup_django(env)
-    from annotation.selectors.taxonomy import class_names
+    from catalog.selectors.taxonomy import class_names
 
     intervals = [float(x) for x in args.interval.split(",")]
     warm = args.workers * args.threads * 2

@@ -6,6 +6,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("avcrowd")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
-for _related in ("tasks_releases", "tasks_reports", "tasks_marketplace"):
-    app.autodiscover_tasks(["annotation"], related_name=_related)
+app.autodiscover_tasks()  # <app>/tasks.py of every installed app

@@ -39,8 +39,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
-    "annotation",
+    "annotation",  # historical migrations only: the tables the apps below took over (docs/architecture.md)
+    "catalog",
     "proposals",
+    "crowd",
+    "labels",
+    "reports",
     "frontend",
 ]
 
@@ -127,8 +131,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"proposals.tasks.*": {"queue": "gpu"}}
 CELERY_BEAT_SCHEDULE = {
-    "approve-after-review-window": {"task": "annotation.tasks.assignments_approve_due_task", "schedule": 3600.0},
-    "marketplace-sync": {"task": "annotation.tasks_marketplace.marketplace_sync_task",
+    "approve-after-review-window": {"task": "crowd.tasks.assignments_approve_due_task", "schedule": 3600.0},
+    "marketplace-sync": {"task": "crowd.tasks.marketplace_sync_task",
                          "schedule": float(os.environ.get("MARKETPLACE_SYNC_SECONDS", "300"))},
 }
 
@@ -149,8 +153,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "proposals.models.ModelRun.STATUSES",
-        "ReleaseMethodEnum": "annotation.models.releases.Release.METHODS",
-        "MergeMethodEnum": "annotation.core.merge.METHODS",
+        "ReleaseMethodEnum": "labels.models.Release.METHODS",
+        "MergeMethodEnum": "labels.core.merge.METHODS",
     },
 }
 

@@ -1,35 +1,26 @@
-"""URL map. Each area owns its own urlpatterns module; this file only mounts them."""
-import importlib
-
+"""URL map: each app owns its urlpatterns module (REST API in the domain apps, pages in frontend); this file
+only mounts them."""
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-
-def _optional(module: str):
-    """Mount an area's urlpatterns when the module exists (areas land independently)."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return []
-        raise
-    return getattr(mod, "urlpatterns", [])
-
+from frontend.views import legacy_admin_redirect
 
 urlpatterns = [
+    path("admin/annotation/<str:model>/", legacy_admin_redirect),
+    path("admin/annotation/<str:model>/<path:rest>", legacy_admin_redirect),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include("annotation.api")),
-    path("api/hit/", include((_optional("annotation.api_hit"), "api_hit"))),
-    path("api/releases/", include((_optional("annotation.api_releases"), "api_releases"))),
-    path("api/reports/", include((_optional("annotation.api_reports"), "api_reports"))),
-    path("api/marketplace/", include((_optional("annotation.api_marketplace"), "api_marketplace"))),
-    path("api/proposals/", include((_optional("proposals.api"), "api_proposals"))),
-    path("proposals/", include((_optional("proposals.urls"), "proposals"))),
-    path("releases/", include((_optional("frontend.views_releases"), "releases"))),
-    path("reports/", include((_optional("frontend.views_reports"), "reports"))),
-    path("ops/", include((_optional("frontend.views_ops"), "ops"))),
+    path("api/", include("catalog.api")),
+    path("api/hit/", include(("crowd.api_hit", "api_hit"))),
+    path("api/releases/", include(("labels.api", "api_releases"))),
+    path("api/reports/", include(("reports.api", "api_reports"))),
+    path("api/marketplace/", include(("crowd.api_marketplace", "api_marketplace"))),
+    path("api/proposals/", include(("proposals.api", "api_proposals"))),
+    path("proposals/", include(("frontend.views_proposals", "proposals"))),
+    path("releases/", include(("frontend.views_releases", "releases"))),
+    path("reports/", include(("frontend.views_reports", "reports"))),
+    path("ops/", include(("frontend.views_ops", "ops"))),
     path("", include("frontend.urls")),
 ]

@@ -11,12 +11,12 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods
 
-from annotation.errors import AvcrowdError
-from annotation.models import Clip, Dataset
-from annotation.selectors.clips import clip_media_url
-from annotation.selectors.gold import expert_annotation_payload, expert_queue
-from annotation.selectors.taxonomy import class_names, meta_labels
-from annotation.services.gold import ORIGINAL_KEYS, expert_annotation_save, gold_coverage, gold_min_experts
+from catalog.errors import AvcrowdError
+from catalog.models import Clip, Dataset
+from catalog.selectors.clips import clip_media_url
+from crowd.selectors.gold import expert_annotation_payload, expert_queue
+from catalog.selectors.taxonomy import class_names, meta_labels
+from crowd.services.gold import ORIGINAL_KEYS, expert_annotation_save, gold_coverage, gold_min_experts
 
 BOOL_CHOICES = {"yes": True, "no": False, "": None}
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.shortcuts import render
 from django.urls import path
 
-from annotation.models import Batch
+from crowd.models import Batch
 
 from .middleware import frameable
 

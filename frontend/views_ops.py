@@ -9,8 +9,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import Dataset, Operation
-from annotation.selectors import ops
+from catalog.models import Dataset, Operation
+from crowd.selectors import ops
 
 
 def operation_started(request, op: Operation, running_text: str):
@@ -42,7 +42,7 @@ def _table(request, ds, title, headers, rows):
 
 
 def _admin(obj):
-    return reverse(f"admin:annotation_{obj._meta.model_name}_change", args=[obj.pk])
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
 
 
 @staff_member_required
@@ -120,7 +120,7 @@ def operation(request, pk):
 @login_required
 def my_tasks(request):
     """In-house annotators: the batches an admin assigned to them, with their status and the HIT page link."""
-    from annotation.marketplace.inhouse import inhouse_tasks
+    from crowd.marketplace.inhouse import inhouse_tasks
 
     return render(request, "frontend/ops/my_tasks.html", {"rows": inhouse_tasks(request.user)})
 
@@ -128,7 +128,7 @@ def my_tasks(request):
 @staff_member_required
 @require_POST
 def sync_now(request, name):
-    from annotation.tasks_marketplace import marketplace_sync_start
+    from crowd.tasks import marketplace_sync_start
 
     op = marketplace_sync_start(get_object_or_404(Dataset, name=name), request.user)
     messages.info(request, "sync started")

@@ -9,9 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from annotation.core.merge import META_LABELS, METHODS
-from annotation.errors import AvcrowdError
-from annotation.models import Dataset, Release, ReleaseExport
+from labels.core.merge import META_LABELS, METHODS
+from catalog.errors import AvcrowdError
+from catalog.models import Dataset
+from labels.models import Release, ReleaseExport
 
 from .views_ops import operation_started
 
@@ -22,7 +23,7 @@ staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
 
 @login_required
 def release_list(request):
-    from annotation.selectors.releases import releases_list
+    from labels.selectors.releases import releases_list
 
     return render(request, "frontend/releases/list.html", {
         "releases": releases_list(), "datasets": Dataset.objects.order_by("name"), "methods": METHODS,
@@ -33,7 +34,7 @@ def release_list(request):
 @login_required
 @staff_required
 def release_new(request):
-    from annotation.services.releases import release_create_start
+    from labels.services.releases import release_create_start
 
     dataset = get_object_or_404(Dataset, name=request.POST.get("dataset", ""))
     k = request.POST.get("k") or ""
@@ -55,8 +56,8 @@ def release_new(request):
 
 @login_required
 def release_detail(request, pk):
-    from annotation.selectors.releases import release_clip_page, release_exports
-    from annotation.services.releases import EXPORT_FORMATS
+    from labels.selectors.releases import release_clip_page, release_exports
+    from labels.services.releases import EXPORT_FORMATS
 
     release = get_object_or_404(Release.objects.select_related("dataset", "created_by"), pk=pk)
     try:
@@ -82,8 +83,8 @@ def release_detail(request, pk):
 
 @login_required
 def release_download(request, pk):
-    from annotation.api_releases import streamed_export
-    from annotation.services.releases import EXPORT_FORMATS
+    from labels.api import streamed_export
+    from labels.services.releases import EXPORT_FORMATS
 
     release = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
     fmt = request.GET.get("format", "vggsounder-csv")
@@ -95,7 +96,7 @@ def release_download(request, pk):
 @require_POST
 @login_required
 def release_export_start_view(request, pk):
-    from annotation.services.releases import release_export_start
+    from labels.services.releases import release_export_start
 
     release = get_object_or_404(Release, pk=pk)
     try:
@@ -120,7 +121,7 @@ def export_status(request, pk):
 
 @login_required
 def release_diff_view(request, pk):
-    from annotation.services.releases import release_diff
+    from labels.services.releases import release_diff
 
     a = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
     try:

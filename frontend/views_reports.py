@@ -13,9 +13,9 @@ from django.urls import path
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from annotation.api_reports import can_use_reports
-from annotation.errors import AvcrowdError
-from annotation.models import MetricReport
+from reports.api import can_use_reports
+from catalog.errors import AvcrowdError
+from reports.models import MetricReport
 
 app_name = "reports"
 TABLES = [("paper", "Benchmark (paper table)"), ("topk", "Top-k metrics"), ("metrics", "All metrics"),
@@ -32,7 +32,7 @@ def _require_access(request):
 def _choices():
     releases, runs = [], []
     try:
-        from annotation.models import Release
+        from labels.models import Release
 
         releases = list(Release.objects.select_related("dataset").order_by("dataset__name", "name"))
     except ImportError:
@@ -60,7 +60,7 @@ def report_list(request):
 @login_required
 def report_new(request):
     _require_access(request)
-    from annotation.services.reports import report_create, report_upload
+    from reports.services import report_create, report_upload
 
     try:
         labels = request.POST.get("labels", "").strip()
@@ -83,7 +83,7 @@ def report_new(request):
 
 
 def _read_text(report, name):
-    from annotation.services.reports import report_file_open
+    from reports.services import report_file_open
 
     try:
         with report_file_open(report, name) as fh:
@@ -115,7 +115,7 @@ def report_detail(request, pk):
 @login_required
 def report_file(request, pk, name):
     _require_access(request)
-    from annotation.services.reports import report_file_open
+    from reports.services import report_file_open
 
     report = get_object_or_404(MetricReport, pk=pk)
     try:

@@ -34,7 +34,7 @@ class ModelRun(models.Model):
     SCORES, LABELS = "scores", "labels"
     KINDS = [(SCORES, "scores"), (LABELS, "label sets")]
 
-    dataset = models.ForeignKey("annotation.Dataset", on_delete=models.CASCADE, related_name="model_runs")
+    dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="model_runs")
     checkpoint = models.ForeignKey(ModelCheckpoint, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="runs")
     external_name = models.SlugField(max_length=100, blank=True,
@@ -109,7 +109,7 @@ class RunChunk(models.Model):
 class ProposalSet(models.Model):
     """The proposals of one strategy on one dataset; at most one active set per dataset."""
 
-    dataset = models.ForeignKey("annotation.Dataset", on_delete=models.CASCADE, related_name="proposal_sets")
+    dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="proposal_sets")
     strategy = models.JSONField(default=dict)
     runs = models.ManyToManyField(ModelRun, blank=True, related_name="proposal_sets")
     active = models.BooleanField(default=False)
@@ -128,8 +128,8 @@ class ProposalSet(models.Model):
 
 class Proposal(models.Model):
     proposal_set = models.ForeignKey(ProposalSet, on_delete=models.CASCADE, related_name="proposals")
-    clip = models.ForeignKey("annotation.Clip", on_delete=models.CASCADE, related_name="proposals")
-    cls = models.ForeignKey("annotation.TaxonomyClass", on_delete=models.PROTECT, related_name="proposals")
+    clip = models.ForeignKey("catalog.Clip", on_delete=models.CASCADE, related_name="proposals")
+    cls = models.ForeignKey("catalog.TaxonomyClass", on_delete=models.PROTECT, related_name="proposals")
     provenance = models.JSONField(default=list, help_text='[{"rule", "model", "modality"}]')
 
     class Meta:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from annotation.models import Clip, GoldLabel
-from annotation.selectors.taxonomy import class_names
+from catalog.models import Clip
+from crowd.models import GoldLabel
+from catalog.selectors.taxonomy import class_names
 
 from .core.predictions_io import MODALITIES, PredictionArrays, from_npz
 from .core.strategy import Predictions

@@ -17,9 +17,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotation.errors import AvcrowdError
-from annotation.models import Clip, Dataset, Operation, TaxonomyClass
-from annotation.selectors.taxonomy import class_names
+from catalog.errors import AvcrowdError
+from catalog.models import Clip, Dataset, Operation, TaxonomyClass
+from catalog.selectors.taxonomy import class_names
 
 from .core.evaluation import Gold, SearchSpace, evaluate, format_front, tune
 from .core.predictions_io import (MODALITIES, PredictionArrays, PredictionFileError, from_npz,
@@ -363,7 +363,7 @@ def proposal_set_run(operation_id: int) -> Operation:
     """The background half of proposal_set_start (see annotation.services.operations.operation_finish)."""
     from django.urls import reverse  # noqa: PLC0415
 
-    from annotation.services.operations import operation_finish  # noqa: PLC0415
+    from catalog.services.operations import operation_finish  # noqa: PLC0415
 
     def work(op):
         pset = proposal_set_create(op.dataset, op.summary["strategy"], models=op.summary.get("models"))

@@ -38,7 +38,7 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """After migrating the test database, load the 309-class taxonomy once for the session."""
-    from annotation.services.taxonomy import taxonomy_load
+    from catalog.services.taxonomy import taxonomy_load
 
     with django_db_blocker.unblock():
         taxonomy_load()
@@ -51,7 +51,7 @@ def _fresh_batch_contents_cache():
     if _django_settings() is None:
         yield
         return
-    from annotation.selectors.crowd import clear_cache
+    from crowd.selectors.crowd import clear_cache
 
     clear_cache()
     yield
@@ -61,9 +61,9 @@ def _fresh_batch_contents_cache():
 @pytest.fixture
 def taxonomy(db):
     """The taxonomy, (re)loaded if a transactional test flushed it. Returns the class names in logit order."""
-    from annotation.models import TaxonomyClass
-    from annotation.selectors.taxonomy import class_names, clear_cache
-    from annotation.services.taxonomy import taxonomy_load
+    from catalog.models import TaxonomyClass
+    from catalog.selectors.taxonomy import class_names, clear_cache
+    from catalog.services.taxonomy import taxonomy_load
 
     if TaxonomyClass.objects.count() != 309:
         taxonomy_load()
@@ -76,7 +76,8 @@ def make_crowd_dataset(taxonomy):
     """make(name, n_regular, n_gold, **dataset fields) -> a Dataset whose clips have remote media (no files):
     regular clip r<i> has original label taxonomy[i]; gold clip g<i> has gold labels taxonomy[100+i] (AV, the
     original label) and taxonomy[200+i] (A)."""
-    from annotation.models import Clip, Dataset, GoldLabel, TaxonomyClass
+    from catalog.models import Clip, Dataset, TaxonomyClass
+    from crowd.models import GoldLabel
 
     def make(name: str, n_regular: int, n_gold: int, **fields):
         ds = Dataset.objects.create(name=name, **fields)
@@ -98,7 +99,7 @@ def make_crowd_dataset(taxonomy):
 @pytest.fixture(scope="session")
 def clip_factory(tmp_path_factory):
     """make(name, **kwargs) -> Path of a small synthetic mp4 (cached per name and arguments)."""
-    from annotation.core.media import make_synthetic_clip
+    from catalog.core.media import make_synthetic_clip
 
     base = tmp_path_factory.mktemp("clips")
     cache: dict = {}

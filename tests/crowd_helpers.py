@@ -17,7 +17,7 @@ def gold_perfect_labels(taxonomy, video_id):
 
 def fill_assignment(assignment, taxonomy, *, good=True):
     """Answer every clip of the assignment completely; gold clips right (good) or with nothing ticked."""
-    from annotation.services.assignments import answer_save
+    from crowd.services.assignments import answer_save
 
     for item in assignment.batch.items.select_related("clip"):
         vid = item.clip.video_id

@@ -19,7 +19,7 @@ def dataset(make_dataset):
 
 @pytest.fixture
 def batch(dataset):
-    from annotation.services.batches import batches_create
+    from crowd.services.batches import batches_create
 
     batches = batches_create(dataset, rng=random.Random(7))
     assert len(batches) == 1

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from annotation.core.batching import plan_batches
+from crowd.core.batching import plan_batches
 
 
 def test_every_regular_clip_once_gold_at_random_positions_and_rotating():

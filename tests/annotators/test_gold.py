@@ -4,9 +4,10 @@ import random
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.errors import ImportFailed, ValidationError
-from annotation.models import Clip, GoldLabel
-from annotation.services.gold import expert_annotation_save, gold_coverage, gold_import_csv, gold_recompute
+from catalog.errors import ImportFailed, ValidationError
+from catalog.models import Clip
+from crowd.models import GoldLabel
+from crowd.services.gold import expert_annotation_save, gold_coverage, gold_import_csv, gold_recompute
 
 
 def lab(name, audible, visible):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from annotation.models import Assignment, ClipAnswer, Worker
+from crowd.models import Assignment, ClipAnswer, Worker
 
 from tests.crowd_helpers import complete_payload, gold_perfect_labels
 
@@ -192,7 +192,7 @@ def test_prolific_arrival_and_completion_url(client, batch, settings):
 
 
 def test_inhouse_login_gets_a_token_and_the_next_batch(client, make_dataset, django_user_model, taxonomy):
-    from annotation.services.batches import batches_create
+    from crowd.services.batches import batches_create
 
     ds = make_dataset(n_regular=36, n_gold=4)
     b1, b2 = batches_create(ds)
@@ -201,7 +201,7 @@ def test_inhouse_login_gets_a_token_and_the_next_batch(client, make_dataset, dja
     assert data["preview"] is False and data["token"]
     a = Assignment.objects.get()
     assert a.backend == "inhouse" and a.worker.user.username == "ann"
-    from annotation.selectors.crowd import assignment_handoff
+    from crowd.selectors.crowd import assignment_handoff
 
     a.status = "approved"
     assert assignment_handoff(a) == {"kind": "inhouse", "next_url": f"/hit/{b2.uuid}/"}

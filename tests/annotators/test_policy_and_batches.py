@@ -6,16 +6,16 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.errors import Forbidden, ValidationError
-from annotation.models import Assignment, AssignmentDecisionLog, Batch, BatchItem, Worker
-from annotation.services.assignments import (
+from catalog.errors import Forbidden, ValidationError
+from crowd.models import Assignment, AssignmentDecisionLog, Batch, BatchItem, Worker
+from crowd.services.assignments import (
     answer_save,
     assignment_decide,
     assignment_start,
     assignment_submit,
     assignments_approve_due,
 )
-from annotation.services.batches import batches_create
+from crowd.services.batches import batches_create
 
 from tests.crowd_helpers import complete_payload, fill_assignment
 
@@ -114,7 +114,7 @@ def test_admin_action_rejects_with_reason(admin_client, batch, taxonomy):
     a = start(batch)
     fill_assignment(a, taxonomy)
     assignment_submit(a)
-    url = "/admin/annotation/assignment/"
+    url = "/admin/crowd/assignment/"
     r = admin_client.post(url, {"action": "reject_override", "_selected_action": [a.pk], "reason": ""})
     assert Assignment.objects.get(pk=a.pk).status == "approved"
     r = admin_client.post(url, {"action": "reject_override", "_selected_action": [a.pk], "reason": "spam"},

@@ -1,7 +1,7 @@
 """Catch-trial scoring on hand-computed cases (pure, no database)."""
 import pytest
 
-from annotation.core.scoring import catch_scores, decide, should_block
+from crowd.core.scoring import catch_scores, decide, should_block
 
 
 def test_perfect_answers_score_one():

@@ -12,9 +12,10 @@ GOLD_VIDEO = "gold_0"
 def make_dataset(clip_factory, *, name="hitdemo", n_regular=3, batch_size=4, seconds=1.0, n_gold=1):
     """A dataset with `n_regular` regular clips and `n_gold` gold clips (gold_<i>: dog barking, AV), batches of
     `batch_size` clips with one gold clip each."""
-    from annotation.models import Clip, Dataset, GoldLabel, TaxonomyClass
-    from annotation.services.batches import batches_create
-    from annotation.services.clips import ClipSpec, clips_import
+    from catalog.models import Clip, Dataset, TaxonomyClass
+    from crowd.models import GoldLabel
+    from crowd.services.batches import batches_create
+    from catalog.services.clips import ClipSpec, clips_import
 
     dataset = Dataset.objects.create(name=name, batch_size=batch_size, gold_per_batch=1, annotations_per_clip=3)
     specs = [ClipSpec(f"clip_{i}", str(clip_factory(f"b{i}", seed=i, seconds=seconds)), ["dog barking"], "test")

@@ -77,7 +77,7 @@ def test_hit_page_renders_in_an_iframe_from_an_allowed_origin_and_is_refused_by_
 @pytest.fixture
 def big_batch(transactional_db, taxonomy, clip_factory):
     """A batch whose clips carry 30 proposals each, as in production."""
-    from annotation.models import BatchItem
+    from crowd.models import BatchItem
 
     _, batches = make_dataset(clip_factory, name="layout", n_regular=3)
     batch = batches[0]

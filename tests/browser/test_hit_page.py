@@ -2,7 +2,7 @@
 import pytest
 from selenium.webdriver.common.keys import Keys
 
-from annotation.models import Assignment, ClipAnswer, Worker
+from crowd.models import Assignment, ClipAnswer, Worker
 from tests.browser import urls as test_urls
 from tests.browser.conftest import GOLD_VIDEO, wait_for
 
@@ -215,7 +215,7 @@ def test_a_clip_that_does_not_load_is_reported_and_skipped_and_the_hit_can_be_su
     the clip, the report is saved and shown in the review, and the HIT is submitted."""
     import os
 
-    from annotation.models import BatchItem
+    from crowd.models import BatchItem
 
     items = list(BatchItem.objects.filter(batch=hit_batch).select_related("clip").order_by("position"))
     broken = next(i for i in items if not i.is_gold)
@@ -258,7 +258,8 @@ def test_a_clip_whose_server_never_answers_offers_the_skip_after_the_timeout(hit
     import socket
     import threading
 
-    from annotation.models import BatchItem, Clip
+    from crowd.models import BatchItem
+    from catalog.models import Clip
 
     settings.HIT_MEDIA_TIMEOUT_SECONDS = 2.0
     server = socket.socket()

@@ -4,8 +4,9 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from selenium.webdriver.common.keys import Keys
 
-from annotation.models import Assignment, Clip, ExpertAnnotation
-from annotation.services.clips import ClipSpec, clips_import
+from crowd.models import Assignment, ExpertAnnotation
+from catalog.models import Clip
+from catalog.services.clips import ClipSpec, clips_import
 from tests.browser.conftest import GOLD_VIDEO, make_dataset
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,8 @@ STATIC = Path(__file__).resolve().parents[2] / "frontend" / "static" / "frontend
 
 @pytest.fixture
 def batch(db, taxonomy):
-    from annotation.models import Batch, Dataset
+    from crowd.models import Batch
+    from catalog.models import Dataset
 
     return Batch.objects.create(dataset=Dataset.objects.create(name="assets"))
 
@@ -40,7 +41,7 @@ def test_hit_page_is_frameable_by_mturk_only_and_unknown_batches_are_404(client,
 
 @pytest.fixture
 def gold_clip(batch, clip_factory):
-    from annotation.services.clips import ClipSpec, clips_import
+    from catalog.services.clips import ClipSpec, clips_import
 
     return clips_import(batch.dataset, [ClipSpec("g1", str(clip_factory("g1", seed=1)), ["dog barking"], "t")],
                         gold_ids={"g1"})[0]
@@ -55,7 +56,7 @@ def test_gold_pages_need_a_login(client, gold_clip):
 def test_gold_form_with_a_bad_value_is_refused_naming_the_field_and_keeps_the_ticks(client, gold_clip):
     from django.contrib.auth import get_user_model
 
-    from annotation.models import ExpertAnnotation
+    from crowd.models import ExpertAnnotation
 
     client.force_login(get_user_model().objects.create_user("expert9"))
     url = f"/gold/clip/{gold_clip.pk}/"

@@ -1,8 +1,8 @@
 """A real Celery worker process, started by the test, executes a task through Redis against PostgreSQL."""
 import pytest
 
-from annotation.models import Clip, Dataset
-from annotation.tasks import clip_probe_task
+from catalog.models import Clip, Dataset
+from catalog.tasks import clip_probe_task
 
 pytestmark = pytest.mark.worker
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from annotation.models import Clip, Dataset, GoldLabel
+from catalog.models import Clip, Dataset
+from crowd.models import GoldLabel
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.models import Clip, Dataset
+from catalog.models import Clip, Dataset
 
 
 def test_import_a_directory_of_media_files(taxonomy, clip_factory, tmp_path):

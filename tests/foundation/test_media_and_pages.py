@@ -2,9 +2,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
-from annotation.models import Clip, Dataset
-from annotation.selectors.clips import clip_media_url
-from annotation.services.clips import ClipSpec, clips_import
+from catalog.models import Clip, Dataset
+from catalog.selectors.clips import clip_media_url
+from catalog.services.clips import ClipSpec, clips_import
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_openapi_schema_is_served(client, taxonomy):
 
 
 def test_admin_lists_the_classes_in_classes_csv_order(admin_client, taxonomy):
-    page = admin_client.get("/admin/annotation/taxonomyclass/").content.decode()
+    page = admin_client.get("/admin/catalog/taxonomyclass/").content.decode()
     positions = [page.index(f"{i}: {name}") if f"{i}: {name}" in page else page.index(name) for i, name in
                  [(0, taxonomy[0]), (1, taxonomy[1]), (150, taxonomy[150]), (308, taxonomy[308])]]
     assert positions == sorted(positions)

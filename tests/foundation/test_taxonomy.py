@@ -3,11 +3,11 @@ from importlib import resources
 
 import pytest
 
-from annotation.core.taxonomy import closure
-from annotation.errors import ImportFailed
-from annotation.models import ClassRelation, MetaLabel, TaxonomyClass
-from annotation.selectors.taxonomy import relations
-from annotation.services.taxonomy import taxonomy_load
+from catalog.core.taxonomy import closure
+from catalog.errors import ImportFailed
+from catalog.models import ClassRelation, MetaLabel, TaxonomyClass
+from catalog.selectors.taxonomy import relations
+from catalog.services.taxonomy import taxonomy_load
 
 
 def reference_classes():

@@ -40,7 +40,7 @@ def dataset(make_dataset):
 
 @pytest.fixture
 def batches(dataset):
-    from annotation.services.batches import batches_create
+    from crowd.services.batches import batches_create
 
     out = batches_create(dataset, rng=random.Random(3))
     assert out
@@ -68,8 +68,8 @@ class Stubbed:
 
 @pytest.fixture
 def mturk_stub(monkeypatch):
-    from annotation.marketplace import mturk
-    from annotation.marketplace.retry import RetryPolicy
+    from crowd.marketplace import mturk
+    from crowd.marketplace.retry import RetryPolicy
 
     s = Stubbed()
     monkeypatch.setattr(mturk, "client_factory", lambda sandbox: s.client)

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from annotation.marketplace import mturk
+from crowd.marketplace import mturk
 
 
 def test_fee_is_20_percent_below_10_assignments_and_40_from_10():
@@ -31,7 +31,7 @@ def test_default_reward_pays_federal_minimum_wage_rounded_up():
 
 
 def test_reward_for_a_batch_follows_seconds_per_clip(settings):
-    from annotation.services.costs import reward_for_batch
+    from crowd.services.costs import reward_for_batch
 
     settings.MTURK_SECONDS_PER_CLIP = 45
     assert reward_for_batch(20) == Decimal("1.82")           # 20 clips x 45 s = 15 min
@@ -54,7 +54,7 @@ def test_qualification_ids_differ_between_sandbox_and_production():
 
 
 def test_missing_credentials_name_the_variables(monkeypatch, tmp_path):
-    from annotation.marketplace import MarketplaceConfigError
+    from crowd.marketplace import MarketplaceConfigError
 
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
                 "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
@@ -82,7 +82,7 @@ def test_endpoints_and_override(settings, monkeypatch):
 def test_only_rate_errors_are_retried():
     from botocore.exceptions import ClientError
 
-    from annotation.marketplace.retry import is_retryable
+    from crowd.marketplace.retry import is_retryable
 
     def err(code, msg):
         return ClientError({"Error": {"Code": code, "Message": msg}}, "CreateHIT")

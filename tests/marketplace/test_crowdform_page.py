@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from annotation.marketplace.crowdform import CROWD_ELEMENTS_JS, crowd_form_page, parse_task_answers
+from crowd.marketplace.crowdform import CROWD_ELEMENTS_JS, crowd_form_page, parse_task_answers
 
 pytestmark = pytest.mark.browser
 

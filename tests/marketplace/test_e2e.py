@@ -7,10 +7,10 @@ from urllib.parse import urlencode, urlparse
 import pytest
 from botocore.stub import ANY
 
-from annotation.models import Assignment, Hit, MarketplaceCall
-from annotation.services.assignments import answer_save, assignment_start
-from annotation.services.publish import batches_publish, request_token
-from annotation.services.sync import marketplace_sync
+from crowd.models import Assignment, Hit, MarketplaceCall
+from crowd.services.assignments import answer_save, assignment_start
+from crowd.services.publish import batches_publish, request_token
+from crowd.services.sync import marketplace_sync
 
 from .conftest import hit_response
 

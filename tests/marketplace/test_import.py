@@ -4,9 +4,10 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.errors import ImportFailed
-from annotation.models import Assignment, Batch, Clip, ClipAnswer, Worker
-from annotation.services.mturk_import import mturk_results_import
+from catalog.errors import ImportFailed
+from crowd.models import Assignment, Batch, ClipAnswer, Worker
+from catalog.models import Clip
+from crowd.services.mturk_import import mturk_results_import
 
 HEADER = ["HITId", "HITTypeId", "Reward", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime",
           "WorkTimeInSeconds", "Input.video_urls", "Input.proposal_lists", "Answer.taskAnswers"]

@@ -4,8 +4,9 @@ from decimal import Decimal
 
 import pytest
 
-from annotation.models import Assignment, Hit, Operation, Worker
-from annotation.services.assignments import assignment_start, assignment_submit
+from crowd.models import Assignment, Hit, Worker
+from catalog.models import Operation
+from crowd.services.assignments import assignment_start, assignment_submit
 
 from tests.crowd_helpers import fill_assignment
 
@@ -79,7 +80,7 @@ def test_every_number_links_to_the_list_behind_it(admin_client, dataset, worked)
 
 
 def test_clips_reported_as_not_playing_are_counted_and_listed(admin_client, dataset, worked):
-    from annotation.models import ClipAnswer
+    from crowd.models import ClipAnswer
 
     html = admin_client.get(f"/ops/{dataset.name}/").content.decode()
     assert _figures(html)["media-reports"][1] == "0 clip(s), 0 report(s)"
@@ -105,7 +106,7 @@ def test_workers_list_shows_quality_and_approval_rate(admin_client, dataset, wor
 
 def test_sync_now_runs_and_shows_progress_and_summary(admin_client, dataset, worked, monkeypatch,
                                                       django_capture_on_commit_callbacks):
-    from annotation.services import sync
+    from crowd.services import sync
 
     monkeypatch.setattr(sync.mturk, "get_backend", lambda sandbox: _NoCalls(sandbox))
     with django_capture_on_commit_callbacks(execute=True):
@@ -145,7 +146,7 @@ def test_api_publish_dry_run_estimate_and_refusals(admin_client, client, dataset
 
 
 def test_api_summary_and_inhouse_and_bonus(admin_client, dataset, worked, django_user_model):
-    from annotation.models import Operation
+    from catalog.models import Operation
 
     Operation.objects.create(kind=Operation.KINDS[0][0], dataset=dataset, done=3, total=3, message="done")
     s = admin_client.get(f"/api/marketplace/datasets/{dataset.name}/summary/").json()
@@ -166,7 +167,7 @@ def test_api_summary_and_inhouse_and_bonus(admin_client, dataset, worked, django
 
 
 def test_admin_publish_action_shows_cost_before_publishing(admin_client, dataset, batches):
-    resp = admin_client.post("/admin/annotation/batch/", {"action": "publish_to_marketplace",
+    resp = admin_client.post("/admin/crowd/batch/", {"action": "publish_to_marketplace",
                                                           "_selected_action": [b.pk for b in batches]})
     assert resp.status_code == 200
     page = resp.content.decode()
@@ -192,7 +193,7 @@ def test_api_publish_runs_the_task_and_reports_progress(admin_client, dataset, b
 
 
 def test_beat_sync_is_skipped_while_another_sync_runs(dataset):
-    from annotation.tasks_marketplace import marketplace_sync_task
+    from crowd.tasks import marketplace_sync_task
 
     Operation.objects.create(kind="sync", status="running")
     assert marketplace_sync_task.delay().get() == {"skipped": "another sync is still running"}
@@ -207,13 +208,13 @@ def test_admin_publish_action_confirm_publishes(admin_client, dataset, batches, 
     form = {"action": "publish_to_marketplace", "_selected_action": [b.pk for b in batches], "backend": "mturk",
             "environment": "sandbox", "mode": "external", "reward": "0.75", "confirm": "1"}
     with django_capture_on_commit_callbacks(execute=True):
-        resp = admin_client.post("/admin/annotation/batch/", form, follow=True)
+        resp = admin_client.post("/admin/crowd/batch/", form, follow=True)
     assert "Publishing %d batch(es)" % len(batches) in resp.content.decode()
     assert sorted(Hit.objects.values_list("external_id", flat=True)) == [f"HA{i}" for i in range(len(batches))]
     assert set(Hit.objects.values_list("reward", flat=True)) == {Decimal("0.75")}
     # over budget: the confirmation page shows the refusal, nothing is sent
     form.update(reward="999", confirm="1")
     Hit.objects.all().delete()
-    resp = admin_client.post("/admin/annotation/batch/", form)
+    resp = admin_client.post("/admin/crowd/batch/", form)
     assert 'id="publish-error"' in resp.content.decode() and "over budget" in resp.content.decode()
     assert Hit.objects.count() == 0

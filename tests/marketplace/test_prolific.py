@@ -6,11 +6,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from annotation.marketplace import MarketplaceConfigError
-from annotation.models import Assignment, Hit, MarketplaceCall, ProlificStudy
-from annotation.services.assignments import assignment_start
-from annotation.services.publish import batches_publish
-from annotation.services.sync import marketplace_sync
+from crowd.marketplace import MarketplaceConfigError
+from crowd.models import Assignment, Hit, MarketplaceCall, ProlificStudy
+from crowd.services.assignments import assignment_start
+from crowd.services.publish import batches_publish
+from crowd.services.sync import marketplace_sync
 
 from tests.crowd_helpers import fill_assignment
 
@@ -74,8 +74,8 @@ def prolific_server(settings):
 
 @pytest.fixture
 def no_sleep(monkeypatch):
-    from annotation.marketplace import prolific
-    from annotation.marketplace.retry import RetryPolicy
+    from crowd.marketplace import prolific
+    from crowd.marketplace.retry import RetryPolicy
 
     sleeps = []
     monkeypatch.setattr(prolific, "client_factory",
@@ -128,8 +128,8 @@ def test_missing_token_is_a_clear_message(dataset, batches, settings):
 
 
 def test_inhouse_assignment_to_named_users(dataset, batches, django_user_model):
-    from annotation.errors import ValidationError
-    from annotation.marketplace.inhouse import inhouse_assign, inhouse_tasks, next_batch_for
+    from catalog.errors import ValidationError
+    from crowd.marketplace.inhouse import inhouse_assign, inhouse_tasks, next_batch_for
 
     ann = django_user_model.objects.create_user("ann", password="pw")
     task, created = inhouse_assign(batches[0], "ann")
@@ -141,7 +141,7 @@ def test_inhouse_assignment_to_named_users(dataset, batches, django_user_model):
 
 
 def test_inhouse_annotator_sees_assigned_batches(client, dataset, batches, django_user_model):
-    from annotation.marketplace.inhouse import inhouse_assign
+    from crowd.marketplace.inhouse import inhouse_assign
 
     ann = django_user_model.objects.create_user("ann", password="pw")
     django_user_model.objects.create_user("bob", password="pw")

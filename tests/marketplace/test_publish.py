@@ -5,9 +5,9 @@ import pytest
 from botocore.stub import ANY
 from django.core.management import CommandError, call_command
 
-from annotation.errors import ValidationError
-from annotation.models import Hit, MarketplaceCall, MarketplaceQualification
-from annotation.services.publish import batches_publish, publish_plan, request_token
+from catalog.errors import ValidationError
+from crowd.models import Hit, MarketplaceCall, MarketplaceQualification
+from crowd.services.publish import batches_publish, publish_plan, request_token
 
 from .conftest import BASE, hit_response
 
@@ -58,7 +58,7 @@ def test_publish_creates_hits_with_external_question_and_qualifications(dataset,
 
 def test_masters_blocked_qualification_created_once_and_required(dataset, batches, mturk_stub, settings):
     settings.MTURK_USE_BLOCKED_QUALIFICATION = True
-    from annotation.services.publish import HitSettings
+    from crowd.services.publish import HitSettings
 
     batch = batches[0]
     mturk_stub.add("CreateQualificationType", {"QualificationType": {"QualificationTypeId": "QBLOCK"}},
@@ -82,7 +82,7 @@ def test_masters_blocked_qualification_created_once_and_required(dataset, batche
 
 
 def test_over_budget_is_refused_before_any_call(make_dataset, mturk_stub):
-    from annotation.services.batches import batches_create
+    from crowd.services.batches import batches_create
 
     ds = make_dataset(name="poor", budget_usd=Decimal("5.00"))
     batches_create(ds)
@@ -129,7 +129,7 @@ def test_rerun_after_crash_reuses_the_token_and_finds_the_hit(dataset, batches, 
 
 
 def test_one_failed_hit_does_not_stop_the_others(make_dataset, mturk_stub):
-    from annotation.services.batches import batches_create
+    from crowd.services.batches import batches_create
 
     ds = make_dataset(name="two", n_regular=6, n_gold=2)
     b1, b2 = sorted(batches_create(ds), key=lambda b: (b.created_at, b.id))
@@ -170,7 +170,7 @@ def test_command_dry_run_and_unknown_dataset(dataset, batches, mturk_stub, capsy
 
 
 def test_command_reports_missing_credentials(dataset, batches, monkeypatch):
-    from annotation.marketplace import MarketplaceConfigError, mturk
+    from crowd.marketplace import MarketplaceConfigError, mturk
 
     def no_creds(sandbox):
         raise MarketplaceConfigError(mturk.CREDENTIALS_MESSAGE)

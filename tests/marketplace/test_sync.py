@@ -7,9 +7,9 @@ from botocore.stub import ANY
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from annotation.models import Assignment, Bonus, ClipAnswer, Hit, HitAssignment, MarketplaceCall, Worker, WorkerBlock
-from annotation.services.assignments import assignment_decide, assignment_start
-from annotation.services.sync import PAST, bonus_create, marketplace_sync
+from crowd.models import Assignment, Bonus, ClipAnswer, Hit, HitAssignment, MarketplaceCall, Worker, WorkerBlock
+from crowd.services.assignments import assignment_decide, assignment_start
+from crowd.services.sync import PAST, bonus_create, marketplace_sync
 
 from tests.crowd_helpers import fill_assignment, gold_perfect_labels
 
@@ -143,7 +143,7 @@ def test_throttling_is_retried_with_backoff_then_succeeds(batches, mturk_stub):
 
 
 def test_a_failing_hit_does_not_stop_the_others(make_dataset, taxonomy, mturk_stub):
-    from annotation.services.batches import batches_create
+    from crowd.services.batches import batches_create
 
     ds = make_dataset(name="two", n_regular=6, n_gold=2)
     b1, b2 = sorted(batches_create(ds), key=lambda b: b.id)
@@ -169,7 +169,7 @@ def test_bonus_is_sent_once_with_unique_request_token(batches, taxonomy, mturk_s
     a = worker_did(batch, taxonomy, "W1", "A1")
     HitAssignment.objects.create(hit=hit, assignment=a, external_id="A1", worker_external_id="W1",
                                  remote_status="Approved", decision_pushed="approved")
-    from annotation.services.assignments import assignment_submit
+    from crowd.services.assignments import assignment_submit
 
     assignment_submit(a)
     bonus = bonus_create(a, "0.50", "Great accuracy on the check clips")
@@ -186,7 +186,7 @@ def test_bonus_is_sent_once_with_unique_request_token(batches, taxonomy, mturk_s
 
 
 def test_blocked_worker_is_blocked_on_mturk_with_reason_and_qualification(batches, taxonomy, mturk_stub):
-    from annotation.models import MarketplaceQualification
+    from crowd.models import MarketplaceQualification
 
     batch = batches[0]
     hit = make_hit(batch)

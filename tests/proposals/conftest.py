@@ -3,6 +3,6 @@ import pytest
 
 @pytest.fixture
 def dataset(taxonomy):
-    from annotation.models import Dataset
+    from catalog.models import Dataset
 
     return Dataset.objects.create(name="demo-props")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.models import Clip
+from catalog.models import Clip
 from proposals import gpu
 from proposals.models import ModelRun, RunChunk
 from proposals.selectors import run_scores
@@ -74,7 +74,7 @@ def thread_decode(monkeypatch):
 def test_real_worker_computes_a_chunk_through_the_broker(thread_decode, celery_worker_process, clip_factory,
                                                          taxonomy):
     """A real Celery worker process (started by the fixture) runs a chunk task; a redelivery is a no-op."""
-    from annotation.models import Dataset
+    from catalog.models import Dataset
     from proposals.models import ModelCheckpoint
     from proposals.tasks import compute_chunk
 
@@ -102,7 +102,7 @@ def test_real_solo_worker_decodes_in_one_warm_process_pool(process_decode, celer
                                                            taxonomy, tmp_path):
     """The GPU worker's setup (`--pool solo`, process decoding): decoder processes can be started from
     the worker, one pool serves every chunk, and a run with a broken clip still finishes."""
-    from annotation.models import Dataset
+    from catalog.models import Dataset
     from proposals.models import ModelCheckpoint
     from proposals.tasks import compute_chunk
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.models import Clip, GoldLabel, TaxonomyClass
+from catalog.models import Clip, TaxonomyClass
+from crowd.models import GoldLabel
 from proposals.models import ModelRun, Proposal, ProposalSet
 from proposals.selectors import run_label_sets, run_scores
 from proposals.services import ProposalsError, run_import

@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from annotation.models import Clip, GoldLabel, TaxonomyClass
+from catalog.models import Clip, TaxonomyClass
+from crowd.models import GoldLabel
 from proposals.models import ModelRun, ProposalSet
 
 
@@ -114,7 +115,7 @@ def test_staff_start_a_model_run_from_the_page(staff_client, dataset, clip_facto
 
 def test_staff_build_proposals_in_the_background_and_land_on_the_set(staff_client, filled,
                                                                      django_capture_on_commit_callbacks):
-    from annotation.models import Operation
+    from catalog.models import Operation
     from proposals.services import proposal_set_run
 
     url = f"/proposals/datasets/{filled.name}/build/"
@@ -136,7 +137,7 @@ def test_staff_build_proposals_in_the_background_and_land_on_the_set(staff_clien
 
 
 def test_building_proposals_without_finished_runs_is_refused(staff_client, dataset):
-    from annotation.models import Operation
+    from catalog.models import Operation
 
     page = staff_client.post(f"/proposals/datasets/{dataset.name}/build/", {}, follow=True).content.decode()
     assert "has no finished model runs" in page and not Operation.objects.exists()

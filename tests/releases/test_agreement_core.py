@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from annotation.core.agreement import agreement, alpha_binary
-from annotation.core.merge import Votes
+from labels.core.agreement import agreement, alpha_binary
+from labels.core.merge import Votes
 
 
 def test_alpha_matches_krippendorff_binary_two_coder_example():

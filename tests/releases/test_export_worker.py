@@ -3,9 +3,10 @@ import time
 
 import pytest
 
-from annotation.models import Dataset, ReleaseExport
-from annotation.services.releases import export_chunks, release_import
-from annotation.tasks_releases import release_export_task
+from catalog.models import Dataset
+from labels.models import ReleaseExport
+from labels.services.releases import export_chunks, release_import
+from labels.tasks import release_export_task
 
 pytestmark = pytest.mark.worker
 

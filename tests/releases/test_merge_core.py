@@ -2,8 +2,14 @@
 import numpy as np
 import pytest
 
-from annotation.core.merge import (
-    Votes, compare_methods, macro_f1, merge, merge_dawid_skene, merge_majority, merge_weighted,
+from labels.core.merge import (
+    Votes,
+    compare_methods,
+    macro_f1,
+    merge,
+    merge_dawid_skene,
+    merge_majority,
+    merge_weighted,
     worker_quality_from_gold,
 )
 
@@ -179,7 +185,7 @@ def test_numpy_dawid_skene_gives_crowd_kits_posteriors(with_gold):
     import pandas as pd
     from crowdkit.aggregation import DawidSkene
 
-    from annotation.core.dawid_skene import dawid_skene_binary
+    from labels.core.dawid_skene import dawid_skene_binary
 
     rng = np.random.default_rng(3)
     n_tasks, n_workers, per = 600, 25, 4

@@ -8,15 +8,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.errors import ImportFailed, ValidationError
-from annotation.models import (
-    Assignment, Batch, BatchItem, Clip, ClipAnswer, Dataset, ExpertAnnotation, GoldLabel, Release, ReleaseLabel,
-    TaxonomyClass, Worker,
-)
-from annotation.models.releases import ImmutableReleaseError
-from annotation.services.releases import (
-    export_chunks, release_create, release_diff, release_import, release_to_dataframe,
-)
+from catalog.errors import ImportFailed, ValidationError
+from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, ExpertAnnotation, GoldLabel, Worker
+from catalog.models import Clip, Dataset, TaxonomyClass
+from labels.models import Release, ReleaseLabel
+from labels.models import ImmutableReleaseError
+from labels.services.releases import export_chunks, release_create, release_diff, release_import, release_to_dataframe
 
 DATA = Path(str(resources.files("vggsounder") / "data"))
 pytestmark = pytest.mark.django_db

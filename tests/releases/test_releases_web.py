@@ -8,8 +8,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotation.models import Clip, Dataset, Release, ReleaseExport
-from annotation.services.releases import export_chunks, release_import
+from catalog.models import Clip, Dataset
+from labels.models import Release, ReleaseExport
+from labels.services.releases import export_chunks, release_import
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +133,7 @@ def test_merged_release_page_shows_agreement_and_staff_can_create(crowd, client,
 def test_a_release_requested_on_the_page_is_made_in_the_background_and_linked_when_done(
         crowd, client, django_capture_on_commit_callbacks):
     """The request only checks and queues; the operation page shows the running merge, then links the release."""
-    from annotation.models import Operation
+    from catalog.models import Operation
 
     staff_user = get_user_model().objects.create_user("admin3", password="x", is_staff=True)
     client.force_login(staff_user)
@@ -150,13 +151,13 @@ def test_a_release_requested_on_the_page_is_made_in_the_background_and_linked_wh
     page = client.get(r["Location"]).content.decode()
     assert f'href="/releases/{release.pk}/"' in page and "3 clips, " in page and 'http-equiv="refresh"' not in page
     # a redelivered task changes nothing
-    from annotation.services.releases import release_create_run
+    from labels.services.releases import release_create_run
 
     assert release_create_run(op.pk).status == "done" and Release.objects.filter(name="bg-v1").count() == 1
 
 
 def test_bad_release_requests_are_refused_before_anything_is_queued(crowd, client):
-    from annotation.models import Operation
+    from catalog.models import Operation
 
     staff_user = get_user_model().objects.create_user("admin4", password="x", is_staff=True)
     client.force_login(staff_user)
@@ -181,8 +182,8 @@ def test_api_background_creation_returns_the_operation_to_poll(crowd, staff, dja
 
 
 def test_a_release_that_fails_in_the_background_says_why(crowd, monkeypatch):
-    from annotation.models import Operation
-    from annotation.services import releases
+    from catalog.models import Operation
+    from labels.services import releases
 
     op = Operation.objects.create(kind="release", dataset=Dataset.objects.get(name="rel"), total=1,
                                   summary={"name": "boom", "method": "majority", "params": {"k": 3},

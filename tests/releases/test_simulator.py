@@ -4,12 +4,13 @@ import io
 import pytest
 from django.core.management import call_command
 
-from annotation.core.merge import macro_f1
-from annotation.core.taxonomy import closure
-from annotation.selectors.taxonomy import relations
-from annotation.models import Assignment, Clip, ClipAnswer, Dataset, Worker
-from annotation.services.releases import release_create, release_to_dataframe
-from annotation.simulator import simulate_crowd, write_truth_csv
+from labels.core.merge import macro_f1
+from catalog.core.taxonomy import closure
+from catalog.selectors.taxonomy import relations
+from crowd.models import Assignment, ClipAnswer, Worker
+from catalog.models import Clip, Dataset
+from labels.services.releases import release_create, release_to_dataframe
+from crowd.simulator import simulate_crowd, write_truth_csv
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,7 @@ def test_simulated_crowd_goes_through_scoring_rejection_and_release(sim_dataset)
 
 
 def test_mixed_profile_allocates_workers_deterministically():
-    from annotation.simulator import MIXES, allocate
+    from crowd.simulator import MIXES, allocate
 
     kinds = allocate(MIXES["mixed"], 50)
     assert [kinds.count(k) for k in ("diligent", "careless", "spammer", "audio-biased", "visual-biased")] == \
@@ -93,7 +94,7 @@ def test_simulate_crowd_command_reports_and_releases(sim_dataset):
 
 
 def test_original_labels_as_truth_for_demos(taxonomy):
-    from annotation.models import TaxonomyClass
+    from catalog.models import TaxonomyClass
 
     ds = Dataset.objects.create(name="demo-like", batch_size=4, gold_per_batch=1, annotations_per_clip=3)
     for i, name in enumerate(["dog barking", "cat meowing", "playing piano", "raining", "helicopter"] * 2):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import benchmark.io as bio
-from annotation.services.reports import report_build
+from reports.services import report_build
 from benchmark import LabelSet, default_class_names, evaluate, meta_breakdown, metric_table
 from benchmark.labels import default_labels_csv
 from benchmark.report import _jsonable, write_report
@@ -101,7 +101,7 @@ def test_a_bad_file_among_streamed_ones_fails_the_report_with_its_name(three_mod
     for n in NAMES[:2]:
         (preds / f"{n}.pkl").write_bytes((inp["preds"] / f"{n}.pkl").read_bytes())
     (preds / "zeta.pkl").write_bytes(pickle.dumps({"clip": {"logits": {"a": [0.5] * 7}}}))
-    from annotation.errors import ValidationError
+    from catalog.errors import ValidationError
 
     with pytest.raises(ValidationError, match=r"zeta\.pkl"):
         report_build(str(inp["labels_csv"]), [str(preds)], tmp_path / "out", figures=False)

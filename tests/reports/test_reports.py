@@ -15,7 +15,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from annotation.models import Clip, Dataset, MetricReport
+from catalog.models import Clip, Dataset
+from reports.models import MetricReport
 from benchmark import LabelSet, default_class_names, evaluate, metric_table
 from benchmark.io import load_predictions_pickle
 from benchmark.labels import default_labels_csv
@@ -50,7 +51,7 @@ def inputs(tmp_path_factory):
 
 @pytest.fixture
 def release_and_run(inputs):
-    from annotation.services.releases import release_import
+    from labels.services.releases import release_import
     from proposals.services import run_import
 
     ds = Dataset.objects.create(name="vggs-slice")
@@ -111,7 +112,7 @@ def test_command_refuses_bad_input_with_the_reason(inputs, tmp_path):
 
 @pytest.fixture
 def researcher():
-    from annotation.services.users import user_create
+    from catalog.services.users import user_create
 
     info = user_create("rita", "researcher", password="pw-rita-123")
     client = APIClient()
@@ -156,7 +157,7 @@ def test_api_refuses_bad_requests_and_outsiders(release_and_run, researcher, inp
                                           "predictions": [f"run:{run.pk}"]}, format="json")
     assert r.status_code == 400 and r.json()["field"] == "regime"
     assert MetricReport.objects.count() == 0
-    from annotation.services.users import user_create
+    from catalog.services.users import user_create
 
     user_create("anna", "annotator", password="pw-anna-123")
     other = APIClient()
@@ -230,9 +231,9 @@ def test_command_judges_free_text_captions(inputs, tmp_path, capsys):
 
 
 def test_a_release_name_in_two_datasets_is_refused_naming_both(taxonomy):
-    from annotation.errors import ValidationError
-    from annotation.models import Release
-    from annotation.services.reports import release_lookup
+    from catalog.errors import ValidationError
+    from labels.models import Release
+    from reports.services import release_lookup
 
     for ds_name in ("ds-one", "ds-two"):
         Release.objects.create(dataset=Dataset.objects.create(name=ds_name), name="v1", method=Release.IMPORT)
@@ -244,7 +245,7 @@ def test_a_release_name_in_two_datasets_is_refused_naming_both(taxonomy):
 
 
 def test_api_lists_every_report_a_page_at_a_time_newest_first(researcher):
-    from annotation.models import MetricReport
+    from reports.models import MetricReport
 
     made = [MetricReport.objects.create(title=f"r{i}", status="done" if i % 3 else "failed") for i in range(250)]
     first = researcher.get("/api/reports/").json()

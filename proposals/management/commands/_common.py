@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from annotation.models import Dataset
+from catalog.models import Dataset
 
 
 def get_dataset(name: str) -> Dataset:

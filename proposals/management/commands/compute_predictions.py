@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import AvcrowdError
+from catalog.errors import AvcrowdError
 from proposals.models import ModelRun
 from proposals.services import checkpoint_get, checkpoint_register, run_start
 

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import AvcrowdError
+from catalog.errors import AvcrowdError
 from proposals.services import proposals_evaluate
 
 from ._common import get_dataset

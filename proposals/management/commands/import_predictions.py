@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import AvcrowdError
+from catalog.errors import AvcrowdError
 from proposals.services import run_import
 
 from ._common import get_dataset

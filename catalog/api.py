@@ -1,0 +1,85 @@
+"""REST API of the foundation: the class list, datasets and clips (read for researchers, write for admins)."""
+from django.urls import include, path
+from rest_framework import permissions, routers, serializers, viewsets
+
+from catalog.models import ClassRelation, Clip, Dataset, TaxonomyClass
+from catalog.selectors.clips import clip_media_url
+
+
+class IsStaffOrReadOnly(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and
+                    (request.method in permissions.SAFE_METHODS or request.user.is_staff))
+
+
+class TaxonomyClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaxonomyClass
+        fields = ["index", "name", "mid"]
+
+
+class ClassRelationSerializer(serializers.ModelSerializer):
+    source = serializers.CharField(source="source.name")
+    target = serializers.CharField(source="target.name")
+
+    class Meta:
+        model = ClassRelation
+        fields = ["kind", "source", "target"]
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "budget_usd", "batch_size", "gold_per_batch",
+                  "annotations_per_clip", "reject_below", "block_floor", "block_after", "created_at"]
+
+
+class ClipSerializer(serializers.ModelSerializer):
+    dataset = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    original_labels = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    media = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Clip
+        fields = ["id", "dataset", "video_id", "duration", "has_audio", "has_video", "is_gold",
+                  "original_labels", "media"]
+
+    def get_media(self, clip) -> str:
+        return clip_media_url(clip, self.context.get("request"))
+
+
+class TaxonomyClassViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = TaxonomyClass.objects.order_by("index")
+    serializer_class = TaxonomyClassSerializer
+    pagination_class = None
+
+
+class ClassRelationViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = ClassRelation.objects.select_related("source", "target")
+    serializer_class = ClassRelationSerializer
+    pagination_class = None
+
+
+class DatasetViewSet(viewsets.ModelViewSet):
+    queryset = Dataset.objects.all()
+    serializer_class = DatasetSerializer
+    permission_classes = [IsStaffOrReadOnly]
+    lookup_field = "name"
+
+
+class ClipViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = ClipSerializer
+
+    def get_queryset(self):
+        qs = Clip.objects.select_related("dataset").prefetch_related("original_labels").order_by("dataset", "video_id")
+        dataset = self.request.query_params.get("dataset")
+        return qs.filter(dataset__name=dataset) if dataset else qs
+
+
+router = routers.DefaultRouter()
+router.register("classes", TaxonomyClassViewSet, basename="class")
+router.register("class-relations", ClassRelationViewSet, basename="class-relation")
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("clips", ClipViewSet, basename="clip")
+
+urlpatterns = [path("", include(router.urls))]

@@ -1,0 +1,36 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from catalog.errors import AvcrowdError
+from catalog.services.clips import clips_import, dataset_get_or_create, read_clip_csv, scan_media_dir
+
+
+class Command(BaseCommand):
+    help = ("Import clips into a dataset from a CSV (video_id,url[,original_label]; several labels separated "
+            "by '|') or from a directory of media files (video id = file stem). All or nothing.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("source", help="CSV file or directory of media files")
+        parser.add_argument("--dataset", required=True, help="dataset name (created if absent)")
+        parser.add_argument("--link", action="store_true",
+                            help="reference local files in place instead of copying them into media storage")
+        parser.add_argument("--no-probe", action="store_true", help="skip decoding local files (faster, unsafe)")
+
+    def handle(self, *args, **opts):
+        source = Path(opts["source"])
+        try:
+            if source.is_dir():
+                specs = scan_media_dir(source)
+            elif source.is_file():
+                specs = read_clip_csv(source)
+            else:
+                raise CommandError(f"{source}: no such file or directory")
+            with transaction.atomic():  # a refused import must not leave a new, empty dataset behind
+                dataset, created = dataset_get_or_create(opts["dataset"])
+                clips = clips_import(dataset, specs, copy_media=not opts["link"], probe_media=not opts["no_probe"])
+        except AvcrowdError as exc:
+            raise CommandError(exc.as_text()) from exc
+        self.stdout.write(f"imported {len(clips)} clips into dataset {dataset.name}"
+                          f"{' (new)' if created else ''}")

@@ -1,0 +1,23 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from catalog.errors import AvcrowdError
+from catalog.services.taxonomy import taxonomy_load
+
+
+class Command(BaseCommand):
+    help = "Load the class list (default: the 309 VGGSound classes from the vggsounder package) and class relations."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--classes", help="CSV with index,mid,display_name (default: vggsounder classes.csv)")
+        parser.add_argument("--relations", help="CSV with kind,source,target (default: annotation/data/class_relations.csv)")
+
+    def handle(self, *args, **opts):
+        try:
+            result = taxonomy_load(opts.get("classes"), opts.get("relations"))
+        except AvcrowdError as exc:
+            raise CommandError(exc.as_text()) from exc
+        self.stdout.write(
+            f"taxonomy: {result['classes']} classes ({result['created']} new), "
+            f"{result['relations']} relations ({result['relations_added']} new)"
+        )
+

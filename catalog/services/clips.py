@@ -1,0 +1,139 @@
+"""Creating datasets and importing clips. Every import validates everything first and writes in one transaction."""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.files import File
+from django.db import transaction
+
+from catalog.core.media import MEDIA_EXTENSIONS, MediaError, probe
+from catalog.errors import ImportFailed, ValidationError
+from catalog.models import Clip, Dataset, TaxonomyClass
+
+VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
+REMOTE_SCHEMES = ("http://", "https://", "s3://")
+LABEL_SEPARATOR = "|"
+
+
+@dataclass
+class ClipSpec:
+    video_id: str
+    source: str            # remote URL or local path
+    original_labels: list[str] = field(default_factory=list)
+    where: str = ""        # "file:line" for messages
+
+
+def dataset_get_or_create(name: str, **fields) -> tuple[Dataset, bool]:
+    if not re.fullmatch(r"[-a-zA-Z0-9_]+", name or ""):
+        raise ValidationError(f"dataset name {name!r} is not allowed; use letters, digits, '-' and '_'",
+                              field="dataset")
+    return Dataset.objects.get_or_create(name=name, defaults=fields)
+
+
+def read_clip_csv(path: Path) -> list[ClipSpec]:
+    errors: list[str] = []
+    specs: list[ClipSpec] = []
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in ("video_id", "url") if c not in header]
+        if missing:
+            raise ImportFailed(f"{path}: missing column(s) {', '.join(missing)}; expected video_id,url[,original_label]")
+        for lineno, row in enumerate(reader, start=2):
+            vid = (row.get("video_id") or "").strip()
+            url = (row.get("url") or "").strip()
+            label = (row.get("original_label") or "").strip()
+            if not VIDEO_ID_RE.match(vid):
+                errors.append(f"{path}:{lineno}: field 'video_id' is {vid!r}; allowed: 1-200 of A-Z a-z 0-9 _ - .")
+            if not url:
+                errors.append(f"{path}:{lineno}: field 'url' is empty; expected an http(s)/s3 URL or a file path")
+            elif not url.startswith(REMOTE_SCHEMES) and not Path(url).is_absolute():
+                url = str((path.parent / url).resolve())
+            labels = [part.strip() for part in label.split(LABEL_SEPARATOR) if part.strip()]
+            specs.append(ClipSpec(vid, url, labels, f"{path}:{lineno}"))
+    if errors:
+        raise ImportFailed(f"{path}: {len(errors)} problem(s); nothing was imported", details=errors)
+    return specs
+
+
+def scan_media_dir(path: Path) -> list[ClipSpec]:
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS)
+    if not files:
+        raise ImportFailed(f"{path}: no media files found (looked for {', '.join(sorted(MEDIA_EXTENSIONS))})")
+    return [ClipSpec(p.stem, str(p), [], str(p)) for p in files]
+
+
+def clips_import(dataset: Dataset, specs: list[ClipSpec], *, copy_media: bool = True, probe_media: bool = True,
+                 gold_ids: set[str] | None = None) -> list[Clip]:
+    """Validate every spec (ids, duplicates, labels, media), then create all clips in one transaction."""
+    errors: list[str] = []
+    seen: dict[str, str] = {}
+    duplicates: list[str] = []
+    for spec in specs:
+        if spec.video_id in seen:
+            duplicates.append(f"{spec.video_id} ({seen[spec.video_id]} and {spec.where})")
+        seen.setdefault(spec.video_id, spec.where)
+    existing = set(Clip.objects.filter(dataset=dataset, video_id__in=list(seen)).values_list("video_id", flat=True))
+    duplicates += [f"{vid} (already in dataset {dataset.name})" for vid in sorted(existing)]
+    if duplicates:
+        raise ImportFailed(f"duplicate clip ids: {len(duplicates)}; nothing was imported", details=duplicates)
+
+    classes = {c.name: c for c in TaxonomyClass.objects.all()}
+    infos = {}
+    for spec in specs:
+        for label in spec.original_labels:
+            if label not in classes:
+                errors.append(f"{spec.where}: field 'original_label' names unknown class {label!r}")
+        if not spec.source.startswith(REMOTE_SCHEMES):
+            local = Path(spec.source)
+            if not local.is_file():
+                errors.append(f"{spec.where}: media file {spec.source} does not exist")
+            elif probe_media:
+                try:
+                    infos[spec.video_id] = probe(local)
+                except MediaError as exc:
+                    errors.append(f"{spec.where}: {exc}")
+    if errors:
+        raise ImportFailed(f"{len(errors)} problem(s); nothing was imported", details=errors)
+
+    gold_ids = gold_ids or set()
+    created: list[Clip] = []
+    with transaction.atomic():
+        for spec in specs:
+            info = infos.get(spec.video_id)
+            clip = Clip(dataset=dataset, video_id=spec.video_id, is_gold=spec.video_id in gold_ids,
+                        duration=info.duration if info else None,
+                        has_audio=info.has_audio if info else True, has_video=info.has_video if info else True)
+            remote = spec.source.startswith(REMOTE_SCHEMES)
+            if remote or not copy_media:
+                clip.media_url = spec.source
+            else:
+                with open(spec.source, "rb") as fh:
+                    clip.media.save(f"{dataset.name}/{spec.video_id}{Path(spec.source).suffix.lower()}",
+                                    File(fh), save=False)
+            clip.save()
+            if spec.original_labels:
+                clip.original_labels.set([classes[label] for label in spec.original_labels])
+            created.append(clip)
+    return created
+
+
+def clip_probe(clip_id: int) -> dict:
+    """Re-read a local clip's media facts (duration, audio/video streams). Remote media is left as it is."""
+    clip = Clip.objects.get(pk=clip_id)
+    if clip.media:
+        try:
+            path = Path(clip.media.path)
+        except NotImplementedError:
+            return {"clip": clip.video_id, "probed": False, "reason": "remote storage"}
+    elif clip.media_url and not clip.media_url.startswith(REMOTE_SCHEMES):
+        path = Path(clip.media_url)
+    else:
+        return {"clip": clip.video_id, "probed": False, "reason": "remote media"}
+    info = probe(path, require_audio=False, require_video=False)
+    Clip.objects.filter(pk=clip.pk).update(duration=info.duration, has_audio=info.has_audio, has_video=info.has_video)
+    return {"clip": clip.video_id, "probed": True, "duration": info.duration,
+            "has_audio": info.has_audio, "has_video": info.has_video}

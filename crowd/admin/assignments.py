@@ -1,0 +1,88 @@
+"""Admin actions of the annotator area: approve/reject overrides with a reason (audited), re-queue, unblock."""
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+
+from crowd.admin.core import AssignmentAdmin, BatchAdmin, WorkerAdmin
+from crowd.admin.marketplace import publish_to_marketplace
+from catalog.errors import AvcrowdError
+from crowd.models import Assignment, Batch, Worker
+
+
+class ReasonActionForm(ActionForm):
+    reason = forms.CharField(required=False, label="Reason (kept in the audit log)",
+                             widget=forms.TextInput(attrs={"size": 50}))
+    feedback = forms.CharField(required=False, label="Feedback to the worker",
+                               widget=forms.TextInput(attrs={"size": 50}))
+
+
+def _decide(modeladmin, request, queryset, status):
+    from crowd.services.assignments import assignment_decide
+
+    reason = (request.POST.get("reason") or "").strip()
+    if not reason:
+        modeladmin.message_user(request, "Type a reason in the Reason box: every override is audited.",
+                                messages.ERROR)
+        return
+    done, failed = 0, []
+    for assignment in queryset:
+        try:
+            assignment_decide(assignment, status=status, actor=request.user, reason=reason,
+                              feedback=(request.POST.get("feedback") or "").strip())
+            done += 1
+        except AvcrowdError as exc:
+            failed.append(f"{assignment.uuid}: {exc.message}")
+    modeladmin.message_user(request, f"{done} assignment(s) set to {status}.", messages.SUCCESS)
+    for line in failed:
+        modeladmin.message_user(request, line, messages.WARNING)
+
+
+class CrowdAssignmentAdmin(AssignmentAdmin):
+    action_form = ReasonActionForm
+    actions = ["approve_override", "reject_override", "release_abandoned"]
+    list_display = ("uuid", "worker", "batch", "status", "catch_f1", "catch_precision", "catch_recall",
+                    "submitted_at")
+    readonly_fields = ("uuid", "catch_f1", "catch_precision", "catch_recall", "status", "decided_at",
+                       "decision_reason")
+
+    @admin.action(description="Approve (override; needs a reason)")
+    def approve_override(self, request, queryset):
+        _decide(self, request, queryset, Assignment.APPROVED)
+
+    @admin.action(description="Reject and re-queue the clips (override; needs a reason)")
+    def reject_override(self, request, queryset):
+        _decide(self, request, queryset, Assignment.REJECTED)
+
+    @admin.action(description="Release abandoned in-progress assignments (frees their slot; needs a reason)")
+    def release_abandoned(self, request, queryset):
+        _decide(self, request, queryset.filter(status=Assignment.IN_PROGRESS), Assignment.REJECTED)
+
+
+class CrowdBatchAdmin(BatchAdmin):
+    actions = ["requeue", publish_to_marketplace]
+
+    @admin.action(description="Re-queue: re-open batches that lack annotators after rejections")
+    def requeue(self, request, queryset):
+        from crowd.services.batches import batch_refresh_status
+
+        reopened = 0
+        for batch in queryset.select_related("dataset"):
+            before = batch.status
+            if batch_refresh_status(batch).status == Batch.OPEN and before != Batch.OPEN:
+                reopened += 1
+        self.message_user(request, f"{reopened} batch(es) re-opened; the others are open or full.")
+
+
+class CrowdWorkerAdmin(WorkerAdmin):
+    actions = ["unblock"]
+    list_display = ("external_id", "backend", "mean_catch_f1", "n_scored", "is_blocked", "blocked_reason")
+
+    @admin.action(description="Unblock the selected workers")
+    def unblock(self, request, queryset):
+        n = queryset.update(is_blocked=False, blocked_reason="")
+        self.message_user(request, f"{n} worker(s) unblocked.")
+
+
+admin.site.register(Assignment, CrowdAssignmentAdmin)
+admin.site.register(Batch, CrowdBatchAdmin)
+admin.site.register(Worker, CrowdWorkerAdmin)

@@ -1,0 +1,145 @@
+"""Admin of the marketplace area: HITs, marketplace assignments, the call log, bonuses, blocks, in-house tasks,
+operations; and the "Publish to MTurk / Prolific" action on batches (a confirmation page with the cost estimate)."""
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from catalog.errors import AvcrowdError
+from crowd.models import (
+    Bonus,
+    Hit,
+    HitAssignment,
+    InhouseTask,
+    MarketplaceCall,
+    MarketplaceQualification,
+    ProlificStudy,
+    WorkerBlock,
+)
+
+
+class HitAssignmentInline(admin.TabularInline):
+    model = HitAssignment
+    extra = 0
+    fields = ("external_id", "worker_external_id", "remote_status", "decision_pushed", "reposted", "assignment")
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Hit)
+class HitAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "backend", "sandbox", "mode", "status", "reward", "max_assignments", "reposted",
+                    "expires_at", "last_synced_at")
+    list_filter = ("backend", "sandbox", "status", "mode", "batch__dataset")
+    search_fields = ("external_id", "batch__uuid")
+    raw_id_fields = ("batch",)
+    readonly_fields = ("unique_request_token", "attempt", "created_at", "last_synced_at")
+    inlines = [HitAssignmentInline]
+
+
+@admin.register(MarketplaceCall)
+class MarketplaceCallAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "backend", "operation", "sandbox", "ok", "error_code", "attempt", "duration_ms")
+    list_filter = ("backend", "operation", "ok", "sandbox")
+    readonly_fields = [f.name for f in MarketplaceCall._meta.fields]
+    raw_id_fields = ("hit",)
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Bonus)
+class BonusAdmin(admin.ModelAdmin):
+    list_display = ("assignment", "amount", "status", "paid_at", "created_by")
+    list_filter = ("status",)
+    raw_id_fields = ("assignment",)
+    readonly_fields = ("unique_request_token", "paid_at", "error")
+
+    def save_model(self, request, obj, form, change):
+        if not obj.unique_request_token:
+            from crowd.services.sync import bonus_token
+
+            obj.unique_request_token = bonus_token(obj.assignment)
+        obj.created_by = obj.created_by or request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(WorkerBlock)
+class WorkerBlockAdmin(admin.ModelAdmin):
+    list_display = ("worker", "sandbox", "pushed", "reason", "created_at")
+    list_filter = ("sandbox", "pushed")
+    raw_id_fields = ("worker",)
+
+
+@admin.register(InhouseTask)
+class InhouseTaskAdmin(admin.ModelAdmin):
+    list_display = ("batch", "user", "assigned_by", "created_at")
+    raw_id_fields = ("batch",)
+
+    def save_model(self, request, obj, form, change):
+        obj.assigned_by = obj.assigned_by or request.user
+        super().save_model(request, obj, form, change)
+
+
+class PublishForm(forms.Form):
+    backend = forms.ChoiceField(choices=[("mturk", "Amazon Mechanical Turk"), ("prolific", "Prolific")])
+    environment = forms.ChoiceField(choices=[("sandbox", "MTurk sandbox"), ("production", "production (real money)")])
+    mode = forms.ChoiceField(choices=[("external", "ExternalQuestion (our HIT page)"),
+                                      ("html", "HTMLQuestion (self-contained crowd-form)")])
+    reward = forms.CharField(required=False, help_text="USD per assignment; empty = expected minutes at $7.25/h")
+
+
+@admin.action(description="Publish to MTurk / Prolific (shows the cost first)")
+def publish_to_marketplace(modeladmin, request, queryset):
+    from crowd.services.publish import publish_plan
+    from crowd.tasks import batches_publish_start
+
+    batches = list(queryset.select_related("dataset"))
+    datasets = {b.dataset_id for b in batches}
+    if len(datasets) != 1:
+        modeladmin.message_user(request, "Pick batches of one dataset to publish together.", messages.ERROR)
+        return None
+    dataset = batches[0].dataset
+    form = PublishForm(request.POST if "confirm" in request.POST or "estimate" in request.POST else None,
+                       initial={"backend": "mturk", "environment": "sandbox", "mode": "external"})
+    plan = error = None
+    if form.is_bound and form.is_valid():
+        try:
+            reward = Decimal(form.cleaned_data["reward"]) if form.cleaned_data["reward"] else None
+        except InvalidOperation:
+            reward, error = None, f"reward {form.cleaned_data['reward']!r} is not a number of dollars"
+        kw = dict(backend=form.cleaned_data["backend"], sandbox=form.cleaned_data["environment"] == "sandbox",
+                  mode=form.cleaned_data["mode"], reward=reward)
+        if error is None:
+            try:
+                plan = publish_plan(dataset, batches=batches, **kw)
+            except AvcrowdError as exc:
+                error = exc.as_text()
+        if plan is not None and "confirm" in request.POST:
+            op = batches_publish_start(plan, reward=reward, user=request.user)
+            modeladmin.message_user(request, f"Publishing {len(plan.hits)} batch(es) for ${plan.total}: see "
+                                             f"/ops/operations/{op.pk}/", messages.SUCCESS)
+            return None
+    elif not form.is_bound:
+        try:
+            plan = publish_plan(dataset, batches=batches)
+        except AvcrowdError as exc:
+            error = exc.as_text()
+    context = {**modeladmin.admin_site.each_context(request), "title": "Publish batches", "form": form,
+               "plan": plan, "error": error, "batches": batches, "opts": modeladmin.model._meta,
+               "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+    return TemplateResponse(request, "frontend/ops/publish_confirm.html", context)
+
+
+@admin.register(HitAssignment)
+class HitAssignmentAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "hit", "worker_external_id", "remote_status", "decision_pushed", "reposted",
+                    "submitted_at")
+    list_filter = ("remote_status", "decision_pushed", "reposted")
+    search_fields = ("external_id", "worker_external_id")
+    raw_id_fields = ("hit", "assignment")
+
+
+admin.site.register(MarketplaceQualification)
+admin.site.register(ProlificStudy)

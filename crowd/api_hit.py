@@ -1,0 +1,192 @@
+"""JSON API of the HIT page (/api/hit/, contract in docs/annotators.md). Thin: parse, call services, map errors.
+
+Authenticated by the signed HIT token (header X-HIT-Token) issued by the session endpoint; csrf_exempt because
+the page runs inside the MTurk iframe on another site and carries no session cookie there.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from django.http import JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from catalog.errors import AvcrowdError, ValidationError
+from crowd.models import Assignment
+from catalog.selectors.clips import clip_media_url
+from crowd.selectors.crowd import assignment_answers, assignment_by_uuid, assignment_handoff, batch_by_uuid, batch_items
+from catalog.selectors.taxonomy import class_names, meta_labels
+from crowd.services import assignments as svc
+
+MTURK_PREVIEW_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
+MAX_BODY = 256 * 1024
+
+
+def _json(data, status=200) -> JsonResponse:
+    response = JsonResponse(data, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _not_found() -> JsonResponse:
+    return _json({"error": "not found"}, status=404)
+
+
+def _error(exc: AvcrowdError) -> JsonResponse:
+    return _not_found() if exc.status_code == 404 else _json(exc.as_dict(), status=exc.status_code)
+
+
+def _body(request) -> dict:
+    if len(request.body) > MAX_BODY:
+        raise ValidationError(f"the body is larger than {MAX_BODY} bytes", field="body")
+    if not request.body.strip():
+        return {}
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"the body is not valid JSON ({exc})", field="body")
+    if not isinstance(data, dict):
+        raise ValidationError("the body must be a JSON object", field="body")
+    return data
+
+
+@dataclass
+class Arrival:
+    preview: bool
+    backend: str = ""
+    worker_id: str = ""
+    assignment_id: str = ""
+    hit_id: str = ""
+    turk_submit_to: str = ""
+    user: object = None
+
+
+def parse_arrival(request) -> Arrival:
+    """MTurk ExternalQuestion parameters, Prolific parameters, or an in-house login; otherwise a preview."""
+    q = request.GET
+    if any(k in q for k in ("assignmentId", "workerId", "hitId", "turkSubmitTo")):
+        assignment_id = q.get("assignmentId", "").strip()
+        worker_id = q.get("workerId", "").strip()
+        if not assignment_id or assignment_id == MTURK_PREVIEW_ID or not worker_id:
+            return Arrival(preview=True, backend="mturk")
+        submit_to = q.get("turkSubmitTo", "").strip()
+        if submit_to:
+            parsed = urlparse(submit_to)
+            if parsed.scheme not in ("https", "http") or not parsed.netloc:
+                raise ValidationError(f"turkSubmitTo {submit_to!r} is not an http(s) URL", field="turkSubmitTo")
+        return Arrival(False, "mturk", worker_id, assignment_id, q.get("hitId", "").strip(), submit_to)
+    if "PROLIFIC_PID" in q:
+        pid = q.get("PROLIFIC_PID", "").strip()
+        if not pid:
+            raise ValidationError("PROLIFIC_PID is empty", field="PROLIFIC_PID")
+        return Arrival(False, "prolific", pid, q.get("SESSION_ID", "").strip(), q.get("STUDY_ID", "").strip())
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return Arrival(False, "inhouse", user.get_username(), user=user)
+    return Arrival(preview=True)
+
+
+def _clip_json(item, request) -> dict:
+    clip = item.clip
+    return {"video_id": clip.video_id, "media_url": clip_media_url(clip, request), "proposals": item.proposals,
+            "has_audio": clip.has_audio, "has_video": clip.has_video}
+
+
+@csrf_exempt
+@require_http_methods(["GET"])
+def session(request, batch_uuid):
+    batch = batch_by_uuid(batch_uuid)
+    if batch is None:
+        return _not_found()
+    try:
+        arrival = parse_arrival(request)
+        items = batch_items(batch)
+        data = {"preview": arrival.preview, "batch_size": len(items), "classes": class_names(),
+                "meta": meta_labels(), "position": 0, "answers": {}, "handoff": None}
+        if arrival.preview:
+            data.update(token=None, assignment=None, status="preview",
+                        clips=[_clip_json(item, request) for item in items[:1]])
+            return _json(data)
+        assignment = svc.assignment_start(
+            batch, backend=arrival.backend, worker_external_id=arrival.worker_id,
+            external_assignment_id=arrival.assignment_id, hit_id=arrival.hit_id,
+            turk_submit_to=arrival.turk_submit_to, user=arrival.user)
+    except AvcrowdError as exc:
+        return _error(exc)
+    data.update(token=svc.hit_token(assignment), assignment=str(assignment.uuid), status=assignment.status,
+                position=assignment.position, clips=[_clip_json(item, request) for item in items],
+                answers=assignment_answers(assignment), handoff=assignment_handoff(assignment),
+                feedback=assignment.feedback or None)
+    return _json(data)
+
+
+def _lookup(request, assignment_uuid):
+    """(assignment, None) or (None, error response)."""
+    assignment = assignment_by_uuid(assignment_uuid)
+    if assignment is None:
+        return None, _not_found()
+    try:
+        svc.hit_token_check(request.headers.get("X-HIT-Token"), assignment)
+    except AvcrowdError as exc:
+        return None, _error(exc)
+    return assignment, None
+
+
+@csrf_exempt
+@require_http_methods(["PUT", "POST"])
+def answer(request, assignment_uuid, video_id):
+    try:
+        try:
+            body, invalid = _body(request), None
+        except ValidationError as exc:  # reported after the 404/403 checks, inside the service's order
+            body, invalid = None, exc
+        updated_at = svc.answer_save_with_token(assignment_uuid, request.headers.get("X-HIT-Token"), video_id,
+                                                body, body_error=invalid)
+    except AvcrowdError as exc:
+        return _error(exc)
+    return _json({"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()})
+
+
+@csrf_exempt
+@require_http_methods(["PUT", "POST"])
+def position(request, assignment_uuid):
+    assignment, err = _lookup(request, assignment_uuid)
+    if err:
+        return err
+    try:
+        body = _body(request)
+        if "position" not in body:
+            raise ValidationError("field 'position' is required", field="position")
+        svc.assignment_set_position(assignment, body["position"])
+    except AvcrowdError as exc:
+        return _error(exc)
+    return _json({"saved": True, "position": assignment.position})
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def submit(request, assignment_uuid):
+    assignment, err = _lookup(request, assignment_uuid)
+    if err:
+        return err
+    try:
+        body = _body(request)
+        extra = sorted(set(body) - {"work_seconds"})
+        if extra:
+            raise ValidationError(f"unknown field(s) {', '.join(extra)}; allowed: work_seconds", field=extra[0])
+        assignment = svc.assignment_submit(assignment, work_seconds=body.get("work_seconds"))
+    except AvcrowdError as exc:
+        return _error(exc)
+    return _json({"status": assignment.status, "handoff": assignment_handoff(assignment),
+                  "feedback": assignment.feedback or None})
+
+
+urlpatterns = [
+    path("<str:batch_uuid>/session", session, name="session"),
+    path("assignments/<str:assignment_uuid>/answers/<str:video_id>", answer, name="answer"),
+    path("assignments/<str:assignment_uuid>/position", position, name="position"),
+    path("assignments/<str:assignment_uuid>/submit", submit, name="submit"),
+]

@@ -1,0 +1,49 @@
+import json
+import random
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from catalog.errors import AvcrowdError
+from catalog.models import Dataset
+
+
+def _dataset(name: str) -> Dataset:
+    dataset = Dataset.objects.filter(name=name).first()
+    if dataset is None:
+        known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "(none)"
+        raise CommandError(f"dataset {name!r} does not exist; known datasets: {known}")
+    return dataset
+
+
+class Command(BaseCommand):
+    help = ("Build batches (HITs) from the dataset's clips that are in no batch yet: batch_size clips each, "
+            "gold_per_batch of them gold catch trials at random positions. Proposals come from --proposals "
+            "(JSON {video_id: [class names]}), else the active proposal set, else the original labels.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dataset", required=True)
+        parser.add_argument("--proposals", help="JSON file {video_id: [class names]}")
+        parser.add_argument("--seed", type=int, help="random seed (reproducible gold positions)")
+
+    def handle(self, *args, **opts):
+        from crowd.services.batches import batches_create
+
+        dataset = _dataset(opts["dataset"])
+        proposals = None
+        if opts["proposals"]:
+            try:
+                proposals = json.loads(Path(opts["proposals"]).read_text())
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"{opts['proposals']}: cannot read a JSON object ({exc})") from exc
+            if not isinstance(proposals, dict) or not all(isinstance(v, list) for v in proposals.values()):
+                raise CommandError(f"{opts['proposals']}: expected a JSON object {{video_id: [class names]}}")
+        rng = random.Random(opts["seed"]) if opts["seed"] is not None else None
+        try:
+            batches = batches_create(dataset, proposals=proposals, rng=rng)
+        except AvcrowdError as exc:
+            raise CommandError(exc.as_text()) from exc
+        n_items = sum(b.items.count() for b in batches)
+        self.stdout.write(f"created {len(batches)} batch(es) with {n_items} clip slots in dataset {dataset.name}")
+        for b in batches:
+            self.stdout.write(f"  /hit/{b.uuid}/")

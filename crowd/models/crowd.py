@@ -1,0 +1,145 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Worker(models.Model):
+    """A person who annotates: identified by the marketplace (no account) or an in-house login."""
+
+    MTURK, PROLIFIC, INHOUSE, SIMULATED = "mturk", "prolific", "inhouse", "simulated"
+    BACKENDS = [(MTURK, "Amazon Mechanical Turk"), (PROLIFIC, "Prolific"), (INHOUSE, "In-house"),
+                (SIMULATED, "Simulated")]
+
+    backend = models.CharField(max_length=16, choices=BACKENDS)
+    external_id = models.CharField(max_length=200)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="workers")
+    is_blocked = models.BooleanField(default=False)
+    blocked_reason = models.TextField(blank=True)
+    mean_catch_f1 = models.FloatField(null=True, blank=True)
+    n_scored = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "annotation_worker"
+        ordering = ["backend", "external_id"]
+        constraints = [models.UniqueConstraint(fields=["backend", "external_id"], name="uniq_worker")]
+
+    def __str__(self):
+        return f"{self.backend}:{self.external_id}"
+
+
+class Batch(models.Model):
+    """A unit of work (one HIT): `dataset.batch_size` clips, some of them gold catch trials."""
+
+    OPEN, CLOSED = "open", "closed"
+    STATUSES = [(OPEN, "open"), (CLOSED, "closed")]
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="batches")
+    status = models.CharField(max_length=16, choices=STATUSES, default=OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "annotation_batch"
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+
+    def __str__(self):
+        return f"batch {self.uuid} ({self.dataset})"
+
+
+class BatchItem(models.Model):
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    clip = models.ForeignKey("catalog.Clip", on_delete=models.CASCADE, related_name="batch_items")
+    position = models.PositiveSmallIntegerField()
+    is_gold = models.BooleanField(default=False)
+    proposals = models.JSONField(default=list, blank=True, help_text="class names proposed for this clip")
+
+    class Meta:
+        db_table = "annotation_batchitem"
+        ordering = ["batch", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "position"], name="uniq_batch_position"),
+            models.UniqueConstraint(fields=["batch", "clip"], name="uniq_batch_clip"),
+        ]
+
+
+class Assignment(models.Model):
+    """One worker's attempt at one batch."""
+
+    IN_PROGRESS, SUBMITTED, APPROVED, REJECTED = "in_progress", "submitted", "approved", "rejected"
+    STATUSES = [(IN_PROGRESS, "in progress"), (SUBMITTED, "submitted"), (APPROVED, "approved"),
+                (REJECTED, "rejected")]
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="assignments")
+    worker = models.ForeignKey(Worker, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
+    backend = models.CharField(max_length=16, choices=Worker.BACKENDS)
+    external_assignment_id = models.CharField(max_length=200, blank=True)
+    external_hit_id = models.CharField(max_length=200, blank=True)
+    turk_submit_to = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=STATUSES, default=IN_PROGRESS, db_index=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="last clip the worker looked at")
+    started_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    work_seconds = models.FloatField(null=True, blank=True)
+    catch_f1 = models.FloatField(null=True, blank=True)
+    catch_precision = models.FloatField(null=True, blank=True)
+    catch_recall = models.FloatField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    feedback = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "annotation_assignment"
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "worker"], name="uniq_assignment_worker_batch"),
+            models.UniqueConstraint(
+                fields=["backend", "external_assignment_id"],
+                condition=~models.Q(external_assignment_id=""),
+                name="uniq_external_assignment",
+            ),
+        ]
+
+    def __str__(self):
+        return f"assignment {self.uuid} ({self.status})"
+
+
+class ClipAnswer(models.Model):
+    """A worker's answer for one clip of an assignment; saved on every change (idempotent upsert)."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="answers")
+    clip = models.ForeignKey("catalog.Clip", on_delete=models.CASCADE, related_name="answers")
+    background_music = models.BooleanField(null=True, blank=True)
+    voice_over = models.BooleanField(null=True, blank=True)
+    static_image = models.BooleanField(null=True, blank=True)
+    played = models.BooleanField(default=False)
+    watch_seconds = models.FloatField(default=0)
+    labels = models.JSONField(default=list, blank=True, help_text='[{"name", "audible", "visible"}]')
+    comment = models.TextField(blank=True)
+    media_failed = models.BooleanField(
+        default=False, help_text="the worker reported that the clip does not load or play; such an answer "
+                                 "completes the clip without questions and is left out of the votes")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "annotation_clipanswer"
+        constraints = [models.UniqueConstraint(fields=["assignment", "clip"], name="uniq_answer_per_clip")]
+
+
+class AssignmentDecisionLog(models.Model):
+    """Audit record of every approve/reject, automatic or by an admin."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="decision_log")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    old_status = models.CharField(max_length=16)
+    new_status = models.CharField(max_length=16)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "annotation_assignmentdecisionlog"
+        ordering = ["-created_at", "-id"]

@@ -1,0 +1,85 @@
+"""Money: rewards, marketplace fees, what a publish would cost, and spend so far against a dataset's budget."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count
+
+from crowd.marketplace import mturk
+from crowd.marketplace.mturk import setting, to_cents
+
+DEFAULT_SECONDS_PER_CLIP = 45.0
+
+
+def prolific_fee_rate() -> Decimal:
+    return Decimal(str(setting("PROLIFIC_FEE_RATE", "0.333")))
+
+
+def cost_per_assignment(backend: str, reward: Decimal, max_assignments: int, masters: bool = False) -> Decimal:
+    reward = Decimal(reward)
+    if backend == "prolific":
+        return to_cents(reward * (1 + prolific_fee_rate()))
+    return reward + mturk.fee_per_assignment(reward, max_assignments, masters)
+
+
+def seconds_per_clip() -> float:
+    return float(setting("MTURK_SECONDS_PER_CLIP", DEFAULT_SECONDS_PER_CLIP))
+
+
+def reward_for_batch(n_clips: int, *, seconds_per_clip_: float | None = None) -> Decimal:
+    """Default reward: the expected minutes of work paid at the US federal minimum wage ($7.25/h)."""
+    minutes = mturk.expected_minutes(n_clips, seconds_per_clip_ or seconds_per_clip())
+    return mturk.default_reward(minutes)
+
+
+@dataclass
+class Spend:
+    budget: Decimal
+    paid: Decimal           # approved assignments + paid bonuses (with fees)
+    committed: Decimal      # paid + what open assignments and pending bonuses may still cost
+    bonuses_paid: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.budget - self.committed
+
+    @property
+    def percent_of_budget(self) -> float:
+        return float(100 * self.committed / self.budget) if self.budget else 0.0
+
+
+def dataset_spend(dataset, *, sandbox: bool | None = None) -> Spend:
+    """Spend of a dataset's published work. `sandbox` None = production and sandbox HITs alike."""
+    from crowd.models import Assignment, Bonus, Hit
+
+    hits = Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED)
+    if sandbox is not None:
+        hits = hits.filter(sandbox=sandbox)
+    # assignments of a HIT: its batch's, on its marketplace, bound to this HIT id (or to none, e.g. in-house tests)
+    counts: dict[tuple, int] = {}
+    rows = (Assignment.objects.filter(batch__dataset=dataset, status__in=(Assignment.APPROVED, Assignment.REJECTED))
+            .values_list("batch_id", "backend", "external_hit_id", "status").annotate(n=Count("id")))
+    for batch_id, backend, hit_id, status, n in rows:
+        counts[(batch_id, backend, hit_id, status)] = n
+
+    def n_of(hit, status):
+        return counts.get((hit.batch_id, hit.backend, hit.external_id, status), 0) + (
+            counts.get((hit.batch_id, hit.backend, "", status), 0) if hit.external_id else 0)
+
+    paid = committed = Decimal(0)
+    for hit in hits:
+        per = hit.cost_per_assignment
+        hit.n_approved, hit.n_rejected = n_of(hit, Assignment.APPROVED), n_of(hit, Assignment.REJECTED)
+        paid += per * hit.n_approved
+        if hit.status == Hit.PENDING and not hit.external_id:
+            committed += per * hit.max_assignments
+        else:
+            committed += per * max(0, hit.max_assignments - hit.n_rejected)
+    bonuses = Bonus.objects.filter(assignment__batch__dataset=dataset)
+    if sandbox is not None:
+        bonuses = bonuses.filter(assignment__marketplace_records__hit__sandbox=sandbox).distinct()
+    bonus_paid = sum((mturk.bonus_cost(b.amount) for b in bonuses.filter(status=Bonus.PAID)), Decimal(0))
+    bonus_pending = sum((mturk.bonus_cost(b.amount) for b in bonuses.filter(status=Bonus.PENDING)), Decimal(0))
+    return Spend(budget=Decimal(dataset.budget_usd), paid=to_cents(paid + bonus_paid),
+                 committed=to_cents(committed + bonus_paid + bonus_pending), bonuses_paid=to_cents(bonus_paid))

@@ -1,0 +1,155 @@
+"""Staff pages: model runs with progress and throughput; proposal sets with their evaluation and the
+tuner's Pareto front (recall vs mean proposal-list size)."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from catalog.errors import AvcrowdError
+from catalog.models import Dataset
+from proposals.core.predictions_io import MODALITIES
+from proposals.models import ModelCheckpoint, ModelRun, ProposalSet
+from proposals.selectors import runs_overview
+from proposals.services import checkpoint_get, proposal_set_start, proposals_evaluate, run_start
+
+from .views_ops import operation_started
+
+
+def _run_row(run: ModelRun) -> dict:
+    return {"id": run.pk, "model": run.model_name, "dataset": run.dataset.name, "kind": run.kind,
+            "status": run.status, "n_done": run.n_done, "n_clips": run.n_clips,
+            "percent": round(100 * run.progress, 1), "clips_per_s": run.clips_per_s,
+            "errors": len(run.errors or []), "started_at": run.started_at, "finished_at": run.finished_at}
+
+
+@staff_member_required
+def overview(request):
+    datasets = []
+    runs = runs_overview()
+    sets = list(ProposalSet.objects.select_related("dataset").order_by("dataset__name", "-created_at"))
+    for ds in Dataset.objects.order_by("name"):
+        datasets.append({
+            "dataset": ds,
+            "runs": [_run_row(r) for r in runs if r.dataset_id == ds.pk],
+            "sets": [s for s in sets if s.dataset_id == ds.pk],
+        })
+    any_running = any(r.status in (ModelRun.PENDING, ModelRun.RUNNING) for r in runs)
+    return render(request, "proposals/overview.html", {
+        "datasets": datasets, "any_running": any_running, "modalities": MODALITIES,
+        "checkpoints": list(ModelCheckpoint.objects.order_by("name"))})
+
+
+def _back(ds):
+    return redirect(reverse("proposals:overview") + f"#dataset-{ds.name}")
+
+
+@staff_member_required
+@require_POST
+def compute(request, name):
+    """Start (or resume) a model run of a registered checkpoint on every clip of the dataset (queue 'gpu')."""
+    ds = get_object_or_404(Dataset, name=name)
+    raw = request.POST.get("chunk_size", "256").strip()
+    mods = request.POST.getlist("modalities")
+    if not raw.isdigit():
+        messages.error(request, f"chunk size {raw!r} is not allowed; allowed: a whole number of clips >= 1")
+        return _back(ds)
+    if not mods:
+        messages.error(request, f"choose at least one input to score; allowed: {', '.join(MODALITIES)}")
+        return _back(ds)
+    try:
+        ckpt = checkpoint_get(request.POST.get("checkpoint", ""))
+        run = run_start(ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")))
+    except AvcrowdError as exc:
+        messages.error(request, exc.message)
+        return _back(ds)
+    run.refresh_from_db()
+    messages.success(request, f"{ckpt.name} on {ds.name}: {run.status}, {run.n_done}/{run.n_clips} clips"
+                              + (" (the GPU workers take it from here)" if run.status == ModelRun.RUNNING else ""))
+    return _back(ds)
+
+
+@staff_member_required
+@require_POST
+def build(request, name):
+    """Build the dataset's proposal set from its finished runs in the background; the operation page links it."""
+    ds = get_object_or_404(Dataset, name=name)
+    text = request.POST.get("strategy", "").strip()
+    try:
+        op = proposal_set_start(ds, text or None, user=request.user)
+    except AvcrowdError as exc:
+        messages.error(request, exc.message)
+        return _back(ds)
+    return operation_started(request, op, f"the proposal set of {ds.name} is being built in the background")
+
+
+@staff_member_required
+def runs_progress(request):
+    return JsonResponse({"runs": [
+        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in _run_row(r).items()}
+        for r in runs_overview()]})
+
+
+def _front_svg(front: list[dict], chosen: dict | None, width: int = 520, height: int = 260) -> dict | None:
+    if not front:
+        return None
+    pad = 40
+    xs = [p["mean_size"] for p in front]
+    ys = [p["recall"] for p in front]
+    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
+    y0, y1 = min(ys + [0.8]) - 0.02, 1.0
+
+    def sx(x):
+        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
+
+    def sy(y):
+        return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
+
+    points = [{"x": round(sx(p["mean_size"]), 1), "y": round(sy(p["recall"]), 1),
+               "label": f"{p['mean_size']:.1f} / {p['recall']:.3f}",
+               "chosen": chosen is not None and p["mean_size"] == chosen["mean_size"]
+               and p["recall"] == chosen["recall"]} for p in front]
+    return {"width": width, "height": height, "points": points,
+            "path": " ".join(f"{p['x']},{p['y']}" for p in points),
+            "axis": {"x0": pad, "x1": width - pad, "y0": height - pad, "y1": pad},
+            "xmax": f"{x1:.0f}", "ymin": f"{y0:.2f}"}
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def set_detail(request, pk: int):
+    pset = get_object_or_404(ProposalSet.objects.select_related("dataset"), pk=pk)
+    error = None
+    if request.method == "POST":
+        try:
+            target = float(request.POST.get("target", "0.9"))
+            report = proposals_evaluate(pset.dataset, pset.strategy, do_tune=True, target=target,
+                                        models=[r.model_name for r in pset.runs.all()] or None)
+        except (AvcrowdError, ValueError) as exc:
+            error = str(exc)
+        else:
+            pset.evaluation = {**pset.evaluation, "tune": report["tune"]}
+            pset.save(update_fields=["evaluation"])
+            return redirect("proposals:set-detail", pk=pset.pk)
+    ev = pset.evaluation or {}
+    tune = ev.get("tune")
+    rules = [{"rule": r, "recall": v, "only": (ev.get("only_rule") or {}).get(r)}
+             for r, v in (ev.get("recall_per_rule") or {}).items()]
+    return render(request, "proposals/set_detail.html", {
+        "pset": pset, "ev": ev, "rules": rules, "tune": tune, "error": error,
+        "svg": _front_svg(tune["front"], tune.get("chosen")) if tune else None,
+        "runs": [r.model_name for r in pset.runs.all()],
+    })
+
+
+app_name = "proposals"
+urlpatterns = [
+    path("", overview, name="overview"),
+    path("sets/<int:pk>/", set_detail, name="set-detail"),
+    path("runs/progress.json", runs_progress, name="runs-progress"),
+    path("datasets/<slug:name>/compute/", compute, name="compute"),
+    path("datasets/<slug:name>/build/", build, name="build"),
+]

@@ -1,0 +1,113 @@
+"""Label-set releases: immutable, versioned, merged (or imported) label sets with their provenance."""
+from django.conf import settings
+from django.db import models
+
+__all__ = ["Release", "ReleaseClip", "ReleaseLabel", "ReleaseExport", "ImmutableReleaseError"]
+
+
+class ImmutableReleaseError(Exception):
+    """Raised when code tries to change a stored release (releases are immutable; create a new one)."""
+
+
+class _Immutable(models.Model):
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.pop("_allow_update", False):
+            raise ImmutableReleaseError(f"{type(self).__name__} {self.pk} is part of a release and cannot be "
+                                        "changed; create a new release instead")
+        super().save(*args, **kwargs)
+
+
+class Release(_Immutable):
+    MAJORITY, WEIGHTED, DAWID_SKENE, IMPORT = "majority", "weighted", "dawid_skene", "import"
+    METHODS = [(MAJORITY, "top-k majority"), (WEIGHTED, "gold-F1-weighted voting"),
+               (DAWID_SKENE, "Dawid-Skene (gold clamped)"), (IMPORT, "imported file")]
+
+    dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="releases")
+    name = models.CharField(max_length=100)
+    method = models.CharField(max_length=16, choices=METHODS)
+    params = models.JSONField(default=dict, blank=True)
+    imported = models.BooleanField(default=False)
+    source_file = models.CharField(max_length=500, blank=True, help_text="file name of an imported release")
+    source_counts = models.JSONField(default=dict, blank=True, help_text="annotations, workers, experts used")
+    stats = models.JSONField(default=dict, blank=True, help_text="summary statistics and agreement")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="releases")
+
+    class Meta:
+        db_table = "annotation_release"
+        ordering = ["dataset", "-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="uniq_release_name")]
+
+    def __str__(self):
+        return f"{self.dataset.name}/{self.name}"
+
+
+class ReleaseClip(_Immutable):
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="clips")
+    video_id = models.CharField(max_length=200)
+    clip = models.ForeignKey("catalog.Clip", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="release_clips")
+    background_music = models.BooleanField(default=False)
+    voice_over = models.BooleanField(default=False)
+    static_image = models.BooleanField(default=False)
+    order = models.PositiveIntegerField()
+
+    class Meta:
+        db_table = "annotation_releaseclip"
+        ordering = ["release", "order"]
+        constraints = [models.UniqueConstraint(fields=["release", "video_id"], name="uniq_release_clip")]
+
+
+class ReleaseLabel(_Immutable):
+    HUMAN, AUTO, OVERRIDE = "human", "auto", "override"
+    ORIGINS = [(HUMAN, "human majority"), (AUTO, "auto-added (synonym/superclass)"), (OVERRIDE, "in-house override")]
+    MODALITIES = [("A", "audible"), ("V", "visible"), ("AV", "audible and visible")]
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="labels")
+    release_clip = models.ForeignKey(ReleaseClip, on_delete=models.CASCADE, related_name="labels")
+    cls = models.ForeignKey("catalog.TaxonomyClass", on_delete=models.PROTECT, related_name="release_labels")
+    name = models.CharField(max_length=200, help_text="class name (denormalised for fast exports)")
+    modality = models.CharField(max_length=2, choices=MODALITIES)
+    origin = models.CharField(max_length=16, choices=ORIGINS, default=HUMAN)
+    origin_source = models.CharField(max_length=500, blank=True,
+                                     help_text="auto: the class(es) it was added from, '|'-separated; "
+                                               "override: where the in-house labels came from")
+    order = models.PositiveIntegerField(help_text="row order in the release's exports")
+
+    class Meta:
+        db_table = "annotation_releaselabel"
+        ordering = ["release", "order"]
+        constraints = [models.UniqueConstraint(fields=["release_clip", "cls"], name="uniq_release_label")]
+        indexes = [models.Index(fields=["release", "order"], name="release_label_order")]
+
+
+class ReleaseExport(models.Model):
+    """A background export of a release to a file (for large releases), with progress."""
+
+    PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+    STATUSES = [(PENDING, "pending"), (RUNNING, "running"), (DONE, "done"), (FAILED, "failed")]
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=32)
+    include_background_music = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="exports/%Y/%m/", blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        db_table = "annotation_releaseexport"
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def progress(self) -> float:
+        return 1.0 if self.status == self.DONE else (self.rows_done / self.rows_total if self.rows_total else 0.0)
