@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv venv-dev demo migrate check bench clean
+.PHONY: run test lint venv venv-dev demo migrate check bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,14 @@ test: venv-dev
 	 else echo "make test: database = SQLite (set DATABASE_URL for PostgreSQL)"; fi
 	@if [ -n "$$CELERY_BROKER_URL" ]; then echo "make test: celery broker = $$CELERY_BROKER_URL (real worker tests run)"; \
 	 else echo "make test: celery = in-process (set CELERY_BROKER_URL for Redis + a real worker)"; fi
+	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Lint, format and the one-way import contract (.importlinter); part of `make test`.
+lint: venv-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 check: venv
 	AVCROWD_DEV=1 $(PY) manage.py makemigrations --check --dry-run

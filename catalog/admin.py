@@ -1,7 +1,8 @@
-"""Admin of the catalog: classes, relations, meta labels, datasets, clips, operations."""
+"""Admin of the catalog: classes, relations, meta labels, datasets, clips, the gold standard, operations."""
+
 from django.contrib import admin
 
-from catalog.models import ClassRelation, Clip, Dataset, MetaLabel, Operation, TaxonomyClass
+from catalog.models import ClassRelation, Clip, Dataset, GoldLabel, MetaLabel, Operation, TaxonomyClass
 
 
 @admin.register(TaxonomyClass)
@@ -43,3 +44,9 @@ class OperationAdmin(admin.ModelAdmin):
     list_display = ("id", "kind", "dataset", "status", "done", "total", "message", "started_at", "finished_at")
     list_filter = ("kind", "status")
 
+
+@admin.register(GoldLabel)
+class GoldLabelAdmin(admin.ModelAdmin):
+    list_display = ("clip", "cls", "modality", "original", "source")
+    list_filter = ("modality", "source", "clip__dataset")
+    raw_id_fields = ("clip", "cls")

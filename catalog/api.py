@@ -1,4 +1,5 @@
 """REST API of the foundation: the class list, datasets and clips (read for researchers, write for admins)."""
+
 from django.urls import include, path
 from rest_framework import permissions, routers, serializers, viewsets
 
@@ -8,8 +9,11 @@ from catalog.selectors.clips import clip_media_url
 
 class IsStaffOrReadOnly(permissions.BasePermission):
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and
-                    (request.method in permissions.SAFE_METHODS or request.user.is_staff))
+        return bool(
+            request.user
+            and request.user.is_authenticated
+            and (request.method in permissions.SAFE_METHODS or request.user.is_staff)
+        )
 
 
 class TaxonomyClassSerializer(serializers.ModelSerializer):
@@ -30,8 +34,19 @@ class ClassRelationSerializer(serializers.ModelSerializer):
 class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
-        fields = ["id", "name", "description", "budget_usd", "batch_size", "gold_per_batch",
-                  "annotations_per_clip", "reject_below", "block_floor", "block_after", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "budget_usd",
+            "batch_size",
+            "gold_per_batch",
+            "annotations_per_clip",
+            "reject_below",
+            "block_floor",
+            "block_after",
+            "created_at",
+        ]
 
 
 class ClipSerializer(serializers.ModelSerializer):
@@ -41,8 +56,17 @@ class ClipSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Clip
-        fields = ["id", "dataset", "video_id", "duration", "has_audio", "has_video", "is_gold",
-                  "original_labels", "media"]
+        fields = [
+            "id",
+            "dataset",
+            "video_id",
+            "duration",
+            "has_audio",
+            "has_video",
+            "is_gold",
+            "original_labels",
+            "media",
+        ]
 
     def get_media(self, clip) -> str:
         return clip_media_url(clip, self.context.get("request"))

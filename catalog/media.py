@@ -1,4 +1,5 @@
 """Serving clip media to browsers: HTTP range requests for local files, redirects for S3 and remote URLs."""
+
 from __future__ import annotations
 
 import mimetypes
@@ -51,8 +52,7 @@ def ranged_file_response(request, fh, size: int, content_type: str):
             end = min(int(last), size - 1) if last else size - 1
         if start >= size or start > end:
             return _not_satisfiable(fh, size)
-        response = StreamingHttpResponse(_iter_range(fh, start, end - start + 1), status=206,
-                                         content_type=content_type)
+        response = StreamingHttpResponse(_iter_range(fh, start, end - start + 1), status=206, content_type=content_type)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
     else:
@@ -64,11 +64,12 @@ def ranged_file_response(request, fh, size: int, content_type: str):
 
 
 def _presign_s3_url(url: str) -> str:
-    import boto3
+    import boto3  # noqa: PLC0415 - only S3-stored media need boto3 (loaded on first use)
 
-    bucket, _, key = url[len("s3://"):].partition("/")
-    return boto3.client("s3").generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                                     ExpiresIn=6 * 3600)
+    bucket, _, key = url[len("s3://") :].partition("/")
+    return boto3.client("s3").generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=6 * 3600
+    )
 
 
 @require_http_methods(["GET", "HEAD"])

@@ -1,4 +1,5 @@
 """Reading settings from the environment, with errors a person can act on."""
+
 import os
 from urllib.parse import urlparse
 
@@ -46,8 +47,11 @@ def database_from_env(default_sqlite_path) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(default_sqlite_path),
-            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
-                        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     scheme = urlparse(url).scheme
     if scheme not in SUPPORTED_DB_SCHEMES:
@@ -58,7 +62,9 @@ def database_from_env(default_sqlite_path) -> dict:
     try:
         config = dj_database_url.parse(url, conn_max_age=60)
     except Exception as exc:  # dj_database_url raises several types
-        raise ImproperlyConfigured(f"DATABASE_URL could not be parsed ({exc}); expected postgres://user@host:port/dbname") from exc
+        raise ImproperlyConfigured(
+            f"DATABASE_URL could not be parsed ({exc}); expected postgres://user@host:port/dbname"
+        ) from exc
     if scheme != "sqlite" and not config.get("NAME"):
         raise ImproperlyConfigured("DATABASE_URL names no database; expected postgres://user@host:port/dbname")
     return config

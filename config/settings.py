@@ -3,6 +3,7 @@
 Defaults give the embedded set-up: SQLite under var/, Celery tasks run in-process, media under var/media.
 See README.md ("Configuration") for every variable.
 """
+
 import os
 from pathlib import Path
 
@@ -132,8 +133,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"proposals.tasks.*": {"queue": "gpu"}}
 CELERY_BEAT_SCHEDULE = {
     "approve-after-review-window": {"task": "crowd.tasks.assignments_approve_due_task", "schedule": 3600.0},
-    "marketplace-sync": {"task": "crowd.tasks.marketplace_sync_task",
-                         "schedule": float(os.environ.get("MARKETPLACE_SYNC_SECONDS", "300"))},
+    "marketplace-sync": {
+        "task": "crowd.tasks.marketplace_sync_task",
+        "schedule": float(os.environ.get("MARKETPLACE_SYNC_SECONDS", "300")),
+    },
 }
 
 # --- REST API ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 DATABASE_URL / CELERY_BROKER_URL choose PostgreSQL and Redis when set (CI sets both). Tasks still run eagerly
 in tests unless a test starts a real worker (tests/foundation/test_celery_worker.py flips that for itself).
 """
+
 import os
 import tempfile
 

@@ -1,5 +1,6 @@
 """URL map: each app owns its urlpatterns module (REST API in the domain apps, pages in frontend); this file
 only mounts them."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

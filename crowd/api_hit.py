@@ -3,6 +3,7 @@
 Authenticated by the signed HIT token (header X-HIT-Token) issued by the session endpoint; csrf_exempt because
 the page runs inside the MTurk iframe on another site and carries no session cookie there.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from catalog.errors import AvcrowdError, ValidationError
-from crowd.models import Assignment
 from catalog.selectors.clips import clip_media_url
-from crowd.selectors.crowd import assignment_answers, assignment_by_uuid, assignment_handoff, batch_by_uuid, batch_items
 from catalog.selectors.taxonomy import class_names, meta_labels
+from crowd.selectors.crowd import assignment_answers, assignment_by_uuid, assignment_handoff, batch_by_uuid, batch_items
 from crowd.services import assignments as svc
 
 MTURK_PREVIEW_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
@@ -91,8 +91,13 @@ def parse_arrival(request) -> Arrival:
 
 def _clip_json(item, request) -> dict:
     clip = item.clip
-    return {"video_id": clip.video_id, "media_url": clip_media_url(clip, request), "proposals": item.proposals,
-            "has_audio": clip.has_audio, "has_video": clip.has_video}
+    return {
+        "video_id": clip.video_id,
+        "media_url": clip_media_url(clip, request),
+        "proposals": item.proposals,
+        "has_audio": clip.has_audio,
+        "has_video": clip.has_video,
+    }
 
 
 @csrf_exempt
@@ -104,22 +109,41 @@ def session(request, batch_uuid):
     try:
         arrival = parse_arrival(request)
         items = batch_items(batch)
-        data = {"preview": arrival.preview, "batch_size": len(items), "classes": class_names(),
-                "meta": meta_labels(), "position": 0, "answers": {}, "handoff": None}
+        data = {
+            "preview": arrival.preview,
+            "batch_size": len(items),
+            "classes": class_names(),
+            "meta": meta_labels(),
+            "position": 0,
+            "answers": {},
+            "handoff": None,
+        }
         if arrival.preview:
-            data.update(token=None, assignment=None, status="preview",
-                        clips=[_clip_json(item, request) for item in items[:1]])
+            data.update(
+                token=None, assignment=None, status="preview", clips=[_clip_json(item, request) for item in items[:1]]
+            )
             return _json(data)
         assignment = svc.assignment_start(
-            batch, backend=arrival.backend, worker_external_id=arrival.worker_id,
-            external_assignment_id=arrival.assignment_id, hit_id=arrival.hit_id,
-            turk_submit_to=arrival.turk_submit_to, user=arrival.user)
+            batch,
+            backend=arrival.backend,
+            worker_external_id=arrival.worker_id,
+            external_assignment_id=arrival.assignment_id,
+            hit_id=arrival.hit_id,
+            turk_submit_to=arrival.turk_submit_to,
+            user=arrival.user,
+        )
     except AvcrowdError as exc:
         return _error(exc)
-    data.update(token=svc.hit_token(assignment), assignment=str(assignment.uuid), status=assignment.status,
-                position=assignment.position, clips=[_clip_json(item, request) for item in items],
-                answers=assignment_answers(assignment), handoff=assignment_handoff(assignment),
-                feedback=assignment.feedback or None)
+    data.update(
+        token=svc.hit_token(assignment),
+        assignment=str(assignment.uuid),
+        status=assignment.status,
+        position=assignment.position,
+        clips=[_clip_json(item, request) for item in items],
+        answers=assignment_answers(assignment),
+        handoff=assignment_handoff(assignment),
+        feedback=assignment.feedback or None,
+    )
     return _json(data)
 
 
@@ -143,8 +167,9 @@ def answer(request, assignment_uuid, video_id):
             body, invalid = _body(request), None
         except ValidationError as exc:  # reported after the 404/403 checks, inside the service's order
             body, invalid = None, exc
-        updated_at = svc.answer_save_with_token(assignment_uuid, request.headers.get("X-HIT-Token"), video_id,
-                                                body, body_error=invalid)
+        updated_at = svc.answer_save_with_token(
+            assignment_uuid, request.headers.get("X-HIT-Token"), video_id, body, body_error=invalid
+        )
     except AvcrowdError as exc:
         return _error(exc)
     return _json({"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()})
@@ -180,8 +205,13 @@ def submit(request, assignment_uuid):
         assignment = svc.assignment_submit(assignment, work_seconds=body.get("work_seconds"))
     except AvcrowdError as exc:
         return _error(exc)
-    return _json({"status": assignment.status, "handoff": assignment_handoff(assignment),
-                  "feedback": assignment.feedback or None})
+    return _json(
+        {
+            "status": assignment.status,
+            "handoff": assignment_handoff(assignment),
+            "feedback": assignment.feedback or None,
+        }
+    )
 
 
 urlpatterns = [

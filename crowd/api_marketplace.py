@@ -1,5 +1,6 @@
 """Marketplace REST API (staff only), mounted under /api/marketplace/: HITs, publish (dry run = estimate),
 sync now, long-operation progress, dataset operations summary, in-house assignment, bonuses."""
+
 from decimal import Decimal, InvalidOperation
 
 from django.shortcuts import get_object_or_404
@@ -10,9 +11,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.errors import AvcrowdError
-from crowd.marketplace import MarketplaceError
-from crowd.models import Assignment, Batch, Bonus, Hit
 from catalog.models import Dataset, Operation
+from crowd.marketplace import MarketplaceError
+from crowd.marketplace.inhouse import inhouse_assign
+from crowd.models import Assignment, Batch, Bonus, Hit
+from crowd.selectors.ops import dataset_ops
+from crowd.services.publish import publish_plan
+from crowd.services.sync import bonus_create
+from crowd.tasks import batches_publish_start, marketplace_sync_start
 
 
 class HitSerializer(serializers.ModelSerializer):
@@ -21,8 +27,24 @@ class HitSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Hit
-        fields = ["id", "dataset", "batch", "backend", "external_id", "sandbox", "mode", "reward", "max_assignments",
-                  "target_assignments", "reposted", "status", "expires_at", "error", "created_at", "last_synced_at"]
+        fields = [
+            "id",
+            "dataset",
+            "batch",
+            "backend",
+            "external_id",
+            "sandbox",
+            "mode",
+            "reward",
+            "max_assignments",
+            "target_assignments",
+            "reposted",
+            "status",
+            "expires_at",
+            "error",
+            "created_at",
+            "last_synced_at",
+        ]
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -30,12 +52,24 @@ class OperationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Operation
-        fields = ["id", "kind", "dataset", "status", "done", "total", "percent", "message", "summary", "started_at",
-                  "finished_at"]
+        fields = [
+            "id",
+            "kind",
+            "dataset",
+            "status",
+            "done",
+            "total",
+            "percent",
+            "message",
+            "summary",
+            "started_at",
+            "finished_at",
+        ]
 
 
 # --- Schema-only serializers: they describe the bodies the views below read and write (the views parse
 # request.data themselves, so these are never used for validation). ---------------------------------------------
+
 
 class MarketplaceErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="what is wrong and what is allowed")
@@ -45,16 +79,26 @@ class MarketplaceErrorSerializer(serializers.Serializer):
 
 class PublishRequestSerializer(serializers.Serializer):
     dataset = serializers.CharField(help_text="dataset name")
-    count = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                     help_text="publish this many open, unpublished batches (default: all)")
-    batches = serializers.ListField(child=serializers.UUIDField(), required=False,
-                                    help_text="publish exactly these batches of the dataset")
+    count = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="publish this many open, unpublished batches (default: all)",
+    )
+    batches = serializers.ListField(
+        child=serializers.UUIDField(), required=False, help_text="publish exactly these batches of the dataset"
+    )
     backend = serializers.ChoiceField(choices=["mturk", "prolific"], default="mturk")
     sandbox = serializers.BooleanField(default=True)
     mode = serializers.ChoiceField(choices=["external", "html"], default="external")
-    reward = serializers.DecimalField(max_digits=8, decimal_places=2, required=False, allow_null=True,
-                                      coerce_to_string=True,
-                                      help_text="reward per assignment in dollars (default: the configured one)")
+    reward = serializers.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        required=False,
+        allow_null=True,
+        coerce_to_string=True,
+        help_text="reward per assignment in dollars (default: the configured one)",
+    )
     dry_run = serializers.BooleanField(default=False, help_text="only return the cost estimate")
 
 
@@ -79,42 +123,65 @@ class _Count(serializers.DictField):
     child = serializers.IntegerField()
 
 
-DATASET_SUMMARY = inline_serializer("MarketplaceDatasetSummary", {
-    "name": serializers.CharField(),
-    "progress": serializers.ListField(
-        child=serializers.ListField(child=serializers.JSONField(), min_length=2, max_length=2),
-        help_text='[label, clips] pairs: clips with 0, 1, ..., k-1 and "k+" approved annotations'),
-    "hits": _Count(help_text="HIT status -> count"),
-    "open_hits": serializers.IntegerField(),
-    "assignments": _Count(help_text="assignment status -> count"),
-    "spend": inline_serializer("MarketplaceSummarySpend", {
-        "budget": serializers.CharField(), "paid": serializers.CharField(), "committed": serializers.CharField(),
-        "remaining": serializers.CharField(), "percent": serializers.FloatField(),
-        "bonuses_paid": serializers.CharField()}),
-    "median_work_seconds": serializers.FloatField(allow_null=True),
-    "median_reward": serializers.CharField(allow_null=True),
-    "hourly_pay": serializers.CharField(allow_null=True, help_text="implied dollars per hour"),
-    "media_reports": inline_serializer("MarketplaceSummaryMediaReports", {
-        "clips": serializers.IntegerField(help_text="clips that at least one worker reported as not playing"),
-        "reports": serializers.IntegerField(help_text="answers reporting a clip as not playing")}),
-    "workers": inline_serializer("MarketplaceSummaryWorker", {
-        "worker": serializers.CharField(help_text="marketplace worker id"),
-        "backend": serializers.CharField(),
-        "assignments": serializers.IntegerField(),
-        "approved": serializers.IntegerField(),
-        "rejected": serializers.IntegerField(),
-        "mean_catch_f1": serializers.FloatField(allow_null=True),
-        "approval_rate": serializers.FloatField(allow_null=True),
-        "is_blocked": serializers.BooleanField(),
-    }, many=True),
-    "rejections": inline_serializer("MarketplaceSummaryRejection", {
-        "assignment": serializers.UUIDField(),
-        "worker": serializers.CharField(),
-        "catch_f1": serializers.FloatField(allow_null=True),
-        "reason": serializers.CharField(),
-    }, many=True),
-    "operations": OperationSerializer(many=True, help_text="the 10 latest long operations of the dataset"),
-})
+DATASET_SUMMARY = inline_serializer(
+    "MarketplaceDatasetSummary",
+    {
+        "name": serializers.CharField(),
+        "progress": serializers.ListField(
+            child=serializers.ListField(child=serializers.JSONField(), min_length=2, max_length=2),
+            help_text='[label, clips] pairs: clips with 0, 1, ..., k-1 and "k+" approved annotations',
+        ),
+        "hits": _Count(help_text="HIT status -> count"),
+        "open_hits": serializers.IntegerField(),
+        "assignments": _Count(help_text="assignment status -> count"),
+        "spend": inline_serializer(
+            "MarketplaceSummarySpend",
+            {
+                "budget": serializers.CharField(),
+                "paid": serializers.CharField(),
+                "committed": serializers.CharField(),
+                "remaining": serializers.CharField(),
+                "percent": serializers.FloatField(),
+                "bonuses_paid": serializers.CharField(),
+            },
+        ),
+        "median_work_seconds": serializers.FloatField(allow_null=True),
+        "median_reward": serializers.CharField(allow_null=True),
+        "hourly_pay": serializers.CharField(allow_null=True, help_text="implied dollars per hour"),
+        "media_reports": inline_serializer(
+            "MarketplaceSummaryMediaReports",
+            {
+                "clips": serializers.IntegerField(help_text="clips that at least one worker reported as not playing"),
+                "reports": serializers.IntegerField(help_text="answers reporting a clip as not playing"),
+            },
+        ),
+        "workers": inline_serializer(
+            "MarketplaceSummaryWorker",
+            {
+                "worker": serializers.CharField(help_text="marketplace worker id"),
+                "backend": serializers.CharField(),
+                "assignments": serializers.IntegerField(),
+                "approved": serializers.IntegerField(),
+                "rejected": serializers.IntegerField(),
+                "mean_catch_f1": serializers.FloatField(allow_null=True),
+                "approval_rate": serializers.FloatField(allow_null=True),
+                "is_blocked": serializers.BooleanField(),
+            },
+            many=True,
+        ),
+        "rejections": inline_serializer(
+            "MarketplaceSummaryRejection",
+            {
+                "assignment": serializers.UUIDField(),
+                "worker": serializers.CharField(),
+                "catch_f1": serializers.FloatField(allow_null=True),
+                "reason": serializers.CharField(),
+            },
+            many=True,
+        ),
+        "operations": OperationSerializer(many=True, help_text="the 10 latest long operations of the dataset"),
+    },
+)
 
 
 class InhouseAssignRequestSerializer(serializers.Serializer):
@@ -131,8 +198,9 @@ class InhouseAssignResponseSerializer(serializers.Serializer):
 
 class BonusRequestSerializer(serializers.Serializer):
     assignment = serializers.UUIDField()
-    amount = serializers.DecimalField(max_digits=8, decimal_places=2, coerce_to_string=True,
-                                      help_text="dollars, at least 0.01")
+    amount = serializers.DecimalField(
+        max_digits=8, decimal_places=2, coerce_to_string=True, help_text="dollars, at least 0.01"
+    )
     reason = serializers.CharField(help_text="shown to the worker")
 
 
@@ -142,8 +210,9 @@ class BonusResponseSerializer(serializers.Serializer):
     amount = serializers.CharField()
 
 
-ERROR_400 = OpenApiResponse(MarketplaceErrorSerializer,
-                            description="bad input: `field` names the request field at fault")
+ERROR_400 = OpenApiResponse(
+    MarketplaceErrorSerializer, description="bad input: `field` names the request field at fault"
+)
 ERROR_502 = OpenApiResponse(MarketplaceErrorSerializer, description="the marketplace call failed")
 DATASET_PARAM = OpenApiParameter("dataset", str, description="dataset name")
 
@@ -159,9 +228,11 @@ class Staff(APIView):
 
 
 class HitList(Staff):
-    @extend_schema(parameters=[DATASET_PARAM,
-                               OpenApiParameter("status", str, enum=[s for s, _ in Hit.STATUSES])],
-                   responses=HitSerializer(many=True), description="The 500 latest HITs.")
+    @extend_schema(
+        parameters=[DATASET_PARAM, OpenApiParameter("status", str, enum=[s for s, _ in Hit.STATUSES])],
+        responses=HitSerializer(many=True),
+        description="The 500 latest HITs.",
+    )
     def get(self, request):
         qs = Hit.objects.select_related("batch__dataset").order_by("-created_at")
         if request.query_params.get("dataset"):
@@ -182,15 +253,15 @@ def _bool(value, default):
 class Publish(Staff):
     """POST {"dataset", "count"?, "batches"?: [uuid], "backend"?, "sandbox"?, "mode"?, "reward"?, "dry_run"?}"""
 
-    @extend_schema(request=PublishRequestSerializer,
-                   responses={200: OpenApiResponse(PublishEstimateSerializer, description="dry run: the estimate"),
-                              202: OpenApiResponse(PublishStartedSerializer,
-                                                   description="publishing started as a long operation"),
-                              400: ERROR_400})
+    @extend_schema(
+        request=PublishRequestSerializer,
+        responses={
+            200: OpenApiResponse(PublishEstimateSerializer, description="dry run: the estimate"),
+            202: OpenApiResponse(PublishStartedSerializer, description="publishing started as a long operation"),
+            400: ERROR_400,
+        },
+    )
     def post(self, request):
-        from crowd.services.publish import publish_plan
-        from crowd.tasks import batches_publish_start
-
         data = request.data
         dataset = Dataset.objects.filter(name=data.get("dataset")).first()
         if dataset is None:
@@ -204,14 +275,25 @@ class Publish(Staff):
             batches = list(Batch.objects.filter(dataset=dataset, uuid__in=data["batches"]))
             if len(batches) != len(set(data["batches"])):
                 return Response({"error": "some batches are not in this dataset", "field": "batches"}, status=400)
-        kw = dict(count=data.get("count"), batches=batches, backend=data.get("backend", "mturk"),
-                  sandbox=_bool(data.get("sandbox"), True), mode=data.get("mode", "external"), reward=reward)
+        kw = dict(
+            count=data.get("count"),
+            batches=batches,
+            backend=data.get("backend", "mturk"),
+            sandbox=_bool(data.get("sandbox"), True),
+            mode=data.get("mode", "external"),
+            reward=reward,
+        )
         try:
             plan = publish_plan(dataset, **kw)
         except AvcrowdError as exc:
             return _error(exc)
-        estimate = {"hits": len(plan.hits), "cost_usd": str(plan.total), "committed_usd": str(plan.committed),
-                    "budget_usd": str(plan.budget), "lines": plan.lines()}
+        estimate = {
+            "hits": len(plan.hits),
+            "cost_usd": str(plan.total),
+            "committed_usd": str(plan.committed),
+            "budget_usd": str(plan.budget),
+            "lines": plan.lines(),
+        }
         if _bool(data.get("dry_run"), False):
             return Response({"dry_run": True, **estimate})
         op = batches_publish_start(plan, reward=reward, user=request.user)
@@ -219,12 +301,14 @@ class Publish(Staff):
 
 
 class SyncNow(Staff):
-    @extend_schema(request=inline_serializer("MarketplaceSyncRequest", {
-                       "dataset": serializers.CharField(required=False, help_text="dataset name (default: all)")}),
-                   responses={202: OperationStartedSerializer, 400: ERROR_400})
+    @extend_schema(
+        request=inline_serializer(
+            "MarketplaceSyncRequest",
+            {"dataset": serializers.CharField(required=False, help_text="dataset name (default: all)")},
+        ),
+        responses={202: OperationStartedSerializer, 400: ERROR_400},
+    )
     def post(self, request):
-        from crowd.tasks import marketplace_sync_start
-
         dataset = None
         if request.data.get("dataset"):
             dataset = Dataset.objects.filter(name=request.data["dataset"]).first()
@@ -243,27 +327,52 @@ class OperationDetail(Staff):
 class DatasetSummary(Staff):
     @extend_schema(responses={200: DATASET_SUMMARY, 404: OpenApiResponse(description="no such dataset")})
     def get(self, request, name):
-        from crowd.selectors.ops import dataset_ops
-
         d = dataset_ops(get_object_or_404(Dataset, name=name))
-        return Response({k: v for k, v in d.items() if k not in ("dataset", "workers", "rejections", "operations")} | {
-            "operations": OperationSerializer(d["operations"], many=True).data,
-            "workers": [{k: w[k] for k in ("worker", "backend", "assignments", "approved", "rejected",
-                                           "mean_catch_f1", "approval_rate", "is_blocked")} for w in d["workers"]],
-            "rejections": [{"assignment": str(a.uuid), "worker": str(a.worker), "catch_f1": a.catch_f1,
-                            "reason": a.decision_reason} for a in d["rejections"]]})
+        return Response(
+            {k: v for k, v in d.items() if k not in ("dataset", "workers", "rejections", "operations")}
+            | {
+                "operations": OperationSerializer(d["operations"], many=True).data,
+                "workers": [
+                    {
+                        k: w[k]
+                        for k in (
+                            "worker",
+                            "backend",
+                            "assignments",
+                            "approved",
+                            "rejected",
+                            "mean_catch_f1",
+                            "approval_rate",
+                            "is_blocked",
+                        )
+                    }
+                    for w in d["workers"]
+                ],
+                "rejections": [
+                    {
+                        "assignment": str(a.uuid),
+                        "worker": str(a.worker),
+                        "catch_f1": a.catch_f1,
+                        "reason": a.decision_reason,
+                    }
+                    for a in d["rejections"]
+                ],
+            }
+        )
 
 
 class InhouseAssign(Staff):
     """POST {"batch": uuid, "username": str}"""
 
-    @extend_schema(request=InhouseAssignRequestSerializer,
-                   responses={201: OpenApiResponse(InhouseAssignResponseSerializer, description="assigned"),
-                              200: OpenApiResponse(InhouseAssignResponseSerializer, description="already assigned"),
-                              400: ERROR_400})
+    @extend_schema(
+        request=InhouseAssignRequestSerializer,
+        responses={
+            201: OpenApiResponse(InhouseAssignResponseSerializer, description="assigned"),
+            200: OpenApiResponse(InhouseAssignResponseSerializer, description="already assigned"),
+            400: ERROR_400,
+        },
+    )
     def post(self, request):
-        from crowd.marketplace.inhouse import inhouse_assign
-
         batch = Batch.objects.filter(uuid=request.data.get("batch")).first() if request.data.get("batch") else None
         if batch is None:
             return Response({"error": "unknown batch", "field": "batch"}, status=400)
@@ -271,25 +380,35 @@ class InhouseAssign(Staff):
             task, created = inhouse_assign(batch, str(request.data.get("username", "")), assigned_by=request.user)
         except AvcrowdError as exc:
             return _error(exc)
-        return Response({"batch": str(batch.uuid), "username": task.user.username, "created": created,
-                         "url": f"/hit/{batch.uuid}/"}, status=201 if created else 200)
+        return Response(
+            {
+                "batch": str(batch.uuid),
+                "username": task.user.username,
+                "created": created,
+                "url": f"/hit/{batch.uuid}/",
+            },
+            status=201 if created else 200,
+        )
 
 
 class BonusCreate(Staff):
     """POST {"assignment": uuid, "amount": "0.50", "reason": str}: paid by the next sync."""
 
-    @extend_schema(request=BonusRequestSerializer,
-                   responses={201: BonusResponseSerializer, 400: ERROR_400, 502: ERROR_502})
+    @extend_schema(
+        request=BonusRequestSerializer, responses={201: BonusResponseSerializer, 400: ERROR_400, 502: ERROR_502}
+    )
     def post(self, request):
-        from crowd.services.sync import bonus_create
-
-        a = Assignment.objects.filter(uuid=request.data.get("assignment")).first() \
-            if request.data.get("assignment") else None
+        a = (
+            Assignment.objects.filter(uuid=request.data.get("assignment")).first()
+            if request.data.get("assignment")
+            else None
+        )
         if a is None:
             return Response({"error": "unknown assignment", "field": "assignment"}, status=400)
         try:
-            bonus = bonus_create(a, request.data.get("amount", "0"), str(request.data.get("reason", "")),
-                                 user=request.user)
+            bonus = bonus_create(
+                a, request.data.get("amount", "0"), str(request.data.get("reason", "")), user=request.user
+            )
         except (AvcrowdError, InvalidOperation) as exc:
             if isinstance(exc, InvalidOperation):
                 return Response({"error": "amount must be a number of dollars", "field": "amount"}, status=400)

@@ -9,14 +9,22 @@ Profiles (probabilities per atom of the truth; "fa" = false alarm on a proposed 
   audio-biased   audible recall 90 %, visible recall 25 %
   visual-biased  visible recall 90 %, audible recall 25 %
 """
+
 from __future__ import annotations
 
 import csv
+import os
 import random
 from dataclasses import dataclass
 
-from labels.core.merge import META_LABELS
+from catalog.core.label_csv import read_label_csv
+from catalog.core.vocabulary import META_LABELS
 from catalog.errors import AvcrowdError, Forbidden, ValidationError
+from catalog.models import Clip, GoldLabel, TaxonomyClass
+from catalog.selectors.taxonomy import class_names as taxonomy_names
+from crowd.models import Batch, BatchItem, Worker
+from crowd.services.assignments import answer_save, assignment_start, assignment_submit
+from crowd.services.batches import batches_create
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,11 @@ def profile_mix(profile: str) -> dict[str, float]:
         except ValueError:
             w = -1
         if name not in PROFILES or w < 0:
-            raise ValidationError(f"profile {profile!r} is not allowed; use one of {', '.join(MIXES)} or "
-                                  f"NAME:WEIGHT,... with NAME in {', '.join(PROFILES)}", field="profile")
+            raise ValidationError(
+                f"profile {profile!r} is not allowed; use one of {', '.join(MIXES)} or "
+                f"NAME:WEIGHT,... with NAME in {', '.join(PROFILES)}",
+                field="profile",
+            )
         mix[name] = w
     if not sum(mix.values()):
         raise ValidationError(f"profile {profile!r} has no positive weight", field="profile")
@@ -75,8 +86,6 @@ def allocate(mix: dict[str, float], n: int) -> list[str]:
 
 def read_truth_csv(path, class_names) -> tuple[dict, dict]:
     """Truth from a VGGSounder-layout CSV (validated like import_labels): (labels, meta) by video id."""
-    from labels.services.releases import read_label_csv
-
     with open(path, newline="", encoding="utf-8") as fh:
         clips, rows = read_label_csv(fh, class_names, where=str(path))
     labels: dict[str, dict[str, str]] = {vid: {} for vid in clips}
@@ -87,15 +96,11 @@ def read_truth_csv(path, class_names) -> tuple[dict, dict]:
 
 
 def truth_load(source: str, class_names, dataset=None) -> tuple[dict, dict]:
-    """A release name (or DATASET/NAME), a CSV path, or "original": each clip's original dataset labels,
-    audible, no meta labels (for demos)."""
-    import os
-
+    """A VGGSounder-layout CSV path, or "original": each clip's original dataset labels, audible, no meta labels
+    (for demos). A release as the truth is read by labels.services.simulation.simulation_truth."""
     if source == "original":
         if dataset is None:
             raise ValidationError("--truth original needs a dataset", field="truth")
-        from catalog.models import Clip
-
         labels = {}
         for vid, name in Clip.objects.filter(dataset=dataset).values_list("video_id", "original_labels__name"):
             labels.setdefault(vid, {})
@@ -104,15 +109,12 @@ def truth_load(source: str, class_names, dataset=None) -> tuple[dict, dict]:
         return labels, {vid: {} for vid in labels}
     if os.path.exists(source):
         return read_truth_csv(source, class_names)
-    from labels.selectors.releases import release_find
-    from labels.services.releases import release_content
-
-    flags, labels = release_content(release_find(source))
-    return labels, {vid: dict(zip(META_LABELS, f)) for vid, f in flags.items()}
+    raise ValidationError(f"truth {source!r} is neither 'original' nor an existing CSV file", field="truth")
 
 
-def simulated_answer(profile: Profile, truth: dict[str, str], meta: dict, proposals: list[str], class_names,
-                     rng: random.Random) -> dict:
+def simulated_answer(
+    profile: Profile, truth: dict[str, str], meta: dict, proposals: list[str], class_names, rng: random.Random
+) -> dict:
     """One clip's answer payload (as the HIT page sends it) for a worker of `profile`."""
     labels = []
     for name in proposals:
@@ -151,38 +153,47 @@ def _proposals_for(truth: dict, class_names, n: int, rng: random.Random) -> list
     return names
 
 
-def simulate_crowd(dataset, truth_source: str, *, workers: int = 50, profile: str = "mixed", seed: int = 0,
-                   proposals_per_clip: int = 10, max_assignments: int | None = None, log=None) -> dict:
+def simulate_crowd(
+    dataset,
+    truth_source: str,
+    *,
+    workers: int = 50,
+    profile: str = "mixed",
+    seed: int = 0,
+    proposals_per_clip: int = 10,
+    max_assignments: int | None = None,
+    log=None,
+    truth: tuple[dict, dict] | None = None,
+) -> dict:
     """Drive the real pipeline with simulated workers until every batch has its annotators (or the budget of
-    assignments / willing workers runs out). Returns a summary."""
-    from crowd.models import Batch, BatchItem, GoldLabel
-    from catalog.models import Clip, TaxonomyClass
-    from catalog.selectors.taxonomy import class_names as taxonomy_names
-    from crowd.services.assignments import answer_save, assignment_start, assignment_submit
-    from crowd.services.batches import batches_create
-
+    assignments / willing workers runs out). Returns a summary. `truth` is (labels, meta) by video id already
+    loaded (e.g. from a release); without it `truth_source` is read by truth_load."""
     mix = profile_mix(profile)
     if workers < 1:
         raise ValidationError("--workers must be at least 1", field="workers")
     log = log or (lambda msg: None)
     rng = random.Random(seed)
     names = taxonomy_names()
-    truth, truth_meta = truth_load(truth_source, names, dataset)
+    truth, truth_meta = truth if truth is not None else truth_load(truth_source, names, dataset)
     clips = {c.video_id: c for c in Clip.objects.filter(dataset=dataset)}
     missing = [v for v in clips if v not in truth]
     if not clips:
         raise ValidationError(f"dataset {dataset.name} has no clips", field="dataset")
     if missing:
-        raise ValidationError(f"{len(missing)} clip(s) of dataset {dataset.name} have no truth in {truth_source}",
-                              field="truth", details=missing[:20])
+        raise ValidationError(
+            f"{len(missing)} clip(s) of dataset {dataset.name} have no truth in {truth_source}",
+            field="truth",
+            details=missing[:20],
+        )
 
     # gold clips without gold labels get them from the truth (the simulated "experts")
     cls = dict(TaxonomyClass.objects.values_list("name", "id"))
     seeded_gold = 0
     for vid, clip in clips.items():
         if clip.is_gold and truth[vid] and not GoldLabel.objects.filter(clip=clip).exists():
-            GoldLabel.objects.bulk_create([GoldLabel(clip=clip, cls_id=cls[n], modality=m, source="import")
-                                           for n, m in truth[vid].items()])
+            GoldLabel.objects.bulk_create(
+                [GoldLabel(clip=clip, cls_id=cls[n], modality=m, source="import") for n, m in truth[vid].items()]
+            )
             seeded_gold += 1
     if not Batch.objects.filter(dataset=dataset).exists():
         proposals = {vid: _proposals_for(truth[vid], names, proposals_per_clip, rng) for vid in clips}
@@ -191,9 +202,17 @@ def simulate_crowd(dataset, truth_source: str, *, workers: int = 50, profile: st
 
     pool = [(f"sim-{seed}-{i:03d}-{kind}", PROFILES[kind]) for i, kind in enumerate(allocate(mix, workers))]
     budget = max_assignments or workers * 50
-    stats = {"assignments": 0, "approved": 0, "rejected": 0, "refused_starts": 0, "seeded_gold_clips": seeded_gold,
-             "by_profile": {k: {"workers": 0, "assignments": 0, "approved": 0, "rejected": 0, "f1_sum": 0.0,
-                                "f1_n": 0} for k in PROFILES}}
+    stats = {
+        "assignments": 0,
+        "approved": 0,
+        "rejected": 0,
+        "refused_starts": 0,
+        "seeded_gold_clips": seeded_gold,
+        "by_profile": {
+            k: {"workers": 0, "assignments": 0, "approved": 0, "rejected": 0, "f1_sum": 0.0, "f1_n": 0}
+            for k in PROFILES
+        },
+    }
     for _wid, prof in pool:
         stats["by_profile"][prof.name]["workers"] += 1
     active = list(pool)
@@ -208,8 +227,9 @@ def simulate_crowd(dataset, truth_source: str, *, workers: int = 50, profile: st
                 break
             batch = rng.choice(open_batches)
             try:
-                assignment = assignment_start(batch, backend="simulated", worker_external_id=wid,
-                                              external_assignment_id=f"{wid}-{batch.uuid}")
+                assignment = assignment_start(
+                    batch, backend="simulated", worker_external_id=wid, external_assignment_id=f"{wid}-{batch.uuid}"
+                )
             except Forbidden:
                 stats["refused_starts"] += 1
                 continue
@@ -218,8 +238,11 @@ def simulate_crowd(dataset, truth_source: str, *, workers: int = 50, profile: st
             items = BatchItem.objects.filter(batch=batch).select_related("clip").order_by("position")
             for item in items:
                 vid = item.clip.video_id
-                answer_save(assignment, vid, simulated_answer(prof, truth[vid], truth_meta.get(vid, {}),
-                                                              list(item.proposals), names, rng))
+                answer_save(
+                    assignment,
+                    vid,
+                    simulated_answer(prof, truth[vid], truth_meta.get(vid, {}), list(item.proposals), names, rng),
+                )
             done = assignment_submit(assignment, work_seconds=rng.uniform(200, 900))
             progressed = True
             stats["assignments"] += 1
@@ -241,10 +264,10 @@ def simulate_crowd(dataset, truth_source: str, *, workers: int = 50, profile: st
     for p in stats["by_profile"].values():
         p["mean_catch_f1"] = round(p["f1_sum"] / p["f1_n"], 4) if p["f1_n"] else None
         del p["f1_sum"], p["f1_n"]
-    from crowd.models import Worker
 
-    stats["blocked_workers"] = Worker.objects.filter(backend="simulated", is_blocked=True,
-                                                     external_id__startswith=f"sim-{seed}-").count()
+    stats["blocked_workers"] = Worker.objects.filter(
+        backend="simulated", is_blocked=True, external_id__startswith=f"sim-{seed}-"
+    ).count()
     stats["open_batches_left"] = Batch.objects.filter(dataset=dataset, status=Batch.OPEN).count()
     return stats
 
@@ -255,8 +278,16 @@ def truth_as_csv_rows(truth: dict, meta: dict):
     for vid in sorted(truth):
         for label in sorted(truth[vid]):
             m = meta.get(vid, {})
-            out.append([vid, label, truth[vid][label], m.get("background_music", False),
-                        m.get("static_image", False), m.get("voice_over", False)])
+            out.append(
+                [
+                    vid,
+                    label,
+                    truth[vid][label],
+                    m.get("background_music", False),
+                    m.get("static_image", False),
+                    m.get("voice_over", False),
+                ]
+            )
     return out
 
 
@@ -267,5 +298,4 @@ def write_truth_csv(path, truth: dict, meta: dict):
         w.writerows(truth_as_csv_rows(truth, meta))
 
 
-__all__ = ["PROFILES", "MIXES", "simulate_crowd", "simulated_answer", "truth_load", "write_truth_csv",
-           "AvcrowdError"]
+__all__ = ["PROFILES", "MIXES", "simulate_crowd", "simulated_answer", "truth_load", "write_truth_csv", "AvcrowdError"]

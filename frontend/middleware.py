@@ -1,5 +1,6 @@
 """Content-Security-Policy frame-ancestors: pages may be framed only by MTurk's worker sites and the
 origins listed in FRAME_ANCESTORS (views opt in with the `frameable` decorator); every other page is DENY."""
+
 from functools import wraps
 
 from django.conf import settings

@@ -2,6 +2,7 @@
 
 Thin: reads through annotation.selectors.gold, writes through annotation.services.gold.expert_annotation_save.
 """
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -14,8 +15,8 @@ from django.views.decorators.http import require_http_methods
 from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset
 from catalog.selectors.clips import clip_media_url
-from crowd.selectors.gold import expert_annotation_payload, expert_queue
 from catalog.selectors.taxonomy import class_names, meta_labels
+from crowd.selectors.gold import expert_annotation_payload, expert_queue
 from crowd.services.gold import ORIGINAL_KEYS, expert_annotation_save, gold_coverage, gold_min_experts
 
 BOOL_CHOICES = {"yes": True, "no": False, "": None}
@@ -37,14 +38,16 @@ def gold_home(request):
     context = {"datasets": Dataset.objects.order_by("name"), "dataset": dataset, "min_experts": gold_min_experts()}
     if dataset is not None:
         coverage = gold_coverage(dataset)
-        suggested = {c.pk: c for c in Clip.objects.filter(pk__in=coverage["suggested_clips"])
-                     .prefetch_related("original_labels")}
+        suggested = {
+            c.pk: c for c in Clip.objects.filter(pk__in=coverage["suggested_clips"]).prefetch_related("original_labels")
+        }
         context.update(
             coverage=coverage,
             coverage_pct=round(100 * coverage["covered"] / coverage["total"], 1) if coverage["total"] else 0,
             suggested=[suggested[pk] for pk in coverage["suggested_clips"] if pk in suggested],
-            queue=expert_queue(dataset, request.user, min_experts=gold_min_experts(),
-                               extra_clip_ids=coverage["suggested_clips"]),
+            queue=expert_queue(
+                dataset, request.user, min_experts=gold_min_experts(), extra_clip_ids=coverage["suggested_clips"]
+            ),
         )
     return render(request, "frontend/gold/home.html", context)
 
@@ -67,11 +70,13 @@ def _payload_from_form(request, names: list[str]) -> dict:
     visible = set(request.POST.getlist("visible"))
     unknown = sorted((audible | visible) - known)
     if unknown:
-        raise AvcrowdError(f"unknown class(es) {', '.join(map(repr, unknown[:5]))}; pick classes from the list",
-                           field="labels")
+        raise AvcrowdError(
+            f"unknown class(es) {', '.join(map(repr, unknown[:5]))}; pick classes from the list", field="labels"
+        )
     payload = {key: _parse_bool(request, key) for key in _bool_keys()}
-    payload["labels"] = [{"name": n, "audible": n in audible, "visible": n in visible}
-                         for n in names if n in audible or n in visible]
+    payload["labels"] = [
+        {"name": n, "audible": n in audible, "visible": n in visible} for n in names if n in audible or n in visible
+    ]
     return payload
 
 
@@ -110,19 +115,36 @@ def gold_clip(request, clip_id: int):
     else:
         saved = expert_annotation_payload(clip, request.user) or {"labels": []}
     ticks = {lab["name"]: lab for lab in saved.get("labels") or []}
-    rows = [{"name": n, "audible": bool(ticks.get(n, {}).get("audible")),
-             "visible": bool(ticks.get(n, {}).get("visible"))} for n in names]
+    rows = [
+        {"name": n, "audible": bool(ticks.get(n, {}).get("audible")), "visible": bool(ticks.get(n, {}).get("visible"))}
+        for n in names
+    ]
     meta = [{**m, "value": saved.get(m["key"])} for m in meta_labels()]
     originals = [c.name for c in clip.original_labels.all()]
-    original = [{"key": key, "question": question, "value": saved.get(key)} for key, question in (
-        ("original_present", "Is it present in the clip at all?"),
-        ("original_audible", "Can you hear it?"),
-        ("original_visible", "Can you see it?"))]
-    return render(request, "frontend/gold/clip.html", {
-        "clip": clip, "media_url": clip_media_url(clip, request), "rows": rows, "meta": meta,
-        "originals": originals, "original": original, "error": error, "has_saved": bool(saved.get("updated_at")),
-        "n_ticked": sum(1 for r in rows if r["audible"] or r["visible"]),
-    }, status=400 if error else 200)
+    original = [
+        {"key": key, "question": question, "value": saved.get(key)}
+        for key, question in (
+            ("original_present", "Is it present in the clip at all?"),
+            ("original_audible", "Can you hear it?"),
+            ("original_visible", "Can you see it?"),
+        )
+    ]
+    return render(
+        request,
+        "frontend/gold/clip.html",
+        {
+            "clip": clip,
+            "media_url": clip_media_url(clip, request),
+            "rows": rows,
+            "meta": meta,
+            "originals": originals,
+            "original": original,
+            "error": error,
+            "has_saved": bool(saved.get("updated_at")),
+            "n_ticked": sum(1 for r in rows if r["audible"] or r["visible"]),
+        },
+        status=400 if error else 200,
+    )
 
 
 urlpatterns = [

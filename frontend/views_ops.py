@@ -1,6 +1,7 @@
 """The operations dashboard (staff only), mounted under /ops/: per dataset, clip progress, HITs, assignments,
 spend vs budget, work time and hourly pay, workers, rejections, long operations. Every number links to the list
 behind it."""
+
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
@@ -11,6 +12,9 @@ from django.views.decorators.http import require_POST
 
 from catalog.models import Dataset, Operation
 from crowd.selectors import ops
+from crowd.selectors.crowd import inhouse_tasks
+from crowd.services.costs import hit_cost_per_assignment
+from crowd.tasks import marketplace_sync_start
 
 
 def operation_started(request, op: Operation, running_text: str):
@@ -26,8 +30,9 @@ def operation_started(request, op: Operation, running_text: str):
 
 @staff_member_required
 def index(request):
-    return render(request, "frontend/ops/index.html", {"datasets": ops.ops_overview(),
-                                                        "operations": Operation.objects.all()[:10]})
+    return render(
+        request, "frontend/ops/index.html", {"datasets": ops.ops_overview(), "operations": Operation.objects.all()[:10]}
+    )
 
 
 @staff_member_required
@@ -37,8 +42,11 @@ def dataset(request, name):
 
 
 def _table(request, ds, title, headers, rows):
-    return render(request, "frontend/ops/table.html", {"dataset": ds, "title": title, "headers": headers,
-                                                       "rows": rows, "count": len(rows)})
+    return render(
+        request,
+        "frontend/ops/table.html",
+        {"dataset": ds, "title": title, "headers": headers, "rows": rows, "count": len(rows)},
+    )
 
 
 def _admin(obj):
@@ -60,25 +68,50 @@ def clips(request, name):
 @staff_member_required
 def media_reports(request, name):
     ds = get_object_or_404(Dataset, name=name)
-    rows = [[(r["clip"].video_id, _admin(r["clip"])), (r["reports"], None), (r["answers"], None),
-             (", ".join(r["workers"]), None), (r["clip"].media_url, None)]
-            for r in ops.media_failure_reports(ds)]
-    return _table(request, ds, "Clips that workers reported as not loading or playing",
-                  ["clip", "reports", "answers", "reported by", "media"], rows)
+    rows = [
+        [
+            (r["clip"].video_id, _admin(r["clip"])),
+            (r["reports"], None),
+            (r["answers"], None),
+            (", ".join(r["workers"]), None),
+            (r["clip"].media_url, None),
+        ]
+        for r in ops.media_failure_reports(ds)
+    ]
+    return _table(
+        request,
+        ds,
+        "Clips that workers reported as not loading or playing",
+        ["clip", "reports", "answers", "reported by", "media"],
+        rows,
+    )
 
 
 @staff_member_required
 def hits(request, name):
     ds = get_object_or_404(Dataset, name=name)
     status = request.GET.get("status") or None
-    rows = [[(h.external_id or "(pending)", _admin(h)), (h.backend, None),
-             ("sandbox" if h.sandbox else "production", None), (h.status, None),
-             (str(h.batch.uuid), reverse("ops:assignments", args=[ds.name]) + f"?batch={h.batch.uuid}"),
-             (f"${h.reward}", None), (f"{h.max_assignments} ({h.reposted} re-posted)", None),
-             (f"${h.cost_per_assignment * h.max_assignments}", None), (h.error[:120], None)]
-            for h in ops.hits_list(ds, status)]
-    return _table(request, ds, f"HITs{' (' + status + ')' if status else ''}",
-                  ["HIT", "backend", "environment", "status", "batch", "reward", "assignments", "cost", "error"], rows)
+    rows = [
+        [
+            (h.external_id or "(pending)", _admin(h)),
+            (h.backend, None),
+            ("sandbox" if h.sandbox else "production", None),
+            (h.status, None),
+            (str(h.batch.uuid), reverse("ops:assignments", args=[ds.name]) + f"?batch={h.batch.uuid}"),
+            (f"${h.reward}", None),
+            (f"{h.max_assignments} ({h.reposted} re-posted)", None),
+            (f"${hit_cost_per_assignment(h) * h.max_assignments}", None),
+            (h.error[:120], None),
+        ]
+        for h in ops.hits_list(ds, status)
+    ]
+    return _table(
+        request,
+        ds,
+        f"HITs{' (' + status + ')' if status else ''}",
+        ["HIT", "backend", "environment", "status", "batch", "reward", "assignments", "cost", "error"],
+        rows,
+    )
 
 
 @staff_member_required
@@ -89,26 +122,50 @@ def assignments(request, name):
     qs = ops.assignments_list(ds, status=status, worker_id=int(worker) if worker and worker.isdigit() else None)
     if request.GET.get("batch"):
         qs = qs.filter(batch__uuid=request.GET["batch"])
-    rows = [[(str(a.uuid)[:8], _admin(a)), (str(a.worker or "-"), None), (a.status, None),
-             (f"{a.catch_f1:.2f}" if a.catch_f1 is not None else "-", None),
-             (f"{a.work_seconds / 60:.1f} min" if a.work_seconds else "-", None),
-             (a.decision_reason[:160], None)] for a in qs[:1000]]
-    return _table(request, ds, f"Assignments{' (' + status + ')' if status else ''}",
-                  ["assignment", "worker", "status", "catch F1", "work time", "reason"], rows)
+    rows = [
+        [
+            (str(a.uuid)[:8], _admin(a)),
+            (str(a.worker or "-"), None),
+            (a.status, None),
+            (f"{a.catch_f1:.2f}" if a.catch_f1 is not None else "-", None),
+            (f"{a.work_seconds / 60:.1f} min" if a.work_seconds else "-", None),
+            (a.decision_reason[:160], None),
+        ]
+        for a in qs[:1000]
+    ]
+    return _table(
+        request,
+        ds,
+        f"Assignments{' (' + status + ')' if status else ''}",
+        ["assignment", "worker", "status", "catch F1", "work time", "reason"],
+        rows,
+    )
 
 
 @staff_member_required
 def workers(request, name):
     ds = get_object_or_404(Dataset, name=name)
     base = reverse("ops:assignments", args=[ds.name])
-    rows = [[(w["worker"], f"{base}?worker={w['id']}"), (w["backend"], None), (w["assignments"], f"{base}?worker={w['id']}"),
-             (w["approved"], f"{base}?worker={w['id']}&status=approved"),
-             (w["rejected"], f"{base}?worker={w['id']}&status=rejected"),
-             (f"{w['mean_catch_f1']:.2f}" if w["mean_catch_f1"] is not None else "-", None),
-             (f"{100 * w['approval_rate']:.0f} %" if w["approval_rate"] is not None else "-", None),
-             ("blocked: " + w["blocked_reason"][:80] if w["is_blocked"] else "", None)] for w in ops.workers_list(ds)]
-    return _table(request, ds, "Workers", ["worker", "backend", "assignments", "approved", "rejected",
-                                            "mean catch F1", "approval rate", "blocked"], rows)
+    rows = [
+        [
+            (w["worker"], f"{base}?worker={w['id']}"),
+            (w["backend"], None),
+            (w["assignments"], f"{base}?worker={w['id']}"),
+            (w["approved"], f"{base}?worker={w['id']}&status=approved"),
+            (w["rejected"], f"{base}?worker={w['id']}&status=rejected"),
+            (f"{w['mean_catch_f1']:.2f}" if w["mean_catch_f1"] is not None else "-", None),
+            (f"{100 * w['approval_rate']:.0f} %" if w["approval_rate"] is not None else "-", None),
+            ("blocked: " + w["blocked_reason"][:80] if w["is_blocked"] else "", None),
+        ]
+        for w in ops.workers_list(ds)
+    ]
+    return _table(
+        request,
+        ds,
+        "Workers",
+        ["worker", "backend", "assignments", "approved", "rejected", "mean catch F1", "approval rate", "blocked"],
+        rows,
+    )
 
 
 @staff_member_required
@@ -120,16 +177,12 @@ def operation(request, pk):
 @login_required
 def my_tasks(request):
     """In-house annotators: the batches an admin assigned to them, with their status and the HIT page link."""
-    from crowd.marketplace.inhouse import inhouse_tasks
-
     return render(request, "frontend/ops/my_tasks.html", {"rows": inhouse_tasks(request.user)})
 
 
 @staff_member_required
 @require_POST
 def sync_now(request, name):
-    from crowd.tasks import marketplace_sync_start
-
     op = marketplace_sync_start(get_object_or_404(Dataset, name=name), request.user)
     messages.info(request, "sync started")
     return redirect("ops:operation", pk=op.pk)

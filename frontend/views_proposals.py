@@ -1,5 +1,6 @@
 """Staff pages: model runs with progress and throughput; proposal sets with their evaluation and the
 tuner's Pareto front (recall vs mean proposal-list size)."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -14,16 +15,27 @@ from catalog.models import Dataset
 from proposals.core.predictions_io import MODALITIES
 from proposals.models import ModelCheckpoint, ModelRun, ProposalSet
 from proposals.selectors import runs_overview
-from proposals.services import checkpoint_get, proposal_set_start, proposals_evaluate, run_start
+from proposals.services import checkpoint_get, proposals_evaluate
+from proposals.tasks import proposal_set_start, run_start
 
 from .views_ops import operation_started
 
 
 def _run_row(run: ModelRun) -> dict:
-    return {"id": run.pk, "model": run.model_name, "dataset": run.dataset.name, "kind": run.kind,
-            "status": run.status, "n_done": run.n_done, "n_clips": run.n_clips,
-            "percent": round(100 * run.progress, 1), "clips_per_s": run.clips_per_s,
-            "errors": len(run.errors or []), "started_at": run.started_at, "finished_at": run.finished_at}
+    return {
+        "id": run.pk,
+        "model": run.model_name,
+        "dataset": run.dataset.name,
+        "kind": run.kind,
+        "status": run.status,
+        "n_done": run.n_done,
+        "n_clips": run.n_clips,
+        "percent": round(100 * run.progress, 1),
+        "clips_per_s": run.clips_per_s,
+        "errors": len(run.errors or []),
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+    }
 
 
 @staff_member_required
@@ -32,15 +44,24 @@ def overview(request):
     runs = runs_overview()
     sets = list(ProposalSet.objects.select_related("dataset").order_by("dataset__name", "-created_at"))
     for ds in Dataset.objects.order_by("name"):
-        datasets.append({
-            "dataset": ds,
-            "runs": [_run_row(r) for r in runs if r.dataset_id == ds.pk],
-            "sets": [s for s in sets if s.dataset_id == ds.pk],
-        })
+        datasets.append(
+            {
+                "dataset": ds,
+                "runs": [_run_row(r) for r in runs if r.dataset_id == ds.pk],
+                "sets": [s for s in sets if s.dataset_id == ds.pk],
+            }
+        )
     any_running = any(r.status in (ModelRun.PENDING, ModelRun.RUNNING) for r in runs)
-    return render(request, "proposals/overview.html", {
-        "datasets": datasets, "any_running": any_running, "modalities": MODALITIES,
-        "checkpoints": list(ModelCheckpoint.objects.order_by("name"))})
+    return render(
+        request,
+        "proposals/overview.html",
+        {
+            "datasets": datasets,
+            "any_running": any_running,
+            "modalities": MODALITIES,
+            "checkpoints": list(ModelCheckpoint.objects.order_by("name")),
+        },
+    )
 
 
 def _back(ds):
@@ -67,8 +88,11 @@ def compute(request, name):
         messages.error(request, exc.message)
         return _back(ds)
     run.refresh_from_db()
-    messages.success(request, f"{ckpt.name} on {ds.name}: {run.status}, {run.n_done}/{run.n_clips} clips"
-                              + (" (the GPU workers take it from here)" if run.status == ModelRun.RUNNING else ""))
+    messages.success(
+        request,
+        f"{ckpt.name} on {ds.name}: {run.status}, {run.n_done}/{run.n_clips} clips"
+        + (" (the GPU workers take it from here)" if run.status == ModelRun.RUNNING else ""),
+    )
     return _back(ds)
 
 
@@ -88,9 +112,14 @@ def build(request, name):
 
 @staff_member_required
 def runs_progress(request):
-    return JsonResponse({"runs": [
-        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in _run_row(r).items()}
-        for r in runs_overview()]})
+    return JsonResponse(
+        {
+            "runs": [
+                {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in _run_row(r).items()}
+                for r in runs_overview()
+            ]
+        }
+    )
 
 
 def _front_svg(front: list[dict], chosen: dict | None, width: int = 520, height: int = 260) -> dict | None:
@@ -108,14 +137,24 @@ def _front_svg(front: list[dict], chosen: dict | None, width: int = 520, height:
     def sy(y):
         return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
 
-    points = [{"x": round(sx(p["mean_size"]), 1), "y": round(sy(p["recall"]), 1),
-               "label": f"{p['mean_size']:.1f} / {p['recall']:.3f}",
-               "chosen": chosen is not None and p["mean_size"] == chosen["mean_size"]
-               and p["recall"] == chosen["recall"]} for p in front]
-    return {"width": width, "height": height, "points": points,
-            "path": " ".join(f"{p['x']},{p['y']}" for p in points),
-            "axis": {"x0": pad, "x1": width - pad, "y0": height - pad, "y1": pad},
-            "xmax": f"{x1:.0f}", "ymin": f"{y0:.2f}"}
+    points = [
+        {
+            "x": round(sx(p["mean_size"]), 1),
+            "y": round(sy(p["recall"]), 1),
+            "label": f"{p['mean_size']:.1f} / {p['recall']:.3f}",
+            "chosen": chosen is not None and p["mean_size"] == chosen["mean_size"] and p["recall"] == chosen["recall"],
+        }
+        for p in front
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "points": points,
+        "path": " ".join(f"{p['x']},{p['y']}" for p in points),
+        "axis": {"x0": pad, "x1": width - pad, "y0": height - pad, "y1": pad},
+        "xmax": f"{x1:.0f}",
+        "ymin": f"{y0:.2f}",
+    }
 
 
 @staff_member_required
@@ -126,8 +165,13 @@ def set_detail(request, pk: int):
     if request.method == "POST":
         try:
             target = float(request.POST.get("target", "0.9"))
-            report = proposals_evaluate(pset.dataset, pset.strategy, do_tune=True, target=target,
-                                        models=[r.model_name for r in pset.runs.all()] or None)
+            report = proposals_evaluate(
+                pset.dataset,
+                pset.strategy,
+                do_tune=True,
+                target=target,
+                models=[r.model_name for r in pset.runs.all()] or None,
+            )
         except (AvcrowdError, ValueError) as exc:
             error = str(exc)
         else:
@@ -136,13 +180,23 @@ def set_detail(request, pk: int):
             return redirect("proposals:set-detail", pk=pset.pk)
     ev = pset.evaluation or {}
     tune = ev.get("tune")
-    rules = [{"rule": r, "recall": v, "only": (ev.get("only_rule") or {}).get(r)}
-             for r, v in (ev.get("recall_per_rule") or {}).items()]
-    return render(request, "proposals/set_detail.html", {
-        "pset": pset, "ev": ev, "rules": rules, "tune": tune, "error": error,
-        "svg": _front_svg(tune["front"], tune.get("chosen")) if tune else None,
-        "runs": [r.model_name for r in pset.runs.all()],
-    })
+    rules = [
+        {"rule": r, "recall": v, "only": (ev.get("only_rule") or {}).get(r)}
+        for r, v in (ev.get("recall_per_rule") or {}).items()
+    ]
+    return render(
+        request,
+        "proposals/set_detail.html",
+        {
+            "pset": pset,
+            "ev": ev,
+            "rules": rules,
+            "tune": tune,
+            "error": error,
+            "svg": _front_svg(tune["front"], tune.get("chosen")) if tune else None,
+            "runs": [r.model_name for r in pset.runs.all()],
+        },
+    )
 
 
 app_name = "proposals"

@@ -1,5 +1,6 @@
 """Release pages (mounted under /releases/): list + create, detail with statistics, agreement, clip browser,
 diff, streamed downloads and background exports with progress. Logged-in users read and download; staff create."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -9,10 +10,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from labels.core.merge import META_LABELS, METHODS
 from catalog.errors import AvcrowdError
 from catalog.models import Dataset
+from labels.api import streamed_export
+from labels.core.merge import META_LABELS, METHODS
 from labels.models import Release, ReleaseExport
+from labels.selectors.releases import release_clip_page, release_exports, releases_list
+from labels.services.releases import EXPORT_FORMATS, release_diff
+from labels.tasks import release_create_start, release_export_start
 
 from .views_ops import operation_started
 
@@ -23,19 +28,21 @@ staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
 
 @login_required
 def release_list(request):
-    from labels.selectors.releases import releases_list
-
-    return render(request, "frontend/releases/list.html", {
-        "releases": releases_list(), "datasets": Dataset.objects.order_by("name"), "methods": METHODS,
-    })
+    return render(
+        request,
+        "frontend/releases/list.html",
+        {
+            "releases": releases_list(),
+            "datasets": Dataset.objects.order_by("name"),
+            "methods": METHODS,
+        },
+    )
 
 
 @require_POST
 @login_required
 @staff_required
 def release_new(request):
-    from labels.services.releases import release_create_start
-
     dataset = get_object_or_404(Dataset, name=request.POST.get("dataset", ""))
     k = request.POST.get("k") or ""
     params = {}
@@ -45,20 +52,23 @@ def release_new(request):
             return redirect("releases:list")
         params["k"] = int(k)
     try:
-        op = release_create_start(dataset, request.POST.get("name", ""),
-                                  method=request.POST.get("method", "majority"), params=params, user=request.user)
+        op = release_create_start(
+            dataset,
+            request.POST.get("name", ""),
+            method=request.POST.get("method", "majority"),
+            params=params,
+            user=request.user,
+        )
     except AvcrowdError as exc:
         messages.error(request, exc.message)
         return redirect("releases:list")
-    return operation_started(request, op, f"release {dataset.name}/{op.summary['name']} is being created in "
-                                          "the background")
+    return operation_started(
+        request, op, f"release {dataset.name}/{op.summary['name']} is being created in the background"
+    )
 
 
 @login_required
 def release_detail(request, pk):
-    from labels.selectors.releases import release_clip_page, release_exports
-    from labels.services.releases import EXPORT_FORMATS
-
     release = get_object_or_404(Release.objects.select_related("dataset", "created_by"), pk=pk)
     try:
         offset = max(int(request.GET.get("offset", 0)), 0)
@@ -69,23 +79,37 @@ def release_detail(request, pk):
     stats = release.stats or {}
     per_class = (stats.get("agreement") or {}).get("per_class") or {}
     unreliable = sorted(
-        ({"name": n, **v} for n, v in per_class.items() if v.get("audible") is not None or v.get("visible") is not None),
-        key=lambda r: min(x for x in (r.get("audible"), r.get("visible")) if x is not None))[:30]
-    return render(request, "frontend/releases/detail.html", {
-        "release": release, "stats": stats, "clips": clips, "total": total, "offset": offset, "query": query,
-        "prev_offset": max(offset - PAGE, 0) if offset else None,
-        "next_offset": offset + PAGE if offset + PAGE < total else None,
-        "agreement": stats.get("agreement") or {}, "unreliable": unreliable, "meta_labels": META_LABELS,
-        "others": Release.objects.filter(dataset=release.dataset).exclude(pk=release.pk).order_by("-created_at"),
-        "exports": release_exports(release)[:10], "formats": list(EXPORT_FORMATS),
-    })
+        (
+            {"name": n, **v}
+            for n, v in per_class.items()
+            if v.get("audible") is not None or v.get("visible") is not None
+        ),
+        key=lambda r: min(x for x in (r.get("audible"), r.get("visible")) if x is not None),
+    )[:30]
+    return render(
+        request,
+        "frontend/releases/detail.html",
+        {
+            "release": release,
+            "stats": stats,
+            "clips": clips,
+            "total": total,
+            "offset": offset,
+            "query": query,
+            "prev_offset": max(offset - PAGE, 0) if offset else None,
+            "next_offset": offset + PAGE if offset + PAGE < total else None,
+            "agreement": stats.get("agreement") or {},
+            "unreliable": unreliable,
+            "meta_labels": META_LABELS,
+            "others": Release.objects.filter(dataset=release.dataset).exclude(pk=release.pk).order_by("-created_at"),
+            "exports": release_exports(release)[:10],
+            "formats": list(EXPORT_FORMATS),
+        },
+    )
 
 
 @login_required
 def release_download(request, pk):
-    from labels.api import streamed_export
-    from labels.services.releases import EXPORT_FORMATS
-
     release = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
     fmt = request.GET.get("format", "vggsounder-csv")
     if fmt not in EXPORT_FORMATS:
@@ -96,13 +120,14 @@ def release_download(request, pk):
 @require_POST
 @login_required
 def release_export_start_view(request, pk):
-    from labels.services.releases import release_export_start
-
     release = get_object_or_404(Release, pk=pk)
     try:
-        job = release_export_start(release, request.POST.get("format", "vggsounder-csv"),
-                                   include_background_music=request.POST.get("include_background_music") == "1",
-                                   user=request.user)
+        job = release_export_start(
+            release,
+            request.POST.get("format", "vggsounder-csv"),
+            include_background_music=request.POST.get("include_background_music") == "1",
+            user=request.user,
+        )
     except AvcrowdError as exc:
         messages.error(request, exc.message)
         return redirect("releases:detail", pk=pk)
@@ -112,17 +137,23 @@ def release_export_start_view(request, pk):
 @login_required
 def export_status(request, pk):
     job = get_object_or_404(ReleaseExport, pk=pk)
-    return JsonResponse({
-        "id": job.pk, "status": job.status, "progress": round(job.progress, 4), "rows_done": job.rows_done,
-        "rows_total": job.rows_total, "error": job.error,
-        "download": reverse("api_releases:export-download", args=[job.pk]) if job.status == ReleaseExport.DONE else None,
-    })
+    return JsonResponse(
+        {
+            "id": job.pk,
+            "status": job.status,
+            "progress": round(job.progress, 4),
+            "rows_done": job.rows_done,
+            "rows_total": job.rows_total,
+            "error": job.error,
+            "download": reverse("api_releases:export-download", args=[job.pk])
+            if job.status == ReleaseExport.DONE
+            else None,
+        }
+    )
 
 
 @login_required
 def release_diff_view(request, pk):
-    from labels.services.releases import release_diff
-
     a = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
     try:
         b = get_object_or_404(Release.objects.select_related("dataset"), pk=int(request.GET.get("other", "")))
@@ -130,8 +161,11 @@ def release_diff_view(request, pk):
         raise Http404("choose a release to compare with") from None
     diff = release_diff(a, b)
     rows = list(diff["clips"].items())[:500]
-    return render(request, "frontend/releases/diff.html", {"a": a, "b": b, "diff": diff, "rows": rows,
-                                                             "truncated": len(diff["clips"]) > len(rows)})
+    return render(
+        request,
+        "frontend/releases/diff.html",
+        {"a": a, "b": b, "diff": diff, "rows": rows, "truncated": len(diff["clips"]) > len(rows)},
+    )
 
 
 urlpatterns = [

@@ -1,5 +1,6 @@
 """Metric report pages (mounted under /reports/): list + start a report, a report with sortable tables and
 figures, and its files. For staff and researchers (group "researchers")."""
+
 from __future__ import annotations
 
 import mimetypes
@@ -13,15 +14,28 @@ from django.urls import path
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from reports.api import can_use_reports
 from catalog.errors import AvcrowdError
+from labels.models import Release
+from proposals.models import ModelRun
+from reports.api import can_use_reports
 from reports.models import MetricReport
+from reports.services import report_file_open, report_upload
+from reports.tasks import report_create
 
 app_name = "reports"
-TABLES = [("paper", "Benchmark (paper table)"), ("topk", "Top-k metrics"), ("metrics", "All metrics"),
-          ("delta_f1", "ΔF1 with − without meta label"), ("meta_f1", "F1 per meta-label filter")]
-FIGURES = [("radar", "Metrics per input modality"), ("delta_f1", "ΔF1 for meta labels"),
-           ("class_frequency", "Class frequency by modality"), ("cooccurrence", "Class co-occurrence")]
+TABLES = [
+    ("paper", "Benchmark (paper table)"),
+    ("topk", "Top-k metrics"),
+    ("metrics", "All metrics"),
+    ("delta_f1", "ΔF1 with − without meta label"),
+    ("meta_f1", "F1 per meta-label filter"),
+]
+FIGURES = [
+    ("radar", "Metrics per input modality"),
+    ("delta_f1", "ΔF1 for meta labels"),
+    ("class_frequency", "Class frequency by modality"),
+    ("cooccurrence", "Class co-occurrence"),
+]
 
 
 def _require_access(request):
@@ -30,20 +44,12 @@ def _require_access(request):
 
 
 def _choices():
-    releases, runs = [], []
-    try:
-        from labels.models import Release
-
-        releases = list(Release.objects.select_related("dataset").order_by("dataset__name", "name"))
-    except ImportError:
-        pass
-    try:
-        from proposals.models import ModelRun
-
-        runs = list(ModelRun.objects.filter(status=ModelRun.DONE).select_related("checkpoint", "dataset")
-                    .order_by("-finished_at", "-pk")[:200])
-    except ImportError:
-        pass
+    releases = list(Release.objects.select_related("dataset").order_by("dataset__name", "name"))
+    runs = list(
+        ModelRun.objects.filter(status=ModelRun.DONE)
+        .select_related("checkpoint", "dataset")
+        .order_by("-finished_at", "-pk")[:200]
+    )
     return releases, runs
 
 
@@ -51,16 +57,21 @@ def _choices():
 def report_list(request):
     _require_access(request)
     releases, runs = _choices()
-    return render(request, "frontend/reports/list.html", {
-        "reports": MetricReport.objects.select_related("created_by")[:200], "releases": releases, "runs": runs,
-    })
+    return render(
+        request,
+        "frontend/reports/list.html",
+        {
+            "reports": MetricReport.objects.select_related("created_by")[:200],
+            "releases": releases,
+            "runs": runs,
+        },
+    )
 
 
 @require_POST
 @login_required
 def report_new(request):
     _require_access(request)
-    from reports.services import report_create, report_upload
 
     try:
         labels = request.POST.get("labels", "").strip()
@@ -71,10 +82,15 @@ def report_new(request):
             labels = report_upload(upload, upload.name)
         preds = [f"run:{r}" for r in request.POST.getlist("runs") if r.strip()]
         preds += [report_upload(f, f.name) for f in request.FILES.getlist("prediction_files")]
-        report = report_create(labels=labels, predictions=preds, regime=request.POST.get("regime", "default"),
-                               confusion=request.POST.get("confusion", "v1.0"),
-                               meta=request.POST.get("meta", "on") == "on", title=request.POST.get("title", ""),
-                               user=request.user)
+        report = report_create(
+            labels=labels,
+            predictions=preds,
+            regime=request.POST.get("regime", "default"),
+            confusion=request.POST.get("confusion", "v1.0"),
+            meta=request.POST.get("meta", "on") == "on",
+            title=request.POST.get("title", ""),
+            user=request.user,
+        )
     except AvcrowdError as exc:
         messages.error(request, exc.message)
         return redirect("reports:list")
@@ -83,8 +99,6 @@ def report_new(request):
 
 
 def _read_text(report, name):
-    from reports.services import report_file_open
-
     try:
         with report_file_open(report, name) as fh:
             return fh.read().decode("utf-8")
@@ -106,16 +120,21 @@ def report_detail(request, pk):
         for stem, title in FIGURES:
             if f"{stem}.svg" in report.files:
                 figures.append({"stem": stem, "title": title})
-    return render(request, "frontend/reports/detail.html", {
-        "report": report, "tables": tables, "figures": figures,
-        "running": report.status in (MetricReport.PENDING, MetricReport.RUNNING),
-    })
+    return render(
+        request,
+        "frontend/reports/detail.html",
+        {
+            "report": report,
+            "tables": tables,
+            "figures": figures,
+            "running": report.status in (MetricReport.PENDING, MetricReport.RUNNING),
+        },
+    )
 
 
 @login_required
 def report_file(request, pk, name):
     _require_access(request)
-    from reports.services import report_file_open
 
     report = get_object_or_404(MetricReport, pk=pk)
     try:

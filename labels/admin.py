@@ -1,4 +1,5 @@
 """Admin for releases: read-only (releases are immutable; create them with release_create / import_labels)."""
+
 from django.contrib import admin
 
 from labels.models import Release, ReleaseClip, ReleaseExport, ReleaseLabel
@@ -36,6 +37,5 @@ class ReleaseLabelAdmin(_ReadOnly):
 
 @admin.register(ReleaseExport)
 class ReleaseExportAdmin(_ReadOnly):
-    list_display = ("release", "format", "include_background_music", "status", "rows_done", "rows_total",
-                    "created_at")
+    list_display = ("release", "format", "include_background_music", "status", "rows_done", "rows_total", "created_at")
     list_filter = ("status", "format")

@@ -1,6 +1,9 @@
 """REST API of releases (mounted under /api/releases/): list, detail, create (staff), import (staff), diff,
 streamed exports and background exports with progress. Researchers read and export with an API token."""
+
 from __future__ import annotations
+
+import io
 
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -12,19 +15,32 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labels.core.merge import METHODS
 from catalog.errors import AvcrowdError
 from catalog.models import Dataset
+from labels.core.merge import METHODS
 from labels.models import Release, ReleaseExport
-from labels.services.releases import EXPORT_FORMATS
+from labels.selectors.releases import releases_list
+from labels.services.releases import (
+    EXPORT_CONTENT_TYPES,
+    EXPORT_FORMATS,
+    export_chunks,
+    export_filename,
+    release_create,
+    release_diff,
+    release_import,
+)
+from labels.tasks import release_create_start, release_export_start
 
 TRUE_TEXT = {"1", "true", "yes", "on"}
 
 
 class IsStaffOrReadOnly(permissions.BasePermission):
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and
-                    (request.method in permissions.SAFE_METHODS or request.user.is_staff))
+        return bool(
+            request.user
+            and request.user.is_authenticated
+            and (request.method in permissions.SAFE_METHODS or request.user.is_staff)
+        )
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
@@ -33,8 +49,18 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Release
-        fields = ["id", "dataset", "name", "method", "params", "imported", "source_file", "source_counts",
-                  "created_at", "created_by"]
+        fields = [
+            "id",
+            "dataset",
+            "name",
+            "method",
+            "params",
+            "imported",
+            "source_file",
+            "source_counts",
+            "created_at",
+            "created_by",
+        ]
 
 
 class ReleaseDetailSerializer(ReleaseSerializer):
@@ -49,14 +75,17 @@ class ReleaseCreateSerializer(serializers.Serializer):
     k = serializers.IntegerField(min_value=1, required=False)
     gold_override = serializers.BooleanField(default=True)
     background = serializers.BooleanField(
-        default=False, help_text="create it in the background: 202 with the operation to poll (for datasets large "
-                                 "enough to outlast an HTTP request)")
+        default=False,
+        help_text="create it in the background: 202 with the operation to poll (for datasets large "
+        "enough to outlast an HTTP request)",
+    )
 
 
 class ReleaseStartedSerializer(serializers.Serializer):
     operation = serializers.IntegerField()
-    status_url = serializers.CharField(help_text="GET it until status is done (summary.release is the new release's "
-                                                 "id) or failed (message says why)")
+    status_url = serializers.CharField(
+        help_text="GET it until status is done (summary.release is the new release's id) or failed (message says why)"
+    )
 
 
 class ReleaseImportSerializer(serializers.Serializer):
@@ -71,8 +100,20 @@ class ReleaseExportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReleaseExport
-        fields = ["id", "release", "format", "include_background_music", "status", "rows_done", "rows_total",
-                  "progress", "error", "created_at", "finished_at", "download"]
+        fields = [
+            "id",
+            "release",
+            "format",
+            "include_background_music",
+            "status",
+            "rows_done",
+            "rows_total",
+            "progress",
+            "error",
+            "created_at",
+            "finished_at",
+            "download",
+        ]
 
     def get_download(self, job) -> str | None:
         if job.status != ReleaseExport.DONE:
@@ -97,48 +138,63 @@ def _bool_param(request, name) -> bool:
     return (request.query_params.get(name) or "").strip().lower() in TRUE_TEXT
 
 
-FORMAT_PARAM = OpenApiParameter("format", str, enum=list(EXPORT_FORMATS),
-                                description="export format (default vggsounder-csv)")
-BM_PARAM = OpenApiParameter("include_background_music", bool,
-                            description="keep clips with background music (default: left out, as vggsounder.csv)")
+FORMAT_PARAM = OpenApiParameter(
+    "format", str, enum=list(EXPORT_FORMATS), description="export format (default vggsounder-csv)"
+)
+BM_PARAM = OpenApiParameter(
+    "include_background_music",
+    bool,
+    description="keep clips with background music (default: left out, as vggsounder.csv)",
+)
 
 
 class ReleaseList(APIView):
     permission_classes = [IsStaffOrReadOnly]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
-    @extend_schema(responses=ReleaseSerializer(many=True),
-                   parameters=[OpenApiParameter("dataset", str, description="dataset name")])
+    @extend_schema(
+        responses=ReleaseSerializer(many=True),
+        parameters=[OpenApiParameter("dataset", str, description="dataset name")],
+    )
     def get(self, request):
-        from labels.selectors.releases import releases_list
-
         qs = releases_list()
         if request.query_params.get("dataset"):
             qs = qs.filter(dataset__name=request.query_params["dataset"])
         return Response(ReleaseSerializer(qs, many=True).data)
 
-    @extend_schema(request=ReleaseCreateSerializer,
-                   responses={201: ReleaseDetailSerializer, 202: ReleaseStartedSerializer})
+    @extend_schema(
+        request=ReleaseCreateSerializer, responses={201: ReleaseDetailSerializer, 202: ReleaseStartedSerializer}
+    )
     def post(self, request):
-        from django.urls import reverse
-
-        from labels.services.releases import release_create, release_create_start
-
         ser = ReleaseCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
         params = {"k": d["k"]} if d.get("k") else {}
         if d["background"]:
             try:
-                op = release_create_start(d["dataset"], d["name"], method=d["method"], params=params,
-                                          user=request.user, gold_override=d["gold_override"])
+                op = release_create_start(
+                    d["dataset"],
+                    d["name"],
+                    method=d["method"],
+                    params=params,
+                    user=request.user,
+                    gold_override=d["gold_override"],
+                )
             except AvcrowdError as exc:
                 return _error(exc)
-            return Response({"operation": op.pk, "status_url": reverse("api_marketplace:operation", args=[op.pk])},
-                            status=status.HTTP_202_ACCEPTED)
+            return Response(
+                {"operation": op.pk, "status_url": reverse("api_marketplace:operation", args=[op.pk])},
+                status=status.HTTP_202_ACCEPTED,
+            )
         try:
-            release = release_create(d["dataset"], d["name"], method=d["method"], params=params, user=request.user,
-                                     gold_override=d["gold_override"])
+            release = release_create(
+                d["dataset"],
+                d["name"],
+                method=d["method"],
+                params=params,
+                user=request.user,
+                gold_override=d["gold_override"],
+            )
         except AvcrowdError as exc:
             return _error(exc)
         return Response(ReleaseDetailSerializer(release).data, status=status.HTTP_201_CREATED)
@@ -150,17 +206,18 @@ class ReleaseImport(APIView):
 
     @extend_schema(request=ReleaseImportSerializer, responses={201: ReleaseDetailSerializer})
     def post(self, request):
-        import io
-
-        from labels.services.releases import release_import
-
         ser = ReleaseImportSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         upload = ser.validated_data["file"]
         text = io.TextIOWrapper(upload.file, encoding="utf-8", newline="")
         try:
-            release = release_import(ser.validated_data["dataset"], ser.validated_data["name"], text,
-                                     user=request.user, source_name=upload.name)
+            release = release_import(
+                ser.validated_data["dataset"],
+                ser.validated_data["name"],
+                text,
+                user=request.user,
+                source_name=upload.name,
+            )
         except AvcrowdError as exc:
             return _error(exc)
         return Response(ReleaseDetailSerializer(release).data, status=status.HTTP_201_CREATED)
@@ -175,11 +232,13 @@ class ReleaseDetail(APIView):
 
 
 def streamed_export(release, fmt, include_background_music):
-    from labels.services.releases import EXPORT_CONTENT_TYPES, export_chunks, export_filename
-
-    response = StreamingHttpResponse(export_chunks(release, fmt, include_background_music=include_background_music),
-                                     content_type=EXPORT_CONTENT_TYPES[fmt])
-    response["Content-Disposition"] = f'attachment; filename="{export_filename(release, fmt, include_background_music)}"'
+    response = StreamingHttpResponse(
+        export_chunks(release, fmt, include_background_music=include_background_music),
+        content_type=EXPORT_CONTENT_TYPES[fmt],
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="{export_filename(release, fmt, include_background_music)}"'
+    )
     return response
 
 
@@ -192,8 +251,10 @@ class ReleaseExportStream(APIView):
         release = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
         fmt = request.query_params.get("format") or "vggsounder-csv"
         if fmt not in EXPORT_FORMATS:
-            return Response({"error": f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}",
-                             "field": "format"}, status=400)
+            return Response(
+                {"error": f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}", "field": "format"},
+                status=400,
+            )
         return streamed_export(release, fmt, _bool_param(request, "include_background_music"))
 
 
@@ -205,19 +266,20 @@ class ReleaseExportJobs(APIView):
 
     @extend_schema(parameters=[FORMAT_PARAM, BM_PARAM], request=None, responses={202: ReleaseExportSerializer})
     def post(self, request, pk):
-        from labels.services.releases import release_export_start
-
         release = get_object_or_404(Release, pk=pk)
         fmt = request.query_params.get("format") or request.data.get("format") or "vggsounder-csv"
-        bm = _bool_param(request, "include_background_music") or \
-            str(request.data.get("include_background_music", "")).lower() in TRUE_TEXT
+        bm = (
+            _bool_param(request, "include_background_music")
+            or str(request.data.get("include_background_music", "")).lower() in TRUE_TEXT
+        )
         try:
             job = release_export_start(release, fmt, include_background_music=bm, user=request.user)
         except AvcrowdError as exc:
             return _error(exc)
         job.refresh_from_db()
-        return Response(ReleaseExportSerializer(job, context={"request": request}).data,
-                        status=status.HTTP_202_ACCEPTED)
+        return Response(
+            ReleaseExportSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )
 
 
 class ExportStatus(APIView):
@@ -234,14 +296,15 @@ class ExportDownload(APIView):
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request, pk):
-        from labels.services.releases import EXPORT_CONTENT_TYPES, export_filename
-
         job = get_object_or_404(ReleaseExport.objects.select_related("release", "release__dataset"), pk=pk)
         if job.status != ReleaseExport.DONE or not job.file:
             return Response({"error": f"export {job.pk} is {job.status}; poll until it is done"}, status=409)
-        return FileResponse(job.file.open("rb"), as_attachment=True,
-                            filename=export_filename(job.release, job.format, job.include_background_music),
-                            content_type=EXPORT_CONTENT_TYPES[job.format])
+        return FileResponse(
+            job.file.open("rb"),
+            as_attachment=True,
+            filename=export_filename(job.release, job.format, job.include_background_music),
+            content_type=EXPORT_CONTENT_TYPES[job.format],
+        )
 
 
 class ReleaseDiffView(APIView):
@@ -249,8 +312,6 @@ class ReleaseDiffView(APIView):
 
     @extend_schema(responses=dict)
     def get(self, request, pk, other):
-        from labels.services.releases import release_diff
-
         a = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
         b = get_object_or_404(Release.objects.select_related("dataset"), pk=other)
         return Response(release_diff(a, b))

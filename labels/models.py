@@ -1,4 +1,5 @@
 """Label-set releases: immutable, versioned, merged (or imported) label sets with their provenance."""
+
 from django.conf import settings
 from django.db import models
 
@@ -15,15 +16,21 @@ class _Immutable(models.Model):
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not kwargs.pop("_allow_update", False):
-            raise ImmutableReleaseError(f"{type(self).__name__} {self.pk} is part of a release and cannot be "
-                                        "changed; create a new release instead")
+            raise ImmutableReleaseError(
+                f"{type(self).__name__} {self.pk} is part of a release and cannot be "
+                "changed; create a new release instead"
+            )
         super().save(*args, **kwargs)
 
 
 class Release(_Immutable):
     MAJORITY, WEIGHTED, DAWID_SKENE, IMPORT = "majority", "weighted", "dawid_skene", "import"
-    METHODS = [(MAJORITY, "top-k majority"), (WEIGHTED, "gold-F1-weighted voting"),
-               (DAWID_SKENE, "Dawid-Skene (gold clamped)"), (IMPORT, "imported file")]
+    METHODS = [
+        (MAJORITY, "top-k majority"),
+        (WEIGHTED, "gold-F1-weighted voting"),
+        (DAWID_SKENE, "Dawid-Skene (gold clamped)"),
+        (IMPORT, "imported file"),
+    ]
 
     dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="releases")
     name = models.CharField(max_length=100)
@@ -34,8 +41,9 @@ class Release(_Immutable):
     source_counts = models.JSONField(default=dict, blank=True, help_text="annotations, workers, experts used")
     stats = models.JSONField(default=dict, blank=True, help_text="summary statistics and agreement")
     created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="releases")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="releases"
+    )
 
     class Meta:
         db_table = "annotation_release"
@@ -49,8 +57,9 @@ class Release(_Immutable):
 class ReleaseClip(_Immutable):
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="clips")
     video_id = models.CharField(max_length=200)
-    clip = models.ForeignKey("catalog.Clip", null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="release_clips")
+    clip = models.ForeignKey(
+        "catalog.Clip", null=True, blank=True, on_delete=models.SET_NULL, related_name="release_clips"
+    )
     background_music = models.BooleanField(default=False)
     voice_over = models.BooleanField(default=False)
     static_image = models.BooleanField(default=False)
@@ -73,9 +82,11 @@ class ReleaseLabel(_Immutable):
     name = models.CharField(max_length=200, help_text="class name (denormalised for fast exports)")
     modality = models.CharField(max_length=2, choices=MODALITIES)
     origin = models.CharField(max_length=16, choices=ORIGINS, default=HUMAN)
-    origin_source = models.CharField(max_length=500, blank=True,
-                                     help_text="auto: the class(es) it was added from, '|'-separated; "
-                                               "override: where the in-house labels came from")
+    origin_source = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="auto: the class(es) it was added from, '|'-separated; override: where the in-house labels came from",
+    )
     order = models.PositiveIntegerField(help_text="row order in the release's exports")
 
     class Meta:
@@ -101,8 +112,9 @@ class ReleaseExport(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         db_table = "annotation_releaseexport"

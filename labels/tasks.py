@@ -1,21 +1,45 @@
-"""Celery tasks of the releases area: thin, idempotent, acks_late; the work is in annotation.services.releases."""
+"""Celery tasks of the labels app, and the helpers that start them: thin, idempotent, acks_late; the work is in
+labels.services.releases. Starting background work lives here (the service records the request, this module
+queues it once the transaction commits), so services never import tasks."""
+
 from celery import shared_task
+from django.db import transaction
+
+from labels.services.releases import (
+    release_create_request,
+    release_create_run,
+    release_export_request,
+    release_export_run,
+)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def release_create_task(self, operation_id: int) -> str:
     """Create a release requested from the page (Operation kind "release"); its outcome is on the Operation."""
-    from labels.services.releases import release_create_run
-
     return release_create_run(operation_id).status
 
 
-@shared_task(bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=300,
-             max_retries=3)
+@shared_task(
+    bind=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=300, max_retries=3
+)
 def release_export_task(self, export_id: int) -> dict:
     """Prepare a release export file with progress (ReleaseExport.rows_done / rows_total)."""
-    from labels.services.releases import release_export_run
-
     job = release_export_run(export_id)
     return {"export": job.pk, "status": job.status, "rows": job.rows_done}
 
+
+def release_create_start(
+    dataset, name: str, *, method: str = "majority", params: dict | None = None, user=None, gold_override: bool = True
+):
+    """Check the request now (a refusal starts nothing), then create the release in the background; the returned
+    Operation reports the outcome and links the release."""
+    op = release_create_request(dataset, name, method=method, params=params, user=user, gold_override=gold_override)
+    transaction.on_commit(lambda: release_create_task.delay(op.pk))
+    return op
+
+
+def release_export_start(release, fmt: str, *, include_background_music: bool = False, user=None):
+    """Queue a background export (Celery; in-process when no broker). Returns the job to poll."""
+    job = release_export_request(release, fmt, include_background_music=include_background_music, user=user)
+    transaction.on_commit(lambda: release_export_task.delay(job.pk))
+    return job

@@ -22,8 +22,17 @@ class RunChunkInline(admin.TabularInline):
 
 @admin.register(ModelRun)
 class ModelRunAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "dataset", "kind", "status", "progress_display", "clips_per_s", "n_errors",
-                    "started_at", "finished_at")
+    list_display = (
+        "__str__",
+        "dataset",
+        "kind",
+        "status",
+        "progress_display",
+        "clips_per_s",
+        "n_errors",
+        "started_at",
+        "finished_at",
+    )
     list_filter = ("status", "kind", "dataset")
     search_fields = ("external_name", "checkpoint__name")
     readonly_fields = ("n_done", "clips_per_s", "errors", "started_at", "finished_at", "created_at")

@@ -1,5 +1,6 @@
 """Read-only API under /api/proposals/: model runs (progress), proposal sets (evaluation) and the
 proposal lists of a set."""
+
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -18,8 +19,21 @@ class ModelRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelRun
-        fields = ["id", "model", "dataset", "kind", "status", "modalities", "n_clips", "n_done", "progress",
-                  "clips_per_s", "errors", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "model",
+            "dataset",
+            "kind",
+            "status",
+            "modalities",
+            "n_clips",
+            "n_done",
+            "progress",
+            "clips_per_s",
+            "errors",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class ProposalSetSerializer(serializers.ModelSerializer):
@@ -32,12 +46,17 @@ class ProposalSetSerializer(serializers.ModelSerializer):
 
 DATASET_PARAM = OpenApiParameter("dataset", str, description="only this dataset (by name)")
 
-SET_PROPOSALS = inline_serializer("ProposalSetProposals", {
-    "id": serializers.IntegerField(),
-    "dataset": serializers.CharField(),
-    "proposals": serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                       help_text="video_id -> proposed class names, in class-index order"),
-})
+SET_PROPOSALS = inline_serializer(
+    "ProposalSetProposals",
+    {
+        "id": serializers.IntegerField(),
+        "dataset": serializers.CharField(),
+        "proposals": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()),
+            help_text="video_id -> proposed class names, in class-index order",
+        ),
+    },
+)
 
 
 @extend_schema(parameters=[DATASET_PARAM], responses=ModelRunSerializer(many=True))

@@ -10,6 +10,7 @@ decoding bounds the run and processes decode 9x faster than threads, which share
 are used only where processes cannot be started (a daemonic Celery prefork child: run the GPU
 worker with ``--pool solo``, as docker-compose.yml does).
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -22,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from models_zoo import build
+from models_zoo.runner import make_pool, run_inference
 
 _MODEL_CACHE: dict[tuple, Any] = {}
 _MODEL_LOCK = threading.Lock()
@@ -46,8 +50,6 @@ def default_device() -> str:
 
 def get_model(architecture: str, path: str, config: dict | None, device: str):
     """Build (once per process) the model of a checkpoint."""
-    from models_zoo import build  # noqa: PLC0415
-
     key = (architecture, path or "", json.dumps(config or {}, sort_keys=True), device)
     with _MODEL_LOCK:
         model = _MODEL_CACHE.get(key)
@@ -93,27 +95,36 @@ def decode_settings(workers: int | None = None) -> tuple[str, int | None]:
 def decode_pool(kind: str, workers: int | None):
     """The process's decode pool of this kind and size, started once and reused by every chunk
     (a fresh process pool would re-import torch in every worker, seconds per chunk)."""
-    from models_zoo.runner import make_pool  # noqa: PLC0415
-
     workers = workers or max(1, os.cpu_count() or 1)
     key = (kind, workers)
     with _MODEL_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
             pool = _POOLS[key] = make_pool(kind, workers)
-            log.info("decode pool started: %s, %d workers (pid %d), kept for the following chunks",
-                     type(pool).__name__, workers, os.getpid())
+            log.info(
+                "decode pool started: %s, %d workers (pid %d), kept for the following chunks",
+                type(pool).__name__,
+                workers,
+                os.getpid(),
+            )
     return pool
 
 
-def run_chunk(architecture: str, path: str, config: dict | None, media_paths: list[str],
-              video_ids: list[str], modalities: list[str], *, batch_size: int = 32,
-              device: str | None = None, decode_workers: int | None = None) -> ChunkResult:
+def run_chunk(
+    architecture: str,
+    path: str,
+    config: dict | None,
+    media_paths: list[str],
+    video_ids: list[str],
+    modalities: list[str],
+    *,
+    batch_size: int = 32,
+    device: str | None = None,
+    decode_workers: int | None = None,
+) -> ChunkResult:
     """Score the clips with ``models_zoo.runner.run_inference`` (decode pool overlapping the model,
     bf16 autocast on CUDA). The decode pool kind comes from AVCROWD_DECODE_POOL (auto|process|thread;
     default auto: processes, or threads inside a daemonic Celery prefork child)."""
-    from models_zoo.runner import run_inference  # noqa: PLC0415
-
     t0 = time.perf_counter()
     device = device or default_device()
     model = get_model(architecture, path, config, device)
@@ -130,8 +141,15 @@ def run_chunk(architecture: str, path: str, config: dict | None, media_paths: li
         for attempt in (1, 2):  # a decoder process that died (OOM-killed...) breaks the pool: a new one, once
             pool = decode_pool(kind, decode_workers)
             try:
-                res = run_inference(model, clips, chunk_size=batch_size, modalities=tuple(modalities),
-                                    device=device, pool=pool, workers=decode_workers)
+                res = run_inference(
+                    model,
+                    clips,
+                    chunk_size=batch_size,
+                    modalities=tuple(modalities),
+                    device=device,
+                    pool=pool,
+                    workers=decode_workers,
+                )
                 break
             except cf.BrokenExecutor:
                 clear_pool(pool)

@@ -1,4 +1,5 @@
 """Model checkpoints, model runs (the prediction store), proposal sets and proposals."""
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -10,10 +11,10 @@ class ModelCheckpoint(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     architecture = models.CharField(max_length=32, choices=ARCHITECTURES)
-    path = models.CharField(max_length=1000, blank=True,
-                            help_text="local path of the weights (.pth / directory); empty = random init")
-    config = models.JSONField(default=dict, blank=True,
-                              help_text='models_zoo config: {"preset": "base", ...overrides}')
+    path = models.CharField(
+        max_length=1000, blank=True, help_text="local path of the weights (.pth / directory); empty = random init"
+    )
+    config = models.JSONField(default=dict, blank=True, help_text='models_zoo config: {"preset": "base", ...overrides}')
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -35,10 +36,12 @@ class ModelRun(models.Model):
     KINDS = [(SCORES, "scores"), (LABELS, "label sets")]
 
     dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="model_runs")
-    checkpoint = models.ForeignKey(ModelCheckpoint, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="runs")
-    external_name = models.SlugField(max_length=100, blank=True,
-                                     help_text="name of a model run elsewhere (imported predictions)")
+    checkpoint = models.ForeignKey(
+        ModelCheckpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    external_name = models.SlugField(
+        max_length=100, blank=True, help_text="name of a model run elsewhere (imported predictions)"
+    )
     kind = models.CharField(max_length=8, choices=KINDS, default=SCORES)
     status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
     modalities = models.JSONField(default=list, blank=True)
@@ -55,14 +58,21 @@ class ModelRun(models.Model):
     class Meta:
         ordering = ["dataset", "-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["checkpoint", "dataset"], condition=models.Q(checkpoint__isnull=False),
-                                    name="uniq_run_per_checkpoint_dataset"),
-            models.UniqueConstraint(fields=["external_name", "dataset"], condition=~models.Q(external_name=""),
-                                    name="uniq_run_per_external_name_dataset"),
+            models.UniqueConstraint(
+                fields=["checkpoint", "dataset"],
+                condition=models.Q(checkpoint__isnull=False),
+                name="uniq_run_per_checkpoint_dataset",
+            ),
+            models.UniqueConstraint(
+                fields=["external_name", "dataset"],
+                condition=~models.Q(external_name=""),
+                name="uniq_run_per_external_name_dataset",
+            ),
             models.CheckConstraint(
                 condition=(models.Q(checkpoint__isnull=False) & models.Q(external_name=""))
                 | (models.Q(checkpoint__isnull=True) & ~models.Q(external_name="")),
-                name="run_has_checkpoint_xor_external_name"),
+                name="run_has_checkpoint_xor_external_name",
+            ),
         ]
 
     def __str__(self):
@@ -119,11 +129,16 @@ class ProposalSet(models.Model):
 
     class Meta:
         ordering = ["dataset", "-created_at"]
-        constraints = [models.UniqueConstraint(fields=["dataset"], condition=models.Q(active=True),
-                                               name="one_active_proposal_set_per_dataset")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset"], condition=models.Q(active=True), name="one_active_proposal_set_per_dataset"
+            )
+        ]
 
     def __str__(self):
-        return f"proposal set {self.pk} of {self.dataset_id and self.dataset.name}" + (" (active)" if self.active else "")
+        return f"proposal set {self.pk} of {self.dataset_id and self.dataset.name}" + (
+            " (active)" if self.active else ""
+        )
 
 
 class Proposal(models.Model):

@@ -1,10 +1,10 @@
 """Reads of the prediction store and proposals."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from catalog.models import Clip
-from crowd.models import GoldLabel
 from catalog.selectors.taxonomy import class_names
 
 from .core.predictions_io import MODALITIES, PredictionArrays, from_npz
@@ -14,8 +14,7 @@ from .models import ModelRun, Proposal, ProposalSet
 
 def run_arrays(run: ModelRun) -> PredictionArrays:
     if not run.artifact:
-        raise ValueError(f"model run {run.pk} ({run.model_name}) has no stored predictions yet "
-                         f"(status {run.status})")
+        raise ValueError(f"model run {run.pk} ({run.model_name}) has no stored predictions yet (status {run.status})")
     with run.artifact.open("rb") as fh:
         return from_npz(fh)
 
@@ -50,8 +49,9 @@ def dataset_runs(dataset, *, names: list[str] | None = None) -> list[ModelRun]:
         by_name = {r.model_name: r for r in runs}
         missing = sorted(set(names) - set(by_name))
         if missing:
-            raise ValueError(f"dataset {dataset.name}: no finished model run named {missing}; "
-                             f"finished runs: {sorted(by_name)}")
+            raise ValueError(
+                f"dataset {dataset.name}: no finished model run named {missing}; finished runs: {sorted(by_name)}"
+            )
         runs = [by_name[n] for n in names]
     return runs
 
@@ -71,7 +71,7 @@ def dataset_predictions(dataset, runs: list[ModelRun] | None = None) -> Predicti
     scores: dict[str, dict[str, np.ndarray]] = {}
     label_sets: dict[str, dict[str, np.ndarray]] = {}
     coverage: dict[str, np.ndarray] = {}
-    for run in (runs if runs is not None else dataset_runs(dataset)):
+    for run in runs if runs is not None else dataset_runs(dataset):
         arr = run_arrays(run)
         src = np.array([i for i, v in enumerate(arr.video_ids) if v in row], dtype=np.int64)
         dst = np.array([row[arr.video_ids[i]] for i in src], dtype=np.int64)
@@ -92,20 +92,9 @@ def dataset_predictions(dataset, runs: list[ModelRun] | None = None) -> Predicti
                 full[dst] = mat[src]
                 per[m] = full
             label_sets[run.model_name] = per
-    return Predictions(class_names=names, video_ids=vids, scores=scores, label_sets=label_sets,
-                       original=original, coverage=coverage)
-
-
-def dataset_gold(dataset) -> dict[str, list[str]]:
-    """{video_id: [class names present]} for every gold clip (labels with modality != "-")."""
-    out: dict[str, list[str]] = {}
-    gold_clip_ids = set(Clip.objects.filter(dataset=dataset, is_gold=True).values_list("video_id", flat=True))
-    for vid in gold_clip_ids:
-        out[vid] = []
-    for vid, name in (GoldLabel.objects.filter(clip__dataset=dataset).exclude(modality="-")
-                      .values_list("clip__video_id", "cls__name")):
-        out.setdefault(vid, []).append(name)
-    return out
+    return Predictions(
+        class_names=names, video_ids=vids, scores=scores, label_sets=label_sets, original=original, coverage=coverage
+    )
 
 
 def active_proposal_set(dataset) -> ProposalSet | None:
@@ -115,8 +104,11 @@ def active_proposal_set(dataset) -> ProposalSet | None:
 def proposal_lists(proposal_set: ProposalSet) -> dict[str, list[str]]:
     """{video_id: [class names]} in class-index order."""
     out: dict[str, list[str]] = {}
-    for vid, name in (Proposal.objects.filter(proposal_set=proposal_set)
-                      .order_by("clip__video_id", "cls__index").values_list("clip__video_id", "cls__name")):
+    for vid, name in (
+        Proposal.objects.filter(proposal_set=proposal_set)
+        .order_by("clip__video_id", "cls__index")
+        .values_list("clip__video_id", "cls__name")
+    ):
         out.setdefault(vid, []).append(name)
     return out
 

@@ -1,4 +1,5 @@
 """Writes of the proposals app: checkpoints, model runs (import / compute), proposal sets."""
+
 from __future__ import annotations
 
 import logging
@@ -15,18 +16,28 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
 from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset, Operation, TaxonomyClass
+from catalog.selectors.gold import dataset_gold
 from catalog.selectors.taxonomy import class_names
+from catalog.services.operations import operation_finish
 
+from . import gpu
 from .core.evaluation import Gold, SearchSpace, evaluate, format_front, tune
-from .core.predictions_io import (MODALITIES, PredictionArrays, PredictionFileError, from_npz,
-                                  read_predictions_file, to_npz_bytes)
+from .core.predictions_io import (
+    MODALITIES,
+    PredictionArrays,
+    PredictionFileError,
+    from_npz,
+    read_predictions_file,
+    to_npz_bytes,
+)
 from .core.strategy import Strategy, StrategyError, apply_strategy
 from .models import ARCHITECTURES, ModelCheckpoint, ModelRun, Proposal, ProposalSet, RunChunk
-from .selectors import active_proposal_set, dataset_gold, dataset_predictions, dataset_runs
+from .selectors import active_proposal_set, dataset_predictions, dataset_runs
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,7 @@ class ProposalsError(AvcrowdError):
 # ------------------------------------------------------------------------------------------------
 # checkpoints
 # ------------------------------------------------------------------------------------------------
+
 
 def checkpoint_get(name: str) -> ModelCheckpoint:
     """The registered checkpoint of that name, or ProposalsError naming the registered ones."""
@@ -51,18 +63,21 @@ def checkpoint_get(name: str) -> ModelCheckpoint:
 def checkpoint_register(name: str, architecture: str, path: str = "", config: dict | None = None) -> ModelCheckpoint:
     allowed = [a for a, _ in ARCHITECTURES]
     if architecture not in allowed:
-        raise ProposalsError(f"unknown architecture {architecture!r}; allowed: {', '.join(allowed)}",
-                             field="architecture")
+        raise ProposalsError(
+            f"unknown architecture {architecture!r}; allowed: {', '.join(allowed)}", field="architecture"
+        )
     if path and not Path(path).exists():
         raise ProposalsError(f"checkpoint path {path} does not exist", field="path")
     ckpt, _ = ModelCheckpoint.objects.update_or_create(
-        name=name, defaults={"architecture": architecture, "path": path, "config": config or {}})
+        name=name, defaults={"architecture": architecture, "path": path, "config": config or {}}
+    )
     return ckpt
 
 
 # ------------------------------------------------------------------------------------------------
 # imported predictions
 # ------------------------------------------------------------------------------------------------
+
 
 def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: bool = False) -> ModelRun:
     """Import a prediction file (VGGSounder pickle, CSV/JSONL label list, .npz) as the run
@@ -77,12 +92,16 @@ def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: b
     if unknown and not allow_unknown_clips:
         raise ProposalsError(
             f"{path}: {len(unknown)} clip id(s) are not in dataset {dataset.name}, e.g. {unknown[:5]} "
-            f"(import the clips first, or pass --allow-unknown-clips to skip them)")
+            f"(import the clips first, or pass --allow-unknown-clips to skip them)"
+        )
     if unknown:
         keep = np.array([v in known for v in arrays.video_ids])
-        arrays = PredictionArrays([v for v in arrays.video_ids if v in known], arrays.class_names,
-                                  {m: a[keep] for m, a in arrays.scores.items()},
-                                  {m: a[keep] for m, a in arrays.labels.items()})
+        arrays = PredictionArrays(
+            [v for v in arrays.video_ids if v in known],
+            arrays.class_names,
+            {m: a[keep] for m, a in arrays.scores.items()},
+            {m: a[keep] for m, a in arrays.labels.items()},
+        )
     if not arrays.video_ids:
         raise ProposalsError(f"{path}: no predictions for clips of dataset {dataset.name}")
     arrays.class_names = list(names)
@@ -108,15 +127,23 @@ def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: b
 # computed predictions (GPU workers)
 # ------------------------------------------------------------------------------------------------
 
-def run_start(dataset: Dataset, checkpoint: ModelCheckpoint, *, chunk_size: int = 256,
-              modalities: list[str] | None = None, restart: bool = False) -> ModelRun:
-    """Create (or resume) the run of ``checkpoint`` on ``dataset``: one RunChunk per ``chunk_size``
-    clips, each enqueued on the ``gpu`` queue after commit. Chunks already done are not redone."""
-    from .tasks import compute_chunk  # noqa: PLC0415
+
+def run_prepare(
+    dataset: Dataset,
+    checkpoint: ModelCheckpoint,
+    *,
+    chunk_size: int = 256,
+    modalities: list[str] | None = None,
+    restart: bool = False,
+) -> tuple[ModelRun, list[int]]:
+    """Create (or resume) the run of ``checkpoint`` on ``dataset``: one RunChunk per ``chunk_size`` clips. Returns
+    the run and the ids of the chunks still to compute (proposals.tasks.run_start queues them on ``gpu``); chunks
+    already done are not redone, and a run with nothing left is finalized here."""
 
     if chunk_size < 1:
-        raise ProposalsError(f"chunk size {chunk_size} is not allowed; allowed: a whole number of clips >= 1",
-                             field="chunk_size")
+        raise ProposalsError(
+            f"chunk size {chunk_size} is not allowed; allowed: a whole number of clips >= 1", field="chunk_size"
+        )
     mods = list(modalities or MODALITIES)
     bad = [m for m in mods if m not in MODALITIES]
     if bad:
@@ -126,11 +153,13 @@ def run_start(dataset: Dataset, checkpoint: ModelCheckpoint, *, chunk_size: int 
         raise ProposalsError(f"dataset {dataset.name} has no clips")
     with transaction.atomic():
         run, created = ModelRun.objects.select_for_update().get_or_create(
-            dataset=dataset, checkpoint=checkpoint,
-            defaults={"chunk_size": chunk_size, "modalities": mods, "kind": ModelRun.SCORES})
+            dataset=dataset,
+            checkpoint=checkpoint,
+            defaults={"chunk_size": chunk_size, "modalities": mods, "kind": ModelRun.SCORES},
+        )
         same_clips = set(vids) == set(v for c in run.chunks.all() for v in c.video_ids)
         if run.status == ModelRun.DONE and same_clips and not restart:
-            return run  # nothing to do: every clip of the dataset has been scored
+            return run, []  # nothing to do: every clip of the dataset has been scored
         if restart or created or run.status == ModelRun.FAILED or not same_clips:
             for chunk in run.chunks.all():
                 if chunk.artifact:
@@ -138,8 +167,9 @@ def run_start(dataset: Dataset, checkpoint: ModelCheckpoint, *, chunk_size: int 
             run.chunks.all().delete()
             run.chunk_size, run.modalities = chunk_size, mods
             RunChunk.objects.bulk_create(
-                RunChunk(run=run, index=i, video_ids=vids[s:s + chunk_size])
-                for i, s in enumerate(range(0, len(vids), chunk_size)))
+                RunChunk(run=run, index=i, video_ids=vids[s : s + chunk_size])
+                for i, s in enumerate(range(0, len(vids), chunk_size))
+            )
             run.n_done, run.errors, run.clips_per_s = 0, [], None
         run.n_clips = len(vids)
         run.status = ModelRun.RUNNING
@@ -147,11 +177,9 @@ def run_start(dataset: Dataset, checkpoint: ModelCheckpoint, *, chunk_size: int 
         run.finished_at = None
         run.save()
         pending = list(run.chunks.exclude(status=RunChunk.DONE).values_list("id", flat=True))
-        for chunk_id in pending:
-            transaction.on_commit(lambda cid=chunk_id: compute_chunk.apply_async(args=[cid], queue="gpu"))
     if not pending:
         run_finalize(run.pk)
-    return run
+    return run, pending
 
 
 @contextmanager
@@ -197,8 +225,6 @@ def clip_local_path(clip: Clip):
 def chunk_process(chunk_id: int, *, device: str | None = None) -> str:
     """Run the model on one chunk and store its scores; idempotent (a done chunk is skipped, a
     redone chunk overwrites its own result). Returns "done", "skipped" or "missing"."""
-    from . import gpu  # noqa: PLC0415
-
     chunk = RunChunk.objects.select_related("run__checkpoint", "run__dataset").filter(pk=chunk_id).first()
     if chunk is None:
         return "missing"
@@ -218,13 +244,15 @@ def chunk_process(chunk_id: int, *, device: str | None = None) -> str:
             except Exception as exc:  # noqa: BLE001 - a clip whose media cannot be fetched
                 paths.append("")
                 errors.append({"video_id": v, "error": f"media not reachable: {exc}"})
-        result = gpu.run_chunk(ckpt.architecture, ckpt.path, ckpt.config, paths, vids, run.modalities or list(MODALITIES),
-                               device=device)
+        result = gpu.run_chunk(
+            ckpt.architecture, ckpt.path, ckpt.config, paths, vids, run.modalities or list(MODALITIES), device=device
+        )
     seen = {e["video_id"] for e in errors}
     errors += [e for e in result.errors if e["video_id"] not in seen]
     ok = result.ok
-    arrays = PredictionArrays([v for v, good in zip(vids, ok) if good], class_names(),
-                              {m: a[ok] for m, a in result.scores.items()})
+    arrays = PredictionArrays(
+        [v for v, good in zip(vids, ok) if good], class_names(), {m: a[ok] for m, a in result.scores.items()}
+    )
     with transaction.atomic():
         locked = RunChunk.objects.select_for_update().get(pk=chunk_id)
         if locked.status == RunChunk.DONE:  # another worker finished it meanwhile
@@ -268,8 +296,12 @@ def run_finalize(run_id: int) -> ModelRun:
                     parts.append(from_npz(fh))
         vids = [v for p in parts for v in p.video_ids]
         mods = run.modalities or list(MODALITIES)
-        scores = {m: np.concatenate([p.scores[m] for p in parts if m in p.scores] or
-                                    [np.zeros((0, len(class_names())), np.float32)]) for m in mods}
+        scores = {
+            m: np.concatenate(
+                [p.scores[m] for p in parts if m in p.scores] or [np.zeros((0, len(class_names())), np.float32)]
+            )
+            for m in mods
+        }
         arrays = PredictionArrays(vids, class_names(), scores)
         if run.artifact:
             run.artifact.delete(save=False)
@@ -292,6 +324,7 @@ def run_finalize(run_id: int) -> ModelRun:
 # ------------------------------------------------------------------------------------------------
 # proposal sets
 # ------------------------------------------------------------------------------------------------
+
 
 def _strategy(strategy: Strategy | dict | str | None) -> Strategy:
     try:
@@ -316,8 +349,13 @@ def _finished_runs(dataset: Dataset, models: list[str] | None) -> list:
     return runs
 
 
-def proposal_set_create(dataset: Dataset, strategy: Strategy | dict | str | None = None, *,
-                        models: list[str] | None = None, activate: bool = True) -> ProposalSet:
+def proposal_set_create(
+    dataset: Dataset,
+    strategy: Strategy | dict | str | None = None,
+    *,
+    models: list[str] | None = None,
+    activate: bool = True,
+) -> ProposalSet:
     """Apply the strategy to all finished runs of the dataset and store the proposals (with
     provenance) as a new proposal set, evaluated against the gold standard."""
     strat = _strategy(strategy)
@@ -333,51 +371,52 @@ def proposal_set_create(dataset: Dataset, strategy: Strategy | dict | str | None
     with transaction.atomic():
         if activate:
             ProposalSet.objects.filter(dataset=dataset, active=True).update(active=False)
-        pset = ProposalSet.objects.create(dataset=dataset, strategy=strat.to_dict(), active=activate,
-                                          evaluation=report)
+        pset = ProposalSet.objects.create(dataset=dataset, strategy=strat.to_dict(), active=activate, evaluation=report)
         pset.runs.set(runs)
         pset.n_proposals = proposals_store(pset, result, clip_pk, cls_pk)
         pset.save(update_fields=["n_proposals"])
     return pset
 
 
-def proposal_set_start(dataset: Dataset, strategy: Strategy | dict | str | None = None, *,
-                       models: list[str] | None = None, user=None) -> Operation:
-    """Check the strategy and that finished runs exist now (a refusal starts nothing), then build the proposal
-    set in the background (Celery task on the default queue; ~25 s at 15,000 clips, mostly the insert). The
-    returned Operation (kind "proposals") reports the outcome and links the new active set."""
-    from .tasks import build_proposal_set  # noqa: PLC0415
+def proposal_set_request(
+    dataset: Dataset, strategy: Strategy | dict | str | None = None, *, models: list[str] | None = None, user=None
+) -> Operation:
+    """Check the strategy and that finished runs exist (a refusal records nothing), and record the build as a
+    running Operation (kind "proposals"); proposals.tasks.proposal_set_start queues it."""
 
     strat = _strategy(strategy)
     runs = _finished_runs(dataset, models)
     with transaction.atomic():
         op = Operation.objects.create(
-            kind=Operation.PROPOSALS, dataset=dataset, total=1, started_by=user,
+            kind=Operation.PROPOSALS,
+            dataset=dataset,
+            total=1,
+            started_by=user,
             message=f"applying the strategy to {len(runs)} model run(s) of {dataset.name}",
-            summary={"strategy": strat.to_dict(), "models": models})
-        transaction.on_commit(lambda: build_proposal_set.apply_async(args=[op.pk], queue="default"))
+            summary={"strategy": strat.to_dict(), "models": models},
+        )
     return op
 
 
 def proposal_set_run(operation_id: int) -> Operation:
-    """The background half of proposal_set_start (see annotation.services.operations.operation_finish)."""
-    from django.urls import reverse  # noqa: PLC0415
-
-    from catalog.services.operations import operation_finish  # noqa: PLC0415
+    """The background half of proposal_set_request (see catalog.services.operations.operation_finish)."""
 
     def work(op):
         pset = proposal_set_create(op.dataset, op.summary["strategy"], models=op.summary.get("models"))
         ev = pset.evaluation or {}
         recall = f", recall {ev['recall']:.3f} on gold" if ev.get("recall") is not None else ""
-        return (f"proposal set #{pset.pk} of {op.dataset.name} is active: {pset.n_proposals} proposals, "
-                f"mean {ev.get('mean_size', 0):.1f} per clip{recall}",
-                {"proposal_set": pset.pk, "url": reverse("proposals:set-detail", args=[pset.pk])})
+        return (
+            f"proposal set #{pset.pk} of {op.dataset.name} is active: {pset.n_proposals} proposals, "
+            f"mean {ev.get('mean_size', 0):.1f} per clip{recall}",
+            {"proposal_set": pset.pk, "url": reverse("proposals:set-detail", args=[pset.pk])},
+        )
 
     return operation_finish(operation_id, work)
 
 
-def proposals_store(pset: ProposalSet, result, clip_pk: dict[str, int], cls_pk: dict[str, int],
-                    batch_size: int = 5000) -> int:
+def proposals_store(
+    pset: ProposalSet, result, clip_pk: dict[str, int], cls_pk: dict[str, int], batch_size: int = 5000
+) -> int:
     """Insert every proposal of `result` (with its provenance) into `pset`, `batch_size` rows per
     INSERT; the caller holds the transaction. Returns the number of rows."""
     batch: list[Proposal] = []
@@ -399,9 +438,16 @@ def _evaluate_result(dataset, preds, result) -> dict[str, Any]:
     return report
 
 
-def proposals_evaluate(dataset: Dataset, strategy: Strategy | dict | str | None = None, *,
-                       models: list[str] | None = None, do_tune: bool = False, target: float = 0.90,
-                       n_random: int = 150, space: SearchSpace | None = None) -> dict[str, Any]:
+def proposals_evaluate(
+    dataset: Dataset,
+    strategy: Strategy | dict | str | None = None,
+    *,
+    models: list[str] | None = None,
+    do_tune: bool = False,
+    target: float = 0.90,
+    n_random: int = 150,
+    space: SearchSpace | None = None,
+) -> dict[str, Any]:
     """Evaluate a strategy (default: the active set's, else the default recipe) against the gold
     standard; optionally tune it. Returns the report (and the tuner's front and pick)."""
     if not 0 < target <= 1:
@@ -414,8 +460,9 @@ def proposals_evaluate(dataset: Dataset, strategy: Strategy | dict | str | None 
     preds = dataset_predictions(dataset, runs)
     gold = Gold.from_labels(preds, dataset_gold(dataset))
     if gold.n_labels == 0:
-        raise ProposalsError(f"dataset {dataset.name} has no gold labels (gold clips with modality != '-') "
-                             f"to evaluate against")
+        raise ProposalsError(
+            f"dataset {dataset.name} has no gold labels (gold clips with modality != '-') to evaluate against"
+        )
     t0 = time.perf_counter()
     try:
         report = evaluate(apply_strategy(strat, preds, keep_sources=False), gold)
@@ -426,7 +473,9 @@ def proposals_evaluate(dataset: Dataset, strategy: Strategy | dict | str | None 
     if do_tune:
         out = tune(preds, gold, base=strat, space=space, target=target, n_random=n_random)
         report["tune"] = {
-            "target": target, "target_met": out["target_met"], "n_trials": out["n_trials"],
+            "target": target,
+            "target_met": out["target_met"],
+            "n_trials": out["n_trials"],
             "front": [t.as_dict() for t in out["front"]],
             "chosen": out["chosen"].as_dict() if out["chosen"] else None,
             "front_text": format_front(out["front"], out["chosen"]),

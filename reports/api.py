@@ -9,6 +9,7 @@ Staff and researchers (group "researchers", token or session auth) only.
     GET  /api/reports/<id>/       status, error, summary (paper table) and links to every file
     GET  /api/reports/<id>/files/<name>   one file (report.json, paper.csv, radar.svg, ...)
 """
+
 from __future__ import annotations
 
 import mimetypes
@@ -26,13 +27,19 @@ from rest_framework.views import APIView
 
 from catalog.errors import AvcrowdError
 from reports.models import MetricReport
+from reports.services import report_file_open, report_upload
+from reports.tasks import report_create
 
 RESEARCHER_GROUP = "researchers"
 
 
 def can_use_reports(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and
-                (user.is_staff or user.groups.filter(name=RESEARCHER_GROUP).exists()))
+    return bool(
+        user
+        and user.is_authenticated
+        and user.is_active
+        and (user.is_staff or user.groups.filter(name=RESEARCHER_GROUP).exists())
+    )
 
 
 class IsResearcherOrStaff(permissions.BasePermission):
@@ -48,8 +55,19 @@ class MetricReportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MetricReport
-        fields = ["id", "title", "status", "params", "error", "summary", "created_by", "created_at", "started_at",
-                  "finished_at", "links"]
+        fields = [
+            "id",
+            "title",
+            "status",
+            "params",
+            "error",
+            "summary",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "links",
+        ]
 
     def get_links(self, report) -> dict[str, str]:
         request = self.context.get("request")
@@ -61,13 +79,18 @@ class MetricReportSerializer(serializers.ModelSerializer):
 
 
 class ReportStartSerializer(serializers.Serializer):
-    labels = serializers.CharField(required=False, allow_blank=True,
-                                   help_text="release id, DATASET/NAME or unique NAME")
+    labels = serializers.CharField(
+        required=False, allow_blank=True, help_text="release id, DATASET/NAME or unique NAME"
+    )
     labels_file = serializers.FileField(required=False, help_text="label CSV in the VGGSounder layout")
-    predictions = serializers.ListField(child=serializers.CharField(), required=False,
-                                        help_text="model runs: run:ID, ID or model name (latest finished run)")
-    prediction_files = serializers.ListField(child=serializers.FileField(), required=False,
-                                             help_text=".pkl/.pickle (VGGSounder layout), .csv or .jsonl")
+    predictions = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="model runs: run:ID, ID or model name (latest finished run)",
+    )
+    prediction_files = serializers.ListField(
+        child=serializers.FileField(), required=False, help_text=".pkl/.pickle (VGGSounder layout), .csv or .jsonl"
+    )
     regime = serializers.ChoiceField(choices=["default", "all"], default="default")
     confusion = serializers.ChoiceField(choices=["v1.0", "pre-v1.0"], default="v1.0")
     meta = serializers.BooleanField(default=True)
@@ -87,6 +110,7 @@ def _error(exc: AvcrowdError) -> Response:
 
 class ReportPages(LimitOffsetPagination):
     """?limit= (1-1000, default 100) and ?offset= (>= 0); a bad value is refused instead of ignored."""
+
     default_limit = 100
     max_limit = 1000
 
@@ -110,22 +134,36 @@ class ReportListCreate(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     serializer_class = MetricReportSerializer
 
-    @extend_schema(operation_id="reports_list", responses={
-        200: inline_serializer("PaginatedMetricReportList", {
-            "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
-            "previous": serializers.CharField(allow_null=True), "results": MetricReportSerializer(many=True)}),
-        400: OpenApiResponse(description="a bad limit, offset or status, named in `field`")},
-        parameters=[OpenApiParameter("status", str, enum=[s for s, _ in MetricReport.STATUSES]),
-                    OpenApiParameter("limit", int, description="reports per page, 1-1000 (default 100)"),
-                    OpenApiParameter("offset", int, description="reports to skip")])
+    @extend_schema(
+        operation_id="reports_list",
+        responses={
+            200: inline_serializer(
+                "PaginatedMetricReportList",
+                {
+                    "count": serializers.IntegerField(),
+                    "next": serializers.CharField(allow_null=True),
+                    "previous": serializers.CharField(allow_null=True),
+                    "results": MetricReportSerializer(many=True),
+                },
+            ),
+            400: OpenApiResponse(description="a bad limit, offset or status, named in `field`"),
+        },
+        parameters=[
+            OpenApiParameter("status", str, enum=[s for s, _ in MetricReport.STATUSES]),
+            OpenApiParameter("limit", int, description="reports per page, 1-1000 (default 100)"),
+            OpenApiParameter("offset", int, description="reports to skip"),
+        ],
+    )
     def get(self, request):
         qs = MetricReport.objects.select_related("created_by").order_by("-created_at", "-id")
         wanted = request.query_params.get("status")
         if wanted:
             allowed = [s for s, _ in MetricReport.STATUSES]
             if wanted not in allowed:
-                return Response({"error": f"status {wanted!r} is not allowed; allowed: {', '.join(allowed)}",
-                                 "field": "status"}, status=status.HTTP_400_BAD_REQUEST)
+                return Response(
+                    {"error": f"status {wanted!r} is not allowed; allowed: {', '.join(allowed)}", "field": "status"},
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
             qs = qs.filter(status=wanted)
         pager = ReportPages()
         refused = pager.check(request)
@@ -134,13 +172,16 @@ class ReportListCreate(APIView):
         page = pager.paginate_queryset(qs, request, view=self)
         return pager.get_paginated_response(MetricReportSerializer(page, many=True, context={"request": request}).data)
 
-    @extend_schema(operation_id="reports_create", request=ReportStartSerializer,
-                   responses={202: MetricReportSerializer, 400: OpenApiResponse(description="the error names the field")})
-    @extend_schema(request={"application/json": ReportStartSerializer, "multipart/form-data": ReportStartSerializer},
-                   responses={202: MetricReportSerializer, 400: OpenApiResponse(description="bad input, with the reason")})
+    @extend_schema(
+        operation_id="reports_create",
+        request=ReportStartSerializer,
+        responses={202: MetricReportSerializer, 400: OpenApiResponse(description="the error names the field")},
+    )
+    @extend_schema(
+        request={"application/json": ReportStartSerializer, "multipart/form-data": ReportStartSerializer},
+        responses={202: MetricReportSerializer, 400: OpenApiResponse(description="bad input, with the reason")},
+    )
     def post(self, request):
-        from reports.services import report_create, report_upload
-
         ser = ReportStartSerializer(data=request.data)
         if not ser.is_valid():
             errors = ser.errors
@@ -152,13 +193,21 @@ class ReportListCreate(APIView):
             labels = d.get("labels") or report_upload(d["labels_file"], d["labels_file"].name)
             preds = list(d.get("predictions") or [])
             preds += [report_upload(f, f.name) for f in d.get("prediction_files") or []]
-            report = report_create(labels=labels, predictions=preds, regime=d["regime"], confusion=d["confusion"],
-                                   meta=d["meta"], title=d.get("title", ""), user=request.user)
+            report = report_create(
+                labels=labels,
+                predictions=preds,
+                regime=d["regime"],
+                confusion=d["confusion"],
+                meta=d["meta"],
+                title=d.get("title", ""),
+                user=request.user,
+            )
         except AvcrowdError as exc:
             return _error(exc)
         data = MetricReportSerializer(report, context={"request": request}).data
-        return Response(data, status=status.HTTP_202_ACCEPTED,
-                        headers={"Location": reverse("api_reports:detail", args=[report.pk])})
+        return Response(
+            data, status=status.HTTP_202_ACCEPTED, headers={"Location": reverse("api_reports:detail", args=[report.pk])}
+        )
 
 
 class ReportDetail(APIView):
@@ -173,12 +222,15 @@ class ReportDetail(APIView):
 class ReportFile(APIView):
     permission_classes = [IsResearcherOrStaff]
 
-    @extend_schema(operation_id="reports_file", responses={
-        (200, "application/octet-stream"): OpenApiTypes.BINARY,
-        400: OpenApiResponse(description="unknown file name"), 404: OpenApiResponse(description="no such report")})
+    @extend_schema(
+        operation_id="reports_file",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            400: OpenApiResponse(description="unknown file name"),
+            404: OpenApiResponse(description="no such report"),
+        },
+    )
     def get(self, request, pk, name):
-        from reports.services import report_file_open
-
         report = get_object_or_404(MetricReport, pk=pk)
         try:
             fh = report_file_open(report, name)

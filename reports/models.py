@@ -1,4 +1,5 @@
 """Metric reports: one run of the VGGSounder benchmark (labels x model predictions) and its output files."""
+
 from django.conf import settings
 from django.db import models
 
@@ -16,13 +17,15 @@ class MetricReport(models.Model):
 
     title = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
-    params = models.JSONField(default=dict, blank=True,
-                              help_text='{"labels": {...}, "predictions": [...], "regime", "confusion", "meta"}')
+    params = models.JSONField(
+        default=dict, blank=True, help_text='{"labels": {...}, "predictions": [...], "regime", "confusion", "meta"}'
+    )
     files = models.JSONField(default=dict, blank=True, help_text="file name -> storage path")
     summary = models.JSONField(default=dict, blank=True, help_text="models, clips and the paper table")
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="metric_reports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="metric_reports"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,7 @@ Prediction specs: ``run:<id>`` or the model name of a finished run (latest finis
 (.pkl/.pickle via the restricted unpickler, .csv, .jsonl) or a directory of them (command line only), or an
 uploaded file (``upload:<storage path>``, from the API / pages).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,21 +18,27 @@ from pathlib import Path
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from catalog.errors import AvcrowdError, NotFound, ValidationError
-from reports.models import MetricReport
 from benchmark import CONFUSION_DEFINITIONS, REGIMES, BenchmarkInputError, LabelSet, ModelPredictions
 from benchmark.io import LOADERS, PredictionsFile, load_predictions, predictions_dir_files
+from benchmark.judge import judge_captions, load_captions_jsonl, make_judge
 from benchmark.report import write_report
+from catalog.errors import AvcrowdError, NotFound, ValidationError
+from catalog.selectors.taxonomy import class_names
+from labels.models import Release
+from labels.selectors.releases import release_find, releases_list
+from labels.services.releases import release_to_dataframe
+from proposals.models import ModelRun
+from proposals.selectors import run_label_sets, run_scores
+from reports.models import MetricReport
 
 UPLOAD_PREFIX = "reports/uploads"
 
 
 # --------------------------------------------------------------------------- inputs
 def report_class_names() -> list[str]:
-    from catalog.selectors.taxonomy import class_names
-
     names = list(class_names())
     if not names:
         raise ValidationError("the taxonomy is empty; run `python manage.py load_taxonomy` first")
@@ -40,10 +47,6 @@ def report_class_names() -> list[str]:
 
 def release_lookup(spec: str):
     """A release by id, "dataset/name" or a name unique across datasets (what --labels may name)."""
-    from catalog.errors import NotFound
-    from labels.models import Release
-    from labels.selectors.releases import release_find, releases_list
-
     spec = str(spec).strip()
     if spec.isdigit():
         found = Release.objects.select_related("dataset").filter(pk=int(spec)).first()
@@ -56,8 +59,11 @@ def release_lookup(spec: str):
             raise ValidationError(exc.message, field="labels") from None
     if found is None:
         known = [f"{r.dataset.name}/{r.name}" for r in releases_list()[:20]]
-        raise ValidationError(f"no release {spec!r} and no such label CSV file; known releases: "
-                              + (", ".join(known) if known else "(none)"), field="labels")
+        raise ValidationError(
+            f"no release {spec!r} and no such label CSV file; known releases: "
+            + (", ".join(known) if known else "(none)"),
+            field="labels",
+        )
     return found
 
 
@@ -74,24 +80,15 @@ def labels_resolve(spec: str, class_names: list[str], *, allow_paths: bool = Tru
             raise ValidationError(f"label CSV {spec} not found", field="labels")
         return LabelSet.from_csv(spec, class_names), {"kind": "csv", "path": os.path.abspath(spec)}
     release = release_lookup(spec)
-    try:
-        from labels.services.releases import release_to_dataframe
-    except ImportError:
-        raise ValidationError("releases cannot be read in this installation "
-                              "(annotation.services.releases.release_to_dataframe is missing); pass a label CSV",
-                              field="labels") from None
     df = release_to_dataframe(release)
     name = f"{release.dataset.name}/{release.name}"
-    return (LabelSet.from_dataframe(df, class_names, source=f"release {name}"),
-            {"kind": "release", "release": release.pk, "name": name})
+    return (
+        LabelSet.from_dataframe(df, class_names, source=f"release {name}"),
+        {"kind": "release", "release": release.pk, "name": name},
+    )
 
 
 def _run_lookup(spec: str):
-    try:
-        from proposals.models import ModelRun
-    except ImportError:
-        raise ValidationError("stored model runs are not available in this installation; pass predictions files",
-                              field="predictions") from None
     qs = ModelRun.objects.select_related("checkpoint", "dataset")
     key = spec[4:] if spec.startswith("run:") else spec
     if key.isdigit():
@@ -99,31 +96,31 @@ def _run_lookup(spec: str):
         if run is None:
             raise ValidationError(f"no model run {key}", field="predictions")
         return run
-    from django.db.models import Q
 
-    runs = list(qs.filter(Q(external_name=key) | Q(checkpoint__name=key), status=ModelRun.DONE)
-                .order_by("-finished_at", "-pk")[:1])
+    runs = list(
+        qs.filter(Q(external_name=key) | Q(checkpoint__name=key), status=ModelRun.DONE).order_by("-finished_at", "-pk")[
+            :1
+        ]
+    )
     if not runs:
-        raise ValidationError(f"{spec!r} is neither a predictions file/directory nor the name or id of a finished "
-                              "model run", field="predictions")
+        raise ValidationError(
+            f"{spec!r} is neither a predictions file/directory nor the name or id of a finished model run",
+            field="predictions",
+        )
     return runs[0]
 
 
 def run_predictions(run, class_names: list[str]) -> ModelPredictions:
     """A stored model run as :class:`ModelPredictions` (scores when it has them, else label sets)."""
-    try:
-        from proposals.selectors import run_label_sets, run_scores
-    except ImportError:
-        raise ValidationError("stored model runs cannot be read in this installation "
-                              "(proposals.selectors.run_scores is missing)", field="predictions") from None
     if run.status != "done":
         raise ValidationError(f"model run {run.pk} ({run.model_name}) is {run.status}, not done", field="predictions")
     try:
         video_ids, scores = run_scores(run)
         if scores:
             return ModelPredictions(run.model_name, video_ids, class_names, scores=dict(scores))
-        return ModelPredictions.from_label_lists(run.model_name, run_label_sets(run), class_names,
-                                                 source=f"model run {run.pk}")
+        return ModelPredictions.from_label_lists(
+            run.model_name, run_label_sets(run), class_names, source=f"model run {run.pk}"
+        )
     except ValueError as exc:  # includes BenchmarkInputError
         raise ValidationError(f"model run {run.pk} ({run.model_name}): {exc}", field="predictions") from None
 
@@ -171,13 +168,25 @@ def _check_options(regime: str, confusion: str):
     if regime not in REGIMES:
         raise ValidationError(f"unknown regime {regime!r}; allowed: {', '.join(REGIMES)}", field="regime")
     if confusion not in CONFUSION_DEFINITIONS:
-        raise ValidationError(f"unknown confusion definition {confusion!r}; allowed: "
-                              f"{', '.join(CONFUSION_DEFINITIONS)}", field="confusion")
+        raise ValidationError(
+            f"unknown confusion definition {confusion!r}; allowed: {', '.join(CONFUSION_DEFINITIONS)}",
+            field="confusion",
+        )
 
 
-def report_build(labels_spec: str, prediction_specs, out_dir, *, regime: str = "default", confusion: str = "v1.0",
-                 meta: bool = True, figures: bool = True, allow_paths: bool = True, captions=(),
-                 judge: str = "embedding") -> dict:
+def report_build(
+    labels_spec: str,
+    prediction_specs,
+    out_dir,
+    *,
+    regime: str = "default",
+    confusion: str = "v1.0",
+    meta: bool = True,
+    figures: bool = True,
+    allow_paths: bool = True,
+    captions=(),
+    judge: str = "embedding",
+) -> dict:
     """Resolve the inputs, run the benchmark and write report.json, tables and figures into ``out_dir``.
     ``captions``: JSONL files of free-text outputs, turned into label sets by ``judge`` ("embedding" or a local
     transformers model directory; command line only). Bad input raises :class:`ValidationError`."""
@@ -185,22 +194,34 @@ def report_build(labels_spec: str, prediction_specs, out_dir, *, regime: str = "
     try:
         classes = report_class_names()
         labels, labels_desc = labels_resolve(labels_spec, classes, allow_paths=allow_paths)
-        models, described = ([], []) if (captions and not prediction_specs) else \
-            predictions_resolve(prediction_specs, classes, allow_paths=allow_paths)
+        models, described = (
+            ([], [])
+            if (captions and not prediction_specs)
+            else predictions_resolve(prediction_specs, classes, allow_paths=allow_paths)
+        )
         judged = {}
         if captions:
-            from benchmark.judge import judge_captions, load_captions_jsonl, make_judge
-
             judge_fn = make_judge(judge)
             for path in captions:
                 model, stats = judge_captions(Path(path).stem, load_captions_jsonl(path), labels, judge_fn)
                 models.append(model)
                 described.append({"kind": "captions", "path": os.path.abspath(path), "judge": judge})
                 judged[model.name] = stats.as_dict()
-        report = write_report(out_dir, labels, models, regime=regime, confusion=confusion, meta=meta, figures=figures,
-                              params={"labels": labels_desc, "predictions": described,
-                                      **({"judge": judge, "judge_stats": judged} if captions else {})},
-                              label_source=labels_desc.get("name") or labels_desc.get("path"))
+        report = write_report(
+            out_dir,
+            labels,
+            models,
+            regime=regime,
+            confusion=confusion,
+            meta=meta,
+            figures=figures,
+            params={
+                "labels": labels_desc,
+                "predictions": described,
+                **({"judge": judge, "judge_stats": judged} if captions else {}),
+            },
+            label_source=labels_desc.get("name") or labels_desc.get("path"),
+        )
         return report
     except BenchmarkInputError as exc:
         raise ValidationError(str(exc)) from None
@@ -208,7 +229,7 @@ def report_build(labels_spec: str, prediction_specs, out_dir, *, regime: str = "
 
 def _check_upload(spec: str) -> str:
     """The storage path of an uploaded input (``upload:<storage path>``); refuses anything else."""
-    name = spec[len("upload:"):]
+    name = spec[len("upload:") :]
     if not name.startswith(UPLOAD_PREFIX + "/") or ".." in Path(name).parts:
         raise ValidationError(f"not an uploaded report input: {spec!r}")
     if not default_storage.exists(name):
@@ -234,16 +255,26 @@ def report_upload(fileobj, filename: str) -> str:
     """Store an uploaded label CSV or predictions file; returns the spec ``upload:<storage path>``."""
     suffix = Path(filename).suffix.lower()
     if suffix not in set(LOADERS) | {".csv"}:
-        raise ValidationError(f"{filename}: unsupported file type {suffix or '(none)'}; allowed: "
-                              f"{', '.join(sorted(set(LOADERS)))}", field="files")
+        raise ValidationError(
+            f"{filename}: unsupported file type {suffix or '(none)'}; allowed: {', '.join(sorted(set(LOADERS)))}",
+            field="files",
+        )
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(filename).name)[:100]
     path = default_storage.save(f"{UPLOAD_PREFIX}/{uuid.uuid4().hex}/{safe}", fileobj)
     return f"upload:{path}"
 
 
-def report_create(*, labels: str, predictions, regime: str = "default", confusion: str = "v1.0", meta: bool = True,
-                  title: str = "", user=None) -> MetricReport:
-    """Record a report request and start it in the background (Celery, after the transaction commits).
+def report_request(
+    *,
+    labels: str,
+    predictions,
+    regime: str = "default",
+    confusion: str = "v1.0",
+    meta: bool = True,
+    title: str = "",
+    user=None,
+) -> MetricReport:
+    """Check and record a report request (reports.tasks.report_create starts it in the background).
 
     Only releases, stored runs and uploaded files are accepted here (no server paths)."""
     _check_options(regime, confusion)
@@ -266,11 +297,10 @@ def report_create(*, labels: str, predictions, regime: str = "default", confusio
         else:
             _run_lookup(spec)
     report = MetricReport.objects.create(
-        title=title[:200], created_by=user if (user is not None and user.is_authenticated) else None,
-        params={"labels": labels, "predictions": specs, "regime": regime, "confusion": confusion, "meta": bool(meta)})
-    from reports.tasks import metric_report_task
-
-    transaction.on_commit(lambda: metric_report_task.delay(report.pk))
+        title=title[:200],
+        created_by=user if (user is not None and user.is_authenticated) else None,
+        params={"labels": labels, "predictions": specs, "regime": regime, "confusion": confusion, "meta": bool(meta)},
+    )
     return report
 
 
@@ -287,8 +317,15 @@ def report_run(report_id: int) -> MetricReport:
     p = report.params
     try:
         with tempfile.TemporaryDirectory(prefix="avcrowd-report-") as tmp:
-            rep = report_build(p.get("labels", ""), p.get("predictions", []), tmp, regime=p.get("regime", "default"),
-                               confusion=p.get("confusion", "v1.0"), meta=p.get("meta", True), allow_paths=False)
+            rep = report_build(
+                p.get("labels", ""),
+                p.get("predictions", []),
+                tmp,
+                regime=p.get("regime", "default"),
+                confusion=p.get("confusion", "v1.0"),
+                meta=p.get("meta", True),
+                allow_paths=False,
+            )
             files = {}
             for name in sorted(os.listdir(tmp)):
                 target = f"{report.storage_prefix}/{name}"
@@ -301,9 +338,18 @@ def report_run(report_id: int) -> MetricReport:
     except Exception as exc:  # unexpected: record it, then let the task log it
         _finish(report, MetricReport.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
         raise
-    summary = {"labels": rep["labels"], "models": rep["models"], "paper": rep["tables"]["paper"],
-               "figures": [f for k, v in rep["files"].items() if k.startswith("figure_") for f in v.values()
-                           if f.endswith(".svg") or f.endswith(".png")]}
+    summary = {
+        "labels": rep["labels"],
+        "models": rep["models"],
+        "paper": rep["tables"]["paper"],
+        "figures": [
+            f
+            for k, v in rep["files"].items()
+            if k.startswith("figure_")
+            for f in v.values()
+            if f.endswith(".svg") or f.endswith(".png")
+        ],
+    }
     return _finish(report, MetricReport.DONE, files=files, summary=summary)
 
 

@@ -1,4 +1,5 @@
 """Fixtures shared by the whole suite: the taxonomy, media clips, a headless Chromium, a real Celery worker."""
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,21 @@ def _django_settings():
         return None
     return settings if settings.configured else None
 
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-                  "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,720"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--mute-audio",
+    "--window-size=1280,720",
+]
 
 
 def pytest_report_header(config):
@@ -76,19 +88,20 @@ def make_crowd_dataset(taxonomy):
     """make(name, n_regular, n_gold, **dataset fields) -> a Dataset whose clips have remote media (no files):
     regular clip r<i> has original label taxonomy[i]; gold clip g<i> has gold labels taxonomy[100+i] (AV, the
     original label) and taxonomy[200+i] (A)."""
-    from catalog.models import Clip, Dataset, TaxonomyClass
-    from crowd.models import GoldLabel
+    from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
 
     def make(name: str, n_regular: int, n_gold: int, **fields):
         ds = Dataset.objects.create(name=name, **fields)
         classes = {c.name: c for c in TaxonomyClass.objects.all()}
         for i in range(n_regular):
-            clip = Clip.objects.create(dataset=ds, video_id=f"r{i:03d}",
-                                       media_url=f"https://cdn.example.org/clips/r{i:03d}.mp4")
+            clip = Clip.objects.create(
+                dataset=ds, video_id=f"r{i:03d}", media_url=f"https://cdn.example.org/clips/r{i:03d}.mp4"
+            )
             clip.original_labels.set([classes[taxonomy[i % len(taxonomy)]]])
         for i in range(n_gold):
-            clip = Clip.objects.create(dataset=ds, video_id=f"g{i:03d}", is_gold=True,
-                                       media_url=f"https://cdn.example.org/clips/g{i:03d}.mp4")
+            clip = Clip.objects.create(
+                dataset=ds, video_id=f"g{i:03d}", is_gold=True, media_url=f"https://cdn.example.org/clips/g{i:03d}.mp4"
+            )
             GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[100 + i]], modality="AV", original=True)
             GoldLabel.objects.create(clip=clip, cls=classes[taxonomy[200 + i]], modality="A")
         return ds
@@ -119,7 +132,9 @@ def chromium_driver_path():
     path = shutil.which("chromedriver")
     if not path or not shutil.which("chromium"):
         if os.environ.get("CI"):
-            pytest.fail("chromium/chromedriver missing in CI: .ci/run must install Debian packages chromium chromium-driver")
+            pytest.fail(
+                "chromium/chromedriver missing in CI: .ci/run must install Debian packages chromium chromium-driver"
+            )
         pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
     return path
 
@@ -161,17 +176,37 @@ def celery_worker_process(transactional_db, tmp_path):
         pytest.skip("needs CELERY_BROKER_URL (Redis) and DATABASE_URL (PostgreSQL): `make test` in CI sets both")
     queue = f"test-{os.getpid()}-{int(time.time() * 1000)}"
     env = dict(os.environ)
-    env["DATABASE_URL"] = (f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-                           f"/{db['NAME']}")
+    env["DATABASE_URL"] = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"
     env["AVCROWD_DEV"] = "1"
     env["MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
     log = tmp_path / "worker.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1",
-         "-Q", queue, "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"{queue}@%h",
-         "--loglevel=INFO"],
-        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "-Q",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"{queue}@%h",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+    )
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = False
     try:

@@ -1,30 +1,15 @@
 """Pure taxonomy logic: reading the class list and relation files, and closing label sets over relations."""
+
 from __future__ import annotations
 
 import csv
 from collections import defaultdict, deque
 from pathlib import Path
 
+from catalog.core.vocabulary import merge_modalities
 from catalog.errors import ImportFailed
 
-MODALITY_FLAGS = {"A": (True, False), "V": (False, True), "AV": (True, True)}
 RELATION_KINDS = ("synonym", "superclass")
-
-
-def modality_from_flags(audible: bool, visible: bool) -> str | None:
-    if audible and visible:
-        return "AV"
-    if audible:
-        return "A"
-    if visible:
-        return "V"
-    return None
-
-
-def merge_modalities(*modalities: str) -> str:
-    audible = any(MODALITY_FLAGS[m][0] for m in modalities)
-    visible = any(MODALITY_FLAGS[m][1] for m in modalities)
-    return modality_from_flags(audible, visible)
 
 
 def read_classes_csv(path: str | Path) -> list[tuple[int, str, str]]:
@@ -37,7 +22,9 @@ def read_classes_csv(path: str | Path) -> list[tuple[int, str, str]]:
         reader = csv.DictReader(fh)
         missing = {"index", "display_name"} - set(reader.fieldnames or [])
         if missing:
-            raise ImportFailed(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected index,mid,display_name")
+            raise ImportFailed(
+                f"{path}: missing column(s) {', '.join(sorted(missing))}; expected index,mid,display_name"
+            )
         for lineno, row in enumerate(reader, start=2):
             try:
                 index = int(row["index"])

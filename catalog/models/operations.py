@@ -1,4 +1,5 @@
 """Long-running operations (publish, sync, import, release, proposal set) with their progress and summary."""
+
 from django.conf import settings
 from django.db import models
 
@@ -8,8 +9,13 @@ class Operation(models.Model):
     final summary."""
 
     PUBLISH, SYNC, IMPORT, RELEASE, PROPOSALS = "publish", "sync", "import", "release", "proposals"
-    KINDS = [(PUBLISH, "publish"), (SYNC, "sync"), (IMPORT, "import"), (RELEASE, "release"),
-             (PROPOSALS, "proposal set")]
+    KINDS = [
+        (PUBLISH, "publish"),
+        (SYNC, "sync"),
+        (IMPORT, "import"),
+        (RELEASE, "release"),
+        (PROPOSALS, "proposal set"),
+    ]
     RUNNING, DONE, FAILED = "running", "done", "failed"
     STATUSES = [(RUNNING, "running"), (DONE, "done"), (FAILED, "failed")]
 

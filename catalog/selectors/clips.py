@@ -1,8 +1,11 @@
 """Reads about clips, including the URL a browser uses to play one."""
+
 from __future__ import annotations
 
 from django.core import signing
 from django.urls import reverse
+
+from catalog.models import Clip
 
 MEDIA_SIGNER_SALT = "avcrowd.clip-media"
 MEDIA_URL_MAX_AGE = 24 * 3600
@@ -14,8 +17,6 @@ def clip_media_token(clip) -> str:
 
 def clip_from_media_token(token: str):
     """The clip a media token was issued for, or None when forged or expired."""
-    from catalog.models import Clip
-
     try:
         pk = signing.TimestampSigner(salt=MEDIA_SIGNER_SALT).unsign(token, max_age=MEDIA_URL_MAX_AGE)
     except signing.BadSignature:

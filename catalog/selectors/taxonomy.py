@@ -1,11 +1,10 @@
 """Reads of the taxonomy. The class list is small and changes only on a (re)load: cached per process and
 invalidated by taxonomy_load (a version counter in the cache would be needed across processes; reloads happen
 at deploy time, when workers restart)."""
+
 from functools import lru_cache
 
 from catalog.models import ClassRelation, MetaLabel, TaxonomyClass
-
-META_LABEL_KEYS = ("background_music", "voice_over", "static_image")
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,5 @@
 """Creating datasets and importing clips. Every import validates everything first and writes in one transaction."""
+
 from __future__ import annotations
 
 import csv
@@ -21,15 +22,16 @@ LABEL_SEPARATOR = "|"
 @dataclass
 class ClipSpec:
     video_id: str
-    source: str            # remote URL or local path
+    source: str  # remote URL or local path
     original_labels: list[str] = field(default_factory=list)
-    where: str = ""        # "file:line" for messages
+    where: str = ""  # "file:line" for messages
 
 
 def dataset_get_or_create(name: str, **fields) -> tuple[Dataset, bool]:
     if not re.fullmatch(r"[-a-zA-Z0-9_]+", name or ""):
-        raise ValidationError(f"dataset name {name!r} is not allowed; use letters, digits, '-' and '_'",
-                              field="dataset")
+        raise ValidationError(
+            f"dataset name {name!r} is not allowed; use letters, digits, '-' and '_'", field="dataset"
+        )
     return Dataset.objects.get_or_create(name=name, defaults=fields)
 
 
@@ -41,7 +43,9 @@ def read_clip_csv(path: Path) -> list[ClipSpec]:
         header = reader.fieldnames or []
         missing = [c for c in ("video_id", "url") if c not in header]
         if missing:
-            raise ImportFailed(f"{path}: missing column(s) {', '.join(missing)}; expected video_id,url[,original_label]")
+            raise ImportFailed(
+                f"{path}: missing column(s) {', '.join(missing)}; expected video_id,url[,original_label]"
+            )
         for lineno, row in enumerate(reader, start=2):
             vid = (row.get("video_id") or "").strip()
             url = (row.get("url") or "").strip()
@@ -66,8 +70,14 @@ def scan_media_dir(path: Path) -> list[ClipSpec]:
     return [ClipSpec(p.stem, str(p), [], str(p)) for p in files]
 
 
-def clips_import(dataset: Dataset, specs: list[ClipSpec], *, copy_media: bool = True, probe_media: bool = True,
-                 gold_ids: set[str] | None = None) -> list[Clip]:
+def clips_import(
+    dataset: Dataset,
+    specs: list[ClipSpec],
+    *,
+    copy_media: bool = True,
+    probe_media: bool = True,
+    gold_ids: set[str] | None = None,
+) -> list[Clip]:
     """Validate every spec (ids, duplicates, labels, media), then create all clips in one transaction."""
     errors: list[str] = []
     seen: dict[str, str] = {}
@@ -104,16 +114,22 @@ def clips_import(dataset: Dataset, specs: list[ClipSpec], *, copy_media: bool = 
     with transaction.atomic():
         for spec in specs:
             info = infos.get(spec.video_id)
-            clip = Clip(dataset=dataset, video_id=spec.video_id, is_gold=spec.video_id in gold_ids,
-                        duration=info.duration if info else None,
-                        has_audio=info.has_audio if info else True, has_video=info.has_video if info else True)
+            clip = Clip(
+                dataset=dataset,
+                video_id=spec.video_id,
+                is_gold=spec.video_id in gold_ids,
+                duration=info.duration if info else None,
+                has_audio=info.has_audio if info else True,
+                has_video=info.has_video if info else True,
+            )
             remote = spec.source.startswith(REMOTE_SCHEMES)
             if remote or not copy_media:
                 clip.media_url = spec.source
             else:
                 with open(spec.source, "rb") as fh:
-                    clip.media.save(f"{dataset.name}/{spec.video_id}{Path(spec.source).suffix.lower()}",
-                                    File(fh), save=False)
+                    clip.media.save(
+                        f"{dataset.name}/{spec.video_id}{Path(spec.source).suffix.lower()}", File(fh), save=False
+                    )
             clip.save()
             if spec.original_labels:
                 clip.original_labels.set([classes[label] for label in spec.original_labels])
@@ -135,5 +151,10 @@ def clip_probe(clip_id: int) -> dict:
         return {"clip": clip.video_id, "probed": False, "reason": "remote media"}
     info = probe(path, require_audio=False, require_video=False)
     Clip.objects.filter(pk=clip.pk).update(duration=info.duration, has_audio=info.has_audio, has_video=info.has_video)
-    return {"clip": clip.video_id, "probed": True, "duration": info.duration,
-            "has_audio": info.has_audio, "has_video": info.has_video}
+    return {
+        "clip": clip.video_id,
+        "probed": True,
+        "duration": info.duration,
+        "has_audio": info.has_audio,
+        "has_video": info.has_video,
+    }

@@ -1,6 +1,7 @@
 """Long work recorded on an Operation row. ``Progress`` writes progress of work done in one call (commands,
 tasks); for work started from a page and finished by a Celery task, the request checks and creates the Operation
 and the task calls ``operation_finish`` with the work to do."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Loading the class list and its relations into the taxonomy tables."""
+
 from __future__ import annotations
 
 from importlib import resources
@@ -37,14 +38,19 @@ def taxonomy_load(classes_csv: str | Path | None = None, relations_csv: str | Pa
 
     existing = {c.index: c for c in TaxonomyClass.objects.all()}
     if existing:
-        changed = [f"index {i}: {existing[i].name!r} -> {name!r}" for i, name, _ in classes
-                   if i in existing and existing[i].name != name]
+        changed = [
+            f"index {i}: {existing[i].name!r} -> {name!r}"
+            for i, name, _ in classes
+            if i in existing and existing[i].name != name
+        ]
         extra = sorted(set(existing) - {i for i, _, _ in classes})
         if changed or extra:
             details = changed + [f"index {i}: {existing[i].name!r} would be removed" for i in extra]
             raise ImportFailed(
                 "the class list differs from the one already loaded; the logit order of stored predictions "
-                "depends on it, so it cannot change in place", details=details)
+                "depends on it, so it cannot change in place",
+                details=details,
+            )
     created = 0
     for index, name, mid in classes:
         obj = existing.get(index)
@@ -69,5 +75,9 @@ def taxonomy_load(classes_csv: str | Path | None = None, relations_csv: str | Pa
         ClassRelation.objects.create(kind=kind, source_id=s, target_id=t)
     transaction.on_commit(taxonomy_selectors.clear_cache)
     taxonomy_selectors.clear_cache()
-    return {"classes": len(classes), "created": created, "relations": len(wanted),
-            "relations_added": len(wanted - current)}
+    return {
+        "classes": len(classes),
+        "created": created,
+        "relations": len(wanted),
+        "relations_added": len(wanted - current),
+    }

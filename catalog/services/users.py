@@ -1,4 +1,5 @@
 """Accounts for the three roles that log in: admins (staff), researchers (API token), in-house annotators."""
+
 from __future__ import annotations
 
 import secrets

@@ -1,34 +1,41 @@
 """Admin actions of the annotator area: approve/reject overrides with a reason (audited), re-queue, unblock."""
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 
+from catalog.errors import AvcrowdError
 from crowd.admin.core import AssignmentAdmin, BatchAdmin, WorkerAdmin
 from crowd.admin.marketplace import publish_to_marketplace
-from catalog.errors import AvcrowdError
 from crowd.models import Assignment, Batch, Worker
+from crowd.services.assignments import assignment_decide
+from crowd.services.batches import batch_refresh_status
 
 
 class ReasonActionForm(ActionForm):
-    reason = forms.CharField(required=False, label="Reason (kept in the audit log)",
-                             widget=forms.TextInput(attrs={"size": 50}))
-    feedback = forms.CharField(required=False, label="Feedback to the worker",
-                               widget=forms.TextInput(attrs={"size": 50}))
+    reason = forms.CharField(
+        required=False, label="Reason (kept in the audit log)", widget=forms.TextInput(attrs={"size": 50})
+    )
+    feedback = forms.CharField(
+        required=False, label="Feedback to the worker", widget=forms.TextInput(attrs={"size": 50})
+    )
 
 
 def _decide(modeladmin, request, queryset, status):
-    from crowd.services.assignments import assignment_decide
-
     reason = (request.POST.get("reason") or "").strip()
     if not reason:
-        modeladmin.message_user(request, "Type a reason in the Reason box: every override is audited.",
-                                messages.ERROR)
+        modeladmin.message_user(request, "Type a reason in the Reason box: every override is audited.", messages.ERROR)
         return
     done, failed = 0, []
     for assignment in queryset:
         try:
-            assignment_decide(assignment, status=status, actor=request.user, reason=reason,
-                              feedback=(request.POST.get("feedback") or "").strip())
+            assignment_decide(
+                assignment,
+                status=status,
+                actor=request.user,
+                reason=reason,
+                feedback=(request.POST.get("feedback") or "").strip(),
+            )
             done += 1
         except AvcrowdError as exc:
             failed.append(f"{assignment.uuid}: {exc.message}")
@@ -40,10 +47,8 @@ def _decide(modeladmin, request, queryset, status):
 class CrowdAssignmentAdmin(AssignmentAdmin):
     action_form = ReasonActionForm
     actions = ["approve_override", "reject_override", "release_abandoned"]
-    list_display = ("uuid", "worker", "batch", "status", "catch_f1", "catch_precision", "catch_recall",
-                    "submitted_at")
-    readonly_fields = ("uuid", "catch_f1", "catch_precision", "catch_recall", "status", "decided_at",
-                       "decision_reason")
+    list_display = ("uuid", "worker", "batch", "status", "catch_f1", "catch_precision", "catch_recall", "submitted_at")
+    readonly_fields = ("uuid", "catch_f1", "catch_precision", "catch_recall", "status", "decided_at", "decision_reason")
 
     @admin.action(description="Approve (override; needs a reason)")
     def approve_override(self, request, queryset):
@@ -63,8 +68,6 @@ class CrowdBatchAdmin(BatchAdmin):
 
     @admin.action(description="Re-queue: re-open batches that lack annotators after rejections")
     def requeue(self, request, queryset):
-        from crowd.services.batches import batch_refresh_status
-
         reopened = 0
         for batch in queryset.select_related("dataset"):
             before = batch.status

@@ -1,15 +1,12 @@
 """Admin of the crowd's records: batches, workers, assignments and answers (read mostly), the audit log, gold."""
+
 from django.contrib import admin
 
 from crowd.models import (
-    Assignment,
     AssignmentDecisionLog,
-    Batch,
     BatchItem,
     ClipAnswer,
     ExpertAnnotation,
-    GoldLabel,
-    Worker,
 )
 
 
@@ -84,13 +81,6 @@ class AssignmentDecisionLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-@admin.register(GoldLabel)
-class GoldLabelAdmin(admin.ModelAdmin):
-    list_display = ("clip", "cls", "modality", "original", "source")
-    list_filter = ("modality", "source", "clip__dataset")
-    raw_id_fields = ("clip", "cls")
 
 
 @admin.register(ExpertAnnotation)

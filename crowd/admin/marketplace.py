@@ -1,5 +1,6 @@
 """Admin of the marketplace area: HITs, marketplace assignments, the call log, bonuses, blocks, in-house tasks,
 operations; and the "Publish to MTurk / Prolific" action on batches (a confirmation page with the cost estimate)."""
+
 from decimal import Decimal, InvalidOperation
 
 from django import forms
@@ -17,6 +18,9 @@ from crowd.models import (
     ProlificStudy,
     WorkerBlock,
 )
+from crowd.services.publish import publish_plan
+from crowd.services.sync import bonus_token
+from crowd.tasks import batches_publish_start
 
 
 class HitAssignmentInline(admin.TabularInline):
@@ -29,8 +33,18 @@ class HitAssignmentInline(admin.TabularInline):
 
 @admin.register(Hit)
 class HitAdmin(admin.ModelAdmin):
-    list_display = ("external_id", "backend", "sandbox", "mode", "status", "reward", "max_assignments", "reposted",
-                    "expires_at", "last_synced_at")
+    list_display = (
+        "external_id",
+        "backend",
+        "sandbox",
+        "mode",
+        "status",
+        "reward",
+        "max_assignments",
+        "reposted",
+        "expires_at",
+        "last_synced_at",
+    )
     list_filter = ("backend", "sandbox", "status", "mode", "batch__dataset")
     search_fields = ("external_id", "batch__uuid")
     raw_id_fields = ("batch",)
@@ -58,8 +72,6 @@ class BonusAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not obj.unique_request_token:
-            from crowd.services.sync import bonus_token
-
             obj.unique_request_token = bonus_token(obj.assignment)
         obj.created_by = obj.created_by or request.user
         super().save_model(request, obj, form, change)
@@ -85,32 +97,36 @@ class InhouseTaskAdmin(admin.ModelAdmin):
 class PublishForm(forms.Form):
     backend = forms.ChoiceField(choices=[("mturk", "Amazon Mechanical Turk"), ("prolific", "Prolific")])
     environment = forms.ChoiceField(choices=[("sandbox", "MTurk sandbox"), ("production", "production (real money)")])
-    mode = forms.ChoiceField(choices=[("external", "ExternalQuestion (our HIT page)"),
-                                      ("html", "HTMLQuestion (self-contained crowd-form)")])
+    mode = forms.ChoiceField(
+        choices=[("external", "ExternalQuestion (our HIT page)"), ("html", "HTMLQuestion (self-contained crowd-form)")]
+    )
     reward = forms.CharField(required=False, help_text="USD per assignment; empty = expected minutes at $7.25/h")
 
 
 @admin.action(description="Publish to MTurk / Prolific (shows the cost first)")
 def publish_to_marketplace(modeladmin, request, queryset):
-    from crowd.services.publish import publish_plan
-    from crowd.tasks import batches_publish_start
-
     batches = list(queryset.select_related("dataset"))
     datasets = {b.dataset_id for b in batches}
     if len(datasets) != 1:
         modeladmin.message_user(request, "Pick batches of one dataset to publish together.", messages.ERROR)
         return None
     dataset = batches[0].dataset
-    form = PublishForm(request.POST if "confirm" in request.POST or "estimate" in request.POST else None,
-                       initial={"backend": "mturk", "environment": "sandbox", "mode": "external"})
+    form = PublishForm(
+        request.POST if "confirm" in request.POST or "estimate" in request.POST else None,
+        initial={"backend": "mturk", "environment": "sandbox", "mode": "external"},
+    )
     plan = error = None
     if form.is_bound and form.is_valid():
         try:
             reward = Decimal(form.cleaned_data["reward"]) if form.cleaned_data["reward"] else None
         except InvalidOperation:
             reward, error = None, f"reward {form.cleaned_data['reward']!r} is not a number of dollars"
-        kw = dict(backend=form.cleaned_data["backend"], sandbox=form.cleaned_data["environment"] == "sandbox",
-                  mode=form.cleaned_data["mode"], reward=reward)
+        kw = dict(
+            backend=form.cleaned_data["backend"],
+            sandbox=form.cleaned_data["environment"] == "sandbox",
+            mode=form.cleaned_data["mode"],
+            reward=reward,
+        )
         if error is None:
             try:
                 plan = publish_plan(dataset, batches=batches, **kw)
@@ -118,24 +134,41 @@ def publish_to_marketplace(modeladmin, request, queryset):
                 error = exc.as_text()
         if plan is not None and "confirm" in request.POST:
             op = batches_publish_start(plan, reward=reward, user=request.user)
-            modeladmin.message_user(request, f"Publishing {len(plan.hits)} batch(es) for ${plan.total}: see "
-                                             f"/ops/operations/{op.pk}/", messages.SUCCESS)
+            modeladmin.message_user(
+                request,
+                f"Publishing {len(plan.hits)} batch(es) for ${plan.total}: see /ops/operations/{op.pk}/",
+                messages.SUCCESS,
+            )
             return None
     elif not form.is_bound:
         try:
             plan = publish_plan(dataset, batches=batches)
         except AvcrowdError as exc:
             error = exc.as_text()
-    context = {**modeladmin.admin_site.each_context(request), "title": "Publish batches", "form": form,
-               "plan": plan, "error": error, "batches": batches, "opts": modeladmin.model._meta,
-               "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Publish batches",
+        "form": form,
+        "plan": plan,
+        "error": error,
+        "batches": batches,
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
     return TemplateResponse(request, "frontend/ops/publish_confirm.html", context)
 
 
 @admin.register(HitAssignment)
 class HitAssignmentAdmin(admin.ModelAdmin):
-    list_display = ("external_id", "hit", "worker_external_id", "remote_status", "decision_pushed", "reposted",
-                    "submitted_at")
+    list_display = (
+        "external_id",
+        "hit",
+        "worker_external_id",
+        "remote_status",
+        "decision_pushed",
+        "reposted",
+        "submitted_at",
+    )
     list_filter = ("remote_status", "decision_pushed", "reposted")
     search_fields = ("external_id", "worker_external_id")
     raw_id_fields = ("hit", "assignment")

@@ -5,6 +5,7 @@ rotate round-robin over the gold list in the order given (the caller puts the le
 `gold_offset`, so consecutive batches carry
 different gold clips and one worker doing several batches meets many different gold clips.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,8 +18,15 @@ class PlannedItem:
     is_gold: bool
 
 
-def plan_batches(regular: list[str], gold: list[str], *, batch_size: int, gold_per_batch: int,
-                 rng: random.Random, gold_offset: int = 0) -> list[list[PlannedItem]]:
+def plan_batches(
+    regular: list[str],
+    gold: list[str],
+    *,
+    batch_size: int,
+    gold_per_batch: int,
+    rng: random.Random,
+    gold_offset: int = 0,
+) -> list[list[PlannedItem]]:
     """Split `regular` clips into batches, inserting gold clips at random positions.
 
     Every regular clip lands in exactly one batch; a batch never holds the same clip twice. When fewer gold
@@ -39,7 +47,7 @@ def plan_batches(regular: list[str], gold: list[str], *, batch_size: int, gold_p
     batches = []
     cursor = gold_offset
     for start in range(0, len(regular), per_batch):
-        chunk = regular[start:start + per_batch]
+        chunk = regular[start : start + per_batch]
         picked = [gold[(cursor + j) % len(gold)] for j in range(n_gold)] if n_gold else []
         cursor += n_gold
         size = len(chunk) + len(picked)

@@ -2,6 +2,7 @@
 pure parsers for what comes back: QuestionFormAnswers XML and crowd-form `taskAnswers` in the VGGSounder layout
 (one object keyed by clip URL -> {"<class> audible": bool, "<class> visible": bool, background_music, voice_over,
 static_image}, plus free-text `classSearch-<i>` keys)."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
-META_KEYS = ("background_music", "voice_over", "static_image")
+from catalog.core.vocabulary import META_LABELS
+
 CROWD_ELEMENTS_JS = "https://assets.crowd.aws/crowd-html-elements.js"
 CLASS_SEARCH_RE = re.compile(r"^classSearch-(\d+)$")
 
@@ -68,9 +70,9 @@ def _as_bool(value) -> bool:
 
 @dataclass
 class ParsedAnswers:
-    payloads: dict[str, dict] = field(default_factory=dict)      # clip url -> answer_save payload
+    payloads: dict[str, dict] = field(default_factory=dict)  # clip url -> answer_save payload
     unknown_classes: Counter = field(default_factory=Counter)
-    comments: dict[str, str] = field(default_factory=dict)       # clip url -> classSearch text
+    comments: dict[str, str] = field(default_factory=dict)  # clip url -> classSearch text
 
 
 def parse_task_answers(task_answers, clip_urls: list[str], known_classes: set[str]) -> ParsedAnswers:
@@ -111,7 +113,7 @@ def parse_task_answers(task_answers, clip_urls: list[str], known_classes: set[st
             raise AnswerParseError(f"answer for {url} must be an object, got {type(raw).__name__}")
         flags: dict[str, dict[str, bool]] = {}
         for k, v in raw.items():
-            if k in META_KEYS:
+            if k in META_LABELS:
                 continue
             name, sep, kind = k.rpartition(" ")
             if not sep or kind not in ("audible", "visible"):
@@ -120,9 +122,12 @@ def parse_task_answers(task_answers, clip_urls: list[str], known_classes: set[st
                 out.unknown_classes[name] += 1
                 continue
             flags.setdefault(name, {"audible": False, "visible": False})[kind] = _as_bool(v)
-        labels = [{"name": n, "audible": f["audible"], "visible": f["visible"]}
-                  for n, f in flags.items() if f["audible"] or f["visible"]]
-        payload = {key: _as_bool(raw.get(key, False)) for key in META_KEYS}
+        labels = [
+            {"name": n, "audible": f["audible"], "visible": f["visible"]}
+            for n, f in flags.items()
+            if f["audible"] or f["visible"]
+        ]
+        payload = {key: _as_bool(raw.get(key, False)) for key in META_LABELS}
         payload.update({"played": True, "watch_seconds": 0.0, "labels": labels})
         if url in out.comments:
             payload["comment"] = out.comments[url]
@@ -198,12 +203,20 @@ def crowd_form_page(video_urls: list[str], proposal_lists: list[list[str]], clas
     """The HTMLQuestion page with the clips and proposals embedded."""
     if len(video_urls) != len(proposal_lists):
         raise ValueError("video_urls and proposal_lists must have the same length")
-    return PAGE % {"crowd_js": CROWD_ELEMENTS_JS, "video_urls": _js(video_urls),
-                   "proposal_lists": _js(proposal_lists), "classes": _js(classes)}
+    return PAGE % {
+        "crowd_js": CROWD_ELEMENTS_JS,
+        "video_urls": _js(video_urls),
+        "proposal_lists": _js(proposal_lists),
+        "classes": _js(classes),
+    }
 
 
 def crowd_form_template(classes: list[str]) -> str:
     """The same page for MTurk's requester web UI: clips and proposals come from the batch-input CSV columns
     `video_urls` and `proposal_lists` (Python-literal lists, which are valid JavaScript array literals)."""
-    return PAGE % {"crowd_js": CROWD_ELEMENTS_JS, "video_urls": "${video_urls}",
-                   "proposal_lists": "${proposal_lists}", "classes": _js(classes)}
+    return PAGE % {
+        "crowd_js": CROWD_ELEMENTS_JS,
+        "video_urls": "${video_urls}",
+        "proposal_lists": "${proposal_lists}",
+        "classes": _js(classes),
+    }

@@ -1,6 +1,7 @@
 """Amazon Mechanical Turk through boto3's `mturk` client: endpoints, credentials, qualification requirements,
 question XML, fees, and one logged, retried call wrapper. Services use `get_backend(sandbox)`; tests replace
 `client_factory` with one that returns a client wrapped in botocore's Stubber."""
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,9 @@ QUAL_PERCENT_APPROVED = "000000000000000000L0"
 QUAL_NUMBER_APPROVED = "00000000000000000040"
 QUAL_LOCALE = "00000000000000000071"
 
-EXTERNAL_QUESTION_NS = ("http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/"
-                        "ExternalQuestion.xsd")
+EXTERNAL_QUESTION_NS = (
+    "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd"
+)
 HTML_QUESTION_NS = "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/HTMLQuestion.xsd"
 QUESTION_MAX_CHARS = 65535
 
@@ -38,7 +40,8 @@ MIN_FEE = Decimal("0.01")
 CREDENTIALS_MESSAGE = (
     "MTurk credentials or region are missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE "
     "naming a profile in ~/.aws/credentials) and AWS_DEFAULT_REGION=us-east-1 (MTurk exists only in us-east-1). "
-    "Nothing was sent to MTurk.")
+    "Nothing was sent to MTurk."
+)
 
 
 def setting(name: str, default=None):
@@ -59,8 +62,8 @@ def worker_site(sandbox: bool) -> str:
 
 def make_client(sandbox: bool):
     """A boto3 `mturk` client for the sandbox or production, credentials from the standard AWS chain."""
-    import boto3
-    from botocore.exceptions import BotoCoreError
+    import boto3  # noqa: PLC0415 - boto3 is loaded on the first marketplace call, not by every web process
+    from botocore.exceptions import BotoCoreError  # noqa: PLC0415 - as above
 
     try:
         session = boto3.session.Session()
@@ -92,8 +95,9 @@ class MTurk:
     def call(self, operation: str, *, hit=None, **params):
         """operation: the API name, e.g. "CreateHIT"."""
         method = getattr(self.client, self._methods.get(operation) or _snake(operation))
-        return call_logged(method, params, backend="mturk", operation=operation, sandbox=self.sandbox, hit=hit,
-                           policy=self.policy)
+        return call_logged(
+            method, params, backend="mturk", operation=operation, sandbox=self.sandbox, hit=hit, policy=self.policy
+        )
 
     def paginate(self, operation: str, key: str, *, hit=None, **params):
         """All items under `key` of a paginated List* call (NextToken), each page a logged call."""
@@ -131,6 +135,7 @@ def _snake(name: str) -> str:
 
 # --- money ---------------------------------------------------------------------------------------
 
+
 def to_cents(value) -> Decimal:
     return Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
@@ -153,8 +158,9 @@ def fee_per_assignment(reward: Decimal, max_assignments: int, masters: bool = Fa
     return max(MIN_FEE, to_cents(Decimal(reward) * fee_rate(max_assignments, masters)))
 
 
-def hit_cost(reward: Decimal, assignments: int, *, max_assignments: int | None = None,
-             masters: bool = False) -> Decimal:
+def hit_cost(
+    reward: Decimal, assignments: int, *, max_assignments: int | None = None, masters: bool = False
+) -> Decimal:
     """What `assignments` assignments of a HIT cost the requester: reward plus fee, per assignment."""
     per = Decimal(reward) + fee_per_assignment(reward, max_assignments or assignments, masters)
     return to_cents(per * assignments)
@@ -166,6 +172,7 @@ def bonus_cost(amount: Decimal) -> Decimal:
 
 
 # --- qualifications and questions ----------------------------------------------------------------
+
 
 @dataclass
 class QualificationPolicy:
@@ -180,41 +187,70 @@ def qualification_requirements(policy: QualificationPolicy, *, sandbox: bool) ->
     guard = "DiscoverPreviewAndAccept"
     reqs = []
     if policy.masters:
-        reqs.append({"QualificationTypeId": MASTERS_SANDBOX if sandbox else MASTERS_PRODUCTION,
-                     "Comparator": "Exists", "ActionsGuarded": guard})
+        reqs.append(
+            {
+                "QualificationTypeId": MASTERS_SANDBOX if sandbox else MASTERS_PRODUCTION,
+                "Comparator": "Exists",
+                "ActionsGuarded": guard,
+            }
+        )
     if policy.min_approval_rate is not None:
-        reqs.append({"QualificationTypeId": QUAL_PERCENT_APPROVED, "Comparator": "GreaterThanOrEqualTo",
-                     "IntegerValues": [int(policy.min_approval_rate)], "ActionsGuarded": guard})
+        reqs.append(
+            {
+                "QualificationTypeId": QUAL_PERCENT_APPROVED,
+                "Comparator": "GreaterThanOrEqualTo",
+                "IntegerValues": [int(policy.min_approval_rate)],
+                "ActionsGuarded": guard,
+            }
+        )
     if policy.min_approved_hits is not None:
-        reqs.append({"QualificationTypeId": QUAL_NUMBER_APPROVED, "Comparator": "GreaterThanOrEqualTo",
-                     "IntegerValues": [int(policy.min_approved_hits)], "ActionsGuarded": guard})
+        reqs.append(
+            {
+                "QualificationTypeId": QUAL_NUMBER_APPROVED,
+                "Comparator": "GreaterThanOrEqualTo",
+                "IntegerValues": [int(policy.min_approved_hits)],
+                "ActionsGuarded": guard,
+            }
+        )
     if policy.locales:
         values = []
         for loc in policy.locales:
             country, _, sub = loc.partition("-")
             values.append({"Country": country, **({"Subdivision": sub} if sub else {})})
-        reqs.append({"QualificationTypeId": QUAL_LOCALE, "Comparator": "In", "LocaleValues": values,
-                     "ActionsGuarded": guard})
+        reqs.append(
+            {"QualificationTypeId": QUAL_LOCALE, "Comparator": "In", "LocaleValues": values, "ActionsGuarded": guard}
+        )
     if policy.blocked_qualification_id:
-        reqs.append({"QualificationTypeId": policy.blocked_qualification_id, "Comparator": "DoesNotExist",
-                     "ActionsGuarded": guard})
+        reqs.append(
+            {
+                "QualificationTypeId": policy.blocked_qualification_id,
+                "Comparator": "DoesNotExist",
+                "ActionsGuarded": guard,
+            }
+        )
     return reqs
 
 
 def external_question(url: str, frame_height: int = 0) -> str:
-    return (f'<ExternalQuestion xmlns="{EXTERNAL_QUESTION_NS}">'
-            f"<ExternalURL>{escape(url)}</ExternalURL><FrameHeight>{int(frame_height)}</FrameHeight>"
-            "</ExternalQuestion>")
+    return (
+        f'<ExternalQuestion xmlns="{EXTERNAL_QUESTION_NS}">'
+        f"<ExternalURL>{escape(url)}</ExternalURL><FrameHeight>{int(frame_height)}</FrameHeight>"
+        "</ExternalQuestion>"
+    )
 
 
 def html_question(html: str, frame_height: int = 0) -> str:
     if "]]>" in html:
         raise ValueError("HTML content must not contain ']]>'")
-    xml = (f'<HTMLQuestion xmlns="{HTML_QUESTION_NS}"><HTMLContent><![CDATA[{html}]]></HTMLContent>'
-           f"<FrameHeight>{int(frame_height)}</FrameHeight></HTMLQuestion>")
+    xml = (
+        f'<HTMLQuestion xmlns="{HTML_QUESTION_NS}"><HTMLContent><![CDATA[{html}]]></HTMLContent>'
+        f"<FrameHeight>{int(frame_height)}</FrameHeight></HTMLQuestion>"
+    )
     if len(xml) > QUESTION_MAX_CHARS:
-        raise ValueError(f"the HTMLQuestion is {len(xml)} characters; MTurk allows {QUESTION_MAX_CHARS}. "
-                         "Use smaller batches, fewer proposals, or ExternalQuestion mode")
+        raise ValueError(
+            f"the HTMLQuestion is {len(xml)} characters; MTurk allows {QUESTION_MAX_CHARS}. "
+            "Use smaller batches, fewer proposals, or ExternalQuestion mode"
+        )
     return xml
 
 

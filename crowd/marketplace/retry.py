@@ -1,4 +1,5 @@
 """Retrying marketplace calls with exponential backoff and full jitter, logging every attempt."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,19 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
+from crowd.models import MarketplaceCall
+
 from . import MarketplaceError
 
 RATE_RE = re.compile(r"\brate\b|throttl|too many requests", re.IGNORECASE)
-RETRYABLE_CODES = {"ThrottlingException", "ServiceUnavailable", "ServiceFault", "InternalError",
-                   "RequestLimitExceeded", "TooManyRequestsException"}
+RETRYABLE_CODES = {
+    "ThrottlingException",
+    "ServiceUnavailable",
+    "ServiceFault",
+    "InternalError",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+}
 SECRET_KEYS = {"token", "authorization", "aws_secret_access_key"}
 
 
@@ -33,8 +42,9 @@ def error_message(exc: BaseException) -> str:
 
 def is_retryable(exc: BaseException) -> bool:
     """Throttling and transient faults: worth another try after a pause."""
-    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectionError,
-                        TimeoutError)):
+    if isinstance(
+        exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectionError, TimeoutError)
+    ):
         return True
     if getattr(exc, "retryable", False):
         return True
@@ -50,8 +60,9 @@ def is_retryable(exc: BaseException) -> bool:
 def is_duplicate_token(exc: BaseException) -> bool:
     """MTurk's answer to a UniqueRequestToken it has already processed (the earlier call succeeded)."""
     msg = error_message(exc).lower()
-    return error_code(exc) == "RequestError" and ("idempotency token" in msg or "already been processed" in msg
-                                                  or "duplicate" in msg)
+    return error_code(exc) == "RequestError" and (
+        "idempotency token" in msg or "already been processed" in msg or "duplicate" in msg
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -94,14 +105,21 @@ class RetryPolicy:
         return self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1)))
 
 
-def call_logged(fn: Callable[..., Any], params: dict, *, backend: str, operation: str, sandbox: bool,
-                hit=None, policy: RetryPolicy | None = None, summarize: Callable[[Any], Any] | None = None):
+def call_logged(
+    fn: Callable[..., Any],
+    params: dict,
+    *,
+    backend: str,
+    operation: str,
+    sandbox: bool,
+    hit=None,
+    policy: RetryPolicy | None = None,
+    summarize: Callable[[Any], Any] | None = None,
+):
     """Call fn(**params), retrying transient failures; write one MarketplaceCall row per attempt.
 
     Raises the last exception when it is not retryable or attempts are exhausted.
     """
-    from crowd.models import MarketplaceCall
-
     policy = policy or RetryPolicy()
     attempt = 0
     while True:
@@ -111,9 +129,17 @@ def call_logged(fn: Callable[..., Any], params: dict, *, backend: str, operation
             result = fn(**params)
         except Exception as exc:  # noqa: BLE001 - logged, then retried or re-raised
             MarketplaceCall.objects.create(
-                backend=backend, operation=operation, sandbox=sandbox, hit=hit, request=_redact(params),
-                ok=False, error_code=error_code(exc)[:100], error_message=error_message(exc)[:2000],
-                attempt=attempt, duration_ms=(time.perf_counter() - t0) * 1000)
+                backend=backend,
+                operation=operation,
+                sandbox=sandbox,
+                hit=hit,
+                request=_redact(params),
+                ok=False,
+                error_code=error_code(exc)[:100],
+                error_message=error_message(exc)[:2000],
+                attempt=attempt,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+            )
             if attempt < policy.max_attempts and is_retryable(exc):
                 policy.sleep(policy.delay(attempt))
                 continue
@@ -122,9 +148,16 @@ def call_logged(fn: Callable[..., Any], params: dict, *, backend: str, operation
         if isinstance(response, dict):
             response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
         MarketplaceCall.objects.create(
-            backend=backend, operation=operation, sandbox=sandbox, hit=hit, request=_redact(params),
+            backend=backend,
+            operation=operation,
+            sandbox=sandbox,
+            hit=hit,
+            request=_redact(params),
             response=_jsonable(response) if isinstance(response, (dict, list)) else {"value": _jsonable(response)},
-            ok=True, attempt=attempt, duration_ms=(time.perf_counter() - t0) * 1000)
+            ok=True,
+            attempt=attempt,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+        )
         return result
 
 

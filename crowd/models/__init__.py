@@ -1,6 +1,7 @@
-"""Models of the crowd: workers, batches, assignments and answers, the gold standard, marketplace records."""
+"""Models of the crowd: workers, batches, assignments and answers, expert annotations, marketplace records."""
+
 from .crowd import Assignment, AssignmentDecisionLog, Batch, BatchItem, ClipAnswer, Worker
-from .gold import ExpertAnnotation, GoldLabel
+from .gold import ExpertAnnotation
 from .marketplace import (
     Bonus,
     Hit,
@@ -12,6 +13,20 @@ from .marketplace import (
     WorkerBlock,
 )
 
-__all__ = ["Assignment", "AssignmentDecisionLog", "Batch", "BatchItem", "Bonus", "ClipAnswer", "ExpertAnnotation",
-           "GoldLabel", "Hit", "HitAssignment", "InhouseTask", "MarketplaceCall", "MarketplaceQualification",
-           "ProlificStudy", "Worker", "WorkerBlock"]
+__all__ = [
+    "Assignment",
+    "AssignmentDecisionLog",
+    "Batch",
+    "BatchItem",
+    "Bonus",
+    "ClipAnswer",
+    "ExpertAnnotation",
+    "Hit",
+    "HitAssignment",
+    "InhouseTask",
+    "MarketplaceCall",
+    "MarketplaceQualification",
+    "ProlificStudy",
+    "Worker",
+    "WorkerBlock",
+]

@@ -8,13 +8,18 @@ class Worker(models.Model):
     """A person who annotates: identified by the marketplace (no account) or an in-house login."""
 
     MTURK, PROLIFIC, INHOUSE, SIMULATED = "mturk", "prolific", "inhouse", "simulated"
-    BACKENDS = [(MTURK, "Amazon Mechanical Turk"), (PROLIFIC, "Prolific"), (INHOUSE, "In-house"),
-                (SIMULATED, "Simulated")]
+    BACKENDS = [
+        (MTURK, "Amazon Mechanical Turk"),
+        (PROLIFIC, "Prolific"),
+        (INHOUSE, "In-house"),
+        (SIMULATED, "Simulated"),
+    ]
 
     backend = models.CharField(max_length=16, choices=BACKENDS)
     external_id = models.CharField(max_length=200)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="workers")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="workers"
+    )
     is_blocked = models.BooleanField(default=False)
     blocked_reason = models.TextField(blank=True)
     mean_catch_f1 = models.FloatField(null=True, blank=True)
@@ -70,8 +75,7 @@ class Assignment(models.Model):
     """One worker's attempt at one batch."""
 
     IN_PROGRESS, SUBMITTED, APPROVED, REJECTED = "in_progress", "submitted", "approved", "rejected"
-    STATUSES = [(IN_PROGRESS, "in progress"), (SUBMITTED, "submitted"), (APPROVED, "approved"),
-                (REJECTED, "rejected")]
+    STATUSES = [(IN_PROGRESS, "in progress"), (SUBMITTED, "submitted"), (APPROVED, "approved"), (REJECTED, "rejected")]
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="assignments")
@@ -121,8 +125,10 @@ class ClipAnswer(models.Model):
     labels = models.JSONField(default=list, blank=True, help_text='[{"name", "audible", "visible"}]')
     comment = models.TextField(blank=True)
     media_failed = models.BooleanField(
-        default=False, help_text="the worker reported that the clip does not load or play; such an answer "
-                                 "completes the clip without questions and is left out of the votes")
+        default=False,
+        help_text="the worker reported that the clip does not load or play; such an answer "
+        "completes the clip without questions and is left out of the votes",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -1,12 +1,19 @@
 """Marketplace records: HITs (MTurk) / studies (Prolific) / in-house tasks per batch, the marketplace's view of each
 assignment, the log of every marketplace call, bonuses and worker blocks."""
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 
-__all__ = ["Hit", "HitAssignment", "MarketplaceCall", "Bonus", "WorkerBlock", "MarketplaceQualification",
-           "ProlificStudy", "InhouseTask"]
+__all__ = [
+    "Hit",
+    "HitAssignment",
+    "MarketplaceCall",
+    "Bonus",
+    "WorkerBlock",
+    "MarketplaceQualification",
+    "ProlificStudy",
+    "InhouseTask",
+]
 
 
 class Hit(models.Model):
@@ -17,8 +24,13 @@ class Hit(models.Model):
     EXTERNAL, HTML = "external", "html"
     MODES = [(EXTERNAL, "ExternalQuestion (our HIT page)"), (HTML, "HTMLQuestion (self-contained crowd-form)")]
     PENDING, OPEN, COMPLETED, EXPIRED, FAILED = "pending", "open", "completed", "expired", "failed"
-    STATUSES = [(PENDING, "pending (create call not confirmed)"), (OPEN, "open"), (COMPLETED, "completed"),
-                (EXPIRED, "expired"), (FAILED, "failed")]
+    STATUSES = [
+        (PENDING, "pending (create call not confirmed)"),
+        (OPEN, "open"),
+        (COMPLETED, "completed"),
+        (EXPIRED, "expired"),
+        (FAILED, "failed"),
+    ]
 
     batch = models.ForeignKey("crowd.Batch", on_delete=models.CASCADE, related_name="hits")
     backend = models.CharField(max_length=16, choices=BACKENDS, default=MTURK)
@@ -52,19 +64,14 @@ class Hit(models.Model):
         env = "sandbox" if self.sandbox else "production"
         return f"{self.backend} {self.external_id or '(pending)'} [{env}] batch {self.batch.uuid}"
 
-    @property
-    def cost_per_assignment(self) -> Decimal:
-        from crowd.services.costs import cost_per_assignment
-
-        return cost_per_assignment(self.backend, self.reward, self.max_assignments, self.masters)
-
 
 class HitAssignment(models.Model):
     """The marketplace's view of one assignment, and what we already pushed back to it."""
 
     hit = models.ForeignKey(Hit, on_delete=models.CASCADE, related_name="marketplace_assignments")
-    assignment = models.ForeignKey("crowd.Assignment", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="marketplace_records")
+    assignment = models.ForeignKey(
+        "crowd.Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="marketplace_records"
+    )
     external_id = models.CharField(max_length=200, help_text="AssignmentId / Prolific submission id")
     worker_external_id = models.CharField(max_length=200)
     remote_status = models.CharField(max_length=32, help_text="status on the marketplace at the last sync")
@@ -172,8 +179,9 @@ class InhouseTask(models.Model):
 
     batch = models.ForeignKey("crowd.Batch", on_delete=models.CASCADE, related_name="inhouse_tasks")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inhouse_tasks")
-    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

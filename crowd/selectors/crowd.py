@@ -1,4 +1,5 @@
 """Reads for the annotator side: batch contents, stored answers, the marketplace hand-off, the next batch."""
+
 from __future__ import annotations
 
 import uuid
@@ -6,11 +7,11 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 
-from crowd.models import Assignment, Batch, BatchItem, ClipAnswer
+from catalog.core.vocabulary import META_LABELS
+from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, InhouseTask, ProlificStudy
 
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete"
-ANSWER_FIELDS = ("background_music", "voice_over", "static_image", "played", "watch_seconds", "labels", "comment",
-                 "media_failed")
+ANSWER_FIELDS = META_LABELS + ("played", "watch_seconds", "labels", "comment", "media_failed")
 
 
 _BATCH_CLIPS: dict[int, dict[str, int]] = {}
@@ -78,9 +79,13 @@ def prolific_completion_code(dataset) -> str:
 def next_batch_for_worker(worker, dataset) -> Batch | None:
     """The oldest open batch of the dataset this worker may take: not started by them, no clip they have had."""
     seen = BatchItem.objects.filter(batch__assignments__worker=worker).values("clip_id")
-    return (Batch.objects.filter(dataset=dataset, status=Batch.OPEN)
-            .exclude(assignments__worker=worker).exclude(items__clip_id__in=seen)
-            .order_by("created_at", "id").first())
+    return (
+        Batch.objects.filter(dataset=dataset, status=Batch.OPEN)
+        .exclude(assignments__worker=worker)
+        .exclude(items__clip_id__in=seen)
+        .order_by("created_at", "id")
+        .first()
+    )
 
 
 def assignment_handoff(assignment: Assignment) -> dict | None:
@@ -90,16 +95,15 @@ def assignment_handoff(assignment: Assignment) -> dict | None:
     backend = assignment.backend
     if backend == "mturk":
         base = (assignment.turk_submit_to or "https://www.mturk.com").rstrip("/")
-        return {"kind": "mturk", "action": f"{base}/mturk/externalSubmit",
-                "fields": {"assignmentId": assignment.external_assignment_id}}
+        return {
+            "kind": "mturk",
+            "action": f"{base}/mturk/externalSubmit",
+            "fields": {"assignmentId": assignment.external_assignment_id},
+        }
     if backend == "prolific":
-        from crowd.marketplace.prolific import completion_code_for
-
         code = completion_code_for(assignment.batch) or prolific_completion_code(assignment.batch.dataset)
         return {"kind": "prolific", "url": PROLIFIC_COMPLETE_URL + (f"?{urlencode({'cc': code})}" if code else "")}
     if backend == "inhouse":
-        from crowd.marketplace.inhouse import next_batch_for
-
         user = assignment.worker.user if assignment.worker else None
         nxt = next_batch_for(user) if user else None
         if nxt is None and assignment.worker:
@@ -107,3 +111,37 @@ def assignment_handoff(assignment: Assignment) -> dict | None:
         return {"kind": "inhouse", "next_url": f"/hit/{nxt.uuid}/" if nxt else "/"}
     return {"kind": "simulated"}
 
+
+def completion_code_for(batch) -> str | None:
+    """The completion code of the batch's Prolific study (for the HIT page's Prolific hand-off), or None."""
+    study = (
+        ProlificStudy.objects.filter(hit__batch=batch)
+        .exclude(hit__status="failed")
+        .order_by("-hit__created_at")
+        .first()
+    )
+    return study.completion_code if study else None
+
+
+def inhouse_tasks(user):
+    """Batches assigned to `user`, oldest first, with the user's assignment status when started."""
+    rows = []
+    for task in InhouseTask.objects.filter(user=user).select_related("batch", "batch__dataset"):
+        a = Assignment.objects.filter(batch=task.batch, worker__user=user).first()
+        rows.append(
+            {
+                "task": task,
+                "batch": task.batch,
+                "status": a.status if a else "not started",
+                "url": f"/hit/{task.batch.uuid}/",
+            }
+        )
+    return rows
+
+
+def next_batch_for(user):
+    """The next assigned batch the user has not submitted yet (for the HIT page's in-house hand-off), or None."""
+    for row in inhouse_tasks(user):
+        if row["status"] in ("not started", Assignment.IN_PROGRESS):
+            return row["batch"]
+    return None

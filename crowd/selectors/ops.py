@@ -1,6 +1,7 @@
 """Reads for the operations dashboard: per dataset, clip progress, HITs, assignments, spend vs budget, work time
 and implied hourly pay, worker quality, recent rejections, long operations. Each figure has a matching list
 (`clips_with_accepted`, `hits_list`, `assignments_list`, `workers_list`) so the page can link every number."""
+
 from __future__ import annotations
 
 import statistics
@@ -8,17 +9,25 @@ from decimal import Decimal
 
 from django.db.models import Count, Q
 
-from crowd.models import Assignment, ClipAnswer, Hit, Worker
 from catalog.models import Clip, Dataset, Operation
+from crowd.models import Assignment, ClipAnswer, Hit, Worker
 from crowd.services.costs import dataset_spend
 
 
 def _accepted_counts(dataset) -> dict[int, int]:
     """clip pk -> number of approved annotations (non-gold clips with at least one); an answer that only reports
     the clip as not playing is not an annotation."""
-    return dict(ClipAnswer.objects.filter(assignment__batch__dataset=dataset, assignment__status=Assignment.APPROVED,
-                                          clip__is_gold=False, media_failed=False)
-                .values("clip").annotate(n=Count("assignment", distinct=True)).values_list("clip", "n"))
+    return dict(
+        ClipAnswer.objects.filter(
+            assignment__batch__dataset=dataset,
+            assignment__status=Assignment.APPROVED,
+            clip__is_gold=False,
+            media_failed=False,
+        )
+        .values("clip")
+        .annotate(n=Count("assignment", distinct=True))
+        .values_list("clip", "n")
+    )
 
 
 def progress_buckets(dataset) -> list[tuple[str, int]]:
@@ -53,8 +62,11 @@ def hits_list(dataset, status: str | None = None):
 
 
 def assignments_list(dataset, *, status: str | None = None, worker_id: int | None = None):
-    qs = (Assignment.objects.filter(batch__dataset=dataset).select_related("worker", "batch")
-          .order_by("-submitted_at", "-id"))
+    qs = (
+        Assignment.objects.filter(batch__dataset=dataset)
+        .select_related("worker", "batch")
+        .order_by("-submitted_at", "-id")
+    )
     if status:
         qs = qs.filter(status=status)
     if worker_id:
@@ -63,39 +75,62 @@ def assignments_list(dataset, *, status: str | None = None, worker_id: int | Non
 
 
 def workers_list(dataset) -> list[dict]:
-    rows = (Worker.objects.filter(assignments__batch__dataset=dataset)
-            .annotate(n=Count("assignments", filter=Q(assignments__batch__dataset=dataset), distinct=True),
-                      n_approved=Count("assignments", filter=Q(assignments__batch__dataset=dataset,
-                                                               assignments__status=Assignment.APPROVED),
-                                       distinct=True),
-                      n_rejected=Count("assignments", filter=Q(assignments__batch__dataset=dataset,
-                                                               assignments__status=Assignment.REJECTED),
-                                       distinct=True))
-            .order_by("-n", "external_id"))
+    rows = (
+        Worker.objects.filter(assignments__batch__dataset=dataset)
+        .annotate(
+            n=Count("assignments", filter=Q(assignments__batch__dataset=dataset), distinct=True),
+            n_approved=Count(
+                "assignments",
+                filter=Q(assignments__batch__dataset=dataset, assignments__status=Assignment.APPROVED),
+                distinct=True,
+            ),
+            n_rejected=Count(
+                "assignments",
+                filter=Q(assignments__batch__dataset=dataset, assignments__status=Assignment.REJECTED),
+                distinct=True,
+            ),
+        )
+        .order_by("-n", "external_id")
+    )
     out = []
     for w in rows:
         decided = w.n_approved + w.n_rejected
-        out.append({"id": w.pk, "worker": w.external_id, "backend": w.backend, "assignments": w.n,
-                    "approved": w.n_approved, "rejected": w.n_rejected, "mean_catch_f1": w.mean_catch_f1,
-                    "approval_rate": (w.n_approved / decided) if decided else None, "is_blocked": w.is_blocked,
-                    "blocked_reason": w.blocked_reason})
+        out.append(
+            {
+                "id": w.pk,
+                "worker": w.external_id,
+                "backend": w.backend,
+                "assignments": w.n,
+                "approved": w.n_approved,
+                "rejected": w.n_rejected,
+                "mean_catch_f1": w.mean_catch_f1,
+                "approval_rate": (w.n_approved / decided) if decided else None,
+                "is_blocked": w.is_blocked,
+                "blocked_reason": w.blocked_reason,
+            }
+        )
     return out
 
 
 def media_failure_reports(dataset) -> list[dict]:
     """Clips that workers reported as not loading or playing, most reported first:
     [{"clip", "reports", "answers", "workers": [external ids]}] (answers: all saved answers of the clip)."""
-    counts = list(ClipAnswer.objects.filter(assignment__batch__dataset=dataset).values("clip")
-                  .annotate(reports=Count("id", filter=Q(media_failed=True)), answers=Count("id"))
-                  .filter(reports__gt=0).values_list("clip", "reports", "answers"))
+    counts = list(
+        ClipAnswer.objects.filter(assignment__batch__dataset=dataset)
+        .values("clip")
+        .annotate(reports=Count("id", filter=Q(media_failed=True)), answers=Count("id"))
+        .filter(reports__gt=0)
+        .values_list("clip", "reports", "answers")
+    )
     if not counts:
         return []
     clips = Clip.objects.in_bulk([c for c, _, _ in counts])
     workers: dict[int, list[str]] = {}
-    for clip_id, ext in (ClipAnswer.objects.filter(clip_id__in=clips, media_failed=True,
-                                                   assignment__batch__dataset=dataset)
-                         .order_by("assignment__worker__external_id")
-                         .values_list("clip_id", "assignment__worker__external_id")):
+    for clip_id, ext in (
+        ClipAnswer.objects.filter(clip_id__in=clips, media_failed=True, assignment__batch__dataset=dataset)
+        .order_by("assignment__worker__external_id")
+        .values_list("clip_id", "assignment__worker__external_id")
+    ):
         workers.setdefault(clip_id, []).append(ext)
     out = [{"clip": clips[c], "reports": r, "answers": n, "workers": workers.get(c, [])} for c, r, n in counts]
     out.sort(key=lambda row: (-row["reports"], row["clip"].video_id))
@@ -103,21 +138,41 @@ def media_failure_reports(dataset) -> list[dict]:
 
 
 def dataset_ops(dataset: Dataset) -> dict:
-    hit_status = dict(Hit.objects.filter(batch__dataset=dataset).values_list("status")
-                      .annotate(n=Count("id")).values_list("status", "n"))
-    a_status = dict(Assignment.objects.filter(batch__dataset=dataset).values_list("status")
-                    .annotate(n=Count("id")).values_list("status", "n"))
-    works = [w for w in Assignment.objects.filter(batch__dataset=dataset, work_seconds__isnull=False)
-             .exclude(status=Assignment.IN_PROGRESS).values_list("work_seconds", flat=True) if w > 0]
-    rewards = [r for r in Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED)
-               .values_list("reward", flat=True) if r > 0]
+    hit_status = dict(
+        Hit.objects.filter(batch__dataset=dataset)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    a_status = dict(
+        Assignment.objects.filter(batch__dataset=dataset)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    works = [
+        w
+        for w in Assignment.objects.filter(batch__dataset=dataset, work_seconds__isnull=False)
+        .exclude(status=Assignment.IN_PROGRESS)
+        .values_list("work_seconds", flat=True)
+        if w > 0
+    ]
+    rewards = [
+        r
+        for r in Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED).values_list("reward", flat=True)
+        if r > 0
+    ]
     median_work = statistics.median(works) if works else None
     median_reward = statistics.median(rewards) if rewards else None
-    hourly = (Decimal(median_reward) * 3600 / Decimal(str(median_work))).quantize(Decimal("0.01")) \
-        if median_work and median_reward else None
+    hourly = (
+        (Decimal(median_reward) * 3600 / Decimal(str(median_work))).quantize(Decimal("0.01"))
+        if median_work and median_reward
+        else None
+    )
     spend = dataset_spend(dataset)
     reports = ClipAnswer.objects.filter(assignment__batch__dataset=dataset, media_failed=True).aggregate(
-        clips=Count("clip", distinct=True), reports=Count("id"))
+        clips=Count("clip", distinct=True), reports=Count("id")
+    )
     return {
         "dataset": dataset,
         "name": dataset.name,
@@ -125,16 +180,20 @@ def dataset_ops(dataset: Dataset) -> dict:
         "hits": {s: hit_status.get(s, 0) for s, _ in Hit.STATUSES},
         "open_hits": hit_status.get(Hit.OPEN, 0),
         "assignments": {s: a_status.get(s, 0) for s, _ in Assignment.STATUSES},
-        "spend": {"budget": str(spend.budget), "paid": str(spend.paid), "committed": str(spend.committed),
-                  "remaining": str(spend.remaining), "percent": round(spend.percent_of_budget, 1),
-                  "bonuses_paid": str(spend.bonuses_paid)},
+        "spend": {
+            "budget": str(spend.budget),
+            "paid": str(spend.paid),
+            "committed": str(spend.committed),
+            "remaining": str(spend.remaining),
+            "percent": round(spend.percent_of_budget, 1),
+            "bonuses_paid": str(spend.bonuses_paid),
+        },
         "median_work_seconds": median_work,
         "median_reward": str(median_reward) if median_reward is not None else None,
         "hourly_pay": str(hourly) if hourly is not None else None,
         "workers": workers_list(dataset),
         "media_reports": reports,
-        "rejections": list(assignments_list(dataset, status=Assignment.REJECTED)
-                           .order_by("-decided_at", "-id")[:10]),
+        "rejections": list(assignments_list(dataset, status=Assignment.REJECTED).order_by("-decided_at", "-id")[:10]),
         "operations": list(Operation.objects.filter(dataset=dataset)[:10]),
     }
 

@@ -1,20 +1,27 @@
 from django.db.models import Count, Q
 
-from crowd.models import Batch
 from catalog.models import Dataset, TaxonomyClass
+from crowd.models import Batch
 from crowd.services.demo import demo_hit_url
 
 
 def overview() -> dict:
     """What the start page shows: datasets with clip/gold/batch counts, and the size of the class list."""
-    datasets = (Dataset.objects.annotate(n_clips=Count("clips", distinct=True),
-                                         n_gold=Count("clips", filter=Q(clips__is_gold=True), distinct=True))
-                .order_by("name"))
+    datasets = Dataset.objects.annotate(
+        n_clips=Count("clips", distinct=True), n_gold=Count("clips", filter=Q(clips__is_gold=True), distinct=True)
+    ).order_by("name")
     rows = []
     for ds in datasets:
         open_batches = list(Batch.objects.filter(dataset=ds, status=Batch.OPEN).order_by("created_at")[:3])
         for batch in open_batches:  # links to try a batch as a (local, demo) MTurk worker
             batch.demo_url = demo_hit_url("", batch)
-        rows.append({"dataset": ds, "n_clips": ds.n_clips, "n_gold": ds.n_gold, "open_batches": open_batches,
-                     "n_batches": Batch.objects.filter(dataset=ds).count()})
+        rows.append(
+            {
+                "dataset": ds,
+                "n_clips": ds.n_clips,
+                "n_gold": ds.n_gold,
+                "open_batches": open_batches,
+                "n_batches": Batch.objects.filter(dataset=ds).count(),
+            }
+        )
     return {"datasets": rows, "n_classes": TaxonomyClass.objects.count()}

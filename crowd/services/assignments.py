@@ -3,6 +3,7 @@
 Every write runs in one transaction under a row lock on the assignment, so a save cannot slip in after a submit
 and a submit sees every save that came before it.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,23 +11,23 @@ import math
 from datetime import timedelta
 
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Avg, Count
 from django.utils import timezone
 
-from crowd.core.scoring import catch_scores, decide, label_ticks, should_block
+from catalog.core.vocabulary import META_LABELS, catch_scores, label_ticks
 from catalog.errors import Forbidden, NotFound, ValidationError
+from catalog.selectors.gold import gold_labels
+from catalog.selectors.taxonomy import class_index
+from crowd.core.scoring import decide, should_block
 from crowd.models import Assignment, AssignmentDecisionLog, Batch, BatchItem, ClipAnswer, Worker
 from crowd.selectors.crowd import batch_clip_ids, parse_uuid
-from crowd.selectors.gold import gold_labels
-from catalog.selectors.taxonomy import class_index
 from crowd.services.batches import ACTIVE_STATUSES, batch_refresh_status
 
 HIT_TOKEN_SALT = "avcrowd.hit-token"
 HIT_TOKEN_MAX_AGE = 30 * 24 * 3600
 BACKENDS = {b for b, _ in Worker.BACKENDS}
-META_KEYS = ("background_music", "voice_over", "static_image")
-ANSWER_KEYS = META_KEYS + ("played", "watch_seconds", "labels", "comment", "media_failed")
+ANSWER_KEYS = META_LABELS + ("played", "watch_seconds", "labels", "comment", "media_failed")
 MAX_COMMENT = 2000
 MAX_WATCH_SECONDS = 24 * 3600
 
@@ -43,8 +44,7 @@ def hit_token_check(token: str | None, assignment: Assignment) -> None:
 
 def _token_check(token: str | None, assignment_uuid: str, worker_id) -> None:
     if not token:
-        raise Forbidden("missing X-HIT-Token header: reload the HIT page to get a session token",
-                        field="X-HIT-Token")
+        raise Forbidden("missing X-HIT-Token header: reload the HIT page to get a session token", field="X-HIT-Token")
     try:
         data = signing.loads(token, salt=HIT_TOKEN_SALT, max_age=HIT_TOKEN_MAX_AGE)
     except signing.SignatureExpired:
@@ -65,31 +65,38 @@ def _bool_or_none(payload: dict, key: str):
 
 def clean_labels(labels, classes: dict[str, int], field: str = "labels") -> list[dict]:
     if not isinstance(labels, list):
-        raise ValidationError(f"field {field!r} must be a list of {{\"name\", \"audible\", \"visible\"}}",
-                              field=field)
+        raise ValidationError(f'field {field!r} must be a list of {{"name", "audible", "visible"}}', field=field)
     out, seen = [], set()
     for i, item in enumerate(labels):
         where = f"{field}[{i}]"
         if not isinstance(item, dict):
-            raise ValidationError(f"{where} must be an object {{\"name\", \"audible\", \"visible\"}}", field=field)
+            raise ValidationError(f'{where} must be an object {{"name", "audible", "visible"}}', field=field)
         extra = sorted(set(item) - {"name", "audible", "visible"})
         if extra:
-            raise ValidationError(f"{where} has unknown key(s) {', '.join(extra)}; allowed: name, audible, visible",
-                                  field=field)
+            raise ValidationError(
+                f"{where} has unknown key(s) {', '.join(extra)}; allowed: name, audible, visible", field=field
+            )
         name = item.get("name")
         if not isinstance(name, str) or name not in classes:
-            raise ValidationError(f"{where}.name is {name!r}: not a class of the taxonomy", field=field,
-                                  details={"index": i, "name": name})
+            raise ValidationError(
+                f"{where}.name is {name!r}: not a class of the taxonomy",
+                field=field,
+                details={"index": i, "name": name},
+            )
         if name in seen:
-            raise ValidationError(f"{where}.name {name!r} appears twice", field=field,
-                                  details={"index": i, "name": name})
+            raise ValidationError(
+                f"{where}.name {name!r} appears twice", field=field, details={"index": i, "name": name}
+            )
         seen.add(name)
         flags = []
         for key in ("audible", "visible"):
             value = item.get(key, False)
             if not isinstance(value, bool):
-                raise ValidationError(f"{where}.{key} is {value!r}; allowed: true or false", field=field,
-                                      details={"index": i, "name": name})
+                raise ValidationError(
+                    f"{where}.{key} is {value!r}; allowed: true or false",
+                    field=field,
+                    details={"index": i, "name": name},
+                )
             flags.append(value)
         out.append({"name": name, "audible": flags[0], "visible": flags[1]})
     out.sort(key=lambda lab: classes[lab["name"]])
@@ -102,23 +109,30 @@ def clean_answer_payload(payload) -> dict:
         raise ValidationError("the body must be a JSON object with keys " + ", ".join(ANSWER_KEYS), field="body")
     extra = sorted(set(payload) - set(ANSWER_KEYS))
     if extra:
-        raise ValidationError(f"unknown field(s) {', '.join(extra)}; allowed: {', '.join(ANSWER_KEYS)}",
-                              field=extra[0])
-    clean = {key: _bool_or_none(payload, key) for key in META_KEYS}
+        raise ValidationError(f"unknown field(s) {', '.join(extra)}; allowed: {', '.join(ANSWER_KEYS)}", field=extra[0])
+    clean = {key: _bool_or_none(payload, key) for key in META_LABELS}
     played = payload.get("played", False)
     if not isinstance(played, bool):
         raise ValidationError(f"field 'played' is {played!r}; allowed: true or false", field="played")
     clean["played"] = played
     failed = payload.get("media_failed", False)
     if not isinstance(failed, bool):
-        raise ValidationError(f"field 'media_failed' is {failed!r}; allowed: true (the clip does not load or play) "
-                              "or false", field="media_failed")
+        raise ValidationError(
+            f"field 'media_failed' is {failed!r}; allowed: true (the clip does not load or play) or false",
+            field="media_failed",
+        )
     clean["media_failed"] = failed
     watch = payload.get("watch_seconds", 0)
-    if isinstance(watch, bool) or not isinstance(watch, (int, float)) or not math.isfinite(watch) \
-            or not 0 <= watch <= MAX_WATCH_SECONDS:
-        raise ValidationError(f"field 'watch_seconds' is {watch!r}; allowed: a number of seconds from 0 to "
-                              f"{MAX_WATCH_SECONDS}", field="watch_seconds")
+    if (
+        isinstance(watch, bool)
+        or not isinstance(watch, (int, float))
+        or not math.isfinite(watch)
+        or not 0 <= watch <= MAX_WATCH_SECONDS
+    ):
+        raise ValidationError(
+            f"field 'watch_seconds' is {watch!r}; allowed: a number of seconds from 0 to {MAX_WATCH_SECONDS}",
+            field="watch_seconds",
+        )
     clean["watch_seconds"] = float(watch)
     clean["labels"] = clean_labels(payload.get("labels", []), class_index())
     comment = payload.get("comment", "")
@@ -142,15 +156,24 @@ def _worker_get_or_create(backend: str, external_id: str, user) -> Worker:
     return worker
 
 
-def assignment_start(batch: Batch, *, backend: str, worker_external_id: str, external_assignment_id: str = "",
-                     hit_id: str = "", turk_submit_to: str = "", user=None) -> Assignment:
+def assignment_start(
+    batch: Batch,
+    *,
+    backend: str,
+    worker_external_id: str,
+    external_assignment_id: str = "",
+    hit_id: str = "",
+    turk_submit_to: str = "",
+    user=None,
+) -> Assignment:
     """Bind the worker to the batch (idempotent: the same worker and batch give the same assignment).
 
     Refused (Forbidden) for a blocked worker, a worker who already had a clip of this batch in another batch,
     an external assignment id bound to another worker, and a batch that already has all its annotators."""
     if backend not in BACKENDS:
-        raise ValidationError(f"backend {backend!r} is not allowed; allowed: {', '.join(sorted(BACKENDS))}",
-                              field="backend")
+        raise ValidationError(
+            f"backend {backend!r} is not allowed; allowed: {', '.join(sorted(BACKENDS))}", field="backend"
+        )
     worker_external_id = (worker_external_id or "").strip()
     if not worker_external_id or len(worker_external_id) > 200:
         raise ValidationError("a worker id (1-200 characters) is required", field="workerId")
@@ -164,36 +187,52 @@ def assignment_start(batch: Batch, *, backend: str, worker_external_id: str, ext
         if existing is not None:
             changed = []
             if existing.status == Assignment.IN_PROGRESS:
-                for attr, value in (("external_assignment_id", external_assignment_id), ("external_hit_id", hit_id),
-                                    ("turk_submit_to", turk_submit_to)):
+                for attr, value in (
+                    ("external_assignment_id", external_assignment_id),
+                    ("external_hit_id", hit_id),
+                    ("turk_submit_to", turk_submit_to),
+                ):
                     if value and getattr(existing, attr) != value:
                         setattr(existing, attr, value)
                         changed.append(attr)
             if changed:
-                if "external_assignment_id" in changed and Assignment.objects.filter(
-                        backend=backend, external_assignment_id=external_assignment_id).exclude(
-                        pk=existing.pk).exists():
+                if (
+                    "external_assignment_id" in changed
+                    and Assignment.objects.filter(backend=backend, external_assignment_id=external_assignment_id)
+                    .exclude(pk=existing.pk)
+                    .exists()
+                ):
                     raise Forbidden("this marketplace assignment is already bound to another worker")
                 existing.save(update_fields=changed)
             return existing
         if worker.is_blocked:
-            raise Forbidden("You can no longer work on these tasks: your answers on the quality-control clips "
-                            "were below the required level. Please return the task.")
-        if external_assignment_id and Assignment.objects.filter(
-                backend=backend, external_assignment_id=external_assignment_id).exists():
+            raise Forbidden(
+                "You can no longer work on these tasks: your answers on the quality-control clips "
+                "were below the required level. Please return the task."
+            )
+        if (
+            external_assignment_id
+            and Assignment.objects.filter(backend=backend, external_assignment_id=external_assignment_id).exists()
+        ):
             raise Forbidden("this marketplace assignment is already bound to another worker")
         clip_ids = list(batch_clip_ids(batch.pk).values())
         if BatchItem.objects.filter(batch__assignments__worker=worker, clip_id__in=clip_ids).exists():
-            raise Forbidden("You have already worked on a video of this task, and each video needs different "
-                            "people. Please return this task and pick another one.")
+            raise Forbidden(
+                "You have already worked on a video of this task, and each video needs different "
+                "people. Please return this task and pick another one."
+            )
         batch = Batch.objects.select_for_update().select_related("dataset").get(pk=batch.pk)
         active = batch.assignments.filter(status__in=ACTIVE_STATUSES).count()
         if active >= batch.dataset.annotations_per_clip:
-            raise Forbidden("This task already has all the annotators it needs. Please return it and pick "
-                            "another one.")
+            raise Forbidden("This task already has all the annotators it needs. Please return it and pick another one.")
         assignment = Assignment.objects.create(
-            batch=batch, worker=worker, backend=backend, external_assignment_id=external_assignment_id,
-            external_hit_id=hit_id, turk_submit_to=turk_submit_to)
+            batch=batch,
+            worker=worker,
+            backend=backend,
+            external_assignment_id=external_assignment_id,
+            external_hit_id=hit_id,
+            turk_submit_to=turk_submit_to,
+        )
         batch_refresh_status(batch)
     return assignment
 
@@ -205,31 +244,53 @@ def _locked_status(assignment: Assignment) -> str:
 
 def _refuse_unless_in_progress(status: str) -> None:
     if status != Assignment.IN_PROGRESS:
-        raise Forbidden(f"this assignment was already {status.replace('_', ' ')}; answers can no longer change",
-                        field="status")
+        raise Forbidden(
+            f"this assignment was already {status.replace('_', ' ')}; answers can no longer change", field="status"
+        )
 
 
 def _upsert_sql(vendor: str) -> str:
     t = ClipAnswer._meta.db_table
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"
-    cols = ("assignment_id", "clip_id", "background_music", "voice_over", "static_image", "played",
-            "watch_seconds", "labels", "comment", "media_failed", "updated_at")
-    return (f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
-            f"ON CONFLICT (assignment_id, clip_id) DO UPDATE SET "
-            f"background_music = EXCLUDED.background_music, voice_over = EXCLUDED.voice_over, "
-            f"static_image = EXCLUDED.static_image, played = ({t}.played OR EXCLUDED.played), "
-            f"watch_seconds = {greatest}({t}.watch_seconds, EXCLUDED.watch_seconds), labels = EXCLUDED.labels, "
-            f"comment = EXCLUDED.comment, media_failed = EXCLUDED.media_failed, updated_at = EXCLUDED.updated_at")
+    cols = (
+        "assignment_id",
+        "clip_id",
+        "background_music",
+        "voice_over",
+        "static_image",
+        "played",
+        "watch_seconds",
+        "labels",
+        "comment",
+        "media_failed",
+        "updated_at",
+    )
+    return (
+        f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+        f"ON CONFLICT (assignment_id, clip_id) DO UPDATE SET "
+        f"background_music = EXCLUDED.background_music, voice_over = EXCLUDED.voice_over, "
+        f"static_image = EXCLUDED.static_image, played = ({t}.played OR EXCLUDED.played), "
+        f"watch_seconds = {greatest}({t}.watch_seconds, EXCLUDED.watch_seconds), labels = EXCLUDED.labels, "
+        f"comment = EXCLUDED.comment, media_failed = EXCLUDED.media_failed, updated_at = EXCLUDED.updated_at"
+    )
 
 
 def _upsert(assignment_pk: int, clip_id: int, clean: dict):
     """One statement: insert or update the (assignment, clip) row; `played` stays true, watch time only grows."""
-    from django.db import connection
-
     now = timezone.now()
-    params = [assignment_pk, clip_id, clean["background_music"], clean["voice_over"], clean["static_image"],
-              clean["played"], clean["watch_seconds"], json.dumps(clean["labels"]), clean["comment"],
-              clean["media_failed"], now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)]
+    params = [
+        assignment_pk,
+        clip_id,
+        clean["background_music"],
+        clean["voice_over"],
+        clean["static_image"],
+        clean["played"],
+        clean["watch_seconds"],
+        json.dumps(clean["labels"]),
+        clean["comment"],
+        clean["media_failed"],
+        now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now),
+    ]
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(connection.vendor), params)
     return now
@@ -247,8 +308,9 @@ def answer_save(assignment: Assignment, video_id: str, payload: dict) -> ClipAns
     return ClipAnswer.objects.get(assignment_id=assignment.pk, clip_id=clip_id)
 
 
-def answer_save_with_token(assignment_uuid, token: str | None, video_id: str, payload, *,
-                           body_error: ValidationError | None = None):
+def answer_save_with_token(
+    assignment_uuid, token: str | None, video_id: str, payload, *, body_error: ValidationError | None = None
+):
     """The HIT API's autosave in one locked transaction: 404 unknown assignment, 403 wrong token or not in
     progress, 400 bad body or clip not in the batch (in that order). Returns the row's updated_at."""
     assignment_uuid = parse_uuid(assignment_uuid)
@@ -261,8 +323,12 @@ def answer_save_with_token(assignment_uuid, token: str | None, video_id: str, pa
         except ValidationError as exc:
             invalid = exc
     with transaction.atomic():
-        row = (Assignment.objects.select_for_update().filter(uuid=assignment_uuid)
-               .values_list("pk", "status", "worker_id", "batch_id").first())
+        row = (
+            Assignment.objects.select_for_update()
+            .filter(uuid=assignment_uuid)
+            .values_list("pk", "status", "worker_id", "batch_id")
+            .first()
+        )
         if row is None:
             raise NotFound("not found")
         pk, status, worker_id, batch_id = row
@@ -302,7 +368,7 @@ def assignment_incomplete(assignment: Assignment) -> list[dict]:
         missing = []
         if answer is None or not answer.played:
             missing.append("played")
-        missing += [key for key in META_KEYS if answer is None or getattr(answer, key) is None]
+        missing += [key for key in META_LABELS if answer is None or getattr(answer, key) is None]
         if missing:
             out.append({"video_id": item.clip.video_id, "position": item.position, "missing": missing})
     return out
@@ -310,14 +376,16 @@ def assignment_incomplete(assignment: Assignment) -> list[dict]:
 
 def assignment_catch_data(assignment: Assignment):
     """(gold, answers) in the shape of `catch_scores`, over the assignment's catch clips."""
-    items = list(BatchItem.objects.filter(batch_id=assignment.batch_id, is_gold=True)
-                 .values_list("clip_id", "clip__video_id"))
+    items = list(
+        BatchItem.objects.filter(batch_id=assignment.batch_id, is_gold=True).values_list("clip_id", "clip__video_id")
+    )
     vid = dict(items)
     gold: dict[str, dict[str, str]] = {v: {} for v in vid.values()}
     gold.update(gold_labels(vid))
     answers: dict[str, dict[str, tuple[bool, bool]]] = {}
     for clip_id, labels in ClipAnswer.objects.filter(assignment=assignment, clip_id__in=vid).values_list(
-            "clip_id", "labels"):
+        "clip_id", "labels"
+    ):
         answers[vid[clip_id]] = label_ticks(labels)
     return gold, answers
 
@@ -331,24 +399,34 @@ def assignment_score(assignment: Assignment) -> Assignment:
         f1, precision, recall, *_ = catch_scores(gold, answers)
         assignment.catch_f1, assignment.catch_precision, assignment.catch_recall = f1, precision, recall
     Assignment.objects.filter(pk=assignment.pk).update(
-        catch_f1=assignment.catch_f1, catch_precision=assignment.catch_precision,
-        catch_recall=assignment.catch_recall)
+        catch_f1=assignment.catch_f1, catch_precision=assignment.catch_precision, catch_recall=assignment.catch_recall
+    )
     return assignment
 
 
 def worker_update_stats(worker: Worker, dataset=None) -> Worker:
     """Mean catch-trial F1 over the worker's scored, submitted assignments; block per the dataset policy."""
-    agg = (Assignment.objects.filter(worker=worker, catch_f1__isnull=False)
-           .exclude(status=Assignment.IN_PROGRESS).aggregate(mean=Avg("catch_f1"), n=Count("id")))
+    agg = (
+        Assignment.objects.filter(worker=worker, catch_f1__isnull=False)
+        .exclude(status=Assignment.IN_PROGRESS)
+        .aggregate(mean=Avg("catch_f1"), n=Count("id"))
+    )
     worker = Worker.objects.select_for_update().get(pk=worker.pk)
     worker.mean_catch_f1, worker.n_scored = agg["mean"], agg["n"]
     fields = ["mean_catch_f1", "n_scored"]
-    if dataset is not None and not worker.is_blocked and should_block(
-            worker.mean_catch_f1, worker.n_scored, block_floor=dataset.block_floor, block_after=dataset.block_after):
+    if (
+        dataset is not None
+        and not worker.is_blocked
+        and should_block(
+            worker.mean_catch_f1, worker.n_scored, block_floor=dataset.block_floor, block_after=dataset.block_after
+        )
+    ):
         worker.is_blocked = True
-        worker.blocked_reason = (f"mean catch-trial F1 {worker.mean_catch_f1:.3f} after {worker.n_scored} scored "
-                                 f"assignments is below the block floor {dataset.block_floor:.3f} "
-                                 f"(dataset {dataset.name})")
+        worker.blocked_reason = (
+            f"mean catch-trial F1 {worker.mean_catch_f1:.3f} after {worker.n_scored} scored "
+            f"assignments is below the block floor {dataset.block_floor:.3f} "
+            f"(dataset {dataset.name})"
+        )
         fields += ["is_blocked", "blocked_reason"]
     worker.save(update_fields=fields)
     return worker
@@ -364,8 +442,9 @@ def _set_status(assignment: Assignment, status: str, *, actor=None, reason: str 
         assignment.feedback = feedback
         fields.append("feedback")
     assignment.save(update_fields=fields)
-    AssignmentDecisionLog.objects.create(assignment=assignment, actor=actor, old_status=old, new_status=status,
-                                         reason=reason)
+    AssignmentDecisionLog.objects.create(
+        assignment=assignment, actor=actor, old_status=old, new_status=status, reason=reason
+    )
     batch_refresh_status(assignment.batch)
 
 
@@ -373,26 +452,42 @@ def assignment_submit(assignment: Assignment, *, work_seconds=None) -> Assignmen
     """Check completeness, mark submitted, score the catch trials and apply the dataset policy, atomically.
 
     Submitting an assignment that is no longer in progress returns it unchanged (harmless)."""
-    if work_seconds is not None and (isinstance(work_seconds, bool) or not isinstance(work_seconds, (int, float))
-                                     or not math.isfinite(work_seconds) or work_seconds < 0):
-        raise ValidationError(f"field 'work_seconds' is {work_seconds!r}; allowed: a number of seconds >= 0",
-                              field="work_seconds")
+    if work_seconds is not None and (
+        isinstance(work_seconds, bool)
+        or not isinstance(work_seconds, (int, float))
+        or not math.isfinite(work_seconds)
+        or work_seconds < 0
+    ):
+        raise ValidationError(
+            f"field 'work_seconds' is {work_seconds!r}; allowed: a number of seconds >= 0", field="work_seconds"
+        )
     with transaction.atomic():
-        a = (Assignment.objects.select_for_update(of=("self",)).select_related("batch__dataset", "worker")
-             .get(pk=assignment.pk))
+        a = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("batch__dataset", "worker")
+            .get(pk=assignment.pk)
+        )
         if a.status != Assignment.IN_PROGRESS:
             return a
         incomplete = assignment_incomplete(a)
         if incomplete:
-            raise ValidationError(f"{len(incomplete)} clip(s) are not complete: every clip must be played and its "
-                                  f"three questions answered", field="answers", details={"incomplete": incomplete})
+            raise ValidationError(
+                f"{len(incomplete)} clip(s) are not complete: every clip must be played and its "
+                f"three questions answered",
+                field="answers",
+                details={"incomplete": incomplete},
+            )
         now = timezone.now()
         a.status = Assignment.SUBMITTED
         a.submitted_at = now
         a.work_seconds = float(work_seconds) if work_seconds is not None else (now - a.started_at).total_seconds()
         a.save(update_fields=["status", "submitted_at", "work_seconds"])
-        AssignmentDecisionLog.objects.create(assignment=a, old_status=Assignment.IN_PROGRESS,
-                                             new_status=Assignment.SUBMITTED, reason="submitted by the worker")
+        AssignmentDecisionLog.objects.create(
+            assignment=a,
+            old_status=Assignment.IN_PROGRESS,
+            new_status=Assignment.SUBMITTED,
+            reason="submitted by the worker",
+        )
         assignment_apply_policy(a)
     return a
 
@@ -404,8 +499,9 @@ def assignment_apply_policy(a: Assignment) -> Assignment:
     assignment_score(a)
     dataset = a.batch.dataset
     if a.status == Assignment.SUBMITTED:
-        decision = decide(a.catch_f1, reject_below=dataset.reject_below,
-                          review_window_hours=dataset.review_window_hours)
+        decision = decide(
+            a.catch_f1, reject_below=dataset.reject_below, review_window_hours=dataset.review_window_hours
+        )
         if decision.status != Assignment.SUBMITTED:
             _set_status(a, decision.status, reason=decision.reason, feedback=decision.feedback)
         else:
@@ -416,8 +512,9 @@ def assignment_apply_policy(a: Assignment) -> Assignment:
     return a
 
 
-def assignment_decide(assignment: Assignment, *, status: str, actor=None, reason: str = "",
-                      feedback: str = "") -> Assignment:
+def assignment_decide(
+    assignment: Assignment, *, status: str, actor=None, reason: str = "", feedback: str = ""
+) -> Assignment:
     """Approve or reject (also an admin override of an automatic decision), with an audit record.
 
     An override by a person (actor given) needs a reason. Rejecting frees the slot: the batch re-opens and its
@@ -430,8 +527,9 @@ def assignment_decide(assignment: Assignment, *, status: str, actor=None, reason
     with transaction.atomic():
         a = Assignment.objects.select_for_update(of=("self",)).select_related("batch__dataset").get(pk=assignment.pk)
         if a.status == Assignment.IN_PROGRESS and status == Assignment.APPROVED:
-            raise ValidationError("this assignment was not submitted yet; it can only be rejected (released)",
-                                  field="status")
+            raise ValidationError(
+                "this assignment was not submitted yet; it can only be rejected (released)", field="status"
+            )
         if a.status == status:
             return a
         if status == Assignment.REJECTED:
@@ -448,10 +546,10 @@ def assignments_approve_due(now=None) -> int:
         hours = a.batch.dataset.review_window_hours
         if a.submitted_at and a.submitted_at + timedelta(hours=hours) <= now:
             with transaction.atomic():
-                locked = Assignment.objects.select_for_update(of=("self",)).select_related("batch__dataset").get(
-                    pk=a.pk)
+                locked = (
+                    Assignment.objects.select_for_update(of=("self",)).select_related("batch__dataset").get(pk=a.pk)
+                )
                 if locked.status == Assignment.SUBMITTED:
-                    _set_status(locked, Assignment.APPROVED,
-                                reason=f"approved after the {hours} h review window")
+                    _set_status(locked, Assignment.APPROVED, reason=f"approved after the {hours} h review window")
                     done += 1
     return done

@@ -1,4 +1,5 @@
 """Creating batches (HITs) from clips with proposals, and putting clips back in the queue."""
+
 from __future__ import annotations
 
 import random
@@ -6,11 +7,12 @@ import random
 from django.db import transaction
 from django.db.models import Count, Q
 
-from crowd.core.batching import plan_batches
 from catalog.errors import ValidationError
-from crowd.models import Assignment, Batch, BatchItem, GoldLabel
-from catalog.models import Clip, Dataset
+from catalog.models import Clip, Dataset, GoldLabel
 from catalog.selectors.taxonomy import class_names
+from crowd.core.batching import plan_batches
+from crowd.models import Assignment, Batch, BatchItem
+from proposals.models import Proposal, ProposalSet
 
 
 def _default_proposals(dataset: Dataset, clip_ids: list[int]) -> dict[int, list[str]]:
@@ -18,21 +20,23 @@ def _default_proposals(dataset: Dataset, clip_ids: list[int]) -> dict[int, list[
     out: dict[int, list[str]] = {}
     if not clip_ids:
         return out
-    try:
-        from proposals.models import Proposal, ProposalSet
-    except ImportError:  # pragma: no cover - the proposals app is part of the project
-        ProposalSet = None
-    active = ProposalSet.objects.filter(dataset=dataset, active=True).first() if ProposalSet else None
+    active = ProposalSet.objects.filter(dataset=dataset, active=True).first()
     if active is not None:
-        rows = (Proposal.objects.filter(proposal_set=active, clip_id__in=clip_ids)
-                .order_by("clip_id", "cls__index").values_list("clip_id", "cls__name"))
+        rows = (
+            Proposal.objects.filter(proposal_set=active, clip_id__in=clip_ids)
+            .order_by("clip_id", "cls__index")
+            .values_list("clip_id", "cls__name")
+        )
         for clip_id, name in rows:
             out.setdefault(clip_id, []).append(name)
     missing = [pk for pk in clip_ids if pk not in out]
     if missing:
         through = Clip.original_labels.through
-        rows = (through.objects.filter(clip_id__in=missing).order_by("clip_id", "taxonomyclass__index")
-                .values_list("clip_id", "taxonomyclass__name"))
+        rows = (
+            through.objects.filter(clip_id__in=missing)
+            .order_by("clip_id", "taxonomyclass__index")
+            .values_list("clip_id", "taxonomyclass__name")
+        )
         for clip_id, name in rows:
             out.setdefault(clip_id, []).append(name)
     return out
@@ -40,16 +44,19 @@ def _default_proposals(dataset: Dataset, clip_ids: list[int]) -> dict[int, list[
 
 def gold_clips_in_rotation_order(dataset: Dataset, rng: random.Random) -> list[Clip]:
     """Gold clips that can be scored (at least one gold label present), least used in batches first."""
-    clips = list(Clip.objects.filter(dataset=dataset, is_gold=True)
-                 .filter(pk__in=GoldLabel.objects.exclude(modality="-").values("clip_id"))
-                 .annotate(uses=Count("batch_items")))
+    clips = list(
+        Clip.objects.filter(dataset=dataset, is_gold=True)
+        .filter(pk__in=GoldLabel.objects.exclude(modality="-").values("clip_id"))
+        .annotate(uses=Count("batch_items"))
+    )
     rng.shuffle(clips)
     clips.sort(key=lambda c: c.uses)  # stable: random order among equally used clips
     return clips
 
 
-def batches_create(dataset: Dataset, *, clips=None, proposals: dict[str, list[str]] | None = None,
-                   rng: random.Random | None = None) -> list[Batch]:
+def batches_create(
+    dataset: Dataset, *, clips=None, proposals: dict[str, list[str]] | None = None, rng: random.Random | None = None
+) -> list[Batch]:
     """Build batches of `dataset.batch_size` clips, `dataset.gold_per_batch` of them gold, at random positions.
 
     clips: Clip objects or video ids (default: the dataset's non-gold clips that are in no batch yet).
@@ -58,15 +65,17 @@ def batches_create(dataset: Dataset, *, clips=None, proposals: dict[str, list[st
     """
     rng = rng or random.Random()
     if clips is None:
-        regular = list(Clip.objects.filter(dataset=dataset, is_gold=False)
-                       .exclude(batch_items__isnull=False).order_by("video_id"))
+        regular = list(
+            Clip.objects.filter(dataset=dataset, is_gold=False).exclude(batch_items__isnull=False).order_by("video_id")
+        )
     else:
         wanted = [c.video_id if isinstance(c, Clip) else str(c) for c in clips]
         found = {c.video_id: c for c in Clip.objects.filter(dataset=dataset, video_id__in=wanted)}
         unknown = [v for v in wanted if v not in found]
         if unknown:
-            raise ValidationError(f"{len(unknown)} clip(s) are not in dataset {dataset.name}", field="clips",
-                                  details=unknown[:50])
+            raise ValidationError(
+                f"{len(unknown)} clip(s) are not in dataset {dataset.name}", field="clips", details=unknown[:50]
+            )
         regular = [found[v] for v in dict.fromkeys(wanted) if not found[v].is_gold]
     if not regular:
         return []
@@ -74,21 +83,35 @@ def batches_create(dataset: Dataset, *, clips=None, proposals: dict[str, list[st
     proposals = proposals or {}
     bad = [f"{vid}: {name!r}" for vid, lst in proposals.items() for name in lst if name not in names]
     if bad:
-        raise ValidationError(f"proposals name {len(bad)} class(es) not in the taxonomy", field="proposals",
-                              details=bad[:50])
+        raise ValidationError(
+            f"proposals name {len(bad)} class(es) not in the taxonomy", field="proposals", details=bad[:50]
+        )
     gold = gold_clips_in_rotation_order(dataset, rng)
     by_vid = {c.video_id: c for c in regular + gold}
-    plans = plan_batches([c.video_id for c in regular], [c.video_id for c in gold],
-                         batch_size=dataset.batch_size, gold_per_batch=dataset.gold_per_batch, rng=rng)
+    plans = plan_batches(
+        [c.video_id for c in regular],
+        [c.video_id for c in gold],
+        batch_size=dataset.batch_size,
+        gold_per_batch=dataset.gold_per_batch,
+        rng=rng,
+    )
     default = _default_proposals(dataset, [c.pk for c in by_vid.values() if c.video_id not in proposals])
     created = []
     with transaction.atomic():
         for plan in plans:
             batch = Batch.objects.create(dataset=dataset)
-            BatchItem.objects.bulk_create([
-                BatchItem(batch=batch, clip=by_vid[item.video_id], position=pos, is_gold=item.is_gold,
-                          proposals=list(proposals.get(item.video_id, default.get(by_vid[item.video_id].pk, []))))
-                for pos, item in enumerate(plan)])
+            BatchItem.objects.bulk_create(
+                [
+                    BatchItem(
+                        batch=batch,
+                        clip=by_vid[item.video_id],
+                        position=pos,
+                        is_gold=item.is_gold,
+                        proposals=list(proposals.get(item.video_id, default.get(by_vid[item.video_id].pk, []))),
+                    )
+                    for pos, item in enumerate(plan)
+                ]
+            )
             created.append(batch)
     return created
 
@@ -112,8 +135,9 @@ def batches_requeue(dataset: Dataset) -> list[tuple[Batch, int]]:
     A rejected assignment frees its slot: the batch's clips go back to the queue for other workers (a
     marketplace re-posts the free slots)."""
     need = dataset.annotations_per_clip
-    rows = (Batch.objects.filter(dataset=dataset)
-            .annotate(active=Count("assignments", filter=Q(assignments__status__in=ACTIVE_STATUSES))))
+    rows = Batch.objects.filter(dataset=dataset).annotate(
+        active=Count("assignments", filter=Q(assignments__status__in=ACTIVE_STATUSES))
+    )
     out = []
     for batch in rows:
         free = need - batch.active

@@ -1,4 +1,5 @@
 """Money: rewards, marketplace fees, what a publish would cost, and spend so far against a dataset's budget."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from django.db.models import Count
 
 from crowd.marketplace import mturk
 from crowd.marketplace.mturk import setting, to_cents
+from crowd.models import Assignment, Bonus, Hit
 
 DEFAULT_SECONDS_PER_CLIP = 45.0
 
@@ -23,6 +25,11 @@ def cost_per_assignment(backend: str, reward: Decimal, max_assignments: int, mas
     return reward + mturk.fee_per_assignment(reward, max_assignments, masters)
 
 
+def hit_cost_per_assignment(hit) -> Decimal:
+    """What one assignment of a published HIT / study costs the requester (reward plus the marketplace's fee)."""
+    return cost_per_assignment(hit.backend, hit.reward, hit.max_assignments, hit.masters)
+
+
 def seconds_per_clip() -> float:
     return float(setting("MTURK_SECONDS_PER_CLIP", DEFAULT_SECONDS_PER_CLIP))
 
@@ -36,8 +43,8 @@ def reward_for_batch(n_clips: int, *, seconds_per_clip_: float | None = None) ->
 @dataclass
 class Spend:
     budget: Decimal
-    paid: Decimal           # approved assignments + paid bonuses (with fees)
-    committed: Decimal      # paid + what open assignments and pending bonuses may still cost
+    paid: Decimal  # approved assignments + paid bonuses (with fees)
+    committed: Decimal  # paid + what open assignments and pending bonuses may still cost
     bonuses_paid: Decimal
 
     @property
@@ -51,25 +58,27 @@ class Spend:
 
 def dataset_spend(dataset, *, sandbox: bool | None = None) -> Spend:
     """Spend of a dataset's published work. `sandbox` None = production and sandbox HITs alike."""
-    from crowd.models import Assignment, Bonus, Hit
-
     hits = Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED)
     if sandbox is not None:
         hits = hits.filter(sandbox=sandbox)
     # assignments of a HIT: its batch's, on its marketplace, bound to this HIT id (or to none, e.g. in-house tests)
     counts: dict[tuple, int] = {}
-    rows = (Assignment.objects.filter(batch__dataset=dataset, status__in=(Assignment.APPROVED, Assignment.REJECTED))
-            .values_list("batch_id", "backend", "external_hit_id", "status").annotate(n=Count("id")))
+    rows = (
+        Assignment.objects.filter(batch__dataset=dataset, status__in=(Assignment.APPROVED, Assignment.REJECTED))
+        .values_list("batch_id", "backend", "external_hit_id", "status")
+        .annotate(n=Count("id"))
+    )
     for batch_id, backend, hit_id, status, n in rows:
         counts[(batch_id, backend, hit_id, status)] = n
 
     def n_of(hit, status):
         return counts.get((hit.batch_id, hit.backend, hit.external_id, status), 0) + (
-            counts.get((hit.batch_id, hit.backend, "", status), 0) if hit.external_id else 0)
+            counts.get((hit.batch_id, hit.backend, "", status), 0) if hit.external_id else 0
+        )
 
     paid = committed = Decimal(0)
     for hit in hits:
-        per = hit.cost_per_assignment
+        per = hit_cost_per_assignment(hit)
         hit.n_approved, hit.n_rejected = n_of(hit, Assignment.APPROVED), n_of(hit, Assignment.REJECTED)
         paid += per * hit.n_approved
         if hit.status == Hit.PENDING and not hit.external_id:
@@ -81,5 +90,9 @@ def dataset_spend(dataset, *, sandbox: bool | None = None) -> Spend:
         bonuses = bonuses.filter(assignment__marketplace_records__hit__sandbox=sandbox).distinct()
     bonus_paid = sum((mturk.bonus_cost(b.amount) for b in bonuses.filter(status=Bonus.PAID)), Decimal(0))
     bonus_pending = sum((mturk.bonus_cost(b.amount) for b in bonuses.filter(status=Bonus.PENDING)), Decimal(0))
-    return Spend(budget=Decimal(dataset.budget_usd), paid=to_cents(paid + bonus_paid),
-                 committed=to_cents(committed + bonus_paid + bonus_pending), bonuses_paid=to_cents(bonus_paid))
+    return Spend(
+        budget=Decimal(dataset.budget_usd),
+        paid=to_cents(paid + bonus_paid),
+        committed=to_cents(committed + bonus_paid + bonus_pending),
+        bonuses_paid=to_cents(bonus_paid),
+    )

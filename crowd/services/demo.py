@@ -1,20 +1,21 @@
 """The demo project: synthetic clips made locally with PyAV, a few gold clips, users, and open batches."""
+
 from __future__ import annotations
 
 import secrets
 import tempfile
-from urllib.parse import urlencode
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from catalog.core.media import make_synthetic_clip
-from crowd.models import Batch, GoldLabel
-from catalog.models import Clip, Dataset, TaxonomyClass
-from crowd.services.batches import batches_create
+from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
 from catalog.services.clips import ClipSpec, clips_import
+from crowd.models import Batch
+from crowd.services.batches import batches_create
 from proposals.core.strategy import COMMON_CLASSES
 
 DEMO_DATASET = "demo"
@@ -22,10 +23,14 @@ N_DEMO_CLIPS = 24
 N_GOLD = 4
 # (original label, tone Hz or None, noise amplitude, square colour): audio and video differ per clip.
 DEMO_SOUNDS = [
-    ("ambulance siren", 880, 0.0, (240, 240, 240)), ("playing electronic organ", 330, 0.0, (40, 90, 220)),
-    ("wind noise", None, 0.4, (120, 200, 120)), ("sea waves", None, 0.25, (30, 120, 200)),
-    ("church bell ringing", 523, 0.0, (200, 170, 60)), ("telephone bell ringing", 1200, 0.0, (220, 40, 40)),
-    ("engine accelerating, revving, vroom", 110, 0.15, (60, 60, 60)), ("raining", None, 0.3, (90, 90, 200)),
+    ("ambulance siren", 880, 0.0, (240, 240, 240)),
+    ("playing electronic organ", 330, 0.0, (40, 90, 220)),
+    ("wind noise", None, 0.4, (120, 200, 120)),
+    ("sea waves", None, 0.25, (30, 120, 200)),
+    ("church bell ringing", 523, 0.0, (200, 170, 60)),
+    ("telephone bell ringing", 1200, 0.0, (220, 40, 40)),
+    ("engine accelerating, revving, vroom", 110, 0.15, (60, 60, 60)),
+    ("raining", None, 0.3, (90, 90, 200)),
 ]
 
 
@@ -70,32 +75,51 @@ def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
     if created:
         with transaction.atomic():
             dataset = Dataset.objects.create(
-                name=DEMO_DATASET, budget_usd=100,
-                description="Synthetic demo clips: moving squares with tones and noise (audio and video differ).")
+                name=DEMO_DATASET,
+                budget_usd=100,
+                description="Synthetic demo clips: moving squares with tones and noise (audio and video differ).",
+            )
             with tempfile.TemporaryDirectory() as tmp:
                 specs = []
                 for i in range(n_clips):
                     label, tone, noise, colour = DEMO_SOUNDS[i % len(DEMO_SOUNDS)]
-                    path = make_synthetic_clip(Path(tmp) / f"demo_{i:03d}.mp4", seconds=3.0, seed=i,
-                                               tone_hz=(tone * (1 + 0.1 * (i // len(DEMO_SOUNDS)))) if tone else None,
-                                               noise=noise, shape_color=colour)
+                    path = make_synthetic_clip(
+                        Path(tmp) / f"demo_{i:03d}.mp4",
+                        seconds=3.0,
+                        seed=i,
+                        tone_hz=(tone * (1 + 0.1 * (i // len(DEMO_SOUNDS)))) if tone else None,
+                        noise=noise,
+                        shape_color=colour,
+                    )
                     specs.append(ClipSpec(f"demo_{i:03d}", str(path), [label], f"demo clip {i}"))
                 gold_ids = {spec.video_id for spec in specs[:n_gold]}
                 clips = clips_import(dataset, specs, gold_ids=gold_ids)
             classes = {c.name: c for c in TaxonomyClass.objects.filter(name__in=[s[0] for s in DEMO_SOUNDS])}
             for clip, spec in zip(clips, specs):
                 if clip.is_gold:
-                    GoldLabel.objects.create(clip=clip, cls=classes[spec.original_labels[0]], modality="A",
-                                             original=True, source="import")
+                    GoldLabel.objects.create(
+                        clip=clip, cls=classes[spec.original_labels[0]], modality="A", original=True, source="import"
+                    )
     batches = _demo_batches(dataset)
-    return {"dataset": dataset, "created": created, "admin": admin_login, "batches": batches,
-            "n_clips": Clip.objects.filter(dataset=dataset).count()}
+    return {
+        "dataset": dataset,
+        "created": created,
+        "admin": admin_login,
+        "batches": batches,
+        "n_clips": Clip.objects.filter(dataset=dataset).count(),
+    }
 
 
 def demo_hit_url(base: str, batch, worker: str = "DEMO_WORKER") -> str:
     """An MTurk-style arrival for trying a batch locally; the hand-off goes to the local stand-in receiver."""
-    query = urlencode({"workerId": worker, "assignmentId": f"DEMO_{worker}_{str(batch.uuid)[:8]}",
-                       "hitId": f"DEMO_{str(batch.uuid)[:8]}", "turkSubmitTo": f"{base}/demo"})
+    query = urlencode(
+        {
+            "workerId": worker,
+            "assignmentId": f"DEMO_{worker}_{str(batch.uuid)[:8]}",
+            "hitId": f"DEMO_{str(batch.uuid)[:8]}",
+            "turkSubmitTo": f"{base}/demo",
+        }
+    )
     return f"{base}/hit/{batch.uuid}/?{query}"
 
 

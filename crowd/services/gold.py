@@ -1,4 +1,5 @@
 """The gold standard: in-house expert annotations, their majority, coverage of the class list, CSV import."""
+
 from __future__ import annotations
 
 import csv
@@ -8,17 +9,16 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from crowd.core.scoring import label_ticks
-from catalog.core.taxonomy import modality_from_flags
+from catalog.core.vocabulary import META_LABELS, label_ticks, modality_from_flags
 from catalog.errors import ImportFailed, ValidationError
-from catalog.models import Clip, TaxonomyClass
-from crowd.models import ExpertAnnotation, GoldLabel
+from catalog.models import Clip, GoldLabel, TaxonomyClass
 from catalog.selectors.taxonomy import class_index, class_names
-from crowd.services.assignments import META_KEYS, _bool_or_none, clean_labels
+from crowd.models import ExpertAnnotation
+from crowd.services.assignments import _bool_or_none, clean_labels
 
 ORIGINAL_KEYS = ("original_present", "original_audible", "original_visible")
 IGNORED_KEYS = ("played", "watch_seconds", "comment")
-EXPERT_KEYS = META_KEYS + ("labels",) + ORIGINAL_KEYS
+EXPERT_KEYS = META_LABELS + ("labels",) + ORIGINAL_KEYS
 GOLD_CSV_COLUMNS = ("id", "label", "original", "modality")
 MODALITIES = ("A", "V", "AV", "-")
 TRUE_WORDS, FALSE_WORDS = {"true", "1", "yes", "t", "y"}, {"false", "0", "no", "f", "n"}
@@ -34,9 +34,8 @@ def expert_annotation_save(clip: Clip, user, payload: dict) -> ExpertAnnotation:
         raise ValidationError("the body must be a JSON object with keys " + ", ".join(EXPERT_KEYS), field="body")
     extra = sorted(set(payload) - set(EXPERT_KEYS) - set(IGNORED_KEYS))
     if extra:
-        raise ValidationError(f"unknown field(s) {', '.join(extra)}; allowed: {', '.join(EXPERT_KEYS)}",
-                              field=extra[0])
-    clean = {key: _bool_or_none(payload, key) for key in META_KEYS + ORIGINAL_KEYS}
+        raise ValidationError(f"unknown field(s) {', '.join(extra)}; allowed: {', '.join(EXPERT_KEYS)}", field=extra[0])
+    clean = {key: _bool_or_none(payload, key) for key in META_LABELS + ORIGINAL_KEYS}
     clean["labels"] = clean_labels(payload.get("labels", []), class_index())
     with transaction.atomic():
         annotation, _ = ExpertAnnotation.objects.update_or_create(clip=clip, user=user, defaults=clean)
@@ -48,8 +47,10 @@ def _expert_ticks(ann: ExpertAnnotation, originals: set[str]) -> dict[str, tuple
     ticks = label_ticks(ann.labels)
     if ann.original_present is not None:  # the explicit verification of the original label wins
         for name in originals:
-            ticks[name] = ((ann.original_present and bool(ann.original_audible)),
-                           (ann.original_present and bool(ann.original_visible)))
+            ticks[name] = (
+                (ann.original_present and bool(ann.original_audible)),
+                (ann.original_present and bool(ann.original_visible)),
+            )
     return ticks
 
 
@@ -84,9 +85,12 @@ def gold_recompute(clip: Clip, min_experts: int | None = None) -> list[GoldLabel
     classes = {c.name: c for c in TaxonomyClass.objects.filter(name__in=list(gold))}
     with transaction.atomic():
         GoldLabel.objects.filter(clip=clip).delete()
-        rows = GoldLabel.objects.bulk_create([
-            GoldLabel(clip=clip, cls=classes[name], modality=modality, original=name in originals, source="experts")
-            for name, modality in sorted(gold.items(), key=lambda kv: classes[kv[0]].index)])
+        rows = GoldLabel.objects.bulk_create(
+            [
+                GoldLabel(clip=clip, cls=classes[name], modality=modality, original=name in originals, source="experts")
+                for name, modality in sorted(gold.items(), key=lambda kv: classes[kv[0]].index)
+            ]
+        )
         if not clip.is_gold:
             Clip.objects.filter(pk=clip.pk).update(is_gold=True)
             clip.is_gold = True
@@ -120,8 +124,10 @@ def gold_import_csv(dataset, path) -> int:
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in GOLD_CSV_COLUMNS if c not in header]
             if missing:
-                raise ImportFailed(f"{path}: missing column(s) {', '.join(missing)}; expected header "
-                                   f"{','.join(GOLD_CSV_COLUMNS)}; nothing was imported")
+                raise ImportFailed(
+                    f"{path}: missing column(s) {', '.join(missing)}; expected header "
+                    f"{','.join(GOLD_CSV_COLUMNS)}; nothing was imported"
+                )
             reader.fieldnames = header
             for lineno, row in enumerate(reader, start=2):
                 vid = (row.get("id") or "").strip()
@@ -146,15 +152,21 @@ def gold_import_csv(dataset, path) -> int:
     if not rows and not errors:
         raise ImportFailed(f"{path}: no rows; nothing was imported")
     clips = {c.video_id: c for c in Clip.objects.filter(dataset=dataset, video_id__in={r[0] for r in rows})}
-    errors += [f"{where}: field 'id' is {vid!r}, not a clip of dataset {dataset.name} (import the clips first)"
-               for vid, _, _, _, where in rows if vid and vid not in clips]
+    errors += [
+        f"{where}: field 'id' is {vid!r}, not a clip of dataset {dataset.name} (import the clips first)"
+        for vid, _, _, _, where in rows
+        if vid and vid not in clips
+    ]
     if errors:
         raise ImportFailed(f"{path}: {len(errors)} problem(s); nothing was imported", details=errors)
     with transaction.atomic():
         GoldLabel.objects.filter(clip__in=list(clips.values())).delete()
-        GoldLabel.objects.bulk_create([
-            GoldLabel(clip=clips[vid], cls=classes[label], modality=modality, original=original, source="import")
-            for vid, label, original, modality, _ in rows])
+        GoldLabel.objects.bulk_create(
+            [
+                GoldLabel(clip=clips[vid], cls=classes[label], modality=modality, original=original, source="import")
+                for vid, label, original, modality, _ in rows
+            ]
+        )
         Clip.objects.filter(pk__in=[c.pk for c in clips.values()]).update(is_gold=True)
     return len(rows)
 
@@ -164,19 +176,22 @@ def gold_coverage(dataset, *, rng: random.Random | None = None, max_suggestions:
     missing ones (one clip per missing class, picked among clips whose original label is that class)."""
     rng = rng or random.Random()
     names = class_names()
-    covered = set(GoldLabel.objects.filter(clip__dataset=dataset).exclude(modality="-")
-                  .values_list("cls__name", flat=True).distinct())
+    covered = set(
+        GoldLabel.objects.filter(clip__dataset=dataset)
+        .exclude(modality="-")
+        .values_list("cls__name", flat=True)
+        .distinct()
+    )
     missing = [n for n in names if n not in covered]
     by_class: dict[str, list[int]] = {}
     through = Clip.original_labels.through
-    for clip_id, name in through.objects.filter(clip__dataset=dataset, clip__is_gold=False,
-                                                taxonomyclass__name__in=missing).values_list(
-            "clip_id", "taxonomyclass__name"):
+    for clip_id, name in through.objects.filter(
+        clip__dataset=dataset, clip__is_gold=False, taxonomyclass__name__in=missing
+    ).values_list("clip_id", "taxonomyclass__name"):
         by_class.setdefault(name, []).append(clip_id)
     suggested: list[int] = []
     for name in missing:
         candidates = [c for c in sorted(by_class.get(name, [])) if c not in suggested]
         if candidates and len(suggested) < max_suggestions:
             suggested.append(rng.choice(candidates))
-    return {"covered": len(names) - len(missing), "total": len(names), "missing": missing,
-            "suggested_clips": suggested}
+    return {"covered": len(names) - len(missing), "total": len(names), "missing": missing, "suggested_clips": suggested}

@@ -4,6 +4,7 @@
 Every create call carries a UniqueRequestToken derived from the batch uuid and the attempt number, so a re-run
 after a crash re-sends the same token and MTurk does not post the HIT twice.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,13 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.errors import ValidationError
-from crowd.marketplace import MarketplaceConfigError, MarketplaceError, crowdform, mturk
-from crowd.marketplace import prolific as prolific_mod
-from catalog.services.operations import Progress
-from crowd.marketplace.retry import as_marketplace_error, error_message, is_duplicate_token
 from catalog.selectors.clips import clip_media_url
 from catalog.selectors.taxonomy import class_names
-from crowd.services.costs import cost_per_assignment, dataset_spend, reward_for_batch
+from catalog.services.operations import Progress
+from crowd.marketplace import MarketplaceConfigError, MarketplaceError, crowdform, mturk
+from crowd.marketplace import prolific as prolific_mod
+from crowd.marketplace.retry import as_marketplace_error, error_message, is_duplicate_token
+from crowd.models import Batch, Hit, MarketplaceQualification, ProlificStudy, Worker
+from crowd.services.costs import cost_per_assignment, dataset_spend, hit_cost_per_assignment, reward_for_batch
 
 MODES = ("external", "html")
 BACKENDS = ("mturk", "prolific")
@@ -31,8 +33,10 @@ BLOCKED_QUALIFICATION_NAME = "avcrowd: blocked by requester"
 @dataclass
 class HitSettings:
     title: str = "Label what you hear and see in short videos"
-    description: str = ("Watch short video clips with sound and tick which of the listed sound/object classes "
-                        "are audible and which are visible.")
+    description: str = (
+        "Watch short video clips with sound and tick which of the listed sound/object classes "
+        "are audible and which are visible."
+    )
     keywords: str = "video, audio, sound, labeling, classification, annotation"
     assignment_duration_seconds: int = 3600
     lifetime_seconds: int = 7 * 24 * 3600
@@ -80,11 +84,15 @@ class PublishPlan:
         env = "sandbox" if self.sandbox else "PRODUCTION"
         out = [f"{len(self.hits)} HIT(s) on {self.backend} {env}, mode {self.mode}:"]
         for h in self.hits:
-            out.append(f"  batch {h.batch.uuid}: {h.n_clips} clips ({h.n_gold} gold), reward ${h.reward} x "
-                       f"{h.assignments} assignments = ${h.cost} incl. fees")
-        out.append(f"total ${self.total}; already committed ${self.committed}; budget ${self.budget}; "
-                   f"after publishing ${self.committed + self.total} "
-                   f"({'within' if self.committed + self.total <= self.budget else 'OVER'} budget)")
+            out.append(
+                f"  batch {h.batch.uuid}: {h.n_clips} clips ({h.n_gold} gold), reward ${h.reward} x "
+                f"{h.assignments} assignments = ${h.cost} incl. fees"
+            )
+        out.append(
+            f"total ${self.total}; already committed ${self.committed}; budget ${self.budget}; "
+            f"after publishing ${self.committed + self.total} "
+            f"({'within' if self.committed + self.total <= self.budget else 'OVER'} budget)"
+        )
         return out
 
 
@@ -94,16 +102,21 @@ def request_token(batch, attempt: int, kind: str = "hit") -> str:
 
 
 def _unpublished_batches(dataset, backend: str, sandbox: bool):
-    from crowd.models import Batch, Hit
-
     live = Hit.objects.filter(backend=backend, sandbox=sandbox).exclude(status__in=(Hit.FAILED, Hit.PENDING))
-    return (Batch.objects.filter(dataset=dataset, status=Batch.OPEN).exclude(hits__in=live)
-            .order_by("created_at", "id"))
+    return Batch.objects.filter(dataset=dataset, status=Batch.OPEN).exclude(hits__in=live).order_by("created_at", "id")
 
 
-def publish_plan(dataset, *, count: int | None = None, batches=None, backend: str = "mturk", sandbox: bool = True,
-                 mode: str = "external", reward: Decimal | None = None, hit_settings: HitSettings | None = None
-                 ) -> PublishPlan:
+def publish_plan(
+    dataset,
+    *,
+    count: int | None = None,
+    batches=None,
+    backend: str = "mturk",
+    sandbox: bool = True,
+    mode: str = "external",
+    reward: Decimal | None = None,
+    hit_settings: HitSettings | None = None,
+) -> PublishPlan:
     """Check the batches can be published and price them; refuses with the reason (no proposals, no gold clips,
     over budget, nothing to publish)."""
     if backend not in BACKENDS:
@@ -118,15 +131,19 @@ def publish_plan(dataset, *, count: int | None = None, batches=None, backend: st
             raise ValidationError(f"count must be >= 1, got {count}", field="count")
         batches = list(_unpublished_batches(dataset, backend, sandbox)[: count or None])
         if not batches:
-            raise ValidationError(f"dataset {dataset.name} has no open, unpublished batches to publish on "
-                                  f"{backend} ({'sandbox' if sandbox else 'production'}); create batches first",
-                                  field="count")
+            raise ValidationError(
+                f"dataset {dataset.name} has no open, unpublished batches to publish on "
+                f"{backend} ({'sandbox' if sandbox else 'production'}); create batches first",
+                field="count",
+            )
     else:
         batches = list(batches)
         published = set(_published_ids(batches, backend, sandbox))
         if published:
-            raise ValidationError("these batches are already published: "
-                                  + ", ".join(str(b.uuid) for b in batches if b.pk in published), field="batches")
+            raise ValidationError(
+                "these batches are already published: " + ", ".join(str(b.uuid) for b in batches if b.pk in published),
+                field="batches",
+            )
     problems: list[str] = []
     planned: list[PlannedHit] = []
     for batch in batches:
@@ -140,11 +157,15 @@ def publish_plan(dataset, *, count: int | None = None, batches=None, backend: st
             problems.append(f"batch {batch.uuid} has no clips")
             continue
         if no_props:
-            problems.append(f"batch {batch.uuid}: {len(no_props)} clip(s) without proposals "
-                            f"(e.g. {', '.join(no_props[:3])}); compute proposals first")
+            problems.append(
+                f"batch {batch.uuid}: {len(no_props)} clip(s) without proposals "
+                f"(e.g. {', '.join(no_props[:3])}); compute proposals first"
+            )
         if dataset.gold_per_batch and n_gold == 0:
-            problems.append(f"batch {batch.uuid} has no gold clips (the dataset asks for {dataset.gold_per_batch} "
-                            "per batch); mark gold clips and rebuild the batch")
+            problems.append(
+                f"batch {batch.uuid} has no gold clips (the dataset asks for {dataset.gold_per_batch} "
+                "per batch); mark gold clips and rebuild the batch"
+            )
         r = Decimal(reward) if reward is not None else reward_for_batch(len(items))
         n = dataset.annotations_per_clip
         cost = cost_per_assignment(backend, r, n, hs.qualifications.masters) * n
@@ -154,25 +175,35 @@ def publish_plan(dataset, *, count: int | None = None, batches=None, backend: st
     total = sum((p.cost for p in planned), Decimal(0))
     spend = dataset_spend(dataset, sandbox=sandbox)
     # a pending HIT of a crashed run is about to be re-sent (same token): it is in `total`, not twice
-    from crowd.models import Hit
 
-    resent = sum((h.cost_per_assignment * h.max_assignments for h in Hit.objects.filter(
-        batch__in=[p.batch for p in planned], backend=backend, sandbox=sandbox, status=Hit.PENDING)), Decimal(0))
+    resent = sum(
+        (
+            hit_cost_per_assignment(h) * h.max_assignments
+            for h in Hit.objects.filter(
+                batch__in=[p.batch for p in planned], backend=backend, sandbox=sandbox, status=Hit.PENDING
+            )
+        ),
+        Decimal(0),
+    )
     spend.committed -= resent
     plan = PublishPlan(dataset, backend, sandbox, mode, planned, total, spend.committed, spend.budget, hs)
     if spend.committed + total > spend.budget:
         raise ValidationError(
             f"over budget: publishing costs ${total} and ${spend.committed} is already committed, "
             f"${spend.committed + total} in all, but dataset {dataset.name}'s budget is ${spend.budget}; "
-            f"raise the budget or publish fewer batches", field="budget", details=plan.lines())
+            f"raise the budget or publish fewer batches",
+            field="budget",
+            details=plan.lines(),
+        )
     return plan
 
 
 def _published_ids(batches, backend, sandbox):
-    from crowd.models import Hit
-
-    return (Hit.objects.filter(batch__in=batches, backend=backend, sandbox=sandbox)
-            .exclude(status__in=(Hit.FAILED, Hit.PENDING)).values_list("batch_id", flat=True))
+    return (
+        Hit.objects.filter(batch__in=batches, backend=backend, sandbox=sandbox)
+        .exclude(status__in=(Hit.FAILED, Hit.PENDING))
+        .values_list("batch_id", flat=True)
+    )
 
 
 def hit_page_url(batch) -> str:
@@ -207,30 +238,42 @@ def _check_public_url(plan: PublishPlan):
     if plan.backend == "mturk" and plan.mode == "external" and not mturk.setting("MTURK_ENDPOINT_URL"):
         base = getattr(settings, "PUBLIC_BASE_URL", "")
         if not base.startswith("https://"):
-            raise ValidationError(f"ExternalQuestion needs an HTTPS page: PUBLIC_BASE_URL is {base!r}; set it to "
-                                  "this server's public https:// address, or publish with mode 'html'",
-                                  field="PUBLIC_BASE_URL")
+            raise ValidationError(
+                f"ExternalQuestion needs an HTTPS page: PUBLIC_BASE_URL is {base!r}; set it to "
+                "this server's public https:// address, or publish with mode 'html'",
+                field="PUBLIC_BASE_URL",
+            )
 
 
 def ensure_blocked_qualification(mt: mturk.MTurk) -> str:
     """Our 'blocked by requester' qualification type in this environment (created on first use)."""
-    from crowd.models import MarketplaceQualification
-
     row = MarketplaceQualification.objects.filter(sandbox=mt.sandbox, purpose="blocked").first()
     if row:
         return row.qualification_type_id
     try:
-        resp = mt.call("CreateQualificationType", Name=BLOCKED_QUALIFICATION_NAME, Keywords="avcrowd",
-                       Description="Given to workers whose work on our video labelling HITs was blocked.",
-                       QualificationTypeStatus="Active")
+        resp = mt.call(
+            "CreateQualificationType",
+            Name=BLOCKED_QUALIFICATION_NAME,
+            Keywords="avcrowd",
+            Description="Given to workers whose work on our video labelling HITs was blocked.",
+            QualificationTypeStatus="Active",
+        )
         qid = resp["QualificationType"]["QualificationTypeId"]
     except Exception as exc:  # noqa: BLE001 - an existing type of that name is found and reused
         if "already" not in error_message(exc).lower():
             raise
-        found = [q for q in mt.paginate("ListQualificationTypes", "QualificationTypes",
-                                        Query=BLOCKED_QUALIFICATION_NAME, MustBeRequestable=False,
-                                        MustBeOwnedByCaller=True, MaxResults=100)
-                 if q["Name"] == BLOCKED_QUALIFICATION_NAME]
+        found = [
+            q
+            for q in mt.paginate(
+                "ListQualificationTypes",
+                "QualificationTypes",
+                Query=BLOCKED_QUALIFICATION_NAME,
+                MustBeRequestable=False,
+                MustBeOwnedByCaller=True,
+                MaxResults=100,
+            )
+            if q["Name"] == BLOCKED_QUALIFICATION_NAME
+        ]
         if not found:
             raise
         qid = found[0]["QualificationTypeId"]
@@ -242,23 +285,49 @@ def ensure_blocked_qualification(mt: mturk.MTurk) -> str:
 class PublishResult:
     plan: PublishPlan
     created: list = field(default_factory=list)
-    failed: list = field(default_factory=list)     # (batch uuid, message)
+    failed: list = field(default_factory=list)  # (batch uuid, message)
     dry_run: bool = False
 
     def summary(self) -> dict:
-        return {"dry_run": self.dry_run, "backend": self.plan.backend, "sandbox": self.plan.sandbox,
-                "planned": len(self.plan.hits), "created": len(self.created), "failed": len(self.failed),
-                "cost_usd": str(self.plan.total), "errors": [f"{b}: {m}" for b, m in self.failed]}
+        return {
+            "dry_run": self.dry_run,
+            "backend": self.plan.backend,
+            "sandbox": self.plan.sandbox,
+            "planned": len(self.plan.hits),
+            "created": len(self.created),
+            "failed": len(self.failed),
+            "cost_usd": str(self.plan.total),
+            "errors": [f"{b}: {m}" for b, m in self.failed],
+        }
 
 
-def batches_publish(dataset, *, count: int | None = None, batches=None, backend: str = "mturk",
-                    sandbox: bool = True, dry_run: bool = False, mode: str = "external",
-                    reward: Decimal | None = None, hit_settings: HitSettings | None = None, echo=None, user=None,
-                    operation=None) -> PublishResult:
+def batches_publish(
+    dataset,
+    *,
+    count: int | None = None,
+    batches=None,
+    backend: str = "mturk",
+    sandbox: bool = True,
+    dry_run: bool = False,
+    mode: str = "external",
+    reward: Decimal | None = None,
+    hit_settings: HitSettings | None = None,
+    echo=None,
+    user=None,
+    operation=None,
+) -> PublishResult:
     """Publish batches (see module doc). A failure on one batch is recorded and the others go on; missing
     credentials stop before anything is sent."""
-    plan = publish_plan(dataset, count=count, batches=batches, backend=backend, sandbox=sandbox, mode=mode,
-                        reward=reward, hit_settings=hit_settings)
+    plan = publish_plan(
+        dataset,
+        count=count,
+        batches=batches,
+        backend=backend,
+        sandbox=sandbox,
+        mode=mode,
+        reward=reward,
+        hit_settings=hit_settings,
+    )
     result = PublishResult(plan, dry_run=dry_run)
     if dry_run:
         for line in plan.lines():
@@ -278,34 +347,43 @@ def batches_publish(dataset, *, count: int | None = None, batches=None, backend:
     except MarketplaceConfigError as exc:
         progress.finish(result.summary(), failed=True, message=exc.message)
         raise
-    progress.finish(result.summary(), failed=bool(result.failed and not result.created),
-                    message=f"created {len(result.created)}, failed {len(result.failed)}")
+    progress.finish(
+        result.summary(),
+        failed=bool(result.failed and not result.created),
+        message=f"created {len(result.created)}, failed {len(result.failed)}",
+    )
     return result
 
 
 def _hit_row(planned: PlannedHit, plan: PublishPlan, token_kind: str):
     """The Hit row for this batch: a pending one from a crashed run is reused (same token), a failed one gives
     the next attempt a new token."""
-    from crowd.models import Hit
-
     hs = plan.settings
-    pending = Hit.objects.filter(batch=planned.batch, backend=plan.backend, sandbox=plan.sandbox,
-                                 status=Hit.PENDING).first()
+    pending = Hit.objects.filter(
+        batch=planned.batch, backend=plan.backend, sandbox=plan.sandbox, status=Hit.PENDING
+    ).first()
     if pending:
         return pending
     attempt = Hit.objects.filter(batch=planned.batch, backend=plan.backend, sandbox=plan.sandbox).count() + 1
     return Hit.objects.create(
-        batch=planned.batch, backend=plan.backend, sandbox=plan.sandbox, mode=plan.mode, reward=planned.reward,
-        masters=hs.qualifications.masters, max_assignments=planned.assignments,
-        target_assignments=planned.assignments, lifetime_seconds=hs.lifetime_seconds,
+        batch=planned.batch,
+        backend=plan.backend,
+        sandbox=plan.sandbox,
+        mode=plan.mode,
+        reward=planned.reward,
+        masters=hs.qualifications.masters,
+        max_assignments=planned.assignments,
+        target_assignments=planned.assignments,
+        lifetime_seconds=hs.lifetime_seconds,
         assignment_duration_seconds=hs.assignment_duration_seconds,
-        auto_approval_delay_seconds=hs.auto_approval_delay_seconds, title=hs.title[:200],
-        unique_request_token=request_token(planned.batch, attempt, token_kind), attempt=attempt)
+        auto_approval_delay_seconds=hs.auto_approval_delay_seconds,
+        title=hs.title[:200],
+        unique_request_token=request_token(planned.batch, attempt, token_kind),
+        attempt=attempt,
+    )
 
 
 def _publish_mturk(plan: PublishPlan, result: PublishResult, progress: Progress):
-    from crowd.models import Hit
-
     mt = mturk.get_backend(plan.sandbox)
     hs = plan.settings
     blocked_list = list(mturk.setting("MTURK_BLOCK_LIST", []) or [])
@@ -320,16 +398,24 @@ def _publish_mturk(plan: PublishPlan, result: PublishResult, progress: Progress)
             raise as_marketplace_error(exc, "could not create the 'blocked' qualification type") from exc
     quals = mturk.qualification_requirements(
         mturk.QualificationPolicy(**{**hs.qualifications.__dict__, "blocked_qualification_id": qual_id}),
-        sandbox=plan.sandbox)
+        sandbox=plan.sandbox,
+    )
     for planned in plan.hits:
         hit = _hit_row(planned, plan, "hit")
-        params = dict(MaxAssignments=hit.max_assignments, AutoApprovalDelayInSeconds=hit.auto_approval_delay_seconds,
-                      LifetimeInSeconds=hit.lifetime_seconds,
-                      AssignmentDurationInSeconds=hit.assignment_duration_seconds, Reward=str(hit.reward),
-                      Title=hs.title, Keywords=hs.keywords, Description=hs.description,
-                      Question=question_for(planned.batch, plan.mode, hs),
-                      RequesterAnnotation=str(planned.batch.uuid), QualificationRequirements=quals,
-                      UniqueRequestToken=hit.unique_request_token)
+        params = dict(
+            MaxAssignments=hit.max_assignments,
+            AutoApprovalDelayInSeconds=hit.auto_approval_delay_seconds,
+            LifetimeInSeconds=hit.lifetime_seconds,
+            AssignmentDurationInSeconds=hit.assignment_duration_seconds,
+            Reward=str(hit.reward),
+            Title=hs.title,
+            Keywords=hs.keywords,
+            Description=hs.description,
+            Question=question_for(planned.batch, plan.mode, hs),
+            RequesterAnnotation=str(planned.batch.uuid),
+            QualificationRequirements=quals,
+            UniqueRequestToken=hit.unique_request_token,
+        )
         try:
             try:
                 resp = mt.call("CreateHIT", hit=hit, **params)["HIT"]
@@ -355,8 +441,10 @@ def _publish_mturk(plan: PublishPlan, result: PublishResult, progress: Progress)
             hit.error = ""
             hit.save()
         result.created.append(hit)
-        progress.step(f"batch {planned.batch.uuid}: HIT {hit.external_id} "
-                      f"({mturk.worker_site(plan.sandbox)}/projects/{hit.hit_type_id}/tasks)")
+        progress.step(
+            f"batch {planned.batch.uuid}: HIT {hit.external_id} "
+            f"({mturk.worker_site(plan.sandbox)}/projects/{hit.hit_type_id}/tasks)"
+        )
 
 
 def _find_hit(mt: mturk.MTurk, batch, hit) -> dict | None:
@@ -368,8 +456,6 @@ def _find_hit(mt: mturk.MTurk, batch, hit) -> dict | None:
 
 
 def _block_list_workers(worker_ids: list[str]):
-    from crowd.models import Worker
-
     for wid in worker_ids:
         w, _ = Worker.objects.get_or_create(backend="mturk", external_id=wid)
         if not w.is_blocked:
@@ -379,22 +465,27 @@ def _block_list_workers(worker_ids: list[str]):
 
 
 def _publish_prolific(plan: PublishPlan, result: PublishResult, progress: Progress):
-    from crowd.models import Hit, ProlificStudy
-
     client = prolific_mod.client_factory()
     hs = plan.settings
     for planned in plan.hits:
         hit = _hit_row(planned, plan, "study")
         study = getattr(hit, "prolific", None) or ProlificStudy.objects.create(
-            hit=hit, completion_code=prolific_mod.new_completion_code(plan.dataset),
-            internal_name=f"avcrowd {plan.dataset.name} {planned.batch.uuid}")
+            hit=hit,
+            completion_code=prolific_mod.new_completion_code(plan.dataset),
+            internal_name=f"avcrowd {plan.dataset.name} {planned.batch.uuid}",
+        )
         try:
             if not hit.external_id:
                 resp = client.create_study(
-                    name=hs.title, description=hs.description, external_url=hit_page_url(planned.batch),
-                    completion_code=study.completion_code, places=hit.max_assignments,
+                    name=hs.title,
+                    description=hs.description,
+                    external_url=hit_page_url(planned.batch),
+                    completion_code=study.completion_code,
+                    places=hit.max_assignments,
                     minutes=max(1, int(hs.assignment_duration_seconds // 60 // 3)),
-                    reward_cents=int(hit.reward * 100), hit=hit)
+                    reward_cents=int(hit.reward * 100),
+                    hit=hit,
+                )
                 hit.external_id = str(resp["id"])
                 hit.save(update_fields=["external_id"])
             client.publish_study(hit.external_id, hit=hit)

@@ -7,6 +7,7 @@ Units:
 - each meta label: every clip with at least two annotations.
 Per class: alpha over that class's units (audible and visible separately), so unreliable classes stand out.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -88,8 +89,11 @@ def agreement(votes: Votes, clips=None, class_names=None) -> dict:
     per_class = {}
     for c in np.flatnonzero(cls_units).tolist():
         key = class_names[c] if class_names is not None else c
-        per_class[key] = {"audible": _nan_to_none(alpha_a[c]), "visible": _nan_to_none(alpha_v[c]),
-                          "units": int(cls_units[c])}
+        per_class[key] = {
+            "audible": _nan_to_none(alpha_a[c]),
+            "visible": _nan_to_none(alpha_v[c]),
+            "units": int(cls_units[c]),
+        }
     out["per_class"] = per_class
     return out
 

@@ -8,6 +8,7 @@ bound per answer improves by less than ``tol``. crowd-kit builds pandas joins an
 15,000-clip release (4.5 M answers) that took ~38 s and 1.1 GB for 20 iterations, this takes a few
 seconds (see docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,20 +20,21 @@ EPS = 1e-10
 
 @dataclass
 class BinaryDS:
-    tasks: np.ndarray        # the task ids that have answers, sorted
-    p_true: np.ndarray       # P(true value is True) per task in `tasks`
-    prior: float             # P(True) over tasks
-    errors: np.ndarray       # [worker, answer (0 False / 1 True), true value] confusion, per worker id
-    workers: np.ndarray      # worker ids, rows of `errors`
-    n_iter: int              # EM iterations run
-    elbo: list               # evidence lower bound per answer after each iteration
+    tasks: np.ndarray  # the task ids that have answers, sorted
+    p_true: np.ndarray  # P(true value is True) per task in `tasks`
+    prior: float  # P(True) over tasks
+    errors: np.ndarray  # [worker, answer (0 False / 1 True), true value] confusion, per worker id
+    workers: np.ndarray  # worker ids, rows of `errors`
+    n_iter: int  # EM iterations run
+    elbo: list  # evidence lower bound per answer after each iteration
 
 
 def _m_step(t, pair, probas, present):
     """Confusions from the posteriors; also the unnormalised sums s[worker, answer, value] = sum over the
     worker's answers of P(value | task), which the evidence lower bound reuses."""
-    s = np.stack([np.bincount(pair, weights=probas[t, v], minlength=present.size) for v in (0, 1)],
-                 axis=1).reshape(*present.shape, 2)
+    s = np.stack([np.bincount(pair, weights=probas[t, v], minlength=present.size) for v in (0, 1)], axis=1).reshape(
+        *present.shape, 2
+    )
     errors = np.where(present[:, :, None], np.maximum(s, EPS), 0.0)
     return errors / errors.sum(axis=1, keepdims=True), s
 
@@ -58,8 +60,9 @@ def _elbo(s, per_task, probas, prior, errors, n_answers):
     return (joint - float((np.log(p) * p).sum())) / n_answers
 
 
-def dawid_skene_binary(task, worker, label, *, n_iter: int = 100, tol: float = 1e-5,
-                       true_task=None, true_label=None) -> BinaryDS:
+def dawid_skene_binary(
+    task, worker, label, *, n_iter: int = 100, tol: float = 1e-5, true_task=None, true_label=None
+) -> BinaryDS:
     """EM over binary answers. task, worker: integer ids (any range), label: bool, one row per answer.
     true_task/true_label: tasks whose value is known (gold); they are clamped, and inform the confusions."""
     task = np.asarray(task, dtype=np.int64)
@@ -88,11 +91,11 @@ def dawid_skene_binary(task, worker, label, *, n_iter: int = 100, tol: float = 1
         return p
 
     ones = np.bincount(t, weights=y, minlength=n_tasks) / per_task
-    probas = clamp(np.stack([1.0 - ones, ones], axis=1))   # majority-vote start
+    probas = clamp(np.stack([1.0 - ones, ones], axis=1))  # majority-vote start
     prior = probas.mean(axis=0)
     errors, _ = _m_step(t, pair, probas, present)
     loss, history, it = -np.inf, [], 0
-    for it in range(1, n_iter + 1):
+    for it in range(1, n_iter + 1):  # noqa: B007 - the last value is the iteration count reported
         probas = clamp(_e_step(t, pair, prior, errors, n_tasks))
         prior = probas.mean(axis=0)
         errors, s = _m_step(t, pair, probas, present)
@@ -101,5 +104,6 @@ def dawid_skene_binary(task, worker, label, *, n_iter: int = 100, tol: float = 1
         if new_loss - loss < tol:
             break
         loss = new_loss
-    return BinaryDS(tasks=tasks, p_true=probas[:, 1], prior=float(prior[1]), errors=errors, workers=workers,
-                    n_iter=it, elbo=history)
+    return BinaryDS(
+        tasks=tasks, p_true=probas[:, 1], prior=float(prior[1]), errors=errors, workers=workers, n_iter=it, elbo=history
+    )

@@ -18,13 +18,16 @@ Methods (``METHODS``):
 Clips with fewer than ``k`` (``min_annotations``) annotations are not merged; they are reported in
 ``MergeResult.needs_annotation``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-META_LABELS = ("background_music", "voice_over", "static_image")
+from catalog.core.vocabulary import META_LABELS
+from labels.core.dawid_skene import dawid_skene_binary
+
 MOD_A, MOD_V, MOD_AV = 1, 2, 3
 MODALITY_NAMES = {MOD_A: "A", MOD_V: "V", MOD_AV: "AV"}
 MODALITY_CODES = {v: k for k, v in MODALITY_NAMES.items()}
@@ -156,10 +159,19 @@ class Votes:
                 cand_clip.append(clip_index[vid])
                 cand_class.append(class_index[name])
         votes = cls(
-            n_clips=len(clip_index), n_classes=len(class_index),
-            ann_clip=ann_clip, ann_worker=ann_worker, ann_meta=np.array(ann_meta, dtype=bool).reshape(-1, 3),
-            tick_ann=tick_ann, tick_class=tick_class, tick_audible=tick_aud, tick_visible=tick_vis,
-            worker_quality=q, ann_group=ann_group, cand_clip=cand_clip, cand_class=cand_class,
+            n_clips=len(clip_index),
+            n_classes=len(class_index),
+            ann_clip=ann_clip,
+            ann_worker=ann_worker,
+            ann_meta=np.array(ann_meta, dtype=bool).reshape(-1, 3),
+            tick_ann=tick_ann,
+            tick_class=tick_class,
+            tick_audible=tick_aud,
+            tick_visible=tick_vis,
+            worker_quality=q,
+            ann_group=ann_group,
+            cand_clip=cand_clip,
+            cand_class=cand_class,
         )
         return votes, list(workers)
 
@@ -195,13 +207,19 @@ class Votes:
         keep_tick = keep_ann[self.tick_ann]
         keep_cand = clip_mask[self.cand_clip]
         return Votes(
-            n_clips=self.n_clips, n_classes=self.n_classes,
-            ann_clip=self.ann_clip[keep_ann], ann_worker=self.ann_worker[keep_ann],
-            ann_meta=self.ann_meta[keep_ann], ann_group=self.ann_group[keep_ann],
-            tick_ann=new_index[self.tick_ann[keep_tick]], tick_class=self.tick_class[keep_tick],
-            tick_audible=self.tick_audible[keep_tick], tick_visible=self.tick_visible[keep_tick],
+            n_clips=self.n_clips,
+            n_classes=self.n_classes,
+            ann_clip=self.ann_clip[keep_ann],
+            ann_worker=self.ann_worker[keep_ann],
+            ann_meta=self.ann_meta[keep_ann],
+            ann_group=self.ann_group[keep_ann],
+            tick_ann=new_index[self.tick_ann[keep_tick]],
+            tick_class=self.tick_class[keep_tick],
+            tick_audible=self.tick_audible[keep_tick],
+            tick_visible=self.tick_visible[keep_tick],
             worker_quality=self.worker_quality,
-            cand_clip=self.cand_clip[keep_cand], cand_class=self.cand_class[keep_cand],
+            cand_clip=self.cand_clip[keep_cand],
+            cand_class=self.cand_class[keep_cand],
         )
 
 
@@ -233,7 +251,9 @@ class MergeResult:
         for c in self.clips.tolist():
             out[clip_ids[c] if clip_ids is not None else c] = {}
         for c, k, m in zip(self.label_clip.tolist(), self.label_class.tolist(), self.label_modality.tolist()):
-            out[clip_ids[c] if clip_ids is not None else c][class_names[k] if class_names is not None else k] = MODALITY_NAMES[m]
+            out[clip_ids[c] if clip_ids is not None else c][class_names[k] if class_names is not None else k] = (
+                MODALITY_NAMES[m]
+            )
         return out
 
     def meta_of(self, clip_ids=None) -> dict:
@@ -244,6 +264,7 @@ class MergeResult:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+
 
 def _eligible(votes: Votes, min_annotations: int):
     n_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips)
@@ -265,8 +286,7 @@ def _rank_within_clip(votes: Votes, quality: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _weighted_decision(votes: Votes, weight: np.ndarray, eligible: np.ndarray, used: np.ndarray, method, params,
-                       n_ann):
+def _weighted_decision(votes: Votes, weight: np.ndarray, eligible: np.ndarray, used: np.ndarray, method, params, n_ann):
     """Common tail: a flag wins when sum(weight*yes) > 0.5 * sum(weight) over the clip's used annotations."""
     weight = np.where(used, weight, 0.0)
     total = np.bincount(votes.ann_clip, weights=weight, minlength=votes.n_clips)
@@ -292,20 +312,35 @@ def _weighted_decision(votes: Votes, weight: np.ndarray, eligible: np.ndarray, u
     else:
         label_clip = label_class = np.zeros(0, dtype=np.int64)
         label_mod = np.zeros(0, dtype=np.int8)
-    meta_w = np.stack([
-        np.bincount(votes.ann_clip, weights=weight * votes.ann_meta[:, j], minlength=votes.n_clips)
-        for j in range(len(META_LABELS))
-    ], axis=1) if len(META_LABELS) else np.zeros((votes.n_clips, 0))
+    meta_w = (
+        np.stack(
+            [
+                np.bincount(votes.ann_clip, weights=weight * votes.ann_meta[:, j], minlength=votes.n_clips)
+                for j in range(len(META_LABELS))
+            ],
+            axis=1,
+        )
+        if len(META_LABELS)
+        else np.zeros((votes.n_clips, 0))
+    )
     meta_win = meta_w > (0.5 * total + 1e-9 * np.maximum(total, 1))[:, None]
     clips = np.flatnonzero(eligible)
     return MergeResult(
-        clips=clips, meta=meta_win[clips], label_clip=label_clip, label_class=label_class,
-        label_modality=label_mod.astype(np.int8), needs_annotation=np.flatnonzero(~eligible), n_annotations=n_ann,
-        used=used, method=method, params=params,
+        clips=clips,
+        meta=meta_win[clips],
+        label_clip=label_clip,
+        label_class=label_class,
+        label_modality=label_mod.astype(np.int8),
+        needs_annotation=np.flatnonzero(~eligible),
+        n_annotations=n_ann,
+        used=used,
+        method=method,
+        params=params,
     )
 
 
 # -- methods ------------------------------------------------------------------------------------------------
+
 
 def merge_majority(votes: Votes, k: int = 3, worker_quality=None) -> MergeResult:
     """Top-k annotators by catch-trial F1, strict majority per (class, flag) and meta label."""
@@ -380,12 +415,17 @@ def _gold_arrays(gold, n_classes):
             gk.append(k)
             ga.append(bool(code & MOD_A))
             gv.append(bool(code & MOD_V))
-    return (np.array(gc, dtype=np.int64), np.array(gk, dtype=np.int64), np.array(ga, dtype=bool),
-            np.array(gv, dtype=bool))
+    return (
+        np.array(gc, dtype=np.int64),
+        np.array(gk, dtype=np.int64),
+        np.array(ga, dtype=bool),
+        np.array(gv, dtype=bool),
+    )
 
 
-def merge_dawid_skene(votes: Votes, k: int = 3, gold=None, n_iter: int = 100, tol: float = 1e-5,
-                      clamp_clips=None) -> MergeResult:
+def merge_dawid_skene(
+    votes: Votes, k: int = 3, gold=None, n_iter: int = 100, tol: float = 1e-5, clamp_clips=None
+) -> MergeResult:
     """Dawid–Skene (annotation.core.dawid_skene, crowd-kit's formulation) with one 2x2 confusion matrix per
     annotator and flag.
 
@@ -393,8 +433,6 @@ def merge_dawid_skene(votes: Votes, k: int = 3, gold=None, n_iter: int = 100, to
     answer (classes of a gold clip that gold does not list are clamped to "no"). clamp_clips: optional subset
     of gold clips to clamp (leave-out evaluation clamps the others only).
     """
-    from labels.core.dawid_skene import dawid_skene_binary
-
     n_ann, eligible, _ = _eligible(votes, k)
     used = np.ones(len(votes.ann_clip), dtype=bool)
     gc, gk, ga, gv = _gold_arrays(gold, votes.n_classes)
@@ -433,13 +471,26 @@ def merge_dawid_skene(votes: Votes, k: int = 3, gold=None, n_iter: int = 100, to
         true_task = np.concatenate([rows * 2, rows * 2 + 1])
         true_label = np.concatenate([gold_aud[rows], gold_vis[rows]])
     if len(task) == 0:
-        return _weighted_decision(votes, np.ones(len(votes.ann_clip)), eligible, used & eligible[votes.ann_clip],
-                                  "dawid_skene", {"k": int(k)}, n_ann)
-    fit = dawid_skene_binary(task, worker, label, n_iter=n_iter, tol=tol,
-                             true_task=np.asarray(true_task, dtype=np.int64),
-                             true_label=np.asarray(true_label, dtype=bool))
+        return _weighted_decision(
+            votes,
+            np.ones(len(votes.ann_clip)),
+            eligible,
+            used & eligible[votes.ann_clip],
+            "dawid_skene",
+            {"k": int(k)},
+            n_ann,
+        )
+    fit = dawid_skene_binary(
+        task,
+        worker,
+        label,
+        n_iter=n_iter,
+        tol=tol,
+        true_task=np.asarray(true_task, dtype=np.int64),
+        true_label=np.asarray(true_label, dtype=bool),
+    )
     p_true = np.zeros(int(task.max()) + 1)
-    p_true[fit.tasks] = fit.p_true   # clamped atoms carry the gold answer
+    p_true[fit.tasks] = fit.p_true  # clamped atoms carry the gold answer
     win = p_true > 0.5
     aud_win = win[np.arange(n_atoms) * 2] if n_atoms else np.zeros(0, bool)
     vis_win = win[np.arange(n_atoms) * 2 + 1] if n_atoms else np.zeros(0, bool)
@@ -452,11 +503,22 @@ def merge_dawid_skene(votes: Votes, k: int = 3, gold=None, n_iter: int = 100, to
         meta_p[clips_with, j] = win[meta_offset + clips_with * n_meta + j]
     clips = np.flatnonzero(eligible)
     return MergeResult(
-        clips=clips, meta=meta_p[clips], label_clip=a_clip[sel], label_class=atom_key[sel] % votes.n_classes,
-        label_modality=mod[sel].astype(np.int8), needs_annotation=np.flatnonzero(~eligible), n_annotations=n_ann,
-        used=used & eligible[votes.ann_clip], method="dawid_skene",
-        params={"k": int(k), "n_iter": n_iter, "tol": tol, "gold_clamped": int(len(gold_clip_set)),
-                "iterations": fit.n_iter},
+        clips=clips,
+        meta=meta_p[clips],
+        label_clip=a_clip[sel],
+        label_class=atom_key[sel] % votes.n_classes,
+        label_modality=mod[sel].astype(np.int8),
+        needs_annotation=np.flatnonzero(~eligible),
+        n_annotations=n_ann,
+        used=used & eligible[votes.ann_clip],
+        method="dawid_skene",
+        params={
+            "k": int(k),
+            "n_iter": n_iter,
+            "tol": tol,
+            "gold_clamped": int(len(gold_clip_set)),
+            "iterations": fit.n_iter,
+        },
     )
 
 
@@ -472,6 +534,7 @@ def merge(votes: Votes, method: str = "majority", *, gold=None, **params) -> Mer
 
 
 # -- catch-trial quality and leave-out comparison ----------------------------------------------------------
+
 
 def annotation_catch_counts(votes: Votes, gold) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per annotation on a gold clip: (is_on_gold, tp, fp, fn) over the audible/visible atoms of the 309
@@ -561,9 +624,17 @@ def _folds(gold_clips: list, folds: int | None, seed: int):
     return [[gold_clips[i] for i in perm[f::folds]] for f in range(folds)]
 
 
-def compare_methods(votes: Votes, gold: dict, methods=METHODS, k: int = 3, folds: int | None = None,
-                    seed: int = 0, ds_folds: int | None = 10, ds_iter: int = 50,
-                    ds_sample: int | None = 3000) -> dict:
+def compare_methods(
+    votes: Votes,
+    gold: dict,
+    methods=METHODS,
+    k: int = 3,
+    folds: int | None = None,
+    seed: int = 0,
+    ds_folds: int | None = 10,
+    ds_iter: int = 50,
+    ds_sample: int | None = 3000,
+) -> dict:
     """Leave-out comparison on the gold clips.
 
     For each fold of gold clips (folds=None: one clip per fold = leave-one-out), annotator quality (for

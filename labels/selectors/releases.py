@@ -1,4 +1,5 @@
 """Reads of releases."""
+
 from __future__ import annotations
 
 from catalog.errors import NotFound, ValidationError
@@ -23,8 +24,10 @@ def release_find(name: str, dataset: str | None = None) -> Release:
         known = ", ".join(f"{r.dataset.name}/{r.name}" for r in releases_list()[:20]) or "none"
         raise NotFound(f"no release {name!r}{where}; known releases: {known}")
     if len(found) > 1:
-        raise ValidationError(f"release name {name!r} exists in several datasets; give --dataset or DATASET/{name}: "
-                              + ", ".join(f"{r.dataset.name}/{r.name}" for r in found))
+        raise ValidationError(
+            f"release name {name!r} exists in several datasets; give --dataset or DATASET/{name}: "
+            + ", ".join(f"{r.dataset.name}/{r.name}" for r in found)
+        )
     return found[0]
 
 
@@ -34,7 +37,7 @@ def release_clip_page(release: Release, *, offset: int = 0, limit: int = 100, qu
     if query:
         qs = qs.filter(video_id__icontains=query)
     total = qs.count()
-    clips = list(qs[offset:offset + limit])
+    clips = list(qs[offset : offset + limit])
     labels: dict[int, list] = {}
     for lab in ReleaseLabel.objects.filter(release_clip__in=[c.pk for c in clips]).order_by("order"):
         labels.setdefault(lab.release_clip_id, []).append(lab)

@@ -3,41 +3,56 @@
 Loading and storing live here; the algorithms are pure (annotation.core.merge / agreement / taxonomy).
 Releases are immutable: there is no update service, and the models refuse to save an existing row.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import logging
-from collections import OrderedDict
+import time
 from pathlib import Path
 
 import numpy as np
-from django.db import transaction
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from labels.core.agreement import agreement
-from labels.core.merge import META_LABELS, METHODS, MODALITY_NAMES, Votes, merge, worker_quality_from_gold
+from catalog.core.label_csv import read_label_csv
 from catalog.core.taxonomy import closure
+from catalog.core.vocabulary import LABEL_CSV_COLUMNS, META_LABELS, MODALITIES
 from catalog.errors import ImportFailed, NotFound, ValidationError
-from crowd.models import Assignment, ClipAnswer, ExpertAnnotation, GoldLabel
-from catalog.models import Clip, Dataset, Operation, TaxonomyClass
-from labels.models import Release, ReleaseClip, ReleaseExport, ReleaseLabel
-from labels.models import ImmutableReleaseError  # noqa: F401  (re-exported for callers)
+from catalog.models import Clip, Dataset, GoldLabel, Operation, TaxonomyClass
+from catalog.selectors.taxonomy import relations
+from catalog.services.operations import operation_finish
+from crowd.models import Assignment, BatchItem, ClipAnswer, ExpertAnnotation
+from crowd.services.batches import batches_create
+from labels.core.agreement import agreement
+from labels.core.merge import METHODS, MODALITY_NAMES, Votes, merge, worker_quality_from_gold
+from labels.models import (
+    ImmutableReleaseError,  # noqa: F401  (re-exported for callers)
+    Release,
+    ReleaseClip,
+    ReleaseExport,
+    ReleaseLabel,
+)
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ["video_id", "label", "modality", "background_music", "static_image", "voice_over"]
+CSV_COLUMNS = LABEL_CSV_COLUMNS
 EXPORT_FORMATS = ("vggsounder-csv", "jsonl", "parquet")
-EXPORT_CONTENT_TYPES = {"vggsounder-csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
-                        "parquet": "application/vnd.apache.parquet"}
+EXPORT_CONTENT_TYPES = {
+    "vggsounder-csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
 EXPORT_EXTENSIONS = {"vggsounder-csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
-MODALITIES = ("A", "V", "AV")
-BOOL_TEXT = {"True": True, "False": False}
 ORIGIN_SEPARATOR = "|"
 
 
 # -- loading ------------------------------------------------------------------------------------------------
+
 
 class LoadedVotes:
     """Everything release_create needs from the database, as arrays plus lookup lists."""
@@ -61,18 +76,18 @@ def _ticked_labels_sql(assignment_ids: list[int]) -> dict[int, list[dict]] | Non
     """{answer id: [{"name", "audible", "visible"}]} of the ticked labels only, unpacked by the database's JSON
     table function (PostgreSQL jsonb_array_elements) instead of decoding every answer's full proposal list in
     Python. None for other backends (the caller decodes the JSON itself)."""
-    from django.db import connection
-
     if not assignment_ids:
         return {}
     table = connection.ops.quote_name(ClipAnswer._meta.db_table)
     marks = ", ".join(["%s"] * len(assignment_ids))
     if connection.vendor == "postgresql":
-        sql = (f"SELECT ca.id, e->>'name', (e->'audible') = 'true'::jsonb, (e->'visible') = 'true'::jsonb "
-               f"FROM {table} ca CROSS JOIN LATERAL jsonb_array_elements("
-               f"CASE WHEN jsonb_typeof(ca.labels) = 'array' THEN ca.labels ELSE '[]'::jsonb END) e "
-               f"WHERE ca.assignment_id IN ({marks}) AND jsonb_typeof(e) = 'object' AND "
-               f"((e->'audible') = 'true'::jsonb OR (e->'visible') = 'true'::jsonb)")
+        sql = (
+            f"SELECT ca.id, e->>'name', (e->'audible') = 'true'::jsonb, (e->'visible') = 'true'::jsonb "
+            f"FROM {table} ca CROSS JOIN LATERAL jsonb_array_elements("
+            f"CASE WHEN jsonb_typeof(ca.labels) = 'array' THEN ca.labels ELSE '[]'::jsonb END) e "
+            f"WHERE ca.assignment_id IN ({marks}) AND jsonb_typeof(e) = 'object' AND "
+            f"((e->'audible') = 'true'::jsonb OR (e->'visible') = 'true'::jsonb)"
+        )
     else:  # SQLite's json_each is no faster than decoding in Python here (measured)
         return None
     out: dict[int, list[dict]] = {}
@@ -130,19 +145,24 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
 
     # Approved assignments first (a few thousand rows), then their answers by assignment id in chunks: plans
     # stay index lookups whatever the table statistics say. Load order: submission time, assignment, answer.
-    assignments = list(Assignment.objects.filter(batch__dataset=dataset, status=Assignment.APPROVED)
-                       .order_by("submitted_at", "id")
-                       .values_list("id", "worker_id", "worker__mean_catch_f1"))
+    assignments = list(
+        Assignment.objects.filter(batch__dataset=dataset, status=Assignment.APPROVED)
+        .order_by("submitted_at", "id")
+        .values_list("id", "worker_id", "worker__mean_catch_f1")
+    )
     n_crowd = 0
     chunk = 500
     for start in range(0, len(assignments), chunk):
-        part = assignments[start:start + chunk]
+        part = assignments[start : start + chunk]
         info = {a_id: (w_id, f1) for a_id, w_id, f1 in part}
         rank = {a_id: i for i, (a_id, _w, _f) in enumerate(part)}
         ticks = _ticked_labels_sql(list(info))  # None: backend without JSON table functions
         fields = ["assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image"]
-        rows = list(ClipAnswer.objects.filter(assignment_id__in=list(info), media_failed=False)
-                    .values_list(*(fields if ticks is not None else fields + ["labels"])))
+        rows = list(
+            ClipAnswer.objects.filter(assignment_id__in=list(info), media_failed=False).values_list(
+                *(fields if ticks is not None else fields + ["labels"])
+            )
+        )
         rows.sort(key=lambda r: (rank[r[0]], r[1]))
         for row in rows:
             assignment_id, answer_id, clip_pk, bm, vo, si = row[:6]
@@ -154,25 +174,30 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
             n_crowd += 1
     n_expert = 0
     if include_experts:
-        experts = (ExpertAnnotation.objects.filter(clip__dataset=dataset).order_by("updated_at", "id")
-                   .values_list("clip_id", "user_id", "background_music", "voice_over", "static_image", "labels"))
+        experts = (
+            ExpertAnnotation.objects.filter(clip__dataset=dataset)
+            .order_by("updated_at", "id")
+            .values_list("clip_id", "user_id", "background_music", "voice_over", "static_image", "labels")
+        )
         for clip_pk, user_id, bm, vo, si, labels in experts.iterator(chunk_size=5000):
             # one pooled group per expert: "-user" keeps expert groups apart from assignment ids
             add(clip_pk, ("expert", user_id), None, -int(user_id) - 1, bm, vo, si, labels)
             n_expert += 1
 
     gold: dict[int, dict[int, str]] = {}
-    for clip_pk, cls_index, modality in (GoldLabel.objects.filter(clip__dataset=dataset)
-                                         .values_list("clip_id", "cls__index", "modality")):
+    for clip_pk, cls_index, modality in GoldLabel.objects.filter(clip__dataset=dataset).values_list(
+        "clip_id", "cls__index", "modality"
+    ):
         gold.setdefault(clip_idx[clip_pk], {})[cls_index] = modality
 
     cand_clip, cand_class = [], []
     if with_proposals and ann_clip:
-        from crowd.models import BatchItem
-
         seen = set()
-        for clip_pk, proposals in (BatchItem.objects.filter(clip__dataset=dataset)
-                                   .values_list("clip_id", "proposals").iterator(chunk_size=5000)):
+        for clip_pk, proposals in (
+            BatchItem.objects.filter(clip__dataset=dataset)
+            .values_list("clip_id", "proposals")
+            .iterator(chunk_size=5000)
+        ):
             if clip_pk in seen:
                 continue
             seen.add(clip_pk)
@@ -189,12 +214,18 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
         _, groups = np.unique(groups, return_inverse=True)
     quality = np.array([np.nan if q is None else float(q) for q in stored_quality], dtype=float)
     votes = Votes(
-        n_clips=len(clip_ids), n_classes=len(class_names),
-        ann_clip=np.asarray(ann_clip, dtype=np.int64), ann_worker=np.asarray(ann_worker, dtype=np.int64),
-        ann_meta=np.asarray(meta_flat, dtype=bool).reshape(-1, 3), ann_group=groups,
-        tick_ann=np.asarray(tick_ann, dtype=np.int64), tick_class=np.asarray(tick_class, dtype=np.int64),
-        tick_audible=np.asarray(tick_aud, dtype=bool), tick_visible=np.asarray(tick_vis, dtype=bool),
-        worker_quality=quality, cand_clip=np.asarray(cand_clip, dtype=np.int64),
+        n_clips=len(clip_ids),
+        n_classes=len(class_names),
+        ann_clip=np.asarray(ann_clip, dtype=np.int64),
+        ann_worker=np.asarray(ann_worker, dtype=np.int64),
+        ann_meta=np.asarray(meta_flat, dtype=bool).reshape(-1, 3),
+        ann_group=groups,
+        tick_ann=np.asarray(tick_ann, dtype=np.int64),
+        tick_class=np.asarray(tick_class, dtype=np.int64),
+        tick_audible=np.asarray(tick_aud, dtype=bool),
+        tick_visible=np.asarray(tick_vis, dtype=bool),
+        worker_quality=quality,
+        cand_clip=np.asarray(cand_clip, dtype=np.int64),
         cand_class=np.asarray(cand_class, dtype=np.int64),
     )
     if gold and np.isnan(quality).any():
@@ -216,20 +247,27 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
 
 # -- create -------------------------------------------------------------------------------------------------
 
+
 def _check_name(dataset: Dataset, name: str):
     name = (name or "").strip()
     if not name or len(name) > 100 or any(ch in name for ch in "/\\\n\r\t"):
-        raise ValidationError(f"release name {name!r} is not allowed; use 1-100 characters without / \\ or "
-                              "line breaks", field="name")
+        raise ValidationError(
+            f"release name {name!r} is not allowed; use 1-100 characters without / \\ or line breaks", field="name"
+        )
     if Release.objects.filter(dataset=dataset, name=name).exists():
-        raise ValidationError(f"dataset {dataset.name} already has a release named {name!r}; releases are "
-                              "immutable, pick a new name", field="name")
+        raise ValidationError(
+            f"dataset {dataset.name} already has a release named {name!r}; releases are immutable, pick a new name",
+            field="name",
+        )
     return name
 
 
 def _no_annotations(dataset: Dataset) -> ValidationError:
-    return ValidationError(f"dataset {dataset.name} has no approved annotations yet; approve some assignments "
-                           "(or add in-house annotations) before creating a release", field="dataset")
+    return ValidationError(
+        f"dataset {dataset.name} has no approved annotations yet; approve some assignments "
+        "(or add in-house annotations) before creating a release",
+        field="dataset",
+    )
 
 
 def _check_request(dataset: Dataset, name: str, method: str, params: dict | None) -> tuple[str, dict]:
@@ -265,15 +303,24 @@ def release_stats(clip_meta: np.ndarray, label_rows: list, n_clips: int) -> dict
         "modality_shares": {m: round(c / n_labels, 4) if n_labels else 0.0 for m, c in mods.items()},
         "origin_counts": origins,
         "meta_counts": {m: int(clip_meta[:, j].sum()) if n_clips else 0 for j, m in enumerate(META_LABELS)},
-        "meta_shares": {m: round(float(clip_meta[:, j].mean()), 4) if n_clips else 0.0
-                        for j, m in enumerate(META_LABELS)},
+        "meta_shares": {
+            m: round(float(clip_meta[:, j].mean()), 4) if n_clips else 0.0 for j, m in enumerate(META_LABELS)
+        },
     }
     return stats
 
 
-def release_create(dataset: Dataset, name: str, *, method: str = "majority", params: dict | None = None,
-                   user=None, gold_override: bool = True, include_experts: bool = True,
-                   timings: dict | None = None) -> Release:
+def release_create(
+    dataset: Dataset,
+    name: str,
+    *,
+    method: str = "majority",
+    params: dict | None = None,
+    user=None,
+    gold_override: bool = True,
+    include_experts: bool = True,
+    timings: dict | None = None,
+) -> Release:
     """Merge the dataset's approved annotations into a new immutable release.
 
     method: one of METHODS; params: {"k": 3, ...} passed to the merge. Gold clips that have gold labels take
@@ -282,10 +329,6 @@ def release_create(dataset: Dataset, name: str, *, method: str = "majority", par
     than k approved annotations are left out and listed in stats["needs_annotation"]. timings: optional dict
     that receives the seconds spent in load / merge / closure / agreement / store.
     """
-    import time
-
-    from catalog.selectors.taxonomy import relations
-
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
 
@@ -349,53 +392,80 @@ def release_create(dataset: Dataset, name: str, *, method: str = "majority", par
     params_stored = dict(params, gold_override=gold_override, include_experts=include_experts)
     params_stored.update({k_: v for k_, v in result.params.items() if k_ not in params_stored})
 
-    release = _store(dataset, name, method, params_stored, False, "", source_counts, stats, user,
-                     [(clip_ids[c], loaded.clip_pks[c], meta_by_clip[c]) for c in order_clips], label_rows)
+    release = _store(
+        dataset,
+        name,
+        method,
+        params_stored,
+        False,
+        "",
+        source_counts,
+        stats,
+        user,
+        [(clip_ids[c], loaded.clip_pks[c], meta_by_clip[c]) for c in order_clips],
+        label_rows,
+    )
     timings["store"] = time.perf_counter() - t0
     log.info("release %s created: %d clips, %d labels", release, len(order_clips), len(label_rows))
     return release
 
 
-def release_create_start(dataset: Dataset, name: str, *, method: str = "majority", params: dict | None = None,
-                         user=None, gold_override: bool = True) -> Operation:
-    """Check the request now (a bad name, method or k, or a dataset without approved annotations, is refused
-    and nothing is started), then create the release in the background: Celery `release_create_task` runs
-    release_create; the returned Operation (kind "release") reports the outcome and links the release.
+def release_create_request(
+    dataset: Dataset,
+    name: str,
+    *,
+    method: str = "majority",
+    params: dict | None = None,
+    user=None,
+    gold_override: bool = True,
+) -> Operation:
+    """Check a request for a release made in the background (a bad name, method or k, or a dataset without
+    approved annotations, is refused and nothing is recorded) and record it as a running Operation (kind
+    "release"); labels.tasks.release_create_start queues the work, which reports its outcome on the Operation.
     A release of a dataset several times VGGSounder's size (6 s at 15,000 clips) would outlast a web
     request's timeout."""
-    from labels.tasks import release_create_task  # noqa: PLC0415
-
     name, params = _check_request(dataset, name, method, params)
-    if not (ClipAnswer.objects.filter(assignment__batch__dataset=dataset, assignment__status=Assignment.APPROVED,
-                                      media_failed=False).exists()
-            or ExpertAnnotation.objects.filter(clip__dataset=dataset).exists()):
+    if not (
+        ClipAnswer.objects.filter(
+            assignment__batch__dataset=dataset, assignment__status=Assignment.APPROVED, media_failed=False
+        ).exists()
+        or ExpertAnnotation.objects.filter(clip__dataset=dataset).exists()
+    ):
         raise _no_annotations(dataset)
     with transaction.atomic():
         op = Operation.objects.create(
-            kind=Operation.RELEASE, dataset=dataset, total=1, started_by=user,
+            kind=Operation.RELEASE,
+            dataset=dataset,
+            total=1,
+            started_by=user,
             message=f"merging the approved annotations of {dataset.name} into release {name!r} ({method})",
-            summary={"name": name, "method": method, "params": params, "gold_override": gold_override})
-        transaction.on_commit(lambda: release_create_task.delay(op.pk))
+            summary={"name": name, "method": method, "params": params, "gold_override": gold_override},
+        )
     return op
 
 
 def release_create_run(operation_id: int) -> Operation:
     """The background half of release_create_start (see operation_finish): the release's size and link, or
     the reason it failed, end up on the Operation."""
-    from django.urls import reverse  # noqa: PLC0415
-
-    from catalog.services.operations import operation_finish  # noqa: PLC0415
 
     def work(op):
         s = op.summary
         release = Release.objects.filter(dataset=op.dataset, name=s["name"], created_at__gte=op.started_at).first()
         if release is None:  # else: stored by an earlier delivery that died before recording it
-            release = release_create(op.dataset, s["name"], method=s["method"], params=s["params"],
-                                     user=op.started_by, gold_override=s["gold_override"])
+            release = release_create(
+                op.dataset,
+                s["name"],
+                method=s["method"],
+                params=s["params"],
+                user=op.started_by,
+                gold_override=s["gold_override"],
+            )
         st = release.stats or {}
-        return (f"release {op.dataset.name}/{release.name} created: {st.get('clips', 0)} clips, "
-                f"{st.get('labels', 0)} labels, {st.get('needs_annotation', 0)} clips need more annotation",
-                {"release": release.pk, "url": reverse("releases:detail", args=[release.pk])})
+        return (
+            f"release {op.dataset.name}/{release.name} created: {st.get('clips', 0)} clips, "
+            f"{st.get('labels', 0)} labels, {st.get('needs_annotation', 0)} clips need more annotation",
+            {"release": release.pk, "url": reverse("releases:detail", args=[release.pk])},
+        )
 
     return operation_finish(operation_id, work)
 
@@ -403,8 +473,6 @@ def release_create_run(operation_id: int) -> Operation:
 def _bulk_insert(model, columns: list[str], rows) -> None:
     """Multi-row INSERT of plain tuples (no model instances): executemany on SQLite, execute_values on
     PostgreSQL, bulk_create elsewhere. Column names are field attnames."""
-    from django.db import connection
-
     rows = list(rows)
     if not rows:
         return
@@ -416,7 +484,7 @@ def _bulk_insert(model, columns: list[str], rows) -> None:
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {qn(table)} ({cols}) VALUES ({marks})", rows)
         elif connection.vendor == "postgresql":
-            from psycopg2.extras import execute_values
+            from psycopg2.extras import execute_values  # noqa: PLC0415 - the PostgreSQL driver, only on PostgreSQL
 
             execute_values(cursor.cursor, f"INSERT INTO {qn(table)} ({cols}) VALUES %s", rows, page_size=5000)
         else:  # pragma: no cover - other backends
@@ -430,32 +498,55 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
     with transaction.atomic():
         if Release.objects.filter(dataset=dataset, name=name).exists():
             raise ValidationError(f"dataset {dataset.name} already has a release named {name!r}", field="name")
-        release = Release.objects.create(dataset=dataset, name=name, method=method, params=params,
-                                         imported=imported, source_file=source_file, source_counts=source_counts,
-                                         stats=stats, created_by=user)
-        _bulk_insert(ReleaseClip, ["release_id", "video_id", "clip_id", "background_music", "voice_over",
-                                   "static_image", "order"],
-                     ((release.pk, vid, pk, bool(meta[0]), bool(meta[1]), bool(meta[2]), i)
-                      for i, (vid, pk, meta) in enumerate(clips)))
+        release = Release.objects.create(
+            dataset=dataset,
+            name=name,
+            method=method,
+            params=params,
+            imported=imported,
+            source_file=source_file,
+            source_counts=source_counts,
+            stats=stats,
+            created_by=user,
+        )
+        _bulk_insert(
+            ReleaseClip,
+            ["release_id", "video_id", "clip_id", "background_music", "voice_over", "static_image", "order"],
+            (
+                (release.pk, vid, pk, bool(meta[0]), bool(meta[1]), bool(meta[2]), i)
+                for i, (vid, pk, meta) in enumerate(clips)
+            ),
+        )
         pk_by_order = dict(ReleaseClip.objects.filter(release=release).values_list("order", "id"))
-        _bulk_insert(ReleaseLabel, ["release_id", "release_clip_id", "cls_id", "name", "modality", "origin",
-                                    "origin_source", "order"],
-                     ((release.pk, pk_by_order[pos], cls_pk[lab], lab, mod, origin, src, i)
-                      for i, (pos, lab, mod, origin, src) in enumerate(label_rows)))
+        _bulk_insert(
+            ReleaseLabel,
+            ["release_id", "release_clip_id", "cls_id", "name", "modality", "origin", "origin_source", "order"],
+            (
+                (release.pk, pk_by_order[pos], cls_pk[lab], lab, mod, origin, src, i)
+                for i, (pos, lab, mod, origin, src) in enumerate(label_rows)
+            ),
+        )
     return release
 
 
 # -- diff ---------------------------------------------------------------------------------------------------
 
+
 def release_content(release: Release):
     """(meta, labels) of a release in row order: meta {video_id: (bm, vo, si)}, labels {video_id: {class:
     modality}} with every clip (clips without labels map to {})."""
-    meta = {vid: (bm, vo, si) for vid, bm, vo, si in
-            ReleaseClip.objects.filter(release=release).values_list("video_id", "background_music", "voice_over",
-                                                                    "static_image")}
+    meta = {
+        vid: (bm, vo, si)
+        for vid, bm, vo, si in ReleaseClip.objects.filter(release=release).values_list(
+            "video_id", "background_music", "voice_over", "static_image"
+        )
+    }
     labels: dict[str, dict[str, str]] = {vid: {} for vid in meta}
-    for vid, name, mod in (ReleaseLabel.objects.filter(release=release)
-                           .values_list("release_clip__video_id", "name", "modality").iterator(chunk_size=10000)):
+    for vid, name, mod in (
+        ReleaseLabel.objects.filter(release=release)
+        .values_list("release_clip__video_id", "name", "modality")
+        .iterator(chunk_size=10000)
+    ):
         labels[vid][name] = mod
     return meta, labels
 
@@ -469,16 +560,27 @@ def release_diff(a: Release, b: Release) -> dict:
     """
     meta_a, lab_a = release_content(a)
     meta_b, lab_b = release_content(b)
-    totals = {"clips_a": len(meta_a), "clips_b": len(meta_b), "clips_only_in_a": 0, "clips_only_in_b": 0,
-              "clips_changed": 0, "labels_added": 0, "labels_removed": 0, "modality_changed": 0,
-              "meta_changed": {m: 0 for m in META_LABELS}}
+    totals = {
+        "clips_a": len(meta_a),
+        "clips_b": len(meta_b),
+        "clips_only_in_a": 0,
+        "clips_only_in_b": 0,
+        "clips_changed": 0,
+        "labels_added": 0,
+        "labels_removed": 0,
+        "modality_changed": 0,
+        "meta_changed": {m: 0 for m in META_LABELS},
+    }
     clips = {}
     for vid in sorted(set(meta_a) | set(meta_b)):
         la, lb = lab_a.get(vid, {}), lab_b.get(vid, {})
-        entry = {"added": sorted((n, lb[n]) for n in set(lb) - set(la)),
-                 "removed": sorted((n, la[n]) for n in set(la) - set(lb)),
-                 "modality_changed": sorted((n, la[n], lb[n]) for n in set(la) & set(lb) if la[n] != lb[n]),
-                 "meta_changed": {}, "only_in": None}
+        entry = {
+            "added": sorted((n, lb[n]) for n in set(lb) - set(la)),
+            "removed": sorted((n, la[n]) for n in set(la) - set(lb)),
+            "modality_changed": sorted((n, la[n], lb[n]) for n in set(la) & set(lb) if la[n] != lb[n]),
+            "meta_changed": {},
+            "only_in": None,
+        }
         if vid not in meta_a:
             entry["only_in"] = "b"
             totals["clips_only_in_b"] += 1
@@ -501,12 +603,13 @@ def release_diff(a: Release, b: Release) -> dict:
 
 def release_diff_text(diff: dict, max_clips: int | None = 50) -> str:
     t = diff["totals"]
-    lines = [f"{diff['a']} -> {diff['b']}",
-             f"clips: {t['clips_a']} -> {t['clips_b']} ({t['clips_only_in_a']} only in a, {t['clips_only_in_b']} only "
-             f"in b, {t['clips_changed']} changed)",
-             f"labels added: {t['labels_added']}, removed: {t['labels_removed']}, modality changed: "
-             f"{t['modality_changed']}",
-             "meta changed: " + ", ".join(f"{m} {n}" for m, n in t["meta_changed"].items())]
+    lines = [
+        f"{diff['a']} -> {diff['b']}",
+        f"clips: {t['clips_a']} -> {t['clips_b']} ({t['clips_only_in_a']} only in a, {t['clips_only_in_b']} only "
+        f"in b, {t['clips_changed']} changed)",
+        f"labels added: {t['labels_added']}, removed: {t['labels_removed']}, modality changed: {t['modality_changed']}",
+        "meta changed: " + ", ".join(f"{m} {n}" for m, n in t["meta_changed"].items()),
+    ]
     for i, (vid, e) in enumerate(diff["clips"].items()):
         if max_clips is not None and i >= max_clips:
             lines.append(f"... {len(diff['clips']) - max_clips} more clips (use --all)")
@@ -524,16 +627,27 @@ def release_diff_text(diff: dict, max_clips: int | None = 50) -> str:
 
 # -- export -------------------------------------------------------------------------------------------------
 
+
 def release_rows(release: Release, *, include_background_music: bool = True):
     """(video_id, label, modality, background_music, static_image, voice_over, origin, origin_source) in the
     release's row order, streamed from the database."""
     qs = ReleaseLabel.objects.filter(release=release)
     if not include_background_music:
         qs = qs.filter(release_clip__background_music=False)
-    return (qs.order_by("order")
-            .values_list("release_clip__video_id", "name", "modality", "release_clip__background_music",
-                         "release_clip__static_image", "release_clip__voice_over", "origin", "origin_source")
-            .iterator(chunk_size=10000))
+    return (
+        qs.order_by("order")
+        .values_list(
+            "release_clip__video_id",
+            "name",
+            "modality",
+            "release_clip__background_music",
+            "release_clip__static_image",
+            "release_clip__voice_over",
+            "origin",
+            "origin_source",
+        )
+        .iterator(chunk_size=10000)
+    )
 
 
 def release_row_count(release: Release, *, include_background_music: bool = True) -> int:
@@ -546,7 +660,7 @@ def release_row_count(release: Release, *, include_background_music: bool = True
 def release_to_dataframe(release: Release):
     """pandas DataFrame video_id,label,modality,background_music,static_image,voice_over in the release's row
     order (all clips, including those with background music); booleans as bool."""
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415 - pandas is heavy; only metric reports read releases as frames
 
     rows = [r[:6] for r in release_rows(release, include_background_music=True)]
     df = pd.DataFrame(rows, columns=CSV_COLUMNS)
@@ -560,8 +674,14 @@ def _check_format(fmt: str):
         raise ValidationError(f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}", field="format")
 
 
-def export_chunks(release: Release, fmt: str = "vggsounder-csv", *, include_background_music: bool = False,
-                  progress=None, chunk_rows: int = 5000):
+def export_chunks(
+    release: Release,
+    fmt: str = "vggsounder-csv",
+    *,
+    include_background_music: bool = False,
+    progress=None,
+    chunk_rows: int = 5000,
+):
     """Yield the export as bytes chunks (CSV / JSONL streamed; Parquet built in memory, then yielded).
 
     progress: optional callable(rows_done) called after each chunk.
@@ -577,8 +697,16 @@ def export_chunks(release: Release, fmt: str = "vggsounder-csv", *, include_back
         writer.writerow(CSV_COLUMNS)
         n = 0
         for r in rows:
-            writer.writerow((r[0], r[1], r[2], "True" if r[3] else "False", "True" if r[4] else "False",
-                             "True" if r[5] else "False"))
+            writer.writerow(
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    "True" if r[3] else "False",
+                    "True" if r[4] else "False",
+                    "True" if r[5] else "False",
+                )
+            )
             n += 1
             if n % chunk_rows == 0:
                 yield buf.getvalue().encode("utf-8")
@@ -594,21 +722,30 @@ def export_chunks(release: Release, fmt: str = "vggsounder-csv", *, include_back
     n = 0
     out = []
     clip_filter = {} if include_background_music else {"background_music": False}
-    clips = (ReleaseClip.objects.filter(release=release, **clip_filter).order_by("order")
-             .values_list("id", "video_id", "background_music", "voice_over", "static_image"))
+    clips = (
+        ReleaseClip.objects.filter(release=release, **clip_filter)
+        .order_by("order")
+        .values_list("id", "video_id", "background_music", "voice_over", "static_image")
+    )
     labels_by_clip: dict[int, list] = {}
-    for rc_id, name, mod, origin, src in (ReleaseLabel.objects.filter(release=release)
-                                          .order_by("order").values_list("release_clip_id", "name", "modality",
-                                                                         "origin", "origin_source")
-                                          .iterator(chunk_size=10000)):
+    for rc_id, name, mod, origin, src in (
+        ReleaseLabel.objects.filter(release=release)
+        .order_by("order")
+        .values_list("release_clip_id", "name", "modality", "origin", "origin_source")
+        .iterator(chunk_size=10000)
+    ):
         item = {"label": name, "modality": mod, "origin": origin}
         if src:
             item["origin_source"] = src.split(ORIGIN_SEPARATOR) if origin == ReleaseLabel.AUTO else src
         labels_by_clip.setdefault(rc_id, []).append(item)
     for rc_id, vid, bm, vo, si in clips.iterator(chunk_size=10000):
         labels = labels_by_clip.get(rc_id, [])
-        out.append(json.dumps({"video_id": vid, "labels": labels, "background_music": bm, "voice_over": vo,
-                               "static_image": si}, ensure_ascii=False))
+        out.append(
+            json.dumps(
+                {"video_id": vid, "labels": labels, "background_music": bm, "voice_over": vo, "static_image": si},
+                ensure_ascii=False,
+            )
+        )
         n += len(labels)
         if len(out) >= chunk_rows:
             yield ("\n".join(out) + "\n").encode("utf-8")
@@ -622,19 +759,25 @@ def export_chunks(release: Release, fmt: str = "vggsounder-csv", *, include_back
 
 
 def _parquet_bytes(release, include_background_music, progress=None) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # noqa: PLC0415 - pyarrow is heavy and only Parquet exports need it
+    import pyarrow.parquet as pq  # noqa: PLC0415 - as above
 
     cols = [[] for _ in range(8)]
     for r in release_rows(release, include_background_music=include_background_music):
         for i, v in enumerate(r):
             cols[i].append(v)
-    table = pa.table({
-        "video_id": pa.array(cols[0], pa.string()), "label": pa.array(cols[1], pa.string()),
-        "modality": pa.array(cols[2], pa.string()), "background_music": pa.array(cols[3], pa.bool_()),
-        "static_image": pa.array(cols[4], pa.bool_()), "voice_over": pa.array(cols[5], pa.bool_()),
-        "origin": pa.array(cols[6], pa.string()), "origin_source": pa.array(cols[7], pa.string()),
-    })
+    table = pa.table(
+        {
+            "video_id": pa.array(cols[0], pa.string()),
+            "label": pa.array(cols[1], pa.string()),
+            "modality": pa.array(cols[2], pa.string()),
+            "background_music": pa.array(cols[3], pa.bool_()),
+            "static_image": pa.array(cols[4], pa.bool_()),
+            "voice_over": pa.array(cols[5], pa.bool_()),
+            "origin": pa.array(cols[6], pa.string()),
+            "origin_source": pa.array(cols[7], pa.string()),
+        }
+    )
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     if progress:
@@ -642,14 +785,14 @@ def _parquet_bytes(release, include_background_music, progress=None) -> bytes:
     return sink.getvalue()
 
 
-def release_export_to_file(release: Release, fmt: str, path, *, include_background_music: bool = False,
-                           progress=None) -> int:
+def release_export_to_file(
+    release: Release, fmt: str, path, *, include_background_music: bool = False, progress=None
+) -> int:
     """Write an export to `path`; returns bytes written."""
     _check_format(fmt)
     total = 0
     with open(path, "wb") as fh:
-        for chunk in export_chunks(release, fmt, include_background_music=include_background_music,
-                                   progress=progress):
+        for chunk in export_chunks(release, fmt, include_background_music=include_background_music, progress=progress):
             fh.write(chunk)
             total += len(chunk)
     return total
@@ -660,23 +803,22 @@ def export_filename(release: Release, fmt: str, include_background_music: bool) 
     return f"{release.dataset.name}-{release.name}{suffix}.{EXPORT_EXTENSIONS[fmt]}"
 
 
-def release_export_start(release: Release, fmt: str, *, include_background_music: bool = False,
-                         user=None) -> ReleaseExport:
-    """Queue a background export (Celery; in-process when no broker). Returns the job to poll."""
-    from labels.tasks import release_export_task
-
+def release_export_request(
+    release: Release, fmt: str, *, include_background_music: bool = False, user=None
+) -> ReleaseExport:
+    """Record a background export (labels.tasks.release_export_start queues it). Returns the job to poll."""
     _check_format(fmt)
-    job = ReleaseExport.objects.create(
-        release=release, format=fmt, include_background_music=include_background_music,
-        rows_total=release_row_count(release, include_background_music=include_background_music), created_by=user)
-    transaction.on_commit(lambda: release_export_task.delay(job.pk))
-    return job
+    return ReleaseExport.objects.create(
+        release=release,
+        format=fmt,
+        include_background_music=include_background_music,
+        rows_total=release_row_count(release, include_background_music=include_background_music),
+        created_by=user,
+    )
 
 
 def release_export_run(export_id: int) -> ReleaseExport:
     """Run a queued export (idempotent: a finished job is returned as is)."""
-    from django.core.files.base import ContentFile
-
     job = ReleaseExport.objects.select_related("release", "release__dataset").get(pk=export_id)
     if job.status == ReleaseExport.DONE:
         return job
@@ -687,89 +829,29 @@ def release_export_run(export_id: int) -> ReleaseExport:
 
     try:
         buf = io.BytesIO()
-        for chunk in export_chunks(job.release, job.format, include_background_music=job.include_background_music,
-                                   progress=progress):
+        for chunk in export_chunks(
+            job.release, job.format, include_background_music=job.include_background_music, progress=progress
+        ):
             buf.write(chunk)
         job.refresh_from_db()
-        job.file.save(export_filename(job.release, job.format, job.include_background_music),
-                      ContentFile(buf.getvalue()), save=False)
+        job.file.save(
+            export_filename(job.release, job.format, job.include_background_music),
+            ContentFile(buf.getvalue()),
+            save=False,
+        )
         job.status = ReleaseExport.DONE
         job.rows_done = job.rows_total
         job.finished_at = timezone.now()
         job.save(update_fields=["file", "status", "rows_done", "finished_at"])
     except Exception as exc:  # recorded for the person polling, then re-raised for the task's retry policy
-        ReleaseExport.objects.filter(pk=job.pk).update(status=ReleaseExport.FAILED, error=str(exc)[:2000],
-                                                       finished_at=timezone.now())
+        ReleaseExport.objects.filter(pk=job.pk).update(
+            status=ReleaseExport.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
         raise
     return job
 
 
 # -- import -------------------------------------------------------------------------------------------------
-
-def read_label_csv(fileobj, class_names, *, where: str = "file"):
-    """Parse and validate a VGGSounder-layout CSV. Returns (clips, rows):
-    clips: OrderedDict video_id -> (bm, vo, si) in order of first appearance; rows: [(video_id, label,
-    modality)] in file order. Raises ImportFailed listing every problem with its line number."""
-    known = set(class_names)
-    reader = csv.reader(fileobj)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ImportFailed(f"{where}: the file is empty; expected the header {','.join(CSV_COLUMNS)}") from None
-    if header and header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]
-    if header != CSV_COLUMNS:
-        raise ImportFailed(f"{where}:1: header is {','.join(header)!r}; expected exactly {','.join(CSV_COLUMNS)}")
-    errors: list[str] = []
-    clips: OrderedDict = OrderedDict()
-    clip_line: dict[str, int] = {}
-    seen: dict[tuple, int] = {}
-    rows = []
-    for lineno, rec in enumerate(reader, start=2):
-        if len(rec) != len(CSV_COLUMNS):
-            errors.append(f"{where}:{lineno}: {len(rec)} fields; expected {len(CSV_COLUMNS)} ({','.join(CSV_COLUMNS)})")
-            continue
-        vid, label, modality, bm, si, vo = rec
-        bad = False
-        if not vid:
-            errors.append(f"{where}:{lineno}: field 'video_id' is empty")
-            bad = True
-        if label not in known:
-            errors.append(f"{where}:{lineno}: field 'label' names unknown class {label!r}")
-            bad = True
-        if modality not in MODALITIES:
-            errors.append(f"{where}:{lineno}: field 'modality' is {modality!r}; allowed: A, V, AV")
-            bad = True
-        flags = []
-        for fname, val in (("background_music", bm), ("voice_over", vo), ("static_image", si)):
-            if val not in BOOL_TEXT:
-                errors.append(f"{where}:{lineno}: field '{fname}' is {val!r}; allowed: True, False")
-                bad = True
-            flags.append(BOOL_TEXT.get(val))
-        if bad:
-            continue
-        meta = tuple(flags)
-        if vid in clips and clips[vid] != meta:
-            diff = [f"{n} {clips[vid][j]} (line {clip_line[vid]}) vs {meta[j]}"
-                    for j, n in enumerate(("background_music", "voice_over", "static_image")) if clips[vid][j] != meta[j]]
-            errors.append(f"{where}:{lineno}: meta flags of clip {vid!r} disagree with its earlier rows: "
-                          + "; ".join(diff))
-            continue
-        if (vid, label) in seen:
-            errors.append(f"{where}:{lineno}: duplicate row for clip {vid!r} and class {label!r} "
-                          f"(first on line {seen[(vid, label)]})")
-            continue
-        seen[(vid, label)] = lineno
-        if vid not in clips:
-            clips[vid] = meta
-            clip_line[vid] = lineno
-        rows.append((vid, label, modality))
-    if errors:
-        shown = errors[:200]
-        if len(errors) > 200:
-            shown.append(f"... and {len(errors) - 200} more")
-        raise ImportFailed(f"{where}: {len(errors)} problem(s); nothing was imported", details=shown)
-    return clips, rows
 
 
 def release_import(dataset: Dataset, name: str, source, *, user=None, source_name: str | None = None) -> Release:
@@ -796,16 +878,26 @@ def release_import(dataset: Dataset, name: str, source, *, user=None, source_nam
     stats = release_stats(meta, label_rows, len(clips))
     linked = sum(1 for vid in clips if vid in clip_pk)
     source_counts = {"rows": len(rows), "clips": len(clips), "clips_linked_to_dataset": linked}
-    return _store(dataset, name, Release.IMPORT, {}, True, Path(where).name, source_counts, stats, user,
-                  [(vid, clip_pk.get(vid), m) for vid, m in clips.items()], label_rows)
+    return _store(
+        dataset,
+        name,
+        Release.IMPORT,
+        {},
+        True,
+        Path(where).name,
+        source_counts,
+        stats,
+        user,
+        [(vid, clip_pk.get(vid), m) for vid, m in clips.items()],
+        label_rows,
+    )
 
 
 # -- re-queue ------------------------------------------------------------------------------------------------
 
+
 def release_requeue_needs_annotation(release: Release):
     """Send the clips a release reported as "needs annotation" back to the queue as new batches."""
-    from crowd.services.batches import batches_create
-
     ids = release.stats.get("needs_annotation_ids") or []
     clips = list(Clip.objects.filter(dataset=release.dataset, video_id__in=ids, is_gold=False))
     if not clips:

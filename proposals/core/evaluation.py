@@ -4,18 +4,26 @@ Pure numpy. Gold is a bool matrix over the gold clips (labels with modality != "
 Recall is micro-averaged: proposed gold labels / all gold labels, pooled over gold clips.
 Proposal-list sizes are measured over all clips of the dataset.
 """
+
 from __future__ import annotations
 
 import copy
-import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .strategy import (MODALITIES, ConsensusConfig, Predictions, ProposalResult, RankCache,
-                       Strategy, StrategyError, apply_strategy, labels_to_matrix)
+from .strategy import (
+    MODALITIES,
+    Predictions,
+    ProposalResult,
+    RankCache,
+    Strategy,
+    StrategyError,
+    apply_strategy,
+    labels_to_matrix,
+)
 
 
 @dataclass
@@ -27,8 +35,7 @@ class Gold:
     labels: np.ndarray
 
     @classmethod
-    def from_labels(cls, preds: Predictions,
-                    gold: Mapping[str, Iterable[str]]) -> "Gold":
+    def from_labels(cls, preds: Predictions, gold: Mapping[str, Iterable[str]]) -> "Gold":
         """gold: video_id -> class names present (modality != "-"). Gold clips without
         predictions are ignored; unknown class names raise StrategyError."""
         row = {v: i for i, v in enumerate(preds.video_ids)}
@@ -54,16 +61,16 @@ def evaluate(result: ProposalResult, gold: Gold) -> dict[str, Any]:
         "max_size": int(sizes.max()) if sizes.size else 0,
     }
     if n_gold == 0:
-        out.update(recall=None, clip_recall_mean=None, recall_per_rule={},
-                   only_rule={}, gold_mean_size=None)
+        out.update(recall=None, clip_recall_mean=None, recall_per_rule={}, only_rule={}, gold_mean_size=None)
         return out
     prop = result.proposed[gold.rows]
     hit = prop & gold.labels
     out["recall"] = float(hit.sum() / n_gold)
     per_clip_gold = gold.labels.sum(axis=1)
     with_gold = per_clip_gold > 0
-    out["clip_recall_mean"] = float(
-        (hit.sum(axis=1)[with_gold] / per_clip_gold[with_gold]).mean()) if with_gold.any() else None
+    out["clip_recall_mean"] = (
+        float((hit.sum(axis=1)[with_gold] / per_clip_gold[with_gold]).mean()) if with_gold.any() else None
+    )
     out["gold_mean_size"] = float(prop.sum(axis=1).mean())
     per_rule: dict[str, float] = {}
     covered_by = {}
@@ -92,16 +99,19 @@ def evaluate(result: ProposalResult, gold: Gold) -> dict[str, Any]:
 class SearchSpace:
     """Values tried by the tuner. topk values are tried per model and modality."""
 
-    topk: dict[str, list[int]] = field(default_factory=lambda: {
-        "a": [0, 1, 2, 3, 5, 8, 10], "v": [0, 1, 2, 3, 5], "av": [0, 1, 2, 3, 5]})
+    topk: dict[str, list[int]] = field(
+        default_factory=lambda: {"a": [0, 1, 2, 3, 5, 8, 10], "v": [0, 1, 2, 3, 5], "av": [0, 1, 2, 3, 5]}
+    )
     consensus_k: list[int] = field(default_factory=lambda: [0, 3, 5, 10, 15, 20])
     global_n: list[int] = field(default_factory=lambda: [0, 15_000, 30_000, 60_000, 120_000])
     min_models: list[int] = field(default_factory=lambda: [2, 3])
 
     def validate(self) -> None:
-        for name, vals in [("consensus_k", self.consensus_k), ("global_n", self.global_n),
-                           ("min_models", self.min_models)] + [
-                               (f"topk.{m}", v) for m, v in self.topk.items()]:
+        for name, vals in [
+            ("consensus_k", self.consensus_k),
+            ("global_n", self.global_n),
+            ("min_models", self.min_models),
+        ] + [(f"topk.{m}", v) for m, v in self.topk.items()]:
             if not vals or any((not isinstance(x, int)) or x < 0 for x in vals):
                 raise StrategyError(f"search space {name} must be a non-empty list of ints >= 0")
         for m in self.topk:
@@ -116,8 +126,7 @@ class Trial:
     mean_size: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"recall": self.recall, "mean_size": self.mean_size,
-                "strategy": self.strategy.to_dict()}
+        return {"recall": self.recall, "mean_size": self.mean_size, "strategy": self.strategy.to_dict()}
 
 
 class _FastEvaluator:
@@ -175,9 +184,17 @@ def _with(strategy: Strategy, **changes: Any) -> Strategy:
     return s
 
 
-def tune(preds: Predictions, gold: Gold, *, base: Strategy | None = None,
-         space: SearchSpace | None = None, target: float = 0.90, n_random: int = 150,
-         seed: int = 0, greedy: bool = True) -> dict[str, Any]:
+def tune(
+    preds: Predictions,
+    gold: Gold,
+    *,
+    base: Strategy | None = None,
+    space: SearchSpace | None = None,
+    target: float = 0.90,
+    n_random: int = 150,
+    seed: int = 0,
+    greedy: bool = True,
+) -> dict[str, Any]:
     """Search per-model top-k, consensus k, pool size (global_n) and agreement (min_models).
 
     Random search over the space (per-model k sampled independently) plus a greedy descent
@@ -195,15 +212,14 @@ def tune(preds: Predictions, gold: Gold, *, base: Strategy | None = None,
     rng = random.Random(seed)
 
     def make(per_model: dict[str, dict[str, int]], ck: int, gn: int, mm: int) -> Strategy:
-        return _with(base, topk_per_model=per_model, **{
-            "consensus.k": ck, "consensus.global_n": gn, "consensus.min_models": mm})
+        return _with(
+            base, topk_per_model=per_model, **{"consensus.k": ck, "consensus.global_n": gn, "consensus.min_models": mm}
+        )
 
     ev(base)
     for _ in range(max(0, n_random)):
-        per_model = {m: {mod: rng.choice(space.topk.get(mod, [0])) for mod in mods_of[m]}
-                     for m in models}
-        ev(make(per_model, rng.choice(space.consensus_k), rng.choice(space.global_n),
-                rng.choice(space.min_models)))
+        per_model = {m: {mod: rng.choice(space.topk.get(mod, [0])) for mod in mods_of[m]} for m in models}
+        ev(make(per_model, rng.choice(space.consensus_k), rng.choice(space.global_n), rng.choice(space.min_models)))
 
     if greedy:
         # state: indices into the value lists
@@ -224,9 +240,12 @@ def tune(preds: Predictions, gold: Gold, *, base: Strategy | None = None,
                 if name.startswith("k:"):
                     _, m, mod = name.split(":")
                     per_model[m][mod] = values[name][idx]
-            return make(per_model, values["consensus.k"][st["consensus.k"]],
-                        values["consensus.global_n"][st["consensus.global_n"]],
-                        values["consensus.min_models"][st["consensus.min_models"]])
+            return make(
+                per_model,
+                values["consensus.k"][st["consensus.k"]],
+                values["consensus.global_n"][st["consensus.global_n"]],
+                values["consensus.min_models"][st["consensus.min_models"]],
+            )
 
         current = ev(build(state))
         while True:
@@ -255,8 +274,14 @@ def tune(preds: Predictions, gold: Gold, *, base: Strategy | None = None,
     trials = list(ev.seen.values())
     front = pareto_front(trials)
     chosen, met = pick(front, target)
-    return {"trials": trials, "front": front, "chosen": chosen, "target_met": met,
-            "target": target, "n_trials": len(trials)}
+    return {
+        "trials": trials,
+        "front": front,
+        "chosen": chosen,
+        "target_met": met,
+        "target": target,
+        "n_trials": len(trials),
+    }
 
 
 def format_front(front: Sequence[Trial], chosen: Trial | None = None) -> str:
@@ -267,10 +292,12 @@ def format_front(front: Sequence[Trial], chosen: Trial | None = None) -> str:
         mark = " <= chosen" if chosen is not None and t is chosen else ""
         per = ";".join(
             f"{m}:" + ",".join(f"{mod}={k}" for mod, k in sorted(d.items()))
-            for m, d in sorted(s.topk_per_model.items())) or "topk=" + json_compact(s.topk)
+            for m, d in sorted(s.topk_per_model.items())
+        ) or "topk=" + json_compact(s.topk)
         lines.append(
             f"{t.mean_size:10.2f}  {t.recall:7.4f}  {per} | consensus k={s.consensus.k} "
-            f"N={s.consensus.global_n} agree>={s.consensus.min_models}{mark}")
+            f"N={s.consensus.global_n} agree>={s.consensus.min_models}{mark}"
+        )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@
   here they also accept the input spellings of :data:`INPUT_ALIASES` (audio, visual, ...), and
   JSONL keeps its label sets next to its logits.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,18 @@ from benchmark.io import load_predictions_csv, load_predictions_jsonl, load_pred
 from benchmark.predictions import ModelPredictions
 
 MODALITIES = ("a", "v", "av")
-INPUT_ALIASES = {"a": "a", "v": "v", "av": "av", "audio": "a", "visual": "v", "video": "v",
-                 "audio-visual": "av", "audiovisual": "av", "a only": "a", "v only": "v"}
+INPUT_ALIASES = {
+    "a": "a",
+    "v": "v",
+    "av": "av",
+    "audio": "a",
+    "visual": "v",
+    "video": "v",
+    "audio-visual": "av",
+    "audiovisual": "av",
+    "a only": "a",
+    "v only": "v",
+}
 
 
 class PredictionFileError(ValueError):
@@ -46,6 +57,7 @@ class PredictionArrays:
 # ------------------------------------------------------------------------------------------------
 # artifact
 # ------------------------------------------------------------------------------------------------
+
 
 def to_npz_bytes(arrays: PredictionArrays) -> bytes:
     payload: dict[str, np.ndarray] = {
@@ -74,15 +86,20 @@ def from_npz(fileobj) -> PredictionArrays:
 # prediction files
 # ------------------------------------------------------------------------------------------------
 
+
 def from_model_predictions(pred: ModelPredictions) -> PredictionArrays:
-    return PredictionArrays([str(v) for v in pred.video_ids], list(pred.classes),
-                            {m: np.asarray(a, dtype=np.float32) for m, a in pred.scores.items()},
-                            {m: np.asarray(a, dtype=bool) for m, a in pred.labels.items()})
+    return PredictionArrays(
+        [str(v) for v in pred.video_ids],
+        list(pred.classes),
+        {m: np.asarray(a, dtype=np.float32) for m, a in pred.scores.items()},
+        {m: np.asarray(a, dtype=bool) for m, a in pred.labels.items()},
+    )
 
 
 _LABEL_LISTS = {"inputs": INPUT_ALIASES}
 READERS = {  # suffix -> (benchmark loader, its options)
-    ".pkl": (load_predictions_pickle, {}), ".pickle": (load_predictions_pickle, {}),
+    ".pkl": (load_predictions_pickle, {}),
+    ".pickle": (load_predictions_pickle, {}),
     ".csv": (load_predictions_csv, _LABEL_LISTS),
     ".jsonl": (load_predictions_jsonl, {**_LABEL_LISTS, "keep_label_sets": True}),
     ".ndjson": (load_predictions_jsonl, {**_LABEL_LISTS, "keep_label_sets": True}),

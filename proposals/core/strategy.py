@@ -17,6 +17,7 @@ Every proposal keeps its provenance: a list of ``{"rule", "model", "modality"}``
 Ties are broken deterministically: within a clip the lower class index wins; across the
 dataset the earlier (clip, class) position in row-major order wins.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -85,8 +86,7 @@ class Strategy:
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - allowed)
         if unknown:
-            raise StrategyError(
-                f"unknown strategy key(s) {unknown}; allowed: {sorted(allowed)}")
+            raise StrategyError(f"unknown strategy key(s) {unknown}; allowed: {sorted(allowed)}")
         kwargs = dict(data)
         cons = kwargs.get("consensus")
         if cons is not None:
@@ -95,8 +95,7 @@ class Strategy:
             callowed = {f.name for f in dataclasses.fields(ConsensusConfig)}
             cunknown = sorted(set(cons) - callowed)
             if cunknown:
-                raise StrategyError(
-                    f"unknown strategy.consensus key(s) {cunknown}; allowed: {sorted(callowed)}")
+                raise StrategyError(f"unknown strategy.consensus key(s) {cunknown}; allowed: {sorted(callowed)}")
             kwargs["consensus"] = ConsensusConfig(**cons)
         strategy = cls(**kwargs)
         strategy.validate()
@@ -121,8 +120,7 @@ class Strategy:
                 raise StrategyError(f"{where} must be an object {{modality: k}}")
             for mod, k in mapping.items():
                 if mod not in MODALITIES:
-                    raise StrategyError(
-                        f"{where}: unknown modality {mod!r}; allowed: {list(MODALITIES)}")
+                    raise StrategyError(f"{where}: unknown modality {mod!r}; allowed: {list(MODALITIES)}")
                 check_k(f"{where}.{mod}", k)
 
         check_topk("topk", self.topk)
@@ -136,15 +134,12 @@ class Strategy:
         check_k("consensus.min_models", c.min_models)
         if c.min_models < 1:
             raise StrategyError("consensus.min_models must be >= 1")
-        if c.models is not None and (
-                not isinstance(c.models, list) or not all(isinstance(m, str) for m in c.models)):
+        if c.models is not None and (not isinstance(c.models, list) or not all(isinstance(m, str) for m in c.models)):
             raise StrategyError("consensus.models must be null (all models) or a list of names")
         for mod in c.modalities:
             if mod not in MODALITIES:
-                raise StrategyError(
-                    f"consensus.modalities: unknown modality {mod!r}; allowed: {list(MODALITIES)}")
-        if not isinstance(self.common_classes, list) or not all(
-                isinstance(x, str) for x in self.common_classes):
+                raise StrategyError(f"consensus.modalities: unknown modality {mod!r}; allowed: {list(MODALITIES)}")
+        if not isinstance(self.common_classes, list) or not all(isinstance(x, str) for x in self.common_classes):
             raise StrategyError("common_classes must be a list of class names")
 
     def k_for(self, model: str, modality: str) -> int:
@@ -189,13 +184,10 @@ class Predictions:
                 for mod, arr in per_mod.items():
                     where = f"{kind}[{model!r}][{mod!r}]"
                     if mod not in MODALITIES:
-                        raise StrategyError(
-                            f"{where}: unknown modality; allowed: {list(MODALITIES)}")
+                        raise StrategyError(f"{where}: unknown modality; allowed: {list(MODALITIES)}")
                     arr = np.asarray(arr)
                     if arr.shape != (n, c):
-                        raise StrategyError(
-                            f"{where} has shape {arr.shape}, expected ({n}, {c}) "
-                            f"(clips x classes)")
+                        raise StrategyError(f"{where} has shape {arr.shape}, expected ({n}, {c}) (clips x classes)")
                     if kind == "scores":
                         arr = arr.astype(np.float32, copy=False)
                         if not np.isfinite(arr).all():
@@ -206,13 +198,11 @@ class Predictions:
                     per_mod[mod] = arr
         both = set(self.scores) & set(self.label_sets)
         if both:
-            raise StrategyError(
-                f"model name(s) {sorted(both)} used for both scores and label sets")
+            raise StrategyError(f"model name(s) {sorted(both)} used for both scores and label sets")
         if self.original is not None:
             self.original = np.asarray(self.original, dtype=bool)
             if self.original.shape != (n, c):
-                raise StrategyError(
-                    f"original labels have shape {self.original.shape}, expected ({n}, {c})")
+                raise StrategyError(f"original labels have shape {self.original.shape}, expected ({n}, {c})")
 
     @property
     def n_clips(self) -> int:
@@ -227,8 +217,8 @@ class Predictions:
             return self._class_lookup()[name]
         except KeyError:
             raise StrategyError(
-                f"unknown class name {name!r} (not one of the {len(self.class_names)} "
-                f"taxonomy classes)") from None
+                f"unknown class name {name!r} (not one of the {len(self.class_names)} taxonomy classes)"
+            ) from None
 
     def _class_lookup(self) -> dict[str, int]:
         lookup = getattr(self, "_lookup", None)
@@ -238,8 +228,9 @@ class Predictions:
         return lookup
 
 
-def labels_to_matrix(video_ids: list[str], class_names: list[str],
-                     labels: Mapping[str, Iterable[str]], *, what: str = "labels") -> np.ndarray:
+def labels_to_matrix(
+    video_ids: list[str], class_names: list[str], labels: Mapping[str, Iterable[str]], *, what: str = "labels"
+) -> np.ndarray:
     """{video_id: [class names]} -> bool [n, C]; unknown class names raise StrategyError."""
     row = {v: i for i, v in enumerate(video_ids)}
     col = {c: j for j, c in enumerate(class_names)}
@@ -358,15 +349,15 @@ class ProposalResult:
         if rows is not None:
             ii = rows[ii]
         hits = np.stack([m[ii, jj] for m in self.source_masks], axis=0)  # [S, P]
-        prov_of_source = [
-            {"rule": r, "model": m, "modality": mod} for r, m, mod in self.sources]
+        prov_of_source = [{"rule": r, "model": m, "modality": mod} for r, m, mod in self.sources]
         for p in range(ii.size):
             prov = [prov_of_source[s] for s in np.flatnonzero(hits[:, p])]
             yield self.video_ids[ii[p]], self.class_names[jj[p]], [dict(x) for x in prov]
 
 
-def apply_strategy(strategy: Strategy, preds: Predictions, *, cache: RankCache | None = None,
-                   keep_sources: bool = True) -> ProposalResult:
+def apply_strategy(
+    strategy: Strategy, preds: Predictions, *, cache: RankCache | None = None, keep_sources: bool = True
+) -> ProposalResult:
     """Apply ``strategy`` to all clips of ``preds`` at once (vectorised)."""
     strategy.validate()
     n, c = preds.n_clips, len(preds.class_names)
@@ -390,12 +381,11 @@ def apply_strategy(strategy: Strategy, preds: Predictions, *, cache: RankCache |
         cov = preds.coverage.get(model)
         return mask if cov is None else mask & cov[:, None]
 
-    unknown_models = sorted(
-        set(strategy.topk_per_model) - set(preds.scores))
+    unknown_models = sorted(set(strategy.topk_per_model) - set(preds.scores))
     if unknown_models:
         raise StrategyError(
-            f"topk_per_model names model(s) {unknown_models} without scores; "
-            f"models with scores: {sorted(preds.scores)}")
+            f"topk_per_model names model(s) {unknown_models} without scores; models with scores: {sorted(preds.scores)}"
+        )
 
     # original label
     if strategy.original_label and preds.original is not None:
@@ -423,8 +413,7 @@ def apply_strategy(strategy: Strategy, preds: Predictions, *, cache: RankCache |
     else:
         missing = sorted(set(cons.models) - set(preds.models))
         if missing:
-            raise StrategyError(
-                f"consensus.models names unknown model(s) {missing}; known: {preds.models}")
+            raise StrategyError(f"consensus.models names unknown model(s) {missing}; known: {preds.models}")
         cmodels = list(cons.models)
     pools: dict[tuple[str, str], np.ndarray] = {}
     count = np.zeros((n, c), dtype=np.uint8)
@@ -466,5 +455,10 @@ def apply_strategy(strategy: Strategy, preds: Predictions, *, cache: RankCache |
     for mask in rule_masks.values():
         proposed |= mask
     return ProposalResult(
-        video_ids=list(preds.video_ids), class_names=list(preds.class_names), proposed=proposed,
-        rule_masks=rule_masks, sources=sources, source_masks=source_masks)
+        video_ids=list(preds.video_ids),
+        class_names=list(preds.class_names),
+        proposed=proposed,
+        rule_masks=rule_masks,
+        sources=sources,
+        source_masks=source_masks,
+    )

@@ -1,4 +1,5 @@
 """Fixtures of the annotator tests: a dataset with regular and gold clips (remote media, no files needed)."""
+
 import random
 
 import pytest
@@ -24,5 +25,3 @@ def batch(dataset):
     batches = batches_create(dataset, rng=random.Random(7))
     assert len(batches) == 1
     return batches[0]
-
-

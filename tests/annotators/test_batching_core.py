@@ -24,8 +24,7 @@ def test_every_regular_clip_once_gold_at_random_positions_and_rotating():
 
 
 def test_few_gold_clips_and_last_batch_smaller():
-    plans = plan_batches([f"r{i}" for i in range(25)], ["g0"], batch_size=10, gold_per_batch=2,
-                         rng=random.Random(0))
+    plans = plan_batches([f"r{i}" for i in range(25)], ["g0"], batch_size=10, gold_per_batch=2, rng=random.Random(0))
     assert [len(p) for p in plans] == [10, 10, 8]
     assert all(sum(it.is_gold for it in p) == 1 for p in plans)
 

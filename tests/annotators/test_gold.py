@@ -1,12 +1,12 @@
 """In-house gold standard: expert majority, coverage, CSV import (all or nothing, line numbers)."""
+
 import random
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.errors import ImportFailed, ValidationError
-from catalog.models import Clip
-from crowd.models import GoldLabel
+from catalog.models import Clip, GoldLabel
 from crowd.services.gold import expert_annotation_save, gold_coverage, gold_import_csv, gold_recompute
 
 
@@ -23,10 +23,19 @@ def test_gold_is_the_majority_of_three_experts(dataset, experts, taxonomy):
     clip = Clip.objects.get(video_id="r010")  # original label: taxonomy[10]
     dog, cat, car = taxonomy[1], taxonomy[2], taxonomy[3]
     payloads = [
-        {"labels": [lab(dog, True, True), lab(cat, True, False)], "original_present": True,
-         "original_audible": True, "original_visible": False, "background_music": False},
-        {"labels": [lab(dog, True, False), lab(car, False, True)], "original_present": True,
-         "original_audible": True, "original_visible": True},
+        {
+            "labels": [lab(dog, True, True), lab(cat, True, False)],
+            "original_present": True,
+            "original_audible": True,
+            "original_visible": False,
+            "background_music": False,
+        },
+        {
+            "labels": [lab(dog, True, False), lab(car, False, True)],
+            "original_present": True,
+            "original_audible": True,
+            "original_visible": True,
+        },
         {"labels": [lab(dog, True, True)], "original_present": False},
     ]
     expert_annotation_save(clip, experts[0], payloads[0])
@@ -72,30 +81,47 @@ def write(tmp_path, text, name="gold.csv"):
 
 
 def test_import_gold_csv(dataset, taxonomy, tmp_path):
-    path = write(tmp_path, "id,label,original,modality\n"
-                           f"r001,{taxonomy[1]},True,AV\nr001,\"{taxonomy[50]}\",False,-\nr002,{taxonomy[9]},False,V\n")
+    path = write(
+        tmp_path,
+        "id,label,original,modality\n"
+        f'r001,{taxonomy[1]},True,AV\nr001,"{taxonomy[50]}",False,-\nr002,{taxonomy[9]},False,V\n',
+    )
     assert gold_import_csv(dataset, path) == 3
-    rows = {(g.clip.video_id, g.cls.name): (g.modality, g.original) for g in GoldLabel.objects.filter(
-        clip__video_id__in=["r001", "r002"])}
-    assert rows == {("r001", taxonomy[1]): ("AV", True), ("r001", taxonomy[50]): ("-", False),
-                    ("r002", taxonomy[9]): ("V", False)}
+    rows = {
+        (g.clip.video_id, g.cls.name): (g.modality, g.original)
+        for g in GoldLabel.objects.filter(clip__video_id__in=["r001", "r002"])
+    }
+    assert rows == {
+        ("r001", taxonomy[1]): ("AV", True),
+        ("r001", taxonomy[50]): ("-", False),
+        ("r002", taxonomy[9]): ("V", False),
+    }
     assert Clip.objects.get(video_id="r002").is_gold
 
 
 def test_import_gold_errors_have_line_numbers_and_change_nothing(dataset, taxonomy, tmp_path):
     before = GoldLabel.objects.count()
-    path = write(tmp_path, "id,label,original,modality\n"
-                           f"r001,{taxonomy[1]},True,AV\n"
-                           "r001,not a class,True,A\n"
-                           f"r001,{taxonomy[2]},maybe,A\n"
-                           f"r001,{taxonomy[3]},True,AVX\n"
-                           f"zzz,{taxonomy[4]},True,A\n"
-                           f"r001,{taxonomy[1]},True,A\n")
+    path = write(
+        tmp_path,
+        "id,label,original,modality\n"
+        f"r001,{taxonomy[1]},True,AV\n"
+        "r001,not a class,True,A\n"
+        f"r001,{taxonomy[2]},maybe,A\n"
+        f"r001,{taxonomy[3]},True,AVX\n"
+        f"zzz,{taxonomy[4]},True,A\n"
+        f"r001,{taxonomy[1]},True,A\n",
+    )
     with pytest.raises(ImportFailed) as exc:
         gold_import_csv(dataset, path)
     text = exc.value.as_text()
-    for needle in ("gold.csv:3: field 'label'", "gold.csv:4: field 'original'", "gold.csv:5: field 'modality'",
-                   "allowed: A, V, AV, -", "gold.csv:6: field 'id' is 'zzz'", "gold.csv:7: clip 'r001'"):
+    for needle in (
+        "gold.csv:3: field 'label'",
+        "gold.csv:4: field 'original'",
+        "gold.csv:5: field 'modality'",
+        "allowed: A, V, AV, -",
+        "gold.csv:6: field 'id' is 'zzz'",
+        "gold.csv:7: clip 'r001'",
+    ):
         assert needle in text
     assert GoldLabel.objects.count() == before and not Clip.objects.get(video_id="r001").is_gold
     with pytest.raises(ImportFailed, match="missing column"):

@@ -1,10 +1,10 @@
 """The HIT page API (/api/hit/) end to end through the Django test client."""
+
 import json
 
 import pytest
 
 from crowd.models import Assignment, ClipAnswer, Worker
-
 from tests.crowd_helpers import complete_payload, gold_perfect_labels
 
 MTURK = {"assignmentId": "A1", "hitId": "H1", "workerId": "W1", "turkSubmitTo": "https://workersandbox.mturk.com"}
@@ -46,13 +46,20 @@ def test_mturk_arrival_binds_once_and_returns_the_whole_batch(client, batch, sta
     assert again["assignment"] == started["assignment"]
     a = Assignment.objects.get()
     assert (a.worker.backend, a.worker.external_id, a.external_assignment_id, a.external_hit_id) == (
-        "mturk", "W1", "A1", "H1")
+        "mturk",
+        "W1",
+        "A1",
+        "H1",
+    )
 
 
-@pytest.mark.parametrize("params", [
-    {"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "H1"},
-    {},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "H1"},
+        {},
+    ],
+)
 def test_preview_shows_first_clip_and_stores_nothing(client, batch, params):
     r = session(client, batch, **params)
     data = r.json()
@@ -87,18 +94,21 @@ def test_autosave_is_an_idempotent_upsert_restored_on_reload(client, batch, star
     assert reloaded["position"] == 3 and reloaded["answers"][vid]["labels"] == body["labels"]
 
 
-@pytest.mark.parametrize("vid_kind,body,field", [
-    ("other", None, "video_id"),
-    ("ok", {"labels": [{"name": "no such class", "audible": True, "visible": False}]}, "labels"),
-    ("ok", "{not json", "body"),
-    ("ok", "[1, 2]", "body"),
-    ("ok", {"played": "yes"}, "played"),
-    ("ok", {"media_failed": "broken"}, "media_failed"),
-    ("ok", {"background_music": 1}, "background_music"),
-    ("ok", {"watch_seconds": -3}, "watch_seconds"),
-    ("ok", {"colour": "red"}, "colour"),
-    ("ok", {"labels": [{"name": "dog barking", "audible": "y", "visible": False}]}, "labels"),
-])
+@pytest.mark.parametrize(
+    "vid_kind,body,field",
+    [
+        ("other", None, "video_id"),
+        ("ok", {"labels": [{"name": "no such class", "audible": True, "visible": False}]}, "labels"),
+        ("ok", "{not json", "body"),
+        ("ok", "[1, 2]", "body"),
+        ("ok", {"played": "yes"}, "played"),
+        ("ok", {"media_failed": "broken"}, "media_failed"),
+        ("ok", {"background_music": 1}, "background_music"),
+        ("ok", {"watch_seconds": -3}, "watch_seconds"),
+        ("ok", {"colour": "red"}, "colour"),
+        ("ok", {"labels": [{"name": "dog barking", "audible": "y", "visible": False}]}, "labels"),
+    ],
+)
 def test_bad_saves_are_400_naming_the_field_and_store_nothing(client, started, vid_kind, body, field):
     vid = "r999-not-in-batch" if vid_kind == "other" else started["clips"][0]["video_id"]
     payload = complete_payload() if body is None else body
@@ -116,8 +126,12 @@ def test_tokens_bind_the_assignment_to_its_worker(client, batch, started):
         assert r.status_code == 403 and r.json()["error"]
     r = client.put(answer_url(started, vid), json.dumps(complete_payload()), content_type="application/json")
     assert r.status_code == 403 and "X-HIT-Token" in r.json()["error"]
-    r = put(client, f"/api/hit/assignments/00000000-0000-0000-0000-000000000000/answers/{vid}", complete_payload(),
-            started["token"])
+    r = put(
+        client,
+        f"/api/hit/assignments/00000000-0000-0000-0000-000000000000/answers/{vid}",
+        complete_payload(),
+        started["token"],
+    )
     assert r.status_code == 404 and r.json() == {"error": "not found"}
     assert ClipAnswer.objects.count() == 0
 
@@ -137,13 +151,19 @@ def test_submit_checks_completeness_then_hands_off_to_mturk_and_is_harmless_twic
         vid = clip["video_id"]
         labels = gold_perfect_labels(taxonomy, vid) if vid.startswith("g") else []
         assert put(client, answer_url(started, vid), complete_payload(labels), started["token"]).status_code == 200
-    results = [client.post(url, json.dumps({"work_seconds": 321}), content_type="application/json",
-                           HTTP_X_HIT_TOKEN=started["token"]) for _ in range(2)]
+    results = [
+        client.post(
+            url, json.dumps({"work_seconds": 321}), content_type="application/json", HTTP_X_HIT_TOKEN=started["token"]
+        )
+        for _ in range(2)
+    ]
     assert [r.status_code for r in results] == [200, 200] and results[0].json() == results[1].json()
     assert results[0].json()["status"] == "approved"
-    assert results[0].json()["handoff"] == {"kind": "mturk",
-                                            "action": "https://workersandbox.mturk.com/mturk/externalSubmit",
-                                            "fields": {"assignmentId": "A1"}}
+    assert results[0].json()["handoff"] == {
+        "kind": "mturk",
+        "action": "https://workersandbox.mturk.com/mturk/externalSubmit",
+        "fields": {"assignmentId": "A1"},
+    }
     a = Assignment.objects.get()
     assert a.work_seconds == 321 and a.catch_f1 == 1.0 and a.decision_log.count() == 2
     r = put(client, answer_url(started, first), complete_payload(), started["token"])
@@ -153,8 +173,9 @@ def test_submit_checks_completeness_then_hands_off_to_mturk_and_is_harmless_twic
     assert session(client, batch, **MTURK).json()["handoff"]["kind"] == "mturk"
 
 
-def test_a_clip_reported_as_not_playing_needs_no_answers_and_the_report_can_be_taken_back(client, batch, started,
-                                                                                          taxonomy):
+def test_a_clip_reported_as_not_playing_needs_no_answers_and_the_report_can_be_taken_back(
+    client, batch, started, taxonomy
+):
     url = f"/api/hit/assignments/{started['assignment']}/submit"
     vids = [c["video_id"] for c in started["clips"]]
     broken = next(v for v in vids if not v.startswith("g"))
@@ -169,8 +190,12 @@ def test_a_clip_reported_as_not_playing_needs_no_answers_and_the_report_can_be_t
     r = client.post(url, "{}", content_type="application/json", HTTP_X_HIT_TOKEN=started["token"])
     assert r.status_code == 400
     assert r.json()["details"]["incomplete"] == [
-        {"video_id": broken, "position": vids.index(broken),
-         "missing": ["played", "background_music", "voice_over", "static_image"]}]
+        {
+            "video_id": broken,
+            "position": vids.index(broken),
+            "missing": ["played", "background_music", "voice_over", "static_image"],
+        }
+    ]
     assert put(client, answer_url(started, broken), {"media_failed": True}, started["token"]).status_code == 200
     r = client.post(url, "{}", content_type="application/json", HTTP_X_HIT_TOKEN=started["token"])
     assert r.status_code == 200 and r.json()["status"] == "approved"
@@ -182,12 +207,18 @@ def test_prolific_arrival_and_completion_url(client, batch, settings):
     settings.PROLIFIC_COMPLETION_CODE = "C0DE42"
     data = session(client, batch, PROLIFIC_PID="P1", STUDY_ID="S1", SESSION_ID="X1").json()
     a = Assignment.objects.get()
-    assert (a.backend, a.worker.external_id, a.external_assignment_id, a.external_hit_id) == ("prolific", "P1",
-                                                                                             "X1", "S1")
+    assert (a.backend, a.worker.external_id, a.external_assignment_id, a.external_hit_id) == (
+        "prolific",
+        "P1",
+        "X1",
+        "S1",
+    )
     a.status = "submitted"
     a.save()
     assert session(client, batch, PROLIFIC_PID="P1").json()["handoff"] == {
-        "kind": "prolific", "url": "https://app.prolific.com/submissions/complete?cc=C0DE42"}
+        "kind": "prolific",
+        "url": "https://app.prolific.com/submissions/complete?cc=C0DE42",
+    }
     assert data["token"]
 
 
@@ -234,6 +265,10 @@ def test_bad_position_and_submit_body(client, started):
     for body in ({"position": 20}, {"position": "2"}, {}):
         r = put(client, f"{url}/position", body, started["token"])
         assert r.status_code == 400 and r.json()["field"] == "position"
-    r = client.post(f"{url}/submit", json.dumps({"work_seconds": "x"}), content_type="application/json",
-                    HTTP_X_HIT_TOKEN=started["token"])
+    r = client.post(
+        f"{url}/submit",
+        json.dumps({"work_seconds": "x"}),
+        content_type="application/json",
+        HTTP_X_HIT_TOKEN=started["token"],
+    )
     assert r.status_code == 400 and r.json()["field"] == "work_seconds"

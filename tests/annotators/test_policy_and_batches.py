@@ -1,4 +1,5 @@
 """Submit -> score -> policy (approve / reject and re-queue / block), admin overrides, batching invariants."""
+
 import random
 from collections import Counter
 from datetime import timedelta
@@ -16,7 +17,6 @@ from crowd.services.assignments import (
     assignments_approve_due,
 )
 from crowd.services.batches import batches_create
-
 from tests.crowd_helpers import complete_payload, fill_assignment
 
 
@@ -42,8 +42,16 @@ def test_partial_catch_answers_give_the_hand_computed_f1(batch, taxonomy):
     # missed (1 FN). Second catch clip untouched: 3 FN.  TP=1 FP=1 FN=5 -> F1 = 2/(2+1+5) = 0.25
     vid = gold_items[0].clip.video_id
     i = int(vid[1:])
-    answer_save(a, vid, complete_payload([{"name": taxonomy[100 + i], "audible": True, "visible": False},
-                                          {"name": taxonomy[0], "audible": True, "visible": False}]))
+    answer_save(
+        a,
+        vid,
+        complete_payload(
+            [
+                {"name": taxonomy[100 + i], "audible": True, "visible": False},
+                {"name": taxonomy[0], "audible": True, "visible": False},
+            ]
+        ),
+    )
     a = assignment_submit(a)
     assert a.catch_precision == pytest.approx(0.5) and a.catch_recall == pytest.approx(1 / 6)
     assert a.catch_f1 == pytest.approx(0.25) and a.status == "approved"  # 0.25 is not below 0.25
@@ -51,7 +59,7 @@ def test_partial_catch_answers_give_the_hand_computed_f1(batch, taxonomy):
 
 def test_bad_worker_is_rejected_with_feedback_and_the_batch_reopens(make_dataset, taxonomy):
     ds = make_dataset(annotations_per_clip=1)
-    batch, = batches_create(ds)
+    (batch,) = batches_create(ds)
     a = start(batch, "BAD")
     assert Batch.objects.get(pk=batch.pk).status == "closed"  # its only slot is taken
     with pytest.raises(Forbidden):
@@ -69,7 +77,7 @@ def test_bad_worker_is_rejected_with_feedback_and_the_batch_reopens(make_dataset
 
 def test_review_window_defers_approval(make_dataset, taxonomy):
     ds = make_dataset(review_window_hours=24)
-    batch, = batches_create(ds)
+    (batch,) = batches_create(ds)
     a = start(batch)
     fill_assignment(a, taxonomy)
     a = assignment_submit(a)
@@ -117,8 +125,7 @@ def test_admin_action_rejects_with_reason(admin_client, batch, taxonomy):
     url = "/admin/crowd/assignment/"
     r = admin_client.post(url, {"action": "reject_override", "_selected_action": [a.pk], "reason": ""})
     assert Assignment.objects.get(pk=a.pk).status == "approved"
-    r = admin_client.post(url, {"action": "reject_override", "_selected_action": [a.pk], "reason": "spam"},
-                          follow=True)
+    r = admin_client.post(url, {"action": "reject_override", "_selected_action": [a.pk], "reason": "spam"}, follow=True)
     assert r.status_code == 200 and Assignment.objects.get(pk=a.pk).status == "rejected"
     assert AssignmentDecisionLog.objects.filter(reason="spam", actor__username="admin").exists()
 
@@ -164,7 +171,7 @@ def test_explicit_proposals_and_unknown_classes(dataset, taxonomy):
         batches_create(dataset, proposals={"r000": ["no such class"]})
     with pytest.raises(ValidationError, match="not in dataset"):
         batches_create(dataset, clips=["nope"])
-    batch, = batches_create(dataset, proposals={"r000": [taxonomy[7], taxonomy[3]]})
+    (batch,) = batches_create(dataset, proposals={"r000": [taxonomy[7], taxonomy[3]]})
     assert BatchItem.objects.get(batch=batch, clip__video_id="r000").proposals == [taxonomy[7], taxonomy[3]]
 
 

@@ -1,7 +1,9 @@
 """Catch-trial scoring on hand-computed cases (pure, no database)."""
+
 import pytest
 
-from crowd.core.scoring import catch_scores, decide, should_block
+from catalog.core.vocabulary import catch_scores
+from crowd.core.scoring import decide, should_block
 
 
 def test_perfect_answers_score_one():
@@ -14,10 +16,12 @@ def test_hand_computed_mixed_case_pooled_over_two_catch_clips():
     # gold atoms: c1 dog/a, dog/v, wind/a ; c2 car/v  -> 4 atoms
     gold = {"c1": {"dog barking": "AV", "wind noise": "A", "cat meowing": "-"}, "c2": {"car passing by": "V"}}
     # worker atoms: c1 dog/a (TP), cat/a (FP), wind/v (FP) ; c2 car/v (TP), car/a (FP)
-    answers = {"c1": {"dog barking": (True, False), "cat meowing": (True, False), "wind noise": (False, True)},
-               "c2": {"car passing by": (True, True)}}
+    answers = {
+        "c1": {"dog barking": (True, False), "cat meowing": (True, False), "wind noise": (False, True)},
+        "c2": {"car passing by": (True, True)},
+    }
     f1, p, r, tp, fp, fn = catch_scores(gold, answers)
-    assert (tp, fp, fn) == (2, 3, 2)   # FN: dog/v, wind/a
+    assert (tp, fp, fn) == (2, 3, 2)  # FN: dog/v, wind/a
     assert p == pytest.approx(2 / 5)
     assert r == pytest.approx(2 / 4)
     assert f1 == pytest.approx(4 / 9)  # 2TP / (2TP + FP + FN) = 4 / (4 + 3 + 2)

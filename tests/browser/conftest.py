@@ -1,4 +1,5 @@
 """Fixtures for the HIT page and expert page browser tests: a small dataset with batches, a page driver."""
+
 from __future__ import annotations
 
 import random
@@ -12,17 +13,20 @@ GOLD_VIDEO = "gold_0"
 def make_dataset(clip_factory, *, name="hitdemo", n_regular=3, batch_size=4, seconds=1.0, n_gold=1):
     """A dataset with `n_regular` regular clips and `n_gold` gold clips (gold_<i>: dog barking, AV), batches of
     `batch_size` clips with one gold clip each."""
-    from catalog.models import Clip, Dataset, TaxonomyClass
-    from crowd.models import GoldLabel
-    from crowd.services.batches import batches_create
+    from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
     from catalog.services.clips import ClipSpec, clips_import
+    from crowd.services.batches import batches_create
 
     dataset = Dataset.objects.create(name=name, batch_size=batch_size, gold_per_batch=1, annotations_per_clip=3)
-    specs = [ClipSpec(f"clip_{i}", str(clip_factory(f"b{i}", seed=i, seconds=seconds)), ["dog barking"], "test")
-             for i in range(n_regular)]
+    specs = [
+        ClipSpec(f"clip_{i}", str(clip_factory(f"b{i}", seed=i, seconds=seconds)), ["dog barking"], "test")
+        for i in range(n_regular)
+    ]
     gold_ids = {f"gold_{i}" for i in range(n_gold)}
-    specs += [ClipSpec(vid, str(clip_factory(vid, seed=99 - i, seconds=seconds)), ["dog barking"], "test")
-              for i, vid in enumerate(sorted(gold_ids))]
+    specs += [
+        ClipSpec(vid, str(clip_factory(vid, seed=99 - i, seconds=seconds)), ["dog barking"], "test")
+        for i, vid in enumerate(sorted(gold_ids))
+    ]
     clips_import(dataset, specs, gold_ids=gold_ids)
     barking = TaxonomyClass.objects.get(name="dog barking")
     for gold in Clip.objects.filter(dataset=dataset, video_id__in=gold_ids):
@@ -52,8 +56,10 @@ class HitPage:
         from urllib.parse import urlencode
 
         self.driver.get(f"{self.base_url}/hit/{batch.uuid}/?{urlencode(params)}")
-        self.wait(lambda d: d.find_element("id", "hit-app").get_attribute("data-state") != "loading",
-                  "the HIT page did not finish loading")
+        self.wait(
+            lambda d: d.find_element("id", "hit-app").get_attribute("data-state") != "loading",
+            "the HIT page did not finish loading",
+        )
         return self
 
     def wait(self, condition, message="condition not met", timeout=10):
@@ -94,14 +100,19 @@ class HitPage:
         self.wait(lambda d: self.state() == "clip", "the clip view did not open")
 
     def wait_played(self, timeout=15):
-        playing = "var v = document.getElementById('video'); return !v.paused || v.ended" \
-                  " || document.getElementById('play-state').dataset.played == 'true'"
+        playing = (
+            "var v = document.getElementById('video'); return !v.paused || v.ended"
+            " || document.getElementById('play-state').dataset.played == 'true'"
+        )
         try:
             self.wait(lambda d: d.execute_script(playing), timeout=2)
         except Exception:  # autoplay refused: press Play like a worker would
             self.el("btn-play").click()
-        self.wait(lambda d: self.el("play-state").get_attribute("data-played") == "true",
-                  "the clip never counted as played", timeout=timeout)
+        self.wait(
+            lambda d: self.el("play-state").get_attribute("data-played") == "true",
+            "the clip never counted as played",
+            timeout=timeout,
+        )
 
     def answer_meta(self, values=(False, False, False)):
         for fs, value in zip(self.driver.find_elements("css selector", "#meta-form fieldset"), values):
@@ -135,8 +146,10 @@ def hit_page(browser, live_server, settings):
 
 def set_viewport(driver, width, height):
     """Make the page's viewport exactly width x height CSS pixels (the window size includes browser chrome)."""
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
 
 
 def wait_for(predicate, timeout=10.0, message="condition not met"):

@@ -1,4 +1,5 @@
 """The HIT page inside an iframe (allowed and refused origins), its layout at MTurk/laptop sizes, its size."""
+
 import http.server
 import threading
 
@@ -8,12 +9,15 @@ from tests.browser.conftest import make_dataset, set_viewport
 
 pytestmark = pytest.mark.browser
 
+
 class OuterPage:
     """A second local HTTP server (another origin) serving one page that frames the HIT page."""
 
     def __init__(self, inner_url):
-        html = (f"<!doctype html><title>outer</title><h1>Worker site</h1>"
-                f"<iframe id='hit' src='{inner_url}' width='1200' height='650'></iframe>").encode()
+        html = (
+            f"<!doctype html><title>outer</title><h1>Worker site</h1>"
+            f"<iframe id='hit' src='{inner_url}' width='1200' height='650'></iframe>"
+        ).encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
@@ -49,8 +53,9 @@ def outer_pages():
 
 
 def test_hit_page_renders_in_an_iframe_from_an_allowed_origin_and_is_refused_by_another(
-        browser, live_server, settings, hit_batch, outer_pages):
-    url = (f"{live_server.url}/hit/{hit_batch.uuid}/?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=H")
+    browser, live_server, settings, hit_batch, outer_pages
+):
+    url = f"{live_server.url}/hit/{hit_batch.uuid}/?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=H"
     allowed, other = outer_pages(url), outer_pages(url)
     settings.FRAME_ANCESTORS_EXTRA = [allowed.origin]
 
@@ -59,16 +64,21 @@ def test_hit_page_renders_in_an_iframe_from_an_allowed_origin_and_is_refused_by_
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 10).until(
-        lambda d: d.execute_script("var a = document.getElementById('hit-app'); return a && a.dataset.state"
-                                   " == 'instructions'"), "the framed HIT page did not load")
+        lambda d: d.execute_script(
+            "var a = document.getElementById('hit-app'); return a && a.dataset.state == 'instructions'"
+        ),
+        "the framed HIT page did not load",
+    )
     assert "Preview" in browser.find_element("id", "preview-banner").text
     browser.switch_to.default_content()
 
     browser.get_log("browser")  # drop earlier messages
     browser.get(other.origin)
     frame = browser.find_element("id", "hit")
-    WebDriverWait(browser, 10).until(lambda d: any("frame-ancestors" in m["message"] for m in d.get_log("browser")),
-                                     "Chromium did not report a frame-ancestors refusal")
+    WebDriverWait(browser, 10).until(
+        lambda d: any("frame-ancestors" in m["message"] for m in d.get_log("browser")),
+        "Chromium did not report a frame-ancestors refusal",
+    )
     browser.switch_to.frame(frame)
     assert browser.execute_script("return document.getElementById('hit-app')") is None
     browser.switch_to.default_content()
@@ -89,8 +99,13 @@ def big_batch(transactional_db, taxonomy, clip_factory):
 @pytest.mark.parametrize("width,height", [(1280, 720), (1440, 900), (1280, 800)])
 def test_layout_fits_mturk_frame_and_13_inch_laptops(hit_page, big_batch, width, height, tmp_path):
     set_viewport(hit_page.driver, width, height)
-    page = hit_page.open(big_batch, assignmentId="LAYOUT1", hitId="H", workerId=f"W{width}{height}",
-                         turkSubmitTo="https://workersandbox.mturk.com")
+    page = hit_page.open(
+        big_batch,
+        assignmentId="LAYOUT1",
+        hitId="H",
+        workerId=f"W{width}{height}",
+        turkSubmitTo="https://workersandbox.mturk.com",
+    )
     page.start()
     page.wait_played()
     shot = tmp_path / f"hit-{width}x{height}.png"
@@ -102,12 +117,16 @@ def test_layout_fits_mturk_frame_and_13_inch_laptops(hit_page, big_batch, width,
         return {inner: [innerWidth, innerHeight], scroll: [document.documentElement.scrollWidth,
                 document.documentElement.scrollHeight], video: r('video'), next: r('btn-next'),
                 search: r('class-search'), lastMeta: document.querySelector('#meta-form fieldset:last-child')
-                .getBoundingClientRect(), rows: r('label-rows'), nRows: document.querySelectorAll('#label-rows li').length};
+                .getBoundingClientRect(), rows: r('label-rows'),
+                nRows: document.querySelectorAll('#label-rows li').length};
     """)
     assert geometry["inner"] == [width, height]
     # only the clip view is on screen (no error overlay, no other view leaking through)
-    shown = [v for v in ("view-instructions", "view-review", "view-done", "view-error", "video-error", "message")
-             if page.el(v).is_displayed()]
+    shown = [
+        v
+        for v in ("view-instructions", "view-review", "view-done", "view-error", "video-error", "message")
+        if page.el(v).is_displayed()
+    ]
     assert shown == []
     # no page scrolling: everything the worker needs is on screen; only the class list scrolls
     assert geometry["scroll"][0] <= width and geometry["scroll"][1] <= height

@@ -1,4 +1,5 @@
 """The HIT page in real headless Chromium against the live server and the real /api/hit/ endpoints."""
+
 import pytest
 from selenium.webdriver.common.keys import Keys
 
@@ -16,8 +17,11 @@ def answers_by_video(assignment):
 
 
 def ticked(answer):
-    return {(label["name"], label["audible"], label["visible"]) for label in answer.labels
-            if label["audible"] or label["visible"]}
+    return {
+        (label["name"], label["audible"], label["visible"])
+        for label in answer.labels
+        if label["audible"] or label["visible"]
+    }
 
 
 def test_worker_labels_a_batch_with_mouse_and_keyboard_and_it_is_handed_to_mturk(hit_page, hit_batch, live_server):
@@ -51,15 +55,15 @@ def test_worker_labels_a_batch_with_mouse_and_keyboard_and_it_is_handed_to_mturk
     assert options and options[0].text == "cow lowing"
     search.send_keys(Keys.ENTER)
     page.wait(lambda d: page.box("cow lowing audible"))
-    search.send_keys("organ")   # substring match, then pick the second hit with the arrow key
+    search.send_keys("organ")  # substring match, then pick the second hit with the arrow key
     names = [o.text for o in page.driver.find_elements("css selector", "#search-results [role=option]")]
     assert len(names) >= 2 and all("organ" in n for n in names)
     search.send_keys(Keys.ARROW_DOWN, Keys.ENTER)
     page.wait(lambda d: page.box(f"{names[1]} visible"))
     search.send_keys(Keys.ESCAPE)
     page.key(Keys.ARROW_RIGHT)  # shortcuts are back once the search box is left; Enter is not typed into it
-    assert page.progress() == "Clip 2 of 4"   # questions not answered yet
-    page.box("cow lowing audible").send_keys(Keys.SPACE)   # Space on a focused checkbox ticks it
+    assert page.progress() == "Clip 2 of 4"  # questions not answered yet
+    page.box("cow lowing audible").send_keys(Keys.SPACE)  # Space on a focused checkbox ticks it
     page.box(f"{names[1]} visible").send_keys(Keys.SPACE)
     page.box("dog barking audible").send_keys(Keys.SPACE)
     for fieldset in page.driver.find_elements("css selector", "#meta-form fieldset"):
@@ -81,17 +85,22 @@ def test_worker_labels_a_batch_with_mouse_and_keyboard_and_it_is_handed_to_mturk
     for n in (3, 4):
         page.wait_played()
         page.driver.execute_script(
-            "const v = document.getElementById('video'); window.__media = []; v.pause(); v.currentTime = 0; v.playbackRate = 0.25;"
+            "const v = document.getElementById('video'); window.__media = []; v.pause(); v.currentTime = 0;"
+            " v.playbackRate = 0.25;"
             "if (!v.dataset.logged) { v.dataset.logged = '1';"
-            " for (const t of ['play', 'pause', 'ended']) v.addEventListener(t, () => window.__media.push(t)); }")
-        page.wait(lambda d: d.execute_script("return !document.getElementById('video').seeking"), "the rewind did not end")
-        page.driver.execute_script("window.__media = []")   # after the pause event of the rewind
+            " for (const t of ['play', 'pause', 'ended']) v.addEventListener(t, () => window.__media.push(t)); }"
+        )
+        page.wait(
+            lambda d: d.execute_script("return !document.getElementById('video').seeking"), "the rewind did not end"
+        )
+        page.driver.execute_script("window.__media = []")  # after the pause event of the rewind
         page.key(Keys.SPACE)
         page.wait(lambda d: d.execute_script("return window.__media.includes('play')"), "Space did not play")
         page.key(Keys.SPACE)
         page.wait(lambda d: d.execute_script("return window.__media.includes('pause')"), "Space did not pause")
-        assert page.driver.execute_script("return window.__media") == ["play", "pause"], \
+        assert page.driver.execute_script("return window.__media") == ["play", "pause"], (
             "the clip paused by itself (it ended) instead of by Space"
+        )
         page.answer_meta((False, n == 4, False))
         page.box("dog barking audible").click()
         videos.append(page.driver.find_element("id", "video").get_attribute("data-video-id"))
@@ -139,7 +148,7 @@ def test_reload_in_the_middle_restores_answers_and_position(hit_page, hit_batch)
     page.wait_played()
     search = page.el("class-search")
     search.send_keys("barking")
-    search.send_keys(Keys.ENTER)   # "dog barking" is proposed already, so the first hit is another class
+    search.send_keys(Keys.ENTER)  # "dog barking" is proposed already, so the first hit is another class
     added = page.driver.find_elements("css selector", "#label-rows li.added")
     assert len(added) == 1
     added_name = added[0].get_attribute("data-name")
@@ -151,7 +160,7 @@ def test_reload_in_the_middle_restores_answers_and_position(hit_page, hit_batch)
     page.wait(lambda d: page.state() == "clip", "a returning worker should land on the clip, not the instructions")
     assert page.progress() == "Clip 2 of 4"
     assert page.box(f"{added_name} audible").is_selected()
-    assert page.el("play-state").get_attribute("data-played") == "true"   # played before the reload
+    assert page.el("play-state").get_attribute("data-played") == "true"  # played before the reload
     page.answer_meta((False, False, False))
     page.el("btn-prev").click()
     page.wait(lambda d: page.progress() == "Clip 1 of 4")
@@ -176,11 +185,12 @@ def test_saves_made_offline_are_queued_and_retried_when_the_network_returns(hit_
         page.wait(lambda d: page.save_status().startswith("Offline, will retry"), "no offline status shown")
         assignment = Assignment.objects.get(external_assignment_id="ASSIGN3")
         answer = ClipAnswer.objects.filter(assignment=assignment).first()
-        assert answer is None or not ticked(answer)     # nothing arrived while offline
+        assert answer is None or not ticked(answer)  # nothing arrived while offline
         queued = page.driver.execute_script(
             "return Object.keys(localStorage).filter(k => k.startsWith('avcrowd.hit.queue'))"
-            ".map(k => localStorage.getItem(k)).join('')")
-        assert "people whistling" in queued   # kept in the browser, survives a reload
+            ".map(k => localStorage.getItem(k)).join('')"
+        )
+        assert "people whistling" in queued  # kept in the browser, survives a reload
     finally:
         page.driver.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
     page.wait_saved(timeout=20)
@@ -205,12 +215,14 @@ def test_preview_shows_instructions_and_first_clip_and_stores_nothing(hit_page, 
     assert page.driver.execute_script("return document.getElementById('video').currentSrc")
     assert Assignment.objects.count() == 0 and ClipAnswer.objects.count() == 0 and Worker.objects.count() == 0
     requests = page.driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/api/hit/'))")
-    assert requests and all("/session" in r for r in requests)   # no save was even attempted
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/api/hit/'))"
+    )
+    assert requests and all("/session" in r for r in requests)  # no save was even attempted
 
 
-def test_a_clip_that_does_not_load_is_reported_and_skipped_and_the_hit_can_be_submitted(hit_page, hit_batch,
-                                                                                        live_server):
+def test_a_clip_that_does_not_load_is_reported_and_skipped_and_the_hit_can_be_submitted(
+    hit_page, hit_batch, live_server
+):
     """The media of one clip is gone from storage: the page says so, Next stays refused until the worker reports
     the clip, the report is saved and shown in the review, and the HIT is submitted."""
     import os
@@ -223,7 +235,7 @@ def test_a_clip_that_does_not_load_is_reported_and_skipped_and_the_hit_can_be_su
     page = hit_page.open(hit_batch, assignmentId="ASSIGN9", turkSubmitTo=live_server.url, **MTURK)
     page.start()
     for n, item in enumerate(items, start=1):
-        page.wait(lambda d: page.progress() == f"Clip {n} of 4")
+        page.wait(lambda d, n=n: page.progress() == f"Clip {n} of 4")
         if item is not broken:
             page.wait_played()
             page.answer_meta()
@@ -258,8 +270,8 @@ def test_a_clip_whose_server_never_answers_offers_the_skip_after_the_timeout(hit
     import socket
     import threading
 
-    from crowd.models import BatchItem
     from catalog.models import Clip
+    from crowd.models import BatchItem
 
     settings.HIT_MEDIA_TIMEOUT_SECONDS = 2.0
     server = socket.socket()
@@ -268,15 +280,18 @@ def test_a_clip_whose_server_never_answers_offers_the_skip_after_the_timeout(hit
     held = []
     threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(8)], daemon=True).start()
     first = BatchItem.objects.filter(batch=hit_batch).select_related("clip").order_by("position")[0]
-    Clip.objects.filter(pk=first.clip.pk).update(media="", media_url=f"http://127.0.0.1:{server.getsockname()[1]}/c.mp4")
+    Clip.objects.filter(pk=first.clip.pk).update(
+        media="", media_url=f"http://127.0.0.1:{server.getsockname()[1]}/c.mp4"
+    )
     try:
-        page = hit_page.open(hit_batch, assignmentId="ASSIGN10", turkSubmitTo="https://workersandbox.mturk.com",
-                             **MTURK)
+        page = hit_page.open(
+            hit_batch, assignmentId="ASSIGN10", turkSubmitTo="https://workersandbox.mturk.com", **MTURK
+        )
         page.start()
         assert not page.el("video-error").is_displayed()
         page.wait(lambda d: page.el("video-error").is_displayed(), "no way out was offered for the stalled clip")
         assert page.text("video-error-text") == "The clip is taking too long to load."
-        page.el("btn-instructions").click()   # away and back: the problem is shown again
+        page.el("btn-instructions").click()  # away and back: the problem is shown again
         page.el("btn-start").click()
         page.wait(lambda d: page.el("video-error").is_displayed(), "the problem was not shown again")
         page.el("btn-video-report").click()
@@ -303,8 +318,13 @@ def test_answers_stay_saved_per_worker(hit_page, hit_batch):
     page.wait_played()
     page.box("cat meowing audible").click()
     page.wait_saved()
-    page.open(hit_batch, assignmentId="ASSIGN5", hitId="HIT1", workerId="WORKER2",
-              turkSubmitTo="https://workersandbox.mturk.com")
+    page.open(
+        hit_batch,
+        assignmentId="ASSIGN5",
+        hitId="HIT1",
+        workerId="WORKER2",
+        turkSubmitTo="https://workersandbox.mturk.com",
+    )
     page.start()
     assert not page.box("cat meowing audible").is_selected()
     wait_for(lambda: Assignment.objects.filter(batch=hit_batch).count() == 2)
@@ -315,7 +335,7 @@ def test_a_full_batch_of_20_clips_by_keyboard_only(hit_page, transactional_db, t
 
     _, batches = make_dataset(clip_factory, name="twenty", n_regular=19, batch_size=20, seconds=0.5)
     page = hit_page.open(batches[0], assignmentId="ASSIGN20", turkSubmitTo=live_server.url, **MTURK)
-    page.key(Keys.ENTER)   # Enter leaves the instructions
+    page.key(Keys.ENTER)  # Enter leaves the instructions
     page.wait(lambda d: page.state() == "clip")
     for n in range(1, 21):
         assert page.progress() == f"Clip {n} of 20"
@@ -325,7 +345,7 @@ def test_a_full_batch_of_20_clips_by_keyboard_only(hit_page, transactional_db, t
             radio.send_keys(Keys.SPACE)
         if n % 2:
             page.box("cat meowing audible").send_keys(Keys.SPACE)
-        radios[-1].send_keys(Keys.ENTER)   # Enter = next (the last clip opens the review)
+        radios[-1].send_keys(Keys.ENTER)  # Enter = next (the last clip opens the review)
     page.wait(lambda d: page.state() == "review")
     assert len(page.driver.find_elements("css selector", "#review-rows tr.has-problems")) == 0
     page.wait_saved()
@@ -346,10 +366,15 @@ def test_a_full_batch_of_20_clips_by_keyboard_only(hit_page, transactional_db, t
 
 def test_a_blocked_worker_is_told_why_and_nothing_is_started(hit_page, hit_batch):
     Worker.objects.create(backend="mturk", external_id="BLOCKED1", is_blocked=True, blocked_reason="low quality")
-    page = hit_page.open(hit_batch, assignmentId="ASSIGN9", hitId="HIT1", workerId="BLOCKED1",
-                         turkSubmitTo="https://workersandbox.mturk.com")
+    page = hit_page.open(
+        hit_batch,
+        assignmentId="ASSIGN9",
+        hitId="HIT1",
+        workerId="BLOCKED1",
+        turkSubmitTo="https://workersandbox.mturk.com",
+    )
     assert page.state() == "error"
-    assert "can no longer work on these tasks" in page.text("error-text")   # the server's readable reason
+    assert "can no longer work on these tasks" in page.text("error-text")  # the server's readable reason
     assert not page.el("hit-nav").is_displayed()
     assert not Assignment.objects.filter(batch=hit_batch).exists()
 
@@ -370,8 +395,10 @@ def test_prolific_participant_is_sent_back_to_prolific_with_the_completion_code(
     page.driver.execute_cdp_cmd("Network.enable", {})
     page.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*prolific.com*"]})
     page.el("btn-submit").click()
-    page.wait(lambda d: d.current_url.startswith("https://app.prolific.com/submissions/complete"),
-              "the participant was not redirected to Prolific")
+    page.wait(
+        lambda d: d.current_url.startswith("https://app.prolific.com/submissions/complete"),
+        "the participant was not redirected to Prolific",
+    )
     assignment = Assignment.objects.get(batch=hit_batch)
     assert assignment.backend == "prolific" and assignment.worker.external_id == "PID77"
     assert assignment.status in ("submitted", "approved", "rejected")

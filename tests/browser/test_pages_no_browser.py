@@ -1,4 +1,5 @@
 """The HIT page's own assets: small, plain ES modules, no build step (no browser needed)."""
+
 import re
 from pathlib import Path
 
@@ -9,8 +10,8 @@ STATIC = Path(__file__).resolve().parents[2] / "frontend" / "static" / "frontend
 
 @pytest.fixture
 def batch(db, taxonomy):
-    from crowd.models import Batch
     from catalog.models import Dataset
+    from crowd.models import Batch
 
     return Batch.objects.create(dataset=Dataset.objects.create(name="assets"))
 
@@ -21,7 +22,7 @@ def test_own_js_and_css_stay_under_200_kb_and_need_no_build_step(client, batch):
     assert 0 < total < 200 * 1024, f"{total} bytes"
     html = client.get(f"/hit/{batch.uuid}/").content.decode()
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
-    assert assets and all(a.startswith("/static/frontend/hit/") for a in assets)   # nothing else is loaded
+    assert assets and all(a.startswith("/static/frontend/hit/") for a in assets)  # nothing else is loaded
     # every ES module import resolves to a file that is there (no bundler, no node_modules)
     for path in files:
         for target in re.findall(r'from "(\.[^"]+)"', path.read_text()):
@@ -43,8 +44,9 @@ def test_hit_page_is_frameable_by_mturk_only_and_unknown_batches_are_404(client,
 def gold_clip(batch, clip_factory):
     from catalog.services.clips import ClipSpec, clips_import
 
-    return clips_import(batch.dataset, [ClipSpec("g1", str(clip_factory("g1", seed=1)), ["dog barking"], "t")],
-                        gold_ids={"g1"})[0]
+    return clips_import(
+        batch.dataset, [ClipSpec("g1", str(clip_factory("g1", seed=1)), ["dog barking"], "t")], gold_ids={"g1"}
+    )[0]
 
 
 def test_gold_pages_need_a_login(client, gold_clip):
@@ -64,12 +66,13 @@ def test_gold_form_with_a_bad_value_is_refused_naming_the_field_and_keeps_the_ti
     assert bad.status_code == 400
     text = bad.content.decode()
     assert "voice_over" in text and "allowed: yes, no" in text
-    assert 'aria-label="dog barking audible" checked' in text      # what the expert ticked is still there
+    assert 'aria-label="dog barking audible" checked' in text  # what the expert ticked is still there
     unknown = client.post(url, {"audible": ["not a class"]})
     assert unknown.status_code == 400 and "not a class" in unknown.content.decode()
     assert not ExpertAnnotation.objects.exists()
-    ok = client.post(url, {"audible": ["dog barking"], "visible": ["dog barking"], "background_music": "no",
-                           "then": "next"})
+    ok = client.post(
+        url, {"audible": ["dog barking"], "visible": ["dog barking"], "background_music": "no", "then": "next"}
+    )
     assert ok.status_code == 302
     ann = ExpertAnnotation.objects.get()
     assert ann.labels == [{"name": "dog barking", "audible": True, "visible": True}]

@@ -1,4 +1,5 @@
 """Test-only URL map: the real one plus a stand-in for MTurk's /mturk/externalSubmit that records what it got."""
+
 from django.http import HttpResponse
 from django.urls import include, path
 from django.utils.html import escape

@@ -6,17 +6,21 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from catalog.models import Clip, Dataset
-from crowd.models import GoldLabel
+from catalog.models import Clip, Dataset, GoldLabel
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args, env=None):
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")
+    }
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_seed_demo_creates_a_clickable_project_once(taxonomy, capsys, client):
@@ -53,9 +57,18 @@ def test_production_settings_require_a_secret_key():
 
 
 def test_check_deploy_is_clean_with_production_settings():
-    result = manage("check", "--deploy", "--fail-level", "WARNING",
-                    env={"DEBUG": "0", "AVCROWD_DEV": "0", "SECRET_KEY": "k" * 20 + "x9Zq!" * 10,
-                         "ALLOWED_HOSTS": "avcrowd.example.org"})
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DEBUG": "0",
+            "AVCROWD_DEV": "0",
+            "SECRET_KEY": "k" * 20 + "x9Zq!" * 10,
+            "ALLOWED_HOSTS": "avcrowd.example.org",
+        },
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 

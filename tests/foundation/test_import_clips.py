@@ -55,8 +55,10 @@ def test_unknown_classes_and_unreadable_media_are_reported_by_line_and_name(taxo
     junk.write_bytes(b"not a video")
     silent = clip_factory("silent", with_audio=False)
     path = tmp_path / "clips.csv"
-    path.write_text(f"video_id,url,original_label\nok1,{clip_factory('ok')},dog barking\n"
-                    f"b1,{junk},dog barking\nb2,{silent},cow mooing\nb3,{tmp_path / 'missing.mp4'},\n")
+    path.write_text(
+        f"video_id,url,original_label\nok1,{clip_factory('ok')},dog barking\n"
+        f"b1,{junk},dog barking\nb2,{silent},cow mooing\nb3,{tmp_path / 'missing.mp4'},\n"
+    )
     with pytest.raises(CommandError) as exc:
         call_command("import_clips", str(path), "--dataset", "bad")
     text = str(exc.value)

@@ -72,8 +72,10 @@ def test_openapi_schema_is_served(client, taxonomy):
 
 def test_admin_lists_the_classes_in_classes_csv_order(admin_client, taxonomy):
     page = admin_client.get("/admin/catalog/taxonomyclass/").content.decode()
-    positions = [page.index(f"{i}: {name}") if f"{i}: {name}" in page else page.index(name) for i, name in
-                 [(0, taxonomy[0]), (1, taxonomy[1]), (150, taxonomy[150]), (308, taxonomy[308])]]
+    positions = [
+        page.index(f"{i}: {name}") if f"{i}: {name}" in page else page.index(name)
+        for i, name in [(0, taxonomy[0]), (1, taxonomy[1]), (150, taxonomy[150]), (308, taxonomy[308])]
+    ]
     assert positions == sorted(positions)
     assert "309 classes" in page
 

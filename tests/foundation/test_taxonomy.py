@@ -25,8 +25,10 @@ def test_classes_are_the_309_vggsound_classes_in_logit_order(taxonomy):
 
 def test_seeded_relations_follow_the_vggsounder_rules(taxonomy):
     synonyms, superclasses = relations()
-    assert {frozenset(p) for p in synonyms} == {frozenset({"playing timpani", "playing tympani"}),
-                                               frozenset({"dog barking", "dog bow-wow"})}
+    assert {frozenset(p) for p in synonyms} == {
+        frozenset({"playing timpani", "playing tympani"}),
+        frozenset({"dog barking", "dog bow-wow"}),
+    }
     assert ("cow lowing", "cattle mooing") in superclasses
     assert ("crow cawing", "bird squawking") in superclasses
     assert ("baltimore oriole calling", "bird chirping, tweeting") in superclasses
@@ -42,8 +44,10 @@ def test_reloading_is_idempotent(taxonomy):
 
 def test_a_relation_with_a_misspelt_class_fails_loudly_and_changes_nothing(taxonomy, tmp_path):
     bad = tmp_path / "relations.csv"
-    bad.write_text("kind,source,target\nsuperclass,cow lowing,cattle mooing\nsuperclass,cow mooing,cattle mooing\n"
-                   "antonym,dog barking,dog bow-wow\n")
+    bad.write_text(
+        "kind,source,target\nsuperclass,cow lowing,cattle mooing\nsuperclass,cow mooing,cattle mooing\n"
+        "antonym,dog barking,dog bow-wow\n"
+    )
     before = ClassRelation.objects.count()
     with pytest.raises(ImportFailed) as exc:
         taxonomy_load(relations_csv=bad)
@@ -88,8 +92,12 @@ def test_closure_is_symmetric_for_synonyms_and_keeps_original_modalities():
 
 def test_closure_is_transitive():
     sup = [("a", "b"), ("b", "c")]
-    assert closure({"a": "A"}, [("c", "d")], sup) == {"a": ("A", []), "b": ("A", ["a"]), "c": ("A", ["a"]),
-                                                       "d": ("A", ["a"])}
+    assert closure({"a": "A"}, [("c", "d")], sup) == {
+        "a": ("A", []),
+        "b": ("A", ["a"]),
+        "c": ("A", ["a"]),
+        "d": ("A", ["a"]),
+    }
 
 
 def test_closure_of_unrelated_labels_is_the_identity():

@@ -15,6 +15,7 @@ def test_a_researcher_gets_a_token_that_reads_the_api_but_cannot_use_the_admin(c
 def test_an_admin_is_staff_and_an_unknown_role_or_taken_name_is_refused(admin_client, taxonomy, capsys):
     call_command("create_user", "ada", "--role", "admin", "--password", "pw-ada-123")
     from django.test import Client
+
     c = Client()
     assert c.login(username="ada", password="pw-ada-123") and c.get("/admin/").status_code == 200
     with pytest.raises(CommandError, match="taken"):

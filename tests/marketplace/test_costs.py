@@ -24,7 +24,7 @@ def test_hit_cost_is_reward_plus_fee_times_assignments():
 
 
 def test_default_reward_pays_federal_minimum_wage_rounded_up():
-    assert mturk.default_reward(15) == Decimal("1.82")      # 15 min x $7.25/h = $1.8125
+    assert mturk.default_reward(15) == Decimal("1.82")  # 15 min x $7.25/h = $1.8125
     assert mturk.default_reward(60) == Decimal("7.25")
     with pytest.raises(ValueError):
         mturk.default_reward(0)
@@ -34,14 +34,19 @@ def test_reward_for_a_batch_follows_seconds_per_clip(settings):
     from crowd.services.costs import reward_for_batch
 
     settings.MTURK_SECONDS_PER_CLIP = 45
-    assert reward_for_batch(20) == Decimal("1.82")           # 20 clips x 45 s = 15 min
+    assert reward_for_batch(20) == Decimal("1.82")  # 20 clips x 45 s = 15 min
     settings.MTURK_SECONDS_PER_CLIP = 90
-    assert reward_for_batch(20) == Decimal("3.63")           # 30 min
+    assert reward_for_batch(20) == Decimal("3.63")  # 30 min
 
 
 def test_qualification_ids_differ_between_sandbox_and_production():
-    policy = mturk.QualificationPolicy(masters=True, min_approval_rate=98, min_approved_hits=1000,
-                                       locales=("US", "CA"), blocked_qualification_id="QBLOCK")
+    policy = mturk.QualificationPolicy(
+        masters=True,
+        min_approval_rate=98,
+        min_approved_hits=1000,
+        locales=("US", "CA"),
+        blocked_qualification_id="QBLOCK",
+    )
     prod = mturk.qualification_requirements(policy, sandbox=False)
     sand = mturk.qualification_requirements(policy, sandbox=True)
     assert prod[0]["QualificationTypeId"] == "2F1QJWKUDD8XADTFD2Q0G6UTO95ALH"
@@ -56,9 +61,16 @@ def test_qualification_ids_differ_between_sandbox_and_production():
 def test_missing_credentials_name_the_variables(monkeypatch, tmp_path):
     from crowd.marketplace import MarketplaceConfigError
 
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))

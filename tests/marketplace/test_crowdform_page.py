@@ -1,4 +1,5 @@
 """The HTMLQuestion crowd-form page in headless Chromium: what a worker ticks is what the parser reads back."""
+
 import json
 
 import pytest
@@ -18,7 +19,7 @@ def test_ticks_in_the_page_come_back_through_the_parser(browser, tmp_path, taxon
     box = lambda name: browser.find_element("css selector", f'input[aria-label="{name}"]')  # noqa: E731
     box(f"{taxonomy[0]} audible").click()
     box(f"{taxonomy[1]} visible").click()
-    browser.find_elements("css selector", ".clip .meta input")[0].click()        # clip 1: background music
+    browser.find_elements("css selector", ".clip .meta input")[0].click()  # clip 1: background music
     # clip 2: add a class through the search box, tick it; an unknown text is kept as the classSearch comment
     search = browser.find_elements("css selector", ".clip .row input")[1]
     search.send_keys(taxonomy[50])
@@ -28,11 +29,14 @@ def test_ticks_in_the_page_come_back_through_the_parser(browser, tmp_path, taxon
     browser.find_elements("css selector", ".clip .row button")[1].click()
     # what crowd-form submits: every named input of the form
     fields = browser.execute_script(
-        "const o={}; document.querySelectorAll('crowd-form input[name]').forEach(i=>o[i.name]=i.value); return o;")
+        "const o={}; document.querySelectorAll('crowd-form input[name]').forEach(i=>o[i.name]=i.value); return o;"
+    )
     parsed = parse_task_answers(json.dumps([fields]), urls, set(taxonomy))
     one, two = parsed.payloads[urls[0]], parsed.payloads[urls[1]]
     assert one["background_music"] is True and one["voice_over"] is False
-    assert one["labels"] == [{"name": taxonomy[0], "audible": True, "visible": False},
-                             {"name": taxonomy[1], "audible": False, "visible": True}]
+    assert one["labels"] == [
+        {"name": taxonomy[0], "audible": True, "visible": False},
+        {"name": taxonomy[1], "audible": False, "visible": True},
+    ]
     assert two["labels"] == [{"name": taxonomy[50], "audible": False, "visible": True}]
     assert two["comment"] == "a squeaky swing"

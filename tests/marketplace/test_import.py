@@ -5,18 +5,31 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.errors import ImportFailed
-from crowd.models import Assignment, Batch, ClipAnswer, Worker
 from catalog.models import Clip
+from crowd.models import Assignment, Batch, ClipAnswer, Worker
 from crowd.services.mturk_import import mturk_results_import
 
-HEADER = ["HITId", "HITTypeId", "Reward", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime",
-          "WorkTimeInSeconds", "Input.video_urls", "Input.proposal_lists", "Answer.taskAnswers"]
+HEADER = [
+    "HITId",
+    "HITTypeId",
+    "Reward",
+    "AssignmentId",
+    "WorkerId",
+    "AssignmentStatus",
+    "AcceptTime",
+    "SubmitTime",
+    "WorkTimeInSeconds",
+    "Input.video_urls",
+    "Input.proposal_lists",
+    "Answer.taskAnswers",
+]
 URL = "https://cdn.example.org/vggsound/{}.mp4"
 
 
 def answer(urls, per_clip, extra=None):
-    obj = {url: per_clip.get(url, {"background_music": False, "voice_over": False, "static_image": False})
-           for url in urls}
+    obj = {
+        url: per_clip.get(url, {"background_music": False, "voice_over": False, "static_image": False}) for url in urls
+    }
     obj.update(extra or {})
     return json.dumps([obj])
 
@@ -35,30 +48,82 @@ def results_csv(tmp_path, dataset, taxonomy):
     """Two HITs: the first with a gold clip of the dataset (g000) and two unknown clips; one row is broken."""
     urls1 = [URL.format("--U7joUcTCo_000000"), URL.format("g000"), URL.format("0AbCdEfGhIj_000030")]
     props1 = [[taxonomy[0], taxonomy[1]], [taxonomy[100], taxonomy[200]], [taxonomy[5], "not a class"]]
-    gold_right = {"background_music": False, "voice_over": True, "static_image": False,
-                  f"{taxonomy[100]} audible": True, f"{taxonomy[100]} visible": True,
-                  f"{taxonomy[200]} audible": True, f"{taxonomy[200]} visible": False}
-    first = {"background_music": True, "voice_over": False, "static_image": False,
-             f"{taxonomy[0]} audible": True, f"{taxonomy[0]} visible": True, f"{taxonomy[1]} audible": False,
-             f"{taxonomy[1]} visible": False, "dragon roaring audible": True}
-    third = {"background_music": False, "voice_over": False, "static_image": True,
-             "dragon roaring visible": True, f"{taxonomy[5]} visible": True}
-    base = {"HITId": "H1", "HITTypeId": "T", "Reward": "$1.50", "AcceptTime": "Mon Mar 04 10:00:00 PST 2024",
-            "SubmitTime": "Mon Mar 04 10:12:00 PST 2024", "WorkTimeInSeconds": "720",
-            "Input.video_urls": repr(urls1), "Input.proposal_lists": repr(props1)}
+    gold_right = {
+        "background_music": False,
+        "voice_over": True,
+        "static_image": False,
+        f"{taxonomy[100]} audible": True,
+        f"{taxonomy[100]} visible": True,
+        f"{taxonomy[200]} audible": True,
+        f"{taxonomy[200]} visible": False,
+    }
+    first = {
+        "background_music": True,
+        "voice_over": False,
+        "static_image": False,
+        f"{taxonomy[0]} audible": True,
+        f"{taxonomy[0]} visible": True,
+        f"{taxonomy[1]} audible": False,
+        f"{taxonomy[1]} visible": False,
+        "dragon roaring audible": True,
+    }
+    third = {
+        "background_music": False,
+        "voice_over": False,
+        "static_image": True,
+        "dragon roaring visible": True,
+        f"{taxonomy[5]} visible": True,
+    }
+    base = {
+        "HITId": "H1",
+        "HITTypeId": "T",
+        "Reward": "$1.50",
+        "AcceptTime": "Mon Mar 04 10:00:00 PST 2024",
+        "SubmitTime": "Mon Mar 04 10:12:00 PST 2024",
+        "WorkTimeInSeconds": "720",
+        "Input.video_urls": repr(urls1),
+        "Input.proposal_lists": repr(props1),
+    }
     rows = [
-        {**base, "AssignmentId": "AS1", "WorkerId": "WA", "AssignmentStatus": "Approved",
-         "Answer.taskAnswers": answer(urls1, {urls1[0]: first, urls1[1]: gold_right, urls1[2]: third},
-                                      {"classSearch-0": "thunder", "classSearch-2": ""})},
-        {**base, "AssignmentId": "AS2", "WorkerId": "WB", "AssignmentStatus": "Submitted",
-         "Answer.taskAnswers": answer(urls1, {})},                      # nothing ticked: F1 0 on the gold clip
-        {**base, "AssignmentId": "AS3", "WorkerId": "WC", "AssignmentStatus": "Approved",
-         "Answer.taskAnswers": '[{"broken": '},
+        {
+            **base,
+            "AssignmentId": "AS1",
+            "WorkerId": "WA",
+            "AssignmentStatus": "Approved",
+            "Answer.taskAnswers": answer(
+                urls1,
+                {urls1[0]: first, urls1[1]: gold_right, urls1[2]: third},
+                {"classSearch-0": "thunder", "classSearch-2": ""},
+            ),
+        },
+        {
+            **base,
+            "AssignmentId": "AS2",
+            "WorkerId": "WB",
+            "AssignmentStatus": "Submitted",
+            "Answer.taskAnswers": answer(urls1, {}),
+        },  # nothing ticked: F1 0 on the gold clip
+        {
+            **base,
+            "AssignmentId": "AS3",
+            "WorkerId": "WC",
+            "AssignmentStatus": "Approved",
+            "Answer.taskAnswers": '[{"broken": ',
+        },
     ]
     urls2 = [URL.format("zzz_000010")]
-    rows.append({**base, "HITId": "H2", "AssignmentId": "AS4", "WorkerId": "WA", "AssignmentStatus": "Rejected",
-                 "Input.video_urls": repr(urls2), "Input.proposal_lists": repr([[taxonomy[7]]]),
-                 "Answer.taskAnswers": answer(urls2, {})})
+    rows.append(
+        {
+            **base,
+            "HITId": "H2",
+            "AssignmentId": "AS4",
+            "WorkerId": "WA",
+            "AssignmentStatus": "Rejected",
+            "Input.video_urls": repr(urls2),
+            "Input.proposal_lists": repr([[taxonomy[7]]]),
+            "Answer.taskAnswers": answer(urls2, {}),
+        }
+    )
     return write(tmp_path / "Batch_123_batch_results.csv", rows)
 
 
@@ -67,8 +132,9 @@ def test_import_creates_clips_batches_answers_and_scores(dataset, taxonomy, resu
     assert (report.rows, report.imported, report.clips_created, report.batches_created) == (4, 3, 3, 2)
     assert len(report.errors) == 1 and "AssignmentId AS3" in report.errors[0] and ":4:" in report.errors[0]
     assert report.unknown_classes == {"dragon roaring": 2, "not a class": 2}
-    assert Clip.objects.filter(dataset=dataset, video_id="--U7joUcTCo_000000",
-                               media_url=URL.format("--U7joUcTCo_000000")).exists()
+    assert Clip.objects.filter(
+        dataset=dataset, video_id="--U7joUcTCo_000000", media_url=URL.format("--U7joUcTCo_000000")
+    ).exists()
     a1 = Assignment.objects.get(external_assignment_id="AS1")
     assert a1.status == "approved" and a1.catch_f1 == 1.0 and a1.work_seconds == 720
     first = ClipAnswer.objects.get(assignment=a1, clip__video_id="--U7joUcTCo_000000")
@@ -99,8 +165,12 @@ def test_reimport_changes_nothing(dataset, taxonomy, results_csv):
     counts = (Assignment.objects.count(), ClipAnswer.objects.count(), Clip.objects.count(), Batch.objects.count())
     report = mturk_results_import(dataset, [results_csv])
     assert report.imported == 0 and report.already_imported == 3
-    assert (Assignment.objects.count(), ClipAnswer.objects.count(), Clip.objects.count(),
-            Batch.objects.count()) == counts
+    assert (
+        Assignment.objects.count(),
+        ClipAnswer.objects.count(),
+        Clip.objects.count(),
+        Batch.objects.count(),
+    ) == counts
 
 
 def test_missing_columns_are_named_and_nothing_imported(dataset, taxonomy, tmp_path):
@@ -136,8 +206,19 @@ def test_export_input_csv_round_trips_through_the_importer(dataset, batches, tax
     assert urls == [i.clip.media_url for i in items] and props == [i.proposals for i in items]
     assert "${video_urls}" in tpl.read_text() and "<crowd-form>" in tpl.read_text()
     result = tmp_path / "results.csv"
-    write(result, [{"HITId": "HX", "AssignmentId": "AX", "WorkerId": "WX", "AssignmentStatus": "Submitted",
-                    "Input.video_urls": rows[0]["video_urls"], "Input.proposal_lists": rows[0]["proposal_lists"],
-                    "Answer.taskAnswers": answer(urls, {})}])
+    write(
+        result,
+        [
+            {
+                "HITId": "HX",
+                "AssignmentId": "AX",
+                "WorkerId": "WX",
+                "AssignmentStatus": "Submitted",
+                "Input.video_urls": rows[0]["video_urls"],
+                "Input.proposal_lists": rows[0]["proposal_lists"],
+                "Answer.taskAnswers": answer(urls, {}),
+            }
+        ],
+    )
     report = mturk_results_import(dataset, [result])
     assert report.imported == 1 and report.clips_created == 0

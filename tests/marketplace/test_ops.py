@@ -1,13 +1,13 @@
 """The operations dashboard (staff only; every number links to the list behind it) and the marketplace API."""
+
 import re
 from decimal import Decimal
 
 import pytest
 
-from crowd.models import Assignment, Hit, Worker
 from catalog.models import Operation
+from crowd.models import Assignment, Hit, Worker
 from crowd.services.assignments import assignment_start, assignment_submit
-
 from tests.crowd_helpers import fill_assignment
 
 
@@ -15,8 +15,15 @@ from tests.crowd_helpers import fill_assignment
 def worked(dataset, batches, taxonomy):
     """One HIT with three assignments: approved, rejected (F1 0), in progress."""
     batch = batches[0]
-    Hit.objects.create(batch=batch, external_id="HIT1", status="open", reward=Decimal("1.00"), max_assignments=3,
-                       target_assignments=3, unique_request_token="t1")
+    Hit.objects.create(
+        batch=batch,
+        external_id="HIT1",
+        status="open",
+        reward=Decimal("1.00"),
+        max_assignments=3,
+        target_assignments=3,
+        unique_request_token="t1",
+    )
     out = {}
     for worker, good in (("W-good", True), ("W-bad", False)):
         a = assignment_start(batch, backend="mturk", worker_external_id=worker, external_assignment_id=f"A-{worker}")
@@ -28,13 +35,17 @@ def worked(dataset, batches, taxonomy):
 
 
 def _links(html):
-    return {m.group(2): m.group(1).replace("&amp;", "&")
-            for m in re.finditer(r'<a class="num" data-figure="([^"]+)" href="([^"]+)"', html)}
+    return {
+        m.group(2): m.group(1).replace("&amp;", "&")
+        for m in re.finditer(r'<a class="num" data-figure="([^"]+)" href="([^"]+)"', html)
+    }
 
 
 def _figures(html):
-    return {m.group(1): (m.group(2).replace("&amp;", "&"), m.group(3))
-            for m in re.finditer(r'<a class="num" data-figure="([^"]+)" href="([^"]+)">([^<]*)</a>', html)}
+    return {
+        m.group(1): (m.group(2).replace("&amp;", "&"), m.group(3))
+        for m in re.finditer(r'<a class="num" data-figure="([^"]+)" href="([^"]+)">([^<]*)</a>', html)
+    }
 
 
 def test_dashboard_is_staff_only(client, django_user_model, dataset):
@@ -104,8 +115,9 @@ def test_workers_list_shows_quality_and_approval_rate(admin_client, dataset, wor
     assert "W-bad" in page and "0 %" in page
 
 
-def test_sync_now_runs_and_shows_progress_and_summary(admin_client, dataset, worked, monkeypatch,
-                                                      django_capture_on_commit_callbacks):
+def test_sync_now_runs_and_shows_progress_and_summary(
+    admin_client, dataset, worked, monkeypatch, django_capture_on_commit_callbacks
+):
     from crowd.services import sync
 
     monkeypatch.setattr(sync.mturk, "get_backend", lambda sandbox: _NoCalls(sandbox))
@@ -113,7 +125,7 @@ def test_sync_now_runs_and_shows_progress_and_summary(admin_client, dataset, wor
         resp = admin_client.post(f"/ops/{dataset.name}/sync/")
     op = Operation.objects.get(kind="sync")
     assert resp.status_code == 302 and resp["Location"] == f"/ops/operations/{op.pk}/"
-    assert (op.status, op.done, op.total) == ("done", 1, 1)     # HIT1, listed empty by the fake backend
+    assert (op.status, op.done, op.total) == ("done", 1, 1)  # HIT1, listed empty by the fake backend
     page = admin_client.get(resp["Location"]).content.decode()
     assert "done" in page and 'id="op-summary"' in page and "nothing new" in page
 
@@ -132,14 +144,18 @@ class _NoCalls:
 
 
 def test_api_publish_dry_run_estimate_and_refusals(admin_client, client, dataset, batches, mturk_stub):
-    resp = admin_client.post("/api/marketplace/publish/", {"dataset": dataset.name, "dry_run": True,
-                                                           "reward": "1.00"}, content_type="application/json")
+    resp = admin_client.post(
+        "/api/marketplace/publish/",
+        {"dataset": dataset.name, "dry_run": True, "reward": "1.00"},
+        content_type="application/json",
+    )
     assert resp.status_code == 200
     body = resp.json()
     assert body["dry_run"] is True and body["hits"] == len(batches)
     assert body["cost_usd"] == str(Decimal("3.60") * len(batches))
-    resp = admin_client.post("/api/marketplace/publish/", {"dataset": dataset.name, "reward": "500"},
-                             content_type="application/json")
+    resp = admin_client.post(
+        "/api/marketplace/publish/", {"dataset": dataset.name, "reward": "500"}, content_type="application/json"
+    )
     assert resp.status_code == 400 and resp.json()["field"] == "budget"
     assert client.post("/api/marketplace/publish/", {"dataset": dataset.name}).status_code in (401, 403)
     assert Hit.objects.count() == 0
@@ -155,35 +171,47 @@ def test_api_summary_and_inhouse_and_bonus(admin_client, dataset, worked, django
     assert {w["worker"] for w in s["workers"]} == {"W-good", "W-bad", "W-new"}
     django_user_model.objects.create_user("ann", password="pw")
     batch = worked["W-good"].batch
-    r = admin_client.post("/api/marketplace/inhouse/assign/", {"batch": str(batch.uuid), "username": "ann"},
-                          content_type="application/json")
+    r = admin_client.post(
+        "/api/marketplace/inhouse/assign/",
+        {"batch": str(batch.uuid), "username": "ann"},
+        content_type="application/json",
+    )
     assert r.status_code == 201 and r.json()["url"] == f"/hit/{batch.uuid}/"
-    r = admin_client.post("/api/marketplace/inhouse/assign/", {"batch": str(batch.uuid), "username": "nobody"},
-                          content_type="application/json")
+    r = admin_client.post(
+        "/api/marketplace/inhouse/assign/",
+        {"batch": str(batch.uuid), "username": "nobody"},
+        content_type="application/json",
+    )
     assert r.status_code == 400 and r.json()["field"] == "username"
-    r = admin_client.post("/api/marketplace/bonuses/", {"assignment": str(worked["W-good"].uuid), "amount": "0.5",
-                                                        "reason": "thanks"}, content_type="application/json")
+    r = admin_client.post(
+        "/api/marketplace/bonuses/",
+        {"assignment": str(worked["W-good"].uuid), "amount": "0.5", "reason": "thanks"},
+        content_type="application/json",
+    )
     assert r.status_code == 201 and r.json()["status"] == "pending"
 
 
 def test_admin_publish_action_shows_cost_before_publishing(admin_client, dataset, batches):
-    resp = admin_client.post("/admin/crowd/batch/", {"action": "publish_to_marketplace",
-                                                          "_selected_action": [b.pk for b in batches]})
+    resp = admin_client.post(
+        "/admin/crowd/batch/", {"action": "publish_to_marketplace", "_selected_action": [b.pk for b in batches]}
+    )
     assert resp.status_code == 200
     page = resp.content.decode()
     assert 'id="publish-estimate"' in page and "HIT(s) on mturk sandbox" in page and "incl. fees" in page
     assert Hit.objects.count() == 0
 
 
-def test_api_publish_runs_the_task_and_reports_progress(admin_client, dataset, batches, mturk_stub,
-                                                        django_capture_on_commit_callbacks):
+def test_api_publish_runs_the_task_and_reports_progress(
+    admin_client, dataset, batches, mturk_stub, django_capture_on_commit_callbacks
+):
     from .conftest import hit_response
 
-    for i, b in enumerate(sorted(batches, key=lambda b: (b.created_at, b.id))):
+    for i in range(len(batches)):
         mturk_stub.add("CreateHIT", hit_response(f"H{i}"), None)
     with django_capture_on_commit_callbacks(execute=True):
-        resp = admin_client.post("/api/marketplace/publish/", {"dataset": dataset.name, "reward": "1.00"},
-                                 content_type="application/json")
+        resp = admin_client.post(
+            "/api/marketplace/publish/", {"dataset": dataset.name, "reward": "1.00"}, content_type="application/json"
+        )
     assert resp.status_code == 202
     op = admin_client.get(f"/api/marketplace/operations/{resp.json()['operation']}/").json()
     assert op["status"] == "done" and op["done"] == op["total"] == len(batches) and op["percent"] == 100
@@ -199,14 +227,22 @@ def test_beat_sync_is_skipped_while_another_sync_runs(dataset):
     assert marketplace_sync_task.delay().get() == {"skipped": "another sync is still running"}
 
 
-def test_admin_publish_action_confirm_publishes(admin_client, dataset, batches, mturk_stub,
-                                                django_capture_on_commit_callbacks):
+def test_admin_publish_action_confirm_publishes(
+    admin_client, dataset, batches, mturk_stub, django_capture_on_commit_callbacks
+):
     from .conftest import hit_response
 
     for i, _ in enumerate(batches):
         mturk_stub.add("CreateHIT", hit_response(f"HA{i}"), None)
-    form = {"action": "publish_to_marketplace", "_selected_action": [b.pk for b in batches], "backend": "mturk",
-            "environment": "sandbox", "mode": "external", "reward": "0.75", "confirm": "1"}
+    form = {
+        "action": "publish_to_marketplace",
+        "_selected_action": [b.pk for b in batches],
+        "backend": "mturk",
+        "environment": "sandbox",
+        "mode": "external",
+        "reward": "0.75",
+        "confirm": "1",
+    }
     with django_capture_on_commit_callbacks(execute=True):
         resp = admin_client.post("/admin/crowd/batch/", form, follow=True)
     assert "Publishing %d batch(es)" % len(batches) in resp.content.decode()

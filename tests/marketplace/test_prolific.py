@@ -1,4 +1,5 @@
 """Prolific backend against a local HTTP server standing in for api.prolific.com."""
+
 import json
 import threading
 from decimal import Decimal
@@ -11,7 +12,6 @@ from crowd.models import Assignment, Hit, MarketplaceCall, ProlificStudy
 from crowd.services.assignments import assignment_start
 from crowd.services.publish import batches_publish
 from crowd.services.sync import marketplace_sync
-
 from tests.crowd_helpers import fill_assignment
 
 
@@ -78,38 +78,46 @@ def no_sleep(monkeypatch):
     from crowd.marketplace.retry import RetryPolicy
 
     sleeps = []
-    monkeypatch.setattr(prolific, "client_factory",
-                        lambda: prolific.Prolific(policy=RetryPolicy(sleep=sleeps.append)))
+    monkeypatch.setattr(prolific, "client_factory", lambda: prolific.Prolific(policy=RetryPolicy(sleep=sleeps.append)))
     return sleeps
 
 
 def test_publish_creates_and_publishes_a_study_with_url_parameters(dataset, batches, prolific_server, no_sleep):
-    prolific_server.fail_next = 1                         # a transient 503 is retried
+    prolific_server.fail_next = 1  # a transient 503 is retried
     result = batches_publish(dataset, batches=[batches[0]], backend="prolific", reward=Decimal("2.00"))
     hit = result.created[0]
     assert (hit.backend, hit.external_id, hit.status) == ("prolific", "STUDY1", "open")
     posts = [r for r in prolific_server.requests if r[0] == "POST" and r[1] == "/api/v1/studies/"]
     body = posts[-1][2]
-    assert body["external_study_url"] == (f"https://avcrowd.example.org/hit/{batches[0].uuid}/?PROLIFIC_PID="
-                                          "{{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}")
+    assert body["external_study_url"] == (
+        f"https://avcrowd.example.org/hit/{batches[0].uuid}/?PROLIFIC_PID="
+        "{{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+    )
     assert body["total_available_places"] == 3 and body["reward"] == 200
     code = ProlificStudy.objects.get(hit=hit).completion_code
     assert body["completion_codes"][0]["code"] == code
-    assert ("POST", "/api/v1/studies/STUDY1/transition/", {"action": "PUBLISH"}, "Token test-token") \
-        in prolific_server.requests
+    assert (
+        "POST",
+        "/api/v1/studies/STUDY1/transition/",
+        {"action": "PUBLISH"},
+        "Token test-token",
+    ) in prolific_server.requests
     assert len(no_sleep) == 1 and MarketplaceCall.objects.filter(backend="prolific", ok=False).count() == 1
 
 
-def test_sync_approves_and_rejects_submissions_and_reopens_a_place(dataset, batches, taxonomy, prolific_server,
-                                                                   no_sleep):
+def test_sync_approves_and_rejects_submissions_and_reopens_a_place(
+    dataset, batches, taxonomy, prolific_server, no_sleep
+):
     batch = batches[0]
     batches_publish(dataset, batches=[batch], backend="prolific", reward=Decimal("2.00"))
     for pid, sid, good in (("P1", "S1", True), ("P2", "S2", False)):
         a = assignment_start(batch, backend="prolific", worker_external_id=pid, external_assignment_id=sid)
         fill_assignment(a, taxonomy, good=good)
-    prolific_server.submissions = [{"id": "S1", "participant_id": "P1", "status": "AWAITING REVIEW"},
-                                   {"id": "S2", "participant_id": "P2", "status": "AWAITING REVIEW"},
-                                   {"id": "S3", "participant_id": "P3", "status": "ACTIVE"}]
+    prolific_server.submissions = [
+        {"id": "S1", "participant_id": "P1", "status": "AWAITING REVIEW"},
+        {"id": "S2", "participant_id": "P2", "status": "AWAITING REVIEW"},
+        {"id": "S3", "participant_id": "P3", "status": "ACTIVE"},
+    ]
     summary = marketplace_sync()
     assert summary["approved"] == 1 and summary["rejected"] == 1 and summary["reposted"] == 1
     reqs = prolific_server.requests
@@ -129,7 +137,8 @@ def test_missing_token_is_a_clear_message(dataset, batches, settings):
 
 def test_inhouse_assignment_to_named_users(dataset, batches, django_user_model):
     from catalog.errors import ValidationError
-    from crowd.marketplace.inhouse import inhouse_assign, inhouse_tasks, next_batch_for
+    from crowd.marketplace.inhouse import inhouse_assign
+    from crowd.selectors.crowd import inhouse_tasks, next_batch_for
 
     ann = django_user_model.objects.create_user("ann", password="pw")
     task, created = inhouse_assign(batches[0], "ann")
@@ -146,7 +155,7 @@ def test_inhouse_annotator_sees_assigned_batches(client, dataset, batches, djang
     ann = django_user_model.objects.create_user("ann", password="pw")
     django_user_model.objects.create_user("bob", password="pw")
     inhouse_assign(batches[0], ann)
-    assert client.get("/ops/tasks/").status_code == 302              # login first
+    assert client.get("/ops/tasks/").status_code == 302  # login first
     client.login(username="bob", password="pw")
     assert "No batches assigned to you" in client.get("/ops/tasks/").content.decode()
     client.login(username="ann", password="pw")

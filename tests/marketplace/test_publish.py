@@ -13,11 +13,20 @@ from .conftest import BASE, hit_response
 
 
 def _expected_create(batch, token, *, reward="1.00", question=ANY, quals=ANY, max_assignments=3):
-    return {"MaxAssignments": max_assignments, "AutoApprovalDelayInSeconds": 3 * 24 * 3600,
-            "LifetimeInSeconds": 7 * 24 * 3600, "AssignmentDurationInSeconds": 3600, "Reward": reward,
-            "Title": ANY, "Keywords": ANY, "Description": ANY, "Question": question,
-            "RequesterAnnotation": str(batch.uuid), "QualificationRequirements": quals,
-            "UniqueRequestToken": token}
+    return {
+        "MaxAssignments": max_assignments,
+        "AutoApprovalDelayInSeconds": 3 * 24 * 3600,
+        "LifetimeInSeconds": 7 * 24 * 3600,
+        "AssignmentDurationInSeconds": 3600,
+        "Reward": reward,
+        "Title": ANY,
+        "Keywords": ANY,
+        "Description": ANY,
+        "Question": question,
+        "RequesterAnnotation": str(batch.uuid),
+        "QualificationRequirements": quals,
+        "UniqueRequestToken": token,
+    }
 
 
 def test_dry_run_prints_hits_and_cost_and_sends_nothing(dataset, batches, mturk_stub):
@@ -34,18 +43,35 @@ def test_dry_run_prints_hits_and_cost_and_sends_nothing(dataset, batches, mturk_
 def test_publish_creates_hits_with_external_question_and_qualifications(dataset, batches, mturk_stub):
     batch = batches[0]
     quals = [
-        {"QualificationTypeId": "000000000000000000L0", "Comparator": "GreaterThanOrEqualTo",
-         "IntegerValues": [98], "ActionsGuarded": "DiscoverPreviewAndAccept"},
-        {"QualificationTypeId": "00000000000000000040", "Comparator": "GreaterThanOrEqualTo",
-         "IntegerValues": [500], "ActionsGuarded": "DiscoverPreviewAndAccept"},
-        {"QualificationTypeId": "00000000000000000071", "Comparator": "In", "LocaleValues": [{"Country": "US"}],
-         "ActionsGuarded": "DiscoverPreviewAndAccept"},
+        {
+            "QualificationTypeId": "000000000000000000L0",
+            "Comparator": "GreaterThanOrEqualTo",
+            "IntegerValues": [98],
+            "ActionsGuarded": "DiscoverPreviewAndAccept",
+        },
+        {
+            "QualificationTypeId": "00000000000000000040",
+            "Comparator": "GreaterThanOrEqualTo",
+            "IntegerValues": [500],
+            "ActionsGuarded": "DiscoverPreviewAndAccept",
+        },
+        {
+            "QualificationTypeId": "00000000000000000071",
+            "Comparator": "In",
+            "LocaleValues": [{"Country": "US"}],
+            "ActionsGuarded": "DiscoverPreviewAndAccept",
+        },
     ]
-    question = ('<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/'
-                f'2006-07-14/ExternalQuestion.xsd"><ExternalURL>{BASE}/hit/{batch.uuid}/</ExternalURL>'
-                "<FrameHeight>0</FrameHeight></ExternalQuestion>")
-    mturk_stub.add("CreateHIT", hit_response("HIT-A"),
-                   _expected_create(batch, request_token(batch, 1), question=question, quals=quals))
+    question = (
+        '<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/'
+        f'2006-07-14/ExternalQuestion.xsd"><ExternalURL>{BASE}/hit/{batch.uuid}/</ExternalURL>'
+        "<FrameHeight>0</FrameHeight></ExternalQuestion>"
+    )
+    mturk_stub.add(
+        "CreateHIT",
+        hit_response("HIT-A"),
+        _expected_create(batch, request_token(batch, 1), question=question, quals=quals),
+    )
     result = batches_publish(dataset, batches=[batch], reward=Decimal("1.00"))
     hit = Hit.objects.get()
     assert result.created == [hit]
@@ -61,9 +87,16 @@ def test_masters_blocked_qualification_created_once_and_required(dataset, batche
     from crowd.services.publish import HitSettings
 
     batch = batches[0]
-    mturk_stub.add("CreateQualificationType", {"QualificationType": {"QualificationTypeId": "QBLOCK"}},
-                   {"Name": "avcrowd: blocked by requester", "Keywords": "avcrowd", "Description": ANY,
-                    "QualificationTypeStatus": "Active"})
+    mturk_stub.add(
+        "CreateQualificationType",
+        {"QualificationType": {"QualificationTypeId": "QBLOCK"}},
+        {
+            "Name": "avcrowd: blocked by requester",
+            "Keywords": "avcrowd",
+            "Description": ANY,
+            "QualificationTypeStatus": "Active",
+        },
+    )
     seen = {}
 
     def check(quals):
@@ -71,11 +104,16 @@ def test_masters_blocked_qualification_created_once_and_required(dataset, batche
         return True
 
     mturk_stub.add("CreateHIT", hit_response("HIT-M"), _expected_create(batch, request_token(batch, 1)))
-    batches_publish(dataset, batches=[batch], reward=Decimal("1.00"), sandbox=True,
-                    hit_settings=HitSettings.from_settings(masters=True))
+    batches_publish(
+        dataset,
+        batches=[batch],
+        reward=Decimal("1.00"),
+        sandbox=True,
+        hit_settings=HitSettings.from_settings(masters=True),
+    )
     call = MarketplaceCall.objects.get(operation="CreateHIT")
     ids = [q["QualificationTypeId"] for q in call.request["QualificationRequirements"]]
-    assert ids[0] == "2ARFPLSP75KLA8M8DH1HTEQVJT3SY6"          # sandbox Masters
+    assert ids[0] == "2ARFPLSP75KLA8M8DH1HTEQVJT3SY6"  # sandbox Masters
     assert "QBLOCK" in ids
     assert MarketplaceQualification.objects.get(sandbox=True).qualification_type_id == "QBLOCK"
     assert Hit.objects.get().masters is True
@@ -114,15 +152,30 @@ def test_external_question_needs_https(dataset, batches, mturk_stub, settings):
 def test_rerun_after_crash_reuses_the_token_and_finds_the_hit(dataset, batches, mturk_stub):
     batch = batches[0]
     # a previous run created the HIT on MTurk, then crashed before recording it: the row is still pending
-    Hit.objects.create(batch=batch, reward=Decimal("1.00"), max_assignments=3, target_assignments=3,
-                       unique_request_token=request_token(batch, 1), sandbox=True)
-    mturk_stub.error("CreateHIT", "RequestError",
-                     'The idempotency token "x" has already been processed. (1626172412406)',
-                     expected=_expected_create(batch, request_token(batch, 1)))
-    mturk_stub.add("ListHITs", {"HITs": [{"HITId": "OTHER", "RequesterAnnotation": "someone else"}],
-                                "NextToken": "p2"}, {"MaxResults": 100})
-    mturk_stub.add("ListHITs", {"HITs": [{"HITId": "HIT-OLD", "HITTypeId": "T", "RequesterAnnotation": str(batch.uuid)}]},
-                   {"MaxResults": 100, "NextToken": "p2"})
+    Hit.objects.create(
+        batch=batch,
+        reward=Decimal("1.00"),
+        max_assignments=3,
+        target_assignments=3,
+        unique_request_token=request_token(batch, 1),
+        sandbox=True,
+    )
+    mturk_stub.error(
+        "CreateHIT",
+        "RequestError",
+        'The idempotency token "x" has already been processed. (1626172412406)',
+        expected=_expected_create(batch, request_token(batch, 1)),
+    )
+    mturk_stub.add(
+        "ListHITs",
+        {"HITs": [{"HITId": "OTHER", "RequesterAnnotation": "someone else"}], "NextToken": "p2"},
+        {"MaxResults": 100},
+    )
+    mturk_stub.add(
+        "ListHITs",
+        {"HITs": [{"HITId": "HIT-OLD", "HITTypeId": "T", "RequesterAnnotation": str(batch.uuid)}]},
+        {"MaxResults": 100, "NextToken": "p2"},
+    )
     result = batches_publish(dataset, batches=[batch], reward=Decimal("1.00"))
     assert [h.external_id for h in result.created] == ["HIT-OLD"]
     assert Hit.objects.filter(batch=batch).count() == 1
@@ -133,8 +186,12 @@ def test_one_failed_hit_does_not_stop_the_others(make_dataset, mturk_stub):
 
     ds = make_dataset(name="two", n_regular=6, n_gold=2)
     b1, b2 = sorted(batches_create(ds), key=lambda b: (b.created_at, b.id))
-    mturk_stub.error("CreateHIT", "ParameterValidationError", "Reward is not valid",
-                     expected=_expected_create(b1, request_token(b1, 1)))
+    mturk_stub.error(
+        "CreateHIT",
+        "ParameterValidationError",
+        "Reward is not valid",
+        expected=_expected_create(b1, request_token(b1, 1)),
+    )
     mturk_stub.add("CreateHIT", hit_response("HIT-2"), _expected_create(b2, request_token(b2, 1)))
     result = batches_publish(ds, reward=Decimal("1.00"))
     assert [h.external_id for h in result.created] == ["HIT-2"]

@@ -1,4 +1,5 @@
 """compute_predictions: chunks on the 'gpu' queue (in-process here) with a tiny CAV-MAE."""
+
 import io
 
 import numpy as np
@@ -23,14 +24,28 @@ def media_clips(dataset, clip_factory, tmp_path):
     return dataset
 
 
-def test_compute_predictions_tiny_cavmae_with_a_bad_clip(media_clips, taxonomy, monkeypatch,
-                                                         django_capture_on_commit_callbacks):
+def test_compute_predictions_tiny_cavmae_with_a_bad_clip(
+    media_clips, taxonomy, monkeypatch, django_capture_on_commit_callbacks
+):
     monkeypatch.setenv("AVCROWD_DECODE_POOL", "thread")  # no process spawn on the 2-core test box
     gpu.clear_model_cache()
     out = io.StringIO()
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "tiny-cavmae",
-                 "--register", "cavmae", "", "--config", '{"preset": "tiny"}', "--chunk-size", "2", stdout=out)
+        call_command(
+            "compute_predictions",
+            "--dataset",
+            media_clips.name,
+            "--checkpoint",
+            "tiny-cavmae",
+            "--register",
+            "cavmae",
+            "",
+            "--config",
+            '{"preset": "tiny"}',
+            "--chunk-size",
+            "2",
+            stdout=out,
+        )
     run = ModelRun.objects.get(dataset=media_clips, checkpoint__name="tiny-cavmae")
     assert run.status == "done", out.getvalue()
     assert run.n_clips == 4 and run.n_done == 4 and run.clips_per_s and run.clips_per_s > 0
@@ -51,8 +66,9 @@ def test_compute_predictions_tiny_cavmae_with_a_bad_clip(media_clips, taxonomy, 
     assert ModelRun.objects.get(pk=run.pk).n_done == 4
     # re-running the command resumes: nothing to redo, same scores
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "tiny-cavmae",
-                     stdout=io.StringIO())
+        call_command(
+            "compute_predictions", "--dataset", media_clips.name, "--checkpoint", "tiny-cavmae", stdout=io.StringIO()
+        )
     vids2, scores2 = run_scores(ModelRun.objects.get(pk=run.pk))
     assert vids2 == vids and np.array_equal(scores2["av"], scores["av"])
 
@@ -61,8 +77,9 @@ def test_unknown_checkpoint_and_architecture_are_refused(media_clips):
     with pytest.raises(CommandError, match="unknown checkpoint 'nope'; registered: none"):
         call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "nope")
     with pytest.raises(CommandError, match="unknown architecture 'resnet'; allowed: cavmae, leap, crab"):
-        call_command("compute_predictions", "--dataset", media_clips.name, "--checkpoint", "x",
-                     "--register", "resnet", "")
+        call_command(
+            "compute_predictions", "--dataset", media_clips.name, "--checkpoint", "x", "--register", "resnet", ""
+        )
 
 
 @pytest.fixture
@@ -71,8 +88,7 @@ def thread_decode(monkeypatch):
 
 
 @pytest.mark.worker
-def test_real_worker_computes_a_chunk_through_the_broker(thread_decode, celery_worker_process, clip_factory,
-                                                         taxonomy):
+def test_real_worker_computes_a_chunk_through_the_broker(thread_decode, celery_worker_process, clip_factory, taxonomy):
     """A real Celery worker process (started by the fixture) runs a chunk task; a redelivery is a no-op."""
     from catalog.models import Dataset
     from proposals.models import ModelCheckpoint
@@ -82,8 +98,7 @@ def test_real_worker_computes_a_chunk_through_the_broker(thread_decode, celery_w
     for i in range(2):
         Clip.objects.create(dataset=ds, video_id=f"w{i}", media_url=str(clip_factory(f"w{i}", seed=i)))
     ckpt = ModelCheckpoint.objects.create(name="tiny-w", architecture="cavmae", config={"preset": "tiny"})
-    run = ModelRun.objects.create(dataset=ds, checkpoint=ckpt, status="running", n_clips=2,
-                                  modalities=["a", "v", "av"])
+    run = ModelRun.objects.create(dataset=ds, checkpoint=ckpt, status="running", n_clips=2, modalities=["a", "v", "av"])
     chunk = RunChunk.objects.create(run=run, index=0, video_ids=["w0", "w1"])
     assert compute_chunk.apply_async(args=[chunk.pk], queue=celery_worker_process).get(timeout=120) == "done"
     assert compute_chunk.apply_async(args=[chunk.pk], queue=celery_worker_process).get(timeout=60) == "skipped"
@@ -98,8 +113,9 @@ def process_decode(monkeypatch):
 
 
 @pytest.mark.worker
-def test_real_solo_worker_decodes_in_one_warm_process_pool(process_decode, celery_worker_process, clip_factory,
-                                                           taxonomy, tmp_path):
+def test_real_solo_worker_decodes_in_one_warm_process_pool(
+    process_decode, celery_worker_process, clip_factory, taxonomy, tmp_path
+):
     """The GPU worker's setup (`--pool solo`, process decoding): decoder processes can be started from
     the worker, one pool serves every chunk, and a run with a broken clip still finishes."""
     from catalog.models import Dataset
@@ -113,10 +129,11 @@ def test_real_solo_worker_decodes_in_one_warm_process_pool(process_decode, celer
     broken.write_bytes(b"this is not a video")
     Clip.objects.create(dataset=ds, video_id="wbad", media_url=str(broken))
     ckpt = ModelCheckpoint.objects.create(name="tiny-p", architecture="cavmae", config={"preset": "tiny"})
-    run = ModelRun.objects.create(dataset=ds, checkpoint=ckpt, status="running", n_clips=4,
-                                  modalities=["a", "v", "av"])
-    chunks = [RunChunk.objects.create(run=run, index=0, video_ids=["w0", "w1"]),
-              RunChunk.objects.create(run=run, index=1, video_ids=["w2", "wbad"])]
+    run = ModelRun.objects.create(dataset=ds, checkpoint=ckpt, status="running", n_clips=4, modalities=["a", "v", "av"])
+    chunks = [
+        RunChunk.objects.create(run=run, index=0, video_ids=["w0", "w1"]),
+        RunChunk.objects.create(run=run, index=1, video_ids=["w2", "wbad"]),
+    ]
     for chunk in chunks:
         assert compute_chunk.apply_async(args=[chunk.pk], queue=celery_worker_process).get(timeout=180) == "done"
     log = (tmp_path / "worker.log").read_text()

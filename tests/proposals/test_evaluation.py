@@ -1,11 +1,17 @@
 """Proposal evaluation and tuner on hand-built cases (no database)."""
+
 import numpy as np
 import pytest
 
-from proposals.core.evaluation import (Gold, SearchSpace, Trial, evaluate, pareto_front, pick,
-                                       tune)
-from proposals.core.strategy import (ConsensusConfig, Predictions, Strategy, StrategyError,
-                                     apply_strategy, labels_to_matrix)
+from proposals.core.evaluation import Gold, SearchSpace, Trial, evaluate, pareto_front, pick, tune
+from proposals.core.strategy import (
+    ConsensusConfig,
+    Predictions,
+    Strategy,
+    StrategyError,
+    apply_strategy,
+    labels_to_matrix,
+)
 
 NAMES = ["dog", "cat", "car", "rain", "wind"]
 
@@ -15,25 +21,31 @@ def test_recall_sizes_and_recall_per_rule_hand_computed():
     a = np.array([[9, 8, 0, 0, 0], [0, 0, 9, 0, 0], [0, 0, 0, 9, 0]], dtype=np.float32)
     orig = labels_to_matrix(vids, NAMES, {"c0": ["car"], "c1": ["car"], "c2": ["dog"]})
     preds = Predictions(NAMES, vids, scores={"m": {"a": a}}, original=orig)
-    s = Strategy(topk={"a": 1}, common_classes=["wind"],
-                 consensus=ConsensusConfig(k=0, global_n=0))
+    s = Strategy(topk={"a": 1}, common_classes=["wind"], consensus=ConsensusConfig(k=0, global_n=0))
     res = apply_strategy(s, preds)
     # proposals: c0 {car, dog, wind}, c1 {car, wind}, c2 {dog, rain, wind}
     assert res.sizes().tolist() == [3, 2, 3]
     # gold on c0 and c1 only: c0 {dog, cat, wind}, c1 {car}; c2 has no gold
-    gold = Gold.from_labels(preds, {"c0": ["dog", "cat", "wind"], "c1": ["car"],
-                                    "unknown_clip": ["dog"]})
+    gold = Gold.from_labels(preds, {"c0": ["dog", "cat", "wind"], "c1": ["car"], "unknown_clip": ["dog"]})
     rep = evaluate(res, gold)
     assert rep["n_gold_labels"] == 4 and rep["n_gold_clips"] == 2
     assert rep["recall"] == pytest.approx(3 / 4)  # cat missed
     assert rep["clip_recall_mean"] == pytest.approx((2 / 3 + 1) / 2)
     assert rep["mean_size"] == pytest.approx(8 / 3)
     assert rep["median_size"] == 3
-    assert rep["recall_per_rule"] == {"original": pytest.approx(1 / 4), "topk": pytest.approx(2 / 4),
-                                      "common": pytest.approx(1 / 4), "consensus": 0.0}
+    assert rep["recall_per_rule"] == {
+        "original": pytest.approx(1 / 4),
+        "topk": pytest.approx(2 / 4),
+        "common": pytest.approx(1 / 4),
+        "consensus": 0.0,
+    }
     # dog only from topk, wind only from common; car (c1) from both original and topk
-    assert rep["only_rule"] == {"original": 0.0, "topk": pytest.approx(1 / 4),
-                               "common": pytest.approx(1 / 4), "consensus": 0.0}
+    assert rep["only_rule"] == {
+        "original": 0.0,
+        "topk": pytest.approx(1 / 4),
+        "common": pytest.approx(1 / 4),
+        "consensus": 0.0,
+    }
 
 
 def test_gold_with_unknown_class_is_refused():
@@ -44,8 +56,7 @@ def test_gold_with_unknown_class_is_refused():
 
 def test_pareto_front_and_pick():
     s = Strategy()
-    trials = [Trial(s, 0.80, 10), Trial(s, 0.92, 20), Trial(s, 0.91, 25), Trial(s, 0.95, 30),
-              Trial(s, 0.93, 18)]
+    trials = [Trial(s, 0.80, 10), Trial(s, 0.92, 20), Trial(s, 0.91, 25), Trial(s, 0.95, 30), Trial(s, 0.93, 18)]
     front = pareto_front(trials)
     assert [(t.recall, t.mean_size) for t in front] == [(0.80, 10), (0.93, 18), (0.95, 30)]
     chosen, met = pick(front, 0.90)
@@ -61,8 +72,10 @@ def _dataset(n=400, seed=0):
     truth = np.zeros((n, 30), dtype=bool)
     for i in range(n):
         truth[i, rng.choice(30, 3, replace=False)] = True
-    scores = {m: {mod: (rng.standard_normal((n, 30)) + q * truth).astype(np.float32)
-                  for mod in ("a", "v", "av")} for m, q in (("x", 1.5), ("y", 2.5))}
+    scores = {
+        m: {mod: (rng.standard_normal((n, 30)) + q * truth).astype(np.float32) for mod in ("a", "v", "av")}
+        for m, q in (("x", 1.5), ("y", 2.5))
+    }
     preds = Predictions(names, vids, scores=scores)
     gold = Gold(rows=np.arange(0, n, 4), labels=truth[::4])
     return preds, gold
@@ -71,8 +84,9 @@ def _dataset(n=400, seed=0):
 def test_tuner_front_is_honest_and_pick_is_smallest_meeting_target():
     preds, gold = _dataset()
     base = Strategy(common_classes=[], original_label=False)
-    space = SearchSpace(topk={"a": [0, 1, 3], "v": [0, 1], "av": [0, 1]}, consensus_k=[0, 3, 6],
-                        global_n=[0, 500], min_models=[2])
+    space = SearchSpace(
+        topk={"a": [0, 1, 3], "v": [0, 1], "av": [0, 1]}, consensus_k=[0, 3, 6], global_n=[0, 500], min_models=[2]
+    )
     out = tune(preds, gold, base=base, space=space, target=0.9, n_random=30, seed=3)
     front, chosen = out["front"], out["chosen"]
     assert out["target_met"] and chosen.recall >= 0.9

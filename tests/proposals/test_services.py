@@ -1,4 +1,5 @@
 """Prediction store, import, proposal sets and evaluation against the database."""
+
 import io
 import json
 import os
@@ -8,8 +9,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from catalog.models import Clip, TaxonomyClass
-from crowd.models import GoldLabel
+from catalog.models import Clip, GoldLabel, TaxonomyClass
 from proposals.models import ModelRun, Proposal, ProposalSet
 from proposals.selectors import run_label_sets, run_scores
 from proposals.services import ProposalsError, run_import
@@ -33,8 +33,10 @@ def _pickle(tmp_path, taxonomy, n_models=1, seed=0, name="m"):
     for i, v in enumerate(VIDS):
         logits = {m: rng.standard_normal(309).astype(np.float32) for m in ("a", "v", "av")}
         logits["av"][100 + i] = 50  # a clear audio-visual winner per clip
-        data[v] = {"predictions": {m: [taxonomy[int(np.argmax(logits[m]))]] for m in logits},
-                   "logits": {m: logits[m].tolist() for m in logits}}
+        data[v] = {
+            "predictions": {m: [taxonomy[int(np.argmax(logits[m]))]] for m in logits},
+            "logits": {m: logits[m].tolist() for m in logits},
+        }
     p = tmp_path / f"{name}.pkl"
     p.write_bytes(pickle.dumps(data))
     return p, data
@@ -75,7 +77,9 @@ def test_pickle_with_code_is_refused_and_nothing_stored(dataset, clips, tmp_path
 def test_wrong_shapes_unknown_classes_and_unknown_clips_are_named(dataset, clips, taxonomy, tmp_path):
     bad = tmp_path / "short.pkl"
     bad.write_bytes(pickle.dumps({"vid_a": {"predictions": {"a": []}, "logits": {"a": [0.0] * 308}}}))
-    with pytest.raises(ProposalsError, match=r"short.pkl: .*'vid_a'.*(308 score columns, expected 309|expected \(309,\))"):
+    with pytest.raises(
+        ProposalsError, match=r"short.pkl: .*'vid_a'.*(308 score columns, expected 309|expected \(309,\))"
+    ):
         run_import(dataset, "short", str(bad))
     csv = tmp_path / "gemini.csv"
     csv.write_text("video_id,input,label\nvid_a,av,dog barking\nvid_b,av,space ship\nvid_b,a,space ship\n")
@@ -95,7 +99,9 @@ def test_wrong_shapes_unknown_classes_and_unknown_clips_are_named(dataset, clips
 
 def test_label_lists_from_csv_and_jsonl(dataset, clips, tmp_path):
     csv = tmp_path / "gemini.csv"
-    csv.write_text("video_id,input,label\nvid_a,av,dog barking\nvid_a,av,\"male speech, man speaking\"\nvid_b,a,dog barking\n")
+    csv.write_text(
+        'video_id,input,label\nvid_a,av,dog barking\nvid_a,av,"male speech, man speaking"\nvid_b,a,dog barking\n'
+    )
     run = run_import(dataset, "gemini", str(csv))
     assert run.kind == "labels"
     sets = run_label_sets(run)
@@ -103,8 +109,12 @@ def test_label_lists_from_csv_and_jsonl(dataset, clips, tmp_path):
     assert sets["vid_b"]["a"] == ["dog barking"]
     assert run_scores(run) == (["vid_a", "vid_b"], {})
     jl = tmp_path / "llm.jsonl"
-    jl.write_text(json.dumps({"video_id": "vid_c", "a": ["sea waves"], "v": []}) + "\n"
-                  + json.dumps({"video_id": "vid_d", "predictions": {"av": ["wind noise"]}}) + "\n")
+    jl.write_text(
+        json.dumps({"video_id": "vid_c", "a": ["sea waves"], "v": []})
+        + "\n"
+        + json.dumps({"video_id": "vid_d", "predictions": {"av": ["wind noise"]}})
+        + "\n"
+    )
     run = run_import(dataset, "llm", str(jl))
     assert run_label_sets(run)["vid_d"]["av"] == ["wind noise"]
     jl.write_text('{"video_id": "vid_c", "a": ["sea waves"]}\n{oops\n')
@@ -117,15 +127,17 @@ def test_make_and_evaluate_proposals(dataset, clips, taxonomy, tmp_path):
     p2, _ = _pickle(tmp_path, taxonomy, seed=2, name="m2")
     call_command("import_predictions", str(p1), str(p2), "--dataset", dataset.name, stdout=io.StringIO())
     # gold: vid_a has its av winner (class 100) and its original label (10) audible, and an absent class
-    for vid, idx, mod in [("vid_a", 100, "AV"), ("vid_a", 10, "A"), ("vid_a", 200, "-"),
-                          ("vid_b", 250, "V")]:
-        GoldLabel.objects.create(clip=Clip.objects.get(video_id=vid), cls=TaxonomyClass.objects.get(index=idx),
-                                 modality=mod)
+    for vid, idx, mod in [("vid_a", 100, "AV"), ("vid_a", 10, "A"), ("vid_a", 200, "-"), ("vid_b", 250, "V")]:
+        GoldLabel.objects.create(
+            clip=Clip.objects.get(video_id=vid), cls=TaxonomyClass.objects.get(index=idx), modality=mod
+        )
     out = io.StringIO()
     call_command("make_proposals", "--dataset", dataset.name, stdout=out)
     pset = ProposalSet.objects.get(dataset=dataset, active=True)
     assert "(active)" in out.getvalue()
-    names_a = set(Proposal.objects.filter(proposal_set=pset, clip__video_id="vid_a").values_list("cls__name", flat=True))
+    names_a = set(
+        Proposal.objects.filter(proposal_set=pset, clip__video_id="vid_a").values_list("cls__name", flat=True)
+    )
     assert {taxonomy[10], taxonomy[100], "wind noise", "sea waves", "cricket chirping"} <= names_a
     prop = Proposal.objects.get(proposal_set=pset, clip__video_id="vid_a", cls__index=100)
     rules = {(p["rule"], p["model"], p["modality"]) for p in prop.provenance}
@@ -138,8 +150,14 @@ def test_make_and_evaluate_proposals(dataset, clips, taxonomy, tmp_path):
     assert pset.n_proposals == Proposal.objects.filter(proposal_set=pset).count()
     assert pset.strategy["consensus"]["global_n"] == 60000
     # a second set with a smaller strategy replaces the active one
-    call_command("make_proposals", "--dataset", dataset.name, "--strategy",
-                 '{"common_classes": [], "topk": {"a": 1, "v": 0, "av": 1}, "consensus": {"global_n": 0}}', stdout=io.StringIO())
+    call_command(
+        "make_proposals",
+        "--dataset",
+        dataset.name,
+        "--strategy",
+        '{"common_classes": [], "topk": {"a": 1, "v": 0, "av": 1}, "consensus": {"global_n": 0}}',
+        stdout=io.StringIO(),
+    )
     assert ProposalSet.objects.filter(dataset=dataset, active=True).count() == 1
     new = ProposalSet.objects.get(dataset=dataset, active=True)
     assert new.pk != pset.pk and new.n_proposals < pset.n_proposals

@@ -1,12 +1,19 @@
 """Proposal strategy core on hand-built cases (no database)."""
-import json
 
 import numpy as np
 import pytest
 
-from proposals.core.strategy import (COMMON_CLASSES, ConsensusConfig, Predictions, Strategy,
-                                     StrategyError, apply_strategy, global_ranks,
-                                     labels_to_matrix, within_clip_ranks)
+from proposals.core.strategy import (
+    COMMON_CLASSES,
+    ConsensusConfig,
+    Predictions,
+    Strategy,
+    StrategyError,
+    apply_strategy,
+    global_ranks,
+    labels_to_matrix,
+    within_clip_ranks,
+)
 
 NAMES = ["dog", "cat", "car", "rain", "wind"]
 
@@ -17,8 +24,13 @@ def names_of(res, i):
 
 def plain(**kw):
     """A strategy with only what the test names switched on."""
-    base = dict(original_label=False, topk={}, common_classes=[], label_set_models=False,
-                consensus=ConsensusConfig(k=0, global_n=0, min_models=2))
+    base = dict(
+        original_label=False,
+        topk={},
+        common_classes=[],
+        label_set_models=False,
+        consensus=ConsensusConfig(k=0, global_n=0, min_models=2),
+    )
     base.update(kw)
     return Strategy(**base)
 
@@ -51,8 +63,7 @@ def test_consensus_needs_agreement_of_distinct_models():
     x_v = np.array([[0, 9, 0, 0, 0]], dtype=np.float32)
     y_a = np.array([[0, 9, 0, 0, 0]], dtype=np.float32)
     z_a = np.array([[0, 0, 0, 9, 0]], dtype=np.float32)
-    preds = Predictions(NAMES, ["c0"], scores={
-        "x": {"a": x_a, "v": x_v}, "y": {"a": y_a}, "z": {"a": z_a}})
+    preds = Predictions(NAMES, ["c0"], scores={"x": {"a": x_a, "v": x_v}, "y": {"a": y_a}, "z": {"a": z_a}})
     cons = ConsensusConfig(k=1, global_n=0, min_models=2)
     res = apply_strategy(plain(consensus=cons), preds)
     assert names_of(res, 0) == ["cat"]  # dog only by x (one model on two modalities does not count twice)
@@ -92,13 +103,22 @@ def test_provenance_names_rule_model_and_modality():
     b = np.array([[9, 0, 1, 0, 0]], dtype=np.float32)
     orig = labels_to_matrix(["c0"], NAMES, {"c0": ["dog"]})
     preds = Predictions(NAMES, ["c0"], scores={"m1": {"a": a}, "m2": {"av": b}}, original=orig)
-    s = plain(original_label=True, topk={"a": 1, "av": 1}, common_classes=["wind"],
-              consensus=ConsensusConfig(k=1, global_n=0, min_models=2))
+    s = plain(
+        original_label=True,
+        topk={"a": 1, "av": 1},
+        common_classes=["wind"],
+        consensus=ConsensusConfig(k=1, global_n=0, min_models=2),
+    )
     prov = apply_strategy(s, preds).proposals_for("c0")
     assert set(prov) == {"dog", "wind"}
     dog = {(p["rule"], p["model"], p["modality"]) for p in prov["dog"]}
-    assert dog == {("original", None, None), ("topk", "m1", "a"), ("topk", "m2", "av"),
-                   ("consensus", "m1", "a"), ("consensus", "m2", "av")}
+    assert dog == {
+        ("original", None, None),
+        ("topk", "m1", "a"),
+        ("topk", "m2", "av"),
+        ("consensus", "m1", "a"),
+        ("consensus", "m2", "av"),
+    }
     assert prov["wind"] == [{"rule": "common", "model": None, "modality": None}]
 
 
@@ -125,13 +145,16 @@ def test_default_strategy_is_vggsounder_recipe_and_round_trips_json():
     assert partial.consensus.global_n == 100 and partial.consensus.k == 10
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"topk": {"x": 1}}, "unknown modality 'x'"),
-    ({"topk": {"a": -1}}, r"topk\.a must be an integer >= 0"),
-    ({"pool": 3}, r"unknown strategy key\(s\) \['pool'\]"),
-    ({"consensus": {"agree": 2}}, r"unknown strategy.consensus key\(s\) \['agree'\]"),
-    ({"consensus": {"min_models": 0}}, "min_models must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"topk": {"x": 1}}, "unknown modality 'x'"),
+        ({"topk": {"a": -1}}, r"topk\.a must be an integer >= 0"),
+        ({"pool": 3}, r"unknown strategy key\(s\) \['pool'\]"),
+        ({"consensus": {"agree": 2}}, r"unknown strategy.consensus key\(s\) \['agree'\]"),
+        ({"consensus": {"min_models": 0}}, "min_models must be >= 1"),
+    ],
+)
 def test_bad_strategy_is_refused_with_the_reason(data, message):
     with pytest.raises(StrategyError, match=message):
         Strategy.from_dict(data)
@@ -157,11 +180,9 @@ def test_bad_predictions_are_refused_with_the_reason():
 
 def test_records_cover_every_proposal_once():
     rng = np.random.default_rng(1)
-    scores = {m: {mod: rng.standard_normal((20, 5)).astype(np.float32) for mod in ("a", "v")}
-              for m in ("x", "y")}
+    scores = {m: {mod: rng.standard_normal((20, 5)).astype(np.float32) for mod in ("a", "v")} for m in ("x", "y")}
     preds = Predictions(NAMES, [f"c{i}" for i in range(20)], scores=scores)
-    res = apply_strategy(Strategy(common_classes=["wind"],
-                                  consensus=ConsensusConfig(k=2, global_n=10)), preds)
+    res = apply_strategy(Strategy(common_classes=["wind"], consensus=ConsensusConfig(k=2, global_n=10)), preds)
     recs = list(res.records())
     assert len(recs) == int(res.proposed.sum())
     assert len({(v, c) for v, c, _ in recs}) == len(recs)
@@ -170,8 +191,7 @@ def test_records_cover_every_proposal_once():
 
 def test_clips_a_model_did_not_cover_get_nothing_from_it():
     a = np.array([[9, 0, 0, 0, 0], [0, 9, 0, 0, 0]], dtype=np.float32)
-    preds = Predictions(NAMES, ["c0", "c1"], scores={"m": {"a": a}},
-                        coverage={"m": np.array([True, False])})
+    preds = Predictions(NAMES, ["c0", "c1"], scores={"m": {"a": a}}, coverage={"m": np.array([True, False])})
     res = apply_strategy(plain(topk={"a": 1}, consensus=ConsensusConfig(k=1, global_n=2, min_models=1)), preds)
     assert names_of(res, 0) == ["dog"]
     assert names_of(res, 1) == []

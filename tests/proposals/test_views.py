@@ -1,4 +1,5 @@
 """Staff pages and API of the proposals app."""
+
 import pickle
 
 import numpy as np
@@ -6,8 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from catalog.models import Clip, TaxonomyClass
-from crowd.models import GoldLabel
+from catalog.models import Clip, GoldLabel, TaxonomyClass
 from proposals.models import ModelRun, ProposalSet
 
 
@@ -33,8 +33,9 @@ def filled(dataset, taxonomy, tmp_path):
         (tmp_path / f"{m}.pkl").write_bytes(pickle.dumps(data))
         call_command("import_predictions", str(tmp_path / f"{m}.pkl"), "--dataset", dataset.name)
     for i in range(3):
-        GoldLabel.objects.create(clip=Clip.objects.get(video_id=f"v{i}"), cls=TaxonomyClass.objects.get(index=i),
-                                 modality="AV")
+        GoldLabel.objects.create(
+            clip=Clip.objects.get(video_id=f"v{i}"), cls=TaxonomyClass.objects.get(index=i), modality="AV"
+        )
     call_command("make_proposals", "--dataset", dataset.name, "--strategy", '{"consensus": {"global_n": 50}}')
     return dataset
 
@@ -81,8 +82,9 @@ def test_api_lists_runs_sets_and_proposals(staff_client, filled):
     assert all("wind noise" in names for names in props.values())
 
 
-def test_staff_start_a_model_run_from_the_page(staff_client, dataset, clip_factory, monkeypatch,
-                                               django_capture_on_commit_callbacks):
+def test_staff_start_a_model_run_from_the_page(
+    staff_client, dataset, clip_factory, monkeypatch, django_capture_on_commit_callbacks
+):
     """Compute predictions from the overview: chunk tasks go to the 'gpu' queue (in-process here), the run's
     progress and throughput show on the page; bad choices are refused by name and start nothing."""
     from proposals import gpu
@@ -96,11 +98,13 @@ def test_staff_start_a_model_run_from_the_page(staff_client, dataset, clip_facto
     html = staff_client.get("/proposals/").content.decode()
     assert 'option value="tiny-web"' in html and "Register a checkpoint" in html
     url = f"/proposals/datasets/{dataset.name}/compute/"
-    for body, text in (({"checkpoint": "nope", "modalities": ["a"]}, "unknown checkpoint 'nope'; registered: tiny-web"),
-                       ({"checkpoint": "tiny-web", "modalities": ["a"], "chunk_size": "0"}, "chunk size 0 is not"),
-                       ({"checkpoint": "tiny-web", "modalities": ["a"], "chunk_size": "many"}, "chunk size 'many'"),
-                       ({"checkpoint": "tiny-web"}, "choose at least one input"),
-                       ({"checkpoint": "tiny-web", "modalities": ["a", "x"]}, "unknown modalities")):
+    for body, text in (
+        ({"checkpoint": "nope", "modalities": ["a"]}, "unknown checkpoint 'nope'; registered: tiny-web"),
+        ({"checkpoint": "tiny-web", "modalities": ["a"], "chunk_size": "0"}, "chunk size 0 is not"),
+        ({"checkpoint": "tiny-web", "modalities": ["a"], "chunk_size": "many"}, "chunk size 'many'"),
+        ({"checkpoint": "tiny-web"}, "choose at least one input"),
+        ({"checkpoint": "tiny-web", "modalities": ["a", "x"]}, "unknown modalities"),
+    ):
         page = staff_client.post(url, body, follow=True).content.decode()
         assert text in page.replace("&#x27;", "'"), body
     assert not ModelRun.objects.exists()
@@ -113,15 +117,16 @@ def test_staff_start_a_model_run_from_the_page(staff_client, dataset, clip_facto
     assert "3/3 (100.0%)" in html and "tiny-web on " in html
 
 
-def test_staff_build_proposals_in_the_background_and_land_on_the_set(staff_client, filled,
-                                                                     django_capture_on_commit_callbacks):
+def test_staff_build_proposals_in_the_background_and_land_on_the_set(
+    staff_client, filled, django_capture_on_commit_callbacks
+):
     from catalog.models import Operation
     from proposals.services import proposal_set_run
 
     url = f"/proposals/datasets/{filled.name}/build/"
     page = staff_client.post(url, {"strategy": '{"topk": 3}'}, follow=True).content.decode()
     assert "bad strategy" in page and not Operation.objects.exists()
-    with django_capture_on_commit_callbacks(execute=False) as queued:   # as with a real worker: not run yet
+    with django_capture_on_commit_callbacks(execute=False) as queued:  # as with a real worker: not run yet
         resp = staff_client.post(url, {"strategy": '{"consensus": {"global_n": 40}}'})
     op = Operation.objects.get(kind="proposals")
     assert resp["Location"] == f"/ops/operations/{op.pk}/" and op.status == "running" and len(queued) == 1

@@ -1,4 +1,5 @@
 """Krippendorff's alpha on hand-computed cases."""
+
 import math
 
 import pytest

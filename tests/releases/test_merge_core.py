@@ -1,4 +1,5 @@
 """Pure merge core on hand-computed cases (no database)."""
+
 import numpy as np
 import pytest
 
@@ -88,8 +89,18 @@ def test_unknown_method_and_bad_arrays_are_refused():
     with pytest.raises(ValueError, match="allowed: majority, weighted, dawid_skene"):
         merge(votes, "median")
     with pytest.raises(ValueError, match="tick_class"):
-        Votes(n_clips=1, n_classes=2, ann_clip=[0], ann_worker=[0], ann_meta=[[0, 0, 0]], tick_ann=[0],
-              tick_class=[5], tick_audible=[1], tick_visible=[0], worker_quality=[0.5])
+        Votes(
+            n_clips=1,
+            n_classes=2,
+            ann_clip=[0],
+            ann_worker=[0],
+            ann_meta=[[0, 0, 0]],
+            tick_ann=[0],
+            tick_class=[5],
+            tick_audible=[1],
+            tick_visible=[0],
+            worker_quality=[0.5],
+        )
 
 
 def _ds_world(n_clips=60, seed=0):
@@ -156,8 +167,10 @@ def test_leave_one_out_never_uses_the_clip_own_gold_answer():
     # worker A is right on g1 and wrong on g2, worker B the opposite. Scored on the other clip only, the
     # top-1 annotator is always the wrong one -> macro-F1 0. Using each clip's own answer would give 1.
     annotations = [
-        ann("g1", "A", [("rain", True, False)]), ann("g1", "B", [("dog barking", True, False)]),
-        ann("g2", "A", [("rain", True, False)]), ann("g2", "B", [("dog barking", True, False)]),
+        ann("g1", "A", [("rain", True, False)]),
+        ann("g1", "B", [("dog barking", True, False)]),
+        ann("g2", "A", [("rain", True, False)]),
+        ann("g2", "B", [("dog barking", True, False)]),
     ]
     votes, _ = Votes.from_records(["g1", "g2"], CLASSES, annotations)
     gold = {0: {3: "A"}, 1: {0: "A"}}
@@ -191,7 +204,7 @@ def test_numpy_dawid_skene_gives_crowd_kits_posteriors(with_gold):
     n_tasks, n_workers, per = 600, 25, 4
     truth = rng.random(n_tasks) < 0.3
     accuracy = rng.uniform(0.5, 0.95, n_workers)
-    task = np.repeat(np.arange(n_tasks), per) * 3 + 7    # sparse task ids, as merge_dawid_skene makes them
+    task = np.repeat(np.arange(n_tasks), per) * 3 + 7  # sparse task ids, as merge_dawid_skene makes them
     worker = rng.integers(0, n_workers, len(task)) * 5
     row = (task - 7) // 3
     label = np.where(rng.random(len(task)) < accuracy[worker // 5], truth[row], ~truth[row])
@@ -201,12 +214,13 @@ def test_numpy_dawid_skene_gives_crowd_kits_posteriors(with_gold):
         warnings.simplefilter("ignore")
         ref = DawidSkene(n_iter=100, tol=1e-5).fit(
             pd.DataFrame({"task": task, "worker": worker, "label": label}),
-            true_labels=pd.Series(gold_v, index=gold_t) if with_gold else None)
+            true_labels=pd.Series(gold_v, index=gold_t) if with_gold else None,
+        )
     ours = dawid_skene_binary(task, worker, label, true_task=gold_t, true_label=gold_v)
     expected = ref.probas_[True].reindex(ours.tasks).to_numpy()
-    assert np.abs(expected - ours.p_true).max() < 1e-9        # crowd-kit floors its output at 1e-10
+    assert np.abs(expected - ours.p_true).max() < 1e-9  # crowd-kit floors its output at 1e-10
     assert ours.n_iter == len(ref.loss_history_) > 2
     assert np.allclose(ours.elbo, ref.loss_history_, rtol=0, atol=1e-12)
-    assert ((ours.p_true > 0.5) == truth[(ours.tasks - 7) // 3]).mean() > 0.75   # 4 answers, workers 50-95 % right
+    assert ((ours.p_true > 0.5) == truth[(ours.tasks - 7) // 3]).mean() > 0.75  # 4 answers, workers 50-95 % right
     if with_gold:
         assert np.array_equal(ours.p_true[:40], gold_v.astype(float))

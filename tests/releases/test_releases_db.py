@@ -1,4 +1,5 @@
 """Releases against the database: create (merge + closure + override), immutability, diff, import/export."""
+
 import io
 from importlib import resources
 from pathlib import Path
@@ -9,52 +10,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from catalog.errors import ImportFailed, ValidationError
-from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, ExpertAnnotation, GoldLabel, Worker
-from catalog.models import Clip, Dataset, TaxonomyClass
-from labels.models import Release, ReleaseLabel
-from labels.models import ImmutableReleaseError
+from catalog.models import Clip, Dataset
+from crowd.models import Batch, BatchItem, ClipAnswer, ExpertAnnotation, Worker
+from labels.models import ImmutableReleaseError, Release, ReleaseLabel
 from labels.services.releases import export_chunks, release_create, release_diff, release_import, release_to_dataframe
+from tests.releases.conftest import _answer
 
 DATA = Path(str(resources.files("vggsounder") / "data"))
 pytestmark = pytest.mark.django_db
-
-
-def _answer(dataset, worker, clip, labels, meta=(False, False, False), status=Assignment.APPROVED):
-    batch = Batch.objects.create(dataset=dataset)
-    BatchItem.objects.create(batch=batch, clip=clip, position=0, is_gold=clip.is_gold,
-                             proposals=[n for n, _a, _v in labels])
-    a = Assignment.objects.create(batch=batch, worker=worker, backend=worker.backend, status=status)
-    return ClipAnswer.objects.create(
-        assignment=a, clip=clip, background_music=meta[0], voice_over=meta[1], static_image=meta[2], played=True,
-        labels=[{"name": n, "audible": au, "visible": vi} for n, au, vi in labels])
-
-
-@pytest.fixture
-def crowd(taxonomy):
-    ds = Dataset.objects.create(name="rel")
-    clips = {v: Clip.objects.create(dataset=ds, video_id=v) for v in ("b_clip", "a_clip", "c_clip", "g_clip")}
-    Clip.objects.filter(pk=clips["g_clip"].pk).update(is_gold=True)
-    clips["g_clip"].refresh_from_db()
-    w = [Worker.objects.create(backend="simulated", external_id=f"w{i}", mean_catch_f1=f)
-         for i, f in enumerate([0.9, 0.8, 0.7, 0.1])]
-    # a_clip: cow lowing A by the three best, the bad worker says piano; background music 2/3
-    for wk, bm in zip(w[:3], (True, True, False)):
-        _answer(ds, wk, clips["a_clip"], [("cow lowing", True, False), ("playing piano", False, False)], (bm, False, False))
-    _answer(ds, w[3], clips["a_clip"], [("playing piano", True, True)], (False, True, True))
-    # b_clip: dog barking V by two, AV by one -> visible 3/3, audible 1/3 -> V
-    _answer(ds, w[0], clips["b_clip"], [("dog barking", False, True)])
-    _answer(ds, w[1], clips["b_clip"], [("dog barking", True, True)])
-    _answer(ds, w[2], clips["b_clip"], [("dog barking", False, True)])
-    # c_clip: only two approved + one rejected -> needs annotation
-    _answer(ds, w[0], clips["c_clip"], [("raining", True, False)])
-    _answer(ds, w[1], clips["c_clip"], [("raining", True, False)])
-    _answer(ds, w[2], clips["c_clip"], [("raining", True, False)], status=Assignment.REJECTED)
-    # g_clip: gold says playing violin AV; the crowd says cello
-    for wk in w[:3]:
-        _answer(ds, wk, clips["g_clip"], [("playing cello", True, True)])
-    GoldLabel.objects.create(clip=clips["g_clip"], cls=TaxonomyClass.objects.get(name="playing violin, fiddle"),
-                             modality="AV", source="experts")
-    return ds, clips, w
 
 
 def test_release_merges_top_k_closes_over_relations_and_overrides_gold(crowd):
@@ -87,14 +50,17 @@ def test_an_answer_reporting_the_clip_as_not_playing_is_not_a_vote(crowd):
     empty vote: the clip has two real answers of the three it needs, so it goes back to the queue."""
     ds, clips, w = crowd
     ClipAnswer.objects.filter(clip=clips["b_clip"], assignment__worker=w[1]).update(
-        labels=[], background_music=None, voice_over=None, static_image=None, played=False, media_failed=True)
+        labels=[], background_music=None, voice_over=None, static_image=None, played=False, media_failed=True
+    )
     rel = release_create(ds, "with-report")
     assert "b_clip" in rel.stats["needs_annotation_ids"]
     assert not ReleaseLabel.objects.filter(release=rel, release_clip__clip=clips["b_clip"]).exists()
     ClipAnswer.objects.filter(clip=clips["b_clip"], assignment__worker=w[1]).update(media_failed=False)
     rel = release_create(ds, "report-taken-back")
     assert "b_clip" not in rel.stats["needs_annotation_ids"]
-    assert ReleaseLabel.objects.filter(release=rel, release_clip__clip=clips["b_clip"], name="dog barking", modality="V").exists()
+    assert ReleaseLabel.objects.filter(
+        release=rel, release_clip__clip=clips["b_clip"], name="dog barking", modality="V"
+    ).exists()
 
 
 def test_release_is_immutable_and_names_are_unique(crowd):
@@ -125,12 +91,16 @@ def test_experts_take_part_as_annotators(crowd):
     user_model = get_user_model()
     # b_clip with k=3: two experts say dog barking AV; they rank by their gold F1 (none here -> last)
     for i in range(2):
-        ExpertAnnotation.objects.create(clip=clips["c_clip"], user=user_model.objects.create(username=f"e{i}"),
-                                        labels=[{"name": "raining", "audible": True, "visible": True}])
+        ExpertAnnotation.objects.create(
+            clip=clips["c_clip"],
+            user=user_model.objects.create(username=f"e{i}"),
+            labels=[{"name": "raining", "audible": True, "visible": True}],
+        )
     release = release_create(ds, "v2")
     # c_clip now has 2 crowd + 2 expert annotations -> merged: raining A (3 of 3 kept say audible; visible 1/3)
-    labels = dict(ReleaseLabel.objects.filter(release=release, release_clip__video_id="c_clip")
-                  .values_list("name", "modality"))
+    labels = dict(
+        ReleaseLabel.objects.filter(release=release, release_clip__video_id="c_clip").values_list("name", "modality")
+    )
     assert labels == {"raining": "A"}
     assert release.source_counts["expert_annotations"] == 2 and release.stats["needs_annotation"] == 0
 
@@ -162,7 +132,8 @@ def test_import_refuses_bad_rows_with_line_numbers_and_stores_nothing(taxonomy, 
         "x,cat meowing,AX,False,False,False\n"
         "x,cat meowing,A,True,False,False\n"
         "x,dog barking,V,False,False,False\n"
-        "y,dog barking,A,maybe,False,False\n")
+        "y,dog barking,A,maybe,False,False\n"
+    )
     with pytest.raises(ImportFailed) as exc:
         release_import(ds, "bad", bad)
     details = "\n".join(exc.value.details)
@@ -179,13 +150,29 @@ def test_import_refuses_bad_rows_with_line_numbers_and_stores_nothing(taxonomy, 
 def test_import_export_round_trip_of_the_published_vggsounder_files(taxonomy, tmp_path):
     published_bm = (DATA / "vggsounder+background-music.csv").read_bytes()
     published = (DATA / "vggsounder.csv").read_bytes()
-    call_command("import_labels", str(DATA / "vggsounder+background-music.csv"), "--name", "published",
-                 "--dataset", "vggsound", stdout=io.StringIO())
+    call_command(
+        "import_labels",
+        str(DATA / "vggsounder+background-music.csv"),
+        "--name",
+        "published",
+        "--dataset",
+        "vggsound",
+        stdout=io.StringIO(),
+    )
     release = Release.objects.get(name="published")
     assert release.imported and release.stats["clips"] == 15069
     out_bm, out_default = tmp_path / "bm.csv", tmp_path / "default.csv"
-    call_command("export_labels", "--release", "published", "--format", "vggsounder-csv",
-                 "--include-background-music", "--out", str(out_bm), stderr=io.StringIO())
+    call_command(
+        "export_labels",
+        "--release",
+        "published",
+        "--format",
+        "vggsounder-csv",
+        "--include-background-music",
+        "--out",
+        str(out_bm),
+        stderr=io.StringIO(),
+    )
     call_command("export_labels", "--release", "published", "--out", str(out_default), stderr=io.StringIO())
     assert out_bm.read_bytes() == published_bm
     assert out_default.read_bytes() == published
@@ -205,13 +192,26 @@ def test_jsonl_and_parquet_exports(crowd, tmp_path):
     lines = b"".join(export_chunks(release, "jsonl", include_background_music=True)).decode().splitlines()
     first = json.loads(lines[0])
     assert first["video_id"] == "a_clip" and first["background_music"] is True
-    assert {"label": "cattle mooing", "modality": "A", "origin": "auto", "origin_source": ["cow lowing"]} in first["labels"]
+    assert {"label": "cattle mooing", "modality": "A", "origin": "auto", "origin_source": ["cow lowing"]} in first[
+        "labels"
+    ]
     # default leaves the background-music clip out
-    assert [json.loads(x)["video_id"] for x in b"".join(export_chunks(release, "jsonl")).decode().splitlines()] == \
-        ["b_clip", "g_clip"]
+    assert [json.loads(x)["video_id"] for x in b"".join(export_chunks(release, "jsonl")).decode().splitlines()] == [
+        "b_clip",
+        "g_clip",
+    ]
     path = tmp_path / "x.parquet"
-    call_command("export_labels", "--release", "rel/v1", "--format", "parquet", "--include-background-music",
-                 "--out", str(path), stderr=io.StringIO())
+    call_command(
+        "export_labels",
+        "--release",
+        "rel/v1",
+        "--format",
+        "parquet",
+        "--include-background-music",
+        "--out",
+        str(path),
+        stderr=io.StringIO(),
+    )
     table = pq.read_table(path).to_pandas()
     assert table["label"].tolist() == release_to_dataframe(release)["label"].tolist()
     assert table["background_music"].dtype == bool
@@ -222,8 +222,9 @@ def test_other_methods_and_leave_out_comparison_command(crowd):
     ds_release = release_create(ds, "ds", method="dawid_skene", gold_override=False)
     assert ds_release.params["gold_clamped"] == 1
     # clamped: the gold clip carries the gold answer even without the override
-    assert dict(ReleaseLabel.objects.filter(release=ds_release, release_clip__video_id="g_clip")
-                .values_list("name", "origin")) == {"playing violin, fiddle": "human"}
+    assert dict(
+        ReleaseLabel.objects.filter(release=ds_release, release_clip__video_id="g_clip").values_list("name", "origin")
+    ) == {"playing violin, fiddle": "human"}
     weighted = release_create(ds, "w", method="weighted", params={"k": 3})
     assert weighted.method == "weighted" and weighted.stats["clips"] == 3
     out = io.StringIO()
@@ -245,5 +246,8 @@ def test_clips_that_need_annotation_go_back_to_the_queue(crowd):
     call_command("release_create", "--dataset", "rel", "--name", "v2", "--requeue", stdout=out)
     assert "1 clips need annotation" in out.getvalue() and "re-queued as 1 new batches" in out.getvalue()
     new = Batch.objects.filter(dataset=ds).exclude(pk__in=before)
-    assert set(BatchItem.objects.filter(batch__in=new, is_gold=False).values_list("clip__video_id", flat=True)) == \
-        set(release.stats["needs_annotation_ids"]) == {"c_clip"}
+    assert (
+        set(BatchItem.objects.filter(batch__in=new, is_gold=False).values_list("clip__video_id", flat=True))
+        == set(release.stats["needs_annotation_ids"])
+        == {"c_clip"}
+    )

@@ -1,5 +1,6 @@
 """Release pages and REST API: read/export for researchers, create/import for staff, streamed and background
 exports with progress."""
+
 import html
 
 import pytest
@@ -14,10 +15,12 @@ from labels.services.releases import export_chunks, release_import
 
 pytestmark = pytest.mark.django_db
 
-CSV = ("video_id,label,modality,background_music,static_image,voice_over\n"
-       "zz_clip,dog barking,A,False,False,True\n"
-       "zz_clip,\"bird chirping, tweeting\",AV,False,False,True\n"
-       "aa_clip,playing piano,V,True,False,False\n")
+CSV = (
+    "video_id,label,modality,background_music,static_image,voice_over\n"
+    "zz_clip,dog barking,A,False,False,True\n"
+    'zz_clip,"bird chirping, tweeting",AV,False,False,True\n'
+    "aa_clip,playing piano,V,True,False,False\n"
+)
 
 
 @pytest.fixture
@@ -64,8 +67,9 @@ def test_api_lists_and_streams_exports_with_a_token(release, researcher):
     assert APIClient().get("/api/releases/").status_code in (401, 403)
 
 
-def test_background_export_reports_progress_and_serves_the_file(release, researcher,
-                                                                django_capture_on_commit_callbacks):
+def test_background_export_reports_progress_and_serves_the_file(
+    release, researcher, django_capture_on_commit_callbacks
+):
     with_bm = b"".join(export_chunks(release, "jsonl", include_background_music=True))
     with django_capture_on_commit_callbacks(execute=True):
         r = researcher.post(f"/api/releases/{release.pk}/exports/?format=jsonl&include_background_music=1")
@@ -84,8 +88,10 @@ def test_only_staff_create_and_import(release, researcher, staff):
     assert r.status_code == 403
     r = staff.post("/api/releases/", {"dataset": "web", "name": "v9"}, format="json")
     assert r.status_code == 400 and "no approved annotations" in r.json()["error"]
-    bad = SimpleUploadedFile("bad.csv", b"video_id,label,modality,background_music,static_image,voice_over\n"
-                                        b"x,not a class,A,False,False,False\n")
+    bad = SimpleUploadedFile(
+        "bad.csv",
+        b"video_id,label,modality,background_music,static_image,voice_over\nx,not a class,A,False,False,False\n",
+    )
     r = staff.post("/api/releases/import/", {"dataset": "web", "name": "bad", "file": bad}, format="multipart")
     assert r.status_code == 400 and "bad.csv:2: field 'label' names unknown class 'not a class'" in r.json()["details"]
     good = SimpleUploadedFile("good.csv", CSV.encode())
@@ -111,9 +117,6 @@ def test_release_pages_show_stats_clips_diff_and_download(release, client, tmp_p
     assert client.get(f"/releases/{release.pk}/diff/?other=x").status_code == 404
 
 
-from tests.releases.test_releases_db import crowd  # noqa: E402,F401  (fixture)
-
-
 def test_merged_release_page_shows_agreement_and_staff_can_create(crowd, client, django_capture_on_commit_callbacks):
     staff_user = get_user_model().objects.create_user("admin2", password="x", is_staff=True)
     client.force_login(staff_user)
@@ -131,20 +134,21 @@ def test_merged_release_page_shows_agreement_and_staff_can_create(crowd, client,
 
 
 def test_a_release_requested_on_the_page_is_made_in_the_background_and_linked_when_done(
-        crowd, client, django_capture_on_commit_callbacks):
+    crowd, client, django_capture_on_commit_callbacks
+):
     """The request only checks and queues; the operation page shows the running merge, then links the release."""
     from catalog.models import Operation
 
     staff_user = get_user_model().objects.create_user("admin3", password="x", is_staff=True)
     client.force_login(staff_user)
-    with django_capture_on_commit_callbacks(execute=False) as queued:   # as with a real worker: not run yet
+    with django_capture_on_commit_callbacks(execute=False) as queued:  # as with a real worker: not run yet
         r = client.post("/releases/new/", {"dataset": "rel", "name": "bg-v1", "method": "dawid_skene"})
     op = Operation.objects.get(kind="release")
     assert r.status_code == 302 and r["Location"] == f"/ops/operations/{op.pk}/"
     assert op.status == "running" and not Release.objects.filter(name="bg-v1").exists() and len(queued) == 1
     page = client.get(r["Location"]).content.decode()
     assert 'http-equiv="refresh"' in page and "bg-v1" in page and 'id="op-result"' not in page
-    queued[0]()   # the worker's turn
+    queued[0]()  # the worker's turn
     op.refresh_from_db()
     release = Release.objects.get(dataset__name="rel", name="bg-v1")
     assert op.status == "done" and op.summary["release"] == release.pk and release.method == "dawid_skene"
@@ -162,9 +166,11 @@ def test_bad_release_requests_are_refused_before_anything_is_queued(crowd, clien
     staff_user = get_user_model().objects.create_user("admin4", password="x", is_staff=True)
     client.force_login(staff_user)
     Dataset.objects.create(name="empty")
-    for body, text in (({"dataset": "rel", "name": "x", "method": "vote"}, "unknown merge method 'vote'"),
-                       ({"dataset": "rel", "name": "a/b"}, "is not allowed"),
-                       ({"dataset": "empty", "name": "v1"}, "has no approved annotations yet")):
+    for body, text in (
+        ({"dataset": "rel", "name": "x", "method": "vote"}, "unknown merge method 'vote'"),
+        ({"dataset": "rel", "name": "a/b"}, "is not allowed"),
+        ({"dataset": "empty", "name": "v1"}, "has no approved annotations yet"),
+    ):
         r = client.post("/releases/new/", body, follow=True)
         assert text in html.unescape(r.content.decode()), body
     assert Operation.objects.count() == 0
@@ -185,9 +191,12 @@ def test_a_release_that_fails_in_the_background_says_why(crowd, monkeypatch):
     from catalog.models import Operation
     from labels.services import releases
 
-    op = Operation.objects.create(kind="release", dataset=Dataset.objects.get(name="rel"), total=1,
-                                  summary={"name": "boom", "method": "majority", "params": {"k": 3},
-                                           "gold_override": True})
+    op = Operation.objects.create(
+        kind="release",
+        dataset=Dataset.objects.get(name="rel"),
+        total=1,
+        summary={"name": "boom", "method": "majority", "params": {"k": 3}, "gold_override": True},
+    )
     monkeypatch.setattr(releases, "release_create", lambda *a, **k: (_ for _ in ()).throw(MemoryError("out of memory")))
     op = releases.release_create_run(op.pk)
     assert op.status == "failed" and op.message == "MemoryError: out of memory" and op.finished_at

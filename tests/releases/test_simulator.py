@@ -1,27 +1,45 @@
 """The crowd simulator drives the real annotator services end to end, then a release is merged from it."""
+
 import io
 
 import pytest
 from django.core.management import call_command
 
-from labels.core.merge import macro_f1
 from catalog.core.taxonomy import closure
-from catalog.selectors.taxonomy import relations
-from crowd.models import Assignment, ClipAnswer, Worker
 from catalog.models import Clip, Dataset
-from labels.services.releases import release_create, release_to_dataframe
+from catalog.selectors.taxonomy import relations
+from crowd.models import Assignment, ClipAnswer
 from crowd.simulator import simulate_crowd, write_truth_csv
+from labels.core.merge import macro_f1
+from labels.services.releases import release_create, release_to_dataframe
 
 pytestmark = pytest.mark.django_db
 
-CLASSES = ["dog barking", "cat meowing", "playing piano", "raining", "church bell ringing", "sea waves",
-           "male speech, man speaking", "helicopter", "people clapping", "cow lowing"]
+CLASSES = [
+    "dog barking",
+    "cat meowing",
+    "playing piano",
+    "raining",
+    "church bell ringing",
+    "sea waves",
+    "male speech, man speaking",
+    "helicopter",
+    "people clapping",
+    "cow lowing",
+]
 
 
 @pytest.fixture
 def sim_dataset(taxonomy, tmp_path):
-    ds = Dataset.objects.create(name="sim", batch_size=5, gold_per_batch=1, annotations_per_clip=3,
-                                reject_below=0.4, block_after=2, block_floor=0.4)
+    ds = Dataset.objects.create(
+        name="sim",
+        batch_size=5,
+        gold_per_batch=1,
+        annotations_per_clip=3,
+        reject_below=0.4,
+        block_after=2,
+        block_floor=0.4,
+    )
     truth, meta = {}, {}
     for i in range(10):
         vid = f"clip{i:02d}"
@@ -64,8 +82,13 @@ def test_mixed_profile_allocates_workers_deterministically():
     from crowd.simulator import MIXES, allocate
 
     kinds = allocate(MIXES["mixed"], 50)
-    assert [kinds.count(k) for k in ("diligent", "careless", "spammer", "audio-biased", "visual-biased")] == \
-        [25, 10, 5, 5, 5]
+    assert [kinds.count(k) for k in ("diligent", "careless", "spammer", "audio-biased", "visual-biased")] == [
+        25,
+        10,
+        5,
+        5,
+        5,
+    ]
 
 
 def test_simulate_crowd_command_refuses_unknown_truth_and_profile(sim_dataset, tmp_path):
@@ -75,8 +98,9 @@ def test_simulate_crowd_command_refuses_unknown_truth_and_profile(sim_dataset, t
     short = tmp_path / "short.csv"
     short.write_text(path.read_text().splitlines()[0] + "\n" + path.read_text().splitlines()[1] + "\n")
     with pytest.raises(Exception, match="profile 'lazy' is not allowed"):
-        call_command("simulate_crowd", "--dataset", "sim", "--truth", str(path), "--profile", "lazy",
-                     stdout=io.StringIO())
+        call_command(
+            "simulate_crowd", "--dataset", "sim", "--truth", str(path), "--profile", "lazy", stdout=io.StringIO()
+        )
     with pytest.raises(Exception, match="have no truth in"):
         call_command("simulate_crowd", "--dataset", "sim", "--truth", str(short), stdout=io.StringIO())
 
@@ -84,8 +108,22 @@ def test_simulate_crowd_command_refuses_unknown_truth_and_profile(sim_dataset, t
 def test_simulate_crowd_command_reports_and_releases(sim_dataset):
     _ds, _truth, path = sim_dataset
     out = io.StringIO()
-    call_command("simulate_crowd", "--dataset", "sim", "--truth", str(path), "--workers", "6", "--profile",
-                 "diligent", "--release", "v1", "--proposals", "4", stdout=out)
+    call_command(
+        "simulate_crowd",
+        "--dataset",
+        "sim",
+        "--truth",
+        str(path),
+        "--workers",
+        "6",
+        "--profile",
+        "diligent",
+        "--release",
+        "v1",
+        "--proposals",
+        "4",
+        stdout=out,
+    )
     text = out.getvalue()
     assert "diligent       workers   6" in text
     assert "release sim/v1: 10 clips" in text
@@ -101,7 +139,21 @@ def test_original_labels_as_truth_for_demos(taxonomy):
         clip = Clip.objects.create(dataset=ds, video_id=f"d{i}", is_gold=i < 2)
         clip.original_labels.add(TaxonomyClass.objects.get(name=name))
     out = io.StringIO()
-    call_command("simulate_crowd", "--dataset", "demo-like", "--truth", "original", "--workers", "12",
-                 "--profile", "diligent", "--release", "demo-v1", "--proposals", "3", stdout=out)
+    call_command(
+        "simulate_crowd",
+        "--dataset",
+        "demo-like",
+        "--truth",
+        "original",
+        "--workers",
+        "12",
+        "--profile",
+        "diligent",
+        "--release",
+        "demo-v1",
+        "--proposals",
+        "3",
+        stdout=out,
+    )
     assert "open batches left 0" in out.getvalue(), out.getvalue()
     assert "release demo-like/demo-v1: 10 clips" in out.getvalue(), out.getvalue()

@@ -1,5 +1,6 @@
 """The product's report path (`report_build`, used by the command, the API and the pages) reads prediction files
 one after another while it evaluates, and gives exactly the numbers of the library computed on all models at once."""
+
 from __future__ import annotations
 
 import gc
@@ -12,11 +13,11 @@ import pandas as pd
 import pytest
 
 import benchmark.io as bio
-from reports.services import report_build
 from benchmark import LabelSet, default_class_names, evaluate, meta_breakdown, metric_table
 from benchmark.labels import default_labels_csv
 from benchmark.report import _jsonable, write_report
 from benchmark.synthetic import synthetic_predictions
+from reports.services import report_build
 
 pytestmark = pytest.mark.django_db
 
@@ -86,8 +87,16 @@ def test_report_build_streams_files_and_matches_the_library(three_models, loads,
 
     # the same report written from the three models held in memory, evaluated without a second thread
     again = tmp_path / "in_memory"
-    write_report(again, inp["labels"], inp["models"], regime=regime, figures=False, prefetch=False,
-                 params=rep["params"], label_source=rep["labels"]["source"])
+    write_report(
+        again,
+        inp["labels"],
+        inp["models"],
+        regime=regime,
+        figures=False,
+        prefetch=False,
+        params=rep["params"],
+        label_source=rep["labels"]["source"],
+    )
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted(p.name for p in again.iterdir()) and len(files) > 15
     for name in files:

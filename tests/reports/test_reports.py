@@ -3,6 +3,7 @@
 Inputs are real: a release imported from a slice of the published VGGSounder CSV, a model run imported into the
 prediction store, and prediction pickles; every number shown is checked against the pure benchmark library.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,12 +16,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from catalog.models import Clip, Dataset
-from reports.models import MetricReport
 from benchmark import LabelSet, default_class_names, evaluate, metric_table
 from benchmark.io import load_predictions_pickle
 from benchmark.labels import default_labels_csv
 from benchmark.synthetic import synthetic_predictions
+from catalog.models import Clip, Dataset
+from reports.models import MetricReport
 
 pytestmark = pytest.mark.django_db
 
@@ -68,8 +69,17 @@ def expected_table(inputs, names=("cav-mae", "gemini"), regime="default"):
 
 def test_command_with_label_csv_and_pickle_directory(inputs, tmp_path, capsys):
     out = tmp_path / "out"
-    call_command("benchmark", "--labels", str(inputs["labels_csv"]), "--predictions", str(inputs["preds"]),
-                 "--regime", "all", "--out", str(out))
+    call_command(
+        "benchmark",
+        "--labels",
+        str(inputs["labels_csv"]),
+        "--predictions",
+        str(inputs["preds"]),
+        "--regime",
+        "all",
+        "--out",
+        str(out),
+    )
     printed = capsys.readouterr().out
     assert "model cav-mae: scores" in printed and "model gemini: labels" in printed and "wrote" in printed
     rep = json.loads((out / "report.json").read_text())
@@ -85,8 +95,9 @@ def test_command_with_label_csv_and_pickle_directory(inputs, tmp_path, capsys):
 def test_command_with_release_and_stored_run(inputs, release_and_run, tmp_path):
     release, run = release_and_run
     out = tmp_path / "out"
-    call_command("benchmark", "--labels", "vggs-slice/v1", "--predictions", f"run:{run.pk}", "--out", str(out),
-                 "--no-figures")
+    call_command(
+        "benchmark", "--labels", "vggs-slice/v1", "--predictions", f"run:{run.pk}", "--out", str(out), "--no-figures"
+    )
     got = pd.read_csv(out / "metrics.csv", index_col=0)
     want = expected_table(inputs, names=("cav-mae",))
     # stored runs keep float32 scores: equal to the pickle's numbers up to float32 rounding of the ranking
@@ -103,11 +114,19 @@ def test_command_refuses_bad_input_with_the_reason(inputs, tmp_path):
     with open(evil / "m.pkl", "wb") as fh:
         pickle.dump({"x": Evil()}, fh)
     with pytest.raises(CommandError, match=r"global '(posix|os)\.system'"):
-        call_command("benchmark", "--labels", str(inputs["labels_csv"]), "--predictions", str(evil),
-                     "--out", str(tmp_path / "o"))
+        call_command(
+            "benchmark", "--labels", str(inputs["labels_csv"]), "--predictions", str(evil), "--out", str(tmp_path / "o")
+        )
     with pytest.raises(CommandError, match="neither a predictions file/directory nor the name or id"):
-        call_command("benchmark", "--labels", str(inputs["labels_csv"]), "--predictions", "no-such-model",
-                     "--out", str(tmp_path / "o"))
+        call_command(
+            "benchmark",
+            "--labels",
+            str(inputs["labels_csv"]),
+            "--predictions",
+            "no-such-model",
+            "--out",
+            str(tmp_path / "o"),
+        )
 
 
 @pytest.fixture
@@ -120,16 +139,24 @@ def researcher():
     return client
 
 
-def test_api_starts_a_report_and_serves_its_files(inputs, release_and_run, researcher,
-                                                  django_capture_on_commit_callbacks):
+def test_api_starts_a_report_and_serves_its_files(
+    inputs, release_and_run, researcher, django_capture_on_commit_callbacks
+):
     release, run = release_and_run
     with open(inputs["preds"] / "gemini.pkl", "rb") as fh:
         upload = io.BytesIO(fh.read())
     upload.name = "gemini.pkl"
     with django_capture_on_commit_callbacks(execute=True):
-        resp = researcher.post("/api/reports/", {"labels": str(release.pk), "predictions": [f"run:{run.pk}"],
-                                                 "prediction_files": [upload], "title": "slice"},
-                               format="multipart")
+        resp = researcher.post(
+            "/api/reports/",
+            {
+                "labels": str(release.pk),
+                "predictions": [f"run:{run.pk}"],
+                "prediction_files": [upload],
+                "title": "slice",
+            },
+            format="multipart",
+        )
     assert resp.status_code == 202, resp.content
     pk = resp.json()["id"]
     detail = researcher.get(f"/api/reports/{pk}/").json()
@@ -153,8 +180,11 @@ def test_api_refuses_bad_requests_and_outsiders(release_and_run, researcher, inp
     assert r.status_code == 400 and "no release 'nope'" in r.json()["error"]
     r = researcher.post("/api/reports/", {"labels": str(release.pk), "predictions": ["run:999999"]}, format="json")
     assert r.status_code == 400 and "no model run 999999" in r.json()["error"]
-    r = researcher.post("/api/reports/", {"labels": str(release.pk), "regime": "sometimes",
-                                          "predictions": [f"run:{run.pk}"]}, format="json")
+    r = researcher.post(
+        "/api/reports/",
+        {"labels": str(release.pk), "regime": "sometimes", "predictions": [f"run:{run.pk}"]},
+        format="json",
+    )
     assert r.status_code == 400 and r.json()["field"] == "regime"
     assert MetricReport.objects.count() == 0
     from catalog.services.users import user_create
@@ -167,29 +197,33 @@ def test_api_refuses_bad_requests_and_outsiders(release_and_run, researcher, inp
 
 
 def test_failed_report_records_the_reason(inputs, researcher, django_capture_on_commit_callbacks, tmp_path):
-    bad = io.BytesIO(b"video_id,label,modality,background_music,static_image,voice_over\nc1,unicorn,A,False,False,False\n")
+    bad = io.BytesIO(
+        b"video_id,label,modality,background_music,static_image,voice_over\nc1,unicorn,A,False,False,False\n"
+    )
     bad.name = "labels.csv"
     with open(inputs["preds"] / "gemini.pkl", "rb") as fh:
         upload = io.BytesIO(fh.read())
     upload.name = "gemini.pkl"
     with django_capture_on_commit_callbacks(execute=True):
-        resp = researcher.post("/api/reports/", {"labels_file": bad, "prediction_files": [upload]},
-                               format="multipart")
+        resp = researcher.post("/api/reports/", {"labels_file": bad, "prediction_files": [upload]}, format="multipart")
     assert resp.status_code == 202
     detail = researcher.get(f"/api/reports/{resp.json()['id']}/").json()
     assert detail["status"] == "failed" and "unknown class name" in detail["error"] and "unicorn" in detail["error"]
 
 
-def test_pages_list_start_and_show_a_report(inputs, release_and_run, client, django_user_model,
-                                            django_capture_on_commit_callbacks):
+def test_pages_list_start_and_show_a_report(
+    inputs, release_and_run, client, django_user_model, django_capture_on_commit_callbacks
+):
     release, run = release_and_run
     django_user_model.objects.create_user("boss", password="pw-boss-123", is_staff=True)
     client.login(username="boss", password="pw-boss-123")
     page = client.get("/reports/")
     assert page.status_code == 200 and b"vggs-slice/v1" in page.content and b"cav-mae" in page.content
     with django_capture_on_commit_callbacks(execute=True):
-        resp = client.post("/reports/new/", {"labels": str(release.pk), "runs": [str(run.pk)], "regime": "all",
-                                             "confusion": "v1.0", "meta": "on"})
+        resp = client.post(
+            "/reports/new/",
+            {"labels": str(release.pk), "runs": [str(run.pk)], "regime": "all", "confusion": "v1.0", "meta": "on"},
+        )
     assert resp.status_code == 302
     report = MetricReport.objects.get()
     assert report.status == "done", report.error
@@ -218,8 +252,19 @@ def test_command_judges_free_text_captions(inputs, tmp_path, capsys):
     path = tmp_path / "video-llm.jsonl"
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    call_command("benchmark", "--labels", str(inputs["labels_csv"]), "--captions", str(path), "--regime", "all",
-                 "--no-figures", "--no-meta", "--out", str(out))
+    call_command(
+        "benchmark",
+        "--labels",
+        str(inputs["labels_csv"]),
+        "--captions",
+        str(path),
+        "--regime",
+        "all",
+        "--no-figures",
+        "--no-meta",
+        "--out",
+        str(out),
+    )
     assert "model video-llm: labels" in capsys.readouterr().out
     rep = json.loads((out / "report.json").read_text())
     assert rep["params"]["judge"] == "embedding"
@@ -256,10 +301,15 @@ def test_api_lists_every_report_a_page_at_a_time_newest_first(researcher):
         page = researcher.get(url).json()
         seen += [r["id"] for r in page["results"]]
         url = page["next"]
-    assert sorted(seen) == sorted(m.pk for m in made) and len(seen) == 250   # nothing beyond 100 is lost
+    assert sorted(seen) == sorted(m.pk for m in made) and len(seen) == 250  # nothing beyond 100 is lost
     failed = researcher.get("/api/reports/?status=failed&limit=1000").json()
     assert failed["count"] == 84 and {r["status"] for r in failed["results"]} == {"failed"}
-    for query, field in (("limit=0", "limit"), ("limit=5000", "limit"), ("offset=-1", "offset"),
-                         ("limit=ten", "limit"), ("status=finished", "status")):
+    for query, field in (
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("offset=-1", "offset"),
+        ("limit=ten", "limit"),
+        ("status=finished", "status"),
+    ):
         resp = researcher.get(f"/api/reports/?{query}")
         assert resp.status_code == 400 and resp.json()["field"] == field and "allowed" in resp.json()["error"]

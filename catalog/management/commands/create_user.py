@@ -5,8 +5,10 @@ from catalog.services.users import ROLES, user_create
 
 
 class Command(BaseCommand):
-    help = ("Create an account: admin (staff, the admin site), researcher (read + export through the API; prints an "
-            "API token) or annotator (in-house labelling and the gold-standard page).")
+    help = (
+        "Create an account: admin (staff, the admin site), researcher (read + export through the API; prints an "
+        "API token) or annotator (in-house labelling and the gold-standard page)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("username")

@@ -8,14 +8,19 @@ from catalog.services.clips import clips_import, dataset_get_or_create, read_cli
 
 
 class Command(BaseCommand):
-    help = ("Import clips into a dataset from a CSV (video_id,url[,original_label]; several labels separated "
-            "by '|') or from a directory of media files (video id = file stem). All or nothing.")
+    help = (
+        "Import clips into a dataset from a CSV (video_id,url[,original_label]; several labels separated "
+        "by '|') or from a directory of media files (video id = file stem). All or nothing."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("source", help="CSV file or directory of media files")
         parser.add_argument("--dataset", required=True, help="dataset name (created if absent)")
-        parser.add_argument("--link", action="store_true",
-                            help="reference local files in place instead of copying them into media storage")
+        parser.add_argument(
+            "--link",
+            action="store_true",
+            help="reference local files in place instead of copying them into media storage",
+        )
         parser.add_argument("--no-probe", action="store_true", help="skip decoding local files (faster, unsafe)")
 
     def handle(self, *args, **opts):
@@ -32,5 +37,4 @@ class Command(BaseCommand):
                 clips = clips_import(dataset, specs, copy_media=not opts["link"], probe_media=not opts["no_probe"])
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
-        self.stdout.write(f"imported {len(clips)} clips into dataset {dataset.name}"
-                          f"{' (new)' if created else ''}")
+        self.stdout.write(f"imported {len(clips)} clips into dataset {dataset.name}{' (new)' if created else ''}")

@@ -9,7 +9,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--classes", help="CSV with index,mid,display_name (default: vggsounder classes.csv)")
-        parser.add_argument("--relations", help="CSV with kind,source,target (default: annotation/data/class_relations.csv)")
+        parser.add_argument(
+            "--relations", help="CSV with kind,source,target (default: annotation/data/class_relations.csv)"
+        )
 
     def handle(self, *args, **opts):
         try:
@@ -20,4 +22,3 @@ class Command(BaseCommand):
             f"taxonomy: {result['classes']} classes ({result['created']} new), "
             f"{result['relations']} relations ({result['relations_added']} new)"
         )
-

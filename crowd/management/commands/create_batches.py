@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
 from catalog.models import Dataset
+from crowd.services.batches import batches_create
 
 
 def _dataset(name: str) -> Dataset:
@@ -17,9 +18,11 @@ def _dataset(name: str) -> Dataset:
 
 
 class Command(BaseCommand):
-    help = ("Build batches (HITs) from the dataset's clips that are in no batch yet: batch_size clips each, "
-            "gold_per_batch of them gold catch trials at random positions. Proposals come from --proposals "
-            "(JSON {video_id: [class names]}), else the active proposal set, else the original labels.")
+    help = (
+        "Build batches (HITs) from the dataset's clips that are in no batch yet: batch_size clips each, "
+        "gold_per_batch of them gold catch trials at random positions. Proposals come from --proposals "
+        "(JSON {video_id: [class names]}), else the active proposal set, else the original labels."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True)
@@ -27,8 +30,6 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, help="random seed (reproducible gold positions)")
 
     def handle(self, *args, **opts):
-        from crowd.services.batches import batches_create
-
         dataset = _dataset(opts["dataset"])
         proposals = None
         if opts["proposals"]:

@@ -3,17 +3,19 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crowd.marketplace.crowdform import crowd_form_template
-from crowd.models import Batch
 from catalog.models import Dataset
 from catalog.selectors.taxonomy import class_names
+from crowd.marketplace.crowdform import crowd_form_template
+from crowd.models import Batch
 from crowd.services.publish import batch_inputs
 
 
 class Command(BaseCommand):
-    help = ("Write the batch-input CSV for MTurk's requester web UI (columns batch_id, video_urls, proposal_lists "
-            "as Python-literal lists, the VGGSounder layout) and, with --template, the crowd-form HTML template "
-            "that reads them. Results downloaded from the requester site go back in with import_mturk_results.")
+    help = (
+        "Write the batch-input CSV for MTurk's requester web UI (columns batch_id, video_urls, proposal_lists "
+        "as Python-literal lists, the VGGSounder layout) and, with --template, the crowd-form HTML template "
+        "that reads them. Results downloaded from the requester site go back in with import_mturk_results."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True)
@@ -29,8 +31,7 @@ class Command(BaseCommand):
         batches = list(batches[: o["count"]] if o["count"] else batches)
         if not batches:
             raise CommandError(f"dataset {dataset.name} has no open batches to export; create batches first")
-        empty = [str(b.uuid) for b in batches
-                 if any(not i.is_gold and not i.proposals for i in b.items.all())]
+        empty = [str(b.uuid) for b in batches if any(not i.is_gold and not i.proposals for i in b.items.all())]
         if empty:
             raise CommandError("batches with clips without proposals: " + ", ".join(empty[:10]))
         out = Path(o["out"])

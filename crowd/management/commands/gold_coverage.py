@@ -2,6 +2,9 @@ import json
 
 from django.core.management.base import BaseCommand
 
+from catalog.models import Clip
+from crowd.services.gold import gold_coverage
+
 from .create_batches import _dataset
 
 
@@ -13,9 +16,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **opts):
-        from catalog.models import Clip
-        from crowd.services.gold import gold_coverage
-
         dataset = _dataset(opts["dataset"])
         cov = gold_coverage(dataset)
         if opts["json"]:
@@ -23,9 +23,16 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"gold covers {cov['covered']} of {cov['total']} classes in dataset {dataset.name}")
         if cov["missing"]:
-            self.stdout.write(f"missing ({len(cov['missing'])}): " + "; ".join(cov["missing"][:40])
-                              + (" ..." if len(cov["missing"]) > 40 else ""))
+            self.stdout.write(
+                f"missing ({len(cov['missing'])}): "
+                + "; ".join(cov["missing"][:40])
+                + (" ..." if len(cov["missing"]) > 40 else "")
+            )
             vids = dict(Clip.objects.filter(pk__in=cov["suggested_clips"]).values_list("pk", "video_id"))
-            self.stdout.write("suggested clips to label: " + (", ".join(vids[p] for p in cov["suggested_clips"])
-                                                               or "(none: no clip has a missing class as its "
-                                                                  "original label)"))
+            self.stdout.write(
+                "suggested clips to label: "
+                + (
+                    ", ".join(vids[p] for p in cov["suggested_clips"])
+                    or "(none: no clip has a missing class as its original label)"
+                )
+            )

@@ -8,8 +8,10 @@ from crowd.services.mturk_import import mturk_results_import
 
 
 class Command(BaseCommand):
-    help = ("Import MTurk batch results CSVs (requester download, VGGSounder layout: Input.video_urls, "
-            "Input.proposal_lists, Answer.taskAnswers). Re-importing a file changes nothing.")
+    help = (
+        "Import MTurk batch results CSVs (requester download, VGGSounder layout: Input.video_urls, "
+        "Input.proposal_lists, Answer.taskAnswers). Re-importing a file changes nothing."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+")

@@ -1,13 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from crowd.marketplace import MarketplaceError
 from catalog.models import Dataset
+from crowd.marketplace import MarketplaceError
 from crowd.services.sync import marketplace_sync
 
 
 class Command(BaseCommand):
-    help = ("Sync open HITs / studies now: store submissions, score, approve/reject with feedback, re-post, expire "
-            "finished HITs, pay bonuses, block workers (Celery beat runs the same every few minutes).")
+    help = (
+        "Sync open HITs / studies now: store submissions, score, approve/reject with feedback, re-post, expire "
+        "finished HITs, pay bonuses, block workers (Celery beat runs the same every few minutes)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", default=None)

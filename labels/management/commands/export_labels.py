@@ -3,12 +3,15 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
-from labels.services.releases import EXPORT_FORMATS
+from labels.selectors.releases import release_find
+from labels.services.releases import EXPORT_FORMATS, export_chunks, release_export_to_file
 
 
 class Command(BaseCommand):
-    help = ("Export a release: VGGSounder CSV (video_id,label,modality,background_music,static_image,voice_over), "
-            "JSON Lines or Parquet. Clips with background music are left out unless --include-background-music.")
+    help = (
+        "Export a release: VGGSounder CSV (video_id,label,modality,background_music,static_image,voice_over), "
+        "JSON Lines or Parquet. Clips with background music are left out unless --include-background-music."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--release", required=True, help="release name (or DATASET/NAME)")
@@ -18,20 +21,19 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="output file ('-' for stdout, not for parquet)")
 
     def handle(self, *args, **opts):
-        from labels.selectors.releases import release_find
-        from labels.services.releases import export_chunks, release_export_to_file
-
         try:
             release = release_find(opts["release"], opts["dataset"])
             if opts["out"] == "-":
                 if opts["format"] == "parquet":
                     raise CommandError("parquet is binary: give --out FILE")
-                for chunk in export_chunks(release, opts["format"],
-                                           include_background_music=opts["include_background_music"]):
+                for chunk in export_chunks(
+                    release, opts["format"], include_background_music=opts["include_background_music"]
+                ):
                     sys.stdout.buffer.write(chunk)
                 return
-            size = release_export_to_file(release, opts["format"], opts["out"],
-                                          include_background_music=opts["include_background_music"])
+            size = release_export_to_file(
+                release, opts["format"], opts["out"], include_background_music=opts["include_background_music"]
+            )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
         except OSError as exc:

@@ -2,11 +2,15 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from catalog.errors import AvcrowdError
+from catalog.services.clips import dataset_get_or_create
+from labels.services.releases import release_import
 
 
 class Command(BaseCommand):
-    help = ("Import a VGGSounder-layout label CSV as an immutable release (kept in file order), e.g. the "
-            "published vggsounder+background-music.csv, to compare it with merged releases. All or nothing.")
+    help = (
+        "Import a VGGSounder-layout label CSV as an immutable release (kept in file order), e.g. the "
+        "published vggsounder+background-music.csv, to compare it with merged releases. All or nothing."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file")
@@ -14,9 +18,6 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", required=True, help="dataset (created if absent)")
 
     def handle(self, *args, **opts):
-        from catalog.services.clips import dataset_get_or_create
-        from labels.services.releases import release_import
-
         try:
             with transaction.atomic():
                 dataset, _ = dataset_get_or_create(opts["dataset"])
@@ -24,5 +25,7 @@ class Command(BaseCommand):
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
         c = release.source_counts
-        self.stdout.write(f"imported {c['rows']} labels of {c['clips']} clips as {dataset.name}/{release.name} "
-                          f"({c['clips_linked_to_dataset']} clips linked to the dataset)")
+        self.stdout.write(
+            f"imported {c['rows']} labels of {c['clips']} clips as {dataset.name}/{release.name} "
+            f"({c['clips_linked_to_dataset']} clips linked to the dataset)"
+        )

@@ -2,31 +2,39 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labels.core.merge import METHODS
 from catalog.errors import AvcrowdError
 from catalog.models import Dataset
+from labels.core.merge import METHODS
+from labels.services.releases import release_create, release_requeue_needs_annotation
 
 
 class Command(BaseCommand):
-    help = ("Create an immutable release: merge the dataset's approved annotations (top-k majority by default), "
-            "close over synonyms/superclasses and store it.")
+    help = (
+        "Create an immutable release: merge the dataset's approved annotations (top-k majority by default), "
+        "close over synonyms/superclasses and store it."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--name", required=True, help="release name, e.g. v1 (unique per dataset)")
         parser.add_argument("--method", default="majority", choices=METHODS)
-        parser.add_argument("--k", type=int, default=None,
-                            help="annotators kept per clip / annotations required (default: the dataset's "
-                                 "annotations_per_clip)")
-        parser.add_argument("--no-gold-override", action="store_true",
-                            help="do not replace gold clips' merged labels by their gold labels")
+        parser.add_argument(
+            "--k",
+            type=int,
+            default=None,
+            help="annotators kept per clip / annotations required (default: the dataset's annotations_per_clip)",
+        )
+        parser.add_argument(
+            "--no-gold-override",
+            action="store_true",
+            help="do not replace gold clips' merged labels by their gold labels",
+        )
         parser.add_argument("--no-experts", action="store_true", help="leave in-house expert annotations out")
-        parser.add_argument("--requeue", action="store_true",
-                            help="send clips that need annotation back to the queue as new batches")
+        parser.add_argument(
+            "--requeue", action="store_true", help="send clips that need annotation back to the queue as new batches"
+        )
 
     def handle(self, *args, **opts):
-        from labels.services.releases import release_create, release_requeue_needs_annotation
-
         try:
             dataset = Dataset.objects.get(name=opts["dataset"])
         except Dataset.DoesNotExist:
@@ -34,22 +42,36 @@ class Command(BaseCommand):
             raise CommandError(f"no dataset {opts['dataset']!r}; known datasets: {known}") from None
         params = {"k": opts["k"]} if opts["k"] else {}
         try:
-            release = release_create(dataset, opts["name"], method=opts["method"], params=params,
-                                     gold_override=not opts["no_gold_override"], include_experts=not opts["no_experts"])
+            release = release_create(
+                dataset,
+                opts["name"],
+                method=opts["method"],
+                params=params,
+                gold_override=not opts["no_gold_override"],
+                include_experts=not opts["no_experts"],
+            )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
         s = release.stats
-        self.stdout.write(f"release {dataset.name}/{release.name} ({release.method}, k={release.params.get('k')}): "
-                          f"{s['clips']} clips, {s['labels']} labels ({s['labels_per_clip_mean']:.2f} per clip), "
-                          f"modality {json.dumps(s['modality_shares'])}, origins {json.dumps(s['origin_counts'])}")
+        self.stdout.write(
+            f"release {dataset.name}/{release.name} ({release.method}, k={release.params.get('k')}): "
+            f"{s['clips']} clips, {s['labels']} labels ({s['labels_per_clip_mean']:.2f} per clip), "
+            f"modality {json.dumps(s['modality_shares'])}, origins {json.dumps(s['origin_counts'])}"
+        )
         self.stdout.write(f"meta shares {json.dumps(s['meta_shares'])}")
         ag = s.get("agreement", {})
-        self.stdout.write("Krippendorff alpha: " + ", ".join(
-            f"{k} {ag.get(k) if ag.get(k) is not None else 'n/a'}"
-            for k in ("audible", "visible", "background_music", "voice_over", "static_image")))
+        self.stdout.write(
+            "Krippendorff alpha: "
+            + ", ".join(
+                f"{k} {ag.get(k) if ag.get(k) is not None else 'n/a'}"
+                for k in ("audible", "visible", "background_music", "voice_over", "static_image")
+            )
+        )
         if s["needs_annotation"]:
-            self.stdout.write(f"{s['needs_annotation']} clips need annotation ({s['needs_annotation_with_some']} "
-                              f"have some approved annotations)")
+            self.stdout.write(
+                f"{s['needs_annotation']} clips need annotation ({s['needs_annotation_with_some']} "
+                f"have some approved annotations)"
+            )
             if opts["requeue"]:
                 try:
                     batches = release_requeue_needs_annotation(release)

@@ -3,6 +3,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
+from labels.selectors.releases import release_find
+from labels.services.releases import release_diff, release_diff_text
 
 
 class Command(BaseCommand):
@@ -16,9 +18,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the full diff as JSON")
 
     def handle(self, *args, **opts):
-        from labels.selectors.releases import release_find
-        from labels.services.releases import release_diff, release_diff_text
-
         try:
             a = release_find(opts["a"], opts["dataset"])
             b = release_find(opts["b"], opts["dataset"])

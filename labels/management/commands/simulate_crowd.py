@@ -1,63 +1,86 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from catalog.core.taxonomy import closure
 from catalog.errors import AvcrowdError
+from catalog.models import Dataset
+from catalog.selectors.taxonomy import class_names, relations
+from crowd.simulator import MIXES, simulate_crowd
+from labels.core.merge import macro_f1
+from labels.services.releases import release_content, release_create
+from labels.services.simulation import simulation_truth
 
 
 class Command(BaseCommand):
-    help = ("Simulated workers (diligent, careless, spammer, audio-biased, visual-biased) answer the dataset's "
-            "batches through the real annotator services; scoring, rejection, re-posting and blocking run as in "
-            "production. Optionally create a release at the end and score it against the truth.")
+    help = (
+        "Simulated workers (diligent, careless, spammer, audio-biased, visual-biased) answer the dataset's "
+        "batches through the real annotator services; scoring, rejection, re-posting and blocking run as in "
+        "production. Optionally create a release at the end and score it against the truth."
+    )
 
     def add_arguments(self, parser):
-        from crowd.simulator import MIXES
-
         parser.add_argument("--dataset", required=True)
-        parser.add_argument("--truth", required=True, help="release name (or DATASET/NAME), VGGSounder-layout CSV, or 'original' (each clip's "
-                                 "original labels, audible; for demos)")
+        parser.add_argument(
+            "--truth",
+            required=True,
+            help="release name (or DATASET/NAME), VGGSounder-layout CSV, or 'original' (each clip's "
+            "original labels, audible; for demos)",
+        )
         parser.add_argument("--workers", type=int, default=50)
-        parser.add_argument("--profile", default="mixed",
-                            help=f"{', '.join(MIXES)} or NAME:WEIGHT,... (mixed = 50%% diligent, 20%% careless, "
-                                 "10%% each spammer, audio-biased, visual-biased)")
+        parser.add_argument(
+            "--profile",
+            default="mixed",
+            help=f"{', '.join(MIXES)} or NAME:WEIGHT,... (mixed = 50%% diligent, 20%% careless, "
+            "10%% each spammer, audio-biased, visual-biased)",
+        )
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--proposals", type=int, default=10,
-                            help="proposals per clip when the simulator has to create the batches")
+        parser.add_argument(
+            "--proposals", type=int, default=10, help="proposals per clip when the simulator has to create the batches"
+        )
         parser.add_argument("--max-assignments", type=int, default=None)
         parser.add_argument("--release", default=None, help="create a release with this name afterwards")
 
     def handle(self, *args, **opts):
-        from labels.core.merge import macro_f1
-        from catalog.core.taxonomy import closure
-        from catalog.models import Dataset
-        from catalog.selectors.taxonomy import class_names, relations
-        from labels.services.releases import release_content, release_create
-        from crowd.simulator import simulate_crowd, truth_load
-
         try:
             dataset = Dataset.objects.get(name=opts["dataset"])
         except Dataset.DoesNotExist:
             raise CommandError(f"no dataset {opts['dataset']!r}") from None
         try:
-            stats = simulate_crowd(dataset, opts["truth"], workers=opts["workers"], profile=opts["profile"],
-                                   seed=opts["seed"], proposals_per_clip=opts["proposals"],
-                                   max_assignments=opts["max_assignments"], log=self.stdout.write)
-            self.stdout.write(f"assignments {stats['assignments']}: approved {stats['approved']}, rejected "
-                              f"{stats['rejected']}; blocked workers {stats['blocked_workers']}; open batches left "
-                              f"{stats['open_batches_left']}")
+            truth = simulation_truth(opts["truth"], class_names(), dataset)
+            stats = simulate_crowd(
+                dataset,
+                opts["truth"],
+                workers=opts["workers"],
+                profile=opts["profile"],
+                seed=opts["seed"],
+                proposals_per_clip=opts["proposals"],
+                max_assignments=opts["max_assignments"],
+                log=self.stdout.write,
+                truth=truth,
+            )
+            self.stdout.write(
+                f"assignments {stats['assignments']}: approved {stats['approved']}, rejected "
+                f"{stats['rejected']}; blocked workers {stats['blocked_workers']}; open batches left "
+                f"{stats['open_batches_left']}"
+            )
             for name, p in stats["by_profile"].items():
                 if p["workers"]:
-                    self.stdout.write(f"  {name:<14} workers {p['workers']:>3}  assignments {p['assignments']:>4}  "
-                                      f"approved {p['approved']:>4}  rejected {p['rejected']:>4}  "
-                                      f"mean catch F1 {p['mean_catch_f1']}")
+                    self.stdout.write(
+                        f"  {name:<14} workers {p['workers']:>3}  assignments {p['assignments']:>4}  "
+                        f"approved {p['approved']:>4}  rejected {p['rejected']:>4}  "
+                        f"mean catch F1 {p['mean_catch_f1']}"
+                    )
             if opts["release"]:
                 release = release_create(dataset, opts["release"])
-                truth, _meta = truth_load(opts["truth"], class_names(), dataset)
+                truth, _meta = simulation_truth(opts["truth"], class_names(), dataset)
                 syn, sup = relations()
                 _flags, pred = release_content(release)  # every merged clip, labelled or not
                 gold = {v: {c: m for c, (m, _s) in closure(truth[v], syn, sup).items()} for v in pred if v in truth}
                 macro, _ = macro_f1(pred, gold)
                 ag = release.stats.get("agreement", {})
-                self.stdout.write(f"release {dataset.name}/{release.name}: {release.stats['clips']} clips, "
-                                  f"macro-F1 against the (closed) truth {macro:.4f}; Krippendorff alpha audible "
-                                  f"{ag.get('audible')}, visible {ag.get('visible')}")
+                self.stdout.write(
+                    f"release {dataset.name}/{release.name}: {release.stats['clips']} clips, "
+                    f"macro-F1 against the (closed) truth {macro:.4f}; Krippendorff alpha audible "
+                    f"{ag.get('audible')}, visible {ag.get('visible')}"
+                )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc

@@ -4,15 +4,18 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
 from proposals.models import ModelRun
-from proposals.services import checkpoint_get, checkpoint_register, run_start
+from proposals.services import checkpoint_get, checkpoint_register
+from proposals.tasks import run_start
 
 from ._common import get_dataset
 
 
 class Command(BaseCommand):
-    help = ("Compute predictions of a registered checkpoint on every clip of a dataset: one task per chunk on "
-            "the Celery queue 'gpu' (in-process when no broker is configured). Re-running resumes: finished "
-            "chunks are not redone.")
+    help = (
+        "Compute predictions of a registered checkpoint on every clip of a dataset: one task per chunk on "
+        "the Celery queue 'gpu' (in-process when no broker is configured). Re-running resumes: finished "
+        "chunks are not redone."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True)
@@ -20,9 +23,13 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=256)
         parser.add_argument("--modalities", default="a,v,av", help="comma-separated subset of a,v,av")
         parser.add_argument("--restart", action="store_true", help="drop finished chunks and start over")
-        parser.add_argument("--register", nargs=2, metavar=("ARCH", "PATH"),
-                            help="register/update the checkpoint first: architecture (cavmae|leap|crab) and "
-                                 "weights path ('' for random init)")
+        parser.add_argument(
+            "--register",
+            nargs=2,
+            metavar=("ARCH", "PATH"),
+            help="register/update the checkpoint first: architecture (cavmae|leap|crab) and "
+            "weights path ('' for random init)",
+        )
         parser.add_argument("--config", default="{}", help='models_zoo config JSON, e.g. {"preset": "tiny"}')
 
     def handle(self, *args, **opts):
@@ -38,14 +45,21 @@ class Command(BaseCommand):
                 try:
                     ckpt = checkpoint_get(opts["checkpoint"])
                 except AvcrowdError as exc:
-                    raise CommandError(f"{exc.message} (register one with --register ARCH PATH or in the "
-                                       "admin)") from None
-            run = run_start(dataset, ckpt, chunk_size=opts["chunk_size"],
-                            modalities=[m.strip() for m in opts["modalities"].split(",") if m.strip()],
-                            restart=opts["restart"])
+                    raise CommandError(
+                        f"{exc.message} (register one with --register ARCH PATH or in the admin)"
+                    ) from None
+            run = run_start(
+                dataset,
+                ckpt,
+                chunk_size=opts["chunk_size"],
+                modalities=[m.strip() for m in opts["modalities"].split(",") if m.strip()],
+                restart=opts["restart"],
+            )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
         run = ModelRun.objects.get(pk=run.pk)
         speed = f", {run.clips_per_s:.1f} clips/s" if run.clips_per_s else ""
-        self.stdout.write(f"run {run.pk} ({ckpt.name} on {dataset.name}): {run.status}, "
-                          f"{run.n_done}/{run.n_clips} clips{speed}, {len(run.errors)} clip error(s)/warning(s)")
+        self.stdout.write(
+            f"run {run.pk} ({ckpt.name} on {dataset.name}): {run.status}, "
+            f"{run.n_done}/{run.n_clips} clips{speed}, {len(run.errors)} clip error(s)/warning(s)"
+        )

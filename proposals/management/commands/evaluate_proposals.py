@@ -9,9 +9,11 @@ from ._common import get_dataset
 
 
 class Command(BaseCommand):
-    help = ("Evaluate a proposal strategy against the gold standard: recall, mean/median proposals per clip, "
-            "recall per rule. With --tune, search per-model k, pool size and agreement, print the Pareto "
-            "front of recall vs mean size and the smallest lists with recall >= --target.")
+    help = (
+        "Evaluate a proposal strategy against the gold standard: recall, mean/median proposals per clip, "
+        "recall per rule. With --tune, search per-model k, pool size and agreement, print the Pareto "
+        "front of recall vs mean size and the smallest lists with recall >= --target."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True)
@@ -26,8 +28,14 @@ class Command(BaseCommand):
         dataset = get_dataset(opts["dataset"])
         models = [m.strip() for m in opts["models"].split(",")] if opts["models"] else None
         try:
-            rep = proposals_evaluate(dataset, opts["strategy"], models=models, do_tune=opts["tune"],
-                                     target=opts["target"], n_random=opts["trials"])
+            rep = proposals_evaluate(
+                dataset,
+                opts["strategy"],
+                models=models,
+                do_tune=opts["tune"],
+                target=opts["target"],
+                n_random=opts["trials"],
+            )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
         if opts["json"]:
@@ -48,6 +56,8 @@ class Command(BaseCommand):
             ch = t["chosen"]
             if ch:
                 status = "meets" if t["target_met"] else "does NOT reach"
-                w(f"\nsmallest lists that {status} recall {t['target']:.2f}: recall {ch['recall']:.4f}, "
-                  f"mean size {ch['mean_size']:.2f}")
+                w(
+                    f"\nsmallest lists that {status} recall {t['target']:.2f}: recall {ch['recall']:.4f}, "
+                    f"mean size {ch['mean_size']:.2f}"
+                )
                 w("strategy: " + json.dumps(ch["strategy"], sort_keys=True))
