@@ -10,10 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from catalog.core.vocabulary import META_LABELS
 from catalog.errors import AvcrowdError
 from catalog.models import Dataset
 from labels.api import streamed_export
-from labels.core.merge import META_LABELS, METHODS
+from labels.core.merge import METHODS
 from labels.models import Release, ReleaseExport
 from labels.selectors.releases import release_clip_page, release_exports, releases_list
 from labels.services.releases import EXPORT_FORMATS, release_diff

@@ -81,6 +81,12 @@ def f1_from_counts(tp: float, fp: float, fn: float) -> tuple[float, float, float
     return f1, precision, recall
 
 
+def catch_answers(rows: Iterable[tuple[str, Iterable[Mapping], bool]]) -> dict[str, dict[str, tuple[bool, bool]]]:
+    """An assignment's stored answers (video_id, labels, media_failed) as `catch_scores` reads them: a clip the worker
+    reported as not playing counts as nothing ticked, whatever its labels hold."""
+    return {vid: ({} if media_failed else label_ticks(labels or ())) for vid, labels, media_failed in rows}
+
+
 def catch_scores(
     gold: Mapping[str, Mapping[str, str]], answers: Mapping[str, Ticks]
 ) -> tuple[float, float, float, int, int, int]:
@@ -98,3 +104,13 @@ def catch_scores(
     fn = len(g - a)
     f1, precision, recall = f1_from_counts(tp, fp, fn)
     return f1, precision, recall, tp, fp, fn
+
+
+def catch_result(
+    gold: Mapping[str, Mapping[str, str]], answers: Mapping[str, Ticks]
+) -> tuple[float, float, float, int, int, int] | None:
+    """`catch_scores`, or None when the catch clips hold no gold atom at all (nothing to score against: an
+    assignment without catch trials, or whose catch clips are all "-")."""
+    if not any(m != "-" for labels in gold.values() for m in labels.values()):
+        return None
+    return catch_scores(gold, answers)

@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Avg, Count
 from django.utils import timezone
 
-from catalog.core.vocabulary import META_LABELS, catch_scores, label_ticks
+from catalog.core.vocabulary import META_LABELS, catch_answers, catch_result
 from catalog.errors import Forbidden, NotFound, ValidationError
 from catalog.selectors.gold import gold_labels
 from catalog.selectors.taxonomy import class_index
@@ -382,22 +382,19 @@ def assignment_catch_data(assignment: Assignment):
     vid = dict(items)
     gold: dict[str, dict[str, str]] = {v: {} for v in vid.values()}
     gold.update(gold_labels(vid))
-    answers: dict[str, dict[str, tuple[bool, bool]]] = {}
-    for clip_id, labels in ClipAnswer.objects.filter(assignment=assignment, clip_id__in=vid).values_list(
-        "clip_id", "labels"
-    ):
-        answers[vid[clip_id]] = label_ticks(labels)
-    return gold, answers
+    rows = ClipAnswer.objects.filter(assignment=assignment, clip_id__in=vid).values_list(
+        "clip_id", "labels", "media_failed"
+    )
+    return gold, catch_answers((vid[clip_id], labels, failed) for clip_id, labels, failed in rows)
 
 
 def assignment_score(assignment: Assignment) -> Assignment:
     """Score the catch trials; leaves the scores None when the batch has no gold atoms to score against."""
-    gold, answers = assignment_catch_data(assignment)
-    if not any(m != "-" for labels in gold.values() for m in labels.values()):
+    result = catch_result(*assignment_catch_data(assignment))
+    if result is None:
         assignment.catch_f1 = assignment.catch_precision = assignment.catch_recall = None
     else:
-        f1, precision, recall, *_ = catch_scores(gold, answers)
-        assignment.catch_f1, assignment.catch_precision, assignment.catch_recall = f1, precision, recall
+        assignment.catch_f1, assignment.catch_precision, assignment.catch_recall = result[:3]
     Assignment.objects.filter(pk=assignment.pk).update(
         catch_f1=assignment.catch_f1, catch_precision=assignment.catch_precision, catch_recall=assignment.catch_recall
     )

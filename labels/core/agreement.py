@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from labels.core.merge import META_LABELS, Votes, _atoms
+from catalog.core.vocabulary import META_LABELS
+from labels.core.votes import Votes, _atoms
 
 
 def alpha_binary(yes: np.ndarray, n: np.ndarray) -> float:

@@ -29,7 +29,9 @@ from catalog.services.operations import operation_finish
 from crowd.models import Assignment, BatchItem, ClipAnswer, ExpertAnnotation
 from crowd.services.batches import batches_create
 from labels.core.agreement import agreement
-from labels.core.merge import METHODS, MODALITY_NAMES, Votes, merge, worker_quality_from_gold
+from labels.core.merge import METHODS, merge
+from labels.core.quality import worker_quality_from_gold
+from labels.core.votes import MODALITY_NAMES, Votes
 from labels.models import (
     ImmutableReleaseError,  # noqa: F401  (re-exported for callers)
     Release,
@@ -57,7 +59,7 @@ ORIGIN_SEPARATOR = "|"
 class LoadedVotes:
     """Everything release_create needs from the database, as arrays plus lookup lists."""
 
-    def __init__(self, votes, clip_ids, clip_pks, clip_is_gold, class_names, gold, annotator_keys, counts):
+    def __init__(self, votes, clip_ids, clip_pks, clip_is_gold, class_names, gold, annotator_keys, counts, catch_clips):
         self.votes = votes
         self.clip_ids = clip_ids
         self.clip_pks = clip_pks
@@ -66,6 +68,7 @@ class LoadedVotes:
         self.gold = gold
         self.annotator_keys = annotator_keys
         self.counts = counts
+        self.catch_clips = catch_clips  # {group: (annotator, [catch clip indices])}, see labels.core.quality
 
 
 def _class_names() -> list[str]:
@@ -148,14 +151,14 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
     assignments = list(
         Assignment.objects.filter(batch__dataset=dataset, status=Assignment.APPROVED)
         .order_by("submitted_at", "id")
-        .values_list("id", "worker_id", "worker__mean_catch_f1")
+        .values_list("id", "worker_id", "worker__mean_catch_f1", "batch_id")
     )
     n_crowd = 0
     chunk = 500
     for start in range(0, len(assignments), chunk):
         part = assignments[start : start + chunk]
-        info = {a_id: (w_id, f1) for a_id, w_id, f1 in part}
-        rank = {a_id: i for i, (a_id, _w, _f) in enumerate(part)}
+        info = {a_id: (w_id, f1) for a_id, w_id, f1, _b in part}
+        rank = {a_id: i for i, (a_id, _w, _f, _b) in enumerate(part)}
         ticks = _ticked_labels_sql(list(info))  # None: backend without JSON table functions
         fields = ["assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image"]
         rows = list(
@@ -210,8 +213,24 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
 
     # group ids must be non-negative and distinct between assignments and experts
     groups = np.asarray(ann_group, dtype=np.int64)
+    uniq_groups = np.unique(groups)
     if len(groups):
-        _, groups = np.unique(groups, return_inverse=True)
+        groups = np.searchsorted(uniq_groups, groups)
+    # the catch clips each approved assignment was shown (a clip it reported as not playing has no annotation above
+    # but still counts in its catch F1, as in live scoring)
+    catch_clips: dict[int, tuple[int, list[int]]] = {}
+    if gold and assignments:
+        by_batch: dict[int, list[int]] = {}
+        for batch_id, clip_pk in BatchItem.objects.filter(
+            batch_id__in={b for *_x, b in assignments}, is_gold=True
+        ).values_list("batch_id", "clip_id"):
+            if clip_pk in clip_idx:
+                by_batch.setdefault(batch_id, []).append(clip_idx[clip_pk])
+        for a_id, w_id, _f1, b_id in assignments:
+            pos = int(np.searchsorted(uniq_groups, a_id))
+            slot = worker_slot.get(("worker", w_id if w_id is not None else f"assignment-{a_id}"))
+            if slot is not None and pos < len(uniq_groups) and uniq_groups[pos] == a_id and b_id in by_batch:
+                catch_clips[pos] = (slot, by_batch[b_id])
     quality = np.array([np.nan if q is None else float(q) for q in stored_quality], dtype=float)
     votes = Votes(
         n_clips=len(clip_ids),
@@ -229,7 +248,7 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
         cand_class=np.asarray(cand_class, dtype=np.int64),
     )
     if gold and np.isnan(quality).any():
-        computed = worker_quality_from_gold(votes, gold)
+        computed = worker_quality_from_gold(votes, gold, catch_clips=catch_clips)
         votes.worker_quality = np.where(np.isnan(quality), computed, quality)
     annotator_keys = list(worker_slot)
     counts = {
@@ -242,7 +261,7 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
     }
     if unknown_classes:
         counts["unknown_classes_skipped"] = unknown_classes
-    return LoadedVotes(votes, clip_ids, clip_pks, clip_is_gold, class_names, gold, annotator_keys, counts)
+    return LoadedVotes(votes, clip_ids, clip_pks, clip_is_gold, class_names, gold, annotator_keys, counts, catch_clips)
 
 
 # -- create -------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from labels.core.agreement import agreement, alpha_binary
-from labels.core.merge import Votes
+from labels.core.votes import Votes
 
 
 def test_alpha_matches_krippendorff_binary_two_coder_example():

@@ -3,16 +3,9 @@
 import numpy as np
 import pytest
 
-from labels.core.merge import (
-    Votes,
-    compare_methods,
-    macro_f1,
-    merge,
-    merge_dawid_skene,
-    merge_majority,
-    merge_weighted,
-    worker_quality_from_gold,
-)
+from labels.core.merge import merge, merge_dawid_skene, merge_majority, merge_weighted
+from labels.core.quality import compare_methods, macro_f1, worker_quality_from_gold
+from labels.core.votes import Votes
 
 CLASSES = ["dog barking", "cat meowing", "playing piano", "rain"]
 

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.models import Dataset
-from labels.core.merge import METHODS, compare_methods
+from labels.core.merge import METHODS
+from labels.core.quality import compare_methods
 from labels.services.releases import votes_load
 
 
@@ -51,6 +52,7 @@ class Command(BaseCommand):
             ds_folds=opts["ds_folds"] or None,
             seed=opts["seed"],
             ds_sample=opts["ds_sample"] or None,
+            catch_clips=loaded.catch_clips,
         )
         n = next(iter(out.values()))["n_clips"] if out else 0
         self.stdout.write(f"{dataset.name}: {n} gold clips with >= {k} approved annotations")

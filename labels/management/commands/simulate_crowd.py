@@ -5,7 +5,7 @@ from catalog.errors import AvcrowdError
 from catalog.models import Dataset
 from catalog.selectors.taxonomy import class_names, relations
 from crowd.simulator import MIXES, simulate_crowd
-from labels.core.merge import macro_f1
+from labels.core.quality import macro_f1
 from labels.services.releases import release_content, release_create
 from labels.services.simulation import simulation_truth
 

@@ -1,0 +1,187 @@
+"""Annotator quality from the gold standard, and the leave-out comparison of merge methods on gold clips (no
+Django). Catch-trial F1 comes from catalog.core.vocabulary.catch_scores, the function live scoring uses."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from catalog.core.vocabulary import catch_scores, f1_from_counts
+from labels.core.merge import METHODS, merge_dawid_skene, merge_majority, merge_weighted
+from labels.core.votes import MOD_A, MOD_V, MODALITY_NAMES, Votes, _as_code
+
+
+def catch_counts(votes: Votes, gold, catch_clips=None):
+    """Per (group, catch clip) row: the group (assignment) and its annotator, the clip, and the clip's (tp, fp, fn)
+    from catalog.core.vocabulary.catch_scores — the catch-trial scoring live assignments get, clip by clip (F1
+    pools these counts over an assignment's catch clips).
+
+    gold: {clip index: {class index: modality name or code}}. catch_clips: optional {group: (annotator index,
+    [catch clip indices shown])}, the catch clips each assignment was shown, including those it has no annotation
+    for in `votes` (reported as not playing): such a clip counts with nothing ticked, as in live scoring. Groups
+    not in catch_clips count the gold clips they answered. Returns arrays (group, annotator, clip, tp, fp, fn, atoms)
+    where atoms = the clip's gold atoms."""
+    gold = gold or {}
+    names = {
+        c: {k: (m if isinstance(m, str) else MODALITY_NAMES.get(int(m), "-")) for k, m in labels.items()}
+        for c, labels in gold.items()
+    }
+    on_gold = np.isin(votes.ann_clip, np.fromiter(names, dtype=np.int64, count=len(names)))
+    ticks: dict[int, dict[int, tuple[bool, bool]]] = {}
+    t_ann, t_cls, t_aud, t_vis = votes.unique_ticks()
+    keep = on_gold[t_ann]
+    for a, k, au, vi in zip(t_ann[keep].tolist(), t_cls[keep].tolist(), t_aud[keep].tolist(), t_vis[keep].tolist()):
+        ticks.setdefault(a, {})[k] = (au, vi)
+    shown: dict[int, tuple[int, dict[int, dict]]] = {}
+    for a in np.flatnonzero(on_gold).tolist():
+        group, clip = int(votes.ann_group[a]), int(votes.ann_clip[a])
+        shown.setdefault(group, (int(votes.ann_worker[a]), {}))[1][clip] = ticks.get(a, {})
+    for group, (worker, clips) in (catch_clips or {}).items():
+        answered = shown.get(group, (worker, {}))[1]
+        shown[group] = (worker, {c: answered.get(c, {}) for c in clips if c in names})
+    rows = []
+    for group, (worker, clips) in shown.items():
+        for clip, answer in clips.items():
+            _f1, _p, _r, tp, fp, fn = catch_scores({clip: names[clip]}, {clip: answer})
+            rows.append((group, worker, clip, tp, fp, fn, tp + fn))
+    cols = np.array(rows, dtype=np.int64).reshape(-1, 7)
+    return tuple(cols[:, j] for j in range(7))
+
+
+def worker_quality_from_gold(votes: Votes, gold, exclude_clips=None, catch_clips=None, counts=None) -> np.ndarray:
+    """Mean catch F1 per annotator: each group's (assignment's) F1 pooled over its catch clips (see catch_counts),
+    averaged over the annotator's scored groups; gold clips in exclude_clips are ignored, and a group left with no
+    gold atom is not scored (as live scoring leaves such an assignment unscored). NaN for annotators with no scored
+    group. `counts`: catch_counts(votes, gold, catch_clips), when the caller computes it once for many calls."""
+    group, worker, clip, tp, fp, fn, atoms = counts if counts is not None else catch_counts(votes, gold, catch_clips)
+    n_workers = len(votes.worker_quality)
+    if exclude_clips is not None and len(exclude_clips):
+        keep = ~np.isin(clip, np.asarray(list(exclude_clips), dtype=np.int64))
+        group, worker, tp, fp, fn, atoms = group[keep], worker[keep], tp[keep], fp[keep], fn[keep], atoms[keep]
+    if len(group) == 0:
+        return np.full(n_workers, np.nan)
+    groups, ginv = np.unique(group, return_inverse=True)
+    sums = [np.bincount(ginv, weights=x, minlength=len(groups)) for x in (tp, fp, fn, atoms)]
+    g_worker = np.zeros(len(groups), dtype=np.int64)
+    g_worker[ginv] = worker
+    total = np.zeros(n_workers)
+    scored = np.zeros(n_workers)
+    for g in range(len(groups)):
+        if sums[3][g] == 0:
+            continue
+        total[g_worker[g]] += f1_from_counts(sums[0][g], sums[1][g], sums[2][g])[0]
+        scored[g_worker[g]] += 1
+    return np.where(scored > 0, total / np.maximum(scored, 1), np.nan)
+
+
+def macro_f1(pred: dict, gold: dict) -> tuple[float, dict]:
+    """Macro-F1 over classes of audible/visible atoms. pred/gold: {clip: {class: modality}} over the same
+    clips. A class counts when it occurs in gold or in the predictions. Returns (macro, {class: f1})."""
+    tp: dict = {}
+    fp: dict = {}
+    fn: dict = {}
+    for clip, g in gold.items():
+        p = pred.get(clip, {})
+        for cls in set(g) | set(p):
+            gm, pm = _as_code(g.get(cls)), _as_code(p.get(cls))
+            for bit in (MOD_A, MOD_V):
+                gb, pb = bool(gm & bit), bool(pm & bit)
+                tp[cls] = tp.get(cls, 0) + (gb and pb)
+                fp[cls] = fp.get(cls, 0) + (pb and not gb)
+                fn[cls] = fn.get(cls, 0) + (gb and not pb)
+    per_class = {}
+    for cls in tp:
+        denom = 2 * tp[cls] + fp[cls] + fn[cls]
+        if denom:
+            per_class[cls] = 2 * tp[cls] / denom
+    macro = float(np.mean(list(per_class.values()))) if per_class else 0.0
+    return macro, per_class
+
+
+def _folds(gold_clips: list, folds: int | None, seed: int):
+    gold_clips = list(gold_clips)
+    if not folds or folds >= len(gold_clips):
+        return [[c] for c in gold_clips]
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(gold_clips))
+    return [[gold_clips[i] for i in perm[f::folds]] for f in range(folds)]
+
+
+def compare_methods(
+    votes: Votes,
+    gold: dict,
+    methods=METHODS,
+    k: int = 3,
+    folds: int | None = None,
+    seed: int = 0,
+    ds_folds: int | None = 10,
+    ds_iter: int = 50,
+    ds_sample: int | None = 3000,
+    catch_clips=None,
+) -> dict:
+    """Leave-out comparison on the gold clips.
+
+    For each fold of gold clips (folds=None: one clip per fold = leave-one-out), annotator quality (for
+    ``majority``/``weighted``) is recomputed from the gold answers of the *other* gold clips only, and
+    Dawid–Skene clamps only the other gold clips; then the fold's clips are merged and compared with gold.
+    Dawid–Skene is refitted on the whole data set once per fold, so it uses ``ds_folds`` folds (default 10;
+    None = leave-one-out as well) and, to bound its cost, is fitted on the gold clips plus a random sample of
+    ``ds_sample`` other clips (None: all clips). Gold clips with fewer than k annotations are skipped.
+    catch_clips: the catch clips each assignment was shown (see catch_counts).
+    Returns {method: {"macro_f1", "n_clips", "per_class", "folds"}}.
+    """
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown merge method {m!r}; allowed: {', '.join(METHODS)}")
+    n_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips)
+    eval_clips = [c for c in sorted(gold) if n_ann[c] >= k]
+    gold_only = np.zeros(votes.n_clips, dtype=bool)
+    gold_only[eval_clips] = True
+    gold_votes = votes.subset(gold_only)
+    # annotator quality only depends on the answers on gold clips: compute it on those alone
+    all_gold = np.zeros(votes.n_clips, dtype=bool)
+    all_gold[list(gold)] = True
+    quality_votes = votes.subset(all_gold)
+    preds = {m: {} for m in methods}
+    n_folds = {}
+    simple = [m for m in methods if m != "dawid_skene"]
+    if simple:
+        fold_list = _folds(eval_clips, folds, seed)
+        counts = catch_counts(quality_votes, gold, catch_clips)
+        for fold in fold_list:
+            quality = worker_quality_from_gold(quality_votes, gold, exclude_clips=fold, counts=counts)
+            mask = np.zeros(votes.n_clips, dtype=bool)
+            mask[fold] = True
+            fold_votes = gold_votes.subset(mask)
+            for m in simple:
+                if m == "majority":
+                    res = merge_majority(fold_votes, k=k, worker_quality=quality)
+                else:
+                    res = merge_weighted(fold_votes, k=k, worker_quality=quality)
+                sets = res.label_sets()
+                for c in fold:
+                    preds[m][c] = sets.get(c, {})
+        for m in simple:
+            n_folds[m] = len(fold_list)
+    if "dawid_skene" in methods:
+        fit_votes = votes
+        has_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips) > 0
+        others_idx = np.flatnonzero(has_ann & ~all_gold)
+        if ds_sample is not None and len(others_idx) > ds_sample:
+            mask = all_gold.copy()
+            mask[np.random.default_rng(seed).choice(others_idx, ds_sample, replace=False)] = True
+            fit_votes = votes.subset(mask)
+        fold_list = _folds(eval_clips, ds_folds, seed)
+        for fold in fold_list:
+            held = set(fold)
+            others = [c for c in gold if c not in held]
+            res = merge_dawid_skene(fit_votes, k=k, gold=gold, clamp_clips=others, n_iter=ds_iter)
+            sets = res.label_sets()
+            for c in fold:
+                preds["dawid_skene"][c] = sets.get(c, {})
+        n_folds["dawid_skene"] = len(fold_list)
+    gold_eval = {c: {k_: v for k_, v in gold[c].items() if _as_code(v)} for c in eval_clips}
+    out = {}
+    for m in methods:
+        macro, per_class = macro_f1(preds[m], gold_eval)
+        out[m] = {"macro_f1": macro, "n_clips": len(eval_clips), "per_class": per_class, "folds": n_folds.get(m, 0)}
+    return out

@@ -1,0 +1,262 @@
+"""Crowd annotations as flat numpy arrays (no Django): one row per annotation (a worker's answer for one clip)
+and one row per tick (a class the annotation marked audible and/or visible). A class an annotation did not tick
+counts as "no" for both flags. Also the (clip, class) atoms that merging and agreement are computed over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from catalog.core.vocabulary import META_LABELS
+
+MOD_A, MOD_V, MOD_AV = 1, 2, 3
+MODALITY_NAMES = {MOD_A: "A", MOD_V: "V", MOD_AV: "AV"}
+MODALITY_CODES = {v: k for k, v in MODALITY_NAMES.items()}
+
+
+def _as_code(modality) -> int:
+    """A modality given as a name ("A", "V", "AV") or a code, as its code; other names ("-") and None: 0."""
+    return MODALITY_CODES.get(modality, 0) if modality is None or isinstance(modality, str) else int(modality)
+
+
+def modality_code(audible, visible):
+    """Vectorised: 0 none, 1 A, 2 V, 3 AV."""
+    return np.asarray(audible, dtype=np.int8) * MOD_A + np.asarray(visible, dtype=np.int8) * MOD_V
+
+
+@dataclass
+class Votes:
+    """Approved annotations of a dataset as arrays.
+
+    ann_*: one entry per annotation; tick_*: one entry per ticked class of an annotation;
+    cand_*: optional extra (clip, class) candidates (e.g. the proposals shown), used by Dawid–Skene and
+    agreement as atoms that were asked even if nobody ticked them. worker_quality: mean catch-trial F1 per
+    annotator index (NaN = unknown). ann_group: optional assignment index per annotation (catch F1 is pooled
+    per group and averaged per annotator, as in production); defaults to one group per annotation.
+    """
+
+    n_clips: int
+    n_classes: int
+    ann_clip: np.ndarray
+    ann_worker: np.ndarray
+    ann_meta: np.ndarray
+    tick_ann: np.ndarray
+    tick_class: np.ndarray
+    tick_audible: np.ndarray
+    tick_visible: np.ndarray
+    worker_quality: np.ndarray
+    ann_group: np.ndarray | None = None
+    cand_clip: np.ndarray | None = None
+    cand_class: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.ann_clip = np.asarray(self.ann_clip, dtype=np.int64).reshape(-1)
+        self.ann_worker = np.asarray(self.ann_worker, dtype=np.int64).reshape(-1)
+        n = len(self.ann_clip)
+        meta = np.asarray(self.ann_meta, dtype=bool)
+        self.ann_meta = meta.reshape(n, len(META_LABELS)) if meta.size or n == 0 else meta
+        self.tick_ann = np.asarray(self.tick_ann, dtype=np.int64).reshape(-1)
+        self.tick_class = np.asarray(self.tick_class, dtype=np.int64).reshape(-1)
+        self.tick_audible = np.asarray(self.tick_audible, dtype=bool).reshape(-1)
+        self.tick_visible = np.asarray(self.tick_visible, dtype=bool).reshape(-1)
+        self.worker_quality = np.asarray(self.worker_quality, dtype=np.float64).reshape(-1)
+        if self.ann_group is None:
+            self.ann_group = np.arange(n, dtype=np.int64)
+        self.ann_group = np.asarray(self.ann_group, dtype=np.int64).reshape(-1)
+        if self.cand_clip is None:
+            self.cand_clip = np.zeros(0, dtype=np.int64)
+            self.cand_class = np.zeros(0, dtype=np.int64)
+        self.cand_clip = np.asarray(self.cand_clip, dtype=np.int64).reshape(-1)
+        self.cand_class = np.asarray(self.cand_class, dtype=np.int64).reshape(-1)
+        self._validate()
+
+    # -- validation -------------------------------------------------------------------------------------
+    def _validate(self):
+        n = len(self.ann_clip)
+        t = len(self.tick_ann)
+
+        def check(name, arr, length, upper):
+            if len(arr) != length:
+                raise ValueError(f"Votes.{name} has {len(arr)} entries; expected {length}")
+            if length and (arr.min() < 0 or arr.max() >= upper):
+                raise ValueError(f"Votes.{name} holds an index outside 0..{upper - 1}")
+
+        check("ann_clip", self.ann_clip, n, max(self.n_clips, 1))
+        check("ann_worker", self.ann_worker, n, max(len(self.worker_quality), 1))
+        if self.ann_meta.shape != (n, len(META_LABELS)):
+            raise ValueError(f"Votes.ann_meta has shape {self.ann_meta.shape}; expected ({n}, {len(META_LABELS)})")
+        check("ann_group", self.ann_group, n, np.iinfo(np.int64).max)
+        check("tick_ann", self.tick_ann, t, max(n, 1))
+        check("tick_class", self.tick_class, t, max(self.n_classes, 1))
+        check("tick_audible", self.tick_audible, t, 2)
+        check("tick_visible", self.tick_visible, t, 2)
+        check("cand_clip", self.cand_clip, len(self.cand_class), max(self.n_clips, 1))
+        check("cand_class", self.cand_class, len(self.cand_clip), max(self.n_classes, 1))
+
+    # -- convenience ------------------------------------------------------------------------------------
+    @classmethod
+    def from_records(cls, clip_ids, class_names, annotations, quality=None, candidates=None):
+        """Build from plain records (tests, small services).
+
+        annotations: iterable of dicts {"clip": video_id, "worker": key, "meta": {name: bool|None} or a
+        3-tuple in META_LABELS order, "labels": [{"name", "audible", "visible"}] or [(name, aud, vis)],
+        optional "group": key}. quality: {worker key: F1 or None}. candidates: {video_id: [class names]}.
+        Returns (votes, worker_keys).
+        """
+        clip_index = {c: i for i, c in enumerate(clip_ids)}
+        class_index = {c: i for i, c in enumerate(class_names)}
+        quality = quality or {}
+        workers: dict = {}
+        groups: dict = {}
+        ann_clip, ann_worker, ann_meta, ann_group = [], [], [], []
+        tick_ann, tick_class, tick_aud, tick_vis = [], [], [], []
+        for a_idx, ann in enumerate(annotations):
+            try:
+                ann_clip.append(clip_index[ann["clip"]])
+            except KeyError:
+                raise ValueError(f"annotation {a_idx}: unknown clip {ann['clip']!r}") from None
+            ann_worker.append(workers.setdefault(ann["worker"], len(workers)))
+            ann_group.append(groups.setdefault(ann.get("group", ("ann", a_idx)), len(groups)))
+            meta = ann.get("meta") or {}
+            if isinstance(meta, dict):
+                meta = [bool(meta.get(m)) for m in META_LABELS]
+            ann_meta.append([bool(x) for x in meta])
+            for lab in ann.get("labels", ()):
+                if isinstance(lab, dict):
+                    name, aud, vis = lab["name"], lab.get("audible"), lab.get("visible")
+                else:
+                    name, aud, vis = lab
+                if name not in class_index:
+                    raise ValueError(f"annotation {a_idx}: unknown class {name!r}")
+                tick_ann.append(a_idx)
+                tick_class.append(class_index[name])
+                tick_aud.append(bool(aud))
+                tick_vis.append(bool(vis))
+        q = np.array([np.nan if quality.get(w) is None else float(quality[w]) for w in workers], dtype=float)
+        cand_clip, cand_class = [], []
+        for vid, names in (candidates or {}).items():
+            for name in names:
+                cand_clip.append(clip_index[vid])
+                cand_class.append(class_index[name])
+        votes = cls(
+            n_clips=len(clip_index),
+            n_classes=len(class_index),
+            ann_clip=ann_clip,
+            ann_worker=ann_worker,
+            ann_meta=np.array(ann_meta, dtype=bool).reshape(-1, 3),
+            tick_ann=tick_ann,
+            tick_class=tick_class,
+            tick_audible=tick_aud,
+            tick_visible=tick_vis,
+            worker_quality=q,
+            ann_group=ann_group,
+            cand_clip=cand_clip,
+            cand_class=cand_class,
+        )
+        return votes, list(workers)
+
+    def annotation_quality(self, worker_quality=None) -> np.ndarray:
+        q = self.worker_quality if worker_quality is None else np.asarray(worker_quality, dtype=float)
+        return q[self.ann_worker] if len(q) else np.full(len(self.ann_clip), np.nan)
+
+    def unique_ticks(self):
+        """(ann, class, audible, visible) with one row per (annotation, class); repeated ticks are OR-ed.
+        Rows with neither flag are dropped. Sorted by annotation then class."""
+        keep = self.tick_audible | self.tick_visible
+        key = self.tick_ann[keep] * self.n_classes + self.tick_class[keep]
+        aud = self.tick_audible[keep]
+        vis = self.tick_visible[keep]
+        if len(key) == 0:
+            z = np.zeros(0, dtype=np.int64)
+            return z, z, np.zeros(0, bool), np.zeros(0, bool)
+        order = np.argsort(key, kind="stable")
+        key, aud, vis = key[order], aud[order], vis[order]
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        starts = np.flatnonzero(first)
+        aud = np.logical_or.reduceat(aud, starts)
+        vis = np.logical_or.reduceat(vis, starts)
+        ukey = key[starts]
+        return ukey // self.n_classes, ukey % self.n_classes, aud, vis
+
+    def subset(self, clip_mask) -> "Votes":
+        """Votes restricted to the annotations of clips where clip_mask is True (indices unchanged)."""
+        clip_mask = np.asarray(clip_mask, dtype=bool)
+        keep_ann = clip_mask[self.ann_clip]
+        new_index = np.cumsum(keep_ann) - 1
+        keep_tick = keep_ann[self.tick_ann]
+        keep_cand = clip_mask[self.cand_clip]
+        return Votes(
+            n_clips=self.n_clips,
+            n_classes=self.n_classes,
+            ann_clip=self.ann_clip[keep_ann],
+            ann_worker=self.ann_worker[keep_ann],
+            ann_meta=self.ann_meta[keep_ann],
+            ann_group=self.ann_group[keep_ann],
+            tick_ann=new_index[self.tick_ann[keep_tick]],
+            tick_class=self.tick_class[keep_tick],
+            tick_audible=self.tick_audible[keep_tick],
+            tick_visible=self.tick_visible[keep_tick],
+            worker_quality=self.worker_quality,
+            cand_clip=self.cand_clip[keep_cand],
+            cand_class=self.cand_class[keep_cand],
+        )
+
+
+def _atoms(votes: Votes, extra_clip=None, extra_class=None):
+    """Candidate (clip, class) pairs: every class ticked by any annotation of the clip, the proposals
+    (votes.cand_*), and extra pairs (e.g. the gold labels of gold clips). Sorted unique keys."""
+    t_ann, t_cls, _, _ = votes.unique_ticks()
+    parts = [votes.ann_clip[t_ann] * votes.n_classes + t_cls, votes.cand_clip * votes.n_classes + votes.cand_class]
+    if extra_clip is not None and len(extra_clip):
+        parts.append(np.asarray(extra_clip, dtype=np.int64) * votes.n_classes + np.asarray(extra_class, dtype=np.int64))
+    key = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    # only atoms of clips that have annotations
+    has_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips) > 0
+    key = key[has_ann[key // votes.n_classes]]
+    return key
+
+
+def atom_answers(votes: Votes, atom_key: np.ndarray, used=None):
+    """Long table: for every atom and every (used) annotation of its clip, the annotation's (audible,
+    visible) answer. Returns (atom_row, ann, audible, visible)."""
+    n = len(votes.ann_clip)
+    used = np.ones(n, dtype=bool) if used is None else used
+    ann_idx = np.flatnonzero(used)
+    order = ann_idx[np.argsort(votes.ann_clip[ann_idx], kind="stable")]
+    sorted_clip = votes.ann_clip[order]
+    atom_clip = atom_key // votes.n_classes
+    start = np.searchsorted(sorted_clip, atom_clip, side="left")
+    stop = np.searchsorted(sorted_clip, atom_clip, side="right")
+    count = stop - start
+    atom_row = np.repeat(np.arange(len(atom_key)), count)
+    offset = np.arange(len(atom_row)) - np.repeat(np.cumsum(count) - count, count)
+    ann = order[np.repeat(start, count) + offset]
+    t_ann, t_cls, t_aud, t_vis = votes.unique_ticks()
+    tick_key = t_ann * votes.n_classes + t_cls  # sorted
+    query = ann * votes.n_classes + (atom_key % votes.n_classes)[atom_row]
+    pos = np.searchsorted(tick_key, query)
+    pos_c = np.minimum(pos, max(len(tick_key) - 1, 0))
+    hit = (pos < len(tick_key)) & (tick_key[pos_c] == query) if len(tick_key) else np.zeros(len(query), bool)
+    aud = np.where(hit, t_aud[pos_c] if len(tick_key) else False, False)
+    vis = np.where(hit, t_vis[pos_c] if len(tick_key) else False, False)
+    return atom_row, ann, aud, vis
+
+
+def _gold_arrays(gold, n_classes):
+    """gold: {clip_idx: {class_idx: modality code or name}} -> (clip, class, audible, visible) arrays."""
+    gc, gk, ga, gv = [], [], [], []
+    for c, labels in (gold or {}).items():
+        for k, m in labels.items():
+            code = _as_code(m)  # "-" or unknown: absent
+            gc.append(c)
+            gk.append(k)
+            ga.append(bool(code & MOD_A))
+            gv.append(bool(code & MOD_V))
+    return (
+        np.array(gc, dtype=np.int64),
+        np.array(gk, dtype=np.int64),
+        np.array(ga, dtype=bool),
+        np.array(gv, dtype=bool),
+    )
