@@ -98,8 +98,10 @@ def test_imported_results_score_like_the_same_ticks_saved_live(case):
 
 def test_a_catch_clip_reported_as_not_playing_counts_as_nothing_ticked():
     gold = {"g1": {"dog barking": "AV"}, "g2": {"rain": "A"}}
-    rows = [("g1", [{"name": "dog barking", "audible": True, "visible": True}], False),
-            ("g2", [{"name": "rain", "audible": True, "visible": False}], True)]  # ticked, then "does not play"
+    rows = [
+        ("g1", [{"name": "dog barking", "audible": True, "visible": True}], False),
+        ("g2", [{"name": "rain", "audible": True, "visible": False}], True),
+    ]  # ticked, then "does not play"
     f1, precision, recall, tp, fp, fn = catch_result(gold, catch_answers(rows))
     assert (tp, fp, fn) == (2, 0, 1) and abs(f1 - 0.8) < 1e-12
     assert abs(merge_ranking_f1(gold, rows) - 0.8) < 1e-12
