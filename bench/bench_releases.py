@@ -148,7 +148,8 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
 def measure(db_url: str, method: str = "majority", params: dict | None = None):
     _django(db_url)
     from catalog.models import Dataset
-    from labels.services.releases import release_create, release_export_to_file
+    from labels.services.create import release_create
+    from labels.services.export import release_export_to_file
 
     ds = Dataset.objects.get(name="bench")
     name = f"bench-{int(time.time() * 1000)}"

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from catalog.core.label_csv import read_label_csv
 from catalog.core.vocabulary import META_LABELS
 from catalog.errors import AvcrowdError, Forbidden, ValidationError
-from catalog.models import Clip, GoldLabel, TaxonomyClass
+from catalog.models import Clip, GoldLabel
 from catalog.selectors.taxonomy import class_names as taxonomy_names
+from catalog.selectors.taxonomy import class_pks
 from crowd.models import Batch, BatchItem, Worker
 from crowd.services.assignments import answer_save, assignment_start, assignment_submit
 from crowd.services.batches import batches_create
@@ -187,7 +188,7 @@ def simulate_crowd(
         )
 
     # gold clips without gold labels get them from the truth (the simulated "experts")
-    cls = dict(TaxonomyClass.objects.values_list("name", "id"))
+    cls = class_pks()
     seeded_gold = 0
     for vid, clip in clips.items():
         if clip.is_gold and truth[vid] and not GoldLabel.objects.filter(clip=clip).exists():

@@ -17,7 +17,8 @@ from labels.api import streamed_export
 from labels.core.merge import METHODS
 from labels.models import Release, ReleaseExport
 from labels.selectors.releases import release_clip_page, release_exports, releases_list
-from labels.services.releases import EXPORT_FORMATS, release_diff
+from labels.services.diff import release_diff
+from labels.services.export import EXPORT_FORMATS
 from labels.tasks import release_create_start, release_export_start
 
 from .views_ops import operation_started

@@ -20,15 +20,10 @@ from catalog.models import Dataset
 from labels.core.merge import METHODS
 from labels.models import Release, ReleaseExport
 from labels.selectors.releases import releases_list
-from labels.services.releases import (
-    EXPORT_CONTENT_TYPES,
-    EXPORT_FORMATS,
-    export_chunks,
-    export_filename,
-    release_create,
-    release_diff,
-    release_import,
-)
+from labels.services.create import release_create
+from labels.services.diff import release_diff
+from labels.services.export import EXPORT_CONTENT_TYPES, EXPORT_FORMATS, export_chunks, export_filename
+from labels.services.imports import release_import
 from labels.tasks import release_create_start, release_export_start
 
 TRUE_TEXT = {"1", "true", "yes", "on"}

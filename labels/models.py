@@ -71,6 +71,9 @@ class ReleaseClip(_Immutable):
         constraints = [models.UniqueConstraint(fields=["release", "video_id"], name="uniq_release_clip")]
 
 
+ORIGIN_SEPARATOR = "|"  # between the classes an auto-added label came from (ReleaseLabel.origin_source)
+
+
 class ReleaseLabel(_Immutable):
     HUMAN, AUTO, OVERRIDE = "human", "auto", "override"
     ORIGINS = [(HUMAN, "human majority"), (AUTO, "auto-added (synonym/superclass)"), (OVERRIDE, "in-house override")]

@@ -1,16 +1,12 @@
 """Celery tasks of the labels app, and the helpers that start them: thin, idempotent, acks_late; the work is in
-labels.services.releases. Starting background work lives here (the service records the request, this module
+labels.services (create, export). Starting background work lives here (the service records the request, this module
 queues it once the transaction commits), so services never import tasks."""
 
 from celery import shared_task
 from django.db import transaction
 
-from labels.services.releases import (
-    release_create_request,
-    release_create_run,
-    release_export_request,
-    release_export_run,
-)
+from labels.services.create import release_create_request, release_create_run
+from labels.services.export import release_export_request, release_export_run
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)

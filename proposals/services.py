@@ -20,9 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.errors import AvcrowdError
-from catalog.models import Clip, Dataset, Operation, TaxonomyClass
+from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
-from catalog.selectors.taxonomy import class_names
+from catalog.selectors.taxonomy import class_names, class_pks
 from catalog.services.operations import operation_finish
 
 from . import gpu
@@ -367,7 +367,7 @@ def proposal_set_create(
     except StrategyError as exc:
         raise ProposalsError(str(exc)) from None
     clip_pk = dict(Clip.objects.filter(dataset=dataset).values_list("video_id", "id"))
-    cls_pk = dict(TaxonomyClass.objects.values_list("name", "id"))
+    cls_pk = class_pks()
     with transaction.atomic():
         if activate:
             ProposalSet.objects.filter(dataset=dataset, active=True).update(active=False)

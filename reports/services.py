@@ -29,7 +29,7 @@ from catalog.errors import AvcrowdError, NotFound, ValidationError
 from catalog.selectors.taxonomy import class_names
 from labels.models import Release
 from labels.selectors.releases import release_find, releases_list
-from labels.services.releases import release_to_dataframe
+from labels.services.export import release_to_dataframe
 from proposals.models import ModelRun
 from proposals.selectors import run_label_sets, run_scores
 from reports.models import MetricReport

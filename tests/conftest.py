@@ -63,9 +63,11 @@ def _fresh_batch_contents_cache():
     if _django_settings() is None:
         yield
         return
+    from catalog.selectors import taxonomy
     from crowd.selectors.crowd import clear_cache
 
     clear_cache()
+    taxonomy.clear_cache()
     yield
     clear_cache()
 

@@ -27,6 +27,17 @@ def class_index() -> dict[str, int]:
     return _class_index()
 
 
+@lru_cache(maxsize=1)
+def _class_pks() -> dict[str, int]:
+    return dict(TaxonomyClass.objects.values_list("name", "pk"))
+
+
+def class_pks() -> dict[str, int]:
+    """name -> TaxonomyClass primary key (for writing rows that point at classes). Cached like the class list; do
+    not mutate."""
+    return _class_pks()
+
+
 def relations() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(synonym pairs, (subclass, superclass) pairs) by class name."""
     synonyms, superclasses = [], []
@@ -42,3 +53,4 @@ def meta_labels() -> list[dict]:
 def clear_cache() -> None:
     _class_names.cache_clear()
     _class_index.cache_clear()
+    _class_pks.cache_clear()

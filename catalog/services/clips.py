@@ -12,7 +12,8 @@ from django.db import transaction
 
 from catalog.core.media import MEDIA_EXTENSIONS, MediaError, probe
 from catalog.errors import ImportFailed, ValidationError
-from catalog.models import Clip, Dataset, TaxonomyClass
+from catalog.models import Clip, Dataset
+from catalog.selectors.taxonomy import class_pks
 
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
 REMOTE_SCHEMES = ("http://", "https://", "s3://")
@@ -91,7 +92,7 @@ def clips_import(
     if duplicates:
         raise ImportFailed(f"duplicate clip ids: {len(duplicates)}; nothing was imported", details=duplicates)
 
-    classes = {c.name: c for c in TaxonomyClass.objects.all()}
+    classes = class_pks()
     infos = {}
     for spec in specs:
         for label in spec.original_labels:

@@ -12,7 +12,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from catalog.core.media import make_synthetic_clip
-from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
+from catalog.models import Clip, Dataset, GoldLabel
+from catalog.selectors.taxonomy import class_pks
 from catalog.services.clips import ClipSpec, clips_import
 from crowd.models import Batch
 from crowd.services.batches import batches_create
@@ -94,11 +95,11 @@ def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
                     specs.append(ClipSpec(f"demo_{i:03d}", str(path), [label], f"demo clip {i}"))
                 gold_ids = {spec.video_id for spec in specs[:n_gold]}
                 clips = clips_import(dataset, specs, gold_ids=gold_ids)
-            classes = {c.name: c for c in TaxonomyClass.objects.filter(name__in=[s[0] for s in DEMO_SOUNDS])}
+            classes = class_pks()
             for clip, spec in zip(clips, specs):
                 if clip.is_gold:
                     GoldLabel.objects.create(
-                        clip=clip, cls=classes[spec.original_labels[0]], modality="A", original=True, source="import"
+                        clip=clip, cls_id=classes[spec.original_labels[0]], modality="A", original=True, source="import"
                     )
     batches = _demo_batches(dataset)
     return {

@@ -11,8 +11,8 @@ from django.db import transaction
 
 from catalog.core.vocabulary import META_LABELS, label_ticks, modality_from_flags
 from catalog.errors import ImportFailed, ValidationError
-from catalog.models import Clip, GoldLabel, TaxonomyClass
-from catalog.selectors.taxonomy import class_index, class_names
+from catalog.models import Clip, GoldLabel
+from catalog.selectors.taxonomy import class_index, class_names, class_pks
 from crowd.models import ExpertAnnotation
 from crowd.services.assignments import _bool_or_none, clean_labels
 
@@ -82,13 +82,16 @@ def gold_recompute(clip: Clip, min_experts: int | None = None) -> list[GoldLabel
         return []
     originals = set(clip.original_labels.values_list("name", flat=True))
     gold = majority_gold([_expert_ticks(a, originals) for a in anns], originals)
-    classes = {c.name: c for c in TaxonomyClass.objects.filter(name__in=list(gold))}
+    classes = class_pks()
+    index = class_index()
     with transaction.atomic():
         GoldLabel.objects.filter(clip=clip).delete()
         rows = GoldLabel.objects.bulk_create(
             [
-                GoldLabel(clip=clip, cls=classes[name], modality=modality, original=name in originals, source="experts")
-                for name, modality in sorted(gold.items(), key=lambda kv: classes[kv[0]].index)
+                GoldLabel(
+                    clip=clip, cls_id=classes[name], modality=modality, original=name in originals, source="experts"
+                )
+                for name, modality in sorted(gold.items(), key=lambda kv: index[kv[0]])
             ]
         )
         if not clip.is_gold:
@@ -114,7 +117,7 @@ def gold_import_csv(dataset, path) -> int:
     path = Path(path)
     if not path.is_file():
         raise ImportFailed(f"{path}: no such file")
-    classes = {c.name: c for c in TaxonomyClass.objects.all()}
+    classes = class_pks()
     errors: list[str] = []
     rows: list[tuple[str, str, bool, str, str]] = []
     seen: dict[tuple[str, str], int] = {}
@@ -163,7 +166,7 @@ def gold_import_csv(dataset, path) -> int:
         GoldLabel.objects.filter(clip__in=list(clips.values())).delete()
         GoldLabel.objects.bulk_create(
             [
-                GoldLabel(clip=clips[vid], cls=classes[label], modality=modality, original=original, source="import")
+                GoldLabel(clip=clips[vid], cls_id=classes[label], modality=modality, original=original, source="import")
                 for vid, label, original, modality, _ in rows
             ]
         )

@@ -8,7 +8,7 @@ import os
 from catalog.core.vocabulary import META_LABELS
 from crowd.simulator import truth_load
 from labels.selectors.releases import release_find
-from labels.services.releases import release_content
+from labels.services.diff import release_content
 
 
 def simulation_truth(source: str, class_names, dataset=None) -> tuple[dict, dict]:

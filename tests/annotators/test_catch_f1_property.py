@@ -3,7 +3,7 @@ annotator ranking that merging uses must agree on any answers, including clips r
 
 Each path is exercised through the code it runs: live scoring is `catch_result(gold, catch_answers(rows))` (what
 `crowd.services.assignments.assignment_score` computes from the stored answers), imported results go through the
-crowd-form answer parser first, and merging loads votes as `labels.services.releases.votes_load` does (answers
+crowd-form answer parser first, and merging loads votes as `labels.services.load.votes_load` does (answers
 reported as not playing are not votes) and ranks annotators with `labels.core.quality.worker_quality_from_gold`.
 """
 

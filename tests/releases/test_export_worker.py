@@ -6,7 +6,8 @@ import pytest
 
 from catalog.models import Dataset
 from labels.models import ReleaseExport
-from labels.services.releases import export_chunks, release_import
+from labels.services.export import export_chunks
+from labels.services.imports import release_import
 from labels.tasks import release_export_task
 
 pytestmark = pytest.mark.worker

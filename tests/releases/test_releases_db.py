@@ -13,7 +13,10 @@ from catalog.errors import ImportFailed, ValidationError
 from catalog.models import Clip, Dataset
 from crowd.models import Batch, BatchItem, ClipAnswer, ExpertAnnotation, Worker
 from labels.models import ImmutableReleaseError, Release, ReleaseLabel
-from labels.services.releases import export_chunks, release_create, release_diff, release_import, release_to_dataframe
+from labels.services.create import release_create
+from labels.services.diff import release_diff
+from labels.services.export import export_chunks, release_to_dataframe
+from labels.services.imports import release_import
 from tests.releases.conftest import _answer
 
 DATA = Path(str(resources.files("vggsounder") / "data"))

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 
 from catalog.models import Clip, Dataset
 from labels.models import Release, ReleaseExport
-from labels.services.releases import export_chunks, release_import
+from labels.services.export import export_chunks
+from labels.services.imports import release_import
 
 pytestmark = pytest.mark.django_db
 
@@ -155,7 +156,7 @@ def test_a_release_requested_on_the_page_is_made_in_the_background_and_linked_wh
     page = client.get(r["Location"]).content.decode()
     assert f'href="/releases/{release.pk}/"' in page and "3 clips, " in page and 'http-equiv="refresh"' not in page
     # a redelivered task changes nothing
-    from labels.services.releases import release_create_run
+    from labels.services.create import release_create_run
 
     assert release_create_run(op.pk).status == "done" and Release.objects.filter(name="bg-v1").count() == 1
 
@@ -189,7 +190,7 @@ def test_api_background_creation_returns_the_operation_to_poll(crowd, staff, dja
 
 def test_a_release_that_fails_in_the_background_says_why(crowd, monkeypatch):
     from catalog.models import Operation
-    from labels.services import releases
+    from labels.services import create as releases
 
     op = Operation.objects.create(
         kind="release",

@@ -11,7 +11,8 @@ from catalog.selectors.taxonomy import relations
 from crowd.models import Assignment, ClipAnswer
 from crowd.simulator import simulate_crowd, write_truth_csv
 from labels.core.quality import macro_f1
-from labels.services.releases import release_create, release_to_dataframe
+from labels.services.create import release_create
+from labels.services.export import release_to_dataframe
 
 pytestmark = pytest.mark.django_db
 

@@ -52,7 +52,7 @@ def inputs(tmp_path_factory):
 
 @pytest.fixture
 def release_and_run(inputs):
-    from labels.services.releases import release_import
+    from labels.services.imports import release_import
     from proposals.services import run_import
 
     ds = Dataset.objects.create(name="vggs-slice")

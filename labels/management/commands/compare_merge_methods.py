@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from catalog.models import Dataset
 from labels.core.merge import METHODS
 from labels.core.quality import compare_methods
-from labels.services.releases import votes_load
+from labels.services.load import votes_load
 
 
 class Command(BaseCommand):

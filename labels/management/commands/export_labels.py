@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
 from labels.selectors.releases import release_find
-from labels.services.releases import EXPORT_FORMATS, export_chunks, release_export_to_file
+from labels.services.export import EXPORT_FORMATS, export_chunks, release_export_to_file
 
 
 class Command(BaseCommand):

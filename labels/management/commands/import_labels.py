@@ -3,7 +3,7 @@ from django.db import transaction
 
 from catalog.errors import AvcrowdError
 from catalog.services.clips import dataset_get_or_create
-from labels.services.releases import release_import
+from labels.services.imports import release_import
 
 
 class Command(BaseCommand):

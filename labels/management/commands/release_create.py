@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from catalog.errors import AvcrowdError
 from catalog.models import Dataset
 from labels.core.merge import METHODS
-from labels.services.releases import release_create, release_requeue_needs_annotation
+from labels.services.create import release_create, release_requeue_needs_annotation
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
 from labels.selectors.releases import release_find
-from labels.services.releases import release_diff, release_diff_text
+from labels.services.diff import release_diff, release_diff_text
 
 
 class Command(BaseCommand):

@@ -6,7 +6,8 @@ from catalog.models import Dataset
 from catalog.selectors.taxonomy import class_names, relations
 from crowd.simulator import MIXES, simulate_crowd
 from labels.core.quality import macro_f1
-from labels.services.releases import release_content, release_create
+from labels.services.create import release_create
+from labels.services.diff import release_content
 from labels.services.simulation import simulation_truth
 
 

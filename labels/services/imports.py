@@ -1,0 +1,61 @@
+"""Importing a label set in the VGGSounder CSV layout as an immutable release (all or nothing)."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from catalog.core.label_csv import read_label_csv
+from catalog.errors import ImportFailed
+from catalog.models import Clip, Dataset
+from catalog.selectors.taxonomy import class_names
+from labels.models import (
+    ImmutableReleaseError,  # noqa: F401  (re-exported for callers)
+    Release,
+    ReleaseLabel,
+)
+from labels.services.create import _check_name, _store, release_stats
+
+log = logging.getLogger(__name__)
+
+
+log = logging.getLogger(__name__)
+
+
+def release_import(dataset: Dataset, name: str, source, *, user=None, source_name: str | None = None) -> Release:
+    """Import a VGGSounder-layout CSV (path or text file object) as an immutable release that keeps the file's
+    row order. Clip ids are linked to the dataset's clips where they exist. All or nothing."""
+    name = _check_name(dataset, name)
+    if isinstance(source, (str, Path)):
+        where = str(source)
+        try:
+            fh = open(source, newline="", encoding="utf-8")
+        except OSError as exc:
+            raise ImportFailed(f"{where}: cannot be read ({exc.strerror})") from None
+        with fh:
+            clips, rows = read_label_csv(fh, class_names(), where=where)
+    else:
+        where = source_name or getattr(source, "name", None) or "upload"
+        clips, rows = read_label_csv(source, class_names(), where=where)
+    if not rows:
+        raise ImportFailed(f"{where}: no label rows; nothing was imported")
+    clip_pk = dict(Clip.objects.filter(dataset=dataset).values_list("video_id", "id"))
+    position = {vid: i for i, vid in enumerate(clips)}
+    label_rows = [(position[vid], label, mod, ReleaseLabel.HUMAN, "") for vid, label, mod in rows]
+    meta = np.array(list(clips.values()), dtype=bool).reshape(-1, 3)
+    stats = release_stats(meta, label_rows, len(clips))
+    linked = sum(1 for vid in clips if vid in clip_pk)
+    source_counts = {"rows": len(rows), "clips": len(clips), "clips_linked_to_dataset": linked}
+    return _store(
+        dataset,
+        name,
+        Release.IMPORT,
+        {},
+        True,
+        Path(where).name,
+        source_counts,
+        stats,
+        user,
+        [(vid, clip_pk.get(vid), m) for vid, m in clips.items()],
+        label_rows,
+    )

@@ -1,0 +1,225 @@
+"""Loading a dataset's approved crowd answers and in-house expert annotations as `Votes` arrays, with the gold
+standard and each annotator's quality, for merging (labels.services.create) and comparing merge methods."""
+
+import logging
+
+import numpy as np
+from django.db import connection
+
+from catalog.models import Clip, Dataset, GoldLabel
+from catalog.selectors.taxonomy import class_index as taxonomy_class_index
+from catalog.selectors.taxonomy import class_names as taxonomy_class_names
+from crowd.models import Assignment, BatchItem, ClipAnswer, ExpertAnnotation
+from labels.core.quality import worker_quality_from_gold
+from labels.core.votes import Votes
+from labels.models import (
+    ImmutableReleaseError,  # noqa: F401  (re-exported for callers)
+)
+
+log = logging.getLogger(__name__)
+
+log = logging.getLogger(__name__)
+
+
+class LoadedVotes:
+    """Everything release_create needs from the database, as arrays plus lookup lists."""
+
+    def __init__(self, votes, clip_ids, clip_pks, clip_is_gold, class_names, gold, annotator_keys, counts, catch_clips):
+        self.votes = votes
+        self.clip_ids = clip_ids
+        self.clip_pks = clip_pks
+        self.clip_is_gold = clip_is_gold
+        self.class_names = class_names
+        self.gold = gold
+        self.annotator_keys = annotator_keys
+        self.counts = counts
+        self.catch_clips = catch_clips  # {group: (annotator, [catch clip indices])}, see labels.core.quality
+
+
+def _ticked_labels_sql(assignment_ids: list[int]) -> dict[int, list[dict]] | None:
+    """{answer id: [{"name", "audible", "visible"}]} of the ticked labels only, unpacked by the database's JSON
+    table function (PostgreSQL jsonb_array_elements) instead of decoding every answer's full proposal list in
+    Python. None for other backends (the caller decodes the JSON itself)."""
+    if not assignment_ids:
+        return {}
+    table = connection.ops.quote_name(ClipAnswer._meta.db_table)
+    marks = ", ".join(["%s"] * len(assignment_ids))
+    if connection.vendor == "postgresql":
+        sql = (
+            f"SELECT ca.id, e->>'name', (e->'audible') = 'true'::jsonb, (e->'visible') = 'true'::jsonb "
+            f"FROM {table} ca CROSS JOIN LATERAL jsonb_array_elements("
+            f"CASE WHEN jsonb_typeof(ca.labels) = 'array' THEN ca.labels ELSE '[]'::jsonb END) e "
+            f"WHERE ca.assignment_id IN ({marks}) AND jsonb_typeof(e) = 'object' AND "
+            f"((e->'audible') = 'true'::jsonb OR (e->'visible') = 'true'::jsonb)"
+        )
+    else:  # SQLite's json_each is no faster than decoding in Python here (measured)
+        return None
+    out: dict[int, list[dict]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, assignment_ids)
+        for answer_id, name, aud, vis in cursor.fetchall():
+            out.setdefault(answer_id, []).append({"name": name, "audible": bool(aud), "visible": bool(vis)})
+    return out
+
+
+def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals: bool = True) -> LoadedVotes:
+    """Approved crowd answers (+ in-house expert annotations) of a dataset as `Votes`.
+
+    Annotator quality: a crowd worker's stored mean catch F1; when it has none (or for in-house experts) the
+    catch F1 computed here against the gold labels of the gold clips it answered (pooled per assignment,
+    averaged per annotator, as catch scoring does).
+    """
+    class_names = taxonomy_class_names()
+    class_index = taxonomy_class_index()
+    clip_rows = list(Clip.objects.filter(dataset=dataset).order_by("video_id").values_list("id", "video_id", "is_gold"))
+    clip_pks = [r[0] for r in clip_rows]
+    clip_ids = [r[1] for r in clip_rows]
+    clip_is_gold = np.array([r[2] for r in clip_rows], dtype=bool)
+    clip_idx = {pk: i for i, pk in enumerate(clip_pks)}
+
+    ann_clip, ann_worker, ann_group, meta_flat = [], [], [], []
+    tick_ann, tick_class, tick_aud, tick_vis = [], [], [], []
+    worker_slot: dict = {}
+    stored_quality: list = []
+    unknown_classes: dict[str, int] = {}
+
+    def add(clip_pk, worker_key, quality, group, bm, vo, si, labels):
+        a = len(ann_clip)
+        ann_clip.append(clip_idx[clip_pk])
+        slot = worker_slot.get(worker_key)
+        if slot is None:
+            slot = worker_slot[worker_key] = len(stored_quality)
+            stored_quality.append(quality)
+        ann_worker.append(slot)
+        ann_group.append(group)
+        meta_flat.extend((bool(bm), bool(vo), bool(si)))
+        for lab in labels or ():
+            aud = lab.get("audible")
+            vis = lab.get("visible")
+            if not (aud or vis):
+                continue
+            k = class_index.get(lab.get("name"))
+            if k is None:
+                unknown_classes[lab.get("name")] = unknown_classes.get(lab.get("name"), 0) + 1
+                continue
+            tick_ann.append(a)
+            tick_class.append(k)
+            tick_aud.append(bool(aud))
+            tick_vis.append(bool(vis))
+
+    # Approved assignments first (a few thousand rows), then their answers by assignment id in chunks: plans
+    # stay index lookups whatever the table statistics say. Load order: submission time, assignment, answer.
+    assignments = list(
+        Assignment.objects.filter(batch__dataset=dataset, status=Assignment.APPROVED)
+        .order_by("submitted_at", "id")
+        .values_list("id", "worker_id", "worker__mean_catch_f1", "batch_id")
+    )
+    n_crowd = 0
+    chunk = 500
+    for start in range(0, len(assignments), chunk):
+        part = assignments[start : start + chunk]
+        info = {a_id: (w_id, f1) for a_id, w_id, f1, _b in part}
+        rank = {a_id: i for i, (a_id, _w, _f, _b) in enumerate(part)}
+        ticks = _ticked_labels_sql(list(info))  # None: backend without JSON table functions
+        fields = ["assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image"]
+        rows = list(
+            ClipAnswer.objects.filter(assignment_id__in=list(info), media_failed=False).values_list(
+                *(fields if ticks is not None else fields + ["labels"])
+            )
+        )
+        rows.sort(key=lambda r: (rank[r[0]], r[1]))
+        for row in rows:
+            assignment_id, answer_id, clip_pk, bm, vo, si = row[:6]
+            if clip_pk not in clip_idx:
+                continue
+            worker_id, f1 = info[assignment_id]
+            key = ("worker", worker_id if worker_id is not None else f"assignment-{assignment_id}")
+            add(clip_pk, key, f1, assignment_id, bm, vo, si, ticks.get(answer_id, ()) if ticks is not None else row[6])
+            n_crowd += 1
+    n_expert = 0
+    if include_experts:
+        experts = (
+            ExpertAnnotation.objects.filter(clip__dataset=dataset)
+            .order_by("updated_at", "id")
+            .values_list("clip_id", "user_id", "background_music", "voice_over", "static_image", "labels")
+        )
+        for clip_pk, user_id, bm, vo, si, labels in experts.iterator(chunk_size=5000):
+            # one pooled group per expert: "-user" keeps expert groups apart from assignment ids
+            add(clip_pk, ("expert", user_id), None, -int(user_id) - 1, bm, vo, si, labels)
+            n_expert += 1
+
+    gold: dict[int, dict[int, str]] = {}
+    for clip_pk, cls_index, modality in GoldLabel.objects.filter(clip__dataset=dataset).values_list(
+        "clip_id", "cls__index", "modality"
+    ):
+        gold.setdefault(clip_idx[clip_pk], {})[cls_index] = modality
+
+    cand_clip, cand_class = [], []
+    if with_proposals and ann_clip:
+        seen = set()
+        for clip_pk, proposals in (
+            BatchItem.objects.filter(clip__dataset=dataset)
+            .values_list("clip_id", "proposals")
+            .iterator(chunk_size=5000)
+        ):
+            if clip_pk in seen:
+                continue
+            seen.add(clip_pk)
+            c = clip_idx[clip_pk]
+            for name in proposals or ():
+                k = class_index.get(name)
+                if k is not None:
+                    cand_clip.append(c)
+                    cand_class.append(k)
+
+    # group ids must be non-negative and distinct between assignments and experts
+    groups = np.asarray(ann_group, dtype=np.int64)
+    uniq_groups = np.unique(groups)
+    if len(groups):
+        groups = np.searchsorted(uniq_groups, groups)
+    # the catch clips each approved assignment was shown (a clip it reported as not playing has no annotation above
+    # but still counts in its catch F1, as in live scoring)
+    catch_clips: dict[int, tuple[int, list[int]]] = {}
+    if gold and assignments:
+        by_batch: dict[int, list[int]] = {}
+        for batch_id, clip_pk in BatchItem.objects.filter(
+            batch_id__in={b for *_x, b in assignments}, is_gold=True
+        ).values_list("batch_id", "clip_id"):
+            if clip_pk in clip_idx:
+                by_batch.setdefault(batch_id, []).append(clip_idx[clip_pk])
+        for a_id, w_id, _f1, b_id in assignments:
+            pos = int(np.searchsorted(uniq_groups, a_id))
+            slot = worker_slot.get(("worker", w_id if w_id is not None else f"assignment-{a_id}"))
+            if slot is not None and pos < len(uniq_groups) and uniq_groups[pos] == a_id and b_id in by_batch:
+                catch_clips[pos] = (slot, by_batch[b_id])
+    quality = np.array([np.nan if q is None else float(q) for q in stored_quality], dtype=float)
+    votes = Votes(
+        n_clips=len(clip_ids),
+        n_classes=len(class_names),
+        ann_clip=np.asarray(ann_clip, dtype=np.int64),
+        ann_worker=np.asarray(ann_worker, dtype=np.int64),
+        ann_meta=np.asarray(meta_flat, dtype=bool).reshape(-1, 3),
+        ann_group=groups,
+        tick_ann=np.asarray(tick_ann, dtype=np.int64),
+        tick_class=np.asarray(tick_class, dtype=np.int64),
+        tick_audible=np.asarray(tick_aud, dtype=bool),
+        tick_visible=np.asarray(tick_vis, dtype=bool),
+        worker_quality=quality,
+        cand_clip=np.asarray(cand_clip, dtype=np.int64),
+        cand_class=np.asarray(cand_class, dtype=np.int64),
+    )
+    if gold and np.isnan(quality).any():
+        computed = worker_quality_from_gold(votes, gold, catch_clips=catch_clips)
+        votes.worker_quality = np.where(np.isnan(quality), computed, quality)
+    annotator_keys = list(worker_slot)
+    counts = {
+        "crowd_annotations": n_crowd,
+        "expert_annotations": n_expert,
+        "crowd_workers": sum(1 for k in annotator_keys if k[0] == "worker"),
+        "experts": sum(1 for k in annotator_keys if k[0] == "expert"),
+        "clips_in_dataset": len(clip_ids),
+        "gold_clips": len(gold),
+    }
+    if unknown_classes:
+        counts["unknown_classes_skipped"] = unknown_classes
+    return LoadedVotes(votes, clip_ids, clip_pks, clip_is_gold, class_names, gold, annotator_keys, counts, catch_clips)
