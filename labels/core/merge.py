@@ -177,7 +177,7 @@ def merge_weighted(votes: Votes, k: int = 3, worker_quality=None, floor: float =
 def merge_dawid_skene(
     votes: Votes, k: int = 3, gold=None, n_iter: int = 100, tol: float = 1e-5, clamp_clips=None
 ) -> MergeResult:
-    """Dawid–Skene (annotation.core.dawid_skene, crowd-kit's formulation) with one 2x2 confusion matrix per
+    """Dawid–Skene (labels.core.dawid_skene, crowd-kit's formulation) with one 2x2 confusion matrix per
     annotator and flag.
 
     gold: {clip_idx: {class_idx: modality}} — the gold clips' answers; their atoms are clamped to the gold

@@ -10,7 +10,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--classes", help="CSV with index,mid,display_name (default: vggsounder classes.csv)")
         parser.add_argument(
-            "--relations", help="CSV with kind,source,target (default: annotation/data/class_relations.csv)"
+            "--relations", help="CSV with kind,source,target (default: catalog/data/class_relations.csv)"
         )
 
     def handle(self, *args, **opts):
