@@ -1,6 +1,6 @@
 """Expert (gold-standard) pages: a queue and coverage view per dataset, and full-class-list labelling of a clip.
 
-Thin: reads through annotation.selectors.gold, writes through annotation.services.gold.expert_annotation_save.
+Thin: reads through crowd.selectors.gold, writes through crowd.services.gold.expert_annotation_save.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def test_compare_ranks_dawid_skene_above_majority_with_spammers():
 
 @pytest.mark.parametrize("with_gold", [False, True])
 def test_numpy_dawid_skene_gives_crowd_kits_posteriors(with_gold):
-    """The vectorised EM (annotation.core.dawid_skene) against crowd-kit's DawidSkene, the reference it
+    """The vectorised EM (labels.core.dawid_skene) against crowd-kit's DawidSkene, the reference it
     replaces: same posteriors, same number of iterations, same evidence lower bound per step."""
     import warnings
 
