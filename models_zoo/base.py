@@ -119,10 +119,11 @@ def compare_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], path: str 
 
 
 def load_checkpoint(model: nn.Module, path, *, strict: bool = True, prefix: str = "",
-                    arch: str | None = None) -> LoadReport:
+                    arch: str | None = None, refuse_unexpected: bool = False) -> LoadReport:
     """Load `path` into `model`. Every missing/unexpected key and shape mismatch is logged and kept
     in the returned report. strict=True refuses (CheckpointError, nothing loaded) when a key is
-    missing or a shape differs; strict=False loads every tensor whose name and shape match."""
+    missing or a shape differs (and, with refuse_unexpected, when the file holds a key the model does
+    not have: torch's strict semantics); strict=False loads every tensor whose name and shape match."""
     sd = read_state_dict(path)
     if prefix:
         sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
@@ -134,7 +135,7 @@ def load_checkpoint(model: nn.Module, path, *, strict: bool = True, prefix: str 
         log.warning("%s: unexpected key in checkpoint %s: %s", name, path, k)
     for k, a, b in rep.mismatched:
         log.warning("%s: shape mismatch in checkpoint %s: %s %s vs model %s", name, path, k, a, b)
-    if strict and not rep.fits:
+    if strict and (not rep.fits or (refuse_unexpected and rep.unexpected)):
         raise CheckpointError(f"checkpoint {path} does not fit architecture {name}: {rep.describe()}")
     if not rep.loaded:
         raise CheckpointError(f"checkpoint {path} shares no tensor with architecture {name}: {rep.describe()}")

@@ -59,6 +59,11 @@ def _decode_one(args):
         return video_id, None, f"{path}: {type(exc).__name__}: {exc}"
 
 
+def _flag(item, name: str) -> bool:
+    """has_audio / has_video of a decoded clip (ClipInputs) or of a model's own input dict."""
+    return bool(item[name] if isinstance(item, dict) else getattr(item, name))
+
+
 def _init_worker():
     torch.set_num_threads(1)
 
@@ -90,12 +95,17 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
     """Score `clips` ((video_id, path) pairs) with `model` (a ClipModel).
 
     progress(done, failed, total) is called after every chunk. decode_fn(video_id, path) ->
-    ClipInputs may replace file decoding (then no pool is used). pool: a kind for make_pool (a pool
+    ClipInputs may replace file decoding (then no pool is used); a model with ``input_loader()``
+    (LEAP: precomputed feature files) supplies its own, and its ``collate_inputs`` stacks them. pool: a kind for make_pool (a pool
     made for this call and shut down after it) or an Executor the caller keeps warm across calls
     (left running). prefetch: chunks decoded ahead of the one on the model (>= 1). On CUDA the
     batch is stacked into reused pinned buffers and the host side runs one torch thread; the
     result splits the time into decode wait, collate, transfer and compute (see bound_by())."""
     clips = list(clips)
+    loader = getattr(model, "input_loader", None)
+    if decode_fn is None and callable(loader):
+        decode_fn = loader()  # models that read precomputed inputs (LEAP: feature files), not media
+    collate_fn = getattr(model, "collate_inputs", None) or collate
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if prefetch < 1:
@@ -163,12 +173,13 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                     good.append((vid, item))
             if good:
                 tm = time.perf_counter()
-                if cuda and not pinned:
+                if cuda and not pinned and collate_fn is collate:
                     first = good[0][1]
                     pinned = {k: torch.empty((chunk_size, *getattr(first, k).shape), pin_memory=True)
                               for k in ("fbank", "frames")}
                 sync()  # the previous chunk's copies out of the pinned buffers are done
-                batch = collate([it for _, it in good], out=pinned or None)
+                items = [it for _, it in good]
+                batch = collate(items, out=pinned or None) if collate_fn is collate else collate_fn(items)
                 t1 = time.perf_counter()
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 sync()
@@ -181,7 +192,7 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                 except Exception:  # noqa: BLE001 - retry clip by clip so one bad clip stays alone
                     scores = None
                     for vid, it in good:
-                        single = {k: v.to(device) for k, v in collate([it]).items()}
+                        single = {k: v.to(device) for k, v in collate_fn([it]).items()}
                         try:
                             with torch.inference_mode(), _autocast(device):
                                 s = model.predict(single, mods)
@@ -189,16 +200,16 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                             errors[vid] = f"model failed: {type(exc1).__name__}: {exc1}"
                             continue
                         out_ids.append(vid)
-                        has_a.append(it.has_audio)
-                        has_v.append(it.has_video)
+                        has_a.append(_flag(it, "has_audio"))
+                        has_v.append(_flag(it, "has_video"))
                         for m in mods:
                             out_scores[m].append(s[m].float().cpu().numpy())
                 if scores is not None:
                     for m in mods:
                         out_scores[m].append(scores[m].float().cpu().numpy())
                     out_ids.extend(v for v, _ in good)
-                    has_a.extend(it.has_audio for _, it in good)
-                    has_v.extend(it.has_video for _, it in good)
+                    has_a.extend(_flag(it, "has_audio") for _, it in good)
+                    has_v.extend(_flag(it, "has_video") for _, it in good)
                 sync()
                 comp_s += time.perf_counter() - t2
                 model_s += time.perf_counter() - tm
