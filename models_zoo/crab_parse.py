@@ -5,6 +5,7 @@ Accepted output shapes (case-insensitive, closing tags optional):
   <visual_event>dog: from 0 to 10 seconds; a man speaking</visual_event>
   <av_event>playing piano</av_event>   (also <audio_visual_event>, <audiovisual_event>, <event>)
   <event>dog barking</event><range>0,3</range>
+  <visual_event>Chainsaw,(0 1),(3 6)</visual_event> and <audio_event>Chainsaw,(0 10)</audio_event>   (Crab's AVVP)
 Untagged text is read as one untagged segment. Items are separated by ';', newlines, ' and ',
 and commas; comma-separated pieces are re-joined when the join is itself a class name
 ("bird chirping, tweeting"). Each item's time ranges are extracted, the remaining name is matched
@@ -32,6 +33,8 @@ _UNIT = r"\s*(?:s|sec|secs|second|seconds)?"
 _RANGE_RES = [
     re.compile(r"<\s*range\s*>\s*" + _NUM + _UNIT + r"\s*[,\-–~]\s*" + _NUM + _UNIT + r"\s*<\s*/\s*range\s*>", re.I),
     re.compile(r"[\(\[\{]\s*(?:from\s+)?" + _NUM + _UNIT + r"\s*(?:-|–|~|to|,)\s*" + _NUM + _UNIT + r"\s*[\)\]\}]", re.I),
+    # Crab's AVVP answers: "<visual_event>Chainsaw,(0 1),(3 6)</visual_event>" (a space between the bounds)
+    re.compile(r"[\(\[\{]\s*" + _NUM + _UNIT + r"\s+" + _NUM + _UNIT + r"\s*[\)\]\}]", re.I),
     re.compile(r"(?:from\s+)?" + _NUM + _UNIT + r"\s*(?:-|–|~|to)\s*" + _NUM + _UNIT + r"\b", re.I),
 ]
 _FILLER_RE = re.compile(r"\b(?:from|at|during|between|seconds?|secs?|the sound of|sound of|there is|there are|"

@@ -31,6 +31,7 @@ FBANK_MEAN = -5.081
 FBANK_STD = 4.4849
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+WAVEFORM_SAMPLES = 10 * SAMPLE_RATE
 
 
 class DecodeError(Exception):
@@ -76,12 +77,16 @@ _BANK_CACHE: dict[tuple, torch.Tensor] = {}
 
 def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, num_mel_bins: int = NUM_MEL_BINS,
                 frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0,
-                preemphasis: float = 0.97, low_freq: float = 20.0, high_freq: float = 0.0) -> torch.Tensor:
+                preemphasis: float = 0.97, low_freq: float = 20.0, high_freq: float = 0.0,
+                window_type: str = "hanning") -> torch.Tensor:
     """Log-mel filterbank equal to ``torchaudio.compliance.kaldi.fbank(waveform, htk_compat=True,
     sample_frequency=sr, use_energy=False, window_type='hanning', num_mel_bins=128, dither=0.0,
     frame_shift=10)`` (snip_edges, remove_dc_offset, power spectrum, padded FFT size).
+    ``window_type="povey"`` (Kaldi's default: Hann to the power 0.85) gives what BEATs uses.
 
     waveform: [N] or [1, N] float. Returns [num_frames, num_mel_bins] float32."""
+    if window_type not in ("hanning", "povey"):
+        raise ValueError(f"unknown window_type {window_type!r}; allowed: hanning, povey")
     w = torch.as_tensor(waveform, dtype=torch.float32)
     if w.dim() == 2:
         if w.shape[0] != 1:
@@ -100,6 +105,8 @@ def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, num_mel_
         prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
         frames = frames - preemphasis * prev
     window = torch.hann_window(win, periodic=False, dtype=torch.float32)
+    if window_type == "povey":
+        window = window.pow(0.85)
     frames = frames * window
     frames = F.pad(frames, (0, padded - win))
     power = torch.fft.rfft(frames).abs().pow(2.0)
@@ -267,17 +274,31 @@ class ClipInputs:
     frames: torch.Tensor  # [T, 3, 224, 224]
     has_audio: bool
     has_video: bool
+    waveform: torch.Tensor | None = None  # [WAVEFORM_SAMPLES] 16 kHz mono, only when decoded with keep_waveform
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fbank": self.fbank, "frames": self.frames, "has_audio": self.has_audio,
-                "has_video": self.has_video}
+        d = {"fbank": self.fbank, "frames": self.frames, "has_audio": self.has_audio, "has_video": self.has_video}
+        if self.waveform is not None:
+            d["waveform"] = self.waveform
+        return d
+
+
+def fixed_length_waveform(wave, samples: int = WAVEFORM_SAMPLES) -> torch.Tensor:
+    """The first `samples` samples of a mono waveform, zero-padded at the end when shorter."""
+    w = torch.zeros(samples, dtype=torch.float32)
+    if wave is not None and len(wave):
+        n = min(samples, len(wave))
+        w[:n] = torch.as_tensor(np.asarray(wave[:n], dtype=np.float32))
+    return w
 
 
 def decode_clip(path, num_frames: int = NUM_FRAMES, target_length: int = TARGET_LENGTH,
-                image_size: int = IMAGE_SIZE, codec_threads: int = 0) -> ClipInputs:
+                image_size: int = IMAGE_SIZE, codec_threads: int = 0, keep_waveform: bool = False) -> ClipInputs:
     """Decode one media file into model inputs. A missing or silent audio track gives a zero fbank
     with has_audio=False; a missing video track gives zero frames with has_video=False; a file with
-    neither, or that cannot be decoded, raises DecodeError naming the file."""
+    neither, or that cannot be decoded, raises DecodeError naming the file. keep_waveform: also return
+    the first 10 s of the 16 kHz mono waveform (zero-padded), for models with their own audio features
+    (Crab's BEATs)."""
     c = _open(path)
     try:
         try:
@@ -311,7 +332,11 @@ def decode_clip(path, num_frames: int = NUM_FRAMES, target_length: int = TARGET_
         frames_t = frames_to_tensor(frames, size=image_size)
     else:
         frames_t = torch.zeros(num_frames, 3, image_size, image_size)
-    return ClipInputs(fbank=fbank, frames=frames_t, has_audio=bool(has_audio), has_video=bool(has_video))
+    waveform = None
+    if keep_waveform:
+        waveform = fixed_length_waveform(wave if has_audio else None)
+    return ClipInputs(fbank=fbank, frames=frames_t, has_audio=bool(has_audio), has_video=bool(has_video),
+                      waveform=waveform)
 
 
 def collate(items: Sequence[ClipInputs | dict], out: dict[str, torch.Tensor] | None = None
@@ -330,6 +355,8 @@ def collate(items: Sequence[ClipInputs | dict], out: dict[str, torch.Tensor] | N
             stacked[key] = torch.stack([d[key] for d in ds], out=buf[:b])
         else:
             stacked[key] = torch.stack([d[key] for d in ds])
+    if all(d.get("waveform") is not None for d in ds):
+        stacked["waveform"] = torch.stack([d["waveform"] for d in ds])
     return {
         **stacked,
         "has_audio": torch.tensor([bool(d["has_audio"]) for d in ds]),
@@ -338,15 +365,19 @@ def collate(items: Sequence[ClipInputs | dict], out: dict[str, torch.Tensor] | N
 
 
 def synthetic_batch(batch_size: int, num_frames: int = NUM_FRAMES, seed: int = 0,
-                    device="cpu", dtype=torch.float32) -> dict[str, torch.Tensor]:
-    """Random model inputs of the right shapes (benchmarks on hosts without PyAV)."""
+                    device="cpu", dtype=torch.float32, waveform: bool = False) -> dict[str, torch.Tensor]:
+    """Random model inputs of the right shapes (benchmarks on hosts without PyAV); waveform=True adds a
+    10 s 16 kHz "waveform" (models with their own audio features, e.g. Crab)."""
     g = torch.Generator().manual_seed(seed)
-    return {
+    batch = {
         "fbank": torch.randn(batch_size, TARGET_LENGTH, NUM_MEL_BINS, generator=g).to(device, dtype),
         "frames": torch.randn(batch_size, num_frames, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g).to(device, dtype),
         "has_audio": torch.ones(batch_size, dtype=torch.bool, device=device),
         "has_video": torch.ones(batch_size, dtype=torch.bool, device=device),
     }
+    if waveform:
+        batch["waveform"] = (0.1 * torch.randn(batch_size, WAVEFORM_SAMPLES, generator=g)).to(device, dtype)
+    return batch
 
 
 def validate_batch(batch: dict) -> int:

@@ -37,10 +37,24 @@ def seeded_tensor(name: str, shape, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def fill_seeded_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+def fill_seeded_(module: torch.nn.Module, seed: int = 0, strip_prefix: str = "") -> torch.nn.Module:
+    """strip_prefix: a wrapper prefix left out of the seeding name (the authors' PEFT ``base_model.model.``)."""
     for name, p in module.named_parameters():
+        if strip_prefix and name.startswith(strip_prefix):
+            name = name[len(strip_prefix):]
         p.copy_(seeded_tensor(name, p.shape, seed).to(p.dtype))
     return module
+
+
+def crab_inputs(seed: int = 4321) -> dict[str, torch.Tensor]:
+    """Tiny-Crab encoder and LLM inputs: a BEATs fbank [1, 2 s, 98, 128], CLIP-normalised frames
+    [1, 2, 3, 28, 28] and prompt embeddings [1, 5, 64]."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "fbank": torch.randn(1, 2, 98, 128, generator=g),
+        "pixels": torch.randn(1, 2, 3, 28, 28, generator=g),
+        "embeds": torch.randn(1, 5, 64, generator=g),
+    }
 
 
 def leap_inputs(batch: int = 2, seed: int = 1234) -> dict[str, torch.Tensor]:

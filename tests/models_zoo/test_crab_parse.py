@@ -34,6 +34,14 @@ def test_event_and_range_tags_and_several_ranges():
     assert extract_spans("siren (7 - 2 s)")[1] == [(2.0, 7.0)]  # reversed range is ordered
 
 
+def test_crab_avvp_answer_format():
+    # the authors' AVVP targets: tagged events, each followed by "(start end)" ranges
+    text = ("The chainsaw is visible at times and runs throughout. Therefore, visual and audio events are: "
+            "<visual_event>Chainsaw,(0 1),(3 6),(9 10)</visual_event> and <audio_event>Chainsaw,(0 10)</audio_event>")
+    out = [e for e in ev(text) if e[0]]
+    assert out == [("v", "Chainsaw", [(0.0, 1.0), (3.0, 6.0), (9.0, 10.0)]), ("a", "Chainsaw", [(0.0, 10.0)])]
+
+
 def test_unclosed_tags_case_and_untagged_text():
     out = ev("<AUDIO_EVENT>Dog Barking\n<visual_event>playing piano")
     assert out == [("a", "Dog Barking", []), ("v", "playing piano", [])]

@@ -11,8 +11,9 @@ import torch
 from models_zoo import preprocess as pp
 
 
-def numpy_kaldi_fbank(wave, sr=16000, num_bins=128, low=20.0, preemph=0.97):
-    """Straight from the Kaldi definition, loops and float64 (independent of the torch code)."""
+def numpy_kaldi_fbank(wave, sr=16000, num_bins=128, low=20.0, preemph=0.97, window_power=1.0):
+    """Straight from the Kaldi definition, loops and float64 (independent of the torch code).
+    window_power 0.85: Kaldi's "povey" window (the Hann window to the power 0.85)."""
     win, shift = int(sr * 0.025), int(sr * 0.010)
     nfft = 1
     while nfft < win:
@@ -28,7 +29,7 @@ def numpy_kaldi_fbank(wave, sr=16000, num_bins=128, low=20.0, preemph=0.97):
             m = mel(i * sr / nfft)
             if left < m < right:
                 banks[b, i] = (m - left) / (center - left) if m <= center else (right - m) / (right - center)
-    window = np.array([0.5 - 0.5 * math.cos(2 * math.pi * n / (win - 1)) for n in range(win)])
+    window = np.array([(0.5 - 0.5 * math.cos(2 * math.pi * n / (win - 1))) ** window_power for n in range(win)])
     out = np.zeros((n_frames, num_bins))
     for t in range(n_frames):
         fr = np.asarray(wave[t * shift:t * shift + win], dtype=np.float64).copy()
@@ -60,6 +61,31 @@ def test_fbank_matches_numpy_reference():
     # float32 vs float64: a handful of near-empty bins may differ slightly more after the log
     assert diff.max() < 1e-3
     assert np.mean(diff < 1e-4) > 0.999
+
+
+def test_beats_fbank_is_the_povey_kaldi_fbank_of_the_scaled_waveform():
+    from models_zoo.beats import beats_fbank
+
+    wave = _test_wave(seconds=0.3, seed=3)
+    ref = (numpy_kaldi_fbank(wave.astype(np.float64) * 32768.0, window_power=0.85) - 15.41663) / (2 * 6.55582)
+    got = beats_fbank(torch.from_numpy(wave)).double().numpy()
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() < 1e-3
+    # the window matters: the CAV-MAE (Hann) fbank of the same audio differs
+    hann = (pp.kaldi_fbank(torch.from_numpy(wave) * 32768.0).double().numpy() - 15.41663) / (2 * 6.55582)
+    assert np.abs(hann - ref).max() > 1e-2
+    with pytest.raises(ValueError, match="unknown window_type 'hamming'; allowed: hanning, povey"):
+        pp.kaldi_fbank(torch.from_numpy(wave), window_type="hamming")
+
+
+def test_beats_fbank_matches_torchaudio_defaults():
+    kaldi = pytest.importorskip("torchaudio.compliance.kaldi")
+    from models_zoo.beats import beats_fbank
+
+    wave = torch.from_numpy(_test_wave(seconds=1.0))
+    ref = kaldi.fbank(wave.unsqueeze(0) * 2 ** 15, num_mel_bins=128, sample_frequency=16000, frame_length=25,
+                      frame_shift=10)
+    assert torch.allclose(beats_fbank(wave), (ref - 15.41663) / (2 * 6.55582), atol=1e-4)
 
 
 def test_fbank_matches_torchaudio_kaldi():
