@@ -12,6 +12,7 @@ worker with ``--pool solo``, as docker-compose.yml does).
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import json
 import logging
@@ -65,6 +66,17 @@ def clear_model_cache() -> None:
         _POOLS.clear()
 
 
+def shutdown_pools() -> None:
+    """Stop the process's warm decode pools and wait for their workers. Called at interpreter exit (and
+    by compute_predictions when it ran the chunks in-process): a process pool still alive while Python
+    finalises its modules ends the run with an "Exception ignored ... _ExecutorManagerThread" traceback."""
+    with _MODEL_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def clear_pool(pool) -> None:
     with _MODEL_LOCK:
         for key, p in list(_POOLS.items()):
@@ -100,6 +112,8 @@ def decode_pool(kind: str, workers: int | None):
     with _MODEL_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
+            if not _POOLS:
+                atexit.register(shutdown_pools)  # once per first pool; a second call finds nothing to stop
             pool = _POOLS[key] = make_pool(kind, workers)
             log.info("decode pool started: %s, %d workers (pid %d), kept for the following chunks",
                      type(pool).__name__, workers, os.getpid())
