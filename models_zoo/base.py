@@ -35,6 +35,15 @@ class ClipModel(nn.Module):
                 modalities: tuple[str, ...] = MODALITIES) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    @classmethod
+    def checkpoint_check_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The config to build this architecture's skeleton with when only a checkpoint's fit is checked
+        (no inputs, no other weight files); see :func:`check_checkpoint`."""
+        return cfg
+
+    def load_checkpoint(self, path, strict: bool = True) -> "LoadReport":
+        return load_checkpoint(self, path, strict=strict)
+
     @staticmethod
     def check_modalities(modalities) -> tuple[str, ...]:
         mods = tuple(modalities)
@@ -146,6 +155,8 @@ def load_checkpoint(model: nn.Module, path, *, strict: bool = True, prefix: str 
 def copy_loaded(model: nn.Module, sd: dict[str, torch.Tensor], rep: LoadReport) -> None:
     """Copy the tensors ``rep`` found fitting (name and shape) from ``sd`` into ``model``."""
     own = model.state_dict()
+    if any(v.is_meta for v in own.values()):
+        return  # a skeleton (check_checkpoint): nothing to copy into
     with torch.no_grad():
         for k in rep.loaded:
             own[k].copy_(sd[k].to(own[k].dtype))
@@ -159,8 +170,9 @@ _REGISTRY: dict[str, Callable[..., ClipModel]] = {}
 _PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
-def register(arch: str, presets: dict[str, dict[str, Any]]):
+def register(arch: str, presets: dict[str, dict[str, Any]], model_class: type | None = None):
     def deco(factory):
+        factory.model_class = model_class or ClipModel
         _REGISTRY[arch] = factory
         _PRESETS[arch] = presets
         return factory
@@ -213,6 +225,18 @@ def build(arch: str, config: dict | str | None = "base", checkpoint=None, device
     model = model.to(device=device, dtype=dtype)
     model.eval()
     return model
+
+
+def check_checkpoint(arch: str, config: dict | str | None, path) -> LoadReport:
+    """Check that the checkpoint at `path` fits `arch` with `config`, without loading any weights: the model's
+    skeleton is built on the meta device and the checkpoint is compared with it as ``build`` would load it
+    (strictly). Raises CheckpointError naming the file and every key that does not fit; returns the report."""
+    cfg = resolve_config(arch, config)
+    factory = _REGISTRY[arch]
+    cls = getattr(factory, "model_class", ClipModel)
+    with torch.device("meta"):
+        model = factory(cls.checkpoint_check_config(dict(cfg)))
+    return model.load_checkpoint(path, strict=True)
 
 
 def compile_blocks(model: nn.Module, mode: str | None = None) -> int:

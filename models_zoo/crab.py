@@ -450,6 +450,21 @@ class Crab(ClipModel):
         sd = self.state_dict()
         return {PEFT_PREFIX + k: sd[k] for k in self.checkpoint_keys()}
 
+    @classmethod
+    def checkpoint_check_config(cls, cfg):
+        """Shapes only: the CLIP and LLaMA configs from their folders' config.json, the BEATs cfg from its file;
+        no weights are read but the checkpoint's."""
+        from transformers import CLIPVisionConfig, LlamaConfig  # noqa: PLC0415
+
+        out = {**cfg, "clip_dir": None, "llama_dir": None, "tokenizer_dir": None, "beats_checkpoint": None}
+        if cfg.get("clip_dir"):
+            out["clip"] = CLIPVisionConfig.from_pretrained(str(cfg["clip_dir"]), local_files_only=True).to_dict()
+        if cfg.get("llama_dir"):
+            out["llama"] = LlamaConfig.from_pretrained(str(cfg["llama_dir"]), local_files_only=True).to_dict()
+        if cfg.get("beats_checkpoint"):
+            out["beats"] = read_beats_checkpoint(cfg["beats_checkpoint"])[0]
+        return out
+
     def load_checkpoint(self, path, strict: bool = True) -> LoadReport:
         """Load a Crab checkpoint (``finetune_weights.bin``; keys with or without ``base_model.model.``).
         strict: refuse (CheckpointError naming the file and every key, nothing loaded) when a projector or LoRA
@@ -474,9 +489,10 @@ class Crab(ClipModel):
             log.warning("crab: shape mismatch in checkpoint %s: %s %s vs model %s", path, k, a, b)
         if (strict and (rep.missing or rep.mismatched or rep.unexpected)) or not rep.loaded:
             raise CheckpointError(f"checkpoint {path} does not fit architecture crab: {rep.describe()}")
-        with torch.no_grad():
-            for k in rep.loaded:
-                own[k].copy_(sd[k].to(own[k].dtype))
+        if not any(v.is_meta for v in own.values()):  # a skeleton (check_checkpoint) has nothing to fill
+            with torch.no_grad():
+                for k in rep.loaded:
+                    own[k].copy_(sd[k].to(own[k].dtype))
         return rep
 
     @property
@@ -593,7 +609,7 @@ class Crab(ClipModel):
         return res
 
 
-@register("crab", CRAB_PRESETS)
+@register("crab", CRAB_PRESETS, model_class=Crab)
 def _build_crab(cfg) -> Crab:
     return Crab(**cfg)
 

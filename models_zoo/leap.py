@@ -463,6 +463,12 @@ class LEAP(ClipModel):
         return collate_features(items)
 
     # ---- weights -------------------------------------------------------------------------------
+    @classmethod
+    def checkpoint_check_config(cls, cfg):
+        # inputs (feature folders, label vectors) may live on another host; they do not shape the weights
+        return {**cfg, "feature_root": None, "audio_dir": None, "video_dir": None, "st_dir": None,
+                "label_embeddings": None}
+
     def load_checkpoint(self, path, strict: bool = True) -> LoadReport:
         """Strict load of the authors' checkpoint (``torch.save(model.state_dict())``, optionally with a
         DataParallel ``module.`` prefix): every missing, unexpected or mismatched key refuses the file."""
@@ -517,7 +523,7 @@ class LEAP(ClipModel):
         return {m: out[m] for m in mods}
 
 
-@register("leap", LEAP_PRESETS)
+@register("leap", LEAP_PRESETS, model_class=LEAP)
 def _build_leap(cfg) -> LEAP:
     return LEAP(**cfg)
 

@@ -122,39 +122,60 @@ def decode_pool(kind: str, workers: int | None):
 
 def run_chunk(architecture: str, path: str, config: dict | None, media_paths: list[str],
               video_ids: list[str], modalities: list[str], *, batch_size: int = 32,
-              device: str | None = None, decode_workers: int | None = None) -> ChunkResult:
+              device: str | None = None, decode_workers: int | None = None,
+              class_names: list[str] | None = None) -> ChunkResult:
     """Score the clips with ``models_zoo.runner.run_inference`` (decode pool overlapping the model,
     bf16 autocast on CUDA). The decode pool kind comes from AVCROWD_DECODE_POOL (auto|process|thread;
-    default auto: processes, or threads inside a daemonic Celery prefork child)."""
+    default auto: processes, or threads inside a daemonic Celery prefork child).
+
+    ``class_names``: the taxonomy's classes (the score columns of the run; default: VGGSound's 309). A model
+    with its own class list (``model.class_names``, e.g. LEAP's 25 LLP classes) is mapped onto them through
+    its ``class_map`` (``models_zoo.classmap.map_scores``): a taxonomy class it cannot propose scores below
+    every mapped class. A model that reads precomputed inputs by video id (``reads_media`` False) needs no
+    media file."""
+    from models_zoo.classmap import UNMAPPED_SCORE, map_scores  # noqa: PLC0415
     from models_zoo.runner import run_inference  # noqa: PLC0415
 
     t0 = time.perf_counter()
     device = device or default_device()
     model = get_model(architecture, path, config, device)
+    own_classes = getattr(model, "class_names", None)
+    if own_classes is not None and class_names is None:
+        from models_zoo.text_embed import default_class_names  # noqa: PLC0415
+
+        class_names = default_class_names()
+    num_classes = len(class_names) if own_classes is not None else getattr(model, "num_classes", 309)
     n = len(media_paths)
-    num_classes = getattr(model, "num_classes", 309)
     scores = {m: np.full((n, num_classes), np.nan, dtype=np.float32) for m in modalities}
     ok = np.zeros(n, dtype=bool)
     row = {v: i for i, v in enumerate(video_ids)}
-    clips = [(v, p) for v, p in zip(video_ids, media_paths) if p]
-    errors = [{"video_id": v, "error": "no media"} for v, p in zip(video_ids, media_paths) if not p]
+    reads_media = getattr(model, "reads_media", True)
+    clips = [(v, p or "") for v, p in zip(video_ids, media_paths) if p or not reads_media]
+    errors = [{"video_id": v, "error": "no media"} for v, p in zip(video_ids, media_paths) if not p and reads_media]
     flags: list[dict[str, Any]] = []
     if clips:
-        kind, decode_workers = decode_settings(decode_workers)
-        for attempt in (1, 2):  # a decoder process that died (OOM-killed...) breaks the pool: a new one, once
-            pool = decode_pool(kind, decode_workers)
-            try:
-                res = run_inference(model, clips, chunk_size=batch_size, modalities=tuple(modalities),
-                                    device=device, pool=pool, workers=decode_workers)
-                break
-            except cf.BrokenExecutor:
-                clear_pool(pool)
-                if attempt == 2:
-                    raise
+        if not reads_media:  # the model loads its own inputs in this process (cheap file reads): no pool
+            res = run_inference(model, clips, chunk_size=batch_size, modalities=tuple(modalities), device=device)
+        else:
+            kind, decode_workers = decode_settings(decode_workers)
+            for attempt in (1, 2):  # a decoder process that died (OOM-killed...) breaks the pool: a new one, once
+                pool = decode_pool(kind, decode_workers)
+                try:
+                    res = run_inference(model, clips, chunk_size=batch_size, modalities=tuple(modalities),
+                                        device=device, pool=pool, workers=decode_workers)
+                    break
+                except cf.BrokenExecutor:
+                    clear_pool(pool)
+                    if attempt == 2:
+                        raise
         idx = np.array([row[v] for v in res.video_ids], dtype=np.int64)
         for m in modalities:
+            got = res.scores[m]
+            if own_classes is not None:
+                got = map_scores(got, own_classes, class_names, getattr(model, "class_map", None),
+                                 fill=getattr(model, "unmapped_score", UNMAPPED_SCORE))
             if idx.size:
-                scores[m][idx] = res.scores[m]
+                scores[m][idx] = got
         ok[idx] = True
         errors += [{"video_id": v, "error": e} for v, e in res.errors.items()]
         for v, a, vis in zip(res.video_ids, res.has_audio, res.has_video):
