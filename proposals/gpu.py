@@ -67,9 +67,9 @@ def clear_model_cache() -> None:
 
 
 def shutdown_pools() -> None:
-    """Stop the process's warm decode pools and wait for their workers. Called at interpreter exit (and
-    by compute_predictions when it ran the chunks in-process): a process pool still alive while Python
-    finalises its modules ends the run with an "Exception ignored ... _ExecutorManagerThread" traceback."""
+    """Stop the process's warm decode pools and wait for their workers; registered to run at interpreter exit:
+    a process pool still alive while Python finalises its modules ends the run (e.g. compute_predictions on
+    CPU) with an "Exception ignored ... _ExecutorManagerThread" traceback."""
     with _MODEL_LOCK:
         pools = list(_POOLS.values())
         _POOLS.clear()
