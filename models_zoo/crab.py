@@ -429,10 +429,9 @@ class Crab(ClipModel):
                       for k in own if k in sd and sd[k].shape != own[k].shape]
         unexpected = [k for k in sd if k not in own]
         if missing or mismatched:
-            raise CheckpointError(f"BEATs checkpoint {path} does not fit its cfg: "
-                                  + "; ".join(p for p in (f"missing: {', '.join(missing)}" if missing else "",
-                                                          f"shape mismatch: {', '.join(mismatched)}" if mismatched else "")
-                                              if p))
+            parts = ([f"missing: {', '.join(missing)}"] if missing else []) + \
+                ([f"shape mismatch: {', '.join(mismatched)}"] if mismatched else [])
+            raise CheckpointError(f"BEATs checkpoint {path} does not fit its cfg: {'; '.join(parts)}")
         for k in unexpected:  # the authors load BEATs with strict=False
             log.warning("crab: BEATs checkpoint %s: unused key %s", path, k)
         with torch.no_grad():
@@ -524,7 +523,8 @@ class Crab(ClipModel):
         x = (x * std_in + mean_in - mean_c) / std_c  # the CLIP image processor's normalisation
         size = self.model.visual_encoder.vision_tower.config.image_size
         if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x.flatten(0, 1), size=(size, size), mode="bicubic", align_corners=False).unflatten(0, (b, k))
+            x = F.interpolate(x.flatten(0, 1), size=(size, size), mode="bicubic", align_corners=False)
+            x = x.unflatten(0, (b, k))
         feats = self.model.visual_encoder(x.to(self._dtype))
         return self.model.vl_projector(feats)
 

@@ -247,7 +247,8 @@ class SemanticCaptureModule(nn.Module):
             a_stages.append(a)
         v_stack = torch.stack(v_stages, dim=2)  # [B, T, levels, D]
         a_stack = torch.stack(a_stages, dim=2)
-        return v_stack.reshape(-1, v_stack.size(2), v_stack.size(3)), a_stack.reshape(-1, a_stack.size(2), a_stack.size(3))
+        return (v_stack.reshape(-1, v_stack.size(2), v_stack.size(3)),
+                a_stack.reshape(-1, a_stack.size(2), a_stack.size(3)))
 
 
 class SemanticFusionModule(nn.Module):
@@ -423,7 +424,8 @@ class LEAP(ClipModel):
                  feature_root=None, audio_dir=None, video_dir=None, st_dir=None):
         super().__init__()
         if hid_dim != 512:
-            raise ValueError(f"LEAP hid_dim must be 512 (the authors' input projections are fixed at 512), got {hid_dim}")
+            raise ValueError(f"LEAP hid_dim must be 512 (the authors' input projections are fixed at 512), "
+                             f"got {hid_dim}")
         names = list(class_names) if class_names is not None else list(LLP_CLASSES)
         self.class_names = names
         self.num_classes = len(names)

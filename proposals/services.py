@@ -225,8 +225,8 @@ def chunk_process(chunk_id: int, *, device: str | None = None) -> str:
             except Exception as exc:  # noqa: BLE001 - a clip whose media cannot be fetched
                 paths.append("")
                 errors.append({"video_id": v, "error": f"media not reachable: {exc}"})
-        result = gpu.run_chunk(ckpt.architecture, ckpt.path, ckpt.config, paths, vids, run.modalities or list(MODALITIES),
-                               device=device, class_names=class_names())
+        result = gpu.run_chunk(ckpt.architecture, ckpt.path, ckpt.config, paths, vids,
+                               run.modalities or list(MODALITIES), device=device, class_names=class_names())
     seen = {e["video_id"] for e in errors}
     errors += [e for e in result.errors if e["video_id"] not in seen]
     ok = result.ok

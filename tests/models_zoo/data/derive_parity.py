@@ -22,8 +22,8 @@ attention builds its mask with ``.cuda()`` (made a no-op); Crab imports packages
 helpers that moved inside (or out of) transformers are re-exported where its old code looks for them; LAVIS's
 ``BertPreTrainedModel.init_weights`` (which transformers 5 only supports after ``post_init``) initialises each
 module and ties the LM-head decoder to the word embeddings, and ``invert_attention_mask`` / ``get_head_mask``
-(removed in transformers 5) are given back, as transformers 4.37 defined them; the BERT config path, a constant in ``VLProjector``/``ALProjector``, points at a
-tiny local BERT config.
+(removed in transformers 5) are given back, as transformers 4.37 defined them; the BERT config path, a constant
+in ``VLProjector``/``ALProjector``, points at a tiny local BERT config.
 """
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def derive_leap(src: Path) -> None:
     for preset in ("tiny", "base"):
         cfg = LEAP_PRESETS[preset]
         torch.manual_seed(0)
-        net = AVVPNet(cfg["mmp_head"], cfg["avl_head"], cfg["hid_dim"], cfg["ffn_dim"], [cfg["hid_dim"]] * cfg["levels"],
-                      cfg["label_dim"], cfg["lv_layer_num"], cfg["la_layer_num"])
+        net = AVVPNet(cfg["mmp_head"], cfg["avl_head"], cfg["hid_dim"], cfg["ffn_dim"],
+                      [cfg["hid_dim"]] * cfg["levels"], cfg["label_dim"], cfg["lv_layer_num"], cfg["la_layer_num"])
         _write_keys(HERE / f"leap_{preset}_keys.json", state_dict_shapes(net))
         if preset != "tiny":
             continue
@@ -67,7 +67,7 @@ def derive_leap(src: Path) -> None:
         fill_seeded_(net, seed=0)
         x = leap_inputs()
         with torch.no_grad():
-            glob, a, v, a_frame, v_frame, a_o, v_o, la_f, lv_f = net(x["audio"], x["video_s"], x["video_st"], x["label"])
+            glob, a, v, a_frame, v_frame, a_o, v_o, _, _ = net(x["audio"], x["video_s"], x["video_st"], x["label"])
         np.savez_compressed(HERE / "leap_tiny_forward.npz", global_prob=glob.numpy(), a_prob=a.numpy(),
                             v_prob=v.numpy(), a_frame_prob=a_frame.numpy(), v_frame_prob=v_frame.numpy(),
                             a_o=a_o[..., :32].numpy(), v_o=v_o[..., :32].numpy())  # encoder output, first 32 dims
@@ -130,7 +130,8 @@ def derive_crab(src: Path) -> None:
     clip_dir, bert_dir = tmp / "clip", tmp / "bert"
     CLIPVisionModel(CLIPVisionConfig(**cfg["clip"])).save_pretrained(clip_dir)
     size = cfg["clip"]["image_size"]
-    CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(clip_dir)
+    processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    processor.save_pretrained(clip_dir)
     q = cfg["qformer"]
     BertConfig(hidden_size=q["hidden_size"], num_attention_heads=q["num_attention_heads"],
                intermediate_size=q["intermediate_size"], vocab_size=q["vocab_size"],
@@ -153,7 +154,7 @@ def derive_crab(src: Path) -> None:
     qf.BertPreTrainedModel.init_weights = init_weights_as_in_4_37
     qf.BertPreTrainedModel.invert_attention_mask = invert_attention_mask
     if not hasattr(qf.BertPreTrainedModel, "get_head_mask"):
-        qf.BertPreTrainedModel.get_head_mask = lambda self, head_mask, n, *a: [None] * n if head_mask is None else head_mask
+        qf.BertPreTrainedModel.get_head_mask = lambda self, mask, n, *a: [None] * n if mask is None else mask
     import models.multimodal_encoder as me
     from models.unified_llama import UnifiedForCausalLM
     from peft_hyper import LoraConfig, get_peft_model
