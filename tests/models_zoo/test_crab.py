@@ -53,10 +53,11 @@ def test_encoders_and_llm_compute_what_the_authors_code_computes(crab):
     np.testing.assert_allclose(logits.numpy(), ref["logits"], atol=1e-5, rtol=0)
     # the hyper-LoRA heads take part: changing one B head changes the logits
     lora = crab.model.layers[1].self_attn.v_proj
+    saved = lora.lora_B1.weight.detach().clone()
     with torch.no_grad():
         lora.lora_B1.weight.add_(0.1)
         moved = crab.llm(inputs_embeds=x["embeds"]).logits
-        lora.lora_B1.weight.sub_(0.1)
+        lora.lora_B1.weight.copy_(saved)
     assert (moved - logits).abs().max() > 1e-3
 
 
