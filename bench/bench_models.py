@@ -147,7 +147,7 @@ def bench_crab(args, device):
           f"{sum(p.numel() for p in model.parameters()) / 1e9:.2f}B parameters", flush=True)
     for cache in args.crab_cache:
         for bs in args.crab_batches:
-            batch = synthetic_batch(bs, device=device, dtype=dtype)
+            batch = synthetic_batch(bs, device=device, dtype=dtype, waveform=True)
             with torch.inference_mode():
                 emb = model.build_inputs(batch, "av")
             mask = torch.ones(emb.shape[:2], dtype=torch.long, device=device)

@@ -4,6 +4,7 @@ Every model is a :class:`ClipModel`: ``predict(batch)`` takes the batch produced
 :func:`models_zoo.preprocess.collate` and returns ``{"a"|"v"|"av": Tensor[B, num_classes]}``
 (higher = more likely; CAV-MAE gives logits, LEAP probabilities, Crab matched-class similarities).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,19 @@ class ClipModel(nn.Module):
     arch: str = "?"
     num_classes: int = NUM_CLASSES
 
-    def predict(self, batch: dict[str, torch.Tensor],
-                modalities: tuple[str, ...] = MODALITIES) -> dict[str, torch.Tensor]:
+    def predict(
+        self, batch: dict[str, torch.Tensor], modalities: tuple[str, ...] = MODALITIES
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    @classmethod
+    def checkpoint_check_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The config to build this architecture's skeleton with when only a checkpoint's fit is checked
+        (no inputs, no other weight files); see :func:`check_checkpoint`."""
+        return cfg
+
+    def load_checkpoint(self, path, strict: bool = True) -> "LoadReport":
+        return load_checkpoint(self, path, strict=strict)
 
     @staticmethod
     def check_modalities(modalities) -> tuple[str, ...]:
@@ -47,6 +58,7 @@ class ClipModel(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # Checkpoints
 # ------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class LoadReport:
@@ -67,8 +79,13 @@ class LoadReport:
         if self.unexpected:
             parts.append(f"unexpected in checkpoint ({len(self.unexpected)}): {', '.join(self.unexpected)}")
         if self.mismatched:
-            parts.append("shape mismatch (%d): %s" % (len(self.mismatched), ", ".join(
-                f"{k} checkpoint {list(a)} vs model {list(b)}" for k, a, b in self.mismatched)))
+            parts.append(
+                "shape mismatch (%d): %s"
+                % (
+                    len(self.mismatched),
+                    ", ".join(f"{k} checkpoint {list(a)} vs model {list(b)}" for k, a, b in self.mismatched),
+                )
+            )
         return "; ".join(parts)
 
 
@@ -97,7 +114,7 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         if not torch.is_tensor(v):
             continue
         while k.startswith("module."):
-            k = k[len("module."):]
+            k = k[len("module.") :]
         out[k] = v
     if not out:
         raise CheckpointError(f"checkpoint {p} holds no tensors")
@@ -118,14 +135,22 @@ def compare_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], path: str 
     return rep
 
 
-def load_checkpoint(model: nn.Module, path, *, strict: bool = True, prefix: str = "",
-                    arch: str | None = None) -> LoadReport:
+def load_checkpoint(
+    model: nn.Module,
+    path,
+    *,
+    strict: bool = True,
+    prefix: str = "",
+    arch: str | None = None,
+    refuse_unexpected: bool = False,
+) -> LoadReport:
     """Load `path` into `model`. Every missing/unexpected key and shape mismatch is logged and kept
     in the returned report. strict=True refuses (CheckpointError, nothing loaded) when a key is
-    missing or a shape differs; strict=False loads every tensor whose name and shape match."""
+    missing or a shape differs (and, with refuse_unexpected, when the file holds a key the model does
+    not have: torch's strict semantics); strict=False loads every tensor whose name and shape match."""
     sd = read_state_dict(path)
     if prefix:
-        sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     rep = compare_state_dict(model, sd, str(path))
     name = arch or getattr(model, "arch", type(model).__name__)
     for k in rep.missing:
@@ -134,7 +159,7 @@ def load_checkpoint(model: nn.Module, path, *, strict: bool = True, prefix: str 
         log.warning("%s: unexpected key in checkpoint %s: %s", name, path, k)
     for k, a, b in rep.mismatched:
         log.warning("%s: shape mismatch in checkpoint %s: %s %s vs model %s", name, path, k, a, b)
-    if strict and not rep.fits:
+    if strict and (not rep.fits or (refuse_unexpected and rep.unexpected)):
         raise CheckpointError(f"checkpoint {path} does not fit architecture {name}: {rep.describe()}")
     if not rep.loaded:
         raise CheckpointError(f"checkpoint {path} shares no tensor with architecture {name}: {rep.describe()}")
@@ -145,6 +170,8 @@ def load_checkpoint(model: nn.Module, path, *, strict: bool = True, prefix: str 
 def copy_loaded(model: nn.Module, sd: dict[str, torch.Tensor], rep: LoadReport) -> None:
     """Copy the tensors ``rep`` found fitting (name and shape) from ``sd`` into ``model``."""
     own = model.state_dict()
+    if any(v.is_meta for v in own.values()):
+        return  # a skeleton (check_checkpoint): nothing to copy into
     with torch.no_grad():
         for k in rep.loaded:
             own[k].copy_(sd[k].to(own[k].dtype))
@@ -158,11 +185,13 @@ _REGISTRY: dict[str, Callable[..., ClipModel]] = {}
 _PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
-def register(arch: str, presets: dict[str, dict[str, Any]]):
+def register(arch: str, presets: dict[str, dict[str, Any]], model_class: type | None = None):
     def deco(factory):
+        factory.model_class = model_class or ClipModel
         _REGISTRY[arch] = factory
         _PRESETS[arch] = presets
         return factory
+
     return deco
 
 
@@ -195,8 +224,14 @@ def resolve_config(arch: str, config: dict | str | None) -> dict[str, Any]:
     return cfg
 
 
-def build(arch: str, config: dict | str | None = "base", checkpoint=None, device="cpu",
-          dtype: torch.dtype = torch.float32, strict: bool = True) -> ClipModel:
+def build(
+    arch: str,
+    config: dict | str | None = "base",
+    checkpoint=None,
+    device="cpu",
+    dtype: torch.dtype = torch.float32,
+    strict: bool = True,
+) -> ClipModel:
     """Build a model: `arch` in {"cavmae", "leap", "crab"}; `config` a preset name ("tiny",
     "base"/"full") or a dict (optionally {"preset": name, **overrides}); `checkpoint` a local path
     (or None for random init / weights named in the config). Returns the model in eval mode."""
@@ -212,6 +247,18 @@ def build(arch: str, config: dict | str | None = "base", checkpoint=None, device
     model = model.to(device=device, dtype=dtype)
     model.eval()
     return model
+
+
+def check_checkpoint(arch: str, config: dict | str | None, path) -> LoadReport:
+    """Check that the checkpoint at `path` fits `arch` with `config`, without loading any weights: the model's
+    skeleton is built on the meta device and the checkpoint is compared with it as ``build`` would load it
+    (strictly). Raises CheckpointError naming the file and every key that does not fit; returns the report."""
+    cfg = resolve_config(arch, config)
+    factory = _REGISTRY[arch]
+    cls = getattr(factory, "model_class", ClipModel)
+    with torch.device("meta"):
+        model = factory(cls.checkpoint_check_config(dict(cfg)))
+    return model.load_checkpoint(path, strict=True)
 
 
 def compile_blocks(model: nn.Module, mode: str | None = None) -> int:

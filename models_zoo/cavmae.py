@@ -10,6 +10,7 @@ Forward modes: ``audioonly`` (a), ``videoonly`` (v), ``multimodal`` (av), and th
 Video uses one frame per clip like the official evaluation (the middle one, index T // 2) unless
 ``frame_index`` is "mean" (logits averaged over all frames).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,6 +23,7 @@ from .base import MODALITIES, ClipModel, load_checkpoint, register
 
 def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int) -> torch.Tensor:
     """Fixed 2-D sine-cosine position embedding [1, grid_h * grid_w, dim] (row-major)."""
+
     def one_d(d, pos):
         omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
         out = np.einsum("m,d->md", pos.reshape(-1), omega)
@@ -95,12 +97,32 @@ class Block(nn.Module):
 
 
 CAVMAE_PRESETS = {
-    "base": dict(embed_dim=768, num_heads=12, modality_specific_depth=11, total_depth=12, mlp_ratio=4.0,
-                 num_classes=309, audio_length=1024, num_mel_bins=128, img_size=224, patch_size=16,
-                 frame_index="middle"),
-    "tiny": dict(embed_dim=32, num_heads=2, modality_specific_depth=2, total_depth=3, mlp_ratio=2.0,
-                 num_classes=309, audio_length=1024, num_mel_bins=128, img_size=224, patch_size=16,
-                 frame_index="middle"),
+    "base": dict(
+        embed_dim=768,
+        num_heads=12,
+        modality_specific_depth=11,
+        total_depth=12,
+        mlp_ratio=4.0,
+        num_classes=309,
+        audio_length=1024,
+        num_mel_bins=128,
+        img_size=224,
+        patch_size=16,
+        frame_index="middle",
+    ),
+    "tiny": dict(
+        embed_dim=32,
+        num_heads=2,
+        modality_specific_depth=2,
+        total_depth=3,
+        mlp_ratio=2.0,
+        num_classes=309,
+        audio_length=1024,
+        num_mel_bins=128,
+        img_size=224,
+        patch_size=16,
+        frame_index="middle",
+    ),
 }
 CAVMAE_PRESETS["full"] = CAVMAE_PRESETS["base"]
 
@@ -111,14 +133,36 @@ GFLOPS_PER_CLIP = {"av": 132.4, "a": 96.8, "v": 34.9}
 class CAVMAE(ClipModel):
     arch = "cavmae"
 
-    def __init__(self, embed_dim=768, num_heads=12, modality_specific_depth=11, total_depth=12, mlp_ratio=4.0,
-                 num_classes=309, audio_length=1024, num_mel_bins=128, img_size=224, patch_size=16,
-                 frame_index="middle", fused_gelu=False):
+    def __init__(
+        self,
+        embed_dim=768,
+        num_heads=12,
+        modality_specific_depth=11,
+        total_depth=12,
+        mlp_ratio=4.0,
+        num_classes=309,
+        audio_length=1024,
+        num_mel_bins=128,
+        img_size=224,
+        patch_size=16,
+        frame_index="middle",
+        fused_gelu=False,
+    ):
         super().__init__()
-        self.config = dict(embed_dim=embed_dim, num_heads=num_heads, modality_specific_depth=modality_specific_depth,
-                           total_depth=total_depth, mlp_ratio=mlp_ratio, num_classes=num_classes,
-                           audio_length=audio_length, num_mel_bins=num_mel_bins, img_size=img_size,
-                           patch_size=patch_size, frame_index=frame_index, fused_gelu=fused_gelu)
+        self.config = dict(
+            embed_dim=embed_dim,
+            num_heads=num_heads,
+            modality_specific_depth=modality_specific_depth,
+            total_depth=total_depth,
+            mlp_ratio=mlp_ratio,
+            num_classes=num_classes,
+            audio_length=audio_length,
+            num_mel_bins=num_mel_bins,
+            img_size=img_size,
+            patch_size=patch_size,
+            frame_index=frame_index,
+            fused_gelu=fused_gelu,
+        )
         if not 0 < modality_specific_depth < total_depth:
             raise ValueError("need 0 < modality_specific_depth < total_depth")
         self.num_classes = num_classes
@@ -135,8 +179,9 @@ class CAVMAE(ClipModel):
         self.pos_embed_v = nn.Parameter(sincos_pos_embed_2d(embed_dim, *self.grid_v))
         self.blocks_a = nn.ModuleList([Block(embed_dim, num_heads, mlp_ratio) for _ in range(modality_specific_depth)])
         self.blocks_v = nn.ModuleList([Block(embed_dim, num_heads, mlp_ratio) for _ in range(modality_specific_depth)])
-        self.blocks_u = nn.ModuleList([Block(embed_dim, num_heads, mlp_ratio)
-                                       for _ in range(total_depth - modality_specific_depth)])
+        self.blocks_u = nn.ModuleList(
+            [Block(embed_dim, num_heads, mlp_ratio) for _ in range(total_depth - modality_specific_depth)]
+        )
         self.norm_a, self.norm_v, self.norm = nn.LayerNorm(embed_dim), nn.LayerNorm(embed_dim), nn.LayerNorm(embed_dim)
         self.mlp_head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, num_classes))
         self._init_weights()
@@ -160,10 +205,15 @@ class CAVMAE(ClipModel):
                 nn.init.zeros_(m.bias)
 
     def load_checkpoint(self, path, strict: bool = True):
-        return load_checkpoint(self, path, strict=strict, arch=f"cavmae(embed_dim={self.config['embed_dim']}, "
-                               f"depth={self.config['modality_specific_depth']}+"
-                               f"{self.config['total_depth'] - self.config['modality_specific_depth']}, "
-                               f"classes={self.num_classes})")
+        return load_checkpoint(
+            self,
+            path,
+            strict=strict,
+            arch=f"cavmae(embed_dim={self.config['embed_dim']}, "
+            f"depth={self.config['modality_specific_depth']}+"
+            f"{self.config['total_depth'] - self.config['modality_specific_depth']}, "
+            f"classes={self.num_classes})",
+        )
 
     # ---- encoders -----------------------------------------------------------------------------
     def embed_audio(self, fbank: torch.Tensor) -> torch.Tensor:
@@ -223,8 +273,9 @@ class CAVMAE(ClipModel):
             return self.head_missing(self.encode_audio(fbank), "a")
         if mode == "missingvideoonly":
             return self.head_missing(self.encode_video(image), "v")
-        raise ValueError(f"unknown mode {mode!r}; allowed: multimodal, audioonly, videoonly, "
-                         "missingaudioonly, missingvideoonly")
+        raise ValueError(
+            f"unknown mode {mode!r}; allowed: multimodal, audioonly, videoonly, missingaudioonly, missingvideoonly"
+        )
 
     # ---- ClipModel ----------------------------------------------------------------------------
     def _frames(self, frames: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -5,12 +5,14 @@ Accepted output shapes (case-insensitive, closing tags optional):
   <visual_event>dog: from 0 to 10 seconds; a man speaking</visual_event>
   <av_event>playing piano</av_event>   (also <audio_visual_event>, <audiovisual_event>, <event>)
   <event>dog barking</event><range>0,3</range>
+  <visual_event>Chainsaw,(0 1),(3 6)</visual_event> and <audio_event>Chainsaw,(0 10)</audio_event>   (Crab's AVVP)
 Untagged text is read as one untagged segment. Items are separated by ';', newlines, ' and ',
 and commas; comma-separated pieces are re-joined when the join is itself a class name
 ("bird chirping, tweeting"). Each item's time ranges are extracted, the remaining name is matched
 to the nearest class by text-embedding cosine similarity (exact normalised spelling = 1.0) and kept
 when the similarity reaches the threshold.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,20 +24,36 @@ import numpy as np
 from .text_embed import get_embedder, label_embeddings, normalize_name
 
 TAG_MODALITY = {
-    "audio_event": "a", "audio_events": "a", "audio": "a",
-    "visual_event": "v", "visual_events": "v", "video_event": "v", "visual": "v",
-    "av_event": "av", "audio_visual_event": "av", "audiovisual_event": "av", "event": "av", "events": "av",
+    "audio_event": "a",
+    "audio_events": "a",
+    "audio": "a",
+    "visual_event": "v",
+    "visual_events": "v",
+    "video_event": "v",
+    "visual": "v",
+    "av_event": "av",
+    "audio_visual_event": "av",
+    "audiovisual_event": "av",
+    "event": "av",
+    "events": "av",
 }
 _TAG_RE = re.compile(r"<\s*(/?)\s*([a-z_]+)\s*>", re.I)
 _NUM = r"(\d+(?:\.\d+)?)"
 _UNIT = r"\s*(?:s|sec|secs|second|seconds)?"
 _RANGE_RES = [
     re.compile(r"<\s*range\s*>\s*" + _NUM + _UNIT + r"\s*[,\-–~]\s*" + _NUM + _UNIT + r"\s*<\s*/\s*range\s*>", re.I),
-    re.compile(r"[\(\[\{]\s*(?:from\s+)?" + _NUM + _UNIT + r"\s*(?:-|–|~|to|,)\s*" + _NUM + _UNIT + r"\s*[\)\]\}]", re.I),
+    re.compile(
+        r"[\(\[\{]\s*(?:from\s+)?" + _NUM + _UNIT + r"\s*(?:-|–|~|to|,)\s*" + _NUM + _UNIT + r"\s*[\)\]\}]", re.I
+    ),
+    # Crab's AVVP answers: "<visual_event>Chainsaw,(0 1),(3 6)</visual_event>" (a space between the bounds)
+    re.compile(r"[\(\[\{]\s*" + _NUM + _UNIT + r"\s+" + _NUM + _UNIT + r"\s*[\)\]\}]", re.I),
     re.compile(r"(?:from\s+)?" + _NUM + _UNIT + r"\s*(?:-|–|~|to)\s*" + _NUM + _UNIT + r"\b", re.I),
 ]
-_FILLER_RE = re.compile(r"\b(?:from|at|during|between|seconds?|secs?|the sound of|sound of|there is|there are|"
-                        r"a|an|the|is|are|heard|visible|audible)\b", re.I)
+_FILLER_RE = re.compile(
+    r"\b(?:from|at|during|between|seconds?|secs?|the sound of|sound of|there is|there are|"
+    r"a|an|the|is|are|heard|visible|audible)\b",
+    re.I,
+)
 
 
 @dataclass
@@ -63,7 +81,7 @@ def _segments(text: str) -> list[tuple[str, str]]:
         closing, tag = m.group(1) == "/", m.group(2).lower()
         if tag == "range" or tag not in TAG_MODALITY:
             continue
-        chunk = text[pos:m.start()]
+        chunk = text[pos : m.start()]
         if chunk.strip():
             out.append((current, chunk))
         current = "" if closing else TAG_MODALITY[tag]
@@ -74,8 +92,11 @@ def _segments(text: str) -> list[tuple[str, str]]:
     # a <range> directly following a closed tag belongs to the event before it
     merged: list[tuple[str, str]] = []
     for mod, chunk in out:
-        if mod == "" and merged and re.fullmatch(r"\s*[,;:]?\s*(<\s*range\s*>.*?<\s*/\s*range\s*>\s*)+[,;.]?\s*",
-                                                 chunk, re.I | re.S):
+        if (
+            mod == ""
+            and merged
+            and re.fullmatch(r"\s*[,;:]?\s*(<\s*range\s*>.*?<\s*/\s*range\s*>\s*)+[,;.]?\s*", chunk, re.I | re.S)
+        ):
             merged[-1] = (merged[-1][0], merged[-1][1] + " " + chunk)
         else:
             merged.append((mod, chunk))
@@ -85,10 +106,12 @@ def _segments(text: str) -> list[tuple[str, str]]:
 def extract_spans(item: str) -> tuple[str, list[tuple[float, float]]]:
     spans = []
     for rx in _RANGE_RES:
+
         def take(m):
             a, b = float(m.group(1)), float(m.group(2))
             spans.append((min(a, b), max(a, b)))
             return " "
+
         item = rx.sub(take, item)
     return item, spans
 
@@ -143,7 +166,7 @@ def parse_events(text: str, class_names: Sequence[str] = ()) -> list[ParsedEvent
                     if normalize_name(_clean(cand)) in known:
                         took = j - i
                         break
-                item = ",".join(parts[i:i + took])
+                item = ",".join(parts[i : i + took])
                 i += took
                 # a bare range piece ("0-3s") after a comma belongs to the previous item
                 stripped, spans = extract_spans(item)
@@ -159,8 +182,7 @@ def parse_events(text: str, class_names: Sequence[str] = ()) -> list[ParsedEvent
 class ClassMatcher:
     """Nearest-class matching of free-text event names with a similarity threshold."""
 
-    def __init__(self, class_names: Sequence[str], backend: str = "auto", threshold: float = 0.6,
-                 cache_dir=None):
+    def __init__(self, class_names: Sequence[str], backend: str = "auto", threshold: float = 0.6, cache_dir=None):
         self.class_names = list(class_names)
         self.threshold = float(threshold)
         self.embedder = get_embedder(backend)
@@ -189,8 +211,9 @@ class ClassMatcher:
         out = []
         for ev, (k, sim) in zip(events, self.match_names([e.name for e in events])):
             ok = sim >= self.threshold
-            out.append(ClassMatch(ev.modality, ev.name, self.class_names[k] if ok else None,
-                                  k if ok else None, sim, ev.spans))
+            out.append(
+                ClassMatch(ev.modality, ev.name, self.class_names[k] if ok else None, k if ok else None, sim, ev.spans)
+            )
         return out
 
     def scores(self, text: str, modalities: Sequence[str] | None = None) -> np.ndarray:

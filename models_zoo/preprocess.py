@@ -12,6 +12,7 @@ scaled to [0, 1] and normalised with the ImageNet mean/std.
 
 PyAV is imported lazily inside the decode functions; everything else needs torch + numpy only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ FBANK_MEAN = -5.081
 FBANK_STD = 4.4849
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+WAVEFORM_SAMPLES = 10 * SAMPLE_RATE
 
 
 class DecodeError(Exception):
@@ -41,12 +43,14 @@ class DecodeError(Exception):
 # Kaldi-compatible filterbank (torch)
 # --------------------------------------------------------------------------------------------
 
+
 def _mel(freq):
     return 1127.0 * np.log(1.0 + np.asarray(freq, dtype=np.float64) / 700.0)
 
 
-def kaldi_mel_banks(num_bins: int, padded_window_size: int, sample_rate: float,
-                    low_freq: float = 20.0, high_freq: float = 0.0) -> torch.Tensor:
+def kaldi_mel_banks(
+    num_bins: int, padded_window_size: int, sample_rate: float, low_freq: float = 20.0, high_freq: float = 0.0
+) -> torch.Tensor:
     """Triangular mel filters as Kaldi builds them (in mel space), shape [num_bins, padded/2 + 1].
 
     The last column (Nyquist bin) is zero, as in Kaldi/torchaudio."""
@@ -74,14 +78,25 @@ def kaldi_mel_banks(num_bins: int, padded_window_size: int, sample_rate: float,
 _BANK_CACHE: dict[tuple, torch.Tensor] = {}
 
 
-def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, num_mel_bins: int = NUM_MEL_BINS,
-                frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0,
-                preemphasis: float = 0.97, low_freq: float = 20.0, high_freq: float = 0.0) -> torch.Tensor:
+def kaldi_fbank(
+    waveform: torch.Tensor,
+    sample_rate: int = SAMPLE_RATE,
+    num_mel_bins: int = NUM_MEL_BINS,
+    frame_length_ms: float = 25.0,
+    frame_shift_ms: float = 10.0,
+    preemphasis: float = 0.97,
+    low_freq: float = 20.0,
+    high_freq: float = 0.0,
+    window_type: str = "hanning",
+) -> torch.Tensor:
     """Log-mel filterbank equal to ``torchaudio.compliance.kaldi.fbank(waveform, htk_compat=True,
     sample_frequency=sr, use_energy=False, window_type='hanning', num_mel_bins=128, dither=0.0,
     frame_shift=10)`` (snip_edges, remove_dc_offset, power spectrum, padded FFT size).
+    ``window_type="povey"`` (Kaldi's default: Hann to the power 0.85) gives what BEATs uses.
 
     waveform: [N] or [1, N] float. Returns [num_frames, num_mel_bins] float32."""
+    if window_type not in ("hanning", "povey"):
+        raise ValueError(f"unknown window_type {window_type!r}; allowed: hanning, povey")
     w = torch.as_tensor(waveform, dtype=torch.float32)
     if w.dim() == 2:
         if w.shape[0] != 1:
@@ -100,6 +115,8 @@ def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, num_mel_
         prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
         frames = frames - preemphasis * prev
     window = torch.hann_window(win, periodic=False, dtype=torch.float32)
+    if window_type == "povey":
+        window = window.pow(0.85)
     frames = frames * window
     frames = F.pad(frames, (0, padded - win))
     power = torch.fft.rfft(frames).abs().pow(2.0)
@@ -112,8 +129,9 @@ def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, num_mel_
     return torch.log(torch.clamp(mel, min=eps))
 
 
-def waveform_to_fbank(waveform, sample_rate: int = SAMPLE_RATE, target_length: int = TARGET_LENGTH,
-                      normalize: bool = True) -> torch.Tensor:
+def waveform_to_fbank(
+    waveform, sample_rate: int = SAMPLE_RATE, target_length: int = TARGET_LENGTH, normalize: bool = True
+) -> torch.Tensor:
     """CAV-MAE audio input: mean-removed waveform -> fbank -> pad/cut to target_length -> normalise.
     Returns [target_length, 128] float32."""
     w = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).reshape(-1)
@@ -132,6 +150,7 @@ def waveform_to_fbank(waveform, sample_rate: int = SAMPLE_RATE, target_length: i
 # --------------------------------------------------------------------------------------------
 # Frames
 # --------------------------------------------------------------------------------------------
+
 
 def frame_positions(total: int, num_frames: int = NUM_FRAMES) -> list[int]:
     """Uniform frame indices int(i * total / num_frames); repeats frames when the clip is short."""
@@ -156,10 +175,15 @@ def frames_to_tensor(frames: np.ndarray, size: int = IMAGE_SIZE) -> torch.Tensor
     else:
         nh, nw = max(size, int(size * h / w)), size
     if (nh, nw) != (h, w):
-        x = F.interpolate(x.contiguous(memory_format=torch.channels_last), size=(nh, nw), mode="bicubic",
-                          align_corners=False, antialias=True)
+        x = F.interpolate(
+            x.contiguous(memory_format=torch.channels_last),
+            size=(nh, nw),
+            mode="bicubic",
+            align_corners=False,
+            antialias=True,
+        )
     top, left = (nh - size) // 2, (nw - size) // 2
-    x = x[:, :, top:top + size, left:left + size].float().div_(255.0)
+    x = x[:, :, top : top + size, left : left + size].float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous()
@@ -168,6 +192,7 @@ def frames_to_tensor(frames: np.ndarray, size: int = IMAGE_SIZE) -> torch.Tensor
 # --------------------------------------------------------------------------------------------
 # Decoding (PyAV, imported lazily)
 # --------------------------------------------------------------------------------------------
+
 
 def _open(path):
     try:
@@ -213,8 +238,9 @@ def decode_audio(path, sample_rate: int = SAMPLE_RATE, container=None) -> np.nda
             c.close()
 
 
-def decode_video_frames(path, num_frames: int = NUM_FRAMES, container=None,
-                        codec_threads: int = 0) -> np.ndarray | None:
+def decode_video_frames(
+    path, num_frames: int = NUM_FRAMES, container=None, codec_threads: int = 0
+) -> np.ndarray | None:
     """Decode `num_frames` RGB frames at uniform positions: uint8 [T, H, W, 3], or None when the file
     has no video stream (or no decodable frame). codec_threads: FFmpeg decoder threads (0 = one per
     core; 1 inside a pool that already has a process per core, where more would only contend)."""
@@ -267,17 +293,37 @@ class ClipInputs:
     frames: torch.Tensor  # [T, 3, 224, 224]
     has_audio: bool
     has_video: bool
+    waveform: torch.Tensor | None = None  # [WAVEFORM_SAMPLES] 16 kHz mono, only when decoded with keep_waveform
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fbank": self.fbank, "frames": self.frames, "has_audio": self.has_audio,
-                "has_video": self.has_video}
+        d = {"fbank": self.fbank, "frames": self.frames, "has_audio": self.has_audio, "has_video": self.has_video}
+        if self.waveform is not None:
+            d["waveform"] = self.waveform
+        return d
 
 
-def decode_clip(path, num_frames: int = NUM_FRAMES, target_length: int = TARGET_LENGTH,
-                image_size: int = IMAGE_SIZE, codec_threads: int = 0) -> ClipInputs:
+def fixed_length_waveform(wave, samples: int = WAVEFORM_SAMPLES) -> torch.Tensor:
+    """The first `samples` samples of a mono waveform, zero-padded at the end when shorter."""
+    w = torch.zeros(samples, dtype=torch.float32)
+    if wave is not None and len(wave):
+        n = min(samples, len(wave))
+        w[:n] = torch.as_tensor(np.asarray(wave[:n], dtype=np.float32))
+    return w
+
+
+def decode_clip(
+    path,
+    num_frames: int = NUM_FRAMES,
+    target_length: int = TARGET_LENGTH,
+    image_size: int = IMAGE_SIZE,
+    codec_threads: int = 0,
+    keep_waveform: bool = False,
+) -> ClipInputs:
     """Decode one media file into model inputs. A missing or silent audio track gives a zero fbank
     with has_audio=False; a missing video track gives zero frames with has_video=False; a file with
-    neither, or that cannot be decoded, raises DecodeError naming the file."""
+    neither, or that cannot be decoded, raises DecodeError naming the file. keep_waveform: also return
+    the first 10 s of the 16 kHz mono waveform (zero-padded), for models with their own audio features
+    (Crab's BEATs)."""
     c = _open(path)
     try:
         try:
@@ -311,11 +357,15 @@ def decode_clip(path, num_frames: int = NUM_FRAMES, target_length: int = TARGET_
         frames_t = frames_to_tensor(frames, size=image_size)
     else:
         frames_t = torch.zeros(num_frames, 3, image_size, image_size)
-    return ClipInputs(fbank=fbank, frames=frames_t, has_audio=bool(has_audio), has_video=bool(has_video))
+    waveform = None
+    if keep_waveform:
+        waveform = fixed_length_waveform(wave if has_audio else None)
+    return ClipInputs(
+        fbank=fbank, frames=frames_t, has_audio=bool(has_audio), has_video=bool(has_video), waveform=waveform
+    )
 
 
-def collate(items: Sequence[ClipInputs | dict], out: dict[str, torch.Tensor] | None = None
-            ) -> dict[str, torch.Tensor]:
+def collate(items: Sequence[ClipInputs | dict], out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Stack decoded clips into the model batch {"fbank","frames","has_audio","has_video"}.
     out: optional preallocated "fbank" [>=B, ...] and "frames" [>=B, ...] tensors (pinned host memory
     for a fast copy to the GPU); the batch then holds views of their first B rows."""
@@ -330,6 +380,8 @@ def collate(items: Sequence[ClipInputs | dict], out: dict[str, torch.Tensor] | N
             stacked[key] = torch.stack([d[key] for d in ds], out=buf[:b])
         else:
             stacked[key] = torch.stack([d[key] for d in ds])
+    if all(d.get("waveform") is not None for d in ds):
+        stacked["waveform"] = torch.stack([d["waveform"] for d in ds])
     return {
         **stacked,
         "has_audio": torch.tensor([bool(d["has_audio"]) for d in ds]),
@@ -337,16 +389,26 @@ def collate(items: Sequence[ClipInputs | dict], out: dict[str, torch.Tensor] | N
     }
 
 
-def synthetic_batch(batch_size: int, num_frames: int = NUM_FRAMES, seed: int = 0,
-                    device="cpu", dtype=torch.float32) -> dict[str, torch.Tensor]:
-    """Random model inputs of the right shapes (benchmarks on hosts without PyAV)."""
+def synthetic_batch(
+    batch_size: int,
+    num_frames: int = NUM_FRAMES,
+    seed: int = 0,
+    device="cpu",
+    dtype=torch.float32,
+    waveform: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Random model inputs of the right shapes (benchmarks on hosts without PyAV); waveform=True adds a
+    10 s 16 kHz "waveform" (models with their own audio features, e.g. Crab)."""
     g = torch.Generator().manual_seed(seed)
-    return {
+    batch = {
         "fbank": torch.randn(batch_size, TARGET_LENGTH, NUM_MEL_BINS, generator=g).to(device, dtype),
         "frames": torch.randn(batch_size, num_frames, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g).to(device, dtype),
         "has_audio": torch.ones(batch_size, dtype=torch.bool, device=device),
         "has_video": torch.ones(batch_size, dtype=torch.bool, device=device),
     }
+    if waveform:
+        batch["waveform"] = (0.1 * torch.randn(batch_size, WAVEFORM_SAMPLES, generator=g)).to(device, dtype)
+    return batch
 
 
 def validate_batch(batch: dict) -> int:
@@ -367,7 +429,17 @@ def validate_batch(batch: dict) -> int:
 
 
 __all__ = [
-    "DecodeError", "ClipInputs", "kaldi_fbank", "kaldi_mel_banks", "waveform_to_fbank",
-    "frame_positions", "frames_to_tensor", "decode_audio", "decode_video_frames", "decode_clip",
-    "collate", "synthetic_batch", "validate_batch",
+    "DecodeError",
+    "ClipInputs",
+    "kaldi_fbank",
+    "kaldi_mel_banks",
+    "waveform_to_fbank",
+    "frame_positions",
+    "frames_to_tensor",
+    "decode_audio",
+    "decode_video_frames",
+    "decode_clip",
+    "collate",
+    "synthetic_batch",
+    "validate_batch",
 ]

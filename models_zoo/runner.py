@@ -6,6 +6,7 @@ a chunk boundary. CUDA runs under bf16 autocast, CPU in fp32.
 A clip that fails to decode is recorded in ``errors`` (video id -> message) and left out of the
 score arrays; it never fails the run.
 """
+
 from __future__ import annotations
 
 import collections
@@ -40,8 +41,12 @@ class InferenceResult:
 
     def bound_by(self) -> str:
         """The stage the run waited on most: decode, collate, transfer or compute."""
-        parts = {"decode": self.decode_wait_s, "collate": self.collate_s, "transfer": self.transfer_s,
-                 "compute": self.compute_s}
+        parts = {
+            "decode": self.decode_wait_s,
+            "collate": self.collate_s,
+            "transfer": self.transfer_s,
+            "compute": self.compute_s,
+        }
         return max(parts, key=parts.get)
 
     @property
@@ -57,6 +62,11 @@ def _decode_one(args):
         return video_id, None, str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure of one clip is that clip's error
         return video_id, None, f"{path}: {type(exc).__name__}: {exc}"
+
+
+def _flag(item, name: str) -> bool:
+    """has_audio / has_video of a decoded clip (ClipInputs) or of a model's own input dict."""
+    return bool(item[name] if isinstance(item, dict) else getattr(item, name))
 
 
 def _init_worker():
@@ -82,27 +92,42 @@ def _autocast(device: torch.device):
     return nullcontext()
 
 
-def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 32,
-                  modalities: Sequence[str] = MODALITIES, device=None, pool: str | cf.Executor = "auto",
-                  workers: int | None = None, decode_kwargs: dict | None = None,
-                  progress: Callable[[int, int, int], None] | None = None,
-                  decode_fn: Callable | None = None, prefetch: int = 2) -> InferenceResult:
+def run_inference(
+    model,
+    clips: Iterable[tuple[str, str]],
+    *,
+    chunk_size: int = 32,
+    modalities: Sequence[str] = MODALITIES,
+    device=None,
+    pool: str | cf.Executor = "auto",
+    workers: int | None = None,
+    decode_kwargs: dict | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    decode_fn: Callable | None = None,
+    prefetch: int = 2,
+) -> InferenceResult:
     """Score `clips` ((video_id, path) pairs) with `model` (a ClipModel).
 
     progress(done, failed, total) is called after every chunk. decode_fn(video_id, path) ->
-    ClipInputs may replace file decoding (then no pool is used). pool: a kind for make_pool (a pool
+    ClipInputs may replace file decoding (then no pool is used); a model with ``input_loader()``
+    (LEAP: precomputed feature files) supplies its own, and its ``collate_inputs`` stacks them. pool: a kind for
+    make_pool (a pool
     made for this call and shut down after it) or an Executor the caller keeps warm across calls
     (left running). prefetch: chunks decoded ahead of the one on the model (>= 1). On CUDA the
     batch is stacked into reused pinned buffers and the host side runs one torch thread; the
     result splits the time into decode wait, collate, transfer and compute (see bound_by())."""
     clips = list(clips)
+    loader = getattr(model, "input_loader", None)
+    if decode_fn is None and callable(loader):
+        decode_fn = loader()  # models that read precomputed inputs (LEAP: feature files), not media
+    collate_fn = getattr(model, "collate_inputs", None) or collate
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if prefetch < 1:
         raise ValueError(f"prefetch must be >= 1, got {prefetch}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     mods = tuple(modalities)
-    kw = dict(decode_kwargs or {})
+    kw = {**getattr(model, "decode_kwargs", {}), **(decode_kwargs or {})}  # e.g. Crab keeps the waveform
     t0 = time.perf_counter()
     out_ids: list[str] = []
     out_scores: dict[str, list[np.ndarray]] = {m: [] for m in mods}
@@ -110,7 +135,7 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
     has_v: list[bool] = []
     errors: dict[str, str] = {}
     wait_s = model_s = 0.0
-    chunks = [clips[i:i + chunk_size] for i in range(0, len(clips), chunk_size)]
+    chunks = [clips[i : i + chunk_size] for i in range(0, len(clips), chunk_size)]
 
     own_pool = decode_fn is None and not isinstance(pool, cf.Executor)
     executor = None if decode_fn is not None else (make_pool(pool, workers) if own_pool else pool)
@@ -163,12 +188,15 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                     good.append((vid, item))
             if good:
                 tm = time.perf_counter()
-                if cuda and not pinned:
+                if cuda and not pinned and collate_fn is collate:
                     first = good[0][1]
-                    pinned = {k: torch.empty((chunk_size, *getattr(first, k).shape), pin_memory=True)
-                              for k in ("fbank", "frames")}
+                    pinned = {
+                        k: torch.empty((chunk_size, *getattr(first, k).shape), pin_memory=True)
+                        for k in ("fbank", "frames")
+                    }
                 sync()  # the previous chunk's copies out of the pinned buffers are done
-                batch = collate([it for _, it in good], out=pinned or None)
+                items = [it for _, it in good]
+                batch = collate(items, out=pinned or None) if collate_fn is collate else collate_fn(items)
                 t1 = time.perf_counter()
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 sync()
@@ -181,7 +209,7 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                 except Exception:  # noqa: BLE001 - retry clip by clip so one bad clip stays alone
                     scores = None
                     for vid, it in good:
-                        single = {k: v.to(device) for k, v in collate([it]).items()}
+                        single = {k: v.to(device) for k, v in collate_fn([it]).items()}
                         try:
                             with torch.inference_mode(), _autocast(device):
                                 s = model.predict(single, mods)
@@ -189,16 +217,16 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                             errors[vid] = f"model failed: {type(exc1).__name__}: {exc1}"
                             continue
                         out_ids.append(vid)
-                        has_a.append(it.has_audio)
-                        has_v.append(it.has_video)
+                        has_a.append(_flag(it, "has_audio"))
+                        has_v.append(_flag(it, "has_video"))
                         for m in mods:
                             out_scores[m].append(s[m].float().cpu().numpy())
                 if scores is not None:
                     for m in mods:
                         out_scores[m].append(scores[m].float().cpu().numpy())
                     out_ids.extend(v for v, _ in good)
-                    has_a.extend(it.has_audio for _, it in good)
-                    has_v.extend(it.has_video for _, it in good)
+                    has_a.extend(_flag(it, "has_audio") for _, it in good)
+                    has_v.extend(_flag(it, "has_video") for _, it in good)
                 sync()
                 comp_s += time.perf_counter() - t2
                 model_s += time.perf_counter() - tm
@@ -213,9 +241,24 @@ def run_inference(model, clips: Iterable[tuple[str, str]], *, chunk_size: int = 
                 for fut in futs or ():
                     fut.cancel()
     n_cls = getattr(model, "num_classes", 0)
-    scores_np = {m: (np.concatenate(out_scores[m]).astype(np.float32, copy=False) if out_scores[m]
-                     else np.zeros((0, n_cls), dtype=np.float32)) for m in mods}
-    return InferenceResult(video_ids=out_ids, scores=scores_np, has_audio=np.array(has_a, dtype=bool),
-                           has_video=np.array(has_v, dtype=bool), errors=errors,
-                           wall_s=time.perf_counter() - t0, decode_wait_s=wait_s, model_s=model_s,
-                           collate_s=col_s, transfer_s=xfer_s, compute_s=comp_s)
+    scores_np = {
+        m: (
+            np.concatenate(out_scores[m]).astype(np.float32, copy=False)
+            if out_scores[m]
+            else np.zeros((0, n_cls), dtype=np.float32)
+        )
+        for m in mods
+    }
+    return InferenceResult(
+        video_ids=out_ids,
+        scores=scores_np,
+        has_audio=np.array(has_a, dtype=bool),
+        has_video=np.array(has_v, dtype=bool),
+        errors=errors,
+        wall_s=time.perf_counter() - t0,
+        decode_wait_s=wait_s,
+        model_s=model_s,
+        collate_s=col_s,
+        transfer_s=xfer_s,
+        compute_s=comp_s,
+    )

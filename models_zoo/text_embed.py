@@ -5,6 +5,7 @@ Backend "wordllama": the `wordllama` PyPI package, whose wheel ships its 256-d w
 hashed bag of words + character trigrams (no semantics beyond spelling), used when wordllama is not
 installed or when asked for explicitly. Embeddings are L2-normalised float32 and cached on disk.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,7 +41,7 @@ class HashEmbedder:
             yield "w:" + w, 1.0
             padded = f"#{w}#"
             for i in range(len(padded) - 2):
-                yield "c:" + padded[i:i + 3], 0.5
+                yield "c:" + padded[i : i + 3], 0.5
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -91,8 +92,11 @@ def get_embedder(backend: str = "auto"):
     except ImportError as exc:
         if backend == "wordllama":
             raise
-        log.warning("wordllama not available (%s): using the hashing fallback embedding, which only "
-                    "matches spelling, not meaning", exc)
+        log.warning(
+            "wordllama not available (%s): using the hashing fallback embedding, which only "
+            "matches spelling, not meaning",
+            exc,
+        )
         return HashEmbedder()
 
 
@@ -130,6 +134,7 @@ def default_class_names() -> list[str]:
         with ref.open("r", encoding="utf-8") as f:
             rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
     except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise RuntimeError("class names not given and the 'vggsounder' package is not installed; "
-                           "pass class_names explicitly") from exc
+        raise RuntimeError(
+            "class names not given and the 'vggsounder' package is not installed; pass class_names explicitly"
+        ) from exc
     return [r["display_name"] for r in rows]

@@ -13,6 +13,7 @@ worker with ``--pool solo``, as docker-compose.yml does).
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import json
 import logging
@@ -23,9 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from models_zoo import build
-from models_zoo.runner import make_pool, run_inference
 
 _MODEL_CACHE: dict[tuple, Any] = {}
 _MODEL_LOCK = threading.Lock()
@@ -50,6 +48,8 @@ def default_device() -> str:
 
 def get_model(architecture: str, path: str, config: dict | None, device: str):
     """Build (once per process) the model of a checkpoint."""
+    from models_zoo import build  # noqa: PLC0415
+
     key = (architecture, path or "", json.dumps(config or {}, sort_keys=True), device)
     with _MODEL_LOCK:
         model = _MODEL_CACHE.get(key)
@@ -65,6 +65,17 @@ def clear_model_cache() -> None:
         for pool in _POOLS.values():
             pool.shutdown(wait=False, cancel_futures=True)
         _POOLS.clear()
+
+
+def shutdown_pools() -> None:
+    """Stop the process's warm decode pools and wait for their workers; registered to run at interpreter exit:
+    a process pool still alive while Python finalises its modules ends the run (e.g. compute_predictions on
+    CPU) with an "Exception ignored ... _ExecutorManagerThread" traceback."""
+    with _MODEL_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def clear_pool(pool) -> None:
@@ -95,11 +106,15 @@ def decode_settings(workers: int | None = None) -> tuple[str, int | None]:
 def decode_pool(kind: str, workers: int | None):
     """The process's decode pool of this kind and size, started once and reused by every chunk
     (a fresh process pool would re-import torch in every worker, seconds per chunk)."""
+    from models_zoo.runner import make_pool  # noqa: PLC0415
+
     workers = workers or max(1, os.cpu_count() or 1)
     key = (kind, workers)
     with _MODEL_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
+            if not _POOLS:
+                atexit.register(shutdown_pools)  # once per first pool; a second call finds nothing to stop
             pool = _POOLS[key] = make_pool(kind, workers)
             log.info(
                 "decode pool started: %s, %d workers (pid %d), kept for the following chunks",
@@ -121,44 +136,72 @@ def run_chunk(
     batch_size: int = 32,
     device: str | None = None,
     decode_workers: int | None = None,
+    class_names: list[str] | None = None,
 ) -> ChunkResult:
     """Score the clips with ``models_zoo.runner.run_inference`` (decode pool overlapping the model,
     bf16 autocast on CUDA). The decode pool kind comes from AVCROWD_DECODE_POOL (auto|process|thread;
-    default auto: processes, or threads inside a daemonic Celery prefork child)."""
+    default auto: processes, or threads inside a daemonic Celery prefork child).
+
+    ``class_names``: the taxonomy's classes (the score columns of the run; default: VGGSound's 309). A model
+    with its own class list (``model.class_names``, e.g. LEAP's 25 LLP classes) is mapped onto them through
+    its ``class_map`` (``models_zoo.classmap.map_scores``): a taxonomy class it cannot propose scores below
+    every mapped class. A model that reads precomputed inputs by video id (``reads_media`` False) needs no
+    media file."""
+    from models_zoo.classmap import UNMAPPED_SCORE, map_scores  # noqa: PLC0415
+    from models_zoo.runner import run_inference  # noqa: PLC0415
+
     t0 = time.perf_counter()
     device = device or default_device()
     model = get_model(architecture, path, config, device)
+    own_classes = getattr(model, "class_names", None)
+    if own_classes is not None and class_names is None:
+        from models_zoo.text_embed import default_class_names  # noqa: PLC0415
+
+        class_names = default_class_names()
+    num_classes = len(class_names) if own_classes is not None else getattr(model, "num_classes", 309)
     n = len(media_paths)
-    num_classes = getattr(model, "num_classes", 309)
     scores = {m: np.full((n, num_classes), np.nan, dtype=np.float32) for m in modalities}
     ok = np.zeros(n, dtype=bool)
     row = {v: i for i, v in enumerate(video_ids)}
-    clips = [(v, p) for v, p in zip(video_ids, media_paths) if p]
-    errors = [{"video_id": v, "error": "no media"} for v, p in zip(video_ids, media_paths) if not p]
+    reads_media = getattr(model, "reads_media", True)
+    clips = [(v, p or "") for v, p in zip(video_ids, media_paths) if p or not reads_media]
+    errors = [{"video_id": v, "error": "no media"} for v, p in zip(video_ids, media_paths) if not p and reads_media]
     flags: list[dict[str, Any]] = []
     if clips:
-        kind, decode_workers = decode_settings(decode_workers)
-        for attempt in (1, 2):  # a decoder process that died (OOM-killed...) breaks the pool: a new one, once
-            pool = decode_pool(kind, decode_workers)
-            try:
-                res = run_inference(
-                    model,
-                    clips,
-                    chunk_size=batch_size,
-                    modalities=tuple(modalities),
-                    device=device,
-                    pool=pool,
-                    workers=decode_workers,
-                )
-                break
-            except cf.BrokenExecutor:
-                clear_pool(pool)
-                if attempt == 2:
-                    raise
+        if not reads_media:  # the model loads its own inputs in this process (cheap file reads): no pool
+            res = run_inference(model, clips, chunk_size=batch_size, modalities=tuple(modalities), device=device)
+        else:
+            kind, decode_workers = decode_settings(decode_workers)
+            for attempt in (1, 2):  # a decoder process that died (OOM-killed...) breaks the pool: a new one, once
+                pool = decode_pool(kind, decode_workers)
+                try:
+                    res = run_inference(
+                        model,
+                        clips,
+                        chunk_size=batch_size,
+                        modalities=tuple(modalities),
+                        device=device,
+                        pool=pool,
+                        workers=decode_workers,
+                    )
+                    break
+                except cf.BrokenExecutor:
+                    clear_pool(pool)
+                    if attempt == 2:
+                        raise
         idx = np.array([row[v] for v in res.video_ids], dtype=np.int64)
         for m in modalities:
+            got = res.scores[m]
+            if own_classes is not None:
+                got = map_scores(
+                    got,
+                    own_classes,
+                    class_names,
+                    getattr(model, "class_map", None),
+                    fill=getattr(model, "unmapped_score", UNMAPPED_SCORE),
+                )
             if idx.size:
-                scores[m][idx] = res.scores[m]
+                scores[m][idx] = got
         ok[idx] = True
         errors += [{"video_id": v, "error": e} for v, e in res.errors.items()]
         for v, a, vis in zip(res.video_ids, res.has_audio, res.has_video):

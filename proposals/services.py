@@ -68,6 +68,13 @@ def checkpoint_register(name: str, architecture: str, path: str = "", config: di
         )
     if path and not Path(path).exists():
         raise ProposalsError(f"checkpoint path {path} does not exist", field="path")
+    if path:  # the weights must fit the architecture before anything is registered
+        import models_zoo  # noqa: PLC0415 - torch, only when a file is registered
+
+        try:
+            models_zoo.check_checkpoint(architecture, config or {}, path)
+        except (models_zoo.CheckpointError, ValueError) as exc:
+            raise ProposalsError(str(exc), field="path") from None
     ckpt, _ = ModelCheckpoint.objects.update_or_create(
         name=name, defaults={"architecture": architecture, "path": path, "config": config or {}}
     )
@@ -245,7 +252,14 @@ def chunk_process(chunk_id: int, *, device: str | None = None) -> str:
                 paths.append("")
                 errors.append({"video_id": v, "error": f"media not reachable: {exc}"})
         result = gpu.run_chunk(
-            ckpt.architecture, ckpt.path, ckpt.config, paths, vids, run.modalities or list(MODALITIES), device=device
+            ckpt.architecture,
+            ckpt.path,
+            ckpt.config,
+            paths,
+            vids,
+            run.modalities or list(MODALITIES),
+            device=device,
+            class_names=class_names(),
         )
     seen = {e["video_id"] for e in errors}
     errors += [e for e in result.errors if e["video_id"] not in seen]

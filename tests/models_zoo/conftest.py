@@ -1,4 +1,5 @@
 """Small media files made with PyAV: a tone + a moving square, and the awkward cases."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -27,7 +28,7 @@ def write_clip(path, *, seconds=2.0, fps=10, size=(96, 64), tone_hz=1000.0, audi
             for i in range(n):
                 img = np.zeros((h, w, 3), dtype=np.uint8)
                 x = int((w - 16) * i / max(1, n - 1))
-                img[h // 2 - 8:h // 2 + 8, x:x + 16] = (255, 255, 255)
+                img[h // 2 - 8 : h // 2 + 8, x : x + 16] = (255, 255, 255)
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
                 for p in vs.encode(frame):
                     c.mux(p)
@@ -39,7 +40,9 @@ def write_clip(path, *, seconds=2.0, fps=10, size=(96, 64), tone_hz=1000.0, audi
             sig = np.stack([sig, sig]).astype(np.float32)
             step = 1024
             for s in range(0, sig.shape[1], step):
-                fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(sig[:, s:s + step]), format="fltp", layout="stereo")
+                fr = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(sig[:, s : s + step]), format="fltp", layout="stereo"
+                )
                 fr.sample_rate = SR_IN
                 fr.pts = s
                 fr.time_base = Fraction(1, SR_IN)

@@ -1,4 +1,5 @@
 """CAV-MAE: official key layout, forward modes, checkpoint loading and refusal."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,11 +10,19 @@ from models_zoo.cavmae import CAVMAE, CAVMAE_PRESETS, flops_per_clip
 from models_zoo.preprocess import synthetic_batch
 
 OFFICIAL_KEYS = [  # names and shapes of the official CAVMAEFT (VGGSound, base) state dict
-    ("patch_embed_a.proj.weight", (768, 1, 16, 16)), ("patch_embed_v.proj.weight", (768, 3, 16, 16)),
-    ("pos_embed_a", (1, 512, 768)), ("pos_embed_v", (1, 196, 768)), ("modality_a", (1, 1, 768)),
-    ("blocks_a.10.attn.qkv.weight", (2304, 768)), ("blocks_v.10.mlp.fc2.weight", (768, 3072)),
-    ("blocks_u.0.norm1_a.weight", (768,)), ("blocks_u.0.norm2_v.bias", (768,)), ("norm_a.weight", (768,)),
-    ("norm.bias", (768,)), ("mlp_head.0.weight", (768,)), ("mlp_head.1.weight", (309, 768)),
+    ("patch_embed_a.proj.weight", (768, 1, 16, 16)),
+    ("patch_embed_v.proj.weight", (768, 3, 16, 16)),
+    ("pos_embed_a", (1, 512, 768)),
+    ("pos_embed_v", (1, 196, 768)),
+    ("modality_a", (1, 1, 768)),
+    ("blocks_a.10.attn.qkv.weight", (2304, 768)),
+    ("blocks_v.10.mlp.fc2.weight", (768, 3072)),
+    ("blocks_u.0.norm1_a.weight", (768,)),
+    ("blocks_u.0.norm2_v.bias", (768,)),
+    ("norm_a.weight", (768,)),
+    ("norm.bias", (768,)),
+    ("mlp_head.0.weight", (768,)),
+    ("mlp_head.1.weight", (309, 768)),
 ]
 
 

@@ -1,4 +1,5 @@
 """Parser of Crab's tagged output and the nearest-class mapping."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,10 +16,16 @@ def ev(text):
 
 
 def test_audio_and_visual_tags_with_time_ranges():
-    out = ev("<audio_event>dog barking (0-4s), car horn [5.5, 7]</audio_event>"
-             "<visual_event>dog: from 0 to 10 seconds; a man speaking</visual_event>")
-    assert out == [("a", "dog barking", [(0.0, 4.0)]), ("a", "car horn", [(5.5, 7.0)]),
-                   ("v", "dog", [(0.0, 10.0)]), ("v", "man speaking", [])]
+    out = ev(
+        "<audio_event>dog barking (0-4s), car horn [5.5, 7]</audio_event>"
+        "<visual_event>dog: from 0 to 10 seconds; a man speaking</visual_event>"
+    )
+    assert out == [
+        ("a", "dog barking", [(0.0, 4.0)]),
+        ("a", "car horn", [(5.5, 7.0)]),
+        ("v", "dog", [(0.0, 10.0)]),
+        ("v", "man speaking", []),
+    ]
 
 
 def test_class_names_with_commas_stay_whole():
@@ -29,9 +36,21 @@ def test_class_names_with_commas_stay_whole():
 
 def test_event_and_range_tags_and_several_ranges():
     assert ev("<event>dog barking</event>, <range>0,3</range>; <event>cat meowing</event><range>4,5</range>") == [
-        ("av", "dog barking", [(0.0, 3.0)]), ("av", "cat meowing", [(4.0, 5.0)])]
+        ("av", "dog barking", [(0.0, 3.0)]),
+        ("av", "cat meowing", [(4.0, 5.0)]),
+    ]
     assert ev("<audio_event>dog barking 0s-3s, 5-7s</audio_event>") == [("a", "dog barking", [(0.0, 3.0), (5.0, 7.0)])]
     assert extract_spans("siren (7 - 2 s)")[1] == [(2.0, 7.0)]  # reversed range is ordered
+
+
+def test_crab_avvp_answer_format():
+    # the authors' AVVP targets: tagged events, each followed by "(start end)" ranges
+    text = (
+        "The chainsaw is visible at times and runs throughout. Therefore, visual and audio events are: "
+        "<visual_event>Chainsaw,(0 1),(3 6),(9 10)</visual_event> and <audio_event>Chainsaw,(0 10)</audio_event>"
+    )
+    out = [e for e in ev(text) if e[0]]
+    assert out == [("v", "Chainsaw", [(0.0, 1.0), (3.0, 6.0), (9.0, 10.0)]), ("a", "Chainsaw", [(0.0, 10.0)])]
 
 
 def test_unclosed_tags_case_and_untagged_text():
@@ -53,8 +72,10 @@ def matcher(tmp_path_factory):
 
 
 def test_nearest_class_match_with_threshold(matcher):
-    ms = matcher.match("<audio_event>a dog barks loudly (0-4s), car horn honking, quantum chromodynamics"
-                       "</audio_event><visual_event>Dog Barking</visual_event>")
+    ms = matcher.match(
+        "<audio_event>a dog barks loudly (0-4s), car horn honking, quantum chromodynamics"
+        "</audio_event><visual_event>Dog Barking</visual_event>"
+    )
     got = [(m.modality, m.cls, m.spans) for m in ms]
     assert got[0] == ("a", "dog barking", [(0.0, 4.0)])
     assert got[1][1] == "vehicle horn, car horn, honking"

@@ -1,5 +1,6 @@
 """Preprocessing: Kaldi fbank against an independent numpy reference (and torchaudio when present),
 decoding of real media files made with PyAV, and the awkward inputs."""
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,9 @@ import torch
 from models_zoo import preprocess as pp
 
 
-def numpy_kaldi_fbank(wave, sr=16000, num_bins=128, low=20.0, preemph=0.97):
-    """Straight from the Kaldi definition, loops and float64 (independent of the torch code)."""
+def numpy_kaldi_fbank(wave, sr=16000, num_bins=128, low=20.0, preemph=0.97, window_power=1.0):
+    """Straight from the Kaldi definition, loops and float64 (independent of the torch code).
+    window_power 0.85: Kaldi's "povey" window (the Hann window to the power 0.85)."""
     win, shift = int(sr * 0.025), int(sr * 0.010)
     nfft = 1
     while nfft < win:
@@ -28,10 +30,10 @@ def numpy_kaldi_fbank(wave, sr=16000, num_bins=128, low=20.0, preemph=0.97):
             m = mel(i * sr / nfft)
             if left < m < right:
                 banks[b, i] = (m - left) / (center - left) if m <= center else (right - m) / (right - center)
-    window = np.array([0.5 - 0.5 * math.cos(2 * math.pi * n / (win - 1)) for n in range(win)])
+    window = np.array([(0.5 - 0.5 * math.cos(2 * math.pi * n / (win - 1))) ** window_power for n in range(win)])
     out = np.zeros((n_frames, num_bins))
     for t in range(n_frames):
-        fr = np.asarray(wave[t * shift:t * shift + win], dtype=np.float64).copy()
+        fr = np.asarray(wave[t * shift : t * shift + win], dtype=np.float64).copy()
         fr -= fr.mean()
         pre = fr.copy()
         for n in range(win - 1, 0, -1):
@@ -47,8 +49,12 @@ def numpy_kaldi_fbank(wave, sr=16000, num_bins=128, low=20.0, preemph=0.97):
 def _test_wave(seconds=0.5, sr=16000, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
-    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)
-            + 0.05 * rng.standard_normal(t.size) + 0.02).astype(np.float32)
+    return (
+        0.3 * np.sin(2 * np.pi * 440 * t)
+        + 0.1 * np.sin(2 * np.pi * 3000 * t)
+        + 0.05 * rng.standard_normal(t.size)
+        + 0.02
+    ).astype(np.float32)
 
 
 def test_fbank_matches_numpy_reference():
@@ -62,11 +68,45 @@ def test_fbank_matches_numpy_reference():
     assert np.mean(diff < 1e-4) > 0.999
 
 
+def test_beats_fbank_is_the_povey_kaldi_fbank_of_the_scaled_waveform():
+    from models_zoo.beats import beats_fbank
+
+    wave = _test_wave(seconds=0.3, seed=3)
+    ref = (numpy_kaldi_fbank(wave.astype(np.float64) * 32768.0, window_power=0.85) - 15.41663) / (2 * 6.55582)
+    got = beats_fbank(torch.from_numpy(wave)).double().numpy()
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() < 1e-3
+    # the window matters: the CAV-MAE (Hann) fbank of the same audio differs
+    hann = (pp.kaldi_fbank(torch.from_numpy(wave) * 32768.0).double().numpy() - 15.41663) / (2 * 6.55582)
+    assert np.abs(hann - ref).max() > 1e-2
+    with pytest.raises(ValueError, match="unknown window_type 'hamming'; allowed: hanning, povey"):
+        pp.kaldi_fbank(torch.from_numpy(wave), window_type="hamming")
+
+
+def test_beats_fbank_matches_torchaudio_defaults():
+    kaldi = pytest.importorskip("torchaudio.compliance.kaldi")
+    from models_zoo.beats import beats_fbank
+
+    wave = torch.from_numpy(_test_wave(seconds=1.0))
+    ref = kaldi.fbank(
+        wave.unsqueeze(0) * 2**15, num_mel_bins=128, sample_frequency=16000, frame_length=25, frame_shift=10
+    )
+    assert torch.allclose(beats_fbank(wave), (ref - 15.41663) / (2 * 6.55582), atol=1e-4)
+
+
 def test_fbank_matches_torchaudio_kaldi():
     kaldi = pytest.importorskip("torchaudio.compliance.kaldi")
     wave = torch.from_numpy(_test_wave(seconds=1.0)).unsqueeze(0)
-    ref = kaldi.fbank(wave, htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning",
-                      num_mel_bins=128, dither=0.0, frame_shift=10)
+    ref = kaldi.fbank(
+        wave,
+        htk_compat=True,
+        sample_frequency=16000,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=128,
+        dither=0.0,
+        frame_shift=10,
+    )
     got = pp.kaldi_fbank(wave)
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-4)
@@ -129,6 +169,7 @@ def test_decode_clip_tone_and_moving_square(media):
     assert not is_pad[:190].any() and is_pad[210:].all()
     # 1 kHz tone: loudest mel bin is the same as for the synthetic tone
     assert abs(int(ci.fbank[20:180].mean(0).argmax()) - 40) <= 3
+
     # the square moves left to right: its column of maximum brightness increases over the frames
     def centre(f):
         prof = f.mean(0).mean(0)
@@ -140,8 +181,9 @@ def test_decode_clip_tone_and_moving_square(media):
     assert all(b > a for a, b in zip(cols, cols[1:]))
 
 
-@pytest.mark.parametrize("name,has_audio,has_video", [("silent", False, True), ("noaudio", False, True),
-                                                      ("novideo", True, False)])
+@pytest.mark.parametrize(
+    "name,has_audio,has_video", [("silent", False, True), ("noaudio", False, True), ("novideo", True, False)]
+)
 def test_missing_modalities_are_zero_filled_and_flagged(media, name, has_audio, has_video):
     ci = pp.decode_clip(media[name])
     assert (ci.has_audio, ci.has_video) == (has_audio, has_video)

@@ -1,4 +1,5 @@
 """Batch inference over real files: bad clips are reported, the rest scored, float32 out."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,12 +18,22 @@ def model():
 
 
 def test_run_reports_bad_clips_and_scores_the_rest(model, media):
-    clips = [("c_tone", str(media["tone"])), ("c_broken", str(media["broken"])),
-             ("c_silent", str(media["silent"])), ("c_missing", "/nonexistent/x.mp4"),
-             ("c_novideo", str(media["novideo"]))]
+    clips = [
+        ("c_tone", str(media["tone"])),
+        ("c_broken", str(media["broken"])),
+        ("c_silent", str(media["silent"])),
+        ("c_missing", "/nonexistent/x.mp4"),
+        ("c_novideo", str(media["novideo"])),
+    ]
     seen = []
-    res = run_inference(model, clips, chunk_size=2, pool="thread", workers=2,
-                        progress=lambda done, failed, total: seen.append((done, failed, total)))
+    res = run_inference(
+        model,
+        clips,
+        chunk_size=2,
+        pool="thread",
+        workers=2,
+        progress=lambda done, failed, total: seen.append((done, failed, total)),
+    )
     assert res.video_ids == ["c_tone", "c_silent", "c_novideo"]
     assert set(res.errors) == {"c_broken", "c_missing"}
     assert "broken.mp4" in res.errors["c_broken"] and "does not exist" in res.errors["c_missing"]
@@ -32,8 +43,14 @@ def test_run_reports_bad_clips_and_scores_the_rest(model, media):
     assert res.has_video.tolist() == [True, True, False]
     assert seen[-1] == (3, 2, 5) and len(seen) == 3
     # same scores as running the model directly on the decoded clip
-    direct = model.predict({k: v for k, v in __import__("models_zoo.preprocess", fromlist=["x"]).collate(
-        [decode_clip(media["tone"])]).items()})
+    direct = model.predict(
+        {
+            k: v
+            for k, v in __import__("models_zoo.preprocess", fromlist=["x"])
+            .collate([decode_clip(media["tone"])])
+            .items()
+        }
+    )
     assert np.allclose(res.scores["av"][0], direct["av"][0].numpy(), atol=1e-5)
 
 
@@ -59,8 +76,12 @@ def test_model_failure_on_one_clip_is_isolated(media):
                 raise RuntimeError("needs audio")
             return {m: torch.ones(batch["fbank"].shape[0], 3) for m in mods}
 
-    res = run_inference(Picky(), [("x", media["tone"]), ("y", media["noaudio"])], chunk_size=2,
-                        decode_fn=lambda vid, path: decode_clip(path))
+    res = run_inference(
+        Picky(),
+        [("x", media["tone"]), ("y", media["noaudio"])],
+        chunk_size=2,
+        decode_fn=lambda vid, path: decode_clip(path),
+    )
     assert res.video_ids == ["x"] and "needs audio" in res.errors["y"]
     assert res.scores["av"].shape == (1, 3)
 
@@ -105,5 +126,6 @@ def test_collate_into_preallocated_buffers(media):
 def test_codec_threads_do_not_change_the_frames(media):
     from models_zoo.preprocess import decode_video_frames
 
-    assert np.array_equal(decode_video_frames(media["tone"], codec_threads=1),
-                          decode_video_frames(media["tone"], codec_threads=0))
+    assert np.array_equal(
+        decode_video_frames(media["tone"], codec_threads=1), decode_video_frames(media["tone"], codec_threads=0)
+    )
