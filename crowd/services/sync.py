@@ -450,16 +450,22 @@ def prolific_bonuses_pay(client, stats: Counter):
     which Prolific documents as not idempotent). Each bonus is marked "sending" before the pay call: an
     ambiguous failure leaves it there for a person to check on Prolific, and it is never paid again by itself."""
     pending = list(
-        Bonus.objects.filter(status=Bonus.PENDING, assignment__backend="prolific")
-        .exclude(assignment__external_hit_id="")
-        .select_related("assignment__worker")
+        Bonus.objects.filter(status=Bonus.PENDING, assignment__backend="prolific").select_related("assignment__worker")
     )
-    by_study: dict[str, list] = {}
+    by_study: dict[int, list] = {}
+    hits: dict[int, Hit] = {}
     for bonus in pending:
-        if bonus.assignment.is_verified:
-            by_study.setdefault(bonus.assignment.external_hit_id, []).append(bonus)
-    for study_id, bonuses in by_study.items():
-        hit = Hit.objects.filter(backend=Hit.PROLIFIC, external_id=study_id).first()
+        record = (
+            HitAssignment.objects.filter(assignment=bonus.assignment, hit__backend=Hit.PROLIFIC)
+            .select_related("hit")
+            .first()
+        )
+        if record is not None and bonus.assignment.is_verified:  # the study Prolific listed the submission in
+            hits[record.hit_id] = record.hit
+            by_study.setdefault(record.hit_id, []).append(bonus)
+    for hit_pk, bonuses in by_study.items():
+        hit = hits[hit_pk]
+        study_id = hit.external_id
         fresh = [b for b in bonuses if not b.external_id]
         try:
             if fresh:
