@@ -16,7 +16,6 @@ from crowd.services.publish import batches_publish, request_token
 from crowd.services.sync import bonus_create, marketplace_sync
 from tests.crowd_helpers import fill_assignment
 
-from .conftest import hit_response
 from .test_publish import _expected_create
 from .test_sync import list_params, make_hit, remote
 

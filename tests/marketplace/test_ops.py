@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from catalog.models import Operation
-from crowd.models import Assignment, Hit, Worker
+from crowd.models import Hit, Worker
 from crowd.services.assignments import assignment_start, assignment_submit, assignment_verify
 from tests.crowd_helpers import fill_assignment
 
