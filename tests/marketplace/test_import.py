@@ -332,7 +332,7 @@ def test_max_assignments_and_status_come_from_the_file_and_imported_batches_are_
 def test_one_vote_per_worker_and_clip_the_later_submission_counts(dataset, taxonomy, tmp_path):
     """Worker WA labelled clip X in two HITs: both answers are kept, the earlier one is flagged, and every merge
     sees WA once on X (with the later ticks)."""
-    from labels.services.releases import votes_load
+    from labels.services.load import votes_load
 
     x, y, z = (URL.format(v) for v in ("clipX_000001", "clipY_000002", "clipZ_000003"))
     rows = [

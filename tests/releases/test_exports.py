@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from django.core.management import call_command
 
-from labels.services.exports import release_hf_export, votes_crowdkit_csv
-from labels.services.releases import release_create
+from labels.services.create import release_create
+from labels.services.interop import release_hf_export, votes_crowdkit_csv
 
 
 def test_votes_in_crowdkits_layout_feed_its_aggregators(crowd, tmp_path):
