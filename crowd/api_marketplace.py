@@ -15,6 +15,7 @@ from catalog.models import Dataset, Operation
 from crowd.marketplace import MarketplaceError
 from crowd.marketplace.inhouse import inhouse_assign
 from crowd.models import Assignment, Batch, Bonus, Hit
+from crowd.selectors.crowd import parse_uuid
 from crowd.selectors.ops import dataset_ops
 from crowd.services.publish import publish_plan
 from crowd.services.sync import bonus_create
@@ -133,7 +134,10 @@ DATASET_SUMMARY = inline_serializer(
         ),
         "hits": _Count(help_text="HIT status -> count"),
         "open_hits": serializers.IntegerField(),
-        "assignments": _Count(help_text="assignment status -> count"),
+        "assignments": _Count(
+            help_text='assignment status -> count, plus "unverified": submitted but not yet reported by the '
+            "marketplace for that worker (not approved, paid or merged until it is)"
+        ),
         "spend": inline_serializer(
             "MarketplaceSummarySpend",
             {
@@ -199,15 +203,25 @@ class InhouseAssignResponseSerializer(serializers.Serializer):
 class BonusRequestSerializer(serializers.Serializer):
     assignment = serializers.UUIDField()
     amount = serializers.DecimalField(
-        max_digits=8, decimal_places=2, coerce_to_string=True, help_text="dollars, at least 0.01"
+        max_digits=8,
+        decimal_places=2,
+        coerce_to_string=True,
+        help_text="dollars, whole cents, from 0.01 up to the dataset's bonus cap",
     )
     reason = serializers.CharField(help_text="shown to the worker")
+    idempotency_key = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="repeat it to retry safely (the Idempotency-Key header works too); without one, the same "
+        "assignment, amount and reason are the same bonus",
+    )
 
 
 class BonusResponseSerializer(serializers.Serializer):
     bonus = serializers.IntegerField()
     status = serializers.ChoiceField(choices=Bonus.STATUSES)
     amount = serializers.CharField()
+    replayed = serializers.BooleanField(help_text="true: this request repeated an earlier one; nothing new is paid")
 
 
 ERROR_400 = OpenApiResponse(
@@ -392,30 +406,40 @@ class InhouseAssign(Staff):
 
 
 class BonusCreate(Staff):
-    """POST {"assignment": uuid, "amount": "0.50", "reason": str}: paid by the next sync."""
+    """POST {"assignment": uuid, "amount": "0.50", "reason": str, "idempotency_key"?: str} (or the
+    Idempotency-Key header): queued, paid by the next sync exactly once. A repeated request returns the first
+    bonus (200, replayed); a new one 201."""
 
     @extend_schema(
-        request=BonusRequestSerializer, responses={201: BonusResponseSerializer, 400: ERROR_400, 502: ERROR_502}
+        request=BonusRequestSerializer,
+        responses={
+            201: BonusResponseSerializer,
+            200: OpenApiResponse(BonusResponseSerializer, description="a repeated request: the first bonus"),
+            400: ERROR_400,
+            502: ERROR_502,
+        },
     )
     def post(self, request):
-        a = (
-            Assignment.objects.filter(uuid=request.data.get("assignment")).first()
-            if request.data.get("assignment")
-            else None
-        )
+        ref = request.data.get("assignment")
+        a = Assignment.objects.filter(uuid=ref).first() if ref and parse_uuid(ref) else None
         if a is None:
             return Response({"error": "unknown assignment", "field": "assignment"}, status=400)
+        key = request.data.get("idempotency_key") or request.headers.get("Idempotency-Key")
         try:
             bonus = bonus_create(
-                a, request.data.get("amount", "0"), str(request.data.get("reason", "")), user=request.user
+                a,
+                request.data.get("amount", "0"),
+                str(request.data.get("reason", "")),
+                user=request.user,
+                idempotency_key=str(key) if key else None,
             )
-        except (AvcrowdError, InvalidOperation) as exc:
-            if isinstance(exc, InvalidOperation):
-                return Response({"error": "amount must be a number of dollars", "field": "amount"}, status=400)
+        except (AvcrowdError, MarketplaceError) as exc:
             return _error(exc)
-        except MarketplaceError as exc:
-            return _error(exc)
-        return Response({"bonus": bonus.pk, "status": bonus.status, "amount": str(bonus.amount)}, status=201)
+        replayed = getattr(bonus, "replayed", False)
+        return Response(
+            {"bonus": bonus.pk, "status": bonus.status, "amount": str(bonus.amount), "replayed": replayed},
+            status=200 if replayed else 201,
+        )
 
 
 urlpatterns = [

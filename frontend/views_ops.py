@@ -126,7 +126,7 @@ def assignments(request, name):
         [
             (str(a.uuid)[:8], _admin(a)),
             (str(a.worker or "-"), None),
-            (a.status, None),
+            (a.status if a.status != "submitted" or a.is_verified else "submitted, unverified", None),
             (f"{a.catch_f1:.2f}" if a.catch_f1 is not None else "-", None),
             (f"{a.work_seconds / 60:.1f} min" if a.work_seconds else "-", None),
             (a.decision_reason[:160], None),

@@ -1,7 +1,15 @@
 """Model checkpoints, model runs (the prediction store), proposal sets and proposals."""
 
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
+
+# A model name as its authors spell it (gemini-1.5-flash, qwen2.5-omni): letters, digits, '.', '-', '_'.
+MODEL_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+model_name_validator = RegexValidator(
+    MODEL_NAME_RE,
+    "a model name is 1-100 characters: letters, digits, '.', '-' and '_', starting with a letter or digit",
+)
 
 ARCHITECTURES = [("cavmae", "CAV-MAE"), ("leap", "LEAP"), ("crab", "Crab")]
 
@@ -39,8 +47,11 @@ class ModelRun(models.Model):
     checkpoint = models.ForeignKey(
         ModelCheckpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
-    external_name = models.SlugField(
-        max_length=100, blank=True, help_text="name of a model run elsewhere (imported predictions)"
+    external_name = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[model_name_validator],
+        help_text="name of a model run elsewhere (imported predictions), kept as given: gemini-1.5-flash",
     )
     kind = models.CharField(max_length=8, choices=KINDS, default=SCORES)
     status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -36,7 +37,7 @@ from .core.predictions_io import (
     to_npz_bytes,
 )
 from .core.strategy import Strategy, StrategyError, apply_strategy
-from .models import ARCHITECTURES, ModelCheckpoint, ModelRun, Proposal, ProposalSet, RunChunk
+from .models import ARCHITECTURES, MODEL_NAME_RE, ModelCheckpoint, ModelRun, Proposal, ProposalSet, RunChunk
 from .selectors import active_proposal_set, dataset_predictions, dataset_runs
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,13 @@ def checkpoint_register(name: str, architecture: str, path: str = "", config: di
 
 def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: bool = False) -> ModelRun:
     """Import a prediction file (VGGSounder pickle, CSV/JSONL label list, .npz) as the run
-    (``name``, dataset); an existing run of that name is replaced. Validates everything first."""
+    (``name``, dataset); an existing run of that name is replaced. Validates everything first. The name is kept
+    as given (gemini-1.5-flash): letters, digits, '.', '-', '_'."""
+    if not re.fullmatch(MODEL_NAME_RE, name or ""):
+        raise ProposalsError(
+            f"model name {name!r} is not allowed: 1-100 characters, letters, digits, '.', '-' and '_', starting "
+            "with a letter or digit"
+        )
     names = class_names()
     try:
         arrays = read_predictions_file(path, names)

@@ -17,6 +17,13 @@ class Dataset(models.Model):
     block_floor = models.FloatField(default=0.25, validators=[MinValueValidator(0), MaxValueValidator(1)])
     block_after = models.PositiveSmallIntegerField(default=5)
     review_window_hours = models.PositiveIntegerField(default=0)
+    bonus_cap_usd = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("5.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="largest bonus one assignment may get, in dollars (every bonus path checks it)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

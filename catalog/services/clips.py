@@ -78,8 +78,10 @@ def clips_import(
     copy_media: bool = True,
     probe_media: bool = True,
     gold_ids: set[str] | None = None,
+    skip_existing: bool = False,
 ) -> list[Clip]:
-    """Validate every spec (ids, duplicates, labels, media), then create all clips in one transaction."""
+    """Validate every spec (ids, duplicates, labels, media), then create all clips in one transaction.
+    skip_existing: clips already in the dataset are left as they are (not refused); the others are created."""
     errors: list[str] = []
     seen: dict[str, str] = {}
     duplicates: list[str] = []
@@ -88,7 +90,12 @@ def clips_import(
             duplicates.append(f"{spec.video_id} ({seen[spec.video_id]} and {spec.where})")
         seen.setdefault(spec.video_id, spec.where)
     existing = set(Clip.objects.filter(dataset=dataset, video_id__in=list(seen)).values_list("video_id", flat=True))
-    duplicates += [f"{vid} (already in dataset {dataset.name})" for vid in sorted(existing)]
+    if skip_existing:
+        specs = [spec for spec in specs if spec.video_id not in existing]
+    else:
+        duplicates += [
+            f"{vid} (already in dataset {dataset.name}; --skip-existing imports the others)" for vid in sorted(existing)
+        ]
     if duplicates:
         raise ImportFailed(f"duplicate clip ids: {len(duplicates)}; nothing was imported", details=duplicates)
 

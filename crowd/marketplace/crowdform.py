@@ -1,7 +1,8 @@
 """The self-contained crowd-form page (HTMLQuestion mode, and the template for MTurk's requester web UI), and
-pure parsers for what comes back: QuestionFormAnswers XML and crowd-form `taskAnswers` in the VGGSounder layout
-(one object keyed by clip URL -> {"<class> audible": bool, "<class> visible": bool, background_music, voice_over,
-static_image}, plus free-text `classSearch-<i>` keys)."""
+pure parsers for what comes back: QuestionFormAnswers XML and crowd-form `taskAnswers`: one object with one key
+per clip -> {"<class> audible": bool, "<class> visible": bool, background_music, voice_over, static_image}, plus
+free-text `classSearch-<i>` keys. Our page keys each clip by its clip id (media URLs are signed and change); the
+VGGSounder layout keyed them by clip URL, which the parser still accepts."""
 
 from __future__ import annotations
 
@@ -70,16 +71,18 @@ def _as_bool(value) -> bool:
 
 @dataclass
 class ParsedAnswers:
-    payloads: dict[str, dict] = field(default_factory=dict)  # clip url -> answer_save payload
+    payloads: dict[str, dict] = field(default_factory=dict)  # clip key -> answer_save payload
     unknown_classes: Counter = field(default_factory=Counter)
-    comments: dict[str, str] = field(default_factory=dict)  # clip url -> classSearch text
+    comments: dict[str, str] = field(default_factory=dict)  # clip key -> classSearch text
 
 
-def parse_task_answers(task_answers, clip_urls: list[str], known_classes: set[str]) -> ParsedAnswers:
-    """crowd-form taskAnswers (JSON text or already decoded) -> one answer payload per clip URL.
+def parse_task_answers(task_answers, clips: list, known_classes: set[str]) -> ParsedAnswers:
+    """crowd-form taskAnswers (JSON text or already decoded) -> one answer payload per clip.
 
-    Classes not in `known_classes` are counted in `unknown_classes` and skipped. A clip missing from the answer
-    gets an empty payload (meta False, no labels). Raises AnswerParseError when the structure is wrong.
+    clips: per clip in page order, its key or a tuple of the keys it may have (clip id first, then the media URL
+    an older page used); payloads and comments are keyed by the first. Classes not in `known_classes` are
+    counted in `unknown_classes` and skipped. A clip missing from the answer gets an empty payload (meta False,
+    no labels). Raises AnswerParseError when the structure is wrong.
     """
     if isinstance(task_answers, str):
         try:
@@ -94,23 +97,25 @@ def parse_task_answers(task_answers, clip_urls: list[str], known_classes: set[st
         obj = task_answers
     else:
         raise AnswerParseError(f"taskAnswers must be a JSON list holding one object, got {type(task_answers).__name__}")
+    keys = [(c,) if isinstance(c, str) else tuple(k for k in c if k) for c in clips]
     out = ParsedAnswers()
     for key, value in obj.items():
         m = CLASS_SEARCH_RE.match(key)
         if m:
             i = int(m.group(1))
             text = value if isinstance(value, str) else json.dumps(value)
-            if text.strip() and 0 <= i < len(clip_urls):
-                out.comments[clip_urls[i]] = text.strip()
-    for url in clip_urls:
-        raw = obj.get(url, {})
+            if text.strip() and 0 <= i < len(keys):
+                out.comments[keys[i][0]] = text.strip()
+    for aliases in keys:
+        primary = aliases[0]
+        raw = next((obj[k] for k in aliases if k in obj), {})
         if isinstance(raw, str):
             try:
                 raw = json.loads(raw) if raw.strip() else {}
             except json.JSONDecodeError as exc:
-                raise AnswerParseError(f"answer for {url} is not valid JSON: {exc.msg}") from exc
+                raise AnswerParseError(f"answer for {primary} is not valid JSON: {exc.msg}") from exc
         if not isinstance(raw, dict):
-            raise AnswerParseError(f"answer for {url} must be an object, got {type(raw).__name__}")
+            raise AnswerParseError(f"answer for {primary} must be an object, got {type(raw).__name__}")
         flags: dict[str, dict[str, bool]] = {}
         for k, v in raw.items():
             if k in META_LABELS:
@@ -129,9 +134,9 @@ def parse_task_answers(task_answers, clip_urls: list[str], known_classes: set[st
         ]
         payload = {key: _as_bool(raw.get(key, False)) for key in META_LABELS}
         payload.update({"played": True, "watch_seconds": 0.0, "labels": labels})
-        if url in out.comments:
-            payload["comment"] = out.comments[url]
-        out.payloads[url] = payload
+        if primary in out.comments:
+            payload["comment"] = out.comments[primary]
+        out.payloads[primary] = payload
     return out
 
 
@@ -152,23 +157,25 @@ for every class you can hear or see. Use the search box to add a class that is n
 <div id="clips"></div>
 </crowd-form>
 <script>
+const CLIP_IDS = %(clip_ids)s;
 const VIDEO_URLS = %(video_urls)s;
 const PROPOSALS = %(proposal_lists)s;
 const CLASSES = %(classes)s;
 const META = [["background_music","Is there background music?"],["voice_over","Is there a voice over?"],
               ["static_image","Is it a static image (or slideshow)?"]];
 const state = {};
-function save(url){document.getElementById("ans-"+VIDEO_URLS.indexOf(url)).value = JSON.stringify(state[url]);}
-function row(url, cls, tbody){
+function save(i){document.getElementById("ans-"+i).value = JSON.stringify(state[i]);}
+// answers are keyed by clip id: the media URLs are signed for the HIT's lifetime and never read back
+function row(i, cls, tbody){
   const tr = document.createElement("tr"); tr.innerHTML = "<td></td><td></td><td></td>";
   tr.children[0].textContent = cls;
   ["audible","visible"].forEach((k,j)=>{const c=document.createElement("input");c.type="checkbox";
-    c.setAttribute("aria-label", cls+" "+k);c.onchange=()=>{state[url][cls+" "+k]=c.checked;save(url);};
-    state[url][cls+" "+k]=false;tr.children[j+1].appendChild(c);});
+    c.setAttribute("aria-label", cls+" "+k);c.onchange=()=>{state[i][cls+" "+k]=c.checked;save(i);};
+    state[i][cls+" "+k]=false;tr.children[j+1].appendChild(c);});
   tbody.appendChild(tr);
 }
 VIDEO_URLS.forEach((url,i)=>{
-  state[url] = {};
+  state[i] = {};
   const d = document.createElement("div"); d.className="clip";
   d.innerHTML = "<h3>Video "+(i+1)+" of "+VIDEO_URLS.length+"</h3><video controls preload='metadata'></video>"+
     "<div class='meta'></div><table><thead><tr><th>Class</th><th>Audible</th><th>Visible</th></tr></thead>"+
@@ -176,18 +183,18 @@ VIDEO_URLS.forEach((url,i)=>{
     "aria-label='search classes for video "+(i+1)+"'><button type='button'>Add</button></div>"+
     "<input type='hidden' id='ans-"+i+"'><input type='hidden' name='classSearch-"+i+"'>";
   d.querySelector("video").src = url;
-  d.querySelector("#ans-"+i).name = url;
+  d.querySelector("#ans-"+i).name = CLIP_IDS[i];
   META.forEach(([k,q])=>{const l=document.createElement("label");const c=document.createElement("input");
-    c.type="checkbox";c.onchange=()=>{state[url][k]=c.checked;save(url);};state[url][k]=false;
+    c.type="checkbox";c.onchange=()=>{state[i][k]=c.checked;save(i);};state[i][k]=false;
     l.appendChild(c);l.appendChild(document.createTextNode(" "+q+" "));d.querySelector(".meta").appendChild(l);});
   const tbody = d.querySelector("tbody");
-  PROPOSALS[i].forEach(c=>row(url,c,tbody));
+  PROPOSALS[i].forEach(c=>row(i,c,tbody));
   const inp = d.querySelector(".row input");
   d.querySelector(".row button").onclick=()=>{const v=inp.value.trim();
-    if(CLASSES.indexOf(v)>=0 && !((v+" audible") in state[url])){row(url,v,tbody);save(url);}
+    if(CLASSES.indexOf(v)>=0 && !((v+" audible") in state[i])){row(i,v,tbody);save(i);}
     else if(v){const s=d.querySelector("[name='classSearch-"+i+"']");s.value=(s.value?s.value+"; ":"")+v;}
     inp.value="";};
-  document.getElementById("clips").appendChild(d); save(url);
+  document.getElementById("clips").appendChild(d); save(i);
 });
 const dl=document.createElement("datalist");dl.id="classlist";
 CLASSES.forEach(c=>{const o=document.createElement("option");o.value=c;dl.appendChild(o);});
@@ -199,12 +206,16 @@ def _js(value) -> str:
     return json.dumps(value).replace("</", "<\\/")
 
 
-def crowd_form_page(video_urls: list[str], proposal_lists: list[list[str]], classes: list[str]) -> str:
-    """The HTMLQuestion page with the clips and proposals embedded."""
-    if len(video_urls) != len(proposal_lists):
-        raise ValueError("video_urls and proposal_lists must have the same length")
+def crowd_form_page(
+    clip_ids: list[str], video_urls: list[str], proposal_lists: list[list[str]], classes: list[str]
+) -> str:
+    """The HTMLQuestion page with the clips and proposals embedded; each clip's answer is a hidden field named
+    by its clip id."""
+    if not (len(clip_ids) == len(video_urls) == len(proposal_lists)):
+        raise ValueError("clip_ids, video_urls and proposal_lists must have the same length")
     return PAGE % {
         "crowd_js": CROWD_ELEMENTS_JS,
+        "clip_ids": _js(clip_ids),
         "video_urls": _js(video_urls),
         "proposal_lists": _js(proposal_lists),
         "classes": _js(classes),
@@ -213,9 +224,11 @@ def crowd_form_page(video_urls: list[str], proposal_lists: list[list[str]], clas
 
 def crowd_form_template(classes: list[str]) -> str:
     """The same page for MTurk's requester web UI: clips and proposals come from the batch-input CSV columns
-    `video_urls` and `proposal_lists` (Python-literal lists, which are valid JavaScript array literals)."""
+    `clip_ids`, `video_urls` and `proposal_lists` (Python-literal lists, which are valid JavaScript array
+    literals)."""
     return PAGE % {
         "crowd_js": CROWD_ELEMENTS_JS,
+        "clip_ids": "${clip_ids}",
         "video_urls": "${video_urls}",
         "proposal_lists": "${proposal_lists}",
         "classes": _js(classes),

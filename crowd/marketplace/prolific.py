@@ -1,5 +1,7 @@
 """Prolific backend through its REST API (https://api.prolific.com/api/v1/ by default; PROLIFIC_API_URL overrides,
-PROLIFIC_API_TOKEN authenticates). One study per batch; the study URL carries Prolific's URL parameters."""
+PROLIFIC_API_TOKEN authenticates). One study per batch; the study URL carries Prolific's URL parameters. Studies
+carry filters (approval rate, approvals, countries, participant groups as block list / allow list); bonuses go
+through the bulk bonus API (set up, then pay once); rejections use FAILED_CHECK for failed check clips."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import secrets
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 from crowd.selectors.crowd import prolific_completion_code
 
@@ -66,7 +69,9 @@ class Prolific:
             raise ProlificHTTPError(exc.code, exc.read().decode(errors="replace"), method, path) from exc
         return json.loads(text)
 
-    def call(self, operation: str, method: str, path: str, body: dict | None = None, *, hit=None) -> dict:
+    def call(
+        self, operation: str, method: str, path: str, body: dict | None = None, *, hit=None, retry_if=None
+    ) -> dict:
         return call_logged(
             lambda **kw: self._request(**kw),
             {"method": method, "path": path, "body": body},
@@ -75,9 +80,10 @@ class Prolific:
             sandbox=False,
             hit=hit,
             policy=self.policy,
+            retry_if=retry_if,
         )
 
-    # --- operations ---
+    # --- studies ---
     def create_study(
         self,
         *,
@@ -88,12 +94,14 @@ class Prolific:
         places: int,
         minutes: int,
         reward_cents: int,
+        filters: list[dict] | None = None,
+        internal_name: str | None = None,
         hit=None,
     ) -> dict:
         sep = "&" if "?" in external_url else "?"
         body = {
             "name": name,
-            "internal_name": name,
+            "internal_name": internal_name or name,
             "description": description,
             "external_study_url": f"{external_url}{sep}{URL_PARAMS}",
             "prolific_id_option": "url_parameters",
@@ -106,7 +114,12 @@ class Prolific:
             "device_compatibility": ["desktop"],
             "peripheral_requirements": ["audio"],
         }
+        if filters:
+            body["filters"] = filters
         return self.call("CreateStudy", "POST", "studies/", body, hit=hit)
+
+    def get_study(self, study_id: str, *, hit=None) -> dict:
+        return self.call("GetStudy", "GET", f"studies/{study_id}/", hit=hit)
 
     def publish_study(self, study_id: str, *, hit=None) -> dict:
         return self.call("PublishStudy", "POST", f"studies/{study_id}/transition/", {"action": "PUBLISH"}, hit=hit)
@@ -114,6 +127,7 @@ class Prolific:
     def set_places(self, study_id: str, places: int, *, hit=None) -> dict:
         return self.call("UpdateStudy", "PATCH", f"studies/{study_id}/", {"total_available_places": places}, hit=hit)
 
+    # --- submissions ---
     def submissions(self, study_id: str, *, hit=None) -> list[dict]:
         out, path = [], f"studies/{study_id}/submissions/"
         while path:
@@ -128,20 +142,99 @@ class Prolific:
             "ApproveSubmission", "POST", f"submissions/{submission_id}/transition/", {"action": "APPROVE"}, hit=hit
         )
 
-    def reject(self, submission_id: str, message: str, *, hit=None) -> dict:
+    def reject(self, submission_id: str, message: str, *, category: str = "FAILED_CHECK", hit=None) -> dict:
+        """REJECT with a category (FAILED_CHECK: the check clips) and a message of 100+ characters, as Prolific
+        requires; a short message is completed with what the check clips are."""
         message = message or "Your answers on the check clips did not meet the required quality."
-        if len(message) < 100:  # Prolific requires a rejection message of at least 100 characters
+        if len(message) < MIN_REJECT_MESSAGE:
             message = (
                 message + " " + "The check clips in this study have known answers; yours differed "
                 "from them too much to accept the submission."
-            )[:1000]
+            )
         return self.call(
             "RejectSubmission",
             "POST",
             f"submissions/{submission_id}/transition/",
-            {"action": "REJECT", "message": message, "rejection_category": "LOW_EFFORT"},
+            {"action": "REJECT", "message": message[:MAX_REJECT_MESSAGE], "rejection_category": category},
             hit=hit,
         )
+
+    # --- bonuses: set up (safe to repeat: nothing is paid), then pay (never repeated) ---
+    def bonus_setup(self, study_id: str, rows: list[tuple[str, str]], *, hit=None) -> dict:
+        """POST submissions/bonus-payments/: one bulk bonus for (participant id, amount in the study currency)
+        rows. Returns {"id", "total_amount", ...}; nothing is paid yet."""
+        csv_bonuses = "".join(f"{pid},{amount}\n" for pid, amount in rows)
+        return self.call(
+            "SetUpBonuses",
+            "POST",
+            "submissions/bonus-payments/",
+            {"study_id": study_id, "csv_bonuses": csv_bonuses},
+            hit=hit,
+        )
+
+    def bonus_pay(self, bulk_id: str, *, hit=None) -> dict:
+        """POST bulk-bonus-payments/{id}/pay/. Prolific documents it as not idempotent: it is sent once, retried
+        only on 429 (rate limited: not processed)."""
+        return self.call(
+            "PayBonuses",
+            "POST",
+            f"bulk-bonus-payments/{bulk_id}/pay/",
+            {},
+            hit=hit,
+            retry_if=lambda exc: getattr(exc, "status", None) == 429,
+        )
+
+    # --- participant groups (block list, allow list) ---
+    def group_create(self, name: str, *, workspace_id: str, description: str = "") -> dict:
+        body = {"name": name, "workspace_id": workspace_id, "description": description}
+        return self.call("CreateParticipantGroup", "POST", "participant-groups/", body)
+
+    def group_add(self, group_id: str, participant_ids: list[str]) -> dict:
+        return self.call(
+            "AddToParticipantGroup",
+            "POST",
+            f"participant-groups/{group_id}/participants/",
+            {"participant_ids": list(participant_ids)},
+        )
+
+
+MIN_REJECT_MESSAGE = 100
+MAX_REJECT_MESSAGE = 1000
+
+
+@dataclass
+class ProlificPolicy:
+    """Who may take our studies. Prolific's filters: approval_rate / approval_numbers (range), countries
+    (current-country-of-residence choice ids, as GET /api/v1/filters/ lists them), and participant groups as
+    block list and allow list."""
+
+    min_approval_rate: int | None = 95
+    min_approvals: int | None = 50
+    countries: tuple[str, ...] = ()
+    blocklist_group: str | None = None
+    allowlist_group: str | None = None
+
+    @classmethod
+    def from_settings(cls, **overrides) -> "ProlificPolicy":
+        conf = dict(setting("PROLIFIC_FILTERS", {}) or {})
+        conf.update({k: v for k, v in overrides.items() if v is not None})
+        if "countries" in conf:
+            conf["countries"] = tuple(str(c) for c in conf["countries"])
+        return cls(**conf)
+
+    def filters(self) -> list[dict]:
+        out = []
+        if self.min_approval_rate is not None:
+            out.append({"filter_id": "approval_rate", "selected_range": {"lower": int(self.min_approval_rate)}})
+        if self.min_approvals is not None:
+            out.append({"filter_id": "approval_numbers", "selected_range": {"lower": int(self.min_approvals)}})
+        if self.countries:
+            out.append({"filter_id": "current-country-of-residence", "selected_values": list(self.countries)})
+        if self.blocklist_group:
+            out.append({"filter_id": "participant_group_blocklist", "selected_values": [self.blocklist_group]})
+        if self.allowlist_group:
+            out.append({"filter_id": "participant_group_allowlist", "selected_values": [self.allowlist_group]})
+        return out
 
 
 client_factory = Prolific

@@ -41,7 +41,10 @@ def error_message(exc: BaseException) -> str:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Throttling and transient faults: worth another try after a pause."""
+    """Throttling and transient faults: worth another try after a pause (not MTurk's "already processed": the
+    same token gets the same answer)."""
+    if is_duplicate_token(exc):
+        return False
     if isinstance(
         exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectionError, TimeoutError)
     ):
@@ -58,9 +61,10 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def is_duplicate_token(exc: BaseException) -> bool:
-    """MTurk's answer to a UniqueRequestToken it has already processed (the earlier call succeeded)."""
+    """MTurk's answer to a UniqueRequestToken it has already processed (the earlier call succeeded): a
+    RequestError, or a ServiceFault, whose message names the idempotency token."""
     msg = error_message(exc).lower()
-    return error_code(exc) == "RequestError" and (
+    return error_code(exc) in ("RequestError", "ServiceFault") and (
         "idempotency token" in msg or "already been processed" in msg or "duplicate" in msg
     )
 
@@ -115,11 +119,14 @@ def call_logged(
     hit=None,
     policy: RetryPolicy | None = None,
     summarize: Callable[[Any], Any] | None = None,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ):
-    """Call fn(**params), retrying transient failures; write one MarketplaceCall row per attempt.
+    """Call fn(**params), retrying transient failures (`retry_if`, default `is_retryable`; a call that is not
+    idempotent narrows it); write one MarketplaceCall row per attempt.
 
     Raises the last exception when it is not retryable or attempts are exhausted.
     """
+    retry_if = retry_if or is_retryable
     policy = policy or RetryPolicy()
     attempt = 0
     while True:
@@ -140,7 +147,7 @@ def call_logged(
                 attempt=attempt,
                 duration_ms=(time.perf_counter() - t0) * 1000,
             )
-            if attempt < policy.max_attempts and is_retryable(exc):
+            if attempt < policy.max_attempts and retry_if(exc):
                 policy.sleep(policy.delay(attempt))
                 continue
             raise

@@ -71,8 +71,21 @@ class BatchItem(models.Model):
         ]
 
 
+class AssignmentQuerySet(models.QuerySet):
+    def verified(self):
+        """Work that counts: confirmed by the marketplace (a sync saw this assignment for this worker, or the
+        requester's own results file listed it), or done by a logged-in in-house annotator or the simulator."""
+        return self.filter(models.Q(verified_at__isnull=False) | models.Q(backend__in=Assignment.SELF_VERIFIED))
+
+    def unverified(self):
+        return self.exclude(models.Q(verified_at__isnull=False) | models.Q(backend__in=Assignment.SELF_VERIFIED))
+
+
 class Assignment(models.Model):
     """One worker's attempt at one batch."""
+
+    # backends whose work is verified by who produced it: an in-house login, the simulator
+    SELF_VERIFIED = ("inhouse", "simulated")
 
     IN_PROGRESS, SUBMITTED, APPROVED, REJECTED = "in_progress", "submitted", "approved", "rejected"
     STATUSES = [(IN_PROGRESS, "in progress"), (SUBMITTED, "submitted"), (APPROVED, "approved"), (REJECTED, "rejected")]
@@ -95,6 +108,14 @@ class Assignment(models.Model):
     catch_recall = models.FloatField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
     feedback = models.TextField(blank=True)
+    verified_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when the marketplace confirmed this assignment for this worker (a sync saw it, or the "
+        "requester's results file listed it); marketplace work is approved, paid and merged only once verified",
+    )
+
+    objects = AssignmentQuerySet.as_manager()
 
     class Meta:
         db_table = "annotation_assignment"
@@ -110,6 +131,10 @@ class Assignment(models.Model):
 
     def __str__(self):
         return f"assignment {self.uuid} ({self.status})"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None or self.backend in self.SELF_VERIFIED
 
 
 class ClipAnswer(models.Model):
@@ -128,6 +153,12 @@ class ClipAnswer(models.Model):
         default=False,
         help_text="the worker reported that the clip does not load or play; such an answer "
         "completes the clip without questions and is left out of the votes",
+    )
+    superseded = models.BooleanField(
+        default=False,
+        db_default=False,  # the autosave's raw upsert does not name this column
+        help_text="the same worker answered this clip again in a later submission (two HITs of an imported "
+        "results file); the later answer is the worker's one vote, this one is kept but not counted",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

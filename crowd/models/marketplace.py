@@ -51,6 +51,9 @@ class Hit(models.Model):
     unique_request_token = models.CharField(max_length=64, unique=True)
     attempt = models.PositiveIntegerField(default=1)
     title = models.CharField(max_length=200, blank=True)
+    imported = models.BooleanField(
+        default=False, help_text="recorded from a results file: the work was done elsewhere; never published again"
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
@@ -113,14 +116,28 @@ class MarketplaceCall(models.Model):
 
 
 class Bonus(models.Model):
-    PENDING, PAID, FAILED = "pending", "paid", "failed"
-    STATUSES = [(PENDING, "pending"), (PAID, "paid"), (FAILED, "failed")]
+    PENDING, SENDING, PAID, FAILED = "pending", "sending", "paid", "failed"
+    STATUSES = [
+        (PENDING, "pending"),
+        (SENDING, "sending (payment sent, outcome unknown: check the marketplace before paying again)"),
+        (PAID, "paid"),
+        (FAILED, "failed"),
+    ]
 
     assignment = models.ForeignKey("crowd.Assignment", on_delete=models.CASCADE, related_name="bonuses")
     amount = models.DecimalField(max_digits=8, decimal_places=2)
     reason = models.TextField()
     status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
     unique_request_token = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="the client's key (or one derived from assignment, amount and reason): a repeated request "
+        "returns this bonus instead of paying twice",
+    )
+    external_id = models.CharField(max_length=200, blank=True, help_text="Prolific bulk bonus payment id")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

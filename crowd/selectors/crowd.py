@@ -11,6 +11,7 @@ from catalog.core.vocabulary import META_LABELS
 from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, InhouseTask, ProlificStudy
 
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete"
+ANSWER_FIELD = "avcrowdAssignment"  # the answer field our externalSubmit form posts with the assignmentId
 ANSWER_FIELDS = META_LABELS + ("played", "watch_seconds", "labels", "comment", "media_failed")
 
 
@@ -95,10 +96,12 @@ def assignment_handoff(assignment: Assignment) -> dict | None:
     backend = assignment.backend
     if backend == "mturk":
         base = (assignment.turk_submit_to or "https://www.mturk.com").rstrip("/")
+        # MTurk's externalSubmit wants at least one answer field besides assignmentId; ours names the avcrowd
+        # assignment that holds the answers (the sync sees it in the assignment's Answer)
         return {
             "kind": "mturk",
             "action": f"{base}/mturk/externalSubmit",
-            "fields": {"assignmentId": assignment.external_assignment_id},
+            "fields": {"assignmentId": assignment.external_assignment_id, ANSWER_FIELD: str(assignment.uuid)},
         }
     if backend == "prolific":
         code = completion_code_for(assignment.batch) or prolific_completion_code(assignment.batch.dataset)

@@ -61,13 +61,21 @@ def hits_list(dataset, status: str | None = None):
     return qs.filter(status=status) if status else qs
 
 
+UNVERIFIED = "unverified"  # pseudo-status: submitted, but the marketplace has not reported it for this worker
+
+
 def assignments_list(dataset, *, status: str | None = None, worker_id: int | None = None):
+    """status: an Assignment status, or "unverified" (submitted, not yet confirmed by the marketplace)."""
     qs = (
         Assignment.objects.filter(batch__dataset=dataset)
         .select_related("worker", "batch")
         .order_by("-submitted_at", "-id")
     )
-    if status:
+    if status == UNVERIFIED:
+        qs = qs.filter(status=Assignment.SUBMITTED, verified_at__isnull=True).exclude(
+            backend__in=Assignment.SELF_VERIFIED
+        )
+    elif status:
         qs = qs.filter(status=status)
     if worker_id:
         qs = qs.filter(worker_id=worker_id)
@@ -179,7 +187,8 @@ def dataset_ops(dataset: Dataset) -> dict:
         "progress": progress_buckets(dataset),
         "hits": {s: hit_status.get(s, 0) for s, _ in Hit.STATUSES},
         "open_hits": hit_status.get(Hit.OPEN, 0),
-        "assignments": {s: a_status.get(s, 0) for s, _ in Assignment.STATUSES},
+        "assignments": {s: a_status.get(s, 0) for s, _ in Assignment.STATUSES}
+        | {UNVERIFIED: assignments_list(dataset, status=UNVERIFIED).count()},
         "spend": {
             "budget": str(spend.budget),
             "paid": str(spend.paid),

@@ -30,6 +30,10 @@ BACKENDS = {b for b, _ in Worker.BACKENDS}
 ANSWER_KEYS = META_LABELS + ("played", "watch_seconds", "labels", "comment", "media_failed")
 MAX_COMMENT = 2000
 MAX_WATCH_SECONDS = 24 * 3600
+UNVERIFIED_REASON = (
+    "submitted, unverified: waiting for the marketplace to report this assignment for this worker (next sync); "
+    "until then it is not approved, paid or merged"
+)
 
 
 # --- tokens ----------------------------------------------------------------------------------------------
@@ -402,9 +406,11 @@ def assignment_score(assignment: Assignment) -> Assignment:
 
 
 def worker_update_stats(worker: Worker, dataset=None) -> Worker:
-    """Mean catch-trial F1 over the worker's scored, submitted assignments; block per the dataset policy."""
+    """Mean catch-trial F1 over the worker's scored, submitted, verified assignments (work a stranger submitted
+    under this worker's id never counts against them); block per the dataset policy."""
     agg = (
-        Assignment.objects.filter(worker=worker, catch_f1__isnull=False)
+        Assignment.objects.verified()
+        .filter(worker=worker, catch_f1__isnull=False)
         .exclude(status=Assignment.IN_PROGRESS)
         .aggregate(mean=Avg("catch_f1"), n=Count("id"))
     )
@@ -490,12 +496,16 @@ def assignment_submit(assignment: Assignment, *, work_seconds=None) -> Assignmen
 
 
 def assignment_apply_policy(a: Assignment) -> Assignment:
-    """Score the catch trials; a submitted assignment gets its dataset's policy (approve / reject / wait for the
-    review window); then the worker's mean F1 is updated, blocking below the floor. Live submissions and
-    imported marketplace results both go through here."""
+    """Score the catch trials; a submitted, verified assignment gets its dataset's policy (approve / reject / wait
+    for the review window); an unverified one waits for the marketplace to confirm it (`assignment_verify`).
+    Then the worker's mean F1 is updated, blocking below the floor. Live submissions, synced and imported
+    marketplace results all go through here."""
     assignment_score(a)
     dataset = a.batch.dataset
-    if a.status == Assignment.SUBMITTED:
+    if a.status == Assignment.SUBMITTED and not a.is_verified:
+        Assignment.objects.filter(pk=a.pk).update(decision_reason=UNVERIFIED_REASON)
+        a.decision_reason = UNVERIFIED_REASON
+    elif a.status == Assignment.SUBMITTED:
         decision = decide(
             a.catch_f1, reject_below=dataset.reject_below, review_window_hours=dataset.review_window_hours
         )
@@ -527,6 +537,12 @@ def assignment_decide(
             raise ValidationError(
                 "this assignment was not submitted yet; it can only be rejected (released)", field="status"
             )
+        if status == Assignment.APPROVED and not a.is_verified:
+            raise ValidationError(
+                f"this {a.backend} assignment is submitted but unverified: the marketplace has not reported it "
+                "for this worker yet, so it cannot be approved (nor paid or merged); sync the marketplace first",
+                field="status",
+            )
         if a.status == status:
             return a
         if status == Assignment.REJECTED:
@@ -539,7 +555,7 @@ def assignments_approve_due(now=None) -> int:
     """Approve submitted assignments whose dataset review window has passed (schedule this periodically)."""
     now = now or timezone.now()
     done = 0
-    for a in Assignment.objects.filter(status=Assignment.SUBMITTED).select_related("batch__dataset"):
+    for a in Assignment.objects.verified().filter(status=Assignment.SUBMITTED).select_related("batch__dataset"):
         hours = a.batch.dataset.review_window_hours
         if a.submitted_at and a.submitted_at + timedelta(hours=hours) <= now:
             with transaction.atomic():
@@ -550,3 +566,32 @@ def assignments_approve_due(now=None) -> int:
                     _set_status(locked, Assignment.APPROVED, reason=f"approved after the {hours} h review window")
                     done += 1
     return done
+
+
+def assignment_verify(assignment: Assignment, *, worker_external_id: str, source: str) -> Assignment:
+    """The marketplace reported this assignment for `worker_external_id` (a sync saw the submission, or the
+    requester's results file lists it): mark it verified and, when it waits submitted, decide it by the
+    dataset policy. A report for another worker verifies nothing (ValidationError naming both ids)."""
+    with transaction.atomic():
+        a = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("batch__dataset", "worker")
+            .get(pk=assignment.pk)
+        )
+        if a.worker is None or a.worker.external_id != worker_external_id:
+            raise ValidationError(
+                f"{source} reports assignment {a.external_assignment_id or a.uuid} for worker "
+                f"{worker_external_id!r}, but it is bound here to worker "
+                f"{a.worker.external_id if a.worker else None!r}; it stays unverified",
+                field="workerId",
+            )
+        if a.verified_at is not None:
+            return a
+        a.verified_at = timezone.now()
+        a.save(update_fields=["verified_at"])
+        AssignmentDecisionLog.objects.create(
+            assignment=a, old_status=a.status, new_status=a.status, reason=f"verified: {source}"
+        )
+        if a.status == Assignment.SUBMITTED:
+            assignment_apply_policy(a)
+    return a

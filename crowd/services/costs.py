@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from django.db.models import Count
 
@@ -12,6 +14,8 @@ from crowd.marketplace.mturk import setting, to_cents
 from crowd.models import Assignment, Bonus, Hit
 
 DEFAULT_SECONDS_PER_CLIP = 45.0
+PROLIFIC_MIN_HOURLY_USD = Decimal("8.00")  # Prolific refuses studies that pay less per hour
+MIN_MEASURED_SUBMISSIONS = 5  # below this many timed submissions the per-clip time comes from the setting
 
 
 def prolific_fee_rate() -> Decimal:
@@ -96,3 +100,70 @@ def dataset_spend(dataset, *, sandbox: bool | None = None) -> Spend:
         committed=to_cents(committed + bonus_paid + bonus_pending),
         bonuses_paid=to_cents(bonus_paid),
     )
+
+
+# --- Prolific: estimated completion time from measured work, and its minimum hourly pay ---------------------------
+
+
+def prolific_min_hourly() -> Decimal:
+    return Decimal(str(setting("PROLIFIC_MIN_HOURLY_USD", PROLIFIC_MIN_HOURLY_USD)))
+
+
+def measured_minutes_per_clip(dataset) -> tuple[float | None, int]:
+    """(median minutes per clip over the dataset's timed, verified submissions, how many there are); the median
+    is None below MIN_MEASURED_SUBMISSIONS."""
+    rows = (
+        Assignment.objects.verified()
+        .filter(
+            batch__dataset=dataset,
+            status__in=(Assignment.SUBMITTED, Assignment.APPROVED),
+            work_seconds__gt=0,
+        )
+        .annotate(n_clips=Count("batch__items"))
+        .values_list("work_seconds", "n_clips")
+    )
+    per_clip = [w / 60 / n for w, n in rows if n]
+    if len(per_clip) < MIN_MEASURED_SUBMISSIONS:
+        return None, len(per_clip)
+    return float(statistics.median(per_clip)), len(per_clip)
+
+
+@dataclass
+class ProlificEstimate:
+    n_clips: int
+    minutes_per_clip: float
+    measured_from: int  # timed submissions behind minutes_per_clip (0: the setting)
+    minutes: int  # estimated_completion_time sent to Prolific
+    min_hourly: Decimal
+
+    def source(self) -> str:
+        if self.measured_from:
+            return f"measured median of {self.measured_from} submissions"
+        return f"PROLIFIC_MINUTES_PER_CLIP until {MIN_MEASURED_SUBMISSIONS} timed submissions exist"
+
+    def hourly(self, reward: Decimal) -> Decimal:
+        return (Decimal(reward) * 60 / Decimal(self.minutes)).quantize(Decimal("0.01"))
+
+    def refusal(self, reward: Decimal) -> str | None:
+        """Why Prolific would refuse this reward (below its minimum hourly pay), with the numbers; or None."""
+        if self.hourly(reward) >= self.min_hourly:
+            return None
+        return (
+            f"reward ${Decimal(reward)} for an estimated {self.minutes} min ({self.n_clips} clips x "
+            f"{self.minutes_per_clip:.2f} min per clip, {self.source()}) pays ${self.hourly(reward)}/h, below "
+            f"Prolific's minimum of ${self.min_hourly}/h; offer at least ${prolific_reward_floor(self.minutes)}"
+        )
+
+
+def prolific_estimate(dataset, n_clips: int) -> ProlificEstimate:
+    measured, n = measured_minutes_per_clip(dataset)
+    per_clip = (
+        measured if measured is not None else float(setting("PROLIFIC_MINUTES_PER_CLIP", seconds_per_clip() / 60))
+    )
+    minutes = max(1, math.ceil(per_clip * n_clips))
+    return ProlificEstimate(n_clips, per_clip, n if measured is not None else 0, minutes, prolific_min_hourly())
+
+
+def prolific_reward_floor(minutes: int) -> Decimal:
+    """The smallest reward Prolific accepts for `minutes` of estimated work (its minimum hourly pay)."""
+    return (Decimal(minutes) / 60 * prolific_min_hourly()).quantize(Decimal("0.01"), rounding=ROUND_CEILING)

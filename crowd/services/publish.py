@@ -1,8 +1,11 @@
 """Publishing batches: MTurk HITs (ExternalQuestion or HTMLQuestion), Prolific studies, in-house assignment.
 
 `publish_plan` validates and prices; `batches_publish` creates the HITs (or, with dry_run, only prints them).
-Every create call carries a UniqueRequestToken derived from the batch uuid and the attempt number, so a re-run
-after a crash re-sends the same token and MTurk does not post the HIT twice.
+Every create call carries a UniqueRequestToken derived from the batch uuid and the publish round, so a re-run after
+a crash or an ambiguous failure (the HIT may exist, the answer was lost) re-sends the same token: MTurk answers
+"already processed" and the HIT is found (RequesterAnnotation = batch uuid) and recorded, never posted twice. Only a
+definite refusal (a 4xx that created nothing) ends a round. One backend per batch; batches whose results were
+imported from a results file are closed for publishing.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -21,9 +25,16 @@ from catalog.selectors.taxonomy import class_names
 from catalog.services.operations import Progress
 from crowd.marketplace import MarketplaceConfigError, MarketplaceError, crowdform, mturk
 from crowd.marketplace import prolific as prolific_mod
-from crowd.marketplace.retry import as_marketplace_error, error_message, is_duplicate_token
+from crowd.marketplace.retry import as_marketplace_error, error_message, is_duplicate_token, is_retryable
 from crowd.models import Batch, Hit, MarketplaceQualification, ProlificStudy, Worker
-from crowd.services.costs import cost_per_assignment, dataset_spend, hit_cost_per_assignment, reward_for_batch
+from crowd.services.costs import (
+    cost_per_assignment,
+    dataset_spend,
+    hit_cost_per_assignment,
+    prolific_estimate,
+    prolific_reward_floor,
+    reward_for_batch,
+)
 
 MODES = ("external", "html")
 BACKENDS = ("mturk", "prolific")
@@ -43,6 +54,7 @@ class HitSettings:
     auto_approval_delay_seconds: int = 3 * 24 * 3600
     frame_height: int = 0
     qualifications: mturk.QualificationPolicy = field(default_factory=mturk.QualificationPolicy)
+    passed_gold_only: bool = False  # Prolific: only participants whose check-clip F1 passed (an allow list)
 
     @classmethod
     def from_settings(cls, **overrides) -> "HitSettings":
@@ -101,9 +113,42 @@ def request_token(batch, attempt: int, kind: str = "hit") -> str:
     return f"avcrowd-{kind}-{batch.uuid.hex}-{attempt}"[:64]
 
 
+def _live_hits():
+    """HITs / studies that exist on a marketplace, or may (a pending one: its create call's outcome is unknown)."""
+    return Hit.objects.exclude(status=Hit.FAILED)
+
+
 def _unpublished_batches(dataset, backend: str, sandbox: bool):
-    live = Hit.objects.filter(backend=backend, sandbox=sandbox).exclude(status__in=(Hit.FAILED, Hit.PENDING))
-    return Batch.objects.filter(dataset=dataset, status=Batch.OPEN).exclude(hits__in=live).order_by("created_at", "id")
+    """Open batches with nothing live on this backend and environment, none on another backend, nothing imported."""
+    live_here = Hit.objects.filter(backend=backend, sandbox=sandbox).exclude(status__in=(Hit.FAILED, Hit.PENDING))
+    elsewhere = _live_hits().exclude(backend=backend)
+    return (
+        Batch.objects.filter(dataset=dataset, status=Batch.OPEN)
+        .exclude(hits__in=live_here)
+        .exclude(hits__in=elsewhere)
+        .exclude(hits__imported=True)
+        .order_by("created_at", "id")
+    )
+
+
+def batch_publish_refusal(batch, backend: str) -> str | None:
+    """Why `batch` cannot be published on `backend` (any environment), or None: its results were imported from a
+    results file, or it is live on another backend (one backend per batch)."""
+    imported = batch.hits.filter(imported=True).first()
+    if imported is not None:
+        return (
+            f"batch {batch.uuid} holds results imported from a results file (HIT {imported.external_id}); "
+            "its work is done, it is closed for publishing"
+        )
+    other = _live_hits().filter(batch=batch).exclude(backend=backend).first()
+    if other is not None:
+        kind = "HIT" if other.backend == Hit.MTURK else "study"
+        return (
+            f"batch {batch.uuid} is already published on {other.get_backend_display()} ({kind} "
+            f"{other.external_id or '(pending)'}, {other.status}); one backend per batch: publish other batches "
+            f"on {backend}"
+        )
+    return None
 
 
 def publish_plan(
@@ -166,7 +211,19 @@ def publish_plan(
                 f"batch {batch.uuid} has no gold clips (the dataset asks for {dataset.gold_per_batch} "
                 "per batch); mark gold clips and rebuild the batch"
             )
-        r = Decimal(reward) if reward is not None else reward_for_batch(len(items))
+        refusal = batch_publish_refusal(batch, backend)
+        if refusal:
+            problems.append(refusal)
+            continue
+        if backend == "prolific":
+            estimate = prolific_estimate(dataset, len(items))
+            r = Decimal(reward) if reward is not None else prolific_reward_floor(estimate.minutes)
+            low = estimate.refusal(r)
+            if low:
+                problems.append(f"batch {batch.uuid}: {low}")
+                continue
+        else:
+            r = Decimal(reward) if reward is not None else reward_for_batch(len(items))
         n = dataset.annotations_per_clip
         cost = cost_per_assignment(backend, r, n, hs.qualifications.masters) * n
         planned.append(PlannedHit(batch, r, n, cost, len(items), n_gold))
@@ -211,25 +268,37 @@ def hit_page_url(batch) -> str:
     return f"{base}/hit/{batch.uuid}/"
 
 
-def public_media_url(clip) -> str:
-    """The clip's media URL as a worker's browser reaches it (absolute, on PUBLIC_BASE_URL when served here)."""
+def public_media_url(clip, *, valid_seconds: int | None = None) -> str:
+    """The clip's media URL as a worker's browser reaches it (absolute, on PUBLIC_BASE_URL when served here).
+    valid_seconds: how long a URL served here must keep working (default: the media endpoint's 24 h)."""
     if clip.media_url.startswith(("http://", "https://")):
         return clip.media_url
-    return getattr(settings, "PUBLIC_BASE_URL", "").rstrip("/") + clip_media_url(clip)
+    return getattr(settings, "PUBLIC_BASE_URL", "").rstrip("/") + clip_media_url(clip, valid_seconds=valid_seconds)
 
 
-def batch_inputs(batch) -> tuple[list[str], list[list[str]]]:
-    """(video_urls, proposal_lists) of a batch in position order, as the crowd-form page and the CSV use them."""
+def media_valid_seconds(hs: HitSettings) -> int:
+    """How long the media URLs embedded in a HIT must work: a worker may accept it at the end of its lifetime,
+    work for the assignment duration, and the requester reviews it until the auto-approval delay has passed."""
+    return int(hs.lifetime_seconds + hs.assignment_duration_seconds + hs.auto_approval_delay_seconds)
+
+
+def batch_inputs(batch, *, valid_seconds: int | None = None) -> tuple[list[str], list[str], list[list[str]]]:
+    """(clip_ids, video_urls, proposal_lists) of a batch in position order, as the crowd-form page and the
+    requester-UI CSV use them. Answers come back keyed by clip id, so URLs may change (re-signed) freely."""
     items = list(batch.items.select_related("clip").order_by("position"))
-    return [public_media_url(i.clip) for i in items], [list(i.proposals) for i in items]
+    return (
+        [i.clip.video_id for i in items],
+        [public_media_url(i.clip, valid_seconds=valid_seconds) for i in items],
+        [list(i.proposals) for i in items],
+    )
 
 
 def question_for(batch, mode: str, hs: HitSettings) -> str:
     if mode == "external":
         return mturk.external_question(hit_page_url(batch), hs.frame_height)
-    urls, props = batch_inputs(batch)
+    ids, urls, props = batch_inputs(batch, valid_seconds=media_valid_seconds(hs))
     try:
-        return mturk.html_question(crowdform.crowd_form_page(urls, props, class_names()), hs.frame_height)
+        return mturk.html_question(crowdform.crowd_form_page(ids, urls, props, class_names()), hs.frame_height)
     except ValueError as exc:
         raise ValidationError(f"batch {batch.uuid}: {exc}", field="mode") from exc
 
@@ -356,8 +425,8 @@ def batches_publish(
 
 
 def _hit_row(planned: PlannedHit, plan: PublishPlan, token_kind: str):
-    """The Hit row for this batch: a pending one from a crashed run is reused (same token), a failed one gives
-    the next attempt a new token."""
+    """The Hit row of this batch's publish round: a pending one (a crashed run, or an ambiguous failure: the HIT
+    may exist) is reused with its token; a definite refusal ended the round, so the next row gets a new one."""
     hs = plan.settings
     pending = Hit.objects.filter(
         batch=planned.batch, backend=plan.backend, sandbox=plan.sandbox, status=Hit.PENDING
@@ -417,21 +486,32 @@ def _publish_mturk(plan: PublishPlan, result: PublishResult, progress: Progress)
             UniqueRequestToken=hit.unique_request_token,
         )
         try:
-            try:
-                resp = mt.call("CreateHIT", hit=hit, **params)["HIT"]
-            except Exception as exc:  # noqa: BLE001
-                if not is_duplicate_token(exc):
-                    raise
+            resp = None
+            if hit.created_at < timezone.now() - TOKEN_MEMORY:
+                # MTurk remembers a UniqueRequestToken for 24 h: past that, look for the HIT before re-sending
                 resp = _find_hit(mt, planned.batch, hit)
-                if resp is None:
-                    raise
+            if resp is None:
+                try:
+                    resp = mt.call("CreateHIT", hit=hit, **params)["HIT"]
+                except Exception as exc:  # noqa: BLE001
+                    if not is_duplicate_token(exc):
+                        raise
+                    resp = _find_hit(mt, planned.batch, hit)
+                    if resp is None:
+                        raise
         except MarketplaceConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed HIT must not stop the others
             err = as_marketplace_error(exc, "CreateHIT failed") if not isinstance(exc, MarketplaceError) else exc
-            Hit.objects.filter(pk=hit.pk).update(status=Hit.FAILED, error=err.message)
-            result.failed.append((str(planned.batch.uuid), err.message))
-            progress.step(f"batch {planned.batch.uuid}: FAILED: {err.message}")
+            if _ambiguous(exc):
+                # the HIT may have been created (answer lost): stay pending, a re-run re-sends the same token
+                msg = f"{err.message} (outcome unknown: the HIT may exist; re-run publish to find or create it)"
+                Hit.objects.filter(pk=hit.pk).update(error=msg)
+            else:
+                msg = err.message
+                Hit.objects.filter(pk=hit.pk).update(status=Hit.FAILED, error=msg)
+            result.failed.append((str(planned.batch.uuid), msg))
+            progress.step(f"batch {planned.batch.uuid}: FAILED: {msg}")
             continue
         with transaction.atomic():
             hit.external_id = resp["HITId"]
@@ -445,6 +525,19 @@ def _publish_mturk(plan: PublishPlan, result: PublishResult, progress: Progress)
             f"batch {planned.batch.uuid}: HIT {hit.external_id} "
             f"({mturk.worker_site(plan.sandbox)}/projects/{hit.hit_type_id}/tasks)"
         )
+
+
+TOKEN_MEMORY = dt.timedelta(hours=23)
+
+
+def _ambiguous(exc: BaseException) -> bool:
+    """A failure after which the create call may have taken effect: throttling or faults that outlasted the
+    retries, lost connections, timeouts, anything that is not a marketplace's definite refusal."""
+    if isinstance(exc, MarketplaceError):
+        return False
+    if is_retryable(exc):
+        return True
+    return not isinstance(exc, ClientError)
 
 
 def _find_hit(mt: mturk.MTurk, batch, hit) -> dict | None:
@@ -464,9 +557,60 @@ def _block_list_workers(worker_ids: list[str]):
             w.save(update_fields=["is_blocked", "blocked_reason"])
 
 
+PROLIFIC_BLOCKLIST = "prolific-blocklist"
+PROLIFIC_PASSED_GOLD = "prolific-passed-gold"
+PROLIFIC_GROUPS = {
+    PROLIFIC_BLOCKLIST: ("avcrowd: blocked", "Participants blocked for their answers on our check clips."),
+    PROLIFIC_PASSED_GOLD: ("avcrowd: passed check clips", "Participants whose answers passed our check clips."),
+}
+
+
+def ensure_prolific_group(client, purpose: str) -> str | None:
+    """Our Prolific participant group for `purpose` (created on first use in PROLIFIC_WORKSPACE_ID), or None
+    when no workspace is configured."""
+    row = MarketplaceQualification.objects.filter(sandbox=False, purpose=purpose).first()
+    if row:
+        return row.qualification_type_id
+    workspace = mturk.setting("PROLIFIC_WORKSPACE_ID")
+    if not workspace:
+        return None
+    name, description = PROLIFIC_GROUPS[purpose]
+    group_id = str(client.group_create(name, workspace_id=workspace, description=description)["id"])
+    MarketplaceQualification.objects.create(sandbox=False, purpose=purpose, qualification_type_id=group_id)
+    return group_id
+
+
+def prolific_passed_gold_sync(client, dataset) -> str:
+    """The allow list of participants who passed the check clips (mean catch F1 over verified work at least the
+    dataset's reject_below), brought up to date; returns its group id."""
+    group = ensure_prolific_group(client, PROLIFIC_PASSED_GOLD)
+    if group is None:
+        raise MarketplaceConfigError(
+            "an allow list of participants who passed the check clips is a Prolific participant group: set "
+            "PROLIFIC_WORKSPACE_ID (Prolific > Workspace settings) so avcrowd can create it. Nothing was sent."
+        )
+    passed = list(
+        Worker.objects.filter(
+            backend="prolific", is_blocked=False, n_scored__gte=1, mean_catch_f1__gte=dataset.reject_below
+        ).values_list("external_id", flat=True)
+    )
+    if not passed:
+        raise ValidationError(
+            "no Prolific participant has passed the check clips yet (mean catch F1 at least "
+            f"{dataset.reject_below:.2f} on verified work); publish a first round without --passed-gold-only",
+            field="passed_gold_only",
+        )
+    client.group_add(group, passed)
+    return group
+
+
 def _publish_prolific(plan: PublishPlan, result: PublishResult, progress: Progress):
     client = prolific_mod.client_factory()
     hs = plan.settings
+    policy = prolific_mod.ProlificPolicy.from_settings(
+        blocklist_group=ensure_prolific_group(client, PROLIFIC_BLOCKLIST),
+        allowlist_group=prolific_passed_gold_sync(client, plan.dataset) if hs.passed_gold_only else None,
+    )
     for planned in plan.hits:
         hit = _hit_row(planned, plan, "study")
         study = getattr(hit, "prolific", None) or ProlificStudy.objects.create(
@@ -474,7 +618,9 @@ def _publish_prolific(plan: PublishPlan, result: PublishResult, progress: Progre
             completion_code=prolific_mod.new_completion_code(plan.dataset),
             internal_name=f"avcrowd {plan.dataset.name} {planned.batch.uuid}",
         )
+        estimate = prolific_estimate(plan.dataset, planned.n_clips)
         try:
+            published = False
             if not hit.external_id:
                 resp = client.create_study(
                     name=hs.title,
@@ -482,13 +628,18 @@ def _publish_prolific(plan: PublishPlan, result: PublishResult, progress: Progre
                     external_url=hit_page_url(planned.batch),
                     completion_code=study.completion_code,
                     places=hit.max_assignments,
-                    minutes=max(1, int(hs.assignment_duration_seconds // 60 // 3)),
+                    minutes=estimate.minutes,
                     reward_cents=int(hit.reward * 100),
+                    filters=policy.filters(),
+                    internal_name=study.internal_name,
                     hit=hit,
                 )
                 hit.external_id = str(resp["id"])
                 hit.save(update_fields=["external_id"])
-            client.publish_study(hit.external_id, hit=hit)
+            else:  # a re-run: the PUBLISH of an earlier run may have gone through
+                published = client.get_study(hit.external_id, hit=hit).get("status", "UNPUBLISHED") != "UNPUBLISHED"
+            if not published:
+                client.publish_study(hit.external_id, hit=hit)
         except MarketplaceConfigError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -499,9 +650,13 @@ def _publish_prolific(plan: PublishPlan, result: PublishResult, progress: Progre
             progress.step(f"batch {planned.batch.uuid}: FAILED: {msg}")
             continue
         hit.status = Hit.OPEN
+        hit.error = ""
         hit.expires_at = timezone.now() + dt.timedelta(seconds=hit.lifetime_seconds)
         hit.save()
         study.remote_status = "ACTIVE"
         study.save(update_fields=["remote_status"])
         result.created.append(hit)
-        progress.step(f"batch {planned.batch.uuid}: Prolific study {hit.external_id}")
+        progress.step(
+            f"batch {planned.batch.uuid}: Prolific study {hit.external_id} ({estimate.minutes} min estimated, "
+            f"${estimate.hourly(hit.reward)}/h)"
+        )

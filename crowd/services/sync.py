@@ -5,28 +5,47 @@ answers of ExternalQuestion HITs; HTMLQuestion answers are parsed from the crowd
 decide them with the issue-3 services, push the decision (ApproveAssignment / RejectAssignment with
 RequesterFeedback), re-post rejected slots (CreateAdditionalAssignmentsForHIT), extend HITs that expired short of
 their target, expire HITs that are done. Then pay pending bonuses (SendBonus) and block workers the policy blocked
-(CreateWorkerBlock + our 'blocked' qualification). Prolific studies get the same treatment through its REST API.
-A failure on one HIT is recorded on it and the others go on; every call is logged (MarketplaceCall).
+(CreateWorkerBlock + our 'blocked' qualification). Prolific studies get the same treatment through its REST API
+(bonuses through its bulk bonus API, blocks through a participant group). A failure on one HIT is recorded on it
+and the others go on; every call is logged (MarketplaceCall).
+
+A submission is verified when the marketplace lists it for the worker it is bound to here: only then is it
+decided, approved, paid and merged. Syncs are serialized (a PostgreSQL advisory lock), so two syncs never push
+the same decision or bonus twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import threading
+import uuid
 from collections import Counter
-from decimal import Decimal
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from catalog.errors import AvcrowdError
+from catalog.errors import AvcrowdError, ValidationError
 from catalog.selectors.taxonomy import class_names
 from catalog.services.operations import Progress
 from crowd.marketplace import MarketplaceConfigError, crowdform, mturk
 from crowd.marketplace import prolific as prolific_mod
-from crowd.marketplace.retry import error_message, is_duplicate_token
-from crowd.models import Assignment, Bonus, Hit, HitAssignment, MarketplaceQualification, Worker, WorkerBlock
+from crowd.marketplace.retry import error_message, is_duplicate_token, is_retryable
+from crowd.models import (
+    Assignment,
+    Bonus,
+    Hit,
+    HitAssignment,
+    MarketplaceCall,
+    MarketplaceQualification,
+    Worker,
+    WorkerBlock,
+)
 from crowd.services import assignments
-from crowd.services.publish import public_media_url
+from crowd.services.costs import dataset_spend
+from crowd.services.publish import PROLIFIC_BLOCKLIST, ensure_prolific_group, public_media_url
 
 PAST = dt.datetime(2015, 1, 1, tzinfo=dt.timezone.utc)  # UpdateExpirationForHIT to a past time = expire now
 DEFAULT_APPROVE_FEEDBACK = "Thank you for your careful work."
@@ -42,10 +61,15 @@ def _crowd():
 def _ingest(
     hit, *, worker_id: str, external_assignment_id: str, answer_xml: str = "", accept_time=None, submit_time=None
 ):
-    """The local Assignment for a marketplace submission, submitted (scored, decided) if it was still open."""
+    """The local Assignment for a marketplace submission, verified (the marketplace reports it for this worker)
+    and submitted (scored, decided) if it was still open."""
     crowd = _crowd()
     backend = hit.backend
-    local = Assignment.objects.filter(backend=backend, external_assignment_id=external_assignment_id).first()
+    local = (
+        Assignment.objects.filter(backend=backend, external_assignment_id=external_assignment_id)
+        .select_related("worker")
+        .first()
+    )
     if local is None:
         local = Assignment.objects.filter(
             batch=hit.batch, worker__backend=backend, worker__external_id=worker_id
@@ -58,6 +82,7 @@ def _ingest(
             external_assignment_id=external_assignment_id,
             hit_id=hit.external_id,
         )
+    local = crowd.assignment_verify(local, worker_external_id=worker_id, source=f"{backend} {hit.external_id}")
     if local.status != Assignment.IN_PROGRESS:
         return local
     if hit.mode == hit.HTML and answer_xml:
@@ -78,14 +103,15 @@ def _ingest(
 
 
 def _store_crowdform_answers(assignment, answer_xml: str):
+    """The crowd-form's answers, keyed by clip id (HITs published before that keyed them by media URL, which
+    still matches for clips with a stable http(s) URL)."""
     answers = crowdform.parse_question_form_answers(answer_xml)
-
     items = list(assignment.batch.items.select_related("clip").order_by("position"))
-    urls = [public_media_url(i.clip) for i in items]  # as batch_inputs gives them to the crowd-form page
-    parsed = crowdform.parse_task_answers(answers.get("taskAnswers", "[{}]"), urls, set(class_names()))
+    keys = [(i.clip.video_id, public_media_url(i.clip)) for i in items]
+    parsed = crowdform.parse_task_answers(answers.get("taskAnswers", "[{}]"), keys, set(class_names()))
     crowd = _crowd()
-    for item, url in zip(items, urls):
-        crowd.answer_save(assignment, item.clip.video_id, parsed.payloads[url])
+    for item in items:
+        crowd.answer_save(assignment, item.clip.video_id, parsed.payloads[item.clip.video_id])
 
 
 # --- MTurk ---------------------------------------------------------------------------------------
@@ -121,7 +147,7 @@ def mturk_hit_sync(hit, mt: mturk.MTurk, stats: Counter) -> None:
         if not ha.decision_pushed and status in ("Approved", "Rejected"):
             ha.decision_pushed = status.lower()  # decided on MTurk already (auto-approval, requester site)
         local = ha.assignment
-        if local is None or local.status == Assignment.IN_PROGRESS:
+        if local is None or local.status == Assignment.IN_PROGRESS or not local.is_verified:
             try:
                 local = _ingest(
                     hit,
@@ -178,11 +204,14 @@ def _maybe_bonus(local) -> bool:
         return False
     if Bonus.objects.filter(assignment=local).exists():
         return False
-    bonus_create(
-        local,
-        policy.get("amount", "0.25"),
-        policy.get("reason", f"Bonus for high accuracy on the check clips (F1 {local.catch_f1:.2f})."),
-    )
+    try:
+        bonus_create(
+            local,
+            policy.get("amount", "0.25"),
+            policy.get("reason", f"Bonus for high accuracy on the check clips (F1 {local.catch_f1:.2f})."),
+        )
+    except AvcrowdError:  # e.g. above the dataset's bonus cap or budget: no automatic bonus, the sync goes on
+        return False
     return True
 
 
@@ -236,6 +265,9 @@ def _close_or_extend(hit, mt, stats: Counter):
 
 
 def bonuses_pay(mt: mturk.MTurk, stats: Counter):
+    """SendBonus for every pending bonus of verified MTurk work, each with its own UniqueRequestToken. A bonus whose
+    earlier SendBonus failed ambiguously stays pending and is re-sent with the same token; past MTurk's 24 h memory
+    of tokens, ListBonusPayments is asked first whether it was paid."""
     pending = (
         Bonus.objects.filter(
             status=Bonus.PENDING, assignment__backend="mturk", assignment__marketplace_records__hit__sandbox=mt.sandbox
@@ -246,29 +278,50 @@ def bonuses_pay(mt: mturk.MTurk, stats: Counter):
     for bonus in pending:
         a = bonus.assignment
         try:
-            try:
-                mt.call(
-                    "SendBonus",
-                    WorkerId=a.worker.external_id,
-                    BonusAmount=str(bonus.amount),
-                    AssignmentId=a.external_assignment_id,
-                    Reason=bonus.reason[:1024],
-                    UniqueRequestToken=bonus.unique_request_token,
-                )
-            except Exception as exc:  # noqa: BLE001
-                if not is_duplicate_token(exc):
-                    raise
+            if _mturk_bonus_found(mt, bonus):
+                pass
+            else:
+                try:
+                    mt.call(
+                        "SendBonus",
+                        WorkerId=a.worker.external_id,
+                        BonusAmount=str(bonus.amount),
+                        AssignmentId=a.external_assignment_id,
+                        Reason=bonus.reason[:1024],
+                        UniqueRequestToken=bonus.unique_request_token,
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    if not is_duplicate_token(exc):
+                        raise
         except MarketplaceConfigError:
             raise
         except Exception as exc:  # noqa: BLE001
             bonus.error = error_message(exc)[:2000]
-            bonus.status = Bonus.FAILED
+            if not is_retryable(exc):  # refused for good (e.g. a bad amount): an admin decides
+                bonus.status = Bonus.FAILED
             bonus.save(update_fields=["error", "status"])
             stats["bonus_failed"] += 1
             continue
         bonus.status, bonus.paid_at, bonus.error = Bonus.PAID, timezone.now(), ""
         bonus.save(update_fields=["status", "paid_at", "error"])
         stats["bonuses_paid"] += 1
+
+
+def _mturk_bonus_found(mt: mturk.MTurk, bonus) -> bool:
+    """After a SendBonus of this bonus was tried more than 23 h ago (MTurk forgets tokens after 24 h): whether
+    MTurk lists a bonus of this amount and reason on the assignment."""
+    tried = MarketplaceCall.objects.filter(
+        operation="SendBonus", request__UniqueRequestToken=bonus.unique_request_token
+    ).order_by("created_at")
+    first = tried.first()
+    if first is None or first.created_at > timezone.now() - dt.timedelta(hours=23):
+        return False
+    for paid in mt.paginate(
+        "ListBonusPayments", "BonusPayments", AssignmentId=bonus.assignment.external_assignment_id, MaxResults=100
+    ):
+        if Decimal(str(paid.get("BonusAmount", "0"))) == bonus.amount and paid.get("Reason", "") == bonus.reason[:1024]:
+            return True
+    return False
 
 
 def blocks_push(mt: mturk.MTurk, stats: Counter):
@@ -302,11 +355,18 @@ def blocks_push(mt: mturk.MTurk, stats: Counter):
 
 # --- Prolific --------------------------------------------------------------------------------------
 
+PROLIFIC_DONE = ("AWAITING REVIEW", "APPROVED", "REJECTED")
+PROLIFIC_GONE = ("RETURNED", "TIMED-OUT")  # Prolific reopens the place itself
+RELEASED = "released"
+
 
 def prolific_study_sync(hit, client, stats: Counter):
     for sub in client.submissions(hit.external_id, hit=hit):
         status = sub.get("status", "")
-        if status not in ("AWAITING REVIEW", "APPROVED", "REJECTED"):
+        if status in PROLIFIC_GONE:
+            _prolific_release(hit, sub, status, stats)
+            continue
+        if status not in PROLIFIC_DONE:
             continue
         ha, created = HitAssignment.objects.get_or_create(
             hit=hit,
@@ -317,15 +377,24 @@ def prolific_study_sync(hit, client, stats: Counter):
         if not ha.decision_pushed and status in ("APPROVED", "REJECTED"):
             ha.decision_pushed = status.lower()
         local = ha.assignment
-        if local is None or local.status == Assignment.IN_PROGRESS:
-            local = _ingest(hit, worker_id=sub["participant_id"], external_assignment_id=sub["id"])
+        if local is None or local.status == Assignment.IN_PROGRESS or not local.is_verified:
+            try:
+                local = _ingest(hit, worker_id=sub["participant_id"], external_assignment_id=sub["id"])
+            except AvcrowdError as exc:
+                ha.error = exc.message[:2000]
+                ha.remote_status = status
+                ha.save()
+                stats["assignment_errors"] += 1
+                continue
             ha.assignment = local
+            ha.error = ""
         if local.status == Assignment.APPROVED and not ha.decision_pushed:
             client.approve(sub["id"], hit=hit)
             ha.decision_pushed = "approved"
             stats["approved"] += 1
+            stats["bonuses_queued"] += int(_maybe_bonus(local))
         elif local.status == Assignment.REJECTED and not ha.decision_pushed:
-            client.reject(sub["id"], _feedback(local, "Rejected after review."), hit=hit)
+            client.reject(sub["id"], _feedback(local, "Rejected after review."), category="FAILED_CHECK", hit=hit)
             ha.decision_pushed = "rejected"
             stats["rejected"] += 1
         ha.remote_status = status
@@ -345,11 +414,156 @@ def prolific_study_sync(hit, client, stats: Counter):
         stats["completed"] += 1
 
 
+def _prolific_release(hit, sub, status: str, stats: Counter):
+    """A returned or timed-out submission: its local assignment (not yet decided) is released so its slot is free
+    for the participant Prolific recruits next. Nothing is sent to Prolific (it reopened the place itself)."""
+    ha, _ = HitAssignment.objects.get_or_create(
+        hit=hit,
+        external_id=sub["id"],
+        defaults={"worker_external_id": sub.get("participant_id", ""), "remote_status": status},
+    )
+    if ha.decision_pushed == RELEASED:
+        return
+    local = ha.assignment or (
+        Assignment.objects.filter(backend="prolific", external_assignment_id=sub["id"]).first()
+        or Assignment.objects.filter(
+            batch=hit.batch, worker__backend="prolific", worker__external_id=sub.get("participant_id", "")
+        ).first()
+    )
+    if local is not None and local.status in (Assignment.IN_PROGRESS, Assignment.SUBMITTED):
+        _crowd().assignment_decide(
+            local,
+            status=Assignment.REJECTED,
+            reason=f"{status.lower()} on Prolific: the place is free for another participant",
+            feedback="",
+        )
+    ha.assignment = local
+    ha.decision_pushed = RELEASED
+    ha.remote_status = status
+    ha.save()
+    stats["released"] += 1
+
+
+def prolific_bonuses_pay(client, stats: Counter):
+    """Pending bonuses of verified Prolific work: one bulk bonus per study is set up (POST
+    submissions/bonus-payments/; repeating it pays nothing), then paid once (POST bulk-bonus-payments/{id}/pay/,
+    which Prolific documents as not idempotent). Each bonus is marked "sending" before the pay call: an
+    ambiguous failure leaves it there for a person to check on Prolific, and it is never paid again by itself."""
+    pending = list(
+        Bonus.objects.filter(status=Bonus.PENDING, assignment__backend="prolific").select_related("assignment__worker")
+    )
+    by_study: dict[int, list] = {}
+    hits: dict[int, Hit] = {}
+    for bonus in pending:
+        record = (
+            HitAssignment.objects.filter(assignment=bonus.assignment, hit__backend=Hit.PROLIFIC)
+            .select_related("hit")
+            .first()
+        )
+        if record is not None and bonus.assignment.is_verified:  # the study Prolific listed the submission in
+            hits[record.hit_id] = record.hit
+            by_study.setdefault(record.hit_id, []).append(bonus)
+    for hit_pk, bonuses in by_study.items():
+        hit = hits[hit_pk]
+        study_id = hit.external_id
+        fresh = [b for b in bonuses if not b.external_id]
+        try:
+            if fresh:
+                rows = [(b.assignment.worker.external_id, f"{b.amount:.2f}") for b in fresh]
+                bulk = str(client.bonus_setup(study_id, rows, hit=hit)["id"])
+                Bonus.objects.filter(pk__in=[b.pk for b in fresh]).update(external_id=bulk)
+                for b in fresh:
+                    b.external_id = bulk
+        except MarketplaceConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - nothing was paid: left pending for the next sync
+            Bonus.objects.filter(pk__in=[b.pk for b in fresh]).update(error=error_message(exc)[:2000])
+            stats["bonus_failed"] += len(fresh)
+        for bulk in sorted({b.external_id for b in bonuses if b.external_id}):
+            with transaction.atomic():  # claim the bulk payment: a concurrent sync finds nothing pending
+                claimed = Bonus.objects.filter(external_id=bulk, status=Bonus.PENDING).update(status=Bonus.SENDING)
+            if not claimed:
+                continue
+            try:
+                client.bonus_pay(bulk, hit=hit)
+            except MarketplaceConfigError:
+                Bonus.objects.filter(external_id=bulk, status=Bonus.SENDING).update(status=Bonus.PENDING)
+                raise
+            except Exception as exc:  # noqa: BLE001
+                status_code = getattr(exc, "status", None)
+                definite = status_code is not None and 400 <= status_code < 500 and status_code != 408
+                note = error_message(exc)[:1500]
+                Bonus.objects.filter(external_id=bulk, status=Bonus.SENDING).update(
+                    status=Bonus.FAILED if definite else Bonus.SENDING,
+                    error=note
+                    if definite
+                    else f"{note} (payment outcome unknown: check the bulk bonus {bulk} on Prolific before "
+                    "paying it again; it is not re-sent automatically)",
+                )
+                stats["bonus_failed"] += claimed
+                continue
+            Bonus.objects.filter(external_id=bulk, status=Bonus.SENDING).update(
+                status=Bonus.PAID, paid_at=timezone.now(), error=""
+            )
+            stats["bonuses_paid"] += claimed
+
+
+def prolific_blocks_push(client, stats: Counter):
+    """Blocked Prolific participants go into our block-list participant group (the studies' blocklist filter)."""
+    group = ensure_prolific_group(client, PROLIFIC_BLOCKLIST)
+    if group is None:
+        return  # no workspace configured: our HIT page still refuses blocked participants
+    done = WorkerBlock.objects.filter(sandbox=False, pushed=True).values("worker_id")
+    todo = list(Worker.objects.filter(backend="prolific", is_blocked=True).exclude(pk__in=done))
+    if not todo:
+        return
+    for worker in todo:
+        WorkerBlock.objects.get_or_create(
+            worker=worker, sandbox=False, defaults={"reason": worker.blocked_reason or "blocked"}
+        )
+    try:
+        client.group_add(group, [w.external_id for w in todo])
+    except MarketplaceConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        WorkerBlock.objects.filter(worker__in=todo, sandbox=False).update(error=error_message(exc)[:2000])
+        stats["block_failed"] += len(todo)
+        return
+    WorkerBlock.objects.filter(worker__in=todo, sandbox=False).update(pushed=True, error="")
+    stats["blocked"] += len(todo)
+
+
 # --- entry point ---------------------------------------------------------------------------------
+
+SYNC_LOCK_KEY = 0x61766353  # PostgreSQL advisory lock of the marketplace sync ("avcS")
+_local_sync_lock = threading.Lock()
+
+
+@contextmanager
+def sync_lock():
+    """One marketplace sync at a time: a PostgreSQL session advisory lock (released on disconnect too), a
+    process lock elsewhere (SQLite: one process)."""
+    if connection.vendor != "postgresql":
+        with _local_sync_lock:
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [SYNC_LOCK_KEY])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [SYNC_LOCK_KEY])
 
 
 def marketplace_sync(*, dataset=None, hits=None, echo=None, user=None, operation=None) -> dict:
-    """Sync every open HIT / study (of `dataset`, or the given `hits`); returns a summary of what happened."""
+    """Sync every open HIT / study (of `dataset`, or the given `hits`); returns a summary of what happened.
+    Serialized: a sync that starts while another runs waits for it, then sees what it pushed."""
+    with sync_lock():
+        return _marketplace_sync(dataset=dataset, hits=hits, echo=echo, user=user, operation=operation)
+
+
+def _marketplace_sync(*, dataset=None, hits=None, echo=None, user=None, operation=None) -> dict:
     qs = hits if hits is not None else Hit.objects.filter(status=Hit.OPEN).exclude(external_id="")
     if dataset is not None:
         qs = qs.filter(batch__dataset=dataset)
@@ -388,6 +602,9 @@ def marketplace_sync(*, dataset=None, hits=None, echo=None, user=None, operation
             mt = backends[("mturk", sandbox)]
             bonuses_pay(mt, stats)
             blocks_push(mt, stats)
+        if "prolific" in backends:
+            prolific_bonuses_pay(backends["prolific"], stats)
+            prolific_blocks_push(backends["prolific"], stats)
     except MarketplaceConfigError as exc:
         progress.finish({"errors": [exc.message], **stats}, failed=True, message=exc.message)
         raise
@@ -396,23 +613,108 @@ def marketplace_sync(*, dataset=None, hits=None, echo=None, user=None, operation
     return summary
 
 
-def bonus_create(assignment, amount, reason: str, *, user=None):
-    """Queue a bonus for an assignment (paid by the next sync, exactly once: UniqueRequestToken)."""
-    amount = Decimal(str(amount))
-    if amount < Decimal("0.01"):
-        raise AvcrowdError(f"bonus ${amount} is too low; at least $0.01", field="amount")
-    if not reason.strip():
-        raise AvcrowdError("a bonus needs a reason (the worker sees it)", field="reason")
-    return Bonus.objects.create(
-        assignment=assignment,
-        amount=amount,
-        reason=reason,
-        created_by=user,
-        unique_request_token=bonus_token(assignment),
-    )
+# --- bonuses ---------------------------------------------------------------------------------------
+
+CENT = Decimal("0.01")
 
 
-def bonus_token(assignment) -> str:
-    """SendBonus UniqueRequestToken of the assignment's next bonus (one per bonus, so each is paid once)."""
-    n = Bonus.objects.filter(assignment=assignment).count() + 1
-    return f"avcrowd-bonus-{assignment.uuid.hex}-{n}"
+def _bonus_amount(amount) -> Decimal:
+    try:
+        value = Decimal(str(amount).strip().lstrip("$"))
+    except (InvalidOperation, ValueError):
+        raise ValidationError(f"bonus amount {amount!r} is not a number of dollars, e.g. 0.50", field="amount")
+    if not value.is_finite():
+        raise ValidationError(f"bonus amount {amount!r} is not a number of dollars, e.g. 0.50", field="amount")
+    if value != value.quantize(CENT):
+        raise ValidationError(
+            f"bonus amount ${value} has fractions of a cent; use whole cents, e.g. 0.50", field="amount"
+        )
+    return value.quantize(CENT)
+
+
+def bonus_key(assignment, amount, reason: str) -> str:
+    """The idempotency key of a bonus request that brought none: the same assignment, amount and reason are the
+    same bonus (a repeated or concurrent request returns it instead of paying twice)."""
+    digest = hashlib.sha256(f"{assignment.uuid}|{amount}|{reason.strip()}".encode()).hexdigest()
+    return f"auto:{digest}"
+
+
+def bonus_create(assignment, amount, reason: str, *, user=None, idempotency_key: str | None = None):
+    """Queue a bonus for an assignment, paid by the next sync exactly once (MTurk: UniqueRequestToken; Prolific:
+    bulk bonus set up, then paid once). Checked here for every caller (API, admin, automatic quality bonus):
+    at least $0.01, at most the dataset's bonus cap, whole cents, a reason, verified marketplace work, within the
+    dataset's budget. idempotency_key: a repeated request with the same key (or, without one, the same
+    assignment, amount and reason) returns the first bonus; the same key for a different bonus is refused."""
+    amount = _bonus_amount(amount)
+    reason = (reason or "").strip()
+    if amount < CENT:
+        raise ValidationError(f"bonus ${amount} is too low; at least $0.01", field="amount")
+    if not reason:
+        raise ValidationError("a bonus needs a reason (the worker sees it)", field="reason")
+    key = (idempotency_key or "").strip() or bonus_key(assignment, amount, reason)
+    if len(key) > 200:
+        raise ValidationError("the idempotency key is longer than 200 characters", field="idempotency_key")
+    existing = Bonus.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return _same_bonus(existing, assignment, amount, key)
+    with transaction.atomic():
+        a = Assignment.objects.select_for_update(of=("self",)).select_related("batch__dataset").get(pk=assignment.pk)
+        existing = Bonus.objects.filter(idempotency_key=key).first()  # created while we waited for the lock
+        if existing is not None:
+            return _same_bonus(existing, assignment, amount, key)
+        dataset = a.batch.dataset
+        if amount > dataset.bonus_cap_usd:
+            raise ValidationError(
+                f"bonus ${amount} is above dataset {dataset.name}'s cap of ${dataset.bonus_cap_usd} per bonus; "
+                "allowed: $0.01 up to the cap (raise the dataset's bonus cap to pay more)",
+                field="amount",
+            )
+        if a.backend in ("mturk", "prolific") and not a.is_verified:
+            raise ValidationError(
+                f"assignment {a.uuid} is unverified: {a.backend} has not reported it for this worker, so it "
+                "cannot get a bonus; sync the marketplace first",
+                field="assignment",
+            )
+        spend = dataset_spend(dataset)
+        cost = mturk.bonus_cost(amount)
+        if spend.committed + cost > spend.budget:
+            raise ValidationError(
+                f"over budget: this bonus costs ${cost} with fees and ${spend.committed} is already committed, "
+                f"but dataset {dataset.name}'s budget is ${spend.budget}",
+                field="amount",
+            )
+        try:
+            with transaction.atomic():
+                bonus = Bonus.objects.create(
+                    assignment=a,
+                    amount=amount,
+                    reason=reason,
+                    created_by=user,
+                    idempotency_key=key,
+                    unique_request_token=bonus_token(a),
+                )
+                bonus.replayed = False
+                return bonus
+        except IntegrityError as exc:  # the same key, created concurrently for another assignment
+            conflict = exc
+    existing = Bonus.objects.filter(idempotency_key=key).first()
+    if existing is None:
+        raise conflict
+    return _same_bonus(existing, assignment, amount, key)
+
+
+def _same_bonus(existing, assignment, amount, key):
+    if existing.assignment_id != assignment.pk or existing.amount != amount:
+        raise ValidationError(
+            f"idempotency key {key!r} was already used for another bonus (${existing.amount} on assignment "
+            f"{existing.assignment.uuid}); use a new key for a new bonus",
+            field="idempotency_key",
+        )
+    existing.replayed = True
+    return existing
+
+
+def bonus_token(assignment=None) -> str:
+    """A SendBonus UniqueRequestToken for a new bonus: unique per bonus (so each is paid once, and two bonuses
+    created at the same moment never share one), at most 64 characters."""
+    return f"avcrowd-bonus-{uuid.uuid4().hex}"

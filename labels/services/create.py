@@ -215,7 +215,8 @@ def release_create_request(
     name, params = _check_request(dataset, name, method, params)
     if not (
         ClipAnswer.objects.filter(
-            assignment__batch__dataset=dataset, assignment__status=Assignment.APPROVED, media_failed=False
+            assignment__in=Assignment.objects.verified().filter(batch__dataset=dataset, status=Assignment.APPROVED),
+            media_failed=False,
         ).exists()
         or ExpertAnnotation.objects.filter(clip__dataset=dataset).exists()
     ):

@@ -63,7 +63,8 @@ def _ticked_labels_sql(assignment_ids: list[int]) -> dict[int, list[dict]] | Non
 
 
 def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals: bool = True) -> LoadedVotes:
-    """Approved crowd answers (+ in-house expert annotations) of a dataset as `Votes`.
+    """Approved, verified crowd answers (+ in-house expert annotations) of a dataset as `Votes`, one vote per
+    (worker, clip) (the later submission).
 
     Annotator quality: a crowd worker's stored mean catch F1; when it has none (or for in-house experts) the
     catch F1 computed here against the gold labels of the gold clips it answered (pooled per assignment,
@@ -107,14 +108,18 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
             tick_aud.append(bool(aud))
             tick_vis.append(bool(vis))
 
-    # Approved assignments first (a few thousand rows), then their answers by assignment id in chunks: plans
-    # stay index lookups whatever the table statistics say. Load order: submission time, assignment, answer.
+    # Approved, verified assignments first (a few thousand rows), then their answers by assignment id in chunks:
+    # plans stay index lookups whatever the table statistics say. Load order: submission time, assignment, answer.
     assignments = list(
-        Assignment.objects.filter(batch__dataset=dataset, status=Assignment.APPROVED)
+        Assignment.objects.verified()
+        .filter(batch__dataset=dataset, status=Assignment.APPROVED)
         .order_by("submitted_at", "id")
         .values_list("id", "worker_id", "worker__mean_catch_f1", "batch_id")
     )
-    n_crowd = 0
+    # One vote per (worker, clip): when a worker answered a clip in two assignments (two HITs of an imported
+    # results file), the later submission counts; the earlier answer is kept in the database but not loaded.
+    rows_kept, last_of = [], {}
+    n_crowd = n_dropped = 0
     chunk = 500
     for start in range(0, len(assignments), chunk):
         part = assignments[start : start + chunk]
@@ -134,8 +139,14 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
                 continue
             worker_id, f1 = info[assignment_id]
             key = ("worker", worker_id if worker_id is not None else f"assignment-{assignment_id}")
-            add(clip_pk, key, f1, assignment_id, bm, vo, si, ticks.get(answer_id, ()) if ticks is not None else row[6])
-            n_crowd += 1
+            labels = ticks.get(answer_id, ()) if ticks is not None else row[6]
+            if (key, clip_pk) in last_of:
+                n_dropped += 1
+            last_of[(key, clip_pk)] = len(rows_kept)  # in submission order: the later one wins
+            rows_kept.append((clip_pk, key, f1, assignment_id, bm, vo, si, labels))
+    for i in sorted(last_of.values()):
+        add(*rows_kept[i])
+        n_crowd += 1
     n_expert = 0
     if include_experts:
         experts = (
@@ -220,6 +231,8 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
         "clips_in_dataset": len(clip_ids),
         "gold_clips": len(gold),
     }
+    if n_dropped:
+        counts["duplicate_votes_dropped"] = n_dropped  # same worker, same clip: only the later submission counts
     if unknown_classes:
         counts["unknown_classes_skipped"] = unknown_classes
     return LoadedVotes(votes, clip_ids, clip_pks, clip_is_gold, class_names, gold, annotator_keys, counts, catch_clips)

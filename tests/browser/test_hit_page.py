@@ -117,7 +117,11 @@ def test_worker_labels_a_batch_with_mouse_and_keyboard_and_it_is_handed_to_mturk
     page.wait(lambda d: d.find_elements("id", "mturk-received"), "the MTurk hand-off form was not posted")
 
     # the marketplace got the assignment id by POST, and the answers are in the database
-    assert test_urls.RECEIVED == [{"method": "POST", "assignmentId": "ASSIGN1"}]
+    submitted_to_mturk = Assignment.objects.get(external_assignment_id="ASSIGN1")
+    # assignmentId and one answer field (MTurk asks for at least one): the avcrowd assignment
+    assert test_urls.RECEIVED == [
+        {"method": "POST", "assignmentId": "ASSIGN1", "avcrowdAssignment": str(submitted_to_mturk.uuid)}
+    ]
     assignment = Assignment.objects.get(external_assignment_id="ASSIGN1")
     assert assignment.status in ("submitted", "approved") and assignment.worker.external_id == "WORKER1"
     assert assignment.work_seconds and assignment.work_seconds > 0
@@ -256,7 +260,11 @@ def test_a_clip_that_does_not_load_is_reported_and_skipped_and_the_hit_can_be_su
     page.wait_saved()
     page.el("btn-submit").click()
     page.wait(lambda d: d.find_elements("id", "mturk-received"), "the HIT was not submitted and handed to MTurk")
-    assert test_urls.RECEIVED == [{"method": "POST", "assignmentId": "ASSIGN9"}]
+    submitted_to_mturk = Assignment.objects.get(external_assignment_id="ASSIGN9")
+    # assignmentId and one answer field (MTurk asks for at least one): the avcrowd assignment
+    assert test_urls.RECEIVED == [
+        {"method": "POST", "assignmentId": "ASSIGN9", "avcrowdAssignment": str(submitted_to_mturk.uuid)}
+    ]
     assignment = Assignment.objects.get(external_assignment_id="ASSIGN9")
     answers = answers_by_video(assignment)
     assert assignment.status != "in_progress" and len(answers) == 4

@@ -45,7 +45,7 @@ def test_ids_already_in_the_dataset_are_refused(taxonomy, clip_factory, tmp_path
     path = tmp_path / "clips.csv"
     path.write_text(f"video_id,url\ny1,{clip_factory('y')}\n")
     call_command("import_clips", str(path), "--dataset", "again")
-    with pytest.raises(CommandError, match="y1 \\(already in dataset again\\)"):
+    with pytest.raises(CommandError, match="y1 \\(already in dataset again; --skip-existing imports the others\\)"):
         call_command("import_clips", str(path), "--dataset", "again")
     assert Clip.objects.filter(dataset__name="again").count() == 1
 

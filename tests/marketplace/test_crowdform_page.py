@@ -10,9 +10,14 @@ pytestmark = pytest.mark.browser
 
 
 def test_ticks_in_the_page_come_back_through_the_parser(browser, tmp_path, taxonomy):
-    urls = ["https://cdn.example.org/a/clip_one.mp4", "https://cdn.example.org/a/clip_two.mp4"]
+    ids = ["clip_one", "clip_two"]
+    # signed URLs of this server: they change, so the answers are keyed by clip id, never by URL
+    urls = [
+        "https://avcrowd.example.org/media/clip/7.1900000000:x:sig/",
+        "https://avcrowd.example.org/media/clip/8:y:z/",
+    ]
     proposals = [[taxonomy[0], taxonomy[1]], [taxonomy[2]]]
-    html = crowd_form_page(urls, proposals, taxonomy).replace(f'<script src="{CROWD_ELEMENTS_JS}"></script>', "")
+    html = crowd_form_page(ids, urls, proposals, taxonomy).replace(f'<script src="{CROWD_ELEMENTS_JS}"></script>', "")
     page = tmp_path / "page.html"
     page.write_text(html)
     browser.get(page.as_uri())
@@ -31,8 +36,9 @@ def test_ticks_in_the_page_come_back_through_the_parser(browser, tmp_path, taxon
     fields = browser.execute_script(
         "const o={}; document.querySelectorAll('crowd-form input[name]').forEach(i=>o[i.name]=i.value); return o;"
     )
-    parsed = parse_task_answers(json.dumps([fields]), urls, set(taxonomy))
-    one, two = parsed.payloads[urls[0]], parsed.payloads[urls[1]]
+    assert {"clip_one", "clip_two", "classSearch-0", "classSearch-1"} == set(fields)
+    parsed = parse_task_answers(json.dumps([fields]), ids, set(taxonomy))
+    one, two = parsed.payloads["clip_one"], parsed.payloads["clip_two"]
     assert one["background_music"] is True and one["voice_over"] is False
     assert one["labels"] == [
         {"name": taxonomy[0], "audible": True, "visible": False},

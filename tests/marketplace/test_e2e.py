@@ -68,7 +68,11 @@ def test_publish_work_sync_decide_repost(e2e_page, live_server, mturk_stub):
     page.wait_saved()
     page.el("btn-submit").click()
     page.wait(lambda d: d.find_elements("id", "mturk-received"), "the MTurk hand-off form was not posted")
-    assert received == [{"method": "POST", "assignmentId": "ASG-GOOD"}]
+    submitted_to_mturk = Assignment.objects.get(external_assignment_id="ASG-GOOD")
+    # assignmentId and one answer field (MTurk asks for at least one): the avcrowd assignment
+    assert received == [
+        {"method": "POST", "assignmentId": "ASG-GOOD", "avcrowdAssignment": str(submitted_to_mturk.uuid)}
+    ]
 
     # a second, careless worker (through the same services the page uses): nothing ticked anywhere
     careless = assignment_start(

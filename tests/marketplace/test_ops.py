@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from catalog.models import Operation
-from crowd.models import Assignment, Hit, Worker
-from crowd.services.assignments import assignment_start, assignment_submit
+from crowd.models import Hit, Worker
+from crowd.services.assignments import assignment_start, assignment_submit, assignment_verify
 from tests.crowd_helpers import fill_assignment
 
 
@@ -28,8 +28,9 @@ def worked(dataset, batches, taxonomy):
     for worker, good in (("W-good", True), ("W-bad", False)):
         a = assignment_start(batch, backend="mturk", worker_external_id=worker, external_assignment_id=f"A-{worker}")
         fill_assignment(a, taxonomy, good=good)
-        Assignment.objects.filter(pk=a.pk).update()
-        out[worker] = assignment_submit(a, work_seconds=600)
+        assignment_submit(a, work_seconds=600)
+        # the marketplace reported it for this worker (what a sync does): only then is it decided
+        out[worker] = assignment_verify(a, worker_external_id=worker, source="MTurk ListAssignmentsForHIT")
     out["W-new"] = assignment_start(batch, backend="mturk", worker_external_id="W-new")
     return out
 

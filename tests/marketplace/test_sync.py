@@ -7,6 +7,7 @@ from botocore.stub import ANY
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from catalog.errors import ValidationError
 from crowd.models import Assignment, Bonus, ClipAnswer, Hit, HitAssignment, MarketplaceCall, Worker, WorkerBlock
 from crowd.services.assignments import assignment_decide, assignment_start
 from crowd.services.sync import PAST, bonus_create, marketplace_sync
@@ -214,6 +215,10 @@ def test_bonus_is_sent_once_with_unique_request_token(batches, taxonomy, mturk_s
     from crowd.services.assignments import assignment_submit
 
     assignment_submit(a)
+    with pytest.raises(ValidationError, match="unverified"):  # MTurk has not reported it yet: no bonus
+        bonus_create(a, "0.50", "Great accuracy on the check clips")
+    mturk_stub.add("ListAssignmentsForHIT", {"Assignments": [remote("A1", "W1", status="Approved")]}, list_params())
+    marketplace_sync()  # MTurk lists it for W1: verified (approved there already)
     bonus = bonus_create(a, "0.50", "Great accuracy on the check clips")
     mturk_stub.add("ListAssignmentsForHIT", {"Assignments": [remote("A1", "W1", status="Approved")]}, list_params())
     mturk_stub.add(

@@ -178,3 +178,19 @@ def test_evaluate_without_runs_or_gold_says_why(dataset, clips, taxonomy, tmp_pa
     run_import(dataset, "m", str(p1))
     with pytest.raises(CommandError, match="no gold labels"):
         call_command("evaluate_proposals", "--dataset", dataset.name)
+
+
+def test_model_names_are_kept_as_given(dataset, clips, taxonomy, tmp_path):
+    """Published names carry dots (gemini-1.5-flash): not slugified to gemini-15-flash."""
+    p, _ = _pickle(tmp_path, taxonomy, name="gemini-1.5-flash")
+    call_command("import_predictions", str(p), "--dataset", dataset.name, stdout=io.StringIO())
+    assert ModelRun.objects.filter(dataset=dataset, external_name="gemini-1.5-flash").exists()
+    call_command(
+        "import_predictions", str(p), "--dataset", dataset.name, "--name", "qwen2.5-omni_7B", stdout=io.StringIO()
+    )
+    assert ModelRun.objects.filter(external_name="qwen2.5-omni_7B").exists()
+    with pytest.raises(CommandError, match=r"model name 'bad name/x'.*letters, digits"):
+        call_command("import_predictions", str(p), "--dataset", dataset.name, "--name", "bad name/x")
+    with pytest.raises(ProposalsError, match="not allowed"):
+        run_import(dataset, ".hidden", str(p))
+    assert ModelRun.objects.count() == 2

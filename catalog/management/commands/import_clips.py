@@ -22,6 +22,11 @@ class Command(BaseCommand):
             help="reference local files in place instead of copying them into media storage",
         )
         parser.add_argument("--no-probe", action="store_true", help="skip decoding local files (faster, unsafe)")
+        parser.add_argument(
+            "--skip-existing",
+            action="store_true",
+            help="leave clips the dataset already has as they are and import the others (default: refuse the file)",
+        )
 
     def handle(self, *args, **opts):
         source = Path(opts["source"])
@@ -34,7 +39,16 @@ class Command(BaseCommand):
                 raise CommandError(f"{source}: no such file or directory")
             with transaction.atomic():  # a refused import must not leave a new, empty dataset behind
                 dataset, created = dataset_get_or_create(opts["dataset"])
-                clips = clips_import(dataset, specs, copy_media=not opts["link"], probe_media=not opts["no_probe"])
+                clips = clips_import(
+                    dataset,
+                    specs,
+                    copy_media=not opts["link"],
+                    probe_media=not opts["no_probe"],
+                    skip_existing=opts["skip_existing"],
+                )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
-        self.stdout.write(f"imported {len(clips)} clips into dataset {dataset.name}{' (new)' if created else ''}")
+        skipped = f"; {len(specs) - len(clips)} already there, left as they are" if opts["skip_existing"] else ""
+        self.stdout.write(
+            f"imported {len(clips)} clips into dataset {dataset.name}{' (new)' if created else ''}{skipped}"
+        )

@@ -7,14 +7,16 @@ from catalog.models import Dataset
 from catalog.selectors.taxonomy import class_names
 from crowd.marketplace.crowdform import crowd_form_template
 from crowd.models import Batch
-from crowd.services.publish import batch_inputs
+from crowd.services.publish import HitSettings, batch_inputs, media_valid_seconds
 
 
 class Command(BaseCommand):
     help = (
-        "Write the batch-input CSV for MTurk's requester web UI (columns batch_id, video_urls, proposal_lists "
-        "as Python-literal lists, the VGGSounder layout) and, with --template, the crowd-form HTML template "
-        "that reads them. Results downloaded from the requester site go back in with import_mturk_results."
+        "Write the batch-input CSV for MTurk's requester web UI (columns batch_id, clip_ids, video_urls, "
+        "proposal_lists as Python-literal lists, the VGGSounder layout plus our batch and clip ids) and, with "
+        "--template, the crowd-form HTML template that reads them (answers keyed by clip id). Media URLs served "
+        "here stay valid for the HIT lifetime plus the review period (MTURK_HIT settings). Results downloaded "
+        "from the requester site go back in with import_mturk_results."
     )
 
     def add_arguments(self, parser):
@@ -35,12 +37,13 @@ class Command(BaseCommand):
         if empty:
             raise CommandError("batches with clips without proposals: " + ", ".join(empty[:10]))
         out = Path(o["out"])
+        valid = media_valid_seconds(HitSettings.from_settings())
         with out.open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh, lineterminator="\n")
-            w.writerow(["batch_id", "video_urls", "proposal_lists"])
+            w.writerow(["batch_id", "clip_ids", "video_urls", "proposal_lists"])
             for b in batches:
-                urls, props = batch_inputs(b)
-                w.writerow([str(b.uuid), repr(urls), repr(props)])
+                ids, urls, props = batch_inputs(b, valid_seconds=valid)
+                w.writerow([str(b.uuid), repr(ids), repr(urls), repr(props)])
         self.stdout.write(f"wrote {len(batches)} row(s) to {out}")
         if o["template"]:
             Path(o["template"]).write_text(crowd_form_template(class_names()), encoding="utf-8")

@@ -1,7 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from catalog.errors import AvcrowdError
 from crowd.services.gold import gold_import_csv
+from crowd.services.rescore import catch_trials_rescore
 
 from .create_batches import _dataset
 
@@ -9,17 +11,30 @@ from .create_batches import _dataset
 class Command(BaseCommand):
     help = (
         "Import gold labels from a CSV with header id,label,original,modality (modality A, V, AV or '-' for "
-        "absent; original True/False). The clips must exist. All or nothing."
+        "absent; original True/False). The clips must exist. All or nothing. Then the batch items of the gold "
+        "clips become catch trials and the assignments of those batches are re-scored (results imported before "
+        "the gold included); --dry-run lists every change and writes nothing; --decide also applies the "
+        "dataset policy to the assignments still waiting (no approve/reject without it)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("csv")
         parser.add_argument("--dataset", required=True)
+        parser.add_argument("--dry-run", action="store_true", help="list what would change; write nothing")
+        parser.add_argument("--decide", action="store_true", help="approve/reject waiting assignments by the policy")
 
     def handle(self, *args, **opts):
         dataset = _dataset(opts["dataset"])
         try:
-            n = gold_import_csv(dataset, opts["csv"])
+            with transaction.atomic():
+                n = gold_import_csv(dataset, opts["csv"])
+                report = catch_trials_rescore(dataset, decide=opts["decide"])
+                if opts["dry_run"]:
+                    transaction.set_rollback(True)
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
-        self.stdout.write(f"imported {n} gold label rows into dataset {dataset.name}")
+        report.dry_run = opts["dry_run"]
+        verb = "would import" if opts["dry_run"] else "imported"
+        self.stdout.write(f"{verb} {n} gold label rows into dataset {dataset.name}")
+        for line in report.lines():
+            self.stdout.write(line)

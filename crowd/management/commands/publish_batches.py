@@ -36,6 +36,12 @@ class Command(BaseCommand):
             "--locale", action="append", default=None, help="worker locale, e.g. US or US-CA (repeatable; default US)"
         )
         parser.add_argument("--lifetime-hours", type=float, default=None)
+        parser.add_argument(
+            "--passed-gold-only",
+            action="store_true",
+            help="Prolific: only participants whose check-clip F1 passed (an allow-list participant group; "
+            "needs PROLIFIC_WORKSPACE_ID)",
+        )
 
     def handle(self, *args, **o):
         dataset = Dataset.objects.filter(name=o["dataset"]).first()
@@ -52,6 +58,7 @@ class Command(BaseCommand):
             min_approved_hits=o["min_approved_hits"],
             locales=tuple(o["locale"]) if o["locale"] else None,
             lifetime_seconds=int(o["lifetime_hours"] * 3600) if o["lifetime_hours"] else None,
+            passed_gold_only=o["passed_gold_only"] or None,
         )
         try:
             result = batches_publish(

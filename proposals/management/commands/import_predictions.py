@@ -1,9 +1,10 @@
 from pathlib import Path
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.text import slugify
 
 from catalog.errors import AvcrowdError
+from proposals.models import model_name_validator
 from proposals.services import run_import
 
 from ._common import get_dataset
@@ -20,7 +21,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", help=".pkl/.pickle, .csv, .jsonl or .npz")
         parser.add_argument("--dataset", required=True)
-        parser.add_argument("--name", help="model name (default: the file stem; one file only)")
+        parser.add_argument(
+            "--name",
+            help="model name, kept as given, e.g. gemini-1.5-flash (default: the file stem; one file only)",
+        )
         parser.add_argument(
             "--allow-unknown-clips",
             action="store_true",
@@ -34,7 +38,11 @@ class Command(BaseCommand):
             raise CommandError("--name needs exactly one file")
 
         for path in files:
-            name = opts["name"] or slugify(Path(path).stem)
+            name = opts["name"] or Path(path).stem
+            try:
+                model_name_validator(name)
+            except DjangoValidationError as exc:
+                raise CommandError(f"model name {name!r}: {exc.messages[0]}; give one with --name") from None
             try:
                 run = run_import(dataset, name, path, allow_unknown_clips=opts["allow_unknown_clips"])
             except AvcrowdError as exc:
