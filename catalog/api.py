@@ -1,19 +1,11 @@
 """REST API of the foundation: the class list, datasets and clips (read for researchers, write for admins)."""
 
 from django.urls import include, path
-from rest_framework import permissions, routers, serializers, viewsets
+from rest_framework import routers, serializers, viewsets
 
+from catalog.access import ResearcherRead
 from catalog.models import ClassRelation, Clip, Dataset, TaxonomyClass
 from catalog.selectors.clips import clip_media_url
-
-
-class IsStaffOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request, view):
-        return bool(
-            request.user
-            and request.user.is_authenticated
-            and (request.method in permissions.SAFE_METHODS or request.user.is_staff)
-        )
 
 
 class TaxonomyClassSerializer(serializers.ModelSerializer):
@@ -73,12 +65,14 @@ class ClipSerializer(serializers.ModelSerializer):
 
 
 class TaxonomyClassViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [ResearcherRead]
     queryset = TaxonomyClass.objects.order_by("index")
     serializer_class = TaxonomyClassSerializer
     pagination_class = None
 
 
 class ClassRelationViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [ResearcherRead]
     queryset = ClassRelation.objects.select_related("source", "target")
     serializer_class = ClassRelationSerializer
     pagination_class = None
@@ -87,11 +81,14 @@ class ClassRelationViewSet(viewsets.ReadOnlyModelViewSet):
 class DatasetViewSet(viewsets.ModelViewSet):
     queryset = Dataset.objects.all()
     serializer_class = DatasetSerializer
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [ResearcherRead]
     lookup_field = "name"
 
 
 class ClipViewSet(viewsets.ReadOnlyModelViewSet):
+    """Clips with `is_gold` and their original labels: researchers and admins only (never annotators)."""
+
+    permission_classes = [ResearcherRead]
     serializer_class = ClipSerializer
 
     def get_queryset(self):
@@ -100,7 +97,15 @@ class ClipViewSet(viewsets.ReadOnlyModelViewSet):
         return qs.filter(dataset__name=dataset) if dataset else qs
 
 
-router = routers.DefaultRouter()
+class APIRoot(routers.APIRootView):
+    permission_classes = [ResearcherRead]
+
+
+class Router(routers.DefaultRouter):
+    APIRootView = APIRoot
+
+
+router = Router()
 router.register("classes", TaxonomyClassViewSet, basename="class")
 router.register("class-relations", ClassRelationViewSet, basename="class-relation")
 router.register("datasets", DatasetViewSet, basename="dataset")

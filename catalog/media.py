@@ -10,6 +10,7 @@ from pathlib import Path
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.views.decorators.http import require_http_methods
 
+from catalog.access import public_signed_link
 from catalog.selectors.clips import clip_from_media_token
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -72,6 +73,7 @@ def _presign_s3_url(url: str) -> str:
     )
 
 
+@public_signed_link
 @require_http_methods(["GET", "HEAD"])
 def clip_media(request, token: str):
     clip = clip_from_media_token(token)

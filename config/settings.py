@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "frontend.middleware.AvcrowdErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "frontend.middleware.FrameAncestorsMiddleware",
 ]
@@ -73,6 +74,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "frontend.context_processors.roles",
             ],
         },
     },
@@ -145,7 +147,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # every API view names its rule (catalog.access); one that does not is closed to everyone
+    "DEFAULT_PERMISSION_CLASSES": ["catalog.access.Undeclared"],
+    "EXCEPTION_HANDLER": "catalog.http.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
@@ -154,6 +158,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "avcrowd API",
     "DESCRIPTION": "Clips, batches, annotations, releases and metric reports.",
     "VERSION": "1.0.0",
+    "SERVE_PERMISSIONS": ["catalog.access.Public"],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "proposals.models.ModelRun.STATUSES",
         "ReleaseMethodEnum": "labels.models.Release.METHODS",

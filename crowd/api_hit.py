@@ -1,13 +1,16 @@
-"""JSON API of the HIT page (/api/hit/, contract in docs/annotators.md). Thin: parse, call services, map errors.
+"""JSON API of the HIT page (/api/hit/, contract in docs/annotators.md). Thin: parse and call services.
 
-Authenticated by the signed HIT token (header X-HIT-Token) issued by the session endpoint; csrf_exempt because
-the page runs inside the MTurk iframe on another site and carries no session cookie there.
+Access rule `public_hit`: public, authenticated by the signed HIT token (header X-HIT-Token) that the session
+endpoint issues and the crowd services check; csrf_exempt because the page runs inside the MTurk iframe on another
+site and carries no session cookie there. Errors are mapped by catalog.http.json_errors; a 404 says only
+"not found", whatever was not found.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import wraps
 from urllib.parse import urlparse
 
 from django.http import JsonResponse
@@ -15,7 +18,9 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from catalog.errors import AvcrowdError, ValidationError
+from catalog.access import public_hit
+from catalog.errors import NotFound, ValidationError
+from catalog.http import json_errors
 from catalog.selectors.clips import clip_media_url
 from catalog.selectors.taxonomy import class_names, meta_labels
 from crowd.selectors.crowd import assignment_answers, assignment_by_uuid, assignment_handoff, batch_by_uuid, batch_items
@@ -25,18 +30,22 @@ MTURK_PREVIEW_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
 MAX_BODY = 256 * 1024
 
 
-def _json(data, status=200) -> JsonResponse:
-    response = JsonResponse(data, status=status)
-    response["Cache-Control"] = "no-store"
-    return response
+def hit_endpoint(*methods: str):
+    """A HIT API view: public (token checked by the services), csrf-exempt, these methods only, errors as JSON
+    (404s reveal nothing), never cached."""
 
+    def decorator(view):
+        inner = json_errors(require_http_methods(list(methods))(view), quiet_not_found=True)
 
-def _not_found() -> JsonResponse:
-    return _json({"error": "not found"}, status=404)
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            response = inner(request, *args, **kwargs)
+            response["Cache-Control"] = "no-store"
+            return response
 
+        return public_hit(csrf_exempt(wrapper))
 
-def _error(exc: AvcrowdError) -> JsonResponse:
-    return _not_found() if exc.status_code == 404 else _json(exc.as_dict(), status=exc.status_code)
+    return decorator
 
 
 def _body(request) -> dict:
@@ -100,40 +109,36 @@ def _clip_json(item, request) -> dict:
     }
 
 
-@csrf_exempt
-@require_http_methods(["GET"])
+@hit_endpoint("GET")
 def session(request, batch_uuid):
     batch = batch_by_uuid(batch_uuid)
     if batch is None:
-        return _not_found()
-    try:
-        arrival = parse_arrival(request)
-        items = batch_items(batch)
-        data = {
-            "preview": arrival.preview,
-            "batch_size": len(items),
-            "classes": class_names(),
-            "meta": meta_labels(),
-            "position": 0,
-            "answers": {},
-            "handoff": None,
-        }
-        if arrival.preview:
-            data.update(
-                token=None, assignment=None, status="preview", clips=[_clip_json(item, request) for item in items[:1]]
-            )
-            return _json(data)
-        assignment = svc.assignment_start(
-            batch,
-            backend=arrival.backend,
-            worker_external_id=arrival.worker_id,
-            external_assignment_id=arrival.assignment_id,
-            hit_id=arrival.hit_id,
-            turk_submit_to=arrival.turk_submit_to,
-            user=arrival.user,
+        raise NotFound(f"no batch {batch_uuid}")
+    arrival = parse_arrival(request)
+    items = batch_items(batch)
+    data = {
+        "preview": arrival.preview,
+        "batch_size": len(items),
+        "classes": class_names(),
+        "meta": meta_labels(),
+        "position": 0,
+        "answers": {},
+        "handoff": None,
+    }
+    if arrival.preview:
+        data.update(
+            token=None, assignment=None, status="preview", clips=[_clip_json(item, request) for item in items[:1]]
         )
-    except AvcrowdError as exc:
-        return _error(exc)
+        return JsonResponse(data)
+    assignment = svc.assignment_start(
+        batch,
+        backend=arrival.backend,
+        worker_external_id=arrival.worker_id,
+        external_assignment_id=arrival.assignment_id,
+        hit_id=arrival.hit_id,
+        turk_submit_to=arrival.turk_submit_to,
+        user=arrival.user,
+    )
     data.update(
         token=svc.hit_token(assignment),
         assignment=str(assignment.uuid),
@@ -144,68 +149,49 @@ def session(request, batch_uuid):
         handoff=assignment_handoff(assignment),
         feedback=assignment.feedback or None,
     )
-    return _json(data)
+    return JsonResponse(data)
 
 
 def _lookup(request, assignment_uuid):
-    """(assignment, None) or (None, error response)."""
+    """The assignment whose HIT token the request carries (NotFound, or Forbidden from the token check)."""
     assignment = assignment_by_uuid(assignment_uuid)
     if assignment is None:
-        return None, _not_found()
-    try:
-        svc.hit_token_check(request.headers.get("X-HIT-Token"), assignment)
-    except AvcrowdError as exc:
-        return None, _error(exc)
-    return assignment, None
+        raise NotFound(f"no assignment {assignment_uuid}")
+    svc.hit_token_check(request.headers.get("X-HIT-Token"), assignment)
+    return assignment
 
 
-@csrf_exempt
-@require_http_methods(["PUT", "POST"])
+@hit_endpoint("PUT", "POST")
 def answer(request, assignment_uuid, video_id):
     try:
-        try:
-            body, invalid = _body(request), None
-        except ValidationError as exc:  # reported after the 404/403 checks, inside the service's order
-            body, invalid = None, exc
-        updated_at = svc.answer_save_with_token(
-            assignment_uuid, request.headers.get("X-HIT-Token"), video_id, body, body_error=invalid
-        )
-    except AvcrowdError as exc:
-        return _error(exc)
-    return _json({"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()})
+        body, invalid = _body(request), None
+    except ValidationError as exc:  # reported after the 404/403 checks, inside the service's order
+        body, invalid = None, exc
+    updated_at = svc.answer_save_with_token(
+        assignment_uuid, request.headers.get("X-HIT-Token"), video_id, body, body_error=invalid
+    )
+    return JsonResponse({"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()})
 
 
-@csrf_exempt
-@require_http_methods(["PUT", "POST"])
+@hit_endpoint("PUT", "POST")
 def position(request, assignment_uuid):
-    assignment, err = _lookup(request, assignment_uuid)
-    if err:
-        return err
-    try:
-        body = _body(request)
-        if "position" not in body:
-            raise ValidationError("field 'position' is required", field="position")
-        svc.assignment_set_position(assignment, body["position"])
-    except AvcrowdError as exc:
-        return _error(exc)
-    return _json({"saved": True, "position": assignment.position})
+    assignment = _lookup(request, assignment_uuid)
+    body = _body(request)
+    if "position" not in body:
+        raise ValidationError("field 'position' is required", field="position")
+    svc.assignment_set_position(assignment, body["position"])
+    return JsonResponse({"saved": True, "position": assignment.position})
 
 
-@csrf_exempt
-@require_http_methods(["POST"])
+@hit_endpoint("POST")
 def submit(request, assignment_uuid):
-    assignment, err = _lookup(request, assignment_uuid)
-    if err:
-        return err
-    try:
-        body = _body(request)
-        extra = sorted(set(body) - {"work_seconds"})
-        if extra:
-            raise ValidationError(f"unknown field(s) {', '.join(extra)}; allowed: work_seconds", field=extra[0])
-        assignment = svc.assignment_submit(assignment, work_seconds=body.get("work_seconds"))
-    except AvcrowdError as exc:
-        return _error(exc)
-    return _json(
+    assignment = _lookup(request, assignment_uuid)
+    body = _body(request)
+    extra = sorted(set(body) - {"work_seconds"})
+    if extra:
+        raise ValidationError(f"unknown field(s) {', '.join(extra)}; allowed: work_seconds", field=extra[0])
+    assignment = svc.assignment_submit(assignment, work_seconds=body.get("work_seconds"))
+    return JsonResponse(
         {
             "status": assignment.status,
             "handoff": assignment_handoff(assignment),

@@ -6,13 +6,13 @@ from decimal import Decimal, InvalidOperation
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.errors import AvcrowdError
+from catalog.access import AdminOnly
+from catalog.errors import ValidationError
 from catalog.models import Dataset, Operation
-from crowd.marketplace import MarketplaceError
 from crowd.marketplace.inhouse import inhouse_assign
 from crowd.models import Assignment, Batch, Bonus, Hit
 from crowd.selectors.crowd import parse_uuid
@@ -227,18 +227,11 @@ class BonusResponseSerializer(serializers.Serializer):
 ERROR_400 = OpenApiResponse(
     MarketplaceErrorSerializer, description="bad input: `field` names the request field at fault"
 )
-ERROR_502 = OpenApiResponse(MarketplaceErrorSerializer, description="the marketplace call failed")
 DATASET_PARAM = OpenApiParameter("dataset", str, description="dataset name")
 
 
-def _error(exc):
-    if isinstance(exc, AvcrowdError):
-        return Response(exc.as_dict(), status=exc.status_code)
-    return Response({"error": exc.message}, status=status.HTTP_502_BAD_GATEWAY)
-
-
 class Staff(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [AdminOnly]
 
 
 class HitList(Staff):
@@ -279,16 +272,16 @@ class Publish(Staff):
         data = request.data
         dataset = Dataset.objects.filter(name=data.get("dataset")).first()
         if dataset is None:
-            return Response({"error": f"no dataset named {data.get('dataset')!r}", "field": "dataset"}, status=400)
+            raise ValidationError(f"no dataset named {data.get('dataset')!r}", field="dataset")
         try:
             reward = Decimal(str(data["reward"])) if data.get("reward") not in (None, "") else None
         except InvalidOperation:
-            return Response({"error": "reward must be a number of dollars", "field": "reward"}, status=400)
+            raise ValidationError("reward must be a number of dollars", field="reward") from None
         batches = None
         if data.get("batches"):
             batches = list(Batch.objects.filter(dataset=dataset, uuid__in=data["batches"]))
             if len(batches) != len(set(data["batches"])):
-                return Response({"error": "some batches are not in this dataset", "field": "batches"}, status=400)
+                raise ValidationError("some batches are not in this dataset", field="batches")
         kw = dict(
             count=data.get("count"),
             batches=batches,
@@ -297,10 +290,7 @@ class Publish(Staff):
             mode=data.get("mode", "external"),
             reward=reward,
         )
-        try:
-            plan = publish_plan(dataset, **kw)
-        except AvcrowdError as exc:
-            return _error(exc)
+        plan = publish_plan(dataset, **kw)
         estimate = {
             "hits": len(plan.hits),
             "cost_usd": str(plan.total),
@@ -327,7 +317,7 @@ class SyncNow(Staff):
         if request.data.get("dataset"):
             dataset = Dataset.objects.filter(name=request.data["dataset"]).first()
             if dataset is None:
-                return Response({"error": "no such dataset", "field": "dataset"}, status=400)
+                raise ValidationError("no such dataset", field="dataset")
         op = marketplace_sync_start(dataset, request.user)
         return Response({"operation": op.pk}, status=202)
 
@@ -389,11 +379,8 @@ class InhouseAssign(Staff):
     def post(self, request):
         batch = Batch.objects.filter(uuid=request.data.get("batch")).first() if request.data.get("batch") else None
         if batch is None:
-            return Response({"error": "unknown batch", "field": "batch"}, status=400)
-        try:
-            task, created = inhouse_assign(batch, str(request.data.get("username", "")), assigned_by=request.user)
-        except AvcrowdError as exc:
-            return _error(exc)
+            raise ValidationError("unknown batch", field="batch")
+        task, created = inhouse_assign(batch, str(request.data.get("username", "")), assigned_by=request.user)
         return Response(
             {
                 "batch": str(batch.uuid),
@@ -416,25 +403,21 @@ class BonusCreate(Staff):
             201: BonusResponseSerializer,
             200: OpenApiResponse(BonusResponseSerializer, description="a repeated request: the first bonus"),
             400: ERROR_400,
-            502: ERROR_502,
         },
     )
     def post(self, request):
         ref = request.data.get("assignment")
         a = Assignment.objects.filter(uuid=ref).first() if ref and parse_uuid(ref) else None
         if a is None:
-            return Response({"error": "unknown assignment", "field": "assignment"}, status=400)
+            raise ValidationError("unknown assignment", field="assignment")
         key = request.data.get("idempotency_key") or request.headers.get("Idempotency-Key")
-        try:
-            bonus = bonus_create(
-                a,
-                request.data.get("amount", "0"),
-                str(request.data.get("reason", "")),
-                user=request.user,
-                idempotency_key=str(key) if key else None,
-            )
-        except (AvcrowdError, MarketplaceError) as exc:
-            return _error(exc)
+        bonus = bonus_create(
+            a,
+            request.data.get("amount", "0"),
+            str(request.data.get("reason", "")),
+            user=request.user,
+            idempotency_key=str(key) if key else None,
+        )
         replayed = getattr(bonus, "replayed", False)
         return Response(
             {"bonus": bonus.pk, "status": bonus.status, "amount": str(bonus.amount), "replayed": replayed},

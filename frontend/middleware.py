@@ -1,9 +1,65 @@
-"""Content-Security-Policy frame-ancestors: pages may be framed only by MTurk's worker sites and the
-origins listed in FRAME_ANCESTORS (views opt in with the `frameable` decorator); every other page is DENY."""
+"""Page-wide behaviour: the page-side handler of the project's errors (AvcrowdErrorMiddleware, with the
+`back_on_error` decorator for form posts), and Content-Security-Policy frame-ancestors: pages may be framed only by
+MTurk's worker sites and the origins listed in FRAME_ANCESTORS (views opt in with the `frameable` decorator); every
+other page is DENY."""
 
 from functools import wraps
 
 from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from catalog.errors import AvcrowdError
+
+ERROR_TITLES = {400: "Not accepted", 403: "Not allowed", 404: "Not found"}
+
+
+def back_on_error(to):
+    """For a view that handles a form post: where the poster goes back to when a service refuses it (an
+    AvcrowdError), with the error as a message. `to` is a URL name without arguments, or a callable
+    (request, *args, **kwargs) -> URL."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            request.avcrowd_error_back = to(request, *args, **kwargs) if callable(to) else reverse(to)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+class AvcrowdErrorMiddleware:
+    """The one page-side handler of AvcrowdError. A form post to a view with `back_on_error` goes back to the page
+    that holds the form, with the error as a message (what the poster typed is on that page to fix); anything
+    else gets a readable error page with the error's status code (400, 403, 404)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, AvcrowdError):
+            return None
+        back = getattr(request, "avcrowd_error_back", None)
+        if request.method == "POST" and back:
+            messages.error(request, exception.message)
+            return redirect(back)
+        details = exception.details if isinstance(exception.details, (list, tuple)) else []
+        return render(
+            request,
+            "frontend/error.html",
+            {
+                "title": ERROR_TITLES.get(exception.status_code, "Not accepted"),
+                "error": exception,
+                "details": details,
+            },
+            status=exception.status_code,
+        )
 
 
 def frameable(view):

@@ -4,13 +4,16 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from catalog.access import admin_page, public_page
 from crowd.selectors.overview import overview
 
 
+@public_page
 def home(request):
     return render(request, "frontend/home.html", {"overview": overview(), "user": request.user})
 
 
+@public_page
 @csrf_exempt
 @require_POST
 def demo_mturk_receiver(request):
@@ -19,6 +22,7 @@ def demo_mturk_receiver(request):
     return render(request, "frontend/demo_mturk_received.html", {"fields": sorted(request.POST.items())})
 
 
+@admin_page
 def legacy_admin_redirect(request, model, rest=""):
     """Admin pages moved when the annotation app was split (/admin/annotation/<model>/... is now under the
     model's app): old bookmarks get a permanent redirect to the same page."""

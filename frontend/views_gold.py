@@ -1,17 +1,20 @@
 """Expert (gold-standard) pages: a queue and coverage view per dataset, and full-class-list labelling of a clip.
 
-Thin: reads through crowd.selectors.gold, writes through crowd.services.gold.expert_annotation_save.
+In-house annotators and admins only (access rule `annotator`). Thin: reads through crowd.selectors.gold, writes
+through crowd.services.gold.expert_annotation_save. A refused save re-shows the form with what the expert ticked
+and the error (status 400), which is why gold_clip catches AvcrowdError itself instead of leaving it to the page
+handler.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods
 
+from catalog.access import annotator_page
 from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset
 from catalog.selectors.clips import clip_media_url
@@ -32,7 +35,7 @@ def _dataset_from_request(request) -> Dataset | None:
     return Dataset.objects.order_by("name").first()
 
 
-@login_required
+@annotator_page
 def gold_home(request):
     dataset = _dataset_from_request(request)
     context = {"datasets": Dataset.objects.order_by("name"), "dataset": dataset, "min_experts": gold_min_experts()}
@@ -88,7 +91,7 @@ def _form_state(request) -> dict:
     return state
 
 
-@login_required
+@annotator_page
 @require_http_methods(["GET", "POST"])
 def gold_clip(request, clip_id: int):
     clip = Clip.objects.filter(pk=clip_id).select_related("dataset").prefetch_related("original_labels").first()

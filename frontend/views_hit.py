@@ -5,6 +5,7 @@ from django.conf import settings
 from django.shortcuts import render
 from django.urls import path
 
+from catalog.access import public_page
 from crowd.models import Batch
 
 from .middleware import frameable
@@ -12,6 +13,7 @@ from .middleware import frameable
 API_BASE = "/api/hit/"
 
 
+@public_page
 @frameable
 def hit_page(request, batch_uuid):
     if not Batch.objects.filter(uuid=batch_uuid).exists():

@@ -1,15 +1,14 @@
-"""The operations dashboard (staff only), mounted under /ops/: per dataset, clip progress, HITs, assignments,
+"""The operations dashboard (admins only), mounted under /ops/: per dataset, clip progress, HITs, assignments,
 spend vs budget, work time and hourly pay, workers, rejections, long operations. Every number links to the list
 behind it."""
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
-from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from catalog.access import admin_page, signed_in_page
 from catalog.models import Dataset, Operation
 from crowd.selectors import ops
 from crowd.selectors.crowd import inhouse_tasks
@@ -28,14 +27,14 @@ def operation_started(request, op: Operation, running_text: str):
     return redirect("ops:operation", pk=op.pk)
 
 
-@staff_member_required
+@admin_page
 def index(request):
     return render(
         request, "frontend/ops/index.html", {"datasets": ops.ops_overview(), "operations": Operation.objects.all()[:10]}
     )
 
 
-@staff_member_required
+@admin_page
 def dataset(request, name):
     ds = get_object_or_404(Dataset, name=name)
     return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds)})
@@ -53,7 +52,7 @@ def _admin(obj):
     return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
 
 
-@staff_member_required
+@admin_page
 def clips(request, name):
     ds = get_object_or_404(Dataset, name=name)
     bucket = request.GET.get("accepted", "0")
@@ -65,7 +64,7 @@ def clips(request, name):
     return _table(request, ds, f"Clips with {bucket} accepted annotation(s)", ["clip", "accepted"], rows)
 
 
-@staff_member_required
+@admin_page
 def media_reports(request, name):
     ds = get_object_or_404(Dataset, name=name)
     rows = [
@@ -87,7 +86,7 @@ def media_reports(request, name):
     )
 
 
-@staff_member_required
+@admin_page
 def hits(request, name):
     ds = get_object_or_404(Dataset, name=name)
     status = request.GET.get("status") or None
@@ -114,7 +113,7 @@ def hits(request, name):
     )
 
 
-@staff_member_required
+@admin_page
 def assignments(request, name):
     ds = get_object_or_404(Dataset, name=name)
     status = request.GET.get("status") or None
@@ -142,7 +141,7 @@ def assignments(request, name):
     )
 
 
-@staff_member_required
+@admin_page
 def workers(request, name):
     ds = get_object_or_404(Dataset, name=name)
     base = reverse("ops:assignments", args=[ds.name])
@@ -168,19 +167,20 @@ def workers(request, name):
     )
 
 
-@staff_member_required
+@admin_page
 def operation(request, pk):
     op = get_object_or_404(Operation, pk=pk)
     return render(request, "frontend/ops/operation.html", {"op": op})
 
 
-@login_required
+@signed_in_page
 def my_tasks(request):
-    """In-house annotators: the batches an admin assigned to them, with their status and the HIT page link."""
+    """In-house annotators: the batches an admin assigned to them, with their status and the HIT page link (any
+    signed-in account sees only its own)."""
     return render(request, "frontend/ops/my_tasks.html", {"rows": inhouse_tasks(request.user)})
 
 
-@staff_member_required
+@admin_page
 @require_POST
 def sync_now(request, name):
     op = marketplace_sync_start(get_object_or_404(Dataset, name=name), request.user)

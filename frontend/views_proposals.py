@@ -1,23 +1,25 @@
-"""Staff pages: model runs with progress and throughput; proposal sets with their evaluation and the
-tuner's Pareto front (recall vs mean proposal-list size)."""
+"""Admin pages: model runs with progress and throughput; proposal sets with their evaluation and the
+tuner's Pareto front (recall vs mean proposal-list size). A refused form post goes back to its page with the error
+as a message (frontend.middleware)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from catalog.errors import AvcrowdError
+from catalog.access import admin_page
+from catalog.errors import ValidationError
 from catalog.models import Dataset
 from proposals.core.predictions_io import MODALITIES
 from proposals.models import ModelCheckpoint, ModelRun, ProposalSet
 from proposals.selectors import runs_overview
-from proposals.services import checkpoint_get, proposals_evaluate
+from proposals.services import checkpoint_get, proposal_set_tune
 from proposals.tasks import proposal_set_start, run_start
 
+from .middleware import back_on_error
 from .views_ops import operation_started
 
 
@@ -38,7 +40,7 @@ def _run_row(run: ModelRun) -> dict:
     }
 
 
-@staff_member_required
+@admin_page
 def overview(request):
     datasets = []
     runs = runs_overview()
@@ -64,53 +66,49 @@ def overview(request):
     )
 
 
-def _back(ds):
-    return redirect(reverse("proposals:overview") + f"#dataset-{ds.name}")
+def _dataset_section(request, name):
+    return reverse("proposals:overview") + f"#dataset-{name}"
 
 
-@staff_member_required
+@admin_page
 @require_POST
+@back_on_error(_dataset_section)
 def compute(request, name):
     """Start (or resume) a model run of a registered checkpoint on every clip of the dataset (queue 'gpu')."""
     ds = get_object_or_404(Dataset, name=name)
     raw = request.POST.get("chunk_size", "256").strip()
     mods = request.POST.getlist("modalities")
     if not raw.isdigit():
-        messages.error(request, f"chunk size {raw!r} is not allowed; allowed: a whole number of clips >= 1")
-        return _back(ds)
+        raise ValidationError(
+            f"chunk size {raw!r} is not allowed; allowed: a whole number of clips >= 1", field="chunk_size"
+        )
     if not mods:
-        messages.error(request, f"choose at least one input to score; allowed: {', '.join(MODALITIES)}")
-        return _back(ds)
-    try:
-        ckpt = checkpoint_get(request.POST.get("checkpoint", ""))
-        run = run_start(ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")))
-    except AvcrowdError as exc:
-        messages.error(request, exc.message)
-        return _back(ds)
+        raise ValidationError(
+            f"choose at least one input to score; allowed: {', '.join(MODALITIES)}", field="modalities"
+        )
+    ckpt = checkpoint_get(request.POST.get("checkpoint", ""))
+    run = run_start(ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")))
     run.refresh_from_db()
     messages.success(
         request,
         f"{ckpt.name} on {ds.name}: {run.status}, {run.n_done}/{run.n_clips} clips"
         + (" (the GPU workers take it from here)" if run.status == ModelRun.RUNNING else ""),
     )
-    return _back(ds)
+    return redirect(_dataset_section(request, ds.name))
 
 
-@staff_member_required
+@admin_page
 @require_POST
+@back_on_error(_dataset_section)
 def build(request, name):
     """Build the dataset's proposal set from its finished runs in the background; the operation page links it."""
     ds = get_object_or_404(Dataset, name=name)
     text = request.POST.get("strategy", "").strip()
-    try:
-        op = proposal_set_start(ds, text or None, user=request.user)
-    except AvcrowdError as exc:
-        messages.error(request, exc.message)
-        return _back(ds)
+    op = proposal_set_start(ds, text or None, user=request.user)
     return operation_started(request, op, f"the proposal set of {ds.name} is being built in the background")
 
 
-@staff_member_required
+@admin_page
 def runs_progress(request):
     return JsonResponse(
         {
@@ -157,27 +155,14 @@ def _front_svg(front: list[dict], chosen: dict | None, width: int = 520, height:
     }
 
 
-@staff_member_required
+@admin_page
 @require_http_methods(["GET", "POST"])
+@back_on_error(lambda request, pk: reverse("proposals:set-detail", args=[pk]))
 def set_detail(request, pk: int):
     pset = get_object_or_404(ProposalSet.objects.select_related("dataset"), pk=pk)
-    error = None
     if request.method == "POST":
-        try:
-            target = float(request.POST.get("target", "0.9"))
-            report = proposals_evaluate(
-                pset.dataset,
-                pset.strategy,
-                do_tune=True,
-                target=target,
-                models=[r.model_name for r in pset.runs.all()] or None,
-            )
-        except (AvcrowdError, ValueError) as exc:
-            error = str(exc)
-        else:
-            pset.evaluation = {**pset.evaluation, "tune": report["tune"]}
-            pset.save(update_fields=["evaluation"])
-            return redirect("proposals:set-detail", pk=pset.pk)
+        proposal_set_tune(pset, request.POST.get("target", "0.9"))
+        return redirect("proposals:set-detail", pk=pset.pk)
     ev = pset.evaluation or {}
     tune = ev.get("tune")
     rules = [
@@ -192,7 +177,6 @@ def set_detail(request, pk: int):
             "ev": ev,
             "rules": rules,
             "tune": tune,
-            "error": error,
             "svg": _front_svg(tune["front"], tune.get("chosen")) if tune else None,
             "runs": [r.model_name for r in pset.runs.all()],
         },

@@ -1,17 +1,17 @@
 """Release pages (mounted under /releases/): list + create, detail with statistics, agreement, clip browser,
-diff, streamed downloads and background exports with progress. Logged-in users read and download; staff create."""
+diff, streamed downloads and background exports with progress. Researchers and admins read and download; admins
+create. A refused form post goes back to its page with the error as a message (frontend.middleware)."""
 
 from __future__ import annotations
 
-from django.contrib import messages
-from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from catalog.access import admin_page, researcher_page
 from catalog.core.vocabulary import META_LABELS
-from catalog.errors import AvcrowdError
+from catalog.errors import ValidationError
 from catalog.models import Dataset
 from labels.api import streamed_export
 from labels.core.merge import METHODS
@@ -21,14 +21,14 @@ from labels.services.diff import release_diff
 from labels.services.export import EXPORT_FORMATS
 from labels.tasks import release_create_start, release_export_start
 
+from .middleware import back_on_error
 from .views_ops import operation_started
 
 app_name = "releases"
 PAGE = 100
-staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
 
 
-@login_required
+@researcher_page
 def release_list(request):
     return render(
         request,
@@ -41,35 +41,30 @@ def release_list(request):
     )
 
 
+@admin_page
 @require_POST
-@login_required
-@staff_required
+@back_on_error("releases:list")
 def release_new(request):
     dataset = get_object_or_404(Dataset, name=request.POST.get("dataset", ""))
     k = request.POST.get("k") or ""
     params = {}
     if k:
         if not k.isdigit() or int(k) < 1:
-            messages.error(request, f"k must be a positive integer; got {k!r}")
-            return redirect("releases:list")
+            raise ValidationError(f"k must be a positive integer; got {k!r}", field="k")
         params["k"] = int(k)
-    try:
-        op = release_create_start(
-            dataset,
-            request.POST.get("name", ""),
-            method=request.POST.get("method", "majority"),
-            params=params,
-            user=request.user,
-        )
-    except AvcrowdError as exc:
-        messages.error(request, exc.message)
-        return redirect("releases:list")
+    op = release_create_start(
+        dataset,
+        request.POST.get("name", ""),
+        method=request.POST.get("method", "majority"),
+        params=params,
+        user=request.user,
+    )
     return operation_started(
         request, op, f"release {dataset.name}/{op.summary['name']} is being created in the background"
     )
 
 
-@login_required
+@researcher_page
 def release_detail(request, pk):
     release = get_object_or_404(Release.objects.select_related("dataset", "created_by"), pk=pk)
     try:
@@ -110,7 +105,7 @@ def release_detail(request, pk):
     )
 
 
-@login_required
+@researcher_page
 def release_download(request, pk):
     release = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
     fmt = request.GET.get("format", "vggsounder-csv")
@@ -119,24 +114,21 @@ def release_download(request, pk):
     return streamed_export(release, fmt, request.GET.get("include_background_music") in ("1", "true", "on"))
 
 
+@researcher_page
 @require_POST
-@login_required
+@back_on_error(lambda request, pk: reverse("releases:detail", args=[pk]))
 def release_export_start_view(request, pk):
     release = get_object_or_404(Release, pk=pk)
-    try:
-        job = release_export_start(
-            release,
-            request.POST.get("format", "vggsounder-csv"),
-            include_background_music=request.POST.get("include_background_music") == "1",
-            user=request.user,
-        )
-    except AvcrowdError as exc:
-        messages.error(request, exc.message)
-        return redirect("releases:detail", pk=pk)
+    job = release_export_start(
+        release,
+        request.POST.get("format", "vggsounder-csv"),
+        include_background_music=request.POST.get("include_background_music") == "1",
+        user=request.user,
+    )
     return redirect(f"{reverse('releases:detail', args=[pk])}?export={job.pk}#exports")
 
 
-@login_required
+@researcher_page
 def export_status(request, pk):
     job = get_object_or_404(ReleaseExport, pk=pk)
     return JsonResponse(
@@ -154,7 +146,7 @@ def export_status(request, pk):
     )
 
 
-@login_required
+@researcher_page
 def release_diff_view(request, pk):
     a = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
     try:

@@ -1,26 +1,26 @@
 """Metric report pages (mounted under /reports/): list + start a report, a report with sortable tables and
-figures, and its files. For staff and researchers (group "researchers")."""
+figures, and its files. Researchers and admins only (access rule `researcher`, catalog.access)."""
 
 from __future__ import annotations
 
 import mimetypes
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from catalog.errors import AvcrowdError
+from catalog.access import researcher_page
+from catalog.errors import AvcrowdError, ValidationError
 from labels.models import Release
 from proposals.models import ModelRun
-from reports.api import can_use_reports
 from reports.models import MetricReport
 from reports.services import report_file_open, report_upload
 from reports.tasks import report_create
+
+from .middleware import back_on_error
 
 app_name = "reports"
 TABLES = [
@@ -38,11 +38,6 @@ FIGURES = [
 ]
 
 
-def _require_access(request):
-    if not can_use_reports(request.user):
-        raise PermissionDenied("metric reports are for staff and researchers")
-
-
 def _choices():
     releases = list(Release.objects.select_related("dataset").order_by("dataset__name", "name"))
     runs = list(
@@ -53,9 +48,8 @@ def _choices():
     return releases, runs
 
 
-@login_required
+@researcher_page
 def report_list(request):
-    _require_access(request)
     releases, runs = _choices()
     return render(
         request,
@@ -68,37 +62,33 @@ def report_list(request):
     )
 
 
+@researcher_page
 @require_POST
-@login_required
+@back_on_error("reports:list")
 def report_new(request):
-    _require_access(request)
-
-    try:
-        labels = request.POST.get("labels", "").strip()
-        upload = request.FILES.get("labels_file")
-        if upload and labels:
-            raise AvcrowdError("pick a release or upload a label CSV, not both", field="labels")
-        if upload:
-            labels = report_upload(upload, upload.name)
-        preds = [f"run:{r}" for r in request.POST.getlist("runs") if r.strip()]
-        preds += [report_upload(f, f.name) for f in request.FILES.getlist("prediction_files")]
-        report = report_create(
-            labels=labels,
-            predictions=preds,
-            regime=request.POST.get("regime", "default"),
-            confusion=request.POST.get("confusion", "v1.0"),
-            meta=request.POST.get("meta", "on") == "on",
-            title=request.POST.get("title", ""),
-            user=request.user,
-        )
-    except AvcrowdError as exc:
-        messages.error(request, exc.message)
-        return redirect("reports:list")
+    labels = request.POST.get("labels", "").strip()
+    upload = request.FILES.get("labels_file")
+    if upload and labels:
+        raise ValidationError("pick a release or upload a label CSV, not both", field="labels")
+    if upload:
+        labels = report_upload(upload, upload.name)
+    preds = [f"run:{r}" for r in request.POST.getlist("runs") if r.strip()]
+    preds += [report_upload(f, f.name) for f in request.FILES.getlist("prediction_files")]
+    report = report_create(
+        labels=labels,
+        predictions=preds,
+        regime=request.POST.get("regime", "default"),
+        confusion=request.POST.get("confusion", "v1.0"),
+        meta=request.POST.get("meta", "on") == "on",
+        title=request.POST.get("title", ""),
+        user=request.user,
+    )
     messages.success(request, f"report {report.pk} started")
     return redirect("reports:detail", pk=report.pk)
 
 
 def _read_text(report, name):
+    """A table's HTML, or None when the report has no such file (not every report makes every table)."""
     try:
         with report_file_open(report, name) as fh:
             return fh.read().decode("utf-8")
@@ -106,9 +96,8 @@ def _read_text(report, name):
         return None
 
 
-@login_required
+@researcher_page
 def report_detail(request, pk):
-    _require_access(request)
     report = get_object_or_404(MetricReport.objects.select_related("created_by"), pk=pk)
     tables, figures = [], []
     if report.status == MetricReport.DONE:
@@ -132,15 +121,10 @@ def report_detail(request, pk):
     )
 
 
-@login_required
+@researcher_page
 def report_file(request, pk, name):
-    _require_access(request)
-
     report = get_object_or_404(MetricReport, pk=pk)
-    try:
-        fh = report_file_open(report, name)
-    except AvcrowdError:
-        raise Http404("no such file") from None
+    fh = report_file_open(report, name)
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if name.endswith((".md", ".tex")):
         ctype = "text/plain; charset=utf-8"

@@ -1,5 +1,6 @@
-"""REST API of releases (mounted under /api/releases/): list, detail, create (staff), import (staff), diff,
-streamed exports and background exports with progress. Researchers read and export with an API token."""
+"""REST API of releases (mounted under /api/releases/): list, detail, create (admins), import (admins), diff,
+streamed exports and background exports with progress. Researchers (and admins) read and export, with an API token
+or a session; annotators never see releases (they hold the gold labels)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.errors import AvcrowdError
+from catalog.access import AdminOnly, ResearcherOnly, ResearcherRead
+from catalog.errors import ValidationError
 from catalog.models import Dataset
 from labels.core.merge import METHODS
 from labels.models import Release, ReleaseExport
@@ -27,15 +29,6 @@ from labels.services.imports import release_import
 from labels.tasks import release_create_start, release_export_start
 
 TRUE_TEXT = {"1", "true", "yes", "on"}
-
-
-class IsStaffOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request, view):
-        return bool(
-            request.user
-            and request.user.is_authenticated
-            and (request.method in permissions.SAFE_METHODS or request.user.is_staff)
-        )
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
@@ -125,10 +118,6 @@ class ExportFormatNegotiation(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _error(exc: AvcrowdError) -> Response:
-    return Response(exc.as_dict(), status=exc.status_code)
-
-
 def _bool_param(request, name) -> bool:
     return (request.query_params.get(name) or "").strip().lower() in TRUE_TEXT
 
@@ -144,7 +133,7 @@ BM_PARAM = OpenApiParameter(
 
 
 class ReleaseList(APIView):
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [ResearcherRead]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     @extend_schema(
@@ -166,23 +155,7 @@ class ReleaseList(APIView):
         d = ser.validated_data
         params = {"k": d["k"]} if d.get("k") else {}
         if d["background"]:
-            try:
-                op = release_create_start(
-                    d["dataset"],
-                    d["name"],
-                    method=d["method"],
-                    params=params,
-                    user=request.user,
-                    gold_override=d["gold_override"],
-                )
-            except AvcrowdError as exc:
-                return _error(exc)
-            return Response(
-                {"operation": op.pk, "status_url": reverse("api_marketplace:operation", args=[op.pk])},
-                status=status.HTTP_202_ACCEPTED,
-            )
-        try:
-            release = release_create(
+            op = release_create_start(
                 d["dataset"],
                 d["name"],
                 method=d["method"],
@@ -190,13 +163,23 @@ class ReleaseList(APIView):
                 user=request.user,
                 gold_override=d["gold_override"],
             )
-        except AvcrowdError as exc:
-            return _error(exc)
+            return Response(
+                {"operation": op.pk, "status_url": reverse("api_marketplace:operation", args=[op.pk])},
+                status=status.HTTP_202_ACCEPTED,
+            )
+        release = release_create(
+            d["dataset"],
+            d["name"],
+            method=d["method"],
+            params=params,
+            user=request.user,
+            gold_override=d["gold_override"],
+        )
         return Response(ReleaseDetailSerializer(release).data, status=status.HTTP_201_CREATED)
 
 
 class ReleaseImport(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [AdminOnly]
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(request=ReleaseImportSerializer, responses={201: ReleaseDetailSerializer})
@@ -205,21 +188,18 @@ class ReleaseImport(APIView):
         ser.is_valid(raise_exception=True)
         upload = ser.validated_data["file"]
         text = io.TextIOWrapper(upload.file, encoding="utf-8", newline="")
-        try:
-            release = release_import(
-                ser.validated_data["dataset"],
-                ser.validated_data["name"],
-                text,
-                user=request.user,
-                source_name=upload.name,
-            )
-        except AvcrowdError as exc:
-            return _error(exc)
+        release = release_import(
+            ser.validated_data["dataset"],
+            ser.validated_data["name"],
+            text,
+            user=request.user,
+            source_name=upload.name,
+        )
         return Response(ReleaseDetailSerializer(release).data, status=status.HTTP_201_CREATED)
 
 
 class ReleaseDetail(APIView):
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [ResearcherRead]
 
     @extend_schema(responses=ReleaseDetailSerializer)
     def get(self, request, pk):
@@ -238,7 +218,7 @@ def streamed_export(release, fmt, include_background_music):
 
 
 class ReleaseExportStream(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [ResearcherRead]
     content_negotiation_class = ExportFormatNegotiation
 
     @extend_schema(parameters=[FORMAT_PARAM, BM_PARAM], responses={(200, "text/csv"): bytes})
@@ -246,9 +226,8 @@ class ReleaseExportStream(APIView):
         release = get_object_or_404(Release.objects.select_related("dataset"), pk=pk)
         fmt = request.query_params.get("format") or "vggsounder-csv"
         if fmt not in EXPORT_FORMATS:
-            return Response(
-                {"error": f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}", "field": "format"},
-                status=400,
+            raise ValidationError(
+                f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}", field="format"
             )
         return streamed_export(release, fmt, _bool_param(request, "include_background_music"))
 
@@ -256,7 +235,7 @@ class ReleaseExportStream(APIView):
 class ReleaseExportJobs(APIView):
     """POST: prepare an export file in the background; poll the returned job for progress."""
 
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [ResearcherOnly]  # preparing an export file is reading the release
     content_negotiation_class = ExportFormatNegotiation
 
     @extend_schema(parameters=[FORMAT_PARAM, BM_PARAM], request=None, responses={202: ReleaseExportSerializer})
@@ -267,10 +246,7 @@ class ReleaseExportJobs(APIView):
             _bool_param(request, "include_background_music")
             or str(request.data.get("include_background_music", "")).lower() in TRUE_TEXT
         )
-        try:
-            job = release_export_start(release, fmt, include_background_music=bm, user=request.user)
-        except AvcrowdError as exc:
-            return _error(exc)
+        job = release_export_start(release, fmt, include_background_music=bm, user=request.user)
         job.refresh_from_db()
         return Response(
             ReleaseExportSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
@@ -278,7 +254,7 @@ class ReleaseExportJobs(APIView):
 
 
 class ExportStatus(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [ResearcherRead]
 
     @extend_schema(responses=ReleaseExportSerializer)
     def get(self, request, pk):
@@ -287,7 +263,7 @@ class ExportStatus(APIView):
 
 
 class ExportDownload(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [ResearcherRead]
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request, pk):
@@ -303,7 +279,7 @@ class ExportDownload(APIView):
 
 
 class ReleaseDiffView(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [ResearcherRead]
 
     @extend_schema(responses=dict)
     def get(self, request, pk, other):

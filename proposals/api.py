@@ -1,12 +1,14 @@
 """Read-only API under /api/proposals/: model runs (progress), proposal sets (evaluation) and the
-proposal lists of a set."""
+proposal lists of a set. Researchers and admins (researchers name model runs in metric reports)."""
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.response import Response
+
+from catalog.access import ResearcherRead
 
 from .models import ModelRun, ProposalSet
 from .selectors import proposal_lists
@@ -61,6 +63,7 @@ SET_PROPOSALS = inline_serializer(
 
 @extend_schema(parameters=[DATASET_PARAM], responses=ModelRunSerializer(many=True))
 @api_view(["GET"])
+@permission_classes([ResearcherRead])
 def runs(request):
     qs = ModelRun.objects.select_related("checkpoint", "dataset").order_by("-created_at")
     if request.query_params.get("dataset"):
@@ -70,6 +73,7 @@ def runs(request):
 
 @extend_schema(parameters=[DATASET_PARAM], responses=ProposalSetSerializer(many=True))
 @api_view(["GET"])
+@permission_classes([ResearcherRead])
 def sets(request):
     qs = ProposalSet.objects.select_related("dataset").order_by("-created_at")
     if request.query_params.get("dataset"):
@@ -79,6 +83,7 @@ def sets(request):
 
 @extend_schema(responses={200: SET_PROPOSALS, 404: OpenApiResponse(description="no such proposal set")})
 @api_view(["GET"])
+@permission_classes([ResearcherRead])
 def set_proposals(request, pk: int):
     pset = get_object_or_404(ProposalSet, pk=pk)
     return Response({"id": pset.pk, "dataset": pset.dataset.name, "proposals": proposal_lists(pset)})

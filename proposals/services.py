@@ -503,3 +503,22 @@ def proposals_evaluate(
         }
     report["seconds"] = time.perf_counter() - t0
     return report
+
+
+def proposal_set_tune(pset: ProposalSet, target) -> ProposalSet:
+    """Tune a set's strategy towards a target recall on gold (with the set's model runs) and store the tuner's
+    front and pick in the set's evaluation ("tune"); the set's proposals stay as they are."""
+    try:
+        target = float(target)
+    except (TypeError, ValueError):
+        raise ProposalsError(
+            f"target recall {target!r} is not a number; allowed: a number in (0, 1]", field="target"
+        ) from None
+    report = proposals_evaluate(
+        pset.dataset, pset.strategy, do_tune=True, target=target, models=[r.model_name for r in pset.runs.all()] or None
+    )
+    with transaction.atomic():
+        pset = ProposalSet.objects.select_for_update().get(pk=pset.pk)
+        pset.evaluation = {**(pset.evaluation or {}), "tune": report["tune"]}
+        pset.save(update_fields=["evaluation"])
+    return pset

@@ -1,5 +1,5 @@
 """REST API of metric reports (mounted under /api/reports/): start a report, follow its status, download its files.
-Staff and researchers (group "researchers", token or session auth) only.
+Researchers and admins only (access rule `researcher`, catalog.access; token or session auth).
 
     POST /api/reports/            {"labels": "<release id | dataset/name | name>", "predictions": ["run:3", "cav-mae"],
                                    "regime": "default"|"all", "confusion": "v1.0"|"pre-v1.0", "meta": true, "title": ""}
@@ -19,34 +19,17 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.errors import AvcrowdError
+from catalog.access import ResearcherOnly
+from catalog.errors import ValidationError
 from reports.models import MetricReport
 from reports.services import report_file_open, report_upload
 from reports.tasks import report_create
-
-RESEARCHER_GROUP = "researchers"
-
-
-def can_use_reports(user) -> bool:
-    return bool(
-        user
-        and user.is_authenticated
-        and user.is_active
-        and (user.is_staff or user.groups.filter(name=RESEARCHER_GROUP).exists())
-    )
-
-
-class IsResearcherOrStaff(permissions.BasePermission):
-    message = "metric reports are for staff and researchers"
-
-    def has_permission(self, request, view):
-        return can_use_reports(request.user)
 
 
 class MetricReportSerializer(serializers.ModelSerializer):
@@ -104,17 +87,13 @@ class ReportStartSerializer(serializers.Serializer):
         return data
 
 
-def _error(exc: AvcrowdError) -> Response:
-    return Response(exc.as_dict(), status=exc.status_code)
-
-
 class ReportPages(LimitOffsetPagination):
     """?limit= (1-1000, default 100) and ?offset= (>= 0); a bad value is refused instead of ignored."""
 
     default_limit = 100
     max_limit = 1000
 
-    def check(self, request) -> dict | None:
+    def check(self, request) -> None:
         for name, low, high in (("limit", 1, self.max_limit), ("offset", 0, None)):
             raw = request.query_params.get(name)
             if raw is None:
@@ -125,12 +104,11 @@ class ReportPages(LimitOffsetPagination):
                 value = None
             if value is None or value < low or (high is not None and value > high):
                 allowed = f"an integer from {low} to {high}" if high else f"an integer >= {low}"
-                return {"error": f"{name} {raw!r} is not allowed; allowed: {allowed}", "field": name}
-        return None
+                raise ValidationError(f"{name} {raw!r} is not allowed; allowed: {allowed}", field=name)
 
 
 class ReportListCreate(APIView):
-    permission_classes = [IsResearcherOrStaff]
+    permission_classes = [ResearcherOnly]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     serializer_class = MetricReportSerializer
 
@@ -160,15 +138,12 @@ class ReportListCreate(APIView):
         if wanted:
             allowed = [s for s, _ in MetricReport.STATUSES]
             if wanted not in allowed:
-                return Response(
-                    {"error": f"status {wanted!r} is not allowed; allowed: {', '.join(allowed)}", "field": "status"},
-                    status=status.HTTP_400_BAD_REQUEST,
+                raise ValidationError(
+                    f"status {wanted!r} is not allowed; allowed: {', '.join(allowed)}", field="status"
                 )
             qs = qs.filter(status=wanted)
         pager = ReportPages()
-        refused = pager.check(request)
-        if refused:
-            return Response(refused, status=status.HTTP_400_BAD_REQUEST)
+        pager.check(request)
         page = pager.paginate_queryset(qs, request, view=self)
         return pager.get_paginated_response(MetricReportSerializer(page, many=True, context={"request": request}).data)
 
@@ -187,23 +162,20 @@ class ReportListCreate(APIView):
             errors = ser.errors
             field = next(iter(errors))
             msg = errors[field][0] if isinstance(errors[field], list) else errors[field]
-            return Response({"error": f"{field}: {msg}", "field": field, "details": errors}, status=400)
+            raise ValidationError(f"{field}: {msg}", field=field, details=errors)
         d = ser.validated_data
-        try:
-            labels = d.get("labels") or report_upload(d["labels_file"], d["labels_file"].name)
-            preds = list(d.get("predictions") or [])
-            preds += [report_upload(f, f.name) for f in d.get("prediction_files") or []]
-            report = report_create(
-                labels=labels,
-                predictions=preds,
-                regime=d["regime"],
-                confusion=d["confusion"],
-                meta=d["meta"],
-                title=d.get("title", ""),
-                user=request.user,
-            )
-        except AvcrowdError as exc:
-            return _error(exc)
+        labels = d.get("labels") or report_upload(d["labels_file"], d["labels_file"].name)
+        preds = list(d.get("predictions") or [])
+        preds += [report_upload(f, f.name) for f in d.get("prediction_files") or []]
+        report = report_create(
+            labels=labels,
+            predictions=preds,
+            regime=d["regime"],
+            confusion=d["confusion"],
+            meta=d["meta"],
+            title=d.get("title", ""),
+            user=request.user,
+        )
         data = MetricReportSerializer(report, context={"request": request}).data
         return Response(
             data, status=status.HTTP_202_ACCEPTED, headers={"Location": reverse("api_reports:detail", args=[report.pk])}
@@ -211,7 +183,7 @@ class ReportListCreate(APIView):
 
 
 class ReportDetail(APIView):
-    permission_classes = [IsResearcherOrStaff]
+    permission_classes = [ResearcherOnly]
     serializer_class = MetricReportSerializer
 
     def get(self, request, pk):
@@ -220,7 +192,7 @@ class ReportDetail(APIView):
 
 
 class ReportFile(APIView):
-    permission_classes = [IsResearcherOrStaff]
+    permission_classes = [ResearcherOnly]
 
     @extend_schema(
         operation_id="reports_file",
@@ -232,10 +204,7 @@ class ReportFile(APIView):
     )
     def get(self, request, pk, name):
         report = get_object_or_404(MetricReport, pk=pk)
-        try:
-            fh = report_file_open(report, name)
-        except AvcrowdError as exc:
-            return _error(exc)
+        fh = report_file_open(report, name)
         ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if name.endswith((".md", ".tex", ".csv")):
             ctype = "text/plain; charset=utf-8" if not name.endswith(".csv") else "text/csv; charset=utf-8"

@@ -9,10 +9,11 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from catalog.access import ANNOTATOR_GROUP, RESEARCHER_GROUP
 from catalog.errors import ValidationError
 
 ROLES = ("admin", "researcher", "annotator")
-ROLE_GROUPS = {"researcher": "researchers", "annotator": "annotators"}
+ROLE_GROUPS = {"researcher": RESEARCHER_GROUP, "annotator": ANNOTATOR_GROUP}
 
 
 @transaction.atomic

@@ -1,15 +1,17 @@
-"""Admin actions of the annotator area: approve/reject overrides with a reason (audited), re-queue, unblock."""
+"""Admin actions of the annotator area: approve/reject overrides and unblocking, each with a reason (audited),
+re-queue."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 
 from catalog.errors import AvcrowdError
-from crowd.admin.core import AssignmentAdmin, BatchAdmin, WorkerAdmin
+from crowd.admin.core import AssignmentAdmin, BatchAdmin, WorkerAdmin, WorkerStatusLogInline
 from crowd.admin.marketplace import publish_to_marketplace
 from crowd.models import Assignment, Batch, Worker
 from crowd.services.assignments import assignment_decide
 from crowd.services.batches import batch_refresh_status
+from crowd.services.workers import worker_unblock
 
 
 class ReasonActionForm(ActionForm):
@@ -76,13 +78,25 @@ class CrowdBatchAdmin(BatchAdmin):
         self.message_user(request, f"{reopened} batch(es) re-opened; the others are open or full.")
 
 
+class UnblockActionForm(ActionForm):
+    reason = forms.CharField(
+        required=False, label="Reason (kept in the audit log)", widget=forms.TextInput(attrs={"size": 50})
+    )
+
+
 class CrowdWorkerAdmin(WorkerAdmin):
+    action_form = UnblockActionForm
     actions = ["unblock"]
     list_display = ("external_id", "backend", "mean_catch_f1", "n_scored", "is_blocked", "blocked_reason")
+    inlines = [WorkerStatusLogInline]
 
-    @admin.action(description="Unblock the selected workers")
+    @admin.action(description="Unblock the selected workers (needs a reason)")
     def unblock(self, request, queryset):
-        n = queryset.update(is_blocked=False, blocked_reason="")
+        reason = (request.POST.get("reason") or "").strip()
+        if not reason:
+            self.message_user(request, "Type a reason in the Reason box: every unblock is audited.", messages.ERROR)
+            return
+        n = sum(worker_unblock(worker, request.user, reason) for worker in queryset)
         self.message_user(request, f"{n} worker(s) unblocked.")
 
 

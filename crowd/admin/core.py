@@ -7,6 +7,7 @@ from crowd.models import (
     BatchItem,
     ClipAnswer,
     ExpertAnnotation,
+    WorkerStatusLog,
 )
 
 
@@ -26,6 +27,34 @@ class WorkerAdmin(admin.ModelAdmin):
     list_display = ("external_id", "backend", "mean_catch_f1", "n_scored", "is_blocked")
     list_filter = ("backend", "is_blocked")
     search_fields = ("external_id",)
+
+
+class WorkerStatusLogInline(admin.TabularInline):
+    model = WorkerStatusLog
+    extra = 0
+    readonly_fields = ("action", "actor", "reason", "created_at")
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WorkerStatusLog)
+class WorkerStatusLogAdmin(admin.ModelAdmin):
+    """The block/unblock audit trail: read only."""
+
+    list_display = ("created_at", "worker", "action", "actor", "reason")
+    list_filter = ("action",)
+    search_fields = ("worker__external_id", "reason")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ClipAnswerInline(admin.TabularInline):

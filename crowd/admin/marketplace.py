@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from catalog.errors import AvcrowdError
+from catalog.errors import AvcrowdError, ValidationError
 from crowd.models import (
     Bonus,
     Hit,
@@ -19,7 +19,7 @@ from crowd.models import (
     WorkerBlock,
 )
 from crowd.services.publish import publish_plan
-from crowd.services.sync import bonus_token
+from crowd.services.sync import bonus_check, bonus_create
 from crowd.tasks import batches_publish_start
 
 
@@ -63,18 +63,53 @@ class MarketplaceCallAdmin(admin.ModelAdmin):
         return False
 
 
+class BonusAddForm(forms.ModelForm):
+    """Adding a bonus: the service's checks (bonus_check) shown on the form's fields; bonus_create makes it."""
+
+    class Meta:
+        model = Bonus
+        fields = ("assignment", "amount", "reason")
+
+    def clean(self):
+        data = super().clean()
+        if {"assignment", "amount", "reason"} <= set(data):
+            try:
+                bonus_check(data["assignment"], data["amount"], data["reason"])
+            except ValidationError as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
+
+
 @admin.register(Bonus)
 class BonusAdmin(admin.ModelAdmin):
+    """Bonuses are money: added only through bonus_create (its checks shown on the form; the same bonus twice is the
+    first one), never edited (a pending bonus can be deleted before the next sync pays it)."""
+
+    form = BonusAddForm
     list_display = ("assignment", "amount", "status", "paid_at", "created_by")
     list_filter = ("status",)
     raw_id_fields = ("assignment",)
-    readonly_fields = ("unique_request_token", "paid_at", "error")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return list(BonusAddForm.Meta.fields)
+        return [f.name for f in Bonus._meta.fields if f.name != "id"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
     def save_model(self, request, obj, form, change):
-        if not obj.unique_request_token:
-            obj.unique_request_token = bonus_token(obj.assignment)
-        obj.created_by = obj.created_by or request.user
-        super().save_model(request, obj, form, change)
+        created = bonus_create(obj.assignment, obj.amount, obj.reason, user=request.user)
+        for f in Bonus._meta.concrete_fields:  # the admin goes on with `obj` (log entry, redirect)
+            setattr(obj, f.attname, getattr(created, f.attname))
+        obj._state.adding, obj._state.db = False, created._state.db
+        if getattr(created, "replayed", False):
+            self.message_user(
+                request,
+                f"This assignment already has this bonus (#{created.pk}, ${created.amount}, same reason): nothing new "
+                "was added and it is paid once. Give another reason for a second bonus.",
+                messages.WARNING,
+            )
 
 
 @admin.register(WorkerBlock)

@@ -1,6 +1,6 @@
 """Models of the crowd: workers, batches, assignments and answers, expert annotations, marketplace records."""
 
-from .crowd import Assignment, AssignmentDecisionLog, Batch, BatchItem, ClipAnswer, Worker
+from .crowd import Assignment, AssignmentDecisionLog, Batch, BatchItem, ClipAnswer, Worker, WorkerStatusLog
 from .gold import ExpertAnnotation
 from .marketplace import (
     Bonus,
@@ -29,4 +29,5 @@ __all__ = [
     "ProlificStudy",
     "Worker",
     "WorkerBlock",
+    "WorkerStatusLog",
 ]

@@ -180,3 +180,23 @@ class AssignmentDecisionLog(models.Model):
     class Meta:
         db_table = "annotation_assignmentdecisionlog"
         ordering = ["-created_at", "-id"]
+
+
+class WorkerStatusLog(models.Model):
+    """Audit record of every block and unblock of a worker: by the quality policy or the block list (no actor) or
+    by an admin (the actor), with the reason."""
+
+    BLOCKED, UNBLOCKED = "blocked", "unblocked"
+    ACTIONS = [(BLOCKED, "blocked"), (UNBLOCKED, "unblocked")]
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="status_log")
+    action = models.CharField(max_length=16, choices=ACTIONS)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.worker} {self.action}"

@@ -20,9 +20,10 @@ from catalog.errors import Forbidden, NotFound, ValidationError
 from catalog.selectors.gold import gold_labels
 from catalog.selectors.taxonomy import class_index
 from crowd.core.scoring import decide, should_block
-from crowd.models import Assignment, AssignmentDecisionLog, Batch, BatchItem, ClipAnswer, Worker
+from crowd.models import Assignment, AssignmentDecisionLog, Batch, BatchItem, ClipAnswer, Worker, WorkerStatusLog
 from crowd.selectors.crowd import batch_clip_ids, parse_uuid
 from crowd.services.batches import ACTIVE_STATUSES, batch_refresh_status
+from crowd.services.workers import worker_status_record
 
 HIT_TOKEN_SALT = "avcrowd.hit-token"
 HIT_TOKEN_MAX_AGE = 30 * 24 * 3600
@@ -431,6 +432,7 @@ def worker_update_stats(worker: Worker, dataset=None) -> Worker:
             f"(dataset {dataset.name})"
         )
         fields += ["is_blocked", "blocked_reason"]
+        worker_status_record(worker, WorkerStatusLog.BLOCKED, worker.blocked_reason)
     worker.save(update_fields=fields)
     return worker
 

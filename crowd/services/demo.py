@@ -9,8 +9,10 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 
+from catalog.access import ANNOTATOR_GROUP
 from catalog.core.media import make_synthetic_clip
 from catalog.models import Clip, Dataset, GoldLabel
 from catalog.selectors.taxonomy import class_pks
@@ -56,13 +58,16 @@ def demo_admin() -> tuple[str, str]:
 
 
 def demo_experts(n: int = 3) -> list:
+    """The demo's in-house annotators (group `annotators`, so they may label gold at /gold/)."""
     User = get_user_model()
+    group, _ = Group.objects.get_or_create(name=ANNOTATOR_GROUP)
     users = []
     for i in range(1, n + 1):
         user, created = User.objects.get_or_create(username=f"expert{i}", defaults={"email": f"expert{i}@example.org"})
         if created:
             user.set_password(f"expert{i}-demo")
             user.save()
+        user.groups.add(group)
         users.append(user)
     return users
 

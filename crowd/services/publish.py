@@ -35,6 +35,7 @@ from crowd.services.costs import (
     prolific_reward_floor,
     reward_for_batch,
 )
+from crowd.services.workers import worker_block
 
 MODES = ("external", "html")
 BACKENDS = ("mturk", "prolific")
@@ -552,9 +553,7 @@ def _block_list_workers(worker_ids: list[str]):
     for wid in worker_ids:
         w, _ = Worker.objects.get_or_create(backend="mturk", external_id=wid)
         if not w.is_blocked:
-            w.is_blocked = True
-            w.blocked_reason = w.blocked_reason or "on the requester's block list (MTURK_BLOCK_LIST)"
-            w.save(update_fields=["is_blocked", "blocked_reason"])
+            worker_block(w, w.blocked_reason or "on the requester's block list (MTURK_BLOCK_LIST)")
 
 
 PROLIFIC_BLOCKLIST = "prolific-blocklist"

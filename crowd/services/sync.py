@@ -639,18 +639,56 @@ def bonus_key(assignment, amount, reason: str) -> str:
     return f"auto:{digest}"
 
 
-def bonus_create(assignment, amount, reason: str, *, user=None, idempotency_key: str | None = None):
-    """Queue a bonus for an assignment, paid by the next sync exactly once (MTurk: UniqueRequestToken; Prolific:
-    bulk bonus set up, then paid once). Checked here for every caller (API, admin, automatic quality bonus):
-    at least $0.01, at most the dataset's bonus cap, whole cents, a reason, verified marketplace work, within the
-    dataset's budget. idempotency_key: a repeated request with the same key (or, without one, the same
-    assignment, amount and reason) returns the first bonus; the same key for a different bonus is refused."""
+def _bonus_request(amount, reason: str) -> tuple[Decimal, str]:
     amount = _bonus_amount(amount)
     reason = (reason or "").strip()
     if amount < CENT:
         raise ValidationError(f"bonus ${amount} is too low; at least $0.01", field="amount")
     if not reason:
         raise ValidationError("a bonus needs a reason (the worker sees it)", field="reason")
+    return amount, reason
+
+
+def _bonus_limits(a, amount: Decimal) -> None:
+    dataset = a.batch.dataset
+    if amount > dataset.bonus_cap_usd:
+        raise ValidationError(
+            f"bonus ${amount} is above dataset {dataset.name}'s cap of ${dataset.bonus_cap_usd} per bonus; "
+            "allowed: $0.01 up to the cap (raise the dataset's bonus cap to pay more)",
+            field="amount",
+        )
+    if a.backend in ("mturk", "prolific") and not a.is_verified:
+        raise ValidationError(
+            f"assignment {a.uuid} is unverified: {a.backend} has not reported it for this worker, so it "
+            "cannot get a bonus; sync the marketplace first",
+            field="assignment",
+        )
+    spend = dataset_spend(dataset)
+    cost = mturk.bonus_cost(amount)
+    if spend.committed + cost > spend.budget:
+        raise ValidationError(
+            f"over budget: this bonus costs ${cost} with fees and ${spend.committed} is already committed, "
+            f"but dataset {dataset.name}'s budget is ${spend.budget}",
+            field="amount",
+        )
+
+
+def bonus_check(assignment, amount, reason: str) -> tuple[Decimal, str]:
+    """The checks bonus_create makes, without making the bonus: (amount, reason) or a ValidationError naming the
+    field. For forms that show the service's messages on their fields (the admin's); bonus_create checks again
+    under the assignment's lock."""
+    amount, reason = _bonus_request(amount, reason)
+    _bonus_limits(Assignment.objects.select_related("batch__dataset").get(pk=assignment.pk), amount)
+    return amount, reason
+
+
+def bonus_create(assignment, amount, reason: str, *, user=None, idempotency_key: str | None = None):
+    """Queue a bonus for an assignment, paid by the next sync exactly once (MTurk: UniqueRequestToken; Prolific:
+    bulk bonus set up, then paid once). Checked here for every caller (API, admin, automatic quality bonus):
+    at least $0.01, at most the dataset's bonus cap, whole cents, a reason, verified marketplace work, within the
+    dataset's budget. idempotency_key: a repeated request with the same key (or, without one, the same
+    assignment, amount and reason) returns the first bonus; the same key for a different bonus is refused."""
+    amount, reason = _bonus_request(amount, reason)
     key = (idempotency_key or "").strip() or bonus_key(assignment, amount, reason)
     if len(key) > 200:
         raise ValidationError("the idempotency key is longer than 200 characters", field="idempotency_key")
@@ -662,27 +700,7 @@ def bonus_create(assignment, amount, reason: str, *, user=None, idempotency_key:
         existing = Bonus.objects.filter(idempotency_key=key).first()  # created while we waited for the lock
         if existing is not None:
             return _same_bonus(existing, assignment, amount, key)
-        dataset = a.batch.dataset
-        if amount > dataset.bonus_cap_usd:
-            raise ValidationError(
-                f"bonus ${amount} is above dataset {dataset.name}'s cap of ${dataset.bonus_cap_usd} per bonus; "
-                "allowed: $0.01 up to the cap (raise the dataset's bonus cap to pay more)",
-                field="amount",
-            )
-        if a.backend in ("mturk", "prolific") and not a.is_verified:
-            raise ValidationError(
-                f"assignment {a.uuid} is unverified: {a.backend} has not reported it for this worker, so it "
-                "cannot get a bonus; sync the marketplace first",
-                field="assignment",
-            )
-        spend = dataset_spend(dataset)
-        cost = mturk.bonus_cost(amount)
-        if spend.committed + cost > spend.budget:
-            raise ValidationError(
-                f"over budget: this bonus costs ${cost} with fees and ${spend.committed} is already committed, "
-                f"but dataset {dataset.name}'s budget is ${spend.budget}",
-                field="amount",
-            )
+        _bonus_limits(a, amount)
         try:
             with transaction.atomic():
                 bonus = Bonus.objects.create(

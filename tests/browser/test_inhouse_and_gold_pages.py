@@ -2,11 +2,11 @@
 
 import pytest
 from django.conf import settings as django_settings
-from django.contrib.auth import get_user_model
 from selenium.webdriver.common.keys import Keys
 
 from catalog.models import Clip
 from catalog.services.clips import ClipSpec, clips_import
+from catalog.services.users import user_create
 from crowd.models import Assignment, ExpertAnnotation
 from tests.browser.conftest import GOLD_VIDEO, make_dataset
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 
 
 def log_in(browser, live_server, client, username):
-    user = get_user_model().objects.create_user(username, password="pw-" + username)
+    user = user_create(username, "annotator", password="pw-" + username)["user"]  # an in-house annotator
     client.force_login(user)
     browser.get(f"{live_server.url}/static/frontend/hit/hit.css")  # any page of the site, to set its cookie
     browser.add_cookie(

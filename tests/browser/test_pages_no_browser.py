@@ -56,11 +56,11 @@ def test_gold_pages_need_a_login(client, gold_clip):
 
 
 def test_gold_form_with_a_bad_value_is_refused_naming_the_field_and_keeps_the_ticks(client, gold_clip):
-    from django.contrib.auth import get_user_model
 
+    from catalog.services.users import user_create
     from crowd.models import ExpertAnnotation
 
-    client.force_login(get_user_model().objects.create_user("expert9"))
+    client.force_login(user_create("expert9", "annotator")["user"])
     url = f"/gold/clip/{gold_clip.pk}/"
     bad = client.post(url, {"audible": ["dog barking"], "voice_over": "maybe"})
     assert bad.status_code == 400

@@ -119,8 +119,10 @@ def test_a_database_from_before_the_split_migrates_forward_without_losing_anythi
     result = json.loads(checked.stdout.split("RESULT ", 1)[1])
 
     after = {table: n for table, n in result["counts"].items() if isinstance(n, int)}
-    # every table the old app had is a table of one of the new apps, with the same rows
-    assert after == before
+    # every table the old app had is a table of one of the new apps, with the same rows; tables of models added
+    # after the split (e.g. crowd.WorkerStatusLog) start empty
+    assert {table: after.get(table) for table in before} == before
+    assert {table: n for table, n in after.items() if table not in before and n} == {}
     assert result["counts"]["crowd.Assignment"] == "annotation_assignment"
     assert result["counts"]["catalog.GoldLabel"] == "annotation_goldlabel"
 

@@ -5,6 +5,7 @@ from rest_framework.authtoken.models import Token
 from catalog.models import Clip, Dataset
 from catalog.selectors.clips import clip_media_url
 from catalog.services.clips import ClipSpec, clips_import
+from catalog.services.users import user_create
 
 
 @pytest.fixture
@@ -50,8 +51,8 @@ def test_remote_media_redirects_to_its_url(client, taxonomy):
 
 def test_api_lists_classes_in_logit_order_for_token_holders_only(client, taxonomy):
     assert client.get("/api/classes/").status_code == 401
-    user = get_user_model().objects.create_user("researcher", password="pw")
-    token = Token.objects.create(user=user)
+    user = user_create("researcher", "researcher", password="pw")["user"]
+    token = Token.objects.get(user=user)
     response = client.get("/api/classes/", HTTP_AUTHORIZATION=f"Token {token.key}")
     assert response.status_code == 200
     body = response.json()

@@ -67,6 +67,17 @@ def test_set_page_shows_recall_and_tuner_front(staff_client, filled):
     assert "Smallest lists that" in html
 
 
+def test_a_bad_tuner_target_goes_back_to_the_set_page_and_stores_nothing(staff_client, filled):
+    pset = ProposalSet.objects.get(dataset=filled, active=True)
+    before = dict(pset.evaluation)
+    for target, message in (("lots", "target recall &#x27;lots&#x27; is not a number"), ("1.5", "in (0, 1], got 1.5")):
+        page = staff_client.post(f"/proposals/sets/{pset.pk}/", {"target": target}, follow=True)
+        assert page.redirect_chain == [(f"/proposals/sets/{pset.pk}/", 302)]
+        assert message in page.content.decode()
+    pset.refresh_from_db()
+    assert pset.evaluation == before and "tune" not in pset.evaluation
+
+
 def test_pages_and_api_need_staff_or_login(client, filled):
     assert client.get("/proposals/").status_code == 302
     assert client.get("/api/proposals/runs/").status_code in (401, 403)

@@ -6,10 +6,10 @@ import html
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog.models import Clip, Dataset
+from catalog.services.users import user_create
 from labels.models import Release, ReleaseExport
 from labels.services.export import export_chunks
 from labels.services.imports import release_import
@@ -35,9 +35,8 @@ def release(taxonomy, tmp_path):
 
 @pytest.fixture
 def researcher():
-    user = get_user_model().objects.create_user("res", password="x")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {user_create('res', 'researcher', password='x')['token']}")
     return client
 
 
@@ -102,8 +101,7 @@ def test_only_staff_create_and_import(release, researcher, staff):
 
 
 def test_release_pages_show_stats_clips_diff_and_download(release, client, tmp_path):
-    user = get_user_model().objects.create_user("reader", password="x")
-    client.force_login(user)
+    client.force_login(user_create("reader", "researcher", password="x")["user"])
     other_csv = tmp_path / "other.csv"
     other_csv.write_text(CSV.replace("dog barking,A", "dog barking,AV"))
     other = release_import(release.dataset, "pub2", other_csv)

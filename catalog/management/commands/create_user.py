@@ -1,6 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from catalog.services.users import ROLES, user_create
 
 
@@ -17,10 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="default: a random one, printed once")
 
     def handle(self, *args, **opts):
-        try:
+        with command_errors():
             out = user_create(opts["username"], opts["role"], email=opts["email"], password=opts["password"])
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         self.stdout.write(f"created {opts['role']} {out['user'].username} (password: {out['password']})")
         if out["token"]:
             self.stdout.write(f"API token: {out['token']}   (send as: Authorization: Token {out['token']})")

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from catalog.services.clips import clips_import, dataset_get_or_create, read_clip_csv, scan_media_dir
 
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         source = Path(opts["source"])
-        try:
+        with command_errors():
             if source.is_dir():
                 specs = scan_media_dir(source)
             elif source.is_file():
@@ -46,8 +46,6 @@ class Command(BaseCommand):
                     probe_media=not opts["no_probe"],
                     skip_existing=opts["skip_existing"],
                 )
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         skipped = f"; {len(specs) - len(clips)} already there, left as they are" if opts["skip_existing"] else ""
         self.stdout.write(
             f"imported {len(clips)} clips into dataset {dataset.name}{' (new)' if created else ''}{skipped}"

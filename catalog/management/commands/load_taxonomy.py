@@ -1,6 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from catalog.services.taxonomy import taxonomy_load
 
 
@@ -14,10 +14,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        try:
+        with command_errors():
             result = taxonomy_load(opts.get("classes"), opts.get("relations"))
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         self.stdout.write(
             f"taxonomy: {result['classes']} classes ({result['created']} new), "
             f"{result['relations']} relations ({result['relations_added']} new)"

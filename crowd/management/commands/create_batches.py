@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from catalog.models import Dataset
 from crowd.services.batches import batches_create
 
@@ -40,10 +40,8 @@ class Command(BaseCommand):
             if not isinstance(proposals, dict) or not all(isinstance(v, list) for v in proposals.values()):
                 raise CommandError(f"{opts['proposals']}: expected a JSON object {{video_id: [class names]}}")
         rng = random.Random(opts["seed"]) if opts["seed"] is not None else None
-        try:
+        with command_errors():
             batches = batches_create(dataset, proposals=proposals, rng=rng)
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         n_items = sum(b.items.count() for b in batches)
         self.stdout.write(f"created {len(batches)} batch(es) with {n_items} clip slots in dataset {dataset.name}")
         for b in batches:

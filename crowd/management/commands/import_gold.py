@@ -1,7 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from crowd.services.gold import gold_import_csv
 from crowd.services.rescore import catch_trials_rescore
 
@@ -25,14 +25,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         dataset = _dataset(opts["dataset"])
-        try:
+        with command_errors():
             with transaction.atomic():
                 n = gold_import_csv(dataset, opts["csv"])
                 report = catch_trials_rescore(dataset, decide=opts["decide"])
                 if opts["dry_run"]:
                     transaction.set_rollback(True)
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         report.dry_run = opts["dry_run"]
         verb = "would import" if opts["dry_run"] else "imported"
         self.stdout.write(f"{verb} {n} gold label rows into dataset {dataset.name}")

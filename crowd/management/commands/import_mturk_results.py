@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from catalog.services.clips import dataset_get_or_create
 from crowd.services.mturk_import import mturk_results_import
 
@@ -22,8 +22,6 @@ class Command(BaseCommand):
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise CommandError(f"no such file: {', '.join(missing)}")
-        try:
+        with command_errors():
             dataset, _ = dataset_get_or_create(o["dataset"])
             mturk_results_import(dataset, paths, echo=self.stdout.write)
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc

@@ -1,7 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from catalog.services.clips import dataset_get_or_create
 from labels.services.imports import release_import
 
@@ -18,12 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", required=True, help="dataset (created if absent)")
 
     def handle(self, *args, **opts):
-        try:
+        with command_errors():
             with transaction.atomic():
                 dataset, _ = dataset_get_or_create(opts["dataset"])
                 release = release_import(dataset, opts["name"], opts["file"])
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         c = release.source_counts
         self.stdout.write(
             f"imported {c['rows']} labels of {c['clips']} clips as {dataset.name}/{release.name} "

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from catalog.models import Dataset
 from labels.core.merge import METHODS
 from labels.services.create import release_create, release_requeue_needs_annotation
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"no dataset {opts['dataset']!r}; known datasets: {known}") from None
         params = {"k": opts["k"]} if opts["k"] else {}
-        try:
+        with command_errors():
             release = release_create(
                 dataset,
                 opts["name"],
@@ -50,8 +50,6 @@ class Command(BaseCommand):
                 gold_override=not opts["no_gold_override"],
                 include_experts=not opts["no_experts"],
             )
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         s = release.stats
         self.stdout.write(
             f"release {dataset.name}/{release.name} ({release.method}, k={release.params.get('k')}): "
@@ -73,8 +71,6 @@ class Command(BaseCommand):
                 f"have some approved annotations)"
             )
             if opts["requeue"]:
-                try:
+                with command_errors():
                     batches = release_requeue_needs_annotation(release)
-                except AvcrowdError as exc:
-                    raise CommandError(exc.as_text()) from exc
                 self.stdout.write(f"re-queued as {len(batches)} new batches")

@@ -1,8 +1,8 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from labels.selectors.releases import release_find
 from labels.services.diff import release_diff, release_diff_text
 
@@ -18,12 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the full diff as JSON")
 
     def handle(self, *args, **opts):
-        try:
+        with command_errors():
             a = release_find(opts["a"], opts["dataset"])
             b = release_find(opts["b"], opts["dataset"])
             diff = release_diff(a, b)
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         if opts["json"]:
             self.stdout.write(json.dumps(diff, indent=1))
         else:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.core.taxonomy import closure
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from catalog.models import Dataset
 from catalog.selectors.taxonomy import class_names, relations
 from crowd.simulator import MIXES, simulate_crowd
@@ -45,7 +45,7 @@ class Command(BaseCommand):
             dataset = Dataset.objects.get(name=opts["dataset"])
         except Dataset.DoesNotExist:
             raise CommandError(f"no dataset {opts['dataset']!r}") from None
-        try:
+        with command_errors():
             truth = simulation_truth(opts["truth"], class_names(), dataset)
             stats = simulate_crowd(
                 dataset,
@@ -83,5 +83,3 @@ class Command(BaseCommand):
                     f"macro-F1 against the (closed) truth {macro:.4f}; Krippendorff alpha audible "
                     f"{ag.get('audible')}, visible {ag.get('visible')}"
                 )
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc

@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from proposals.models import ModelRun
 from proposals.services import checkpoint_get, checkpoint_register
 from proposals.tasks import run_start
@@ -34,7 +35,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         dataset = get_dataset(opts["dataset"])
-        try:
+        with command_errors():
             if opts["register"]:
                 try:
                     config = json.loads(opts["config"])
@@ -55,8 +56,6 @@ class Command(BaseCommand):
                 modalities=[m.strip() for m in opts["modalities"].split(",") if m.strip()],
                 restart=opts["restart"],
             )
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         run = ModelRun.objects.get(pk=run.pk)
         speed = f", {run.clips_per_s:.1f} clips/s" if run.clips_per_s else ""
         self.stdout.write(

@@ -1,8 +1,8 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from proposals.services import proposals_evaluate
 
 from ._common import get_dataset
@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         dataset = get_dataset(opts["dataset"])
         models = [m.strip() for m in opts["models"].split(",")] if opts["models"] else None
-        try:
+        with command_errors():
             rep = proposals_evaluate(
                 dataset,
                 opts["strategy"],
@@ -36,8 +36,6 @@ class Command(BaseCommand):
                 target=opts["target"],
                 n_random=opts["trials"],
             )
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         if opts["json"]:
             self.stdout.write(json.dumps(rep, indent=2, default=str))
             return

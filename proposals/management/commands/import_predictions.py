@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from proposals.models import model_name_validator
 from proposals.services import run_import
 
@@ -43,10 +43,8 @@ class Command(BaseCommand):
                 model_name_validator(name)
             except DjangoValidationError as exc:
                 raise CommandError(f"model name {name!r}: {exc.messages[0]}; give one with --name") from None
-            try:
+            with command_errors():
                 run = run_import(dataset, name, path, allow_unknown_clips=opts["allow_unknown_clips"])
-            except AvcrowdError as exc:
-                raise CommandError(exc.as_text()) from exc
             skipped = f", {len(run.errors)} skipped" if run.errors else ""
             self.stdout.write(
                 f"imported {run.n_clips} clips of {name!r} ({run.kind}: "

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import AvcrowdError
+from catalog.http import command_errors
 from proposals.services import proposal_set_create
 
 from ._common import get_dataset
@@ -30,10 +30,8 @@ class Command(BaseCommand):
             except OSError as exc:
                 raise CommandError(f"cannot read strategy file {strategy[1:]}: {exc}") from None
         models = [m.strip() for m in opts["models"].split(",")] if opts["models"] else None
-        try:
+        with command_errors():
             pset = proposal_set_create(dataset, strategy, models=models, activate=not opts["inactive"])
-        except AvcrowdError as exc:
-            raise CommandError(exc.as_text()) from exc
         ev = pset.evaluation
         line = (
             f"proposal set {pset.pk} for {dataset.name}: {pset.n_proposals} proposals, "
