@@ -300,7 +300,10 @@ class Publish(Staff):
         }
         if _bool(data.get("dry_run"), False):
             return Response({"dry_run": True, **estimate})
-        op = batches_publish_start(plan, reward=reward, user=request.user)
+        try:
+            op = batches_publish_start(plan, reward=reward, user=request.user)
+        except AvcrowdError as exc:
+            return _error(exc)
         return Response({"dry_run": False, "operation": op.pk, **estimate}, status=202)
 
 
