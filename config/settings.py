@@ -171,7 +171,13 @@ if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
 # the reason) instead of hanging on connection retries.
 CELERY_BROKER_CONNECTION_TIMEOUT = env_seconds("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0, 0.5, 60.0)
 _redis_timeouts = {"socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT, "socket_timeout": 5.0}
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT, **_redis_timeouts}
+# Every worker looks for such orphaned tasks every 10 s (kombu's default, a sweep every 100 s, is throttled down)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+    **_redis_timeouts,
+}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 0}}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = _redis_timeouts["socket_connect_timeout"]

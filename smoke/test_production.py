@@ -362,7 +362,7 @@ def test_6_requests_and_tasks_go_on_after_the_database_drops_every_connection(st
     statuses = [http.get(stk.url(path)).status_code for path in paths * 10]
     assert statuses == [200] * len(statuses), statuses
     # and the worker: its next task runs on a fresh connection
-    admin.get(stk.url(stk.state["release_url"]))
+    admin.get(stk.state["release_url"])
     Select(css(admin, "select[name=format]")).select_by_visible_text("jsonl")
     css(admin, "form[action$='/exports/'] button[type=submit]").click()
     wait(
