@@ -14,7 +14,7 @@ from django.db import transaction
 
 from catalog.access import ANNOTATOR_GROUP
 from catalog.core.media import make_synthetic_clip
-from catalog.models import Clip, Dataset, GoldLabel
+from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
 from catalog.selectors.taxonomy import class_pks
 from catalog.services.clips import ClipSpec, clips_import
 from catalog.services.taxonomy import taxonomy_load
