@@ -20,7 +20,7 @@ from catalog.services.operations import Progress, operation_heartbeat, operation
 from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, Worker
 from crowd.tasks import marketplace_sync_start, marketplace_sync_task
 from labels.models import Release
-from labels.services.releases import release_create_request
+from labels.services.create import release_create_request
 from labels.tasks import release_create_start, release_create_task
 from tests.celery_helpers import broker_at
 
