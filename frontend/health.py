@@ -92,7 +92,9 @@ def storage():
     if settings.AWS_STORAGE_BUCKET_NAME:
         s3_client().head_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
         return None
-    root = settings.MEDIA_ROOT
+    root = os.path.abspath(settings.MEDIA_ROOT)
+    while not os.path.exists(root):  # created on the first upload: its nearest existing parent must be writable
+        root = os.path.dirname(root)
     if not os.path.isdir(root) or not os.access(root, os.W_OK):
         raise PermissionError("MEDIA_ROOT is not a writable directory")
     return None

@@ -8,8 +8,8 @@ from celery import current_app
 
 
 def _reset_pools(app):
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # drop the app's references only: the pools themselves live in kombu's registry, keyed by broker URL, and are
+    # used again when the URL comes back (closing them would break every later send to that broker)
     app._pool = None
     app.amqp._producer_pool = None
 
