@@ -117,6 +117,7 @@ class Stack:
         self.log_files: dict[str, Path] = {}
         self.hostname = socket.gethostname()
         self.admin = ("smokeadmin", secrets.token_urlsafe(12))
+        self.annotator = ("smokeannotator", secrets.token_urlsafe(12))
         self.state: dict = {}  # what one step leaves for the next
         self.timings: dict[str, float] = {}
 
@@ -323,7 +324,8 @@ def stk():
             except requests.RequestException:
                 time.sleep(0.2)
         s.state["init_output"] = s.run("init", stack.COMMANDS["init"]).stdout
-        s.run("init", ["python", "manage.py", "create_user", s.admin[0], "--role", "admin", "--password", s.admin[1]])
+        for (username, password), role in ((s.admin, "admin"), (s.annotator, "annotator")):
+            s.run("init", ["python", "manage.py", "create_user", username, "--role", role, f"--password={password}"])
         assert collectstatic.wait(timeout=300) == 0, "collectstatic failed"
         s.timings["prepare (collectstatic, migrate, class list, bucket)"] = time.time() - t0
         for service in ("web", "worker", "beat"):

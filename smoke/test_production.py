@@ -4,9 +4,10 @@
    every service's container healthcheck.
 2. An admin logs in, creates a dataset, imports clips into S3 storage (uploaded files and an s3:// URL), builds
    batches and publishes a dry run.
-3. A crowd worker opens the HIT page, plays the clips through presigned URLs of the public S3 endpoint, answers
-   and submits.
-4. The admin approves the work, creates a release in the background and exports it.
+3. A crowd worker (an MTurk arrival) opens the HIT page, plays the clips through presigned URLs of the public S3
+   endpoint, answers and submits; an in-house annotator does the same batch after logging in.
+4. The admin approves the work (the in-house one; the MTurk one waits for the marketplace to report it), creates
+   a release in the background and exports it.
 5. /metrics answers the token only and counts what happened; logs are JSON lines with request ids.
 6. The database drops every connection (as a PostgreSQL restart does): no request fails, tasks go on.
 7. The Celery worker is killed with SIGKILL in the middle of a task: the task comes back to a new worker and
@@ -133,7 +134,7 @@ def test_2_admin_imports_clips_into_s3_builds_batches_and_publishes_a_dry_run(st
         ("review_window_hours", "24"),  # submitted work waits for the admin's decision
         ("batch_size", "3"),
         ("gold_per_batch", "0"),
-        ("annotations_per_clip", "1"),
+        ("annotations_per_clip", "2"),
     ):
         box = css(admin, f"#id_{field}")
         box.clear()
@@ -182,6 +183,38 @@ def _network_events(driver) -> list[dict]:
     return out
 
 
+def _hit_state(driver):
+    return driver.find_element("id", "hit-app").get_attribute("data-state")
+
+
+def _label_batch(driver) -> int:
+    """On an open HIT page: play every clip, answer it (tick its first proposal as audible), submit."""
+    wait(driver, lambda d: _hit_state(d) != "loading", "the HIT page did not load")
+    if _hit_state(driver) == "instructions":
+        css(driver, "#btn-start").click()
+    wait(driver, lambda d: _hit_state(d) == "clip", "the clip view did not open")
+    answered = 0
+    while _hit_state(driver) == "clip":
+        try:
+            wait(driver, lambda d: d.execute_script("return !document.getElementById('video').paused"), "", 3)
+        except Exception:  # autoplay refused: press Play like a worker would
+            css(driver, "#btn-play").click()
+        wait(
+            driver,
+            lambda d: d.find_element("id", "play-state").get_attribute("data-played") == "true",
+            "the clip never played",
+        )
+        for fieldset in driver.find_elements("css selector", "#meta-form fieldset"):
+            fieldset.find_element("css selector", 'input[value="no"]').click()
+        css(driver, 'input[aria-label$=" audible"]').click()
+        answered += 1
+        css(driver, "#btn-next").click()
+    wait(driver, lambda d: _hit_state(d) == "review", "the review screen did not open")
+    wait(driver, lambda d: css(d, "#save-status").text == "All changes saved", "the answers were not saved")
+    css(driver, "#btn-submit").click()
+    return answered
+
+
 def test_3_a_worker_plays_presigned_clips_answers_and_submits(stk, worker):
     batch = stk.state["batch"]
     base = stk.ports.base_url
@@ -201,34 +234,7 @@ def test_3_a_worker_plays_presigned_clips_answers_and_submits(stk, worker):
     worker.get(
         f"{base}/hit/{batch}/?workerId=SMOKEWORKER1&assignmentId=SMOKEASSIGN1&hitId=SMOKEHIT1&turkSubmitTo={base}/demo"
     )
-
-    def state(d):
-        return d.find_element("id", "hit-app").get_attribute("data-state")
-
-    wait(worker, lambda d: state(d) != "loading", "the HIT page did not load")
-    if state(worker) == "instructions":
-        css(worker, "#btn-start").click()
-    wait(worker, lambda d: state(d) == "clip", "the clip view did not open")
-    answered = 0
-    while state(worker) == "clip":
-        try:
-            wait(worker, lambda d: d.execute_script("return !document.getElementById('video').paused"), "", 3)
-        except Exception:  # autoplay refused: press Play like a worker would
-            css(worker, "#btn-play").click()
-        wait(
-            worker,
-            lambda d: d.find_element("id", "play-state").get_attribute("data-played") == "true",
-            "the clip never played",
-        )
-        for fieldset in worker.find_elements("css selector", "#meta-form fieldset"):
-            fieldset.find_element("css selector", 'input[value="no"]').click()
-        css(worker, 'input[aria-label$=" audible"]').click()
-        answered += 1
-        css(worker, "#btn-next").click()
-    wait(worker, lambda d: state(d) == "review", "the review screen did not open")
-    assert answered == 3
-    wait(worker, lambda d: css(d, "#save-status").text == "All changes saved", "the answers were not saved")
-    css(worker, "#btn-submit").click()
+    assert _label_batch(worker) == 3
     wait(worker, lambda d: d.find_elements("id", "mturk-fields"), "the HIT was not handed back to 'MTurk'")
     assert "SMOKEASSIGN1" in css(worker, "#mturk-fields").text
 
@@ -254,6 +260,16 @@ def test_3_a_worker_plays_presigned_clips_answers_and_submits(stk, worker):
     )
     assert rows == [("submitted", 3)], rows
 
+    # an in-house annotator labels the same batch after logging in (work a login produced needs no marketplace)
+    worker.delete_all_cookies()
+    worker.get(stk.url(f"/accounts/login/?next=/hit/{batch}/"))
+    css(worker, "#id_username").send_keys(stk.annotator[0])
+    css(worker, "#id_password").send_keys(stk.annotator[1])
+    css(worker, "[type=submit]").click()
+    wait(worker, lambda d: f"/hit/{batch}/" in d.current_url, "the annotator's login did not lead to the HIT")
+    assert _label_batch(worker) == 3
+    wait(worker, lambda d: _hit_state(d) == "done", "the in-house submission did not finish")
+
 
 def _wait_operation_done(stk, driver):
     wait(
@@ -268,16 +284,20 @@ def _wait_operation_done(stk, driver):
 
 
 def test_4_release_created_in_the_background_and_exported(stk, admin):
+    # both submissions approved at once: the in-house one is; the "MTurk" one is refused, because no marketplace
+    # has reported it (work a stranger submits is not paid or merged before that)
     admin.get(stk.url("/admin/crowd/assignment/"))
-    css(admin, "input.action-select").click()
+    css(admin, "#action-toggle").click()
     Select(css(admin, "select[name=action]")).select_by_value("approve_override")
     css(admin, "input[name=reason]").send_keys("smoke test: checked by hand")
     css(admin, "button[name=index]").click()
     wait(admin, lambda d: "1 assignment(s) set to approved." in messages(d), f"approve: {messages(admin)}")
+    assert "this mturk assignment is submitted but unverified" in messages(admin)
 
     admin.get(stk.url("/releases/"))
     Select(css(admin, "select[name=dataset]")).select_by_visible_text("smoke")
     css(admin, "input[name=name]").send_keys("v1")
+    css(admin, "input[name=k]").send_keys("1")  # one approved annotator per clip so far
     css(admin, "form[action='/releases/new/'] button[type=submit]").click()
     wait(admin, lambda d: re.search(r"/ops/operations/\d+/|/releases/\d+/", d.current_url), "no redirect")
     if "/ops/operations/" in admin.current_url:  # running in the worker: the page refreshes itself until done
@@ -386,6 +406,7 @@ def test_7_a_worker_killed_mid_task_its_task_is_redelivered_and_finishes_once(st
         admin.get(stk.url("/releases/"))
         Select(css(admin, "select[name=dataset]")).select_by_visible_text("smoke")
         css(admin, "input[name=name]").send_keys("v2")
+        css(admin, "input[name=k]").send_keys("1")
         css(admin, "form[action='/releases/new/'] button[type=submit]").click()
         wait(admin, lambda d: "/ops/operations/" in d.current_url, "the release was not started in the background")
         op_id = int(re.search(r"/ops/operations/(\d+)/", admin.current_url).group(1))
