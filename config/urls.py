@@ -9,7 +9,7 @@ from frontend import health
 from frontend.views import legacy_admin_redirect
 
 urlpatterns = [
-    # ACCESS: /healthz and /readyz public (healthchecks), /metrics its own bearer token (frontend/health.py)
+    # health: public (healthchecks); metrics: its own bearer token (frontend/health.py)
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),

@@ -300,10 +300,7 @@ class Publish(Staff):
         }
         if _bool(data.get("dry_run"), False):
             return Response({"dry_run": True, **estimate})
-        try:
-            op = batches_publish_start(plan, reward=reward, user=request.user)
-        except AvcrowdError as exc:
-            return _error(exc)
+        op = batches_publish_start(plan, reward=reward, user=request.user)  # refusals: catalog.http's handler
         return Response({"dry_run": False, "operation": op.pk, **estimate}, status=202)
 
 

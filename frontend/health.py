@@ -9,9 +9,9 @@
   workers through PROMETHEUS_MULTIPROC_DIR); Celery task outcomes and queue depth from the broker's Redis; open
   HITs, spend and running operations from the database, read at scrape time.
 
-ACCESS (for catalog.access, when it lands): /healthz and /readyz are public on purpose (load balancers and
-container healthchecks have no account); /metrics is guarded by its own bearer token (METRICS_TOKEN), not by a
-login, so that a Prometheus server can scrape it.
+Access (catalog.access): /healthz and /readyz are `public` on purpose (load balancers and container healthchecks
+have no account); /metrics is `public_token`: its own bearer token (METRICS_TOKEN), not a login, so that a
+Prometheus server can scrape it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from catalog.access import public_page, public_token
 from catalog.models import Dataset, Operation
 from catalog.observability import broker_redis, task_outcomes
 from catalog.storage import s3_client
@@ -47,6 +48,7 @@ def _json(body: dict, status: int = 200) -> JsonResponse:
     return response
 
 
+@public_page
 @never_cache
 @require_GET
 def healthz(request):
@@ -100,6 +102,7 @@ def storage():
     return None
 
 
+@public_page
 @never_cache
 @require_GET
 def readyz(request):
@@ -188,6 +191,7 @@ def _authorized(request) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
+@public_token
 @never_cache
 @require_GET
 def metrics(request):

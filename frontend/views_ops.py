@@ -9,13 +9,14 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from catalog.access import admin_page, signed_in_page
-from catalog.errors import AvcrowdError
 from catalog.models import Dataset, Operation
 from catalog.services.operations import operation_retry, operations_fail_stale
 from crowd.selectors import ops
 from crowd.selectors.crowd import inhouse_tasks
 from crowd.services.costs import hit_cost_per_assignment
 from crowd.tasks import marketplace_sync_start
+
+from .middleware import back_on_error
 
 
 def operation_started(request, op: Operation, running_text: str):
@@ -180,13 +181,10 @@ def operation(request, pk):
 
 @admin_page
 @require_POST
+@back_on_error(lambda request, pk: reverse("ops:operation", args=[pk]))
 def operation_retry_view(request, pk):
     op = get_object_or_404(Operation, pk=pk)
-    try:
-        new = operation_retry(op, request.user)
-    except AvcrowdError as exc:
-        messages.error(request, exc.message)
-        return redirect("ops:operation", pk=op.pk)
+    new = operation_retry(op, request.user)
     return operation_started(request, new, f"operation {op.pk} is being retried as operation {new.pk}")
 
 
