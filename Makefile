@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv venv-dev demo migrate check bench clean
+.PHONY: run test smoke lint venv venv-dev demo migrate check bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,15 @@ venv-dev: $(VENV)/.dev-installed
 # Links printed by the demo (HIT URLs, the MTurk stand-in) point at the server `make run` starts.
 export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 
-migrate: venv
+# Development settings for this checkout, read by config/settings.py, so that every `python manage.py ...` of the
+# README works in a new shell. Written once; an existing .env (e.g. docker compose's) is left alone.
+.env:
+	@printf '%s\n' "# Written by make run: development settings of this checkout (config/settings.py reads them)." \
+	  "# Not for production: docker compose needs its own .env (cp .env.example .env; see README, Deployment)." \
+	  "DEBUG=1" "PUBLIC_BASE_URL=$(PUBLIC_BASE_URL)" > $@
+	@echo "make: wrote .env (development settings for python manage.py ...)"
+
+migrate: venv .env
 	AVCROWD_DEV=1 $(PY) manage.py migrate --noinput -v0
 
 demo: migrate
@@ -49,6 +57,11 @@ test: venv-dev
 	 else echo "make test: celery = in-process (set CELERY_BROKER_URL for Redis + a real worker)"; fi
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The production stack on this machine: DEBUG=0 under gunicorn (TLS, WhiteNoise), a Celery worker and beat on
+# PostgreSQL and Redis, an S3 server (moto), driven in headless Chromium; also run by .ci/run (smoke/run.py).
+smoke: venv-dev
+	$(PY) smoke/run.py
 
 # Lint, format and the one-way import contract (.importlinter); part of `make test`.
 lint: venv-dev

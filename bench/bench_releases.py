@@ -44,12 +44,12 @@ def _django(db_url: str):
 
 
 def _recreate_postgres(db_url: str):
-    import psycopg2
+    import psycopg
     from urllib.parse import urlparse
 
     u = urlparse(db_url)
     name = u.path.lstrip("/")
-    conn = psycopg2.connect(host=u.hostname, port=u.port or 5432, user=u.username or "postgres",
+    conn = psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username or "postgres",
                             password=u.password, dbname="postgres")
     conn.autocommit = True
     with conn.cursor() as cur:

@@ -95,6 +95,12 @@ PUBLIC_HIT = Rule(
 PUBLIC_SIGNED_LINK = Rule(
     "public_signed_link", "public; the signed, expiring link in the URL is checked by the view", _anyone, _anyone
 )
+PUBLIC_TOKEN = Rule(
+    "public_token",
+    "public; a bearer token of the server's configuration (METRICS_TOKEN) is checked by the view",
+    _anyone,
+    _anyone,
+)
 SIGNED_IN = Rule("signed_in", "any signed-in account (the page shows only its own data)", is_signed_in, is_signed_in)
 ANNOTATOR = Rule("annotator", "in-house annotators and admins only", _gold, _gold)
 RESEARCHER_READ = Rule("researcher_read", "researchers and admins read; only admins write", _research, is_admin)
@@ -104,7 +110,17 @@ DJANGO_ADMIN = Rule("django_admin", "Django admin: staff only (the admin site's 
 
 RULES = {
     r.name: r
-    for r in (PUBLIC, PUBLIC_HIT, PUBLIC_SIGNED_LINK, SIGNED_IN, ANNOTATOR, RESEARCHER_READ, RESEARCHER, ADMIN)
+    for r in (
+        PUBLIC,
+        PUBLIC_HIT,
+        PUBLIC_SIGNED_LINK,
+        PUBLIC_TOKEN,
+        SIGNED_IN,
+        ANNOTATOR,
+        RESEARCHER_READ,
+        RESEARCHER,
+        ADMIN,
+    )
 }
 RULES[DJANGO_ADMIN.name] = DJANGO_ADMIN
 
@@ -200,6 +216,7 @@ def page(rule: Rule):
 public_page = page(PUBLIC)
 public_hit = page(PUBLIC_HIT)
 public_signed_link = page(PUBLIC_SIGNED_LINK)
+public_token = page(PUBLIC_TOKEN)
 signed_in_page = page(SIGNED_IN)
 annotator_page = page(ANNOTATOR)
 researcher_page = page(RESEARCHER)

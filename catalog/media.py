@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from catalog.access import public_signed_link
 from catalog.selectors.clips import clip_from_media_token
+from catalog.storage import parse_s3_url, presigned_get_url
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 64 * 1024
@@ -64,15 +65,6 @@ def ranged_file_response(request, fh, size: int, content_type: str):
     return response
 
 
-def _presign_s3_url(url: str) -> str:
-    import boto3  # noqa: PLC0415 - only S3-stored media need boto3 (loaded on first use)
-
-    bucket, _, key = url[len("s3://") :].partition("/")
-    return boto3.client("s3").generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=6 * 3600
-    )
-
-
 @public_signed_link
 @require_http_methods(["GET", "HEAD"])
 def clip_media(request, token: str):
@@ -83,13 +75,13 @@ def clip_media(request, token: str):
         storage = clip.media.storage
         try:
             path = storage.path(clip.media.name)
-        except NotImplementedError:  # remote storage (S3): presigned URL
+        except NotImplementedError:  # remote storage (S3): a URL presigned for the public endpoint
             return HttpResponseRedirect(storage.url(clip.media.name))
         source = Path(path)
     elif clip.media_url.startswith(("http://", "https://")):
         return HttpResponseRedirect(clip.media_url)
     elif clip.media_url.startswith("s3://"):
-        return HttpResponseRedirect(_presign_s3_url(clip.media_url))
+        return HttpResponseRedirect(presigned_get_url(*parse_s3_url(clip.media_url)))
     elif clip.media_url:
         source = Path(clip.media_url)
     else:

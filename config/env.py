@@ -1,6 +1,7 @@
 """Reading settings from the environment, with errors a person can act on."""
 
 import os
+import re
 from urllib.parse import urlparse
 
 import dj_database_url
@@ -60,11 +61,65 @@ def database_from_env(default_sqlite_path) -> dict:
             f"or sqlite:///path/to/file.sqlite3"
         )
     try:
-        config = dj_database_url.parse(url, conn_max_age=60)
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     except Exception as exc:  # dj_database_url raises several types
         raise ImproperlyConfigured(
             f"DATABASE_URL could not be parsed ({exc}); expected postgres://user@host:port/dbname"
         ) from exc
     if scheme != "sqlite" and not config.get("NAME"):
         raise ImproperlyConfigured("DATABASE_URL names no database; expected postgres://user@host:port/dbname")
+    if scheme != "sqlite":  # an unreachable server is an error within seconds, not a request hanging on it
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     return config
+
+
+def env_int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not allowed; allowed: whole numbers from {low} to {high}")
+    return value
+
+
+def load_env_file(path) -> list[str]:
+    """Read KEY=VALUE lines of a local settings file (the `.env` that `make run` writes) into the environment.
+
+    A variable already set in the environment wins, so a shell, CI or docker compose can override the file.
+    Blank lines and `# comments` are skipped, `export KEY=...` is accepted, and a value may be quoted.
+    Returns the names it set. A missing file is no error; a malformed line is, with its file and line number.
+    """
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{path}: cannot be read ({exc}); fix it or set AVCROWD_ENV_FILE= to skip it")
+    loaded = []
+    for lineno, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("export "):
+            text = text[len("export ") :].strip()
+        key, sep, value = text.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ImproperlyConfigured(
+                f"{path}:{lineno}: {line!r} is not a setting; expected KEY=value (letters, digits and _ in KEY)"
+            )
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:  # an unquoted value ends at a comment
+            value = value.split(" #", 1)[0].rstrip()
+        if key not in os.environ:
+            os.environ[key] = value
+            loaded.append(key)
+    return loaded

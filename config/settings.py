@@ -9,9 +9,13 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import database_from_env, env_bool, env_list, env_seconds
+from .env import database_from_env, env_bool, env_int, env_list, env_seconds, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Local settings of this checkout: `make run` writes .env with development settings, so that every
+# `python manage.py ...` of the README works in a new shell. Variables set in the environment win; an empty
+# AVCROWD_ENV_FILE skips the file (the test suite and the production smoke test do).
+load_env_file(os.environ.get("AVCROWD_ENV_FILE", str(BASE_DIR / ".env")))
 VAR_DIR = Path(os.environ.get("AVCROWD_VAR_DIR", BASE_DIR / "var"))
 
 DEBUG = env_bool("DEBUG", False)
@@ -40,6 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, not a CDN
     "annotation",  # historical migrations only: the tables the apps below took over (docs/architecture.md)
     "catalog",
     "proposals",
@@ -50,7 +55,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "catalog.observability.RequestMiddleware",  # request id for the logs, request latency for /metrics
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from STATIC_ROOT (compressed, hashed names)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,23 +108,38 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+# The address the servers reach the store at, the address browsers reach it at (presigned URLs are signed for
+# it), the region, and the media store's own keys (so that MTurk keeps the standard AWS credential chain).
+AWS_S3_ENDPOINT_URL = os.environ.get("AWS_S3_ENDPOINT_URL", "")
+AWS_S3_PUBLIC_ENDPOINT_URL = os.environ.get("AWS_S3_PUBLIC_ENDPOINT_URL", "").rstrip("/")
+AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME", "")
+AWS_S3_ACCESS_KEY_ID = os.environ.get("AWS_S3_ACCESS_KEY_ID", "")
+AWS_S3_SECRET_ACCESS_KEY = os.environ.get("AWS_S3_SECRET_ACCESS_KEY", "")
+AWS_QUERYSTRING_EXPIRE = env_int("AWS_QUERYSTRING_EXPIRE", 21600, 60, 7 * 24 * 3600)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # hashed, compressed copies made by collectstatic (at image build), served by WhiteNoise; DEBUG serves the
+    # source files as they are
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "config.staticfiles.StaticStorage"
+    },
 }
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "catalog.storage.MediaStorage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
-            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
-            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+            "region_name": AWS_S3_REGION_NAME or None,
+            "addressing_style": "path" if AWS_S3_ENDPOINT_URL else None,
+            "signature_version": "s3v4",
             "querystring_auth": True,
-            "querystring_expire": int(os.environ.get("AWS_QUERYSTRING_EXPIRE", "21600")),
+            "querystring_expire": AWS_QUERYSTRING_EXPIRE,
             "file_overwrite": False,
-            # Separate keys for the media store, so that MTurk keeps the standard AWS credential chain.
-            "access_key": os.environ.get("AWS_S3_ACCESS_KEY_ID") or None,
-            "secret_key": os.environ.get("AWS_S3_SECRET_ACCESS_KEY") or None,
+            "access_key": AWS_S3_ACCESS_KEY_ID or None,
+            "secret_key": AWS_S3_SECRET_ACCESS_KEY or None,
         },
     }
 # Local directories from which clips may be referenced by path (import_clips on a directory / CSV with paths).
@@ -128,18 +150,67 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL or None)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged when it has finished, and a task whose worker died (a killed pool process, an
+# out-of-memory kill) goes back to the queue instead of being lost: every task is idempotent.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# No task may run longer than CELERY_TASK_TIME_LIMIT (the soft limit comes a minute earlier). A task taken by a
+# worker that died as a whole (kill -9, a lost host) is handed to another worker once CELERY_VISIBILITY_TIMEOUT
+# has passed without an acknowledgement, so the visibility timeout must be longer than the longest task, or a
+# task still running would be delivered a second time. docs/operations.md lists the longest tasks.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800, 10, 24 * 3600)
+CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT - 60, int(CELERY_TASK_TIME_LIMIT * 0.9))
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 2400, 15, 7 * 24 * 3600)
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT={CELERY_VISIBILITY_TIMEOUT} must be longer than CELERY_TASK_TIME_LIMIT="
+        f"{CELERY_TASK_TIME_LIMIT}, or a task still running is delivered to a second worker"
+    )
+# An unreachable broker is reported within seconds (the request that starts long work fails its Operation with
+# the reason) instead of hanging on connection retries.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_seconds("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0, 0.5, 60.0)
+_redis_timeouts = {"socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT, "socket_timeout": 5.0}
+# Every worker looks for such orphaned tasks every 10 s (kombu's default, a sweep every 100 s, is throttled down)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+    **_redis_timeouts,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 0}}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = _redis_timeouts["socket_connect_timeout"]
+CELERY_REDIS_SOCKET_TIMEOUT = _redis_timeouts["socket_timeout"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False  # acks_late: the broker redelivers them
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the LOGGING below (plain or JSON lines) also in workers
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"proposals.tasks.*": {"queue": "gpu"}}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# beat touches this file on every tick (at least every CELERY_BEAT_MAX_LOOP_INTERVAL seconds): its healthcheck
+CELERY_BEAT_SCHEDULER = "config.celery.HeartbeatScheduler"
+CELERY_BEAT_HEARTBEAT_FILE = str(VAR_DIR / "beat-heartbeat")
+CELERY_BEAT_MAX_LOOP_INTERVAL = 30
 CELERY_BEAT_SCHEDULE = {
     "approve-after-review-window": {"task": "crowd.tasks.assignments_approve_due_task", "schedule": 3600.0},
     "marketplace-sync": {
         "task": "crowd.tasks.marketplace_sync_task",
         "schedule": float(os.environ.get("MARKETPLACE_SYNC_SECONDS", "300")),
     },
+    "operations-fail-stale": {"task": "catalog.tasks.operations_fail_stale_task", "schedule": 60.0},
 }
+# Long work (Operation rows): a running one writes a heartbeat every OPERATION_HEARTBEAT_SECONDS; one without a
+# heartbeat for OPERATION_STALE_SECONDS (its worker or command died) is failed and can be retried; one that no
+# worker picked up within OPERATION_QUEUED_SECONDS too.
+OPERATION_HEARTBEAT_SECONDS = env_seconds("OPERATION_HEARTBEAT_SECONDS", 30.0, 1.0, 600.0)
+OPERATION_STALE_SECONDS = env_seconds("OPERATION_STALE_SECONDS", 300.0, 3.0, 24 * 3600.0)
+OPERATION_QUEUED_SECONDS = env_seconds("OPERATION_QUEUED_SECONDS", 3600.0, 3.0, 7 * 24 * 3600.0)
+if OPERATION_STALE_SECONDS < 2 * OPERATION_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"OPERATION_STALE_SECONDS={OPERATION_STALE_SECONDS:g} must be at least twice OPERATION_HEARTBEAT_SECONDS="
+        f"{OPERATION_HEARTBEAT_SECONDS:g}, or live work is reported dead"
+    )
 
 # --- REST API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -155,6 +226,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "avcrowd API",
     "DESCRIPTION": "Clips, batches, annotations, releases and metric reports.",
     "VERSION": "1.0.0",
@@ -198,11 +272,37 @@ if not DEBUG:
 SESSION_COOKIE_SAMESITE = "None" if not DEBUG else "Lax"
 CSRF_COOKIE_SAMESITE = "None" if not DEBUG else "Lax"
 
+# --- observability ---------------------------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id, exception); each line is
+# written once (Django's own console handler is dropped; everything goes through the root logger).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not allowed; allowed: plain, json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "catalog.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "catalog.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+    },
 }
+LOG_REQUESTS = env_bool("LOG_REQUESTS", not DEBUG)  # one line per request: method, path, status, time
+# /metrics (Prometheus) answers only requests with "Authorization: Bearer <METRICS_TOKEN>"; unset: off (404).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Error reports to Sentry (or a compatible service) with the Django and Celery integrations; unset: off.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from catalog.observability import sentry_init  # noqa: E402,PLC0415 - only when error reporting is on
+
+    sentry_init(SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "production"))

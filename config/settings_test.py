@@ -8,10 +8,11 @@ import os
 import tempfile
 
 os.environ.setdefault("AVCROWD_DEV", "1")
+os.environ.setdefault("AVCROWD_ENV_FILE", "")  # a developer's .env (make run) must not change the test settings
 os.environ.setdefault("AVCROWD_VAR_DIR", tempfile.mkdtemp(prefix="avcrowd-test-var-"))
 
 from .settings import *  # noqa: E402,F401,F403
-from .settings import BASE_DIR  # noqa: E402
+from .settings import BASE_DIR, STORAGES  # noqa: E402
 
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -25,3 +26,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = tempfile.mkdtemp(prefix="avcrowd-test-media-")
 CELERY_TASK_ALWAYS_EAGER = True
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# templates render {% static %} without a collectstatic manifest (the production smoke test covers the manifest)
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests: serve from the apps (the smoke test serves the built files)

@@ -3,16 +3,22 @@ only mounts them."""
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from frontend import health
 from frontend.views import legacy_admin_redirect
 
 urlpatterns = [
+    # health: public (healthchecks); metrics: its own bearer token (frontend/health.py)
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("admin/annotation/<str:model>/", legacy_admin_redirect),
     path("admin/annotation/<str:model>/<path:rest>", legacy_admin_redirect),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/", include("catalog.api")),
     path("api/hit/", include(("crowd.api_hit", "api_hit"))),
     path("api/releases/", include(("labels.api", "api_releases"))),

@@ -300,7 +300,7 @@ class Publish(Staff):
         }
         if _bool(data.get("dry_run"), False):
             return Response({"dry_run": True, **estimate})
-        op = batches_publish_start(plan, reward=reward, user=request.user)
+        op = batches_publish_start(plan, reward=reward, user=request.user)  # refusals: catalog.http's handler
         return Response({"dry_run": False, "operation": op.pk, **estimate}, status=202)
 
 

@@ -10,7 +10,8 @@ from crowd.selectors.overview import overview
 
 @public_page
 def home(request):
-    return render(request, "frontend/home.html", {"overview": overview(), "user": request.user})
+    base_url = request.build_absolute_uri("/").rstrip("/")
+    return render(request, "frontend/home.html", {"overview": overview(base_url), "user": request.user})
 
 
 @public_page

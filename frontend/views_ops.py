@@ -10,10 +10,13 @@ from django.views.decorators.http import require_POST
 
 from catalog.access import admin_page, signed_in_page
 from catalog.models import Dataset, Operation
+from catalog.services.operations import operation_retry, operations_fail_stale
 from crowd.selectors import ops
 from crowd.selectors.crowd import inhouse_tasks
 from crowd.services.costs import hit_cost_per_assignment
 from crowd.tasks import marketplace_sync_start
+
+from .middleware import back_on_error
 
 
 def operation_started(request, op: Operation, running_text: str):
@@ -29,6 +32,7 @@ def operation_started(request, op: Operation, running_text: str):
 
 @admin_page
 def index(request):
+    operations_fail_stale()
     return render(
         request, "frontend/ops/index.html", {"datasets": ops.ops_overview(), "operations": Operation.objects.all()[:10]}
     )
@@ -36,6 +40,7 @@ def index(request):
 
 @admin_page
 def dataset(request, name):
+    operations_fail_stale()
     ds = get_object_or_404(Dataset, name=name)
     return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds)})
 
@@ -169,8 +174,18 @@ def workers(request, name):
 
 @admin_page
 def operation(request, pk):
+    operations_fail_stale()  # a run whose worker died shows as failed (with a retry) without waiting for beat
     op = get_object_or_404(Operation, pk=pk)
     return render(request, "frontend/ops/operation.html", {"op": op})
+
+
+@admin_page
+@require_POST
+@back_on_error(lambda request, pk: reverse("ops:operation", args=[pk]))
+def operation_retry_view(request, pk):
+    op = get_object_or_404(Operation, pk=pk)
+    new = operation_retry(op, request.user)
+    return operation_started(request, new, f"operation {op.pk} is being retried as operation {new.pk}")
 
 
 @signed_in_page
@@ -192,6 +207,7 @@ app_name = "ops"
 urlpatterns = [
     path("", index, name="index"),
     path("operations/<int:pk>/", operation, name="operation"),
+    path("operations/<int:pk>/retry/", operation_retry_view, name="operation-retry"),
     path("tasks/", my_tasks, name="my-tasks"),
     path("<slug:name>/", dataset, name="dataset"),
     path("<slug:name>/clips/", clips, name="clips"),

@@ -3,10 +3,10 @@ labels.services (create, export). Starting background work lives here (the servi
 queues it once the transaction commits), so services never import tasks."""
 
 from celery import shared_task
-from django.db import transaction
 
+from catalog.services.operations import operation_queue, task_send_on_commit
 from labels.services.create import release_create_request, release_create_run
-from labels.services.export import release_export_request, release_export_run
+from labels.services.export import release_export_fail, release_export_request, release_export_run
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -30,12 +30,11 @@ def release_create_start(
     """Check the request now (a refusal starts nothing), then create the release in the background; the returned
     Operation reports the outcome and links the release."""
     op = release_create_request(dataset, name, method=method, params=params, user=user, gold_override=gold_override)
-    transaction.on_commit(lambda: release_create_task.delay(op.pk))
-    return op
+    return operation_queue(op, release_create_task)
 
 
 def release_export_start(release, fmt: str, *, include_background_music: bool = False, user=None):
     """Queue a background export (Celery; in-process when no broker). Returns the job to poll."""
     job = release_export_request(release, fmt, include_background_music=include_background_music, user=user)
-    transaction.on_commit(lambda: release_export_task.delay(job.pk))
+    task_send_on_commit(release_export_task, args=[job.pk], on_failure=lambda msg: release_export_fail(job, msg))
     return job

@@ -25,6 +25,7 @@ from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
 from catalog.selectors.taxonomy import class_names, class_pks
 from catalog.services.operations import operation_finish
+from catalog.storage import parse_s3_url, s3_client
 
 from . import gpu
 from .core.evaluation import Gold, SearchSpace, evaluate, format_front, tune
@@ -217,11 +218,8 @@ def clip_local_path(clip: Clip):
             suffix = Path(url.split("?")[0]).suffix or ".mp4"
             fd, tmp = tempfile.mkstemp(suffix=suffix)
             with os.fdopen(fd, "wb") as out:
-                if url.startswith("s3://"):
-                    import boto3  # noqa: PLC0415
-
-                    bucket, _, key = url[5:].partition("/")
-                    boto3.client("s3").download_fileobj(bucket, key, out)
+                if url.startswith("s3://"):  # the media store's endpoint and keys (catalog.storage)
+                    s3_client().download_fileobj(*parse_s3_url(url), out)
                 else:
                     with urllib.request.urlopen(url, timeout=60) as src:  # noqa: S310 - admin-provided URL
                         shutil.copyfileobj(src, out)

@@ -5,6 +5,7 @@ enqueued with queue="gpu". The model is cached per worker process in proposals.g
 from celery import shared_task
 from django.db import transaction
 
+from catalog.services.operations import operation_queue
 from proposals.services import chunk_process, proposal_set_request, proposal_set_run, run_finalize, run_prepare
 
 
@@ -51,5 +52,4 @@ def proposal_set_start(dataset, strategy=None, *, models: list[str] | None = Non
     background (Celery task on the default queue; ~25 s at 15,000 clips, mostly the insert). The returned
     Operation (kind "proposals") reports the outcome and links the new active set."""
     op = proposal_set_request(dataset, strategy, models=models, user=user)
-    transaction.on_commit(lambda: build_proposal_set.apply_async(args=[op.pk], queue="default"))
-    return op
+    return operation_queue(op, build_proposal_set, queue="default")

@@ -304,6 +304,13 @@ def report_request(
     return report
 
 
+def report_fail(report: MetricReport, message: str) -> None:
+    """Fail a report that has not started (e.g. its task could not be queued), with the reason."""
+    MetricReport.objects.filter(pk=report.pk, status=MetricReport.PENDING).update(
+        status=MetricReport.FAILED, error=message[:2000], finished_at=timezone.now()
+    )
+
+
 def report_run(report_id: int) -> MetricReport:
     """Run a recorded report and store its files (idempotent: a finished report is returned as is)."""
     with transaction.atomic():

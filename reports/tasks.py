@@ -2,9 +2,9 @@
 reports.services."""
 
 from celery import shared_task
-from django.db import transaction
 
-from reports.services import report_request, report_run
+from catalog.services.operations import task_send_on_commit
+from reports.services import report_fail, report_request, report_run
 
 
 @shared_task(
@@ -31,5 +31,5 @@ def report_create(
     report = report_request(
         labels=labels, predictions=predictions, regime=regime, confusion=confusion, meta=meta, title=title, user=user
     )
-    transaction.on_commit(lambda: metric_report_task.delay(report.pk))
+    task_send_on_commit(metric_report_task, args=[report.pk], on_failure=lambda message: report_fail(report, message))
     return report

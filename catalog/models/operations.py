@@ -29,10 +29,20 @@ class Operation(models.Model):
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # the last sign of life of the process doing the work (None: no worker has picked it up yet)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # how the work was queued, so that a failed run can be retried: {"task", "kwargs", "queue", "summary"}
+    queued = models.JSONField(default=dict, blank=True)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
 
     class Meta:
         db_table = "annotation_operation"
         ordering = ["-started_at", "-id"]
+
+    @property
+    def can_retry(self) -> bool:
+        """A failed operation that was queued as a task (not a command's) and was not retried yet."""
+        return self.status == self.FAILED and bool(self.queued.get("task")) and not self.retries.exists()
 
     @property
     def percent(self) -> int:

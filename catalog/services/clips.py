@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,31 +39,84 @@ def dataset_get_or_create(name: str, **fields) -> tuple[Dataset, bool]:
 
 
 def read_clip_csv(path: Path) -> list[ClipSpec]:
+    """Clip specs of a CSV file; a relative file path in `url` is relative to the CSV's folder."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        return _clip_rows(
+            fh, str(path), lambda url: url if Path(url).is_absolute() else str((path.parent / url).resolve())
+        )
+
+
+def _clip_rows(fh, where: str, local_url) -> list[ClipSpec]:
+    """Rows video_id,url[,original_label] -> specs; ``local_url(url)`` maps a url that is not an http(s)/s3 URL
+    to a file path, or returns None when that is not allowed."""
     errors: list[str] = []
     specs: list[ClipSpec] = []
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in ("video_id", "url") if c not in header]
-        if missing:
-            raise ImportFailed(
-                f"{path}: missing column(s) {', '.join(missing)}; expected video_id,url[,original_label]"
-            )
-        for lineno, row in enumerate(reader, start=2):
-            vid = (row.get("video_id") or "").strip()
-            url = (row.get("url") or "").strip()
-            label = (row.get("original_label") or "").strip()
-            if not VIDEO_ID_RE.match(vid):
-                errors.append(f"{path}:{lineno}: field 'video_id' is {vid!r}; allowed: 1-200 of A-Z a-z 0-9 _ - .")
-            if not url:
-                errors.append(f"{path}:{lineno}: field 'url' is empty; expected an http(s)/s3 URL or a file path")
-            elif not url.startswith(REMOTE_SCHEMES) and not Path(url).is_absolute():
-                url = str((path.parent / url).resolve())
-            labels = [part.strip() for part in label.split(LABEL_SEPARATOR) if part.strip()]
-            specs.append(ClipSpec(vid, url, labels, f"{path}:{lineno}"))
+    reader = csv.DictReader(fh)
+    header = reader.fieldnames or []
+    missing = [c for c in ("video_id", "url") if c not in header]
+    if missing:
+        raise ImportFailed(f"{where}: missing column(s) {', '.join(missing)}; expected video_id,url[,original_label]")
+    for lineno, row in enumerate(reader, start=2):
+        vid = (row.get("video_id") or "").strip()
+        url = (row.get("url") or "").strip()
+        label = (row.get("original_label") or "").strip()
+        if not VIDEO_ID_RE.match(vid):
+            errors.append(f"{where}:{lineno}: field 'video_id' is {vid!r}; allowed: 1-200 of A-Z a-z 0-9 _ - .")
+        if not url:
+            errors.append(f"{where}:{lineno}: field 'url' is empty; expected an http(s)/s3 URL or a file path")
+        elif not url.startswith(REMOTE_SCHEMES):
+            resolved = local_url(url)
+            if resolved is None:
+                errors.append(
+                    f"{where}:{lineno}: field 'url' is {url!r}; allowed: an http(s):// or s3:// URL, or the name "
+                    "of a file uploaded with this CSV (no server paths)"
+                )
+            url = resolved or url
+        labels = [part.strip() for part in label.split(LABEL_SEPARATOR) if part.strip()]
+        specs.append(ClipSpec(vid, url, labels, f"{where}:{lineno}"))
     if errors:
-        raise ImportFailed(f"{path}: {len(errors)} problem(s); nothing was imported", details=errors)
+        raise ImportFailed(f"{where}: {len(errors)} problem(s); nothing was imported", details=errors)
     return specs
+
+
+def clips_import_upload(dataset_name: str, files, csv_file=None) -> tuple[Dataset, list[Clip]]:
+    """Import clips uploaded through a page: media files (video id = file name without extension) and/or a CSV
+    video_id,url[,original_label] whose url is an http(s)/s3 URL or the name of one of the uploaded files (to give
+    it an id and labels). The media is copied into the media storage (S3 when configured). No server path can be
+    named. All or nothing; the dataset is created if absent (and not left behind when the import is refused)."""
+    files = list(files or [])
+    if not files and csv_file is None:
+        raise ValidationError("choose media files and/or a CSV of clips to import", field="media")
+    with tempfile.TemporaryDirectory(prefix="avcrowd-upload-") as tmp:
+        uploaded: dict[str, Path] = {}
+        errors = []
+        for f in files:
+            name = Path(f.name).name
+            if Path(name).suffix.lower() not in MEDIA_EXTENSIONS or not VIDEO_ID_RE.match(Path(name).stem):
+                errors.append(
+                    f"{name}: not allowed; media files are named <video id>{'|'.join(sorted(MEDIA_EXTENSIONS))} "
+                    "with a video id of A-Z a-z 0-9 _ - ."
+                )
+                continue
+            target = Path(tmp) / name
+            with open(target, "wb") as out:
+                for chunk in f.chunks():
+                    out.write(chunk)
+            uploaded[name] = target
+        if errors:
+            raise ImportFailed(f"{len(errors)} file(s) refused; nothing was imported", details=errors)
+        specs: list[ClipSpec] = []
+        if csv_file is not None:
+            text = io.TextIOWrapper(csv_file, encoding="utf-8-sig", newline="")
+            specs = _clip_rows(
+                text, Path(csv_file.name).name, lambda url: str(uploaded[url]) if url in uploaded else None
+            )
+        named = {Path(s.source).name for s in specs if s.source in {str(p) for p in uploaded.values()}}
+        specs += [ClipSpec(Path(n).stem, str(p), [], n) for n, p in uploaded.items() if n not in named]
+        with transaction.atomic():
+            dataset, _ = dataset_get_or_create(dataset_name)
+            clips = clips_import(dataset, specs, copy_media=True)
+    return dataset, clips
 
 
 def scan_media_dir(path: Path) -> list[ClipSpec]:

@@ -1,31 +1,159 @@
-"""Long work recorded on an Operation row. ``Progress`` writes progress of work done in one call (commands,
-tasks); for work started from a page and finished by a Celery task, the request checks and creates the Operation
-and the task calls ``operation_finish`` with the work to do."""
+"""Long work recorded on an Operation row, so that it never looks as if it were still going when it is not.
+
+* Starting: the request checks and creates the Operation, then ``operation_queue`` sends the Celery task once the
+  transaction commits. A task that cannot be queued (the broker is down) fails its Operation at once with the
+  reason; the request still answers in a few seconds (CELERY_BROKER_CONNECTION_TIMEOUT).
+* Running: ``operation_finish`` (work done in one call) and ``Progress`` (work done step by step, also by
+  commands) write a heartbeat on the row while the work runs.
+* Dying: a running Operation without a heartbeat for OPERATION_STALE_SECONDS, or never picked up by a worker
+  within OPERATION_QUEUED_SECONDS, is failed by ``operations_fail_stale`` (Celery beat every minute, and the pages
+  that show operations) with what happened; ``operation_retry`` queues the same work again as a new Operation.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
+import threading
 from typing import Callable
 
+from celery import current_app
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from catalog.errors import AvcrowdError
+from catalog.errors import AvcrowdError, ValidationError
 from catalog.models import Operation
 
 log = logging.getLogger(__name__)
+
+
+# --- starting -------------------------------------------------------------------------------------------------------
+
+
+def operation_queue(op: Operation, task, *, kwargs: dict | None = None, queue: str | None = None) -> Operation:
+    """Record how ``op``'s work is queued (for a retry) and send ``task(**kwargs, operation_id=op.pk)`` once the
+    current transaction commits. If it cannot be sent, ``op`` is failed with the reason (nothing was done)."""
+    kwargs = dict(kwargs or {})
+    op.queued = {"task": task.name, "kwargs": kwargs, "queue": queue, "summary": dict(op.summary)}
+    op.save(update_fields=["queued"])
+    task_send_on_commit(
+        task,
+        kwargs={**kwargs, "operation_id": op.pk},
+        queue=queue,
+        on_failure=lambda message: operation_fail(op.pk, message),
+    )
+    return op
+
+
+def task_send_on_commit(
+    task, *, args=(), kwargs: dict | None = None, queue: str | None = None, on_failure: Callable[[str], object]
+) -> None:
+    """Send a Celery task once the current transaction commits; if the broker cannot take it (or, without a
+    broker, the work run in-process raised), call ``on_failure(message)`` so that the row the user watches says
+    so at once, instead of raising into the request that started it."""
+
+    def send():
+        options = {"queue": queue} if queue else {}
+        try:
+            # ignore_result: nobody waits for it here (the outcome is on the row), and not subscribing to the
+            # result keeps an unreachable Redis to one short broker timeout
+            task.apply_async(args=args, kwargs=kwargs or {}, ignore_result=True, **options)
+        except Exception as exc:  # noqa: BLE001 - whatever stopped it is recorded where the user looks
+            if task.app.conf.task_always_eager:  # the work itself ran here and raised
+                log.exception("%s failed", task.name)
+                message = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+            else:
+                log.error("%s could not be queued: %s: %s", task.name, type(exc).__name__, exc)
+                message = (
+                    f"Could not queue the work: the task broker did not answer ({type(exc).__name__}: {exc}). "
+                    "Nothing was done; retry once the broker (Redis) is back."
+                )
+            on_failure(message)
+
+    transaction.on_commit(send)
+
+
+def operation_retry(op: Operation, user=None) -> Operation:
+    """Queue the work of a failed Operation again, as a new Operation (the failed one stays as it was, so a late
+    delivery of its task finds it failed and does nothing). Returns the new Operation."""
+    if op.status != Operation.FAILED:
+        raise ValidationError(f"operation {op.pk} is {op.status}; only a failed operation can be retried")
+    if not op.queued.get("task"):
+        raise ValidationError(
+            f"operation {op.pk} was run by a command or by the schedule, not queued from a page: run it again there"
+        )
+    if op.retries.exists():
+        raise ValidationError(f"operation {op.pk} was retried already as operation {op.retries.first().pk}")
+    task = current_app.tasks.get(op.queued["task"])
+    if task is None:
+        raise ValidationError(f"operation {op.pk}: its task {op.queued['task']!r} is not known to this version")
+    with transaction.atomic():
+        new = Operation.objects.create(
+            kind=op.kind,
+            dataset=op.dataset,
+            total=op.total,
+            started_by=user or op.started_by,
+            summary=dict(op.queued.get("summary") or {}),
+            retry_of=op,
+            message=f"retry of operation {op.pk}",
+        )
+        operation_queue(new, task, kwargs=op.queued.get("kwargs") or {}, queue=op.queued.get("queue"))
+    new.refresh_from_db()
+    return new
+
+
+# --- running --------------------------------------------------------------------------------------------------------
+
+
+def operation_beat(op_pk: int) -> None:
+    """Write a sign of life on a running Operation."""
+    Operation.objects.filter(pk=op_pk, status=Operation.RUNNING).update(heartbeat_at=timezone.now())
+
+
+@contextlib.contextmanager
+def operation_heartbeat(op_pk: int | None):
+    """While the block runs, beat every OPERATION_HEARTBEAT_SECONDS from a background thread (work done in one
+    long call, e.g. a merge, writes no progress of its own)."""
+    if op_pk is None:
+        yield
+        return
+    operation_beat(op_pk)
+    stop = threading.Event()
+
+    def loop():
+        try:
+            while not stop.wait(settings.OPERATION_HEARTBEAT_SECONDS):
+                try:
+                    operation_beat(op_pk)
+                except Exception as exc:  # noqa: BLE001 - a missed beat is harmless; the work goes on
+                    log.warning("operation %s: heartbeat not written: %s", op_pk, exc)
+                    close_old_connections()
+        finally:
+            connection.close()  # this thread's own database connection
+
+    thread = threading.Thread(target=loop, name=f"operation-{op_pk}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def operation_finish(operation_id: int, work: Callable[[Operation], tuple[str, dict]]) -> Operation:
     """Run ``work(op)`` for a running Operation and record the outcome. ``work`` returns (message, summary
     additions, e.g. {"url": the result's page}). A bad-input error fails the operation with its message, any
     other error with its type and text (the traceback goes to the log); a finished Operation (a repeated
-    delivery of the task) is returned unchanged."""
+    delivery of the task, or one failed as stale meanwhile) is returned unchanged."""
     op = Operation.objects.select_related("dataset", "started_by").get(pk=operation_id)
     if op.status != Operation.RUNNING:
         return op
     summary = dict(op.summary)
     try:
-        message, extra = work(op)
+        with operation_heartbeat(op.pk):
+            message, extra = work(op)
     except AvcrowdError as exc:
         op.status, op.message = Operation.FAILED, exc.message
     except Exception as exc:  # noqa: BLE001 - recorded for the admin
@@ -40,19 +168,67 @@ def operation_finish(operation_id: int, work: Callable[[Operation], tuple[str, d
     return op
 
 
+def operation_fail(op_pk: int, message: str) -> bool:
+    """Fail a running Operation with ``message``; False when it had finished already."""
+    return bool(
+        Operation.objects.filter(pk=op_pk, status=Operation.RUNNING).update(
+            status=Operation.FAILED, message=message[:2000], finished_at=timezone.now()
+        )
+    )
+
+
+@contextlib.contextmanager
+def operation_guard(op_pk: int | None, *, retried: tuple = (OSError,)):
+    """For tasks whose service writes its own progress: beat while the block runs, and if it raises, fail the
+    Operation with the error (the error is raised again for Celery). Errors of the ``retried`` types leave it
+    running: the task is retried and goes on with it."""
+    try:
+        with operation_heartbeat(op_pk):
+            yield
+    except retried:
+        raise
+    except Exception as exc:
+        if op_pk is not None:
+            detail = exc.message if isinstance(exc, AvcrowdError) else getattr(exc, "message", None) or str(exc)
+            prefix = "" if isinstance(exc, AvcrowdError) else f"{type(exc).__name__}: "
+            if operation_fail(op_pk, prefix + str(detail)):
+                log.warning("operation %s failed: %s%s", op_pk, prefix, detail)
+        raise
+
+
+def operation_running(op_pk: int | None) -> Operation | None:
+    """The Operation a task was given, or None when it has none; raises OperationFinished when it is not running
+    any more (a late or repeated delivery: the task must do nothing)."""
+    if op_pk is None:
+        return None
+    op = Operation.objects.filter(pk=op_pk).first()
+    if op is None or op.status != Operation.RUNNING:
+        raise OperationFinished(op_pk)
+    return op
+
+
+class OperationFinished(Exception):
+    def __init__(self, op_pk):
+        super().__init__(f"operation {op_pk} is not running (finished, failed or deleted): nothing to do")
+
+
 class Progress:
-    """Writes progress to an Operation row (when given) and lines to a callback (management commands)."""
+    """Writes progress (and a heartbeat) to an Operation row (when given) and lines to a callback (commands)."""
 
     def __init__(self, kind: str, *, dataset=None, user=None, echo=None, operation=None, record: bool = True):
         self.echo = echo
         self.op = operation
         if self.op is None and record:
-            self.op = Operation.objects.create(kind=kind, dataset=dataset, started_by=user)
+            self.op = Operation.objects.create(kind=kind, dataset=dataset, started_by=user, heartbeat_at=timezone.now())
+        elif self.op is not None:
+            self.op.heartbeat_at = timezone.now()
+            self.op.save(update_fields=["heartbeat_at"])
 
     def total(self, n: int):
         if self.op:
             self.op.total = n
-            self.op.save(update_fields=["total"])
+            self.op.heartbeat_at = timezone.now()
+            self.op.save(update_fields=["total", "heartbeat_at"])
 
     def step(self, message: str = "", n: int = 1):
         if self.echo and message:
@@ -61,7 +237,8 @@ class Progress:
             self.op.done += n
             if message:
                 self.op.message = message[:2000]
-            self.op.save(update_fields=["done", "message"])
+            self.op.heartbeat_at = timezone.now()
+            self.op.save(update_fields=["done", "message", "heartbeat_at"])
 
     def finish(self, summary: dict, *, failed: bool = False, message: str = ""):
         if self.op:
@@ -71,3 +248,41 @@ class Progress:
             if message:
                 self.op.message = message[:2000]
             self.op.save()
+
+
+# --- dying ----------------------------------------------------------------------------------------------------------
+
+
+def operations_fail_stale(now: dt.datetime | None = None) -> int:
+    """Fail running Operations whose process died (no heartbeat for OPERATION_STALE_SECONDS) or that no worker
+    picked up (OPERATION_QUEUED_SECONDS), saying which. Returns how many were failed."""
+    now = now or timezone.now()
+    stale_before = now - dt.timedelta(seconds=settings.OPERATION_STALE_SECONDS)
+    queued_before = now - dt.timedelta(seconds=settings.OPERATION_QUEUED_SECONDS)
+    n = 0
+    running = Operation.objects.filter(status=Operation.RUNNING)
+    for op in running.filter(heartbeat_at__lt=stale_before):
+        n += Operation.objects.filter(pk=op.pk, status=Operation.RUNNING, heartbeat_at=op.heartbeat_at).update(
+            status=Operation.FAILED,
+            finished_at=now,
+            message=(
+                f"Stopped: no sign of life since {op.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC (the worker or command "
+                f"doing it died). Last progress: {op.done}/{op.total}. {_retry_hint(op)}"
+            )[:2000],
+        )
+    for op in running.filter(heartbeat_at__isnull=True, started_at__lt=queued_before):
+        n += Operation.objects.filter(pk=op.pk, status=Operation.RUNNING, heartbeat_at__isnull=True).update(
+            status=Operation.FAILED,
+            finished_at=now,
+            message=(
+                f"Never started: no worker picked it up within {settings.OPERATION_QUEUED_SECONDS / 60:g} min "
+                f"(is a Celery worker running for queue {op.queued.get('queue') or 'default'!r}?). {_retry_hint(op)}"
+            )[:2000],
+        )
+    return n
+
+
+def _retry_hint(op: Operation) -> str:
+    if op.queued.get("task"):
+        return "Retry it from its page."
+    return "Run it again (it was started by a command or by the schedule)."

@@ -1,16 +1,20 @@
 """Admin actions of the annotator area: approve/reject overrides and unblocking, each with a reason (audited),
-re-queue."""
+re-queue; and a "Create batches" page."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from catalog.errors import AvcrowdError
+from catalog.models import Dataset
 from crowd.admin.core import AssignmentAdmin, BatchAdmin, WorkerAdmin, WorkerStatusLogInline
 from crowd.admin.marketplace import publish_to_marketplace
 from crowd.models import Assignment, Batch, Worker
 from crowd.services.assignments import assignment_decide
-from crowd.services.batches import batch_refresh_status
+from crowd.services.batches import batch_refresh_status, batches_create
 from crowd.services.workers import worker_unblock
 
 
@@ -65,8 +69,46 @@ class CrowdAssignmentAdmin(AssignmentAdmin):
         _decide(self, request, queryset.filter(status=Assignment.IN_PROGRESS), Assignment.REJECTED)
 
 
+class CreateBatchesForm(forms.Form):
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.order_by("name"), to_field_name="name")
+
+
 class CrowdBatchAdmin(BatchAdmin):
     actions = ["requeue", publish_to_marketplace]
+    change_list_template = "admin/crowd/batch/change_list_create.html"
+
+    def get_urls(self):
+        extra = [path("create/", self.admin_site.admin_view(self.create_view), name="crowd_batch_create")]
+        return extra + super().get_urls()
+
+    def create_view(self, request):
+        """Build batches from the dataset's clips that are in no batch yet (batch size, gold per batch and the
+        proposals as `create_batches` uses them)."""
+        if not self.has_add_permission(request):
+            messages.error(request, "Creating batches needs the permission to add batches.")
+            return redirect(reverse("admin:crowd_batch_changelist"))
+        form = CreateBatchesForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            dataset = form.cleaned_data["dataset"]
+            try:
+                batches = batches_create(dataset)
+            except AvcrowdError as exc:
+                messages.error(request, exc.message)
+                for detail in exc.details if isinstance(exc.details, (list, tuple)) else []:
+                    messages.error(request, detail)
+            else:
+                if batches:
+                    messages.success(request, f"Created {len(batches)} batch(es) in dataset {dataset.name}.")
+                else:
+                    messages.warning(request, f"Every clip of dataset {dataset.name} is in a batch already.")
+                return redirect(reverse("admin:crowd_batch_changelist") + f"?dataset__id__exact={dataset.pk}")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Create batches",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/crowd/batch/create.html", context)
 
     @admin.action(description="Re-queue: re-open batches that lack annotators after rejections")
     def requeue(self, request, queryset):

@@ -168,13 +168,17 @@ def publish_to_marketplace(modeladmin, request, queryset):
             except AvcrowdError as exc:
                 error = exc.as_text()
         if plan is not None and "confirm" in request.POST:
-            op = batches_publish_start(plan, reward=reward, user=request.user)
-            modeladmin.message_user(
-                request,
-                f"Publishing {len(plan.hits)} batch(es) for ${plan.total}: see /ops/operations/{op.pk}/",
-                messages.SUCCESS,
-            )
-            return None
+            try:
+                op = batches_publish_start(plan, reward=reward, user=request.user)
+            except AvcrowdError as exc:  # refused before anything was queued: say why on the same page
+                error = exc.as_text()
+            else:
+                modeladmin.message_user(
+                    request,
+                    f"Publishing {len(plan.hits)} batch(es) for ${plan.total}: see /ops/operations/{op.pk}/",
+                    messages.SUCCESS,
+                )
+                return None
     elif not form.is_bound:
         try:
             plan = publish_plan(dataset, batches=batches)

@@ -5,8 +5,10 @@ from crowd.models import Batch
 from crowd.services.demo import demo_hit_url
 
 
-def overview() -> dict:
-    """What the start page shows: datasets with clip/gold/batch counts, and the size of the class list."""
+def overview(base_url: str) -> dict:
+    """What the start page shows: datasets with clip/gold/batch counts, and the size of the class list. The
+    batch links are demo MTurk arrivals on ``base_url`` (this server's address as the browser sees it), whose
+    hand-off goes to the local stand-in receiver."""
     datasets = Dataset.objects.annotate(
         n_clips=Count("clips", distinct=True), n_gold=Count("clips", filter=Q(clips__is_gold=True), distinct=True)
     ).order_by("name")
@@ -14,7 +16,7 @@ def overview() -> dict:
     for ds in datasets:
         open_batches = list(Batch.objects.filter(dataset=ds, status=Batch.OPEN).order_by("created_at")[:3])
         for batch in open_batches:  # links to try a batch as a (local, demo) MTurk worker
-            batch.demo_url = demo_hit_url("", batch)
+            batch.demo_url = demo_hit_url(base_url, batch)
         rows.append(
             {
                 "dataset": ds,

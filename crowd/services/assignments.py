@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from catalog.core.vocabulary import META_LABELS, catch_answers, catch_result
 from catalog.errors import Forbidden, NotFound, ValidationError
+from catalog.observability import ANSWER_SAVES
 from catalog.selectors.gold import gold_labels
 from catalog.selectors.taxonomy import class_index
 from crowd.core.scoring import decide, should_block
@@ -298,6 +299,7 @@ def _upsert(assignment_pk: int, clip_id: int, clean: dict):
     ]
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(connection.vendor), params)
+    ANSWER_SAVES.labels("media_failed" if clean["media_failed"] else "answer").inc()
     return now
 
 

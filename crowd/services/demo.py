@@ -14,9 +14,10 @@ from django.db import transaction
 
 from catalog.access import ANNOTATOR_GROUP
 from catalog.core.media import make_synthetic_clip
-from catalog.models import Clip, Dataset, GoldLabel
+from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
 from catalog.selectors.taxonomy import class_pks
 from catalog.services.clips import ClipSpec, clips_import
+from catalog.services.taxonomy import taxonomy_load
 from crowd.models import Batch
 from crowd.services.batches import batches_create
 from proposals.core.strategy import COMMON_CLASSES
@@ -73,7 +74,13 @@ def demo_experts(n: int = 3) -> list:
 
 
 def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
-    """Create the demo dataset if absent (idempotent: a second run only reports what is there)."""
+    """Create the demo dataset if absent (idempotent: a second run only reports what is there). A database
+    without a class list gets the default one first (what `load_taxonomy` loads): the demo clips are labelled
+    with its classes."""
+    taxonomy_loaded = False
+    if not TaxonomyClass.objects.exists():
+        taxonomy_load()
+        taxonomy_loaded = True
     admin_login = demo_admin()
     demo_experts()
     dataset = Dataset.objects.filter(name=DEMO_DATASET).first()
@@ -113,6 +120,7 @@ def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
         "admin": admin_login,
         "batches": batches,
         "n_clips": Clip.objects.filter(dataset=dataset).count(),
+        "taxonomy_loaded": taxonomy_loaded,
     }
 
 

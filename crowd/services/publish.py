@@ -304,6 +304,12 @@ def question_for(batch, mode: str, hs: HitSettings) -> str:
         raise ValidationError(f"batch {batch.uuid}: {exc}", field="mode") from exc
 
 
+def publish_check(plan: PublishPlan) -> None:
+    """Refuse, before anything is queued or sent, what publishing this plan would fail on for sure: an
+    ExternalQuestion needs this server's page on a public https:// address (PUBLIC_BASE_URL)."""
+    _check_public_url(plan)
+
+
 def _check_public_url(plan: PublishPlan):
     if plan.backend == "mturk" and plan.mode == "external" and not mturk.setting("MTURK_ENDPOINT_URL"):
         base = getattr(settings, "PUBLIC_BASE_URL", "")

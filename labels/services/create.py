@@ -260,8 +260,8 @@ def release_create_run(operation_id: int) -> Operation:
 
 
 def _bulk_insert(model, columns: list[str], rows) -> None:
-    """Multi-row INSERT of plain tuples (no model instances): executemany on SQLite, execute_values on
-    PostgreSQL, bulk_create elsewhere. Column names are field attnames."""
+    """Multi-row INSERT of plain tuples (no model instances): executemany on SQLite, COPY on PostgreSQL,
+    bulk_create elsewhere. Column names are field attnames."""
     rows = list(rows)
     if not rows:
         return
@@ -273,9 +273,10 @@ def _bulk_insert(model, columns: list[str], rows) -> None:
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {qn(table)} ({cols}) VALUES ({marks})", rows)
         elif connection.vendor == "postgresql":
-            from psycopg2.extras import execute_values  # noqa: PLC0415 - the PostgreSQL driver, only on PostgreSQL
-
-            execute_values(cursor.cursor, f"INSERT INTO {qn(table)} ({cols}) VALUES %s", rows, page_size=5000)
+            # psycopg 3: COPY ... FROM STDIN streams the rows (the fastest bulk load PostgreSQL has)
+            with cursor.cursor.copy(f"COPY {qn(table)} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
         else:  # pragma: no cover - other backends
             model.objects.bulk_create([model(**dict(zip(columns, r))) for r in rows], batch_size=2000)
 

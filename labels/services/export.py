@@ -222,6 +222,13 @@ def release_export_request(
     )
 
 
+def release_export_fail(job: ReleaseExport, message: str) -> None:
+    """Fail an export that has not started (e.g. its task could not be queued), with the reason."""
+    ReleaseExport.objects.filter(pk=job.pk, status=ReleaseExport.PENDING).update(
+        status=ReleaseExport.FAILED, error=message[:2000]
+    )
+
+
 def release_export_run(export_id: int) -> ReleaseExport:
     """Run a queued export (idempotent: a finished job is returned as is)."""
     job = ReleaseExport.objects.select_related("release", "release__dataset").get(pk=export_id)

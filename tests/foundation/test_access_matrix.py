@@ -43,6 +43,7 @@ MATRIX = {
     "public": (EVERYONE, EVERYONE),
     "public_hit": (EVERYONE, EVERYONE),  # and the HIT token, checked by the crowd services (below)
     "public_signed_link": (EVERYONE, EVERYONE),
+    "public_token": (EVERYONE, EVERYONE),  # and the METRICS_TOKEN, checked by the view (tests/foundation/test_health_…)
     "signed_in": (SIGNED_IN, SIGNED_IN),
     "annotator": ({"annotator", "admin"}, {"annotator", "admin"}),
     "researcher_read": ({"researcher", "admin"}, {"admin"}),
@@ -308,6 +309,9 @@ INTENT = {
     "api_hit:submit": "public_hit",
     "frontend:hit": "public",
     "frontend:clip-media": "public_signed_link",
+    "healthz": "public",  # container healthchecks and load balancers have no account
+    "readyz": "public",
+    "metrics": "public_token",  # Prometheus sends METRICS_TOKEN, no login
 }
 
 

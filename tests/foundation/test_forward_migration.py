@@ -53,10 +53,10 @@ print("RESULT " + json.dumps(out))
 
 
 def _connect(dbname: str):
-    import psycopg2
+    import psycopg
 
     db = settings.DATABASES["default"]
-    return psycopg2.connect(
+    return psycopg.connect(
         dbname=dbname,
         user=db.get("USER") or None,
         password=db.get("PASSWORD") or None,

@@ -10,6 +10,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         result = demo_seed()
         base = settings.PUBLIC_BASE_URL
+        if result["taxonomy_loaded"]:
+            self.stdout.write("class list: none was loaded, so the default one was (python manage.py load_taxonomy)")
         state = "created" if result["created"] else "already present"
         self.stdout.write(f"demo dataset: {result['n_clips']} clips ({state})")
         user, password = result["admin"]

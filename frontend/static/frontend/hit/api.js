@@ -68,6 +68,27 @@ function storageSet(key, value) {
 
 export { storageGet, storageSet };
 
+// Exponential backoff with jitter, 1 s .. 30 s: the delay before retry number `failures` (1, 2, ...).
+export function backoffDelay(failures) {
+  return Math.min(30000, 1000 * 2 ** (failures - 1)) * (0.8 + 0.4 * Math.random());
+}
+
+// Run `fn` until it succeeds, retrying transient failures (network, 408/425/429, 5xx: a database restart, a
+// deploy) with the same backoff as the save queue; `onRetry(err, delayMs, attempt)` is told before each wait.
+// A permanent error (another 4xx), or a transient one after `attempts` tries, is thrown.
+export async function withRetry(fn, { attempts = 6, onRetry = () => {} } = {}) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof ApiError) || !err.transient || attempt >= attempts) throw err;
+      const delay = backoffDelay(attempt);
+      onRetry(err, delay, attempt);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
 // A queue of pending saves, one slot per key (the latest change of a clip replaces an unsent older one).
 // It is persisted in localStorage so that a reload or a crash does not lose unsent answers; failed sends are
 // retried with exponential backoff (1 s .. 30 s, jitter), at once when the browser reports it is online again.
@@ -140,7 +161,7 @@ export class SaveQueue {
           }
           this.failures += 1;
           this.setState("offline", err);
-          const delay = Math.min(30000, 1000 * 2 ** (this.failures - 1)) * (0.8 + 0.4 * Math.random());
+          const delay = backoffDelay(this.failures);
           await new Promise((resolve) => {
             const timer = setTimeout(resolve, delay);
             this.wake = () => { clearTimeout(timer); resolve(); };

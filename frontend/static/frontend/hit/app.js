@@ -1,5 +1,5 @@
 // The HIT page: one clip at a time, autosave with a retry queue, review, submit, marketplace hand-off.
-import { ApiError, HitApi, SaveQueue, storageGet, storageSet } from "./api.js";
+import { ApiError, HitApi, SaveQueue, storageGet, storageSet, withRetry } from "./api.js";
 import { attachCombobox } from "./search.js";
 
 const PLAYED_FRACTION = 0.9;   // a clip counts as played once real playback (not scrubbing) covered 90 % of it
@@ -601,7 +601,11 @@ function applyUnsent(queue) {
 async function init() {
   let session;
   try {
-    session = await api.session(window.location.search);
+    session = await withRetry(() => api.session(window.location.search), {
+      onRetry: (err, delay) => {
+        $("loading-text").textContent = `The server did not answer (${err.message}); trying again in ${Math.ceil(delay / 1000)} s…`;
+      },
+    });
   } catch (err) {
     $("error-text").textContent = err.status === 404 ? "This task does not exist (any more)."
       : err.status === 0 ? "The server cannot be reached. Check your connection and reload the page."
