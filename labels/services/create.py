@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 log = logging.getLogger(__name__)
 
 
+NEEDS_ANNOTATION_SAMPLE = 20  # clip ids of "needs annotation" kept in a release's stats, as examples
+
+
 def _check_name(dataset: Dataset, name: str):
     name = (name or "").strip()
     if not name or len(name) > 100 or any(ch in name for ch in "/\\\n\r\t"):
@@ -171,7 +174,9 @@ def release_create(
     with_some = needs[result.n_annotations[needs] > 0]
     stats["needs_annotation"] = int(len(needs))
     stats["needs_annotation_with_some"] = int(len(with_some))
-    stats["needs_annotation_ids"] = [clip_ids[c] for c in needs.tolist()]
+    # counts and a sample, not every id: a release made early in a 150k-clip project would store megabytes of ids
+    # (release_requeue_needs_annotation finds them again from the release's clips)
+    stats["needs_annotation_sample"] = [clip_ids[c] for c in needs[:NEEDS_ANNOTATION_SAMPLE].tolist()]
     stats["gold_overridden_clips"] = len(overridden)
     stats["agreement"] = agreement(votes, clips=result.clips, class_names=class_names)
     timings["stats_agreement"] = time.perf_counter() - t0
@@ -301,8 +306,15 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
 
 def release_requeue_needs_annotation(release: Release):
     """Send the clips a release reported as "needs annotation" back to the queue as new batches."""
-    ids = release.stats.get("needs_annotation_ids") or []
-    clips = list(Clip.objects.filter(dataset=release.dataset, video_id__in=ids, is_gold=False))
+    ids = release.stats.get("needs_annotation_ids")
+    if ids is not None:  # a release stored before the stats kept only a sample
+        clips = list(Clip.objects.filter(dataset=release.dataset, video_id__in=ids, is_gold=False))
+    else:  # the dataset's clips of the time that the release left out (one subquery, no list of ids)
+        clips = list(
+            Clip.objects.filter(dataset=release.dataset, is_gold=False, created_at__lte=release.created_at)
+            .exclude(pk__in=ReleaseClip.objects.filter(release=release, clip__isnull=False).values("clip_id"))
+            .order_by("video_id")
+        )
     if not clips:
         return []
     return batches_create(release.dataset, clips=clips)
