@@ -41,7 +41,7 @@ def progress_buckets(dataset) -> list[tuple[str, int]]:
 
 
 def parse_bucket(bucket: str) -> tuple[int, bool]:
-    """"3" -> (3, False): exactly 3; "3+" -> (3, True): at least 3. ValueError names what is allowed."""
+    """Bucket "3" -> (3, False): exactly 3; "3+" -> (3, True): at least 3. ValueError names what is allowed."""
     text = (bucket or "").strip()
     at_least = text.endswith("+")
     try:
