@@ -10,6 +10,7 @@ from django.db import connection
 from catalog.models import Clip, Dataset, GoldLabel
 from catalog.selectors.taxonomy import class_index as taxonomy_class_index
 from catalog.selectors.taxonomy import class_names as taxonomy_class_names
+from catalog.services.bulk import analyze_if_stale
 from crowd.models import Assignment, BatchItem, ClipAnswer, ExpertAnnotation
 from labels.core.quality import worker_quality_from_gold
 from labels.core.votes import Votes
@@ -110,6 +111,7 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
             tick_aud.append(bool(aud))
             tick_vis.append(bool(vis))
 
+    analyze_if_stale(Assignment, ClipAnswer, BatchItem)  # fresh bulk-written rows: plan with statistics
     # Approved, verified assignments (a few thousand rows), then every answer of them in one streamed query ordered by
     # submission (plans stay one pass whatever the table statistics say; no IN list of ids, no model instances)
     approved = Assignment.objects.verified().filter(batch__dataset=dataset, status=Assignment.APPROVED)

@@ -140,3 +140,22 @@ def test_autosaves_keep_succeeding_while_a_large_import_runs_on_sqlite(tmp_path)
     during = [s for s in result["saves"] if s["during"]]
     assert len(during) >= 20, "the import ended before the saves could overlap it"
     assert [s for s in result["saves"] if s["status"] != 200] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tables_without_statistics_are_analysed_before_a_large_read(taxonomy):
+    """PostgreSQL: a release read right after a bulk load analyses the tables the planner knows nothing about
+    (before: a nested-loop plan per chunk over "empty" tables, minutes at 150k clips); fresh ones are left alone."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    from crowd.models import ClipAnswer
+
+    table = ClipAnswer._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")
+    assert bulk.analyze_if_stale(ClipAnswer) == []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = %s", [table])
+        assert cursor.fetchone()[0] is not None
