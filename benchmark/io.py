@@ -425,6 +425,8 @@ class PredictionsFile:
     classes_from: str | None = None
 
     def __post_init__(self):
+        if not self.name and Path(self.path).suffix.lower() == ".csv" and is_judged_csv(self.path):
+            self.name = judged_model_name(self.path)
         self.name = _model_name(self.path, self.name)
 
     def __call__(self) -> ModelPredictions:
