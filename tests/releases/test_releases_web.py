@@ -126,6 +126,9 @@ def test_merged_release_page_shows_agreement_and_staff_can_create(crowd, client,
     assert f'href="/releases/{release.pk}/"' in client.get(r["Location"]).content.decode()
     page = client.get(f"/releases/{release.pk}/").content.decode()
     assert "Krippendorff" in page and "Least reliable classes" in page
+    # the quality card: the gold clip scored without its gold label (the crowd's cello against gold violin)
+    assert "Quality card" in page and "leave-one-out" in page and "on 1 gold clips" in page
+    assert "<th>all</th><td>0.0</td>" in page
     assert "cattle mooing <small>A · auto</small>" in page  # auto-added label shown with its origin
     assert "1 clips with fewer than k approved annotations" in page
     r = client.post("/releases/new/", {"dataset": "rel", "name": "web-v1", "method": "majority"}, follow=True)
