@@ -185,6 +185,9 @@ def test_api_background_creation_returns_the_operation_to_poll(crowd, staff, dja
     op = staff.get(r.json()["status_url"]).json()
     release = Release.objects.get(name="api-bg")
     assert op["kind"] == "release" and op["status"] == "done" and op["summary"]["release"] == release.pk
+    card = staff.get(f"/api/releases/{release.pk}/").json()["stats"]["quality_card"]
+    assert card["available"] and card["clips"] == 1 and card["micro_f1"] == 0.0 and "micro_f1_ci95" in card
+    assert set(card["modality"]) == {"audible", "visible"} and "playing violin, fiddle" in card["per_class"]
     r = staff.post("/api/releases/", {"dataset": "rel", "name": "api-bg", "background": True}, format="json")
     assert r.status_code == 400 and r.json()["field"] == "name"
 
