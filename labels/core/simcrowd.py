@@ -10,8 +10,8 @@ Calibration (public figures; see docs/benchmarks.md "Label quality"):
 - proposals: the true classes (each missed with 10 %) plus distractors, a third of them classes that co-occur with a
   true class elsewhere (the confusable ones), ~20 per clip;
 - annotators: sensitivity per modality drawn per worker, audible lower than visible (listening is skipped more
-  often than looking), a true audible-only class is marked visible by some, hard atoms (20 %) are missed more, and
-  confusable distractors draw more false alarms; about 5 % of workers are spammers, so that ~6 % of assignments
+  often than looking), a true audible-only class is marked visible by some, hard atoms (30 %) are missed by most, and
+  confusable distractors draw more false alarms; about 3 % of workers are spammers, so that ~6 % of assignments
   score below 0.25 catch F1 (and are rejected and re-posted, as in production); activity is skewed (a few workers
   do many batches, so the same worker meets the same gold clip again: repeated votes occur).
 """
@@ -29,6 +29,9 @@ from catalog.core.vocabulary import META_LABELS, catch_scores
 from labels.core.votes import MOD_A, MOD_V, MODALITY_CODES, MODALITY_NAMES, Votes
 
 REJECT_BELOW = 0.25
+HARD_SHARE = 0.3  # share of true atoms that are hard to notice (missed by most annotators)
+HARD_FACTOR = 0.3  # sensitivity multiplier on a hard atom
+CONFUSER_FACTOR = 6.0  # false-alarm multiplier on a distractor that co-occurs with a true class
 
 
 def vggsounder_truth(limit: int | None = None, seed: int = 0):
@@ -67,7 +70,7 @@ class Worker:
     spammer: bool = False
 
 
-def draw_workers(n: int, rng: np.random.Generator, spammer_share: float = 0.05) -> list[Worker]:
+def draw_workers(n: int, rng: np.random.Generator, spammer_share: float = 0.03) -> list[Worker]:
     out = []
     for _ in range(n):
         if rng.random() < spammer_share:
@@ -75,9 +78,9 @@ def draw_workers(n: int, rng: np.random.Generator, spammer_share: float = 0.05) 
             continue
         out.append(
             Worker(
-                sens_a=float(rng.beta(6, 3)),  # mean 0.67
-                sens_v=float(rng.beta(8, 2.5)),  # mean 0.76
-                false_alarm=float(rng.beta(1.2, 30)),  # mean 0.04
+                sens_a=float(rng.beta(7.5, 2.6)),  # mean 0.74
+                sens_v=float(rng.beta(9.5, 2)),  # mean 0.83
+                false_alarm=float(rng.beta(1.2, 50)),  # mean 0.023
                 cross_modal=float(rng.beta(2, 6)),  # mean 0.25
                 meta_accuracy=float(rng.beta(9, 1.5)),
                 add_missing=float(rng.beta(2, 5)),
@@ -125,14 +128,14 @@ class SimCrowd:
             elif code:
                 hard_a = (k, MOD_A) in self.hard[clip]
                 hard_v = (k, MOD_V) in self.hard[clip]
-                a = bool(code & MOD_A) and rng.random() < wk.sens_a * (0.45 if hard_a else 1.0)
-                v = bool(code & MOD_V) and rng.random() < wk.sens_v * (0.45 if hard_v else 1.0)
+                a = bool(code & MOD_A) and rng.random() < wk.sens_a * (HARD_FACTOR if hard_a else 1.0)
+                v = bool(code & MOD_V) and rng.random() < wk.sens_v * (HARD_FACTOR if hard_v else 1.0)
                 if code == MOD_A and rng.random() < wk.cross_modal:
                     v = True
                 if code == MOD_V and rng.random() < wk.cross_modal / 2:
                     a = True
             else:
-                fa = wk.false_alarm * (4.0 if k in self.confusers[clip] else 1.0)
+                fa = min(wk.false_alarm * CONFUSER_FACTOR, 0.5) if k in self.confusers[clip] else wk.false_alarm
                 a, v = rng.random() < fa, rng.random() < fa * 0.6
             if a or v:
                 ticks.append((k, bool(a), bool(v)))
@@ -237,7 +240,7 @@ def make_crowd(
     n_gold: int = 417,
     n_workers: int = 200,
     n_proposals: int = 20,
-    spammer_share: float = 0.05,
+    spammer_share: float = 0.03,
     seed: int = 0,
 ) -> SimCrowd:
     """A SimCrowd over truth_rows [(labels {class: code}, meta)], the first n_gold clips gold."""
@@ -265,7 +268,12 @@ def make_crowd(
         proposals.append(props)
         confusers.append(conf)
         hard.append(
-            {(k, bit) for k, code in labels.items() for bit in (MOD_A, MOD_V) if code & bit and rng.random() < 0.2}
+            {
+                (k, bit)
+                for k, code in labels.items()
+                for bit in (MOD_A, MOD_V)
+                if code & bit and rng.random() < HARD_SHARE
+            }
         )
     workers = draw_workers(n_workers, rng, spammer_share)
     activity = 1.0 / np.arange(1, n_workers + 1) ** 0.8

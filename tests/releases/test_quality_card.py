@@ -138,4 +138,4 @@ def test_simulated_crowd_is_calibrated_to_the_published_figures(world):
     per_clip = np.bincount(votes.ann_clip, minlength=votes.n_clips)[len(crowd.gold_clips) :]
     assert per_clip.min() >= 3 and per_clip.max() <= 5
     below = np.mean(np.array(log["catch_f1"]) < 0.25)
-    assert 0.02 <= below <= 0.15
+    assert 0.02 <= below <= 0.12
