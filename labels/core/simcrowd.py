@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from catalog.core.vocabulary import META_LABELS, catch_scores
+from labels.core.overlap import plan_overlap
 from labels.core.votes import MOD_A, MOD_V, MODALITY_CODES, MODALITY_NAMES, Votes
 
 REJECT_BELOW = 0.25
@@ -153,13 +154,16 @@ class SimCrowd:
         ans = {str(c): {str(k): (a, v) for k, a, v in ticks} for c, (_m, ticks) in answers.items()}
         return catch_scores(gold, ans)[0]
 
-    def run_batches(self, batches: list, annotators: list, log: dict) -> list:
+    def run_batches(self, batches: list, annotators: list, log: dict, seen: dict | None = None) -> list:
         """Each batch (list of clips, the last two gold) gets annotators[i] approved assignments: workers drawn by
-        activity (distinct within a batch); an assignment below REJECT_BELOW catch F1 is rejected and re-posted.
-        Returns [(worker, assignment id, clip, meta, ticks)]; log counts assignments/rejected."""
+        activity (distinct within a batch, and, as assignment_start refuses them, none who already answered one of
+        its non-gold clips: `seen` {clip: set of workers}, updated); an assignment below REJECT_BELOW catch F1 is
+        rejected and re-posted. Returns [(worker, assignment id, clip, meta, ticks)]; log counts assignments."""
         out = []
+        seen = {} if seen is None else seen
+        gold_set = self._gold_set
         for clips, n in zip(batches, annotators):
-            taken: set = set()
+            taken: set = set().union(*(seen.get(c, set()) for c in clips if c not in gold_set))
             approved = 0
             while approved < n:
                 p = self.activity.copy()
@@ -178,6 +182,7 @@ class SimCrowd:
                 approved += 1
                 for c in clips:
                     out.append((w, aid, c, *answers[c]))
+                    seen.setdefault(c, set()).add(w)
         return out
 
     @property
@@ -301,5 +306,47 @@ def fixed_overlap(crowd: SimCrowd, per_clip=(3, 5), log: dict | None = None):
     lo, hi = per_clip
     n = crowd.rng.integers(lo, hi + 1, size=len(batches)).tolist()
     records = crowd.run_batches(batches, n, log)
+    votes, catch = crowd.votes_for(records)
+    return votes, catch, log
+
+
+def adaptive_overlap(
+    crowd: SimCrowd,
+    *,
+    min_votes: int = 2,
+    max_votes: int = 5,
+    max_expected_errors: float = 0.5,
+    stop_when_unanimous: bool = True,
+    method: str = "shrunk_ds",
+    log: dict | None = None,
+):
+    """Every non-gold clip first gets min_votes annotators; then, round by round, the clips the merge is still
+    unsure of (labels.core.overlap.plan_overlap) are batched again and get one more annotator, until none is
+    left or all have max_votes. Returns (votes, catch_clips, log); log["rounds"] lists the clips asked per round."""
+    log = {} if log is None else log
+    seen: dict = {}
+    others = np.arange(len(crowd.gold_clips), len(crowd.truth))
+    batches = crowd.make_batches(others)
+    records = crowd.run_batches(batches, [min_votes] * len(batches), log, seen)
+    log["rounds"] = [len(others)]
+    start = len(batches)
+    for _ in range(max_votes - min_votes):
+        votes, catch = crowd.votes_for(records)
+        plan = plan_overlap(
+            votes,
+            gold=crowd.gold,
+            method=method,
+            min_votes=min_votes,
+            max_votes=max_votes,
+            max_expected_errors=max_expected_errors,
+            stop_when_unanimous=stop_when_unanimous,
+        )
+        need = np.flatnonzero(plan.need)
+        if not len(need):
+            break
+        log["rounds"].append(len(need))
+        batches = crowd.make_batches(need, start=start)
+        start += len(batches)
+        records += crowd.run_batches(batches, [1] * len(batches), log, seen)
     votes, catch = crowd.votes_for(records)
     return votes, catch, log
