@@ -45,6 +45,12 @@ class Batch(models.Model):
     dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="batches")
     status = models.CharField(max_length=16, choices=STATUSES, default=OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
+    annotations_wanted = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="assignments this batch takes (adaptive overlap: one more vote on uncertain clips); "
+        "empty = the dataset's annotations_per_clip",
+    )
 
     class Meta:
         db_table = "annotation_batch"
@@ -53,6 +59,11 @@ class Batch(models.Model):
 
     def __str__(self):
         return f"batch {self.uuid} ({self.dataset})"
+
+    @property
+    def wanted(self) -> int:
+        """Assignments by distinct workers this batch takes."""
+        return self.annotations_wanted or self.dataset.annotations_per_clip
 
 
 class BatchItem(models.Model):

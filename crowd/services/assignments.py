@@ -229,7 +229,7 @@ def assignment_start(
             )
         batch = Batch.objects.select_for_update().select_related("dataset").get(pk=batch.pk)
         active = batch.assignments.filter(status__in=ACTIVE_STATUSES).count()
-        if active >= batch.dataset.annotations_per_clip:
+        if active >= batch.wanted:
             raise Forbidden("This task already has all the annotators it needs. Please return it and pick another one.")
         assignment = Assignment.objects.create(
             batch=batch,

@@ -225,7 +225,7 @@ def publish_plan(
                 continue
         else:
             r = Decimal(reward) if reward is not None else reward_for_batch(len(items))
-        n = dataset.annotations_per_clip
+        n = batch.wanted
         cost = cost_per_assignment(backend, r, n, hs.qualifications.masters) * n
         planned.append(PlannedHit(batch, r, n, cost, len(items), n_gold))
     if problems:

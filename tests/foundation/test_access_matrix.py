@@ -303,6 +303,7 @@ INTENT = {
     "frontend:gold-clip": "annotator",
     "ops:my-tasks": "signed_in",
     "ops:index": "admin",
+    "quality:overlap": "admin",  # queues paid work
     "api_marketplace:bonuses": "admin",
     "api_hit:session": "public_hit",
     "api_hit:answer": "public_hit",
