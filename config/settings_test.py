@@ -34,3 +34,5 @@ if not os.environ.get("CACHE_URL"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "avcrowd-test"}}
 # the demo's and the browser tests' hand-off to this server's stand-in receiver
 HIT_SUBMIT_TO_SELF = True
+# local media in tests lives in temporary directories (pytest's tmp_path, the clip factory)
+MEDIA_IMPORT_ROOTS = [tempfile.gettempdir()]

@@ -106,7 +106,7 @@ def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
                     )
                     specs.append(ClipSpec(f"demo_{i:03d}", str(path), [label], f"demo clip {i}"))
                 gold_ids = {spec.video_id for spec in specs[:n_gold]}
-                clips = clips_import(dataset, specs, gold_ids=gold_ids)
+                clips = clips_import(dataset, specs, gold_ids=gold_ids, local_roots=[tmp])  # generated here
             classes = class_pks()
             for clip, spec in zip(clips, specs):
                 if clip.is_gold:
