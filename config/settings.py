@@ -29,6 +29,8 @@ if not SECRET_KEY:
             "or DEBUG=1 / AVCROWD_DEV=1 for a local development server."
         )
 
+# a development environment: DEBUG, or AVCROWD_DEV=1 (the Makefile's management commands, the test suite)
+DEVELOPMENT = DEBUG or os.environ.get("AVCROWD_DEV") == "1"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Public HTTPS base URL of this server, used in ExternalQuestion URLs and media links.
@@ -317,6 +319,7 @@ HIT_THROTTLE_RATES = {
 # Sign-in: after LOGIN_FAILURE_LIMIT wrong passwords for one account name or from one address within
 # LOGIN_FAILURE_WINDOW seconds, sign-in is refused (even with the right password) until the window has passed.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, 1, 1000)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env_int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 20, 1, 10000)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 900, 10, 7 * 24 * 3600)
 
 # --- observability ---------------------------------------------------------------------------------
