@@ -280,13 +280,7 @@ if not DEBUG:
 # signed-in annotator). The HIT page inside MTurk's frame needs no session: it has its own token and browser secret.
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-# Content-Security-Policy of every page (frontend.middleware.ContentSecurityPolicyMiddleware): scripts only from
-# this server's files, no inline script or handler; frame-ancestors is added per page (the HIT page: MTurk).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https:; "
-    "media-src 'self' blob: https:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self' "
-    "https://www.mturk.com https://workersandbox.mturk.com https://app.prolific.com"
-)
+# Content-Security-Policy of every response: frontend.middleware.content_security_policy (script-src 'self').
 
 # --- trust: the HIT API, sign-in (docs/operations.md, "Security") ------------------------------------------------
 # The shared cache holds the throttles' counters: Redis in production (every gunicorn worker sees the same counts),
