@@ -29,5 +29,6 @@ urlpatterns = [
     path("releases/", include(("frontend.views_releases", "releases"))),
     path("reports/", include(("frontend.views_reports", "reports"))),
     path("ops/", include(("frontend.views_ops", "ops"))),
+    path("ops/", include(("frontend.views_review", "review"))),
     path("", include("frontend.urls")),
 ]

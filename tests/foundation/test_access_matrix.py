@@ -303,6 +303,9 @@ INTENT = {
     "frontend:gold-clip": "annotator",
     "ops:my-tasks": "signed_in",
     "ops:index": "admin",
+    "review:index": "admin",  # the review screen shows gold answers and catch-trial identities
+    "review:assignment": "admin",
+    "review:batch": "admin",
     "api_marketplace:bonuses": "admin",
     "api_hit:session": "public_hit",
     "api_hit:answer": "public_hit",
