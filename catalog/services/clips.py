@@ -16,6 +16,7 @@ from catalog.core.media import MEDIA_EXTENSIONS, MediaError, probe
 from catalog.errors import ImportFailed, ValidationError
 from catalog.models import Clip, Dataset
 from catalog.selectors.taxonomy import class_pks
+from catalog.services.operations import operation_run
 
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
 REMOTE_SCHEMES = ("http://", "https://", "s3://")
@@ -221,3 +222,20 @@ def clip_probe(clip_id: int) -> dict:
         "has_audio": info.has_audio,
         "has_video": info.has_video,
     }
+
+
+def clips_import_upload_step(dataset_name: str, files, csv_file=None, *, user=None):
+    """`clips_import_upload` recorded as an Operation (the page's and the API's clip import)."""
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+
+    def work(op):
+        ds, clips = clips_import_upload(dataset_name, files, csv_file)
+        if op.dataset_id is None:
+            op.dataset = ds
+            op.save(update_fields=["dataset"])
+        return f"imported {len(clips)} clip(s) into dataset {ds.name}", {
+            "clips": len(clips),
+            "url": f"/ops/{ds.name}/",
+        }
+
+    return operation_run("import", work, dataset=dataset, user=user)
