@@ -20,6 +20,9 @@ urlpatterns = [
     # the split view serves Swagger UI's start-up script as a file (CSP script-src 'self': no inline script)
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/", include(("catalog.api_steps", "api_steps"))),
+    path("api/", include(("crowd.api_steps", "api_crowd_steps"))),
+    path("api/", include(("proposals.api_steps", "api_proposals_steps"))),
     path("api/", include("catalog.api")),
     path("api/hit/", include(("crowd.api_hit", "api_hit"))),
     path("api/releases/", include(("labels.api", "api_releases"))),
@@ -31,5 +34,7 @@ urlpatterns = [
     path("reports/", include(("frontend.views_reports", "reports"))),
     path("ops/", include(("frontend.views_ops", "ops"))),
     path("ops/", include(("frontend.views_quality", "quality"))),
+    path("ops/", include(("frontend.views_review", "review"))),
+    path("ops/", include(("frontend.views_steps", "steps"))),
     path("", include("frontend.urls")),
 ]

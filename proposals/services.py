@@ -25,7 +25,8 @@ from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
 from catalog.selectors.taxonomy import class_names, class_pks
 from catalog.services.bulk import analyze, bulk_insert
-from catalog.services.operations import operation_finish
+from catalog.services.operations import operation_finish, operation_run
+from catalog.services.uploads import upload_as_file
 from catalog.storage import parse_s3_url, s3_client
 
 from . import gpu
@@ -532,3 +533,21 @@ def proposal_set_tune(pset: ProposalSet, target) -> ProposalSet:
         pset.evaluation = {**(pset.evaluation or {}), "tune": report["tune"]}
         pset.save(update_fields=["evaluation"])
     return pset
+
+
+def run_import_upload(dataset: Dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False):
+    """`import_predictions` for an uploaded prediction file (pickle, CSV, JSONL or .npz; the file name's extension
+    says which), recorded as an Operation. The model name defaults to the file name without its extension."""
+    name = (name or "").strip() or (Path(upload.name).stem if upload is not None else "")
+
+    def work(op):
+        with upload_as_file(upload) as path:
+            run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips)
+        skipped = f", {len(run.errors)} clip(s) not in the dataset skipped" if run.errors else ""
+        return (
+            f"imported {run.n_clips} clips of {name!r} ({run.kind}: {', '.join(run.modalities)}){skipped} into "
+            f"dataset {dataset.name}",
+            {"run": run.pk, "model": name, "url": reverse("proposals:overview")},
+        )
+
+    return operation_run(Operation.IMPORT, work, dataset=dataset, user=user)

@@ -21,6 +21,7 @@ from catalog.errors import ImportFailed, ValidationError
 from catalog.models import Clip, Dataset
 from catalog.selectors.taxonomy import class_pks
 from catalog.services.bulk import analyze, bulk_insert, bulk_insert_chunks, chunk_rows, chunks
+from catalog.services.operations import operation_run
 
 # The clip-id rule, on every import path (CSV, folder, upload, MTurk results): letters, digits, '_', '-', '.'; so
 # no id can start a spreadsheet formula (=, +, @, |, parentheses and spaces are refused). A leading '-' stays
@@ -411,3 +412,20 @@ def clip_probe(clip_id: int) -> dict:
         "has_audio": info.has_audio,
         "has_video": info.has_video,
     }
+
+
+def clips_import_upload_step(dataset_name: str, files, csv_file=None, *, user=None):
+    """`clips_import_upload` recorded as an Operation (the page's and the API's clip import)."""
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+
+    def work(op):
+        ds, clips = clips_import_upload(dataset_name, files, csv_file)
+        if op.dataset_id is None:
+            op.dataset = ds
+            op.save(update_fields=["dataset"])
+        return f"imported {len(clips)} clip(s) into dataset {ds.name}", {
+            "clips": len(clips),
+            "url": f"/ops/{ds.name}/",
+        }
+
+    return operation_run("import", work, dataset=dataset, user=user)

@@ -304,6 +304,15 @@ INTENT = {
     "ops:my-tasks": "signed_in",
     "ops:index": "admin",
     "quality:overlap": "admin",  # queues paid work
+    "review:index": "admin",  # the review screen shows gold answers and catch-trial identities
+    "review:assignment": "admin",
+    "review:batch": "admin",
+    "steps:index": "admin",  # every pipeline step (uploads, batches) is an admin's
+    "steps:gold": "admin",
+    "api_crowd_steps:step-gold": "admin",
+    "api_crowd_steps:step-batches": "admin",
+    "api_proposals_steps:step-predictions": "admin",
+    "api_steps:step-clips": "admin",
     "api_marketplace:bonuses": "admin",
     "api_hit:session": "public_hit",
     "api_hit:answer": "public_hit",

@@ -1,4 +1,4 @@
-// Release page: follow the progress of running exports (polls each export's status URL once a second).
+// Export rows on the release page follow their export's progress until it is done or failed.
 for (const row of document.querySelectorAll("tr[data-export]")) {
   const poll = async () => {
     const r = await fetch(row.dataset.statusUrl, {credentials: "same-origin"});
