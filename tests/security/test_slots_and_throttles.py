@@ -168,3 +168,30 @@ def test_the_limits_are_shared_by_every_process_through_redis(batch, settings):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     # the other process sees this one's two requests: its first is already over the limit (and reaches no database)
     assert out.stdout.strip().splitlines()[-1] == "[429]", out.stderr[-2000:]
+
+
+def test_an_expired_worker_who_accepts_again_in_the_same_browser_continues(batch):
+    browser = Client()
+    data = arrive(batch, "W1", client=browser).json()
+    vid = data["clips"][0]["video_id"]
+    url = f"/api/hit/assignments/{data['assignment']}/answers/{vid}"
+    body = json.dumps(complete_payload())
+    assert browser.put(url, body, content_type="application/json", HTTP_X_HIT_TOKEN=data["token"]).status_code == 200
+    Assignment.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert assignments_expire() == 1
+    # the expired assignment takes no saves, and its old MTurk assignment id does not bring it back
+    r = browser.put(url, body, content_type="application/json", HTTP_X_HIT_TOKEN=data["token"])
+    assert r.status_code == 403 and "expired" in r.json()["error"]
+    assert arrive(batch, "W1", client=browser).status_code == 403
+    # accepted again on MTurk (a new assignment id), same browser: the answers are still there
+    again = arrive(batch, "W1", client=browser, assignmentId="3ANEW")
+    assert again.status_code == 200 and again.json()["answers"][vid]["played"] is True
+    a = Assignment.objects.get()
+    assert a.status == Assignment.IN_PROGRESS and a.external_assignment_id == "3ANEW" and a.expires_at > timezone.now()
+    # but not when the slot went to others meanwhile
+    Assignment.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assignments_expire()
+    for i in range(3):
+        assert arrive(batch, f"OTHER{i}", ip=f"192.0.2.{10 + i}").status_code == 200
+    r = arrive(batch, "W1", client=browser, assignmentId="3ANEWER")
+    assert r.status_code == 403 and "place went to another worker" in r.json()["error"]
