@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -20,8 +21,13 @@ from catalog.errors import ImportFailed, ValidationError
 from catalog.models import Clip, Dataset
 from catalog.selectors.taxonomy import class_pks
 from catalog.services.bulk import analyze, bulk_insert, bulk_insert_chunks, chunk_rows, chunks
+from catalog.services.operations import operation_run
 
+# The clip-id rule, on every import path (CSV, folder, upload, MTurk results): letters, digits, '_', '-', '.'; so
+# no id can start a spreadsheet formula (=, +, @, |, parentheses and spaces are refused). A leading '-' stays
+# allowed: YouTube ids (VGGSound's "-0BIyqJj9ZU_000030") start with it, and without the other signs it is text.
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
+VIDEO_ID_RULE = "1-200 of A-Z a-z 0-9 _ - . (no spaces, no = + @ | or other signs)"
 REMOTE_SCHEMES = ("http://", "https://", "s3://")
 LABEL_SEPARATOR = "|"
 
@@ -67,7 +73,7 @@ def _clip_rows(fh, where: str, local_url) -> list[ClipSpec]:
         url = (row.get("url") or "").strip()
         label = (row.get("original_label") or "").strip()
         if not VIDEO_ID_RE.match(vid):
-            errors.append(f"{where}:{lineno}: field 'video_id' is {vid!r}; allowed: 1-200 of A-Z a-z 0-9 _ - .")
+            errors.append(f"{where}:{lineno}: field 'video_id' is {vid!r}; allowed: {VIDEO_ID_RULE}")
         if not url:
             errors.append(f"{where}:{lineno}: field 'url' is empty; expected an http(s)/s3 URL or a file path")
         elif not url.startswith(REMOTE_SCHEMES):
@@ -121,7 +127,7 @@ def clips_import_upload(dataset_name: str, files, csv_file=None) -> tuple[Datase
         specs += [ClipSpec(Path(n).stem, str(p), [], n) for n, p in uploaded.items() if n not in named]
         with transaction.atomic():
             dataset, _ = dataset_get_or_create(dataset_name)
-            clips = clips_import(dataset, specs, copy_media=True)
+            clips = clips_import(dataset, specs, copy_media=True, local_roots=[tmp])  # our own copies
     return dataset, clips
 
 
@@ -132,16 +138,54 @@ def scan_media_dir(path: Path) -> list[ClipSpec]:
     return [ClipSpec(p.stem, str(p), [], str(p)) for p in files]
 
 
+def import_roots(roots=None) -> list[Path]:
+    """The directories local media may come from (settings.MEDIA_IMPORT_ROOTS), resolved."""
+    roots = settings.MEDIA_IMPORT_ROOTS if roots is None else roots
+    return [Path(r).resolve() for r in roots if str(r).strip()]
+
+
+def local_path_check(source: str, roots: list[Path]) -> str | None:
+    """Why a local media path may not be used (None when it may): it must resolve, symlinks followed, to a file
+    under one of `roots`; `..` and links pointing out of them are refused."""
+    if not roots:
+        return (
+            f"local path {source!r} refused: no local media directories are configured (MEDIA_IMPORT_ROOTS is "
+            "empty); use an http(s)/s3 URL, upload the files, or name the directory in MEDIA_IMPORT_ROOTS"
+        )
+    resolved = Path(source).resolve()
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        return (
+            f"local path {source!r} (resolves to {str(resolved)!r}) is outside the allowed media directories; "
+            f"allowed: {', '.join(str(r) for r in roots)} (MEDIA_IMPORT_ROOTS)"
+        )
+    return None
+
+
 def clips_validate(
     dataset: Dataset | None,
     specs: list[ClipSpec],
     *,
     probe_media: bool = True,
     skip_existing: bool = False,
+    local_roots: list | None = None,
 ) -> tuple[list[ClipSpec], dict]:
     """Check every spec (ids, duplicates in the file and in the dataset, labels, media) without writing anything.
-    Returns (the specs to create, {video id: probed media facts}); ImportFailed lists every problem."""
-    errors: list[str] = []
+    Returns (the specs to create, {video id: probed media facts}); ImportFailed lists every problem.
+    Local media paths must lie under `local_roots` (default settings.MEDIA_IMPORT_ROOTS); nothing else is read."""
+    errors: list[str] = [
+        f"{spec.where}: clip id {spec.video_id[:80]!r} breaks the clip-id rule; allowed: {VIDEO_ID_RULE}"
+        for spec in specs
+        if not VIDEO_ID_RE.match(spec.video_id)
+    ]
+    roots = import_roots(local_roots)
+    errors += [
+        f"{spec.where}: {why}"
+        for spec in specs
+        if not spec.source.startswith(REMOTE_SCHEMES) and (why := local_path_check(spec.source, roots))
+    ]
+    if errors:
+        raise ImportFailed(f"{len(errors)} problem(s); nothing was imported", details=errors)
+    errors = []
     seen: dict[str, str] = {}
     duplicates: list[str] = []
     for spec in specs:
@@ -302,11 +346,14 @@ def clips_import(
     probe_media: bool = True,
     gold_ids: set[str] | None = None,
     skip_existing: bool = False,
+    local_roots: list | None = None,
 ) -> list[Clip]:
     """Validate every spec (ids, duplicates, labels, media), then write them all (clips_write). Returns the
     clips created, in spec order (for small imports; the import command uses clips_import_into, which returns
     counts). skip_existing: clips already in the dataset are left as they are (not refused)."""
-    specs, infos = clips_validate(dataset, specs, probe_media=probe_media, skip_existing=skip_existing)
+    specs, infos = clips_validate(
+        dataset, specs, probe_media=probe_media, skip_existing=skip_existing, local_roots=local_roots
+    )
     clips_write(dataset, specs, infos=infos, copy_media=copy_media, gold_ids=gold_ids)
     wanted = {spec.video_id for spec in specs}
     by_id = {c.video_id: c for c in Clip.objects.filter(dataset=dataset).iterator() if c.video_id in wanted}
@@ -365,3 +412,20 @@ def clip_probe(clip_id: int) -> dict:
         "has_audio": info.has_audio,
         "has_video": info.has_video,
     }
+
+
+def clips_import_upload_step(dataset_name: str, files, csv_file=None, *, user=None):
+    """`clips_import_upload` recorded as an Operation (the page's and the API's clip import)."""
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+
+    def work(op):
+        ds, clips = clips_import_upload(dataset_name, files, csv_file)
+        if op.dataset_id is None:
+            op.dataset = ds
+            op.save(update_fields=["dataset"])
+        return f"imported {len(clips)} clip(s) into dataset {ds.name}", {
+            "clips": len(clips),
+            "url": f"/ops/{ds.name}/",
+        }
+
+    return operation_run("import", work, dataset=dataset, user=user)

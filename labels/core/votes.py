@@ -290,3 +290,39 @@ def _gold_arrays(gold, n_classes):
         np.array(ga, dtype=bool),
         np.array(gv, dtype=bool),
     )
+
+
+def duplicate_votes(votes: Votes) -> np.ndarray:
+    """Bool per annotation: True when the same annotator has a later annotation of the same clip (annotations are in
+    load order = submission order, so the latest submission is the one that counts; the others are flagged)."""
+    n = len(votes.ann_clip)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    key = votes.ann_worker * max(votes.n_clips, 1) + votes.ann_clip
+    # the last occurrence of every key wins
+    rev_first = np.unique(key[::-1], return_index=True)[1]
+    keep = np.zeros(n, dtype=bool)
+    keep[n - 1 - rev_first] = True
+    return ~keep
+
+
+def select_annotations(votes: Votes, ann_mask) -> Votes:
+    """Votes restricted to the annotations where ann_mask is True (clip, class and annotator indices unchanged)."""
+    ann_mask = np.asarray(ann_mask, dtype=bool)
+    new_index = np.cumsum(ann_mask) - 1
+    keep_tick = ann_mask[votes.tick_ann]
+    return Votes(
+        n_clips=votes.n_clips,
+        n_classes=votes.n_classes,
+        ann_clip=votes.ann_clip[ann_mask],
+        ann_worker=votes.ann_worker[ann_mask],
+        ann_meta=votes.ann_meta[ann_mask],
+        ann_group=votes.ann_group[ann_mask],
+        tick_ann=new_index[votes.tick_ann[keep_tick]],
+        tick_class=votes.tick_class[keep_tick],
+        tick_audible=votes.tick_audible[keep_tick],
+        tick_visible=votes.tick_visible[keep_tick],
+        worker_quality=votes.worker_quality,
+        cand_clip=votes.cand_clip,
+        cand_class=votes.cand_class,
+    )

@@ -30,6 +30,7 @@ from labels.models import (
     ReleaseLabel,
 )
 from labels.services.load import votes_load
+from labels.services.quality import apply_worker_quality, release_quality_card
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,9 @@ def release_create(
     if loaded.counts["crowd_annotations"] == 0 and loaded.counts["expert_annotations"] == 0:
         raise _no_annotations(dataset)
     merge_params = {key: v for key, v in params.items() if key in ("k", "n_iter", "tol", "floor")}
+    apply_worker_quality(loaded)  # one annotator-quality definition for releases and their quality cards
     t0 = time.perf_counter()
-    result = merge(votes, method, gold=loaded.gold if method == "dawid_skene" else None, **merge_params)
+    result = merge(votes, method, gold=loaded.gold if method in ("dawid_skene", "shrunk_ds") else None, **merge_params)
     timings["merge"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     synonyms, superclasses = relations()
@@ -180,6 +182,11 @@ def release_create(
     stats["gold_overridden_clips"] = len(overridden)
     stats["agreement"] = agreement(votes, clips=result.clips, class_names=class_names)
     timings["stats_agreement"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # measured fairly (leave-one-out on gold, experts' own annotations left out): not the gold-overridden labels
+    stats["quality_card"] = release_quality_card(loaded, method, params["k"], merge_params)
+    stats["duplicate_votes_ignored"] = int(result.duplicate.sum()) if result.duplicate is not None else 0
+    timings["quality_card"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     source_counts = dict(loaded.counts)
     source_counts["annotations_used"] = int(result.used.sum())

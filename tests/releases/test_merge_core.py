@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from labels.core.card import compare_methods
 from labels.core.merge import merge, merge_dawid_skene, merge_majority, merge_weighted
-from labels.core.quality import compare_methods, macro_f1, worker_quality_from_gold
+from labels.core.quality import macro_f1, worker_quality_from_gold
 from labels.core.votes import Votes
 
 CLASSES = ["dog barking", "cat meowing", "playing piano", "rain"]
@@ -179,7 +180,8 @@ def test_compare_ranks_dawid_skene_above_majority_with_spammers():
     out = compare_methods(votes, gold, k=5, ds_folds=4)
     assert out["dawid_skene"]["macro_f1"] == pytest.approx(1.0)
     assert out["majority"]["macro_f1"] < 1.0
-    assert set(out) == {"majority", "weighted", "dawid_skene"}
+    assert set(out) == {"majority", "weighted", "dawid_skene", "shrunk_ds"}
+    assert out["shrunk_ds"]["macro_f1"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("with_gold", [False, True])

@@ -233,10 +233,16 @@ def test_other_methods_and_leave_out_comparison_command(crowd):
     out = io.StringIO()
     call_command("compare_merge_methods", "--dataset", "rel", stdout=out)
     text = out.getvalue()
-    assert "1 gold clips with >= 3 approved annotations" in text
+    assert "1 gold clips with >= 3 approved crowd annotations" in text
     # left out, the crowd's cello never matches the gold violin: every method scores 0 on this clip
-    for method in ("majority", "weighted", "dawid_skene"):
-        assert f"{method:<14}    0.0000" in text
+    for method in ("majority", "weighted", "dawid_skene", "shrunk_ds"):
+        row = next(line.split() for line in text.splitlines() if line.startswith(method + " "))
+        assert row[1:5] == ["0.0000", "0.000-0.000", "0.0000", "0.000-0.000"], row
+    # the release's own card says the same, although its gold clip carries the gold label (override)
+    card = weighted.stats["quality_card"]
+    assert card["available"] and card["clips"] == 1 and card["method"] == "weighted"
+    assert card["micro_f1"] == 0.0 and card["macro_f1"] == 0.0 and card["micro_f1_ci95"] == [0.0, 0.0]
+    assert card["per_class"]["playing violin, fiddle"]["fn"] >= 1
     with pytest.raises(CommandError, match="unknown method"):
         call_command("compare_merge_methods", "--dataset", "rel", "--methods", "median", stdout=io.StringIO())
 
