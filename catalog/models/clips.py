@@ -47,11 +47,18 @@ class Clip(models.Model):
     is_gold = models.BooleanField(default=False, db_index=True)
     original_labels = models.ManyToManyField("catalog.TaxonomyClass", blank=True, related_name="original_clips")
     created_at = models.DateTimeField(auto_now_add=True)
+    accepted_answers = models.PositiveIntegerField(
+        default=0,
+        db_default=0,  # bulk imports (COPY) do not name this column
+        help_text="approved annotations of this clip (approved assignments' answers that are not a media-failure "
+        "report); kept by crowd.services.progress in the transaction that approves, rejects or re-decides",
+    )
 
     class Meta:
         db_table = "annotation_clip"
         ordering = ["dataset", "video_id"]
         constraints = [models.UniqueConstraint(fields=["dataset", "video_id"], name="uniq_clip_per_dataset")]
+        indexes = [models.Index(fields=["dataset", "is_gold", "accepted_answers"], name="clip_accepted_idx")]
 
     def __str__(self):
         return self.video_id

@@ -195,6 +195,8 @@ class ClipAnswer(models.Model):
     class Meta:
         db_table = "annotation_clipanswer"
         constraints = [models.UniqueConstraint(fields=["assignment", "clip"], name="uniq_answer_per_clip")]
+        # the dashboard's media-failure reports: the few reported answers, not a scan of every answer
+        indexes = [models.Index(fields=["clip"], condition=models.Q(media_failed=True), name="answer_media_failed_idx")]
 
 
 class AssignmentDecisionLog(models.Model):

@@ -7,38 +7,32 @@ from __future__ import annotations
 import statistics
 from decimal import Decimal
 
-from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q, Value
+from django.db.models.functions import Least
 
 from catalog.models import Clip, Dataset, Operation
 from crowd.models import Assignment, ClipAnswer, Hit, Worker
 from crowd.services.costs import dataset_spend
 
 
-def _accepted_answers(dataset):
-    """The approved annotations of the dataset's non-gold clips; an answer that only reports the clip as not
-    playing is not an annotation. (assignment, clip) is unique, so answers per clip = approved assignments."""
-    return ClipAnswer.objects.filter(
-        clip__dataset=dataset, clip__is_gold=False, assignment__status=Assignment.APPROVED, media_failed=False
-    ).order_by()
-
-
-def _per_clip(dataset):
-    return _accepted_answers(dataset).values("clip_id").annotate(n=Count("id"))
+def _counted_clips(dataset):
+    """The dataset's non-gold clips; `Clip.accepted_answers` counts their approved annotations (kept by
+    crowd.services.progress when assignments are decided), so progress is an indexed read of that column."""
+    return Clip.objects.filter(dataset=dataset, is_gold=False)
 
 
 def progress_buckets(dataset) -> list[tuple[str, int]]:
     """[(label, count)] for 0, 1, ..., k-1 and >=k accepted annotations (k = annotations_per_clip) of the non-gold
-    clips: two aggregate queries (answers grouped per clip, then per bucket; the clips without any are the rest),
-    whatever the dataset's size, instead of a loop over every clip."""
+    clips: one grouped count over the clip counters (an index-only scan), whatever the number of answers."""
     k = max(1, dataset.annotations_per_clip)
-    sql, params = _per_clip(dataset).query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT CASE WHEN t.n >= %s THEN %s ELSE t.n END, COUNT(*) FROM ({sql}) t GROUP BY 1", [k, k, *params]
-        )
-        counts = {int(b): int(n) for b, n in cursor.fetchall()}
-    counts[0] = Clip.objects.filter(dataset=dataset, is_gold=False).count() - sum(counts.values())
+    counts = dict(
+        _counted_clips(dataset)
+        .order_by()
+        .annotate(bucket=Least("accepted_answers", Value(k)))
+        .values_list("bucket")
+        .annotate(n=Count("id"))
+        .values_list("bucket", "n")
+    )
     return [(str(i) if i < k else f"{k}+", counts.get(i, 0)) for i in range(k + 1)]
 
 
@@ -57,26 +51,13 @@ def parse_bucket(bucket: str) -> tuple[int, bool]:
 
 def clips_with_accepted(dataset, bucket: str, *, video_id_prefix: str = ""):
     """Non-gold clips whose number of approved annotations falls in `bucket` ("0", "1", ..., "k+"), ordered by
-    video id, as a queryset (the page slices it; accepted_counts gives the numbers of the clips shown). Bucket 0
-    is an anti-join; the others a semi-join on the answers grouped per clip (no aggregate over every clip)."""
+    video id, as a queryset (the page slices it); each clip carries its count in `accepted_answers`."""
     want, at_least = parse_bucket(bucket)
-    qs = Clip.objects.filter(dataset=dataset, is_gold=False)
+    qs = _counted_clips(dataset)
     if video_id_prefix:
         qs = qs.filter(video_id__startswith=video_id_prefix)
-    if want == 0 and at_least:
-        pass  # "0+": every clip
-    elif want == 0:
-        qs = qs.exclude(Exists(_accepted_answers(dataset).filter(clip_id=OuterRef("pk"))))
-    else:
-        per_clip = _per_clip(dataset)
-        per_clip = per_clip.filter(n__gte=want) if at_least else per_clip.filter(n=want)
-        qs = qs.filter(pk__in=per_clip.values("clip_id"))
-    return qs.only("id", "video_id").order_by("video_id")
-
-
-def accepted_counts(dataset, clip_ids) -> dict[int, int]:
-    """{clip pk: approved annotations} for a page of clips (one query; clips with none are absent)."""
-    return dict(_per_clip(dataset).filter(clip_id__in=list(clip_ids)).values_list("clip_id", "n"))
+    qs = qs.filter(accepted_answers__gte=want) if at_least else qs.filter(accepted_answers=want)
+    return qs.only("id", "video_id", "accepted_answers").order_by("video_id")
 
 
 def hits_list(dataset, status: str | None = None, backend: str | None = None):

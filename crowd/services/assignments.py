@@ -34,6 +34,7 @@ from crowd.models import (
 )
 from crowd.selectors.crowd import batch_clip_ids, parse_uuid
 from crowd.services.batches import ACTIVE_STATUSES, batch_refresh_status
+from crowd.services.progress import status_change_shift
 from crowd.services.workers import worker_status_record
 
 HIT_TOKEN_SALT = "avcrowd.hit-token"
@@ -486,6 +487,7 @@ def _set_status(assignment: Assignment, status: str, *, actor=None, reason: str 
         assignment.feedback = feedback
         fields.append("feedback")
     assignment.save(update_fields=fields)
+    status_change_shift(assignment.pk, old, status)
     AssignmentDecisionLog.objects.create(
         assignment=assignment, actor=actor, old_status=old, new_status=status, reason=reason
     )

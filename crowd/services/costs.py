@@ -62,7 +62,11 @@ class Spend:
 
 def dataset_spend(dataset, *, sandbox: bool | None = None) -> Spend:
     """Spend of a dataset's published work. `sandbox` None = production and sandbox HITs alike."""
-    hits = Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED)
+    hits = (
+        Hit.objects.filter(batch__dataset=dataset)
+        .exclude(status=Hit.FAILED)
+        .only("batch_id", "backend", "external_id", "status", "reward", "max_assignments", "masters")
+    )
     if sandbox is not None:
         hits = hits.filter(sandbox=sandbox)
     # assignments of a HIT: its batch's, on its marketplace, bound to this HIT id (or to none, e.g. in-house tests)

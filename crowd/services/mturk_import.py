@@ -47,6 +47,7 @@ from catalog.services.operations import Progress
 from crowd.marketplace.crowdform import AnswerParseError, clip_id_from_url, parse_task_answers
 from crowd.models import Assignment, AssignmentDecisionLog, Batch, BatchItem, ClipAnswer, Hit, HitAssignment, Worker
 from crowd.services.assignments import assignment_apply_policy, assignment_score
+from crowd.services.progress import status_change_shift
 from crowd.services.publish import public_media_url
 
 REQUIRED_COLUMNS = ("HITId", "AssignmentId", "WorkerId", "AssignmentStatus", "Answer.taskAnswers")
@@ -436,6 +437,7 @@ class _Importer:
                 )
             )
         ClipAnswer.objects.bulk_create(answers)
+        status_change_shift(a.pk, "", row.status)
         self._one_vote(a, worker, [i.clip for i in items])
         if row.status == Assignment.SUBMITTED and not BatchItem.objects.filter(batch=batch, is_gold=True).exists():
             Assignment.objects.filter(pk=a.pk).update(

@@ -150,6 +150,11 @@ def test_import_creates_clips_batches_answers_and_scores(dataset, taxonomy, resu
     batch = Batch.objects.get(hits__external_id="H1")
     assert [i.proposals for i in batch.items.order_by("position")][2] == [taxonomy[5]]
     assert batch.items.get(clip__video_id="g000").is_gold
+    # the ops dashboard's counters: each clip of the approved rows counts once, the rejected row not at all
+    approved = ClipAnswer.objects.filter(assignment__status="approved", media_failed=False)
+    for clip in Clip.objects.filter(dataset=dataset):
+        assert clip.accepted_answers == approved.filter(clip=clip).count(), clip.video_id
+    assert Clip.objects.get(dataset=dataset, video_id="--U7joUcTCo_000000").accepted_answers == 1
 
 
 def test_imported_work_blocks_a_worker_below_the_floor_like_live_work(make_dataset, taxonomy, results_csv):

@@ -91,21 +91,30 @@ def test_every_number_links_to_the_list_behind_it(admin_client, dataset, worked)
     assert "catch-trial F1 0.000 is below" in html
 
 
-def test_clips_reported_as_not_playing_are_counted_and_listed(admin_client, dataset, worked):
-    from crowd.models import ClipAnswer
+def test_clips_reported_as_not_playing_are_counted_and_listed(admin_client, dataset, batches, taxonomy):
+    from crowd.models import BatchItem
+    from crowd.services.assignments import answer_save
 
     html = admin_client.get(f"/ops/{dataset.name}/").content.decode()
     assert _figures(html)["media-reports"][1] == "0 clip(s), 0 report(s)"
-    answer = ClipAnswer.objects.filter(assignment=worked["W-good"], clip__is_gold=False).order_by("clip__video_id")[0]
-    ClipAnswer.objects.filter(pk=answer.pk).update(media_failed=True, labels=[])
+    # a worker answers every clip but reports one as not playing, submits, and is approved
+    a = assignment_start(batches[0], backend="mturk", worker_external_id="W-good", external_assignment_id="A-1")
+    fill_assignment(a, taxonomy, good=True)
+    item = BatchItem.objects.filter(batch=batches[0], is_gold=False).select_related("clip").order_by("position")[0]
+    answer_save(a, item.clip.video_id, {"media_failed": True})
+    assignment_submit(a, work_seconds=600)
+    a = assignment_verify(a, worker_external_id="W-good", source="MTurk ListAssignmentsForHIT")
+    assert a.status == "approved"
     html = admin_client.get(f"/ops/{dataset.name}/").content.decode()
     figs = _figures(html)
     href, text = figs["media-reports"]
     assert text == "1 clip(s), 1 report(s)"
     page = admin_client.get(href).content.decode()
-    assert "1 row(s)" in page and answer.clip.video_id in page and "W-good" in page
-    # the report is not an annotation: that clip is back to 0 accepted annotations
+    assert "1 row(s)" in page and item.clip.video_id in page and "W-good" in page
+    # the report is not an annotation: that clip has 0 accepted annotations, the other two 1
     assert figs["progress-0"][1] == "0: 1" and figs["progress-1"][1] == "1: 2"
+    page = admin_client.get(figs["progress-0"][0]).content.decode()
+    assert "1 row(s)" in page and item.clip.video_id in page
     summary = admin_client.get(f"/api/marketplace/datasets/{dataset.name}/summary/").json()
     assert summary["media_reports"] == {"clips": 1, "reports": 1}
 
