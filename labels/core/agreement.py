@@ -17,17 +17,24 @@ from labels.core.votes import Votes, _atoms
 
 
 def _by_size(n: np.ndarray, yes: np.ndarray, group=None, n_groups: int = 1):
-    """Per (group, unit size n): number of units, sum of yes, sum of yes^2 — by bincounts over integer keys, no
-    boolean masks or float temporaries per unit (4.6 M units at 150k clips). Returns arrays [n_groups, max n + 1]."""
+    """Per (group, unit size n): number of units, sum of yes, sum of yes^2 — by one integer bincount over
+    (group, n, yes) keys (yes is a count, 0..n), no boolean masks or float temporaries per unit (4.6 M units at
+    150k clips). Returns float arrays [n_groups, max n + 1]; the sums are exact, as the weighted sums were."""
     n = np.asarray(n).astype(np.int64, copy=False)
-    yes = np.asarray(yes, dtype=float)
+    yes = np.asarray(yes)
     width = int(n.max()) + 1 if len(n) else 1
     key = n if group is None else np.asarray(group, dtype=np.int64) * width + n
     size = n_groups * width
-    count = np.bincount(key, minlength=size).reshape(n_groups, width).astype(float)
-    s1 = np.bincount(key, weights=yes, minlength=size).reshape(n_groups, width)
-    s2 = np.bincount(key, weights=yes * yes, minlength=size).reshape(n_groups, width)
-    return count, s1, s2
+    yes_int = yes.astype(np.int64)
+    if len(yes) and (yes_int.min() < 0 or yes_int.max() >= width or not np.array_equal(yes_int, yes)):
+        yes = yes.astype(float)  # not counts: weighted sums
+        count = np.bincount(key, minlength=size).reshape(n_groups, width).astype(float)
+        s1 = np.bincount(key, weights=yes, minlength=size).reshape(n_groups, width)
+        s2 = np.bincount(key, weights=yes * yes, minlength=size).reshape(n_groups, width)
+        return count, s1, s2
+    table = np.bincount(key * width + yes_int, minlength=size * width).reshape(n_groups, width, width).astype(float)
+    values = np.arange(width, dtype=float)
+    return table.sum(axis=2), table @ values, table @ (values * values)
 
 
 def _alpha_from_sums(count, s1, s2):
@@ -78,30 +85,48 @@ def agreement(votes: Votes, clips=None, class_names=None) -> dict:
     """
     if clips is not None:
         mask = np.zeros(votes.n_clips, dtype=bool)
-        mask[np.asarray(list(clips), dtype=np.int64)] = True
-        votes = votes.subset(mask)
+        mask[np.asarray(clips if isinstance(clips, np.ndarray) else list(clips), dtype=np.int64)] = True
+        if not mask[votes.ann_clip].all():  # clips without annotations add no unit: no copy when all are kept
+            votes = votes.subset(mask)
     n_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips)
-    atom_key = _atoms(votes)
-    atom_clip = atom_key // votes.n_classes
-    atom_class = atom_key % votes.n_classes
+    ticks = votes.unique_ticks()
+    atom_key = _atoms(votes, ticks=ticks)
     # yes-counts per atom straight from the (deduplicated) ticks; every tick's (clip, class) is an atom
-    t_ann, t_cls, t_aud, t_vis = votes.unique_ticks()
+    t_ann, t_cls, t_aud, t_vis = ticks
     row = np.searchsorted(atom_key, votes.ann_clip[t_ann] * votes.n_classes + t_cls)
-    yes_a = np.bincount(row, weights=t_aud, minlength=len(atom_key))
-    yes_v = np.bincount(row, weights=t_vis, minlength=len(atom_key))
+    atom_clip, atom_class = np.divmod(atom_key, votes.n_classes)
     n_units = n_ann[atom_clip]
-    out: dict = {
-        "audible": _nan_to_none(alpha_binary(yes_a, n_units)),
-        "visible": _nan_to_none(alpha_binary(yes_v, n_units)),
-    }
-    units = {"audible": int((n_units >= 2).sum()), "visible": int((n_units >= 2).sum())}
+    del atom_clip
+    # one (class, unit size, yes) table per flag from one integer bincount over the atoms; the overall alpha is
+    # that table summed over classes (the same exact integer sums as separate passes, few large temporaries)
+    width = int(n_units.max()) + 1 if len(n_units) else 1
+    key = atom_class  # becomes ((class * width) + unit size) * width, in place
+    key *= width
+    key += n_units
+    key *= width
+    del n_units
+    values = np.arange(width, dtype=float)
+    out: dict = {}
+    per_flag = {}
+    for flag, flag_rows in (("audible", row[t_aud]), ("visible", row[t_vis])):
+        yes = np.bincount(flag_rows, minlength=len(atom_key))
+        yes += key
+        table = np.bincount(yes, minlength=votes.n_classes * width * width)
+        del yes
+        table = table.reshape(votes.n_classes, width, width).astype(float)
+        count, s1, s2 = table.sum(axis=2), table @ values, table @ (values * values)
+        alpha, _units = _alpha_from_sums(count.sum(axis=0)[None], s1.sum(axis=0)[None], s2.sum(axis=0)[None])
+        out[flag] = _nan_to_none(alpha[0])
+        per_flag[flag] = _alpha_from_sums(count, s1, s2)
+    n_pairable = int(count.sum(axis=0)[2:].sum()) if len(atom_key) else 0
+    units = {"audible": n_pairable, "visible": n_pairable}
     for j, name in enumerate(META_LABELS):
         yes_m = np.bincount(votes.ann_clip, weights=votes.ann_meta[:, j], minlength=votes.n_clips)
         out[name] = _nan_to_none(alpha_binary(yes_m, n_ann))
         units[name] = int((n_ann >= 2).sum())
     out["units"] = units
-    alpha_a, cls_units = _alpha_grouped(atom_class, yes_a, n_units, votes.n_classes)
-    alpha_v, _ = _alpha_grouped(atom_class, yes_v, n_units, votes.n_classes)
+    alpha_a, cls_units = per_flag["audible"]
+    alpha_v, _ = per_flag["visible"]
     per_class = {}
     for c in np.flatnonzero(cls_units).tolist():
         key = class_names[c] if class_names is not None else c

@@ -233,18 +233,29 @@ class Votes:
         )
 
 
-def _atoms(votes: Votes, extra_clip=None, extra_class=None):
+DENSE_ATOMS_MAX = 1 << 27  # clips x classes up to which atoms are found with a dense mark table (128 MB of bool)
+
+
+def _atoms(votes: Votes, extra_clip=None, extra_class=None, ticks=None):
     """Candidate (clip, class) pairs: every class ticked by any annotation of the clip, the proposals
-    (votes.cand_*), and extra pairs (e.g. the gold labels of gold clips). Sorted unique keys."""
-    t_ann, t_cls, _, _ = votes.unique_ticks()
+    (votes.cand_*), and extra pairs (e.g. the gold labels of gold clips). Sorted unique keys, only of clips that
+    have annotations. Up to DENSE_ATOMS_MAX clips x classes by marking a dense table (no sort of the ~30 keys per
+    clip: 0.05 s instead of ~0.9 s at 154k clips), beyond it by sort + diff; the same keys either way. ticks:
+    votes.unique_ticks(), when the caller has them already."""
+    t_ann, t_cls, _, _ = votes.unique_ticks() if ticks is None else ticks
     parts = [votes.ann_clip[t_ann] * votes.n_classes + t_cls, votes.cand_clip * votes.n_classes + votes.cand_class]
     if extra_clip is not None and len(extra_clip):
         parts.append(np.asarray(extra_clip, dtype=np.int64) * votes.n_classes + np.asarray(extra_class, dtype=np.int64))
-    key = sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-    # only atoms of clips that have annotations
     has_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips) > 0
-    key = key[has_ann[key // votes.n_classes]]
-    return key
+    size = votes.n_clips * votes.n_classes
+    if size <= DENSE_ATOMS_MAX:
+        marked = np.zeros(size, dtype=bool)
+        for part in parts:
+            marked[part] = True
+        marked.reshape(votes.n_clips, votes.n_classes)[~has_ann] = False
+        return np.flatnonzero(marked).astype(np.int64, copy=False)
+    key = sorted_unique(np.concatenate(parts))
+    return key[has_ann[key // votes.n_classes]]
 
 
 def atom_answers(votes: Votes, atom_key: np.ndarray, used=None, ticks=None):

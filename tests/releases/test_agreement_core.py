@@ -69,3 +69,65 @@ def test_alpha_by_unit_size_sums_matches_the_per_unit_formula():
         assert alpha[g] == pytest.approx(direct(yes[group == g], n[group == g]), abs=1e-12)
         assert units[g] == ((group == g) & (n >= 2)).sum()
     assert np.isnan(alpha[6]) and units[6] == 0
+
+
+def _random_votes(seed, n_clips=120, n_classes=15):
+    rng = np.random.default_rng(seed)
+    n_ann = rng.choice([0, 1, 2, 3, 3, 5], n_clips)
+    ann_clip = np.repeat(np.arange(n_clips), n_ann)
+    n_ticks = rng.integers(0, 4, len(ann_clip))
+    tick_ann = np.repeat(np.arange(len(ann_clip)), n_ticks)
+    cand_clip = np.repeat(np.arange(n_clips), 4)
+    return Votes(
+        n_clips=n_clips,
+        n_classes=n_classes,
+        ann_clip=ann_clip,
+        ann_worker=rng.integers(0, 9, len(ann_clip)),
+        ann_meta=rng.random((len(ann_clip), 3)) < 0.3,
+        tick_ann=tick_ann,
+        tick_class=rng.integers(0, n_classes, len(tick_ann)),  # repeated ticks of a class included
+        tick_audible=rng.random(len(tick_ann)) < 0.7,
+        tick_visible=rng.random(len(tick_ann)) < 0.5,
+        worker_quality=rng.random(9),
+        cand_clip=cand_clip,
+        cand_class=rng.integers(0, n_classes, len(cand_clip)),
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_agreement_equals_the_per_unit_formula_with_dense_or_sorted_atoms(seed, monkeypatch):
+    """Per flag and per class, alpha over every (clip, class) unit (a class ticked in the clip or shown) of clips
+    with two or more annotations, counted unit by unit; the same whichever way the units are found."""
+    import labels.core.votes as votes_module
+
+    votes = _random_votes(seed)
+    out = agreement(votes)
+    monkeypatch.setattr(votes_module, "DENSE_ATOMS_MAX", 0)  # the sort + diff path of larger datasets
+    assert agreement(votes) == out
+
+    n_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips)
+    units = set(zip(votes.cand_clip.tolist(), votes.cand_class.tolist()))
+    yes = {}
+    for t in range(len(votes.tick_ann)):
+        if votes.tick_audible[t] or votes.tick_visible[t]:
+            unit = (int(votes.ann_clip[votes.tick_ann[t]]), int(votes.tick_class[t]))
+            units.add(unit)
+            a, v = yes.setdefault(unit, {}).get(int(votes.tick_ann[t]), (False, False))
+            yes[unit][int(votes.tick_ann[t])] = (a or votes.tick_audible[t], v or votes.tick_visible[t])
+    units = sorted(u for u in units if n_ann[u[0]] >= 2)
+
+    def direct(flag, keep):
+        y = np.array([sum(f[flag] for f in yes.get(u, {}).values()) for u in units if keep(u)], dtype=float)
+        n = np.array([n_ann[u[0]] for u in units if keep(u)], dtype=float)
+        if len(n) == 0 or y.sum() in (0, n.sum()):
+            return None
+        return round(1 - (n.sum() - 1) * (y * (n - y) / (n - 1)).sum() / (y.sum() * (n - y).sum()), 6)
+
+    assert out["units"]["audible"] == len(units)
+    for i, flag in enumerate(("audible", "visible")):
+        assert out[flag] == direct(i, lambda u: True)
+        for c in range(votes.n_classes):
+            n_c = sum(1 for u in units if u[1] == c)
+            if n_c:
+                assert out["per_class"][c]["units"] == n_c
+                assert out["per_class"][c][flag] == direct(i, lambda u, c=c: u[1] == c), (flag, c)
