@@ -33,9 +33,18 @@ class BinaryDS:
 CHUNK = 1 << 22
 
 
-def _dense_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class _Identity(int):
+    """The distinct ids 0..n-1 of dense ids, materialised (np.arange) only when the result is returned."""
+
+    def array(self) -> np.ndarray:
+        return np.arange(int(self), dtype=np.int64)
+
+
+def _dense_ids(ids: np.ndarray, *, reuse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct ids, int32 position of each id among them) — np.unique(return_inverse=True) for the
-    dense, non-negative ids merging builds (a bincount and a lookup table: linear, no sort)."""
+    dense, non-negative ids merging builds (a mark table and a lookup table: linear, no sort). When the ids are
+    already int32 and every id 0..max occurs, the positions are the ids themselves: returned without a copy if
+    `reuse` (the caller then shares the array), else copied."""
     ids = np.asarray(ids)
     if len(ids) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int32)
@@ -48,8 +57,12 @@ def _dense_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         inverse = np.empty(len(ids), dtype=np.int32)
         inverse[order] = np.cumsum(first) - 1
         return s[first].astype(np.int64), inverse
-    present = np.bincount(ids) > 0
-    lut = np.cumsum(present, dtype=np.int64) - 1
+    present = np.zeros(int(ids.max()) + 1, dtype=bool)
+    for a in range(0, len(ids), CHUNK):
+        present[ids[a : a + CHUNK]] = True
+    if present.all() and ids.dtype in (np.int16, np.int32):
+        return _Identity(len(present)), (ids if reuse else ids.copy())
+    lut = np.cumsum(present, dtype=np.int32) - 1
     out = np.empty(len(ids), dtype=np.int32)
     for a in range(0, len(ids), CHUNK):
         out[a : a + CHUNK] = lut[ids[a : a + CHUNK]]
@@ -79,11 +92,14 @@ def _e_step(t, pair, prior, errors, n_tasks):
     for a in range(0, len(t), CHUNK):
         tc, pc = t[a : a + CHUNK], pair[a : a + CHUNK]
         for v in (0, 1):
-            ll[:, v] += np.bincount(tc, weights=log_err[pc, v], minlength=n_tasks)
-    ll += np.log(np.maximum(prior, EPS))
-    ll -= ll.max(axis=1, keepdims=True)
-    np.exp(ll, out=ll)
-    ll /= ll.sum(axis=1, keepdims=True)
+            _bincount_into(ll[:, v], tc, log_err[pc, v])
+    log_prior = np.log(np.maximum(prior, EPS))
+    for a in range(0, n_tasks, CHUNK // 8):  # normalised row by row: no task-sized temporaries
+        rows = ll[a : a + CHUNK // 8]
+        rows += log_prior
+        rows -= rows.max(axis=1, keepdims=True)
+        np.exp(rows, out=rows)
+        rows /= rows.sum(axis=1, keepdims=True)
     return ll
 
 
@@ -91,37 +107,78 @@ def _elbo(s, per_task, probas, prior, errors, n_answers):
     """Sum over answers of E[log P(answer | value) + log P(value)] plus the posteriors' entropy, per answer;
     grouped by (worker, answer) and by task instead of a pass over every answer."""
     joint = float((s * _log(errors)).sum()) + float(per_task @ probas @ np.log(np.maximum(prior, EPS)))
-    p = np.maximum(probas, EPS)
-    return (joint - float((np.log(p) * p).sum())) / n_answers
+    flat = probas.reshape(-1)
+
+    def plogp(lo, hi):
+        p = np.maximum(flat[lo:hi], EPS)
+        return np.log(p) * p
+
+    return (joint - float(_pairwise_sum(plogp, 0, len(flat)))) / n_answers
+
+
+def _pairwise_sum(values, lo: int, hi: int, leaf: int = 1 << 16) -> float:
+    """np.sum of the array `values(0, n)` without materialising it: numpy sums a contiguous float array
+    pairwise (halves rounded down to a multiple of 8), so summing the halves the same way down to chunks of
+    `leaf` (>= 128, numpy's unrolled block) values gives the identical float (a test checks it), with 0.5 MB
+    temporaries instead of n values."""
+    n = hi - lo
+    if n <= leaf:
+        return np.sum(values(lo, hi))
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(values, lo, lo + half, leaf) + _pairwise_sum(values, lo + half, hi, leaf)
+
+
+def _bincount_into(acc: np.ndarray, idx: np.ndarray, weights) -> None:
+    """acc += np.bincount(idx, weights, minlength=len(acc)), but only over the span of ids present (answers
+    come ordered by task, so a chunk touches a narrow span): no task-sized temporary per chunk, same sums."""
+    if len(idx) == 0:
+        return
+    lo, hi = int(idx.min()), int(idx.max())
+    acc[lo : hi + 1] += np.bincount(idx - lo if lo else idx, weights=weights, minlength=hi - lo + 1)
 
 
 def dawid_skene_binary(
-    task, worker, label, *, n_iter: int = 100, tol: float = 1e-5, true_task=None, true_label=None
+    task,
+    worker,
+    label,
+    *,
+    n_iter: int = 100,
+    tol: float = 1e-5,
+    true_task=None,
+    true_label=None,
+    overwrite: bool = False,
 ) -> BinaryDS:
     """EM over binary answers. task, worker: integer ids (any range), label: bool, one row per answer.
     true_task/true_label: tasks whose value is known (gold); they are clamped, and inform the confusions.
     Memory: ~9 bytes per answer (int32 task and (worker, answer) indices) plus a few floats per task; the
-    per-answer passes run in chunks of CHUNK answers."""
+    per-answer passes run in chunks of CHUNK answers. Dense int32 ids (every id 0..max answered, as merging
+    builds them) are used in place: `task` is only read; `worker` is overwritten when `overwrite` (the caller's
+    array is spent), else copied."""
     task = np.asarray(task)
     if len(task) == 0:
         return BinaryDS(np.zeros(0, np.int64), np.zeros(0), 0.0, np.zeros((0, 2, 2)), np.zeros(0, np.int64), 0, [])
-    tasks, t = _dense_ids(task)
-    workers, w = _dense_ids(np.asarray(worker))
+    tasks, t = _dense_ids(task, reuse=True)  # read only
+    workers, w = _dense_ids(np.asarray(worker), reuse=overwrite)
     y = np.asarray(label, dtype=bool)
-    n_tasks, n_workers = len(tasks), len(workers)
+    n_tasks = int(tasks) if isinstance(tasks, _Identity) else len(tasks)
+    n_workers = int(workers) if isinstance(workers, _Identity) else len(workers)
     pair = w
     pair *= 2
     pair += y  # (worker, answer) index, int32, in place of w
     del w
     present = np.bincount(pair, minlength=2 * n_workers).reshape(n_workers, 2) > 0
-    per_task = np.bincount(t, minlength=n_tasks).astype(float)
+    per_task = np.bincount(t, minlength=n_tasks).astype(np.int32)  # exact as float64 wherever it is used
 
     clamp_rows = clamp_vals = None
     if true_task is not None and len(true_task):
         tt = np.asarray(true_task, dtype=np.int64)
         tv = np.asarray(true_label, dtype=bool)
-        pos = np.searchsorted(tasks, tt)
-        ok = (pos < n_tasks) & (tasks[np.minimum(pos, n_tasks - 1)] == tt)
+        if isinstance(tasks, _Identity):  # task id = row
+            pos, ok = tt, (tt >= 0) & (tt < n_tasks)
+        else:
+            pos = np.searchsorted(tasks, tt)
+            ok = (pos < n_tasks) & (tasks[np.minimum(pos, n_tasks - 1)] == tt)
         clamp_rows, clamp_vals = pos[ok], tv[ok].astype(np.int64)
 
     def clamp(p):
@@ -132,7 +189,7 @@ def dawid_skene_binary(
 
     ones = np.zeros(n_tasks)
     for a in range(0, len(t), CHUNK):
-        ones += np.bincount(t[a : a + CHUNK], weights=y[a : a + CHUNK], minlength=n_tasks)
+        _bincount_into(ones, t[a : a + CHUNK], y[a : a + CHUNK])
     ones /= per_task
     probas = clamp(np.stack([1.0 - ones, ones], axis=1))  # majority-vote start
     del ones
@@ -150,5 +207,11 @@ def dawid_skene_binary(
             break
         loss = new_loss
     return BinaryDS(
-        tasks=tasks, p_true=probas[:, 1], prior=float(prior[1]), errors=errors, workers=workers, n_iter=it, elbo=history
+        tasks=tasks.array() if isinstance(tasks, _Identity) else tasks,
+        p_true=probas[:, 1],
+        prior=float(prior[1]),
+        errors=errors,
+        workers=workers.array() if isinstance(workers, _Identity) else workers,
+        n_iter=it,
+        elbo=history,
     )

@@ -38,6 +38,7 @@ from labels.core.votes import (
     Votes,
     _atoms,
     _gold_arrays,
+    annotations_by_clip,
     atom_answers,
     duplicate_votes,
     modality_code,
@@ -192,14 +193,15 @@ def merge_weighted(votes: Votes, k: int = 3, worker_quality=None, floor: float =
     return _weighted_decision(votes, weight, eligible, used, "weighted", {"k": int(k), "floor": floor}, n_ann)
 
 
-DS_ATOM_CHUNK = 1 << 20  # atoms per pass when building Dawid–Skene's answer table
+DS_ATOM_CHUNK = 1 << 18  # atoms per pass when building Dawid–Skene's answer table (~60 MB of temporaries)
 
 
 def _ds_answers(votes: Votes, atom_key: np.ndarray, used: np.ndarray, n_flags: int):
     """Dawid–Skene's long table, written chunk by chunk of atoms into preallocated compact arrays (int32 ids
     where they fit, bool answers) instead of concatenating int64 copies: ~9 bytes per answer. Tasks: atom*2 +
-    flag (0 audible, 1 visible); meta tasks after all atom tasks: 2*n_atoms + clip*n_meta + j. Workers:
-    annotator*n_flags + flag."""
+    flag (0 audible, 1 visible); meta tasks after all atom tasks: 2*n_atoms + r*n_meta + j, r the clip's rank
+    among the clips with annotations (so every task id is used: Dawid–Skene takes them as they are, no copy).
+    Workers: annotator*n_flags + flag."""
     n_meta = n_flags - 2
     n_atoms = len(atom_key)
     per_clip = np.bincount(votes.ann_clip[used], minlength=votes.n_clips)
@@ -207,13 +209,17 @@ def _ds_answers(votes: Votes, atom_key: np.ndarray, used: np.ndarray, n_flags: i
     n_total = 2 * n_atom_answers + n_meta * len(votes.ann_clip)
     max_task = 2 * n_atoms + votes.n_clips * n_meta
     task = np.empty(n_total, dtype=np.int32 if max_task < 2**31 - 1 else np.int64)
-    worker = np.empty(n_total, dtype=np.int32)
+    # int16 workers while (worker, answer) pairs fit (up to 3,276 annotators): half the bytes
+    worker = np.empty(
+        n_total, dtype=np.int16 if 2 * (votes.ann_worker.max(initial=0) + 1) * n_flags < 2**15 else np.int32
+    )
     label = np.empty(n_total, dtype=bool)
     ticks = votes.unique_ticks()
+    ann_order = annotations_by_clip(votes, used)
     o = 0
     chunk = DS_ATOM_CHUNK
     for a in range(0, n_atoms, chunk):
-        atom_row, ann, aud, vis = atom_answers(votes, atom_key[a : a + chunk], used, ticks=ticks)
+        atom_row, ann, aud, vis = atom_answers(votes, atom_key[a : a + chunk], used, ticks=ticks, ann_order=ann_order)
         m = len(atom_row)
         atom_row += a
         w = votes.ann_worker[ann] * n_flags
@@ -225,8 +231,11 @@ def _ds_answers(votes: Votes, atom_key: np.ndarray, used: np.ndarray, n_flags: i
         label[o + m : o + 2 * m] = vis
         o += 2 * m
     n = len(votes.ann_clip)
+    rank = np.cumsum(np.bincount(votes.ann_clip, minlength=votes.n_clips) > 0) - 1
+    ann_rank = rank[votes.ann_clip]
+    del rank
     for j in range(n_meta):
-        task[o : o + n] = 2 * n_atoms + votes.ann_clip * n_meta + j
+        task[o : o + n] = 2 * n_atoms + ann_rank * n_meta + j
         worker[o : o + n] = votes.ann_worker * n_flags + 2 + j
         label[o : o + n] = votes.ann_meta[:, j]
         o += n
@@ -318,9 +327,16 @@ def merge_dawid_skene(
             tol=tol,
             true_task=np.asarray(true_task, dtype=np.int64),
             true_label=np.asarray(true_label, dtype=bool),
+            overwrite=True,  # `worker` is not used after the fit
         )
-    p_true = np.zeros(int(task.max()) + 1)
-    p_true[fit.tasks] = fit.p_true  # clamped atoms carry the gold answer
+    n_task_ids = int(task.max()) + 1
+    del task, worker, label  # the answer table is spent: free it before the per-task results
+    if len(fit.tasks) == n_task_ids:  # every task id answered (as _ds_answers builds them): rows are ids
+        p_true = fit.p_true
+    else:
+        p_true = np.zeros(n_task_ids)
+        p_true[fit.tasks] = fit.p_true  # clamped atoms carry the gold answer
+    fit.tasks = None
     win = p_true > 0.5
     post = None
     if posteriors and n_atoms:
@@ -334,7 +350,7 @@ def merge_dawid_skene(
     meta_p = np.zeros((votes.n_clips, n_meta), dtype=bool)
     clips_with = np.flatnonzero(n_ann > 0)
     for j in range(n_meta):
-        meta_p[clips_with, j] = win[meta_offset + clips_with * n_meta + j]
+        meta_p[clips_with, j] = win[meta_offset + np.arange(len(clips_with)) * n_meta + j]
     clips = np.flatnonzero(eligible)
     return MergeResult(
         clips=clips,

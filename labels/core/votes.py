@@ -258,14 +258,17 @@ def _atoms(votes: Votes, extra_clip=None, extra_class=None, ticks=None):
     return key[has_ann[key // votes.n_classes]]
 
 
-def atom_answers(votes: Votes, atom_key: np.ndarray, used=None, ticks=None):
+def annotations_by_clip(votes: Votes, used=None) -> np.ndarray:
+    """The (used) annotations' indices ordered by clip (stable)."""
+    ann_idx = np.flatnonzero(np.ones(len(votes.ann_clip), dtype=bool) if used is None else used)
+    return ann_idx[np.argsort(votes.ann_clip[ann_idx], kind="stable")]
+
+
+def atom_answers(votes: Votes, atom_key: np.ndarray, used=None, ticks=None, ann_order=None):
     """Long table: for every atom and every (used) annotation of its clip, the annotation's (audible,
     visible) answer. Returns (atom_row, ann, audible, visible). ticks: votes.unique_ticks(), when the caller
-    already has them (calls per chunk of atoms)."""
-    n = len(votes.ann_clip)
-    used = np.ones(n, dtype=bool) if used is None else used
-    ann_idx = np.flatnonzero(used)
-    order = ann_idx[np.argsort(votes.ann_clip[ann_idx], kind="stable")]
+    already has them (calls per chunk of atoms); ann_order: `annotations_by_clip(votes, used)`, likewise."""
+    order = annotations_by_clip(votes, used) if ann_order is None else ann_order
     sorted_clip = votes.ann_clip[order]
     atom_clip = atom_key // votes.n_classes
     start = np.searchsorted(sorted_clip, atom_clip, side="left")

@@ -261,3 +261,57 @@ def test_sort_based_unique_matches_numpy():
     assert u.tolist() == ref_u.tolist() and inv.tolist() == ref_inv.tolist()
     assert sorted_unique(key).tolist() == ref_u.tolist()
     assert unique_inverse(np.zeros(0, np.int64))[0].size == 0
+
+
+@pytest.mark.parametrize("n", [1, 7, 129, 1000, 70_001, 300_000])
+def test_pairwise_sum_in_chunks_is_numpys_sum(n):
+    """Dawid-Skene's entropy term is summed without materialising the task-sized array; the float is the one
+    np.sum gives, so the stopping rule and the recorded evidence do not move."""
+    from labels.core.dawid_skene import _pairwise_sum
+
+    x = np.random.default_rng(n).random(n) * 1e3 - 400
+    for leaf in (128, 4096, 1 << 16):  # leaves of at least numpy's 128-value block
+        assert _pairwise_sum(lambda lo, hi: x[lo:hi], 0, n, leaf) == np.sum(x)
+
+
+def test_dawid_skene_ignores_clips_nobody_annotated_and_keeps_the_callers_arrays():
+    """Unannotated clips leave no gap in the task ids (meta tasks are numbered by annotated clip); the labels
+    of the others are those of the same votes without them. The EM reads `task` and leaves `worker` alone
+    unless told to overwrite it."""
+    from labels.core.dawid_skene import dawid_skene_binary
+    from labels.core.merge import _ds_answers
+    from labels.core.votes import _atoms
+
+    clips, votes = _random_votes()
+    gaps = [c for i, c in enumerate(clips) for c in ([c, f"nobody{i}"] if i % 3 == 0 else [c])]
+    records = [
+        ann(clip, f"w{int(w)}", [(CLASSES[k], bool(a), bool(v)) for k, a, v in zip(*lab)], tuple(m))
+        for clip, w, lab, m in _records_of(clips, votes)
+    ]
+    with_gaps, _ = Votes.from_records(gaps, CLASSES, records)
+    a = merge_dawid_skene(votes, k=3)
+    b = merge_dawid_skene(with_gaps, k=3)
+    assert b.label_sets(gaps, CLASSES) == a.label_sets(clips, CLASSES)
+    assert b.meta_of(gaps) == a.meta_of(clips)
+    assert b.params["iterations"] == a.params["iterations"]
+    assert len(b.needs_annotation) > len(a.needs_annotation)
+
+    atoms = _atoms(with_gaps)
+    task, worker, label = _ds_answers(with_gaps, atoms, np.ones(len(with_gaps.ann_clip), bool), 5)
+    assert np.array_equal(np.unique(task), np.arange(task.max() + 1))  # dense
+    before = worker.copy()
+    kept = dawid_skene_binary(task, worker, label)
+    assert np.array_equal(worker, before)
+    spent = dawid_skene_binary(task, worker, label, overwrite=True)
+    assert np.array_equal(kept.p_true, spent.p_true) and kept.n_iter == spent.n_iter
+    assert np.array_equal(kept.tasks, np.arange(task.max() + 1))
+
+
+def _records_of(clips, votes):
+    """(clip, worker, ([class], [audible], [visible]), meta) per annotation of `votes`."""
+    out = []
+    for i, c in enumerate(votes.ann_clip.tolist()):
+        sel = votes.tick_ann == i
+        lab = (votes.tick_class[sel].tolist(), votes.tick_audible[sel].tolist(), votes.tick_visible[sel].tolist())
+        out.append((clips[c], votes.ann_worker[i], lab, votes.ann_meta[i].tolist()))
+    return out
