@@ -3,13 +3,17 @@
 from django.db import migrations, models
 
 # Every clip's counter from its answers: approved assignments' answers that are not a media-failure report
-# (the same as crowd.services.progress.clips_accepted_recount, spelled out so the migration does not change with it).
+# (the same as crowd.services.progress.clips_accepted_recount, spelled out so the migration does not change with it);
+# one grouped pass and a join, not a count per clip.
 FILL = """
-UPDATE annotation_clip SET accepted_answers = COALESCE((
-    SELECT COUNT(*) FROM annotation_clipanswer ca
+UPDATE annotation_clip SET accepted_answers = COALESCE(t.n, 0)
+FROM annotation_clip AS c LEFT JOIN (
+    SELECT ca.clip_id, COUNT(*) AS n FROM annotation_clipanswer ca
     JOIN annotation_assignment a ON a.id = ca.assignment_id
-    WHERE ca.clip_id = annotation_clip.id AND a.status = 'approved' AND NOT ca.media_failed
-), 0)
+    WHERE a.status = 'approved' AND NOT ca.media_failed
+    GROUP BY ca.clip_id
+) AS t ON t.clip_id = c.id
+WHERE annotation_clip.id = c.id AND annotation_clip.accepted_answers <> COALESCE(t.n, 0)
 """
 
 
