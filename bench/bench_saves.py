@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_saves.py [--database-url postgres://postgres@127.0.0.1:5432/avcrowd_bench]
                                           [--levels 50,200,500] [--saves 10] [--workers 4 --threads 8]
+                                          [--app django|bare]
 
 Creates the database if it is missing (createdb), migrates it, loads the taxonomy, makes one bench dataset with
 a batch of 20 clips and one assignment per simulated worker (bound in-process with the real services), starts
@@ -160,6 +161,9 @@ def main():
     ap.add_argument("--saves", type=int, default=10, help="saves per simulated worker per level")
     ap.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    ap.add_argument("--app", choices=["django", "bare"], default="django",
+                    help="bare: the same locking read + upsert from a minimal WSGI app (bench/bare_saves_app.py), "
+                         "the floor for the Django view")
     ap.add_argument("--interval", default="0.6,0",
                     help="seconds between one annotator's saves, one pass per value (0: back to back, saturating)")
     args = ap.parse_args()
@@ -178,7 +182,16 @@ def main():
     classes = class_names()
     vids = [f"b{i:02d}" for i in range(20)]
     port = free_port()
-    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "-w", str(args.workers),
+    if args.app == "bare":
+        from django.db import connection
+
+        from crowd.services.assignments import _upsert_sql
+
+        env["BARE_UPSERT_SQL"] = _upsert_sql(connection.vendor)
+        target = ["--pythonpath", str(ROOT / "bench"), "bare_saves_app:application"]
+    else:
+        target = ["config.wsgi"]
+    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), *target, "-w", str(args.workers),
                 "-k", "gthread", "--threads", str(args.threads), "-b", f"127.0.0.1:{port}",
                 "--worker-connections", "2000", "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"]
     server = subprocess.Popen(gunicorn, cwd=ROOT, env={**os.environ, **env})
@@ -191,7 +204,7 @@ def main():
             except OSError:
                 time.sleep(0.3)
         time.sleep(2)  # let every worker boot
-        print(f"gunicorn -w {args.workers} -k gthread --threads {args.threads} on 127.0.0.1:{port}; "
+        print(f"{args.app}: gunicorn -w {args.workers} -k gthread --threads {args.threads} on 127.0.0.1:{port}; "
               f"database {args.database_url.split('://')[0]}; {os.cpu_count()} CPUs; {args.saves} saves/worker")
         # warm-up (not reported): every server thread opens its database connection and loads the class list
         asyncio.run(run_level(port, all_assignments[-warm:], 5, classes, vids, 0))

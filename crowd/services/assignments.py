@@ -353,6 +353,19 @@ def answer_save(assignment: Assignment, video_id: str, payload: dict) -> ClipAns
     return ClipAnswer.objects.get(assignment_id=assignment.pk, clip_id=clip_id)
 
 
+_UUID_FIELD = Assignment._meta.get_field("uuid")
+
+
+def _locking_read_sql() -> str:
+    """The autosave's locking read of an assignment by uuid, as SQL written once (FOR UPDATE where supported;
+    SQLite serialises writers instead)."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return (
+        f"SELECT id, status, worker_id, batch_id, browser_secret_hash FROM {Assignment._meta.db_table} "
+        f"WHERE uuid = %s{lock}"
+    )
+
+
 def answer_save_with_token(
     assignment_uuid, token: str | None, video_id: str, payload, *, body_error: ValidationError | None = None
 ):
@@ -368,12 +381,9 @@ def answer_save_with_token(
         except ValidationError as exc:
             invalid = exc
     with transaction.atomic():
-        row = (
-            Assignment.objects.select_for_update()
-            .filter(uuid=assignment_uuid)
-            .values_list("pk", "status", "worker_id", "batch_id", "browser_secret_hash")
-            .first()
-        )
+        with connection.cursor() as cursor:  # the ORM's query compilation was ~0.5 ms of every save
+            cursor.execute(_locking_read_sql(), [_UUID_FIELD.get_db_prep_value(assignment_uuid, connection)])
+            row = cursor.fetchone()
         if row is None:
             raise NotFound("not found")
         pk, status, worker_id, batch_id, secret_hash = row
