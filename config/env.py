@@ -64,7 +64,12 @@ def database_from_env(default_sqlite_path) -> dict:
             f"or sqlite:///path/to/file.sqlite3"
         )
     try:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        # DATABASE_HEALTH_CHECKS=0 skips the `SELECT 1` Django sends on a kept connection's first query of every
+        # request (docs/benchmarks.md: +36 % autosaves/s at saturation); then a connection the server dropped fails
+        # one request before Django replaces it
+        config = dj_database_url.parse(
+            url, conn_max_age=60, conn_health_checks=env_bool("DATABASE_HEALTH_CHECKS", True)
+        )
     except Exception as exc:  # dj_database_url raises several types
         raise ImproperlyConfigured(
             f"DATABASE_URL could not be parsed ({exc}); expected postgres://user@host:port/dbname"

@@ -39,6 +39,17 @@ def test_sqlite_url_gets_the_server_options(monkeypatch, tmp_path):
         assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
 
 
+def test_postgres_connection_health_checks_are_on_unless_switched_off(monkeypatch, tmp_path):
+    """Kept PostgreSQL connections are checked before each request's first query by default; an operator who
+    trades that round trip for autosave throughput (DATABASE_HEALTH_CHECKS=0) gets exactly that."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://avc@db.example.org:5432/avcrowd")
+    monkeypatch.delenv("DATABASE_HEALTH_CHECKS", raising=False)
+    assert database_from_env(tmp_path / "x.sqlite3")["CONN_HEALTH_CHECKS"] is True
+    monkeypatch.setenv("DATABASE_HEALTH_CHECKS", "0")
+    config = database_from_env(tmp_path / "x.sqlite3")
+    assert config["CONN_HEALTH_CHECKS"] is False and config["CONN_MAX_AGE"] == 60
+
+
 @pytest.mark.django_db(transaction=True)
 def test_large_import_is_written_in_chunks_with_labels(taxonomy, monkeypatch, tmp_path):
     """More clips than one chunk (and than SQLite's variable limit per statement) land with their labels, in
