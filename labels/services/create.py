@@ -156,18 +156,27 @@ def release_create(
 
     # rows sorted by video id then label (clips are already in video id order)
     order_clips = sorted(merged, key=lambda c: clip_ids[c])
-    meta_by_clip = {int(c): row for c, row in zip(result.clips.tolist(), result.meta.tolist())}
+    # the merged meta labels in release order: one bool array, not a list per clip
+    meta_row = np.full(votes.n_clips, -1, dtype=np.int64)
+    meta_row[result.clips] = np.arange(len(result.clips))
+    clip_meta = result.meta[meta_row[np.asarray(order_clips, dtype=np.int64)]].reshape(-1, 3).astype(bool)
+    del meta_row
     label_rows = []  # (clip position, name, modality, origin, origin_source)
+    joined: dict[tuple, str] = {}  # each distinct origin_source string once (~370k auto labels at 150k clips)
     for pos, c in enumerate(order_clips):
-        closed = closure(merged[c], synonyms, superclasses)
+        closed = closure(merged.pop(c), synonyms, superclasses)  # each clip's dict freed once closed
         base_origin = ReleaseLabel.OVERRIDE if c in overridden else ReleaseLabel.HUMAN
         for label in sorted(closed):
             modality, sources = closed[label]
             if sources:
-                label_rows.append((pos, label, modality, ReleaseLabel.AUTO, ORIGIN_SEPARATOR.join(sources)))
+                key = tuple(sources)
+                source = joined.get(key)
+                if source is None:
+                    source = joined[key] = ORIGIN_SEPARATOR.join(sources)
+                label_rows.append((pos, label, modality, ReleaseLabel.AUTO, source))
             else:
                 label_rows.append((pos, label, modality, base_origin, "gold" if c in overridden else ""))
-    clip_meta = np.array([meta_by_clip[c] for c in order_clips], dtype=bool).reshape(-1, 3)
+    del merged, joined
     timings["closure"] = time.perf_counter() - t0
     t0 = time.perf_counter()
 
@@ -203,7 +212,7 @@ def release_create(
         source_counts,
         stats,
         user,
-        [(clip_ids[c], loaded.clip_pks[c], meta_by_clip[c]) for c in order_clips],
+        ((clip_ids[c], loaded.clip_pks[c], meta) for c, meta in zip(order_clips, clip_meta.tolist())),  # streamed
         label_rows,
     )
     timings["store"] = time.perf_counter() - t0
@@ -290,7 +299,7 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
             stats=stats,
             created_by=user,
         )
-        bulk_insert(
+        n_clips = bulk_insert(
             ReleaseClip,
             ["release_id", "video_id", "clip_id", "background_music", "voice_over", "static_image", "order"],
             (
@@ -298,12 +307,14 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
                 for i, (vid, pk, meta) in enumerate(clips)
             ),
         )
-        pk_by_order = dict(ReleaseClip.objects.filter(release=release).values_list("order", "id"))
+        pk_by_order = np.zeros(n_clips, dtype=np.int64)  # release clip id by order: an array, not a 150k dict
+        for order, pk in ReleaseClip.objects.filter(release=release).values_list("order", "id").iterator(20000):
+            pk_by_order[order] = pk
         bulk_insert(
             ReleaseLabel,
             ["release_id", "release_clip_id", "cls_id", "name", "modality", "origin", "origin_source", "order"],
             (
-                (release.pk, pk_by_order[pos], cls_pk[lab], lab, mod, origin, src, i)
+                (release.pk, int(pk_by_order[pos]), cls_pk[lab], lab, mod, origin, src, i)
                 for i, (pos, lab, mod, origin, src) in enumerate(label_rows)
             ),
         )
