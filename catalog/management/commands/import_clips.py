@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from catalog.http import command_errors
+from catalog.progress import progress_bar
 from catalog.services.clips import clips_import, dataset_get_or_create, read_clip_csv, scan_media_dir
 
 
@@ -37,7 +38,8 @@ class Command(BaseCommand):
                 specs = read_clip_csv(source)
             else:
                 raise CommandError(f"{source}: no such file or directory")
-            with transaction.atomic():  # a refused import must not leave a new, empty dataset behind
+            # a refused import must not leave a new, empty dataset behind
+            with transaction.atomic(), progress_bar(total=len(specs), desc="clips", unit="clip") as bar:
                 dataset, created = dataset_get_or_create(opts["dataset"])
                 clips = clips_import(
                     dataset,
@@ -45,6 +47,7 @@ class Command(BaseCommand):
                     copy_media=not opts["link"],
                     probe_media=not opts["no_probe"],
                     skip_existing=opts["skip_existing"],
+                    bar=bar,
                 )
         skipped = f"; {len(specs) - len(clips)} already there, left as they are" if opts["skip_existing"] else ""
         self.stdout.write(
