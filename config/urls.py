@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/proposals/", include(("proposals.api", "api_proposals"))),
     path("proposals/", include(("frontend.views_proposals", "proposals"))),
     path("releases/", include(("frontend.views_releases", "releases"))),
+    path("releases/", include(("frontend.views_clip", "release_clips"))),
     path("reports/", include(("frontend.views_reports", "reports"))),
     path("ops/", include(("frontend.views_ops", "ops"))),
     path("ops/", include(("frontend.views_review", "review"))),
