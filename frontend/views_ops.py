@@ -16,6 +16,7 @@ from crowd.selectors.crowd import inhouse_tasks
 from crowd.services.costs import hit_cost_per_assignment
 from crowd.tasks import marketplace_sync_start
 
+from .charts import dataset_charts
 from .middleware import back_on_error
 
 
@@ -42,7 +43,7 @@ def index(request):
 def dataset(request, name):
     operations_fail_stale()
     ds = get_object_or_404(Dataset, name=name)
-    return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds)})
+    return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds), "charts": dataset_charts(ds)})
 
 
 def _table(request, ds, title, headers, rows):
