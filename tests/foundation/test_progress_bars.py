@@ -50,3 +50,23 @@ def test_import_clips_shows_rate_and_time_left_when_asked_and_nothing_in_a_log(t
     call_command("import_clips", str(write_csv(tmp_path)), "--dataset", "bars2")
     captured = capsys.readouterr()
     assert captured.err == "" and "imported 40 clips into dataset bars2" in captured.out
+
+
+@pytest.mark.django_db
+def test_import_labels_and_export_show_their_steps(taxonomy, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AVCROWD_PROGRESS", "1")
+    csv = tmp_path / "published.csv"
+    csv.write_text(
+        "video_id,label,modality,background_music,static_image,voice_over\n"
+        + "".join(f"c{i},dog barking,A,False,False,False\n" for i in range(30))
+    )
+    call_command("import_labels", str(csv), "--name", "pub", "--dataset", "bars3")
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert "storing 30 labels" in err and "3/3" in err
+    out = tmp_path / "out.csv"
+    call_command(
+        "export_labels", "--release", "pub", "--dataset", "bars3", "--format", "vggsounder-csv", "--out", str(out)
+    )
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert re.search(r"exporting vggsounder-csv: 100%\|.*\| 30/30 \[", err), err
+    assert out.read_text().count("\n") == 31
