@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 
@@ -246,5 +247,60 @@ def clips_import_upload_step(dataset_name: str, files, csv_file=None, *, user=No
             "clips": len(clips),
             "url": f"/ops/{ds.name}/",
         }
+
+    return operation_run("import", work, dataset=dataset, user=user)
+
+
+def import_roots() -> list[Path]:
+    """The server folders clips may be imported from by a page or the API (MEDIA_IMPORT_ROOTS)."""
+    return [Path(r).expanduser().resolve() for r in settings.MEDIA_IMPORT_ROOTS]
+
+
+def import_folder_resolve(folder: str) -> Path:
+    """`folder` (absolute, or relative to the first allowed root) as a real directory inside an allowed root;
+    refused otherwise (also through a symbolic link or `..`), naming the allowed roots."""
+    roots = import_roots()
+    if not roots:
+        raise ValidationError(
+            "importing from a server folder is off: set MEDIA_IMPORT_ROOTS to the folders that may be imported "
+            "from (or upload the files)",
+            field="folder",
+        )
+    raw = (folder or "").strip()
+    if not raw:
+        raise ValidationError("name a folder to import from", field="folder")
+    path = Path(raw).expanduser()
+    path = (path if path.is_absolute() else roots[0] / path).resolve()
+    if not any(path == root or root in path.parents for root in roots):
+        raise ValidationError(
+            f"folder {raw!r} is not inside an allowed import folder; allowed: {', '.join(map(str, roots))}",
+            field="folder",
+        )
+    if not path.is_dir():
+        raise ValidationError(f"folder {raw!r} does not exist (or is not a folder)", field="folder")
+    return path
+
+
+def clips_import_folder_step(dataset_name: str, folder: str, *, copy_media: bool = False, user=None):
+    """`import_clips <folder>` for a page or the API, recorded as an Operation: every media file under `folder`
+    (inside MEDIA_IMPORT_ROOTS; video id = file name without extension), referenced in place unless copied into the
+    media storage. Clips the dataset has already are left as they are."""
+    path = import_folder_resolve(folder)
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+
+    def work(op):
+        specs = scan_media_dir(path)
+        with transaction.atomic():
+            ds, _ = dataset_get_or_create(dataset_name)
+            clips = clips_import(ds, specs, copy_media=copy_media, skip_existing=True)
+        if op.dataset_id is None:
+            op.dataset = ds
+            op.save(update_fields=["dataset"])
+        skipped = len(specs) - len(clips)
+        return (
+            f"imported {len(clips)} clip(s) from folder {folder.strip()} into dataset {ds.name}"
+            + (f"; {skipped} already there, left as they are" if skipped else ""),
+            {"clips": len(clips), "url": f"/ops/{ds.name}/"},
+        )
 
     return operation_run("import", work, dataset=dataset, user=user)
