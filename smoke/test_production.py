@@ -260,7 +260,14 @@ def test_3_a_worker_plays_presigned_clips_answers_and_submits(stk, worker):
     )
     assert rows == [("submitted", 3)], rows
 
-    # an in-house annotator labels the same batch after logging in (work a login produced needs no marketplace)
+    # an in-house annotator labels the same batch after logging in (work a login produced needs no marketplace);
+    # in-house annotators label only the batches assigned to them (what POST /api/marketplace/inhouse/assign/ does)
+    stk.sql(
+        "INSERT INTO annotation_inhousetask (batch_id, user_id, created_at) SELECT b.id, u.id, now() "
+        "FROM annotation_batch b, auth_user u WHERE b.uuid = %s::uuid AND u.username = %s RETURNING id",
+        batch,
+        stk.annotator[0],
+    )
     worker.delete_all_cookies()
     worker.get(stk.url(f"/accounts/login/?next=/hit/{batch}/"))
     css(worker, "#id_username").send_keys(stk.annotator[0])

@@ -85,13 +85,15 @@ def batches_create(
     clips=None,
     proposals: dict[str, list[str]] | None = None,
     rng: random.Random | None = None,
+    annotations_wanted: int | None = None,
     allow_without_gold: bool = False,
 ) -> list[Batch]:
     """Build batches of `dataset.batch_size` clips, `dataset.gold_per_batch` of them gold, at random positions.
 
     clips: Clip objects or video ids (default: the dataset's non-gold clips that are in no batch yet).
     proposals: video_id -> class names; clips not named fall back to the active proposal set, else their
-    original labels. Each batch takes `annotations_per_clip` assignments by distinct workers. All or nothing.
+    original labels. Each batch takes `annotations_per_clip` assignments by distinct workers (or
+    `annotations_wanted`, e.g. one more vote for clips whose merged labels are uncertain). All or nothing.
     Refused when the dataset asks for catch trials but has no gold clip (unless `allow_without_gold`).
     """
     rng = rng or random.Random()
@@ -133,7 +135,7 @@ def batches_create(
     created = []
     with transaction.atomic():
         for plan in plans:
-            batch = Batch.objects.create(dataset=dataset)
+            batch = Batch.objects.create(dataset=dataset, annotations_wanted=annotations_wanted)
             BatchItem.objects.bulk_create(
                 [
                     BatchItem(
@@ -156,7 +158,7 @@ ACTIVE_STATUSES = (Assignment.IN_PROGRESS, Assignment.SUBMITTED, Assignment.APPR
 def batch_refresh_status(batch: Batch) -> Batch:
     """Open while it still needs assignments (non-rejected < annotations_per_clip), else closed."""
     active = batch.assignments.filter(status__in=ACTIVE_STATUSES).count()
-    status = Batch.OPEN if active < batch.dataset.annotations_per_clip else Batch.CLOSED
+    status = Batch.OPEN if active < batch.wanted else Batch.CLOSED
     if status != batch.status:
         Batch.objects.filter(pk=batch.pk).update(status=status)
         batch.status = status
@@ -168,13 +170,14 @@ def batches_requeue(dataset: Dataset) -> list[tuple[Batch, int]]:
 
     A rejected assignment frees its slot: the batch's clips go back to the queue for other workers (a
     marketplace re-posts the free slots)."""
-    need = dataset.annotations_per_clip
-    rows = Batch.objects.filter(dataset=dataset).annotate(
-        active=Count("assignments", filter=Q(assignments__status__in=ACTIVE_STATUSES))
+    rows = (
+        Batch.objects.filter(dataset=dataset)
+        .select_related("dataset")
+        .annotate(active=Count("assignments", filter=Q(assignments__status__in=ACTIVE_STATUSES)))
     )
     out = []
     for batch in rows:
-        free = need - batch.active
+        free = batch.wanted - batch.active
         if free > 0:
             if batch.status != Batch.OPEN:
                 Batch.objects.filter(pk=batch.pk).update(status=Batch.OPEN)

@@ -235,7 +235,7 @@ def publish_plan(
             r = Decimal(reward) if reward is not None else estimate_r
             if r < estimate_r:
                 low_rewards.setdefault(len(items), estimate_r)
-        n = dataset.annotations_per_clip
+        n = batch.wanted
         cost = cost_per_assignment(backend, r, n, hs.qualifications.masters) * n
         planned.append(PlannedHit(batch, r, n, cost, len(items), n_gold))
     if problems:

@@ -87,8 +87,9 @@ def test_a_bad_gold_file_names_the_file_and_line_never_a_server_path_and_changes
     bad = SimpleUploadedFile("my gold.csv", b"id,label,original,modality\ng000,dog barking,True,XY\n")
     resp = admin_client.post("/ops/nogold/steps/gold/", {"file": bad}, follow=True)
     text = resp.content.decode()
-    assert "my_gold.csv" in text and "XY" in text
-    assert "/tmp" not in text and "avcrowd-upload" not in text
+    error = re.search(r'<p class="error" role="alert">([^<]*)</p>', text).group(1)
+    assert "my_gold.csv" in error and "XY" in error
+    assert "/tmp" not in error and "avcrowd-upload" not in text
     op = Operation.objects.get()
     assert op.status == "failed" and "/tmp" not in op.message and "avcrowd-upload" not in op.message
     assert not Clip.objects.filter(is_gold=True).exists()

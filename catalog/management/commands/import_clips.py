@@ -1,11 +1,10 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from catalog.http import command_errors
 from catalog.progress import progress_bar
-from catalog.services.clips import clips_import, dataset_get_or_create, read_clip_csv, scan_media_dir
+from catalog.services.clips import clips_import_into, read_clip_csv, scan_media_dir
 
 
 class Command(BaseCommand):
@@ -38,18 +37,16 @@ class Command(BaseCommand):
                 specs = read_clip_csv(source)
             else:
                 raise CommandError(f"{source}: no such file or directory")
-            # a refused import must not leave a new, empty dataset behind
-            with transaction.atomic(), progress_bar(total=len(specs), desc="clips", unit="clip") as bar:
-                dataset, created = dataset_get_or_create(opts["dataset"])
-                clips = clips_import(
-                    dataset,
+            # validated first with no transaction open, then written in short bulk transactions (workers' autosaves
+            # keep going meanwhile); a refused import leaves nothing behind, not even a new, empty dataset
+            with progress_bar(total=len(specs), desc="clips", unit="clip") as bar:
+                dataset, created, n = clips_import_into(
+                    opts["dataset"],
                     specs,
                     copy_media=not opts["link"],
                     probe_media=not opts["no_probe"],
                     skip_existing=opts["skip_existing"],
                     bar=bar,
                 )
-        skipped = f"; {len(specs) - len(clips)} already there, left as they are" if opts["skip_existing"] else ""
-        self.stdout.write(
-            f"imported {len(clips)} clips into dataset {dataset.name}{' (new)' if created else ''}{skipped}"
-        )
+        skipped = f"; {len(specs) - n} already there, left as they are" if opts["skip_existing"] else ""
+        self.stdout.write(f"imported {n} clips into dataset {dataset.name}{' (new)' if created else ''}{skipped}")

@@ -751,6 +751,7 @@ async function init() {
 }
 
 // ---------------------------------------------------------------- wiring
+el.meta.addEventListener("submit", (e) => e.preventDefault());   // Enter in the meta questions submits nothing
 el.video.addEventListener("timeupdate", trackTime);
 el.video.addEventListener("play", () => { const c = currentClip(); if (c) playbackOf(c).last = el.video.currentTime; renderPlayState(c); });
 el.video.addEventListener("seeking", () => { const c = currentClip(); if (c) playbackOf(c).last = null; });
