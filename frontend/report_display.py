@@ -82,7 +82,11 @@ def per_class_tables(per_class: dict) -> list[dict]:
                 entry = by_mod[m].get(cls) or {}
                 cells.append({"mod": m, "f1": _pct(entry.get("f1")), "ap": _pct(entry.get("ap"))})
             rows.append({"cls": cls, "support": support, "few": support < FEW, "cells": cells})
+        absent = sum(1 for r in rows if r["support"] == 0)
+        rows = [r for r in rows if r["support"] > 0]  # classes without a clip in the label set: counted, not listed
         rows.sort(key=lambda r: (-r["support"], r["cls"]))
         n_few = sum(r["few"] for r in rows)
-        tables.append({"model": model, "modalities": mods, "rows": rows, "n_few": n_few, "few_limit": FEW})
+        tables.append(
+            {"model": model, "modalities": mods, "rows": rows, "n_few": n_few, "few_limit": FEW, "n_absent": absent}
+        )
     return tables

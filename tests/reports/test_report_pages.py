@@ -24,6 +24,7 @@ PER_CLASS = {
             "dog barking": {"f1": 0.8, "ap": 0.9, "support": 40},
             "cat meowing": {"f1": 0.25, "ap": 0.31, "support": 12},
             "people whistling": {"f1": None, "ap": None, "support": 2},
+            "cow lowing": {"f1": None, "ap": None, "support": 0},
         },
         "v": {
             "dog barking": {"f1": 0.5, "ap": 0.6, "support": 40},
@@ -100,6 +101,7 @@ def test_the_per_class_table_reads_report_json(reports, researcher):
     assert heads == ["Class", "Clips", "A F1", "A AP", "V F1", "V AP", "AV F1", "AV AP"]
     assert 'data-value="80.0">80.0' in table.group(1) and "–" in table.group(1)  # F1 not defined: a dash
     assert "1 of 3 classes with fewer than 5 clips" in html
+    assert "1 class(es) have no clip in this label set and are left out." in html and "cow lowing" not in html
     assert 'data-col-group="mod-av"' in html and 'data-col-group="metric-ap"' in html
     # a report made before per_class existed shows no such table (and no error)
     old = MetricReport.objects.create(status=MetricReport.DONE, params={"labels": "1", "predictions": []}, files={})
