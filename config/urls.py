@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from frontend import health
+from frontend import health, views_clip
 from frontend.views import legacy_admin_redirect
 
 urlpatterns = [
@@ -37,5 +37,6 @@ urlpatterns = [
     path("ops/", include(("frontend.views_quality", "quality"))),
     path("ops/", include(("frontend.views_review", "review"))),
     path("ops/", include(("frontend.views_steps", "steps"))),
+    path("ops/", include((views_clip.ops_urlpatterns, "clip_pages"))),
     path("", include("frontend.urls")),
 ]

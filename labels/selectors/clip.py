@@ -26,7 +26,14 @@ def _ticks(labels, media_failed=False) -> dict[str, str]:
 def release_clip_detail(release, video_id: str, *, media_url) -> dict:
     rc = get_object_or_404(ReleaseClip.objects.select_related("clip"), release=release, video_id=video_id)
     labels = list(rc.labels.order_by("name").values("name", "modality", "origin", "origin_source"))
-    clip = rc.clip
+    meta = {m: getattr(rc, m) for m in META_LABELS}
+    return {"rc": rc, "video_id": rc.video_id, **clip_detail(rc.clip, media_url=media_url, labels=labels, meta=meta)}
+
+
+def clip_detail(clip, *, media_url, labels=None, meta=None) -> dict:
+    """A clip's video, the proposals its workers saw and every vote, per class; with `labels` / `meta` (a
+    release's), the released answer beside them."""
+    labels = labels or []
     voters, proposals, active = [], [], []
     if clip is not None:
         seen = set()
@@ -92,13 +99,12 @@ def release_clip_detail(release, video_id: str, *, media_url) -> dict:
             }
         )
     return {
-        "rc": rc,
         "clip": clip,
         "media_url": media_url(clip) if clip is not None else None,
         "labels": labels,
-        "meta": {m: getattr(rc, m) for m in META_LABELS},
+        "meta": meta,
         "meta_rows": [
-            {"key": m, "released": getattr(rc, m), "votes": [v["meta"][m] for v in voters]} for m in META_LABELS
+            {"key": m, "released": (meta or {}).get(m), "votes": [v["meta"][m] for v in voters]} for m in META_LABELS
         ],
         "proposals": proposals,
         "active_proposals": active,

@@ -45,3 +45,22 @@ def test_a_clip_of_a_release_shows_its_video_proposals_and_every_vote(make_crowd
     assert cells[1:3] == ["2", "1"] and cells[3:] == ["A", "AV", ""]
     assert "W2:</b> barks twice" in html
     assert client.get(f"/releases/{release.pk}/clips/nope/").status_code == 404
+
+
+def test_the_ops_clip_list_links_each_clip_to_its_video_proposals_and_votes(make_crowd_dataset, taxonomy, client):
+    ds = make_crowd_dataset("opsclips", 3, 1, batch_size=4, gold_per_batch=1, annotations_per_clip=3)
+    batch = batches_create(ds, rng=random.Random(1))[0]
+    a = assignment_start(batch, backend="simulated", worker_external_id="W9")
+    fill_assignment(a, taxonomy, good=True)
+    assignment_submit(a, work_seconds=60)
+    client.force_login(user_create("boss", "admin")["user"])
+    listing = client.get("/ops/opsclips/clips/?accepted=1").content.decode()
+    assert 'href="/ops/opsclips/clips/r000/"' in listing
+    html = client.get("/ops/opsclips/clips/r000/").content.decode()
+    assert '<video id="video"' in html and "Released labels" not in html
+    assert f'href="/ops/opsclips/review/{a.uuid}/">simulated:W9</a>' in html  # each vote links to its review
+    assert "<small>approved · 100 %</small>" in html
+    assert client.get("/ops/opsclips/clips/nope/").status_code == 404
+    researcher = client.__class__()
+    researcher.force_login(user_create("res", "researcher")["user"])
+    assert researcher.get("/ops/opsclips/clips/r000/").status_code == 403
