@@ -1,7 +1,8 @@
 """Rate limits on the shared cache (Redis in production, so every gunicorn worker counts together).
 
-DRF's SimpleRateThrottle does the counting (a sliding window of request times per key); the rates are read from
-settings at call time (`HIT_THROTTLE_RATES`), so a deployment or a test can change them. `throttle_check` raises
+DRF's SimpleRateThrottle parses the rates and holds the cache; the counting is a fixed window per key (one atomic
+counter); the rates are read from settings at call time (`HIT_THROTTLE_RATES`), so a deployment or a test can
+change them. `throttle_check` raises
 TooManyRequests naming the limit, which the error mapping turns into 429 with Retry-After.
 """
 
@@ -29,6 +30,10 @@ def client_hash(request) -> str:
 
 
 class _KeyedThrottle(SimpleRateThrottle):
+    """DRF's rate syntax and cache, counted in fixed windows: one atomic `incr` of one small counter per request
+    (DRF's own sliding window keeps, reads and writes back a list of every request time in the window, which on
+    Redis grows to milliseconds per request at thousands a minute: bench/bench_throttle.py)."""
+
     def __init__(self, scope: str, ident: str):
         self.scope = scope
         self.ident = ident
@@ -40,6 +45,24 @@ class _KeyedThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view):
         digest = hashlib.sha256(self.ident.encode()).hexdigest()[:32]
         return self.cache_format % {"scope": self.scope, "ident": digest}
+
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        now = self.timer()
+        window = int(now // self.duration)
+        key = f"{self.get_cache_key(request, view)}:{window}"
+        self.window_ends = (window + 1) * self.duration
+        try:
+            count = self.cache.incr(key)
+        except ValueError:  # the window's first request (or a race with another one: add() decides)
+            if self.cache.add(key, 1, timeout=self.duration + 1):
+                return True
+            count = self.cache.incr(key)
+        return count <= self.num_requests
+
+    def wait(self):
+        return max(0.0, self.window_ends - self.timer())
 
 
 def throttle_check(request, scope: str, ident: str, what: str) -> None:

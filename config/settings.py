@@ -305,9 +305,9 @@ HIT_MAX_OPEN_PER_CLIENT = env_int("HIT_MAX_OPEN_PER_CLIENT", 5, 1, 10000)
 # Rate limits of the public HIT API (DRF's "N/second|minute|hour|day"), per client address and per worker id or
 # assignment; a request over a limit gets 429 with Retry-After (the HIT page waits and retries).
 HIT_THROTTLE_RATES = {
-    "hit_session_ip": os.environ.get("HIT_THROTTLE_SESSION_IP", "60/minute"),
+    "hit_session_ip": os.environ.get("HIT_THROTTLE_SESSION_IP", "120/minute"),
     "hit_session_worker": os.environ.get("HIT_THROTTLE_SESSION_WORKER", "30/minute"),
-    "hit_write_ip": os.environ.get("HIT_THROTTLE_WRITE_IP", "1200/minute"),
+    "hit_write_ip": os.environ.get("HIT_THROTTLE_WRITE_IP", "6000/minute"),  # a lab behind one NAT address
     "hit_write_assignment": os.environ.get("HIT_THROTTLE_WRITE_ASSIGNMENT", "300/minute"),
 }
 # Sign-in: after LOGIN_FAILURE_LIMIT wrong passwords for one account name or from one address within

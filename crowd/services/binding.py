@@ -27,7 +27,8 @@ from django.utils import timezone
 from catalog.access import is_admin, is_annotator
 from catalog.errors import Forbidden, TooManyRequests, ValidationError
 from crowd.models import Assignment, Batch, InhouseTask, Worker
-from crowd.services.assignments import BACKENDS, _set_status, assignment_start
+from crowd.services.assignments import BACKENDS, _set_status, assignment_expiry, assignment_start
+from crowd.services.batches import ACTIVE_STATUSES
 
 
 def secret_hash(secret: str) -> str:
@@ -146,11 +147,7 @@ def _resume(existing, *, secret, external_assignment_id, hit_id, turk_submit_to,
                 field="assignmentId",
             )
         if a.status == Assignment.EXPIRED:
-            raise Forbidden(
-                "this assignment expired: it was not submitted within the time allowed, and its place went to "
-                "another worker. Please return the task.",
-                field="status",
-            )
+            _revive(a, proof=proof, new_assignment_id=external_assignment_id)
         if proof == "secret" and a.status == Assignment.IN_PROGRESS:
             changed = []
             for attr, value in (
@@ -172,6 +169,23 @@ def _resume(existing, *, secret, external_assignment_id, hit_id, turk_submit_to,
                 a.save(update_fields=changed)
         new_secret = None if a.browser_secret_hash else _issue_secret(a)  # bound before secrets existed
     return a, new_secret
+
+
+def _revive(a: Assignment, *, proof: str, new_assignment_id: str) -> None:
+    """An expired assignment comes back (answers kept, a new time limit) only to its own browser under a new
+    marketplace assignment (the worker accepted the HIT again), and only while the batch has a free slot."""
+    batch = Batch.objects.select_for_update().select_related("dataset").get(pk=a.batch_id)
+    full = batch.assignments.filter(status__in=ACTIVE_STATUSES).count() >= batch.dataset.annotations_per_clip
+    if proof != "secret" or not new_assignment_id or new_assignment_id == a.external_assignment_id or full:
+        raise Forbidden(
+            "this assignment expired: it was not submitted within the time allowed"
+            + (", and its place went to another worker" if full else "")
+            + ". Please return the task (accepting it again in this browser continues your answers).",
+            field="status",
+        )
+    _set_status(a, Assignment.IN_PROGRESS, reason=f"resumed after expiry as marketplace assignment {new_assignment_id}")
+    a.expires_at = assignment_expiry(batch, a.backend)
+    a.save(update_fields=["expires_at"])
 
 
 def _check_open_limit(client: str) -> None:

@@ -107,8 +107,8 @@ def test_inhouse_work_is_verified_by_login(client, make_dataset, taxonomy, djang
     from crowd.models import InhouseTask
 
     ann = django_user_model.objects.create_user("ann", password="pw")
-    ann.groups.add(Group.objects.get_or_create(name="annotators")[0])
-    InhouseTask.objects.create(batch=batch, user=ann)  # in-house annotators label the batches assigned to them
+    ann.groups.add(Group.objects.get_or_create(name="annotators")[0])  # an in-house annotator ...
+    InhouseTask.objects.create(batch=batch, user=ann)  # ... the batch is assigned to
     client.login(username="ann", password="pw")
     data = client.get(f"/api/hit/{batch.uuid}/session", HTTP_X_HIT_PAGE="1").json()
     for clip in data["clips"]:

@@ -3,7 +3,13 @@ after the HIT's assignment duration, a limit of open assignments per address), a
 address and per worker id or assignment (429 naming the limit, with Retry-After; the page retries)."""
 
 import json
+import os
+import random
+import subprocess
+import sys
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -15,6 +21,7 @@ from crowd.tasks import assignments_expire_task
 from tests.crowd_helpers import complete_payload
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def arrive(batch, worker, ip="198.51.100.7", client=None, **extra):
@@ -132,3 +139,59 @@ def test_saves_are_throttled_per_assignment(batch, settings):
         for _ in range(4)
     ]
     assert codes == [200, 200, 200, 429]
+
+
+REDIS_URL = os.environ.get("CACHE_URL") or os.environ.get("CELERY_BROKER_URL", "")
+
+
+@pytest.mark.skipif(not REDIS_URL.startswith("redis"), reason="needs Redis (CELERY_BROKER_URL or CACHE_URL)")
+def test_the_limits_are_shared_by_every_process_through_redis(batch, settings):
+    """Two gunicorn workers count together: requests made here and in another process share one limit."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "avc",
+        }
+    }
+    settings.HIT_THROTTLE_RATES = dict(settings.HIT_THROTTLE_RATES, hit_session_ip="2/minute")
+    ip = f"192.0.2.{random.randint(1, 254)}-{uuid.uuid4().hex}"  # a key of its own (no FLUSHDB of the shared Redis)
+    assert [arrive(batch, f"W{i}", ip=ip).status_code for i in range(2)] == [200, 200]
+    code = (
+        "import django, os; django.setup(); from django.conf import settings; from django.test import Client; "
+        f"settings.CACHES = {settings.CACHES!r}; "
+        "settings.HIT_THROTTLE_RATES = dict(settings.HIT_THROTTLE_RATES, hit_session_ip='2/minute'); "
+        "c = Client(); print([c.get('/api/hit/00000000-0000-4000-8000-000000000000/session', "
+        f"REMOTE_ADDR='{ip}').status_code for _ in range(1)])"
+    )
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings_test")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    # the other process sees this one's two requests: its first is already over the limit (and reaches no database)
+    assert out.stdout.strip().splitlines()[-1] == "[429]", out.stderr[-2000:]
+
+
+def test_an_expired_worker_who_accepts_again_in_the_same_browser_continues(batch):
+    browser = Client()
+    data = arrive(batch, "W1", client=browser).json()
+    vid = data["clips"][0]["video_id"]
+    url = f"/api/hit/assignments/{data['assignment']}/answers/{vid}"
+    body = json.dumps(complete_payload())
+    assert browser.put(url, body, content_type="application/json", HTTP_X_HIT_TOKEN=data["token"]).status_code == 200
+    Assignment.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert assignments_expire() == 1
+    # the expired assignment takes no saves, and its old MTurk assignment id does not bring it back
+    r = browser.put(url, body, content_type="application/json", HTTP_X_HIT_TOKEN=data["token"])
+    assert r.status_code == 403 and "expired" in r.json()["error"]
+    assert arrive(batch, "W1", client=browser).status_code == 403
+    # accepted again on MTurk (a new assignment id), same browser: the answers are still there
+    again = arrive(batch, "W1", client=browser, assignmentId="3ANEW")
+    assert again.status_code == 200 and again.json()["answers"][vid]["played"] is True
+    a = Assignment.objects.get()
+    assert a.status == Assignment.IN_PROGRESS and a.external_assignment_id == "3ANEW" and a.expires_at > timezone.now()
+    # but not when the slot went to others meanwhile
+    Assignment.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assignments_expire()
+    for i in range(3):
+        assert arrive(batch, f"OTHER{i}", ip=f"192.0.2.{10 + i}").status_code == 200
+    r = arrive(batch, "W1", client=browser, assignmentId="3ANEWER")
+    assert r.status_code == 403 and "place went to another worker" in r.json()["error"]
