@@ -424,11 +424,13 @@ def evaluate_stream(
     confusion: str = "v1.0",
     meta_filters: dict | None = None,
     prefetch: bool = True,
+    on_model=None,
 ) -> StreamedEvaluation:
     """Evaluate models one at a time as they are loaded (see :func:`iter_models`), keeping only their numbers.
 
     Gives the same numbers as :func:`evaluate` (``regime`` applied to ``labels``) and, with ``meta_filters``
-    (e.g. :data:`META_FILTERS`), as :func:`meta_breakdown` on all clips of ``labels``."""
+    (e.g. :data:`META_FILTERS`), as :func:`meta_breakdown` on all clips of ``labels``. ``on_model(name)`` is
+    called after each model is evaluated (e.g. to advance a progress bar)."""
     ks = tuple(ks)
     _check_confusion(confusion)
     if regime is not None:
@@ -461,6 +463,8 @@ def evaluate_stream(
             "unknown_names": dict(model.unknown_names),
             "not_judged": int(model.not_judged),
         }
+        if on_model is not None:
+            on_model(model.name)
         del model
     return out
 

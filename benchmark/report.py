@@ -327,6 +327,7 @@ def write_report(
     label_source: str | None = None,
     class_names: list[str] | None = None,
     prefetch: bool = True,
+    on_model=None,
 ) -> dict:
     """Evaluate ``models`` on ``labels`` and write the whole report into ``out_dir``.
 
@@ -334,7 +335,7 @@ def write_report(
     label set's classes) or callables returning a model (e.g. :class:`benchmark.io.PredictionsFile`). They
     are loaded and evaluated one after another, the next one read in a background thread with ``prefetch``
     (:func:`benchmark.evaluate.evaluate_stream`): only each model's numbers are kept, so files never sit
-    in memory more than two at a time.
+    in memory more than two at a time. ``on_model(name)`` is called after each model is evaluated.
 
     Writes ``report.json`` (parameters, results as fractions, tables ×100, list of files), tables
     ``paper``, ``metrics`` (all metrics), ``topk`` and, with ``meta``, ``meta_f1`` / ``delta_f1`` in
@@ -351,6 +352,7 @@ def write_report(
         confusion=confusion,
         meta_filters=META_FILTERS if meta else None,
         prefetch=prefetch,
+        on_model=on_model,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     results = done.results

@@ -70,3 +70,36 @@ def test_import_labels_and_export_show_their_steps(taxonomy, tmp_path, capsys, m
     err = capsys.readouterr().err.replace("\r", "\n")
     assert re.search(r"exporting vggsounder-csv: 100%\|.*\| 30/30 \[", err), err
     assert out.read_text().count("\n") == 31
+
+
+@pytest.mark.django_db
+def test_benchmark_counts_models_evaluated_on_a_terminal_and_is_quiet_in_a_log(taxonomy, tmp_path, capsys, monkeypatch):
+    import pickle
+
+    import pandas as pd
+
+    from benchmark import LabelSet, default_class_names
+    from benchmark.labels import default_labels_csv
+    from benchmark.synthetic import synthetic_predictions
+
+    df = pd.read_csv(default_labels_csv(), dtype=str, keep_default_na=False)
+    ids = set(df.video_id.drop_duplicates().iloc[::500][:40])
+    labels_csv = tmp_path / "labels.csv"
+    df[df.video_id.isin(ids)].to_csv(labels_csv, index=False)
+    labels = LabelSet.from_csv(labels_csv, default_class_names())
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for seed, name in enumerate(("m1", "m2", "m3")):
+        with open(preds / f"{name}.pkl", "wb") as fh:
+            pickle.dump(synthetic_predictions(labels, seed=seed, kind="labels"), fh)
+    args = ["--labels", str(labels_csv), "--predictions", str(preds), "--no-figures", "--no-meta"]
+
+    monkeypatch.setenv("AVCROWD_PROGRESS", "1")
+    call_command("benchmark", *args, "--out", str(tmp_path / "o1"))
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert re.search(r"evaluating models: 100%\|.*\| 3/3 \[\d\d:\d\d<\d\d:\d\d, +[\d.?]+ ?model/s\]", err), err
+
+    monkeypatch.delenv("AVCROWD_PROGRESS")
+    call_command("benchmark", *args, "--out", str(tmp_path / "o2"))
+    captured = capsys.readouterr()
+    assert captured.err == "" and "model m3: labels" in captured.out
