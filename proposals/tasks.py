@@ -10,7 +10,15 @@ from django.db import connection, transaction
 
 from catalog.progress import NULL_BAR
 from catalog.services.operations import operation_queue
-from proposals.services import chunk_process, proposal_set_request, proposal_set_run, run_finalize, run_prepare
+from proposals.services import (
+    chunk_process,
+    proposal_set_request,
+    proposal_set_run,
+    run_finalize,
+    run_import_request,
+    run_import_staged,
+    run_prepare,
+)
 
 
 @shared_task(
@@ -102,3 +110,19 @@ def proposal_set_start(dataset, strategy=None, *, models: list[str] | None = Non
     Operation (kind "proposals") reports the outcome and links the new active set."""
     op = proposal_set_request(dataset, strategy, models=models, user=user)
     return operation_queue(op, build_proposal_set, queue="default")
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def predictions_import_task(self, operation_id: int, **kwargs) -> str:
+    """Import an uploaded predictions file (CPU work: enqueued on the default queue explicitly, which overrides this
+    module's route to 'gpu'); outcome and progress on the Operation."""
+    return run_import_staged(operation_id, **kwargs).status
+
+
+def run_import_start(dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False, input: str = ""):
+    """The predictions import of a page or the API: checked and saved now, read in the background (a Celery task,
+    or without a broker a background thread); returns the Operation to follow."""
+    op, kwargs = run_import_request(
+        dataset, name, upload, user=user, allow_unknown_clips=allow_unknown_clips, input=input
+    )
+    return operation_queue(op, predictions_import_task, kwargs=kwargs, queue="default", background=True)

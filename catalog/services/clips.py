@@ -4,7 +4,6 @@ writes in short bulk transactions (catalog.services.bulk); a refused or failed i
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import re
 import tempfile
@@ -18,11 +17,12 @@ from django.utils import timezone
 
 from catalog.core.media import MEDIA_EXTENSIONS, MediaError, probe
 from catalog.errors import ImportFailed, ValidationError
-from catalog.models import Clip, Dataset
+from catalog.models import Clip, Dataset, Operation
 from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_pks
 from catalog.services.bulk import analyze, bulk_insert, bulk_insert_chunks, chunk_rows, chunks
-from catalog.services.operations import operation_run
+from catalog.services.operations import OperationBar, operation_finish, operation_finish_staged
+from catalog.services.uploads import staged_folder, staged_name, uploads_stage
 
 # The clip-id rule, on every import path (CSV, folder, upload, MTurk results): letters, digits, '_', '-', '.'; so
 # no id can start a spreadsheet formula (=, +, @, |, parentheses and spaces are refused). A leading '-' stays
@@ -92,6 +92,36 @@ def _clip_rows(fh, where: str, local_url) -> list[ClipSpec]:
     return specs
 
 
+def clip_upload_names_check(names) -> None:
+    """Refuse media files not named <video id>.<media extension> (all of them named in the error)."""
+    errors = [
+        f"{name}: not allowed; media files are named <video id>{'|'.join(sorted(MEDIA_EXTENSIONS))} "
+        "with a video id of A-Z a-z 0-9 _ - ."
+        for name in (Path(n).name for n in names)
+        if Path(name).suffix.lower() not in MEDIA_EXTENSIONS or not VIDEO_ID_RE.match(Path(name).stem)
+    ]
+    if errors:
+        raise ImportFailed(f"{len(errors)} file(s) refused; nothing was imported", details=errors)
+
+
+def clips_import_files(
+    dataset_name: str, media: dict[str, Path], csv_path: Path | None, *, root: str, bar=NULL_BAR
+) -> tuple[Dataset, list[Clip]]:
+    """Import uploaded files saved under ``root``: ``media`` {file name: path} and/or a CSV of clips (see
+    ``clips_import_upload``). All or nothing; the dataset is created if absent."""
+    specs: list[ClipSpec] = []
+    if csv_path is not None:
+        bar.set_description(f"reading {csv_path.name}")
+        with open(csv_path, encoding="utf-8-sig", newline="") as text:
+            specs = _clip_rows(text, csv_path.name, lambda url: str(media[url]) if url in media else None)
+    named = {Path(s.source).name for s in specs if s.source in {str(p) for p in media.values()}}
+    specs += [ClipSpec(Path(n).stem, str(p), [], n) for n, p in media.items() if n not in named]
+    with transaction.atomic():
+        dataset, _ = dataset_get_or_create(dataset_name)
+        clips = clips_import(dataset, specs, copy_media=True, local_roots=[root], bar=bar)  # our own copies
+    return dataset, clips
+
+
 def clips_import_upload(dataset_name: str, files, csv_file=None) -> tuple[Dataset, list[Clip]]:
     """Import clips uploaded through a page: media files (video id = file name without extension) and/or a CSV
     video_id,url[,original_label] whose url is an http(s)/s3 URL or the name of one of the uploaded files (to give
@@ -100,36 +130,18 @@ def clips_import_upload(dataset_name: str, files, csv_file=None) -> tuple[Datase
     files = list(files or [])
     if not files and csv_file is None:
         raise ValidationError("choose media files and/or a CSV of clips to import", field="media")
+    clip_upload_names_check(f.name for f in files)
     with tempfile.TemporaryDirectory(prefix="avcrowd-upload-") as tmp:
-        uploaded: dict[str, Path] = {}
-        errors = []
-        for f in files:
-            name = Path(f.name).name
-            if Path(name).suffix.lower() not in MEDIA_EXTENSIONS or not VIDEO_ID_RE.match(Path(name).stem):
-                errors.append(
-                    f"{name}: not allowed; media files are named <video id>{'|'.join(sorted(MEDIA_EXTENSIONS))} "
-                    "with a video id of A-Z a-z 0-9 _ - ."
-                )
-                continue
-            target = Path(tmp) / name
+        media: dict[str, Path] = {}
+        for f in [*files, *([csv_file] if csv_file is not None else [])]:
+            target = Path(tmp) / Path(f.name).name
             with open(target, "wb") as out:
                 for chunk in f.chunks():
                     out.write(chunk)
-            uploaded[name] = target
-        if errors:
-            raise ImportFailed(f"{len(errors)} file(s) refused; nothing was imported", details=errors)
-        specs: list[ClipSpec] = []
-        if csv_file is not None:
-            text = io.TextIOWrapper(csv_file, encoding="utf-8-sig", newline="")
-            specs = _clip_rows(
-                text, Path(csv_file.name).name, lambda url: str(uploaded[url]) if url in uploaded else None
-            )
-        named = {Path(s.source).name for s in specs if s.source in {str(p) for p in uploaded.values()}}
-        specs += [ClipSpec(Path(n).stem, str(p), [], n) for n, p in uploaded.items() if n not in named]
-        with transaction.atomic():
-            dataset, _ = dataset_get_or_create(dataset_name)
-            clips = clips_import(dataset, specs, copy_media=True, local_roots=[tmp])  # our own copies
-    return dataset, clips
+            if f is not csv_file:
+                media[target.name] = target
+        csv_path = Path(tmp) / Path(csv_file.name).name if csv_file is not None else None
+        return clips_import_files(dataset_name, media, csv_path, root=tmp)
 
 
 def scan_media_dir(path: Path) -> list[ClipSpec]:
@@ -426,21 +438,54 @@ def clip_probe(clip_id: int) -> dict:
     }
 
 
-def clips_import_upload_step(dataset_name: str, files, csv_file=None, *, user=None):
-    """`clips_import_upload` recorded as an Operation (the page's and the API's clip import)."""
-    dataset = Dataset.objects.filter(name=dataset_name).first()
+def clips_import_upload_request(dataset_name: str, files, csv_file=None, *, user=None) -> tuple[Operation, dict]:
+    """The page's and the API's clip import, checked cheaply (a file chosen, media file names) and its files saved
+    for the background: returns the Operation (running, nothing done yet) and the keyword arguments of
+    ``clips_import_staged`` (catalog.tasks.clips_import_start queues it)."""
+    if not re.fullmatch(r"[-a-zA-Z0-9_]+", dataset_name or ""):
+        raise ValidationError(
+            f"dataset name {dataset_name!r} is not allowed; use letters, digits, '-' and '_'", field="dataset"
+        )
+    files = list(files or [])
+    if not files and csv_file is None:
+        raise ValidationError("choose media files and/or a CSV of clips to import", field="media")
+    clip_upload_names_check(f.name for f in files)
+    if csv_file is not None and Path(csv_file.name).name in {Path(f.name).name for f in files}:
+        raise ValidationError(f"the CSV and a media file are both named {Path(csv_file.name).name}", field="csv")
+    staged = uploads_stage([*files, *([csv_file] if csv_file is not None else [])])
+    names = [staged_name(f) for f in files]
+    csv_name = staged_name(csv_file) if csv_file is not None else None
+    what = ", ".join(filter(None, [f"{len(names)} media file(s)" if names else "", csv_name]))
+    op = Operation.objects.create(
+        kind=Operation.IMPORT,
+        dataset=Dataset.objects.filter(name=dataset_name).first(),
+        started_by=user,
+        message=f"queued: import {what} into dataset {dataset_name}",
+        summary={"upload": csv_name or (names[0] if len(names) == 1 else f"{len(names)} media files")},
+    )
+    return op, {"dataset_name": dataset_name, "staged": staged, "media": names, "csv": csv_name}
+
+
+def clips_import_staged(
+    operation_id: int, *, dataset_name: str, staged: str, media: list[str], csv: str | None = None
+) -> Operation:
+    """Import the staged uploads of ``clips_import_upload_request`` for its Operation, progress on it (checking,
+    then writing the clips); the uploads are removed when it ends."""
 
     def work(op):
-        ds, clips = clips_import_upload(dataset_name, files, csv_file)
+        with staged_folder(staged) as folder:
+            ds, clips = clips_import_files(
+                dataset_name,
+                {n: folder / n for n in media},
+                folder / csv if csv else None,
+                root=str(folder),
+                bar=OperationBar(op.pk),
+            )
         if op.dataset_id is None:
-            op.dataset = ds
-            op.save(update_fields=["dataset"])
-        return f"imported {len(clips)} clip(s) into dataset {ds.name}", {
-            "clips": len(clips),
-            "url": f"/ops/{ds.name}/",
-        }
+            Operation.objects.filter(pk=op.pk).update(dataset=ds)
+        return f"imported {len(clips)} clip(s) into dataset {ds.name}", {"clips": len(clips), "url": f"/ops/{ds.name}/"}
 
-    return operation_run("import", work, dataset=dataset, user=user)
+    return operation_finish_staged(operation_id, staged, work)
 
 
 def import_folder_resolve(folder: str) -> Path:
@@ -468,24 +513,41 @@ def import_folder_resolve(folder: str) -> Path:
     return path
 
 
-def clips_import_folder_step(dataset_name: str, folder: str, *, copy_media: bool = False, user=None):
-    """`import_clips <folder>` for a page or the API, recorded as an Operation: every media file under `folder`
-    (inside MEDIA_IMPORT_ROOTS; video id = file name without extension), referenced in place unless copied into the
-    media storage. Clips the dataset has already are left as they are."""
+def clips_import_folder_request(
+    dataset_name: str, folder: str, *, copy_media: bool = False, user=None
+) -> tuple[Operation, dict]:
+    """`import_clips <folder>` for a page or the API: the folder is checked now (inside MEDIA_IMPORT_ROOTS, see
+    ``import_folder_resolve``), the import runs in the background (``clips_import_folder_run``). Returns the
+    Operation and the task's keyword arguments."""
     path = import_folder_resolve(folder)
-    dataset = Dataset.objects.filter(name=dataset_name).first()
+    op = Operation.objects.create(
+        kind=Operation.IMPORT,
+        dataset=Dataset.objects.filter(name=dataset_name).first(),
+        started_by=user,
+        message=f"queued: import folder {folder.strip()} into dataset {dataset_name}",
+    )
+    return op, {"dataset_name": dataset_name, "folder": folder.strip(), "path": str(path), "copy_media": copy_media}
+
+
+def clips_import_folder_run(
+    operation_id: int, *, dataset_name: str, folder: str, path: str, copy_media: bool = False
+) -> Operation:
+    """Every media file under the checked folder ``path`` (video id = file name without extension), referenced in
+    place unless copied into the media storage; clips the dataset has already are left as they are. Progress on
+    the Operation."""
 
     def work(op):
-        specs = scan_media_dir(path)
-        ds, _, n = clips_import_into(dataset_name, specs, copy_media=copy_media, skip_existing=True)
+        specs = scan_media_dir(import_folder_resolve(path))  # checked again: the roots may have changed
+        ds, _, n = clips_import_into(
+            dataset_name, specs, copy_media=copy_media, skip_existing=True, bar=OperationBar(op.pk)
+        )
         if op.dataset_id is None:
-            op.dataset = ds
-            op.save(update_fields=["dataset"])
+            Operation.objects.filter(pk=op.pk).update(dataset=ds)
         skipped = len(specs) - n
         return (
-            f"imported {n} clip(s) from folder {folder.strip()} into dataset {ds.name}"
+            f"imported {n} clip(s) from folder {folder} into dataset {ds.name}"
             + (f"; {skipped} already there, left as they are" if skipped else ""),
             {"clips": n, "url": f"/ops/{ds.name}/"},
         )
 
-    return operation_run("import", work, dataset=dataset, user=user)
+    return operation_finish(operation_id, work)

@@ -10,8 +10,8 @@ from catalog.errors import ImportFailed
 from catalog.models import Clip, Dataset, Operation
 from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_names
-from catalog.services.operations import operation_run
-from catalog.services.uploads import upload_as_file
+from catalog.services.operations import OperationBar, operation_finish_staged
+from catalog.services.uploads import staged_folder, staged_name, uploads_stage
 from labels.models import (
     ImmutableReleaseError,  # noqa: F401  (re-exported for callers)
     Release,
@@ -75,16 +75,39 @@ def release_import(
     return release
 
 
-def release_import_upload(dataset: Dataset, name: str, upload, *, user=None):
-    """`import_labels` for an uploaded VGGSounder-layout CSV, recorded as an Operation that links the release."""
+def release_import_request(dataset: Dataset, name: str, upload, *, user=None) -> tuple[Operation, dict]:
+    """`import_labels` for an uploaded VGGSounder-layout CSV: the name and a file checked now, the CSV saved and
+    read in the background (``release_import_staged``, queued by labels.tasks.release_import_start). Returns the
+    Operation and the task's keyword arguments."""
+    name = _check_name(dataset, name)
+    if upload is None:
+        raise ImportFailed("choose a label CSV to upload (field 'file')")
+    staged = uploads_stage([upload])
+    file = staged_name(upload)
+    op = Operation.objects.create(
+        kind=Operation.IMPORT,
+        dataset=dataset,
+        started_by=user,
+        message=f"queued: import {file} as label set {dataset.name}/{name}",
+        summary={"upload": file},
+    )
+    return op, {"dataset_id": dataset.pk, "name": name, "staged": staged, "file": file}
+
+
+def release_import_staged(operation_id: int, *, dataset_id: int, name: str, staged: str, file: str) -> Operation:
+    """Import the staged label CSV as a release, its steps (reading, linking, storing) on the Operation; the upload
+    is removed when it ends."""
 
     def work(op):
-        with upload_as_file(upload) as path:
-            release = release_import(dataset, name, path, user=user, source_name=Path(upload.name).name)
+        dataset = Dataset.objects.get(pk=dataset_id)
+        with staged_folder(staged) as folder:
+            release = release_import(
+                dataset, name, folder / file, user=op.started_by, source_name=file, bar=OperationBar(op.pk)
+            )
         c = release.source_counts
         return (
             f"imported {c['rows']} labels of {c['clips']} clips as {dataset.name}/{release.name}",
             {"release": release.pk, "url": f"/releases/{release.pk}/"},
         )
 
-    return operation_run(Operation.IMPORT, work, dataset=dataset, user=user)
+    return operation_finish_staged(operation_id, staged, work)
