@@ -104,18 +104,22 @@ def clip_upload_names_check(names) -> None:
         raise ImportFailed(f"{len(errors)} file(s) refused; nothing was imported", details=errors)
 
 
-def clips_import_files(
-    dataset_name: str, media: dict[str, Path], csv_path: Path | None, *, root: str, bar=NULL_BAR
-) -> tuple[Dataset, list[Clip]]:
-    """Import uploaded files saved under ``root``: ``media`` {file name: path} and/or a CSV of clips (see
-    ``clips_import_upload``). All or nothing; the dataset is created if absent."""
+def _uploaded_specs(media: dict[str, Path], csv_path: Path | None, *, bar=NULL_BAR) -> list[ClipSpec]:
     specs: list[ClipSpec] = []
     if csv_path is not None:
         bar.set_description(f"reading {csv_path.name}")
         with open(csv_path, encoding="utf-8-sig", newline="") as text:
             specs = _clip_rows(text, csv_path.name, lambda url: str(media[url]) if url in media else None)
     named = {Path(s.source).name for s in specs if s.source in {str(p) for p in media.values()}}
-    specs += [ClipSpec(Path(n).stem, str(p), [], n) for n, p in media.items() if n not in named]
+    return specs + [ClipSpec(Path(n).stem, str(p), [], n) for n, p in media.items() if n not in named]
+
+
+def clips_import_files(
+    dataset_name: str, media: dict[str, Path], csv_path: Path | None, *, root: str, bar=NULL_BAR
+) -> tuple[Dataset, list[Clip]]:
+    """Import uploaded files saved under ``root``: ``media`` {file name: path} and/or a CSV of clips (see
+    ``clips_import_upload``). All or nothing; the dataset is created if absent."""
+    specs = _uploaded_specs(media, csv_path, bar=bar)
     with transaction.atomic():
         dataset, _ = dataset_get_or_create(dataset_name)
         clips = clips_import(dataset, specs, copy_media=True, local_roots=[root], bar=bar)  # our own copies
@@ -390,6 +394,7 @@ def clips_import_into(
     copy_media: bool = True,
     probe_media: bool = True,
     skip_existing: bool = False,
+    local_roots: list | None = None,
     bar=NULL_BAR,
 ) -> tuple[Dataset, bool, int]:
     """The import command's path: validate everything with no transaction open, create the dataset if absent,
@@ -401,7 +406,12 @@ def clips_import_into(
         )
     dataset = Dataset.objects.filter(name=dataset_name).first()
     specs, infos = clips_validate(
-        dataset or Dataset(name=dataset_name), specs, probe_media=probe_media, skip_existing=skip_existing, bar=bar
+        dataset or Dataset(name=dataset_name),
+        specs,
+        probe_media=probe_media,
+        skip_existing=skip_existing,
+        local_roots=local_roots,
+        bar=bar,
     )
     created = False
     if dataset is None:
@@ -473,17 +483,15 @@ def clips_import_staged(
     then writing the clips); the uploads are removed when it ends."""
 
     def work(op):
+        bar = OperationBar(op.pk)
         with staged_folder(staged) as folder:
-            ds, clips = clips_import_files(
-                dataset_name,
-                {n: folder / n for n in media},
-                folder / csv if csv else None,
-                root=str(folder),
-                bar=OperationBar(op.pk),
-            )
+            specs = _uploaded_specs({n: folder / n for n in media}, folder / csv if csv else None, bar=bar)
+            # checked with no transaction open, written in short ones (the progress is seen meanwhile); a refusal
+            # or a failure leaves nothing behind, not even a new dataset
+            ds, _, n = clips_import_into(dataset_name, specs, copy_media=True, local_roots=[folder], bar=bar)
         if op.dataset_id is None:
             Operation.objects.filter(pk=op.pk).update(dataset=ds)
-        return f"imported {len(clips)} clip(s) into dataset {ds.name}", {"clips": len(clips), "url": f"/ops/{ds.name}/"}
+        return f"imported {n} clip(s) into dataset {ds.name}", {"clips": n, "url": f"/ops/{ds.name}/"}
 
     return operation_finish_staged(operation_id, staged, work)
 

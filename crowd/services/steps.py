@@ -42,14 +42,12 @@ def gold_import_staged(operation_id: int, *, dataset_id: int, staged: str, name:
     def work(op):
         dataset = Dataset.objects.get(pk=dataset_id)
         bar = OperationBar(op.pk)
-        bar.reset(total=2)
-        bar.set_description(f"reading {name}")
-        with staged_folder(staged) as folder, transaction.atomic():
+        bar.reset(total=1)
+        bar.set_description(f"reading {name}, then re-scoring the catch trials")
+        with staged_folder(staged) as folder, transaction.atomic():  # no progress written inside: it would wait
             n = gold_import_csv(dataset, folder / name)
-            bar.update(1)
-            bar.set_description(f"re-scoring the catch trials with {n} gold label rows")
             report = catch_trials_rescore(dataset, decide=decide)
-            bar.update(1)
+        bar.update(1)
         lines = report.lines()
         return (
             f"imported {n} gold label rows into dataset {dataset.name}" + (f"; {lines[0]}" if lines else ""),

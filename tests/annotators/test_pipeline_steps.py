@@ -133,7 +133,7 @@ def test_the_api_runs_each_step_and_answers_with_its_operation(admin_client, no_
     assert body["status"] == "running" and body["kind"] == "import" and body["dataset"] == "nogold"
     assert body["page"] == f"/ops/operations/{body['id']}/" and body["summary"]["upload"] == "gold.csv"
     done = polled(admin_client, gold)
-    assert done["status"] == "done" and done["done"] == done["total"] == 2  # read, re-scored
+    assert done["status"] == "done" and done["done"] == done["total"] == 1
     assert "imported 3 gold label rows into dataset nogold" in done["message"]
     made = admin_client.post("/api/datasets/nogold/batches/", {}, content_type="application/json").json()
     assert made["status"] == "done" and len(made["summary"]["batches"]) == 3  # 5 regular clips, 2 per batch

@@ -1,0 +1,188 @@
+"""Imports started from the steps page or the API run in the background: the request checks and saves the upload and
+answers 202 with the Operation, which then shows the progress and the outcome (a background thread without a
+broker, a Celery worker with one). A refused import changes nothing and its Operation names the upload, never a
+server path. LLM-judged prediction CSVs (VGGSounder's published layout) are imported with their input."""
+
+import threading
+import time
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from catalog.models import Clip, Dataset, Operation
+from catalog.services import clips as clip_services
+from catalog.services.operations import operation_queue
+from catalog.services.users import user_create
+from crowd.services.steps import gold_import_request
+from crowd.tasks import gold_import_task
+from proposals.models import ModelRun
+from proposals.selectors import run_label_sets
+
+
+def staged_folders(settings):
+    root = settings.UPLOAD_STAGING_DIR
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+@pytest.fixture
+def staging(settings, tmp_path):
+    settings.UPLOAD_STAGING_DIR = tmp_path / "staged-uploads"
+    return settings
+
+
+def wait_for(client, url, check, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        body = client.get(url).json()
+        if check(body):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting; last: {body}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_clip_import_answers_at_once_and_its_progress_shows_while_a_thread_imports(
+    client, taxonomy, monkeypatch, staging
+):
+    client.force_login(user_create("boss", "admin")["user"])
+    staging.OPERATION_PROGRESS_SECONDS = 0  # every step written, so that the test sees it
+    gate = threading.Event()
+    real_validate = clip_services.clips_validate
+    threads = []
+
+    def gated(*args, **kwargs):
+        out = real_validate(*args, **kwargs)  # every clip checked: 40/40 written on the Operation
+        threads.append(threading.current_thread().name)
+        assert gate.wait(30), "the test never opened the gate"
+        return out
+
+    monkeypatch.setattr(clip_services, "clips_validate", gated)
+    rows = "".join(f"v{i},https://cdn.example.org/v{i}.mp4\n" for i in range(40))
+    resp = client.post(
+        "/api/datasets/bg-clips/clips/import/",
+        {"csv": SimpleUploadedFile("my clips.csv", ("video_id,url\n" + rows).encode())},
+    )
+    assert resp.status_code == 202, resp.content
+    body = resp.json()
+    assert body["status"] == "running" and body["summary"]["upload"] == "my_clips.csv"
+    assert "queued: import my_clips.csv into dataset bg-clips" == body["message"]
+    assert not Clip.objects.exists()
+    assert len(staged_folders(staging)) == 1  # the upload waits for the thread
+
+    midway = wait_for(client, body["status_url"], lambda b: b["message"] == "checking clips" and b["done"] == 40)
+    assert midway["status"] == "running" and midway["total"] == 40 and midway["percent"] == 100
+    page = client.get(body["page"]).content.decode()
+    assert 'http-equiv="refresh"' in page and "checking clips" in page and "40/40" in page
+    gate.set()
+    done = wait_for(client, body["status_url"], lambda b: b["status"] != "running")
+    assert done["status"] == "done" and done["message"] == "imported 40 clip(s) into dataset bg-clips"
+    assert done["done"] == done["total"] == 40 and done["summary"]["clips"] == 40
+    assert done["dataset"] == "bg-clips" and Clip.objects.filter(dataset__name="bg-clips").count() == 40
+    assert threads and threads[0].startswith("avcrowd-catalog.tasks.clips_import_task")
+    assert staged_folders(staging) == []  # removed once imported
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_clip_import_fails_its_operation_naming_the_upload_and_leaves_nothing(client, taxonomy, staging):
+    client.force_login(user_create("boss", "admin")["user"])
+    csv = b"video_id,url\nok1,https://cdn.example.org/ok1.mp4\nbad id!,https://cdn.example.org/x.mp4\n"
+    resp = client.post("/api/datasets/bg-bad/clips/import/", {"csv": SimpleUploadedFile("batch.csv", csv)})
+    assert resp.status_code == 202
+    done = wait_for(client, resp.json()["status_url"], lambda b: b["status"] != "running")
+    assert done["status"] == "failed" and "batch.csv:3: field 'video_id' is 'bad id!'" in done["message"]
+    assert str(staging.UPLOAD_STAGING_DIR) not in done["message"] and "/tmp" not in done["message"]
+    assert not Clip.objects.exists() and not Dataset.objects.filter(name="bg-bad").exists()
+    assert staged_folders(staging) == []
+    page = client.get(resp.json()["page"]).content.decode()
+    assert 'id="op-retry"' not in page and "batch.csv" in page
+
+    # what can be checked at once is refused by the request itself: 400, nothing saved, no Operation
+    media = SimpleUploadedFile("no spaces allowed.mp4", b"\x00\x00")
+    refused = client.post("/api/datasets/bg-bad/clips/import/", {"media": [media]})
+    assert refused.status_code == 400 and "no spaces allowed.mp4: not allowed" in refused.content.decode()
+    assert Operation.objects.count() == 1 and staged_folders(staging) == []
+
+
+def judged_csv(rows):
+    """A judged CSV as VGGSounder publishes it: video_id with .mp4, suggestions as a dict literal, response."""
+    lines = ["video_id,suggestions,response"]
+    for vid, present, absent in rows:
+        sug = {name: {"pred": "yes", "score": 5} for name in present} | {
+            name: {"pred": "no", "score": 1} for name in absent
+        }
+        lines.append(f'{vid}.mp4,"{sug!r}","A {vid} clip, with sound."')
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.django_db
+def test_a_judged_vggsounder_csv_is_imported_with_its_input(
+    client, make_crowd_dataset, taxonomy, monkeypatch, staging, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr("catalog.services.operations.BACKGROUND_THREAD", False)
+    client.force_login(user_create("boss", "admin")["user"])
+    ds = make_crowd_dataset("judged", 3, 0)
+    url = f"/api/datasets/{ds.name}/predictions/import/"
+    data = judged_csv(
+        [("r000", [taxonomy[0]], [taxonomy[5]]), ("r001", [taxonomy[1], taxonomy[2]], []), ("r002", [], [taxonomy[3]])]
+    )
+
+    def post(body):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(url, body)
+
+    no_input = post({"file": SimpleUploadedFile("predictions-gemini-1.5-pro.csv", data)})
+    assert no_input.status_code == 400
+    assert "LLM-judged CSV (video_id,suggestions,response)" in no_input.json()["error"]
+    assert "choose its input (a, v, av)" in no_input.json()["error"]
+    bad_input = post({"file": SimpleUploadedFile("predictions-gemini-1.5-pro.csv", data), "input": "x"})
+    assert bad_input.status_code == 400 and "input" in bad_input.json()
+    plain = b"video_id,input,label\nr000,a,dog barking\n"
+    not_judged = post({"file": SimpleUploadedFile("plain.csv", plain), "input": "a"})
+    assert not_judged.status_code == 400 and "only for an LLM-judged CSV" in not_judged.json()["error"]
+    assert not Operation.objects.exists() and not ModelRun.objects.exists() and staged_folders(staging) == []
+
+    resp = post({"file": SimpleUploadedFile("predictions-gemini-1.5-pro.csv", data), "input": "v"})
+    assert resp.status_code == 202 and resp.json()["summary"]["input"] == "v"
+    done = client.get(resp.json()["status_url"]).json()
+    assert done["status"] == "done", done["message"]
+    assert done["message"] == "imported 3 clips of 'gemini-1.5-pro' (labels: v) into dataset judged"
+    run = ModelRun.objects.get(dataset=ds)
+    assert run.model_name == "gemini-1.5-pro" and run.modalities == ["v"] and run.n_clips == 3
+    got = run_label_sets(run)
+    assert {vid: sorted(labels["v"]) for vid, labels in got.items()} == {
+        "r000": [taxonomy[0]],
+        "r001": sorted([taxonomy[1], taxonomy[2]]),
+        "r002": [],
+    }
+
+    # a clip outside the dataset: the Operation fails naming the upload, and the run stays as it was
+    other = judged_csv([("zzz", [taxonomy[0]], [])])
+    failed = post({"file": SimpleUploadedFile("predictions-gemini-1.5-pro.csv", other), "input": "a"})
+    failed = client.get(failed.json()["status_url"]).json()
+    assert failed["status"] == "failed" and "predictions-gemini-1.5-pro.csv" in failed["message"]
+    assert "not in dataset judged" in failed["message"] and str(staging.UPLOAD_STAGING_DIR) not in failed["message"]
+    run.refresh_from_db()
+    assert run.modalities == ["v"] and run.n_clips == 3
+
+
+def test_a_real_worker_imports_gold_and_reports_on_the_operation(celery_worker_process, make_crowd_dataset, taxonomy):
+    from django.conf import settings
+
+    ds = make_crowd_dataset("worker-gold", 2, 0)
+    for i in range(3):
+        Clip.objects.create(dataset=ds, video_id=f"g{i:03d}", media_url=f"https://cdn.example.org/g{i}.mp4")
+    lines = ["id,label,original,modality"] + [f"g{i:03d},{taxonomy[100 + i]},True,AV" for i in range(3)]
+    upload = SimpleUploadedFile("lab gold.csv", ("\n".join(lines) + "\n").encode())
+    op, kwargs = gold_import_request(ds, upload)
+    operation_queue(op, gold_import_task, kwargs=kwargs, queue=celery_worker_process, background=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        op.refresh_from_db()
+        if op.status != "running":
+            break
+        time.sleep(0.2)
+    assert op.status == "done", op.message
+    assert op.message.startswith("imported 3 gold label rows into dataset worker-gold")
+    assert op.done == op.total == 1 and op.summary["upload"] == "lab_gold.csv" and op.heartbeat_at
+    assert Clip.objects.filter(dataset=ds, is_gold=True).count() == 3
+    assert not (settings.UPLOAD_STAGING_DIR / kwargs["staged"]).exists()  # the worker removed the upload
