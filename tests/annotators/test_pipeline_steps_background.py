@@ -186,3 +186,36 @@ def test_a_real_worker_imports_gold_and_reports_on_the_operation(celery_worker_p
     assert op.done == op.total == 1 and op.summary["upload"] == "lab_gold.csv" and op.heartbeat_at
     assert Clip.objects.filter(dataset=ds, is_gold=True).count() == 3
     assert not (settings.UPLOAD_STAGING_DIR / kwargs["staged"]).exists()  # the worker removed the upload
+
+
+@pytest.mark.django_db
+def test_the_steps_page_imports_a_judged_csv_with_the_input_chosen(
+    client, make_crowd_dataset, taxonomy, monkeypatch, staging, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr("catalog.services.operations.BACKGROUND_THREAD", False)
+    client.force_login(user_create("boss", "admin")["user"])
+    ds = make_crowd_dataset("judgedpage", 2, 0)
+    page = client.get(f"/ops/{ds.name}/steps/").content.decode()
+    assert '<select name="input">' in page and '<option value="av">' in page
+    data = judged_csv([("r000", [taxonomy[7]], []), ("r001", [], [taxonomy[7]])])
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(
+            f"/ops/{ds.name}/steps/predictions/",
+            {"file": SimpleUploadedFile("predictions-video-llama.csv", data), "model": "", "input": "av"},
+        )
+    op = Operation.objects.get()
+    assert resp["Location"] == f"/ops/operations/{op.pk}/"
+    assert (
+        op.status == "done" and op.message == "imported 2 clips of 'video-llama' (labels: av) into dataset judgedpage"
+    )
+    run = ModelRun.objects.get(dataset=ds)
+    assert run_label_sets(run)["r000"]["av"] == [taxonomy[7]] and run_label_sets(run)["r001"]["av"] == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        back = client.post(
+            f"/ops/{ds.name}/steps/predictions/",
+            {"file": SimpleUploadedFile("predictions-video-llama.csv", data), "model": ""},
+            follow=True,
+        )
+    assert back.redirect_chain[-1][0] == f"/ops/{ds.name}/steps/"
+    assert "choose its input (a, v, av)" in back.content.decode() and Operation.objects.count() == 1
