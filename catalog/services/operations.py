@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from catalog.errors import AvcrowdError, ValidationError
 from catalog.models import Operation
-from catalog.services.uploads import staged_discard
+from catalog.services.uploads import staged_discard, staged_hide
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +209,16 @@ def operation_finish_staged(operation_id: int, staged: str, work: Callable[[Oper
     removed when it ends, and an ended one is not offered for retry (its files are gone: upload them again). A
     worker that dies leaves them, so that its stale Operation can be retried."""
     try:
-        return operation_finish(operation_id, work)
+        op = operation_finish(operation_id, work)
     finally:
         staged_discard(staged)
         Operation.objects.filter(pk=operation_id).exclude(status=Operation.RUNNING).update(queued={})
+    if op.status == Operation.FAILED:  # an unexpected error's text may hold the server path: the file's name only
+        hidden = staged_hide(op.message, staged)
+        if hidden != op.message:
+            op.message = hidden
+            Operation.objects.filter(pk=op.pk).update(message=hidden)
+    return op
 
 
 def operation_run(kind: str, work: Callable[[Operation], tuple[str, dict]], *, dataset=None, user=None) -> Operation:

@@ -107,6 +107,11 @@ def _hide_folder(text: str, folder: Path) -> str:
     return text.replace(str(folder) + os.sep, "").replace(str(folder), "the upload")
 
 
+def staged_hide(text: str, token: str) -> str:
+    """`text` without the server path of `token`'s staging folder (files named by their own names)."""
+    return _hide_folder(text, staging_root() / token) if STAGED_RE.match(token or "") else text
+
+
 def staged_discard(token: str) -> None:
     """Remove the staging folder of `token` (nothing when it is gone already)."""
     if STAGED_RE.match(token or ""):

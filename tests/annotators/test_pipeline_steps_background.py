@@ -219,3 +219,26 @@ def test_the_steps_page_imports_a_judged_csv_with_the_input_chosen(
         )
     assert back.redirect_chain[-1][0] == f"/ops/{ds.name}/steps/"
     assert "choose its input (a, v, av)" in back.content.decode() and Operation.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_is_shown_without_the_server_path(
+    client, make_crowd_dataset, monkeypatch, staging, django_capture_on_commit_callbacks
+):
+    import proposals.services
+
+    def broken(dataset, name, path, **kwargs):
+        raise OSError(f"[Errno 5] Input/output error: '{path}'")
+
+    monkeypatch.setattr("catalog.services.operations.BACKGROUND_THREAD", False)
+    monkeypatch.setattr(proposals.services, "run_import", broken)
+    client.force_login(user_create("boss", "admin")["user"])
+    ds = make_crowd_dataset("ioerr", 1, 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(
+            f"/api/datasets/{ds.name}/predictions/import/",
+            {"file": SimpleUploadedFile("m.csv", b"video_id,input,label\nr000,a,dog barking\n")},
+        )
+    op = client.get(resp.json()["status_url"]).json()
+    assert op["status"] == "failed" and op["message"] == "OSError: [Errno 5] Input/output error: 'm.csv'"
+    assert staged_folders(staging) == [] and not ModelRun.objects.exists()
