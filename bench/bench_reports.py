@@ -1,0 +1,165 @@
+"""Benchmark: metrics and reports at 1x and 10x the VGGSounder test set (15,069 / 150,690 clips).
+
+The label set is the published VGGSounder CSV repeated ``--scale`` times (clip ids suffixed), the models are
+synthetic scores correlated with it (float32, as stored model runs and the published score files hold them).
+Each measurement runs in its own child process so that its peak resident memory (VmHWM) is its own:
+
+* ``metrics``: one scored model, every metric and subset, default regime, no meta breakdown
+  (``benchmark.evaluate.evaluate_stream``); the peak is reported in total and above the inputs (labels + model).
+* ``report`` / ``report-nofig``: ``benchmark.report.write_report`` with ``--models`` scored models, the default
+  meta-label breakdown and all tables, with and without the figures (what ``manage.py benchmark`` and
+  ``--no-figures`` do once the inputs are read).
+* ``cooc``: the class co-occurrence counts behind the co-occurrence figure, as an int32 matrix product (the old
+  way) and as float32 products in row chunks (the new way); the counts are checked to be identical.
+
+    .venv/bin/python bench/bench_reports.py --scale 1 [--what metrics,report,report-nofig,cooc] [--models 3]
+    .venv/bin/python bench/bench_reports.py --scale 10 --what metrics,cooc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def _peak_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def scaled_labels(scale: int):
+    """The published label set repeated ``scale`` times (ids suffixed ``_r<k>`` after the first copy)."""
+    import numpy as np
+
+    from benchmark import LabelSet, default_class_names
+    from benchmark.labels import default_labels_csv
+
+    base = LabelSet.from_csv(default_labels_csv(), default_class_names())
+    if scale == 1:
+        return base
+    ids = np.concatenate(
+        [base.video_ids] + [np.array([f"{v}_r{k}" for v in base.video_ids], dtype=object) for k in range(1, scale)]
+    )
+    tile = lambda a: np.concatenate([a] * scale)  # noqa: E731
+    return LabelSet(
+        ids,
+        base.classes,
+        tile(base.has_a),
+        tile(base.has_v),
+        tile(base.has_av),
+        {k: tile(v) for k, v in base.meta.items()},
+    )
+
+
+def scored_model(labels, seed: int, name: str):
+    """A float32 scored model of every clip, correlated with the labels (scores in [n, C] per input)."""
+    import numpy as np
+
+    from benchmark import ModelPredictions
+
+    rng = np.random.default_rng(seed)
+    n, C = len(labels), len(labels.classes)
+    truths = {"a": labels.truth("a"), "v": labels.truth("v"), "av": labels.truth("all")}
+    scores = {}
+    for inp, T in truths.items():
+        s = rng.standard_normal((n, C), dtype=np.float32)
+        s += (2.5 * rng.random((n, 1), dtype=np.float32)) * T
+        scores[inp] = s
+    return ModelPredictions(name, labels.video_ids, labels.classes, scores=scores)
+
+
+def child(what: str, scale: int, n_models: int, out_json: str):
+    import numpy as np
+
+    from benchmark.evaluate import evaluate_stream
+    from benchmark.report import cooccurrence_matrix, write_report
+
+    base_rss = _rss_mib()
+    labels = scaled_labels(scale)
+    res = {"what": what, "scale": scale, "clips": len(labels)}
+    if what == "metrics":
+        model = scored_model(labels, 1, "m1")
+        held = _rss_mib()
+        t0 = time.perf_counter()
+        evaluate_stream(labels, [model], regime="default", prefetch=False)
+        res["seconds"] = time.perf_counter() - t0
+        res["inputs_mib"] = held - base_rss
+        res["peak_mib"] = _peak_mib()
+        res["peak_above_inputs_mib"] = _peak_mib() - held
+    elif what in ("report", "report-nofig"):
+        models = [scored_model(labels, i + 1, f"model{i + 1}") for i in range(n_models)]
+        held = _rss_mib()
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            write_report(out, labels, models, figures=what == "report", prefetch=False)
+            res["seconds"] = time.perf_counter() - t0
+            res["files"] = len(os.listdir(out))
+        res["peak_mib"] = _peak_mib()
+        res["peak_above_inputs_mib"] = _peak_mib() - held
+    elif what == "cooc":
+        T = labels.truth("all")
+        t0 = time.perf_counter()
+        Ti = T.astype(np.int32)
+        old = Ti.T @ Ti
+        res["int32_seconds"] = time.perf_counter() - t0
+        del Ti
+        t0 = time.perf_counter()
+        new = cooccurrence_matrix(labels)
+        res["float32_seconds"] = time.perf_counter() - t0
+        res["identical"] = bool(np.array_equal(old, new))
+        res["total_pairs"] = int(new.sum())
+    else:
+        raise SystemExit(f"unknown measurement {what!r}")
+    with open(out_json, "w") as fh:
+        json.dump(res, fh)
+
+
+def run_child(what: str, scale: int, n_models: int) -> dict:
+    fd, out_json = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", what, str(scale), str(n_models), out_json]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    with open(out_json) as fh:
+        res = json.load(fh)
+    os.unlink(out_json)
+    return res
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, choices=[1, 10], default=1, help="1x or 10x the VGGSounder test set")
+    ap.add_argument("--what", default="metrics,report-nofig,report,cooc")
+    ap.add_argument("--models", type=int, default=3, help="models in the report measurements")
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    for what in args.what.split(","):
+        runs = [run_child(what, args.scale, args.models) for _ in range(args.repeat)]
+        for r in runs:
+            shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+            print(json.dumps(shown), flush=True)
+
+
+if __name__ == "__main__":
+    main()
