@@ -404,8 +404,15 @@ def per_class_f1_figure(
         for subset in shown:
             vals = [per_class[model][subset][c]["f1"] for c in order]
             ys = np.array([np.nan if v is None else 100 * v for v in vals])
-            if subset == key:
-                ax.bar(x, ys, width=1.0, color=colors.get(subset), alpha=0.35, label=f"{subset} (sorted)")
+            if subset == key:  # one filled step outline (not one bar per class)
+                ax.stairs(
+                    ys,
+                    np.arange(len(order) + 1) - 0.5,
+                    fill=True,
+                    color=colors.get(subset),
+                    alpha=0.35,
+                    label=f"{subset} (sorted)",
+                )
             else:
                 ax.plot(x, ys, ".", markersize=2.5, color=colors.get(subset), label=subset)
         left_out = len(per_class[model][key]) - len(names)

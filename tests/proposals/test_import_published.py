@@ -86,3 +86,16 @@ def test_a_plain_directory_is_refused_with_the_layout_it_needs(dataset, taxonomy
     with pytest.raises(CommandError, match=r"laid out like VGGSounder's judged CSVs \(a/, v/, av/"):
         call_command("import_predictions", str(tmp_path / "preds"), "--dataset", dataset.name)
     assert not ModelRun.objects.exists()
+
+
+def test_several_files_are_all_checked_before_any_is_imported(dataset, llm_clips, taxonomy, tmp_path):
+    import pickle
+
+    clean = tmp_path / "clean-1.0.pkl"
+    clean.write_bytes(pickle.dumps({"llm1_000010": {"predictions": {"a": [taxonomy[3]], "v": [], "av": []}}}))
+    stray = published_labels_pickle(tmp_path / "stray.pkl", taxonomy)
+    with pytest.raises(CommandError, match="stray.pkl: clip 'llm0_000010' input 'a': unknown class name"):
+        call_command("import_predictions", str(clean), str(stray), "--dataset", dataset.name, "--strict")
+    assert not ModelRun.objects.exists()  # the clean file, first on the line, was not imported either
+    call_command("import_predictions", str(clean), str(stray), "--dataset", dataset.name, stdout=io.StringIO())
+    assert sorted(ModelRun.objects.values_list("external_name", flat=True)) == ["clean-1.0", "stray"]
