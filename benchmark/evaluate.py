@@ -211,7 +211,10 @@ class ScoredModel:
 
         def sorted_cols(classes):
             # the chosen clips' scores of a few classes, one row per class, sorted
-            block = (S[:, classes] if every_row else S[rows[:, None], classes[None, :]]).T.copy()
+            lo, hi = int(classes[0]), int(classes[-1]) + 1  # a contiguous run of columns: a view, no gather
+            block = (S[:, lo:hi] if every_row else S[rows, lo:hi]).T.copy()
+            if hi - lo != classes.size:
+                block = block[classes - lo]
             block.sort(axis=1)
             return block
 

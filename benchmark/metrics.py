@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 TOP_KS = (1, 3, 5, 10)
-AUC_CLASS_BLOCK = 32
-"""Classes whose sorted scores :func:`auc_macro` holds at a time (32 x 150k clips x 4 bytes = 19 MB)."""
+AUC_CLASS_BLOCK = 64
+"""Classes whose sorted scores :func:`auc_macro` holds at a time (64 x 150k clips x 4 bytes = 37 MB)."""
 TOPK_ROW_BLOCK = 8192
 """Clips :func:`topk_cells` ranks at a time (its temporary arrays are a few [block, C] matrices)."""
 LABEL_METRICS = ("f1", "f1_macro", "accuracy", "jaccard", "precision", "recall", "hit_rate")
