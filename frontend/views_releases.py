@@ -97,6 +97,11 @@ def release_detail(request, pk):
             "next_offset": offset + PAGE if offset + PAGE < total else None,
             "agreement": stats.get("agreement") or {},
             "unreliable": unreliable,
+            "card": stats.get("quality_card") or {},
+            "card_classes": sorted(
+                ({"name": n, **v} for n, v in ((stats.get("quality_card") or {}).get("per_class") or {}).items()),
+                key=lambda r: (r["f1"] is None, r["f1"] or 0.0, r["name"]),
+            ),
             "meta_labels": META_LABELS,
             "others": Release.objects.filter(dataset=release.dataset).exclude(pk=release.pk).order_by("-created_at"),
             "exports": release_exports(release)[:10],

@@ -29,6 +29,7 @@ class Release(_Immutable):
         (MAJORITY, "top-k majority"),
         (WEIGHTED, "gold-F1-weighted voting"),
         (DAWID_SKENE, "Dawid-Skene (gold clamped)"),
+        ("shrunk_ds", "Dawid-Skene with shrinkage (per-class priors)"),
         (IMPORT, "imported file"),
     ]
 

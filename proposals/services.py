@@ -24,7 +24,9 @@ from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
 from catalog.selectors.taxonomy import class_names, class_pks
-from catalog.services.operations import operation_finish
+from catalog.services.bulk import analyze, bulk_insert
+from catalog.services.operations import operation_finish, operation_run
+from catalog.services.uploads import upload_as_file
 from catalog.storage import parse_s3_url, s3_client
 
 from . import gpu
@@ -429,6 +431,7 @@ def proposal_set_create(
         pset.runs.set(runs)
         pset.n_proposals = proposals_store(pset, result, clip_pk, cls_pk)
         pset.save(update_fields=["n_proposals"])
+    analyze(Proposal)  # batch building reads a set of millions of fresh rows: plan with statistics
     return pset
 
 
@@ -471,18 +474,11 @@ def proposal_set_run(operation_id: int) -> Operation:
 def proposals_store(
     pset: ProposalSet, result, clip_pk: dict[str, int], cls_pk: dict[str, int], batch_size: int = 5000
 ) -> int:
-    """Insert every proposal of `result` (with its provenance) into `pset`, `batch_size` rows per
-    INSERT; the caller holds the transaction. Returns the number of rows."""
-    batch: list[Proposal] = []
-    total = 0
-    for vid, name, prov in result.records():
-        batch.append(Proposal(proposal_set=pset, clip_id=clip_pk[vid], cls_id=cls_pk[name], provenance=prov))
-        if len(batch) >= batch_size:
-            Proposal.objects.bulk_create(batch)
-            total += len(batch)
-            batch = []
-    Proposal.objects.bulk_create(batch)
-    return total + len(batch)
+    """Insert every proposal of `result` (with its provenance) into `pset` as a stream of plain rows: PostgreSQL
+    COPY, chunked executemany on SQLite (catalog.services.bulk), each distinct provenance encoded once; the
+    caller holds the transaction. Returns the number of rows. (batch_size: kept for callers; COPY streams.)"""
+    rows = ((pset.pk, clip_pk[vid], cls_pk[name], prov) for vid, name, prov in result.records_json())
+    return bulk_insert(Proposal, ["proposal_set_id", "clip_id", "cls_id", "provenance"], rows)
 
 
 def _evaluate_result(dataset, preds, result) -> dict[str, Any]:
@@ -555,3 +551,21 @@ def proposal_set_tune(pset: ProposalSet, target) -> ProposalSet:
         pset.evaluation = {**(pset.evaluation or {}), "tune": report["tune"]}
         pset.save(update_fields=["evaluation"])
     return pset
+
+
+def run_import_upload(dataset: Dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False):
+    """`import_predictions` for an uploaded prediction file (pickle, CSV, JSONL or .npz; the file name's extension
+    says which), recorded as an Operation. The model name defaults to the file name without its extension."""
+    name = (name or "").strip() or (Path(upload.name).stem if upload is not None else "")
+
+    def work(op):
+        with upload_as_file(upload) as path:
+            run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips)
+        skipped = f", {len(run.errors)} clip(s) not in the dataset skipped" if run.errors else ""
+        return (
+            f"imported {run.n_clips} clips of {name!r} ({run.kind}: {', '.join(run.modalities)}){skipped} into "
+            f"dataset {dataset.name}",
+            {"run": run.pk, "model": name, "url": reverse("proposals:overview")},
+        )
+
+    return operation_run(Operation.IMPORT, work, dataset=dataset, user=user)

@@ -1,12 +1,12 @@
-"""Annotator quality from the gold standard, and the leave-out comparison of merge methods on gold clips (no
-Django). Catch-trial F1 comes from catalog.core.vocabulary.catch_scores, the function live scoring uses."""
+"""Annotator quality from the gold standard (no Django); the leave-out comparison of merge methods on gold clips is
+labels.core.card.compare_methods.
+Catch-trial F1 comes from catalog.core.vocabulary.catch_scores, the function live scoring uses."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from catalog.core.vocabulary import catch_scores, f1_from_counts
-from labels.core.merge import METHODS, merge_dawid_skene, merge_majority, merge_weighted
 from labels.core.votes import MOD_A, MOD_V, MODALITY_NAMES, Votes, _as_code
 
 
@@ -95,93 +95,3 @@ def macro_f1(pred: dict, gold: dict) -> tuple[float, dict]:
             per_class[cls] = 2 * tp[cls] / denom
     macro = float(np.mean(list(per_class.values()))) if per_class else 0.0
     return macro, per_class
-
-
-def _folds(gold_clips: list, folds: int | None, seed: int):
-    gold_clips = list(gold_clips)
-    if not folds or folds >= len(gold_clips):
-        return [[c] for c in gold_clips]
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(gold_clips))
-    return [[gold_clips[i] for i in perm[f::folds]] for f in range(folds)]
-
-
-def compare_methods(
-    votes: Votes,
-    gold: dict,
-    methods=METHODS,
-    k: int = 3,
-    folds: int | None = None,
-    seed: int = 0,
-    ds_folds: int | None = 10,
-    ds_iter: int = 50,
-    ds_sample: int | None = 3000,
-    catch_clips=None,
-) -> dict:
-    """Leave-out comparison on the gold clips.
-
-    For each fold of gold clips (folds=None: one clip per fold = leave-one-out), annotator quality (for
-    ``majority``/``weighted``) is recomputed from the gold answers of the *other* gold clips only, and
-    Dawid–Skene clamps only the other gold clips; then the fold's clips are merged and compared with gold.
-    Dawid–Skene is refitted on the whole data set once per fold, so it uses ``ds_folds`` folds (default 10;
-    None = leave-one-out as well) and, to bound its cost, is fitted on the gold clips plus a random sample of
-    ``ds_sample`` other clips (None: all clips). Gold clips with fewer than k annotations are skipped.
-    catch_clips: the catch clips each assignment was shown (see catch_counts).
-    Returns {method: {"macro_f1", "n_clips", "per_class", "folds"}}.
-    """
-    for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown merge method {m!r}; allowed: {', '.join(METHODS)}")
-    n_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips)
-    eval_clips = [c for c in sorted(gold) if n_ann[c] >= k]
-    gold_only = np.zeros(votes.n_clips, dtype=bool)
-    gold_only[eval_clips] = True
-    gold_votes = votes.subset(gold_only)
-    # annotator quality only depends on the answers on gold clips: compute it on those alone
-    all_gold = np.zeros(votes.n_clips, dtype=bool)
-    all_gold[list(gold)] = True
-    quality_votes = votes.subset(all_gold)
-    preds = {m: {} for m in methods}
-    n_folds = {}
-    simple = [m for m in methods if m != "dawid_skene"]
-    if simple:
-        fold_list = _folds(eval_clips, folds, seed)
-        counts = catch_counts(quality_votes, gold, catch_clips)
-        for fold in fold_list:
-            quality = worker_quality_from_gold(quality_votes, gold, exclude_clips=fold, counts=counts)
-            mask = np.zeros(votes.n_clips, dtype=bool)
-            mask[fold] = True
-            fold_votes = gold_votes.subset(mask)
-            for m in simple:
-                if m == "majority":
-                    res = merge_majority(fold_votes, k=k, worker_quality=quality)
-                else:
-                    res = merge_weighted(fold_votes, k=k, worker_quality=quality)
-                sets = res.label_sets()
-                for c in fold:
-                    preds[m][c] = sets.get(c, {})
-        for m in simple:
-            n_folds[m] = len(fold_list)
-    if "dawid_skene" in methods:
-        fit_votes = votes
-        has_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips) > 0
-        others_idx = np.flatnonzero(has_ann & ~all_gold)
-        if ds_sample is not None and len(others_idx) > ds_sample:
-            mask = all_gold.copy()
-            mask[np.random.default_rng(seed).choice(others_idx, ds_sample, replace=False)] = True
-            fit_votes = votes.subset(mask)
-        fold_list = _folds(eval_clips, ds_folds, seed)
-        for fold in fold_list:
-            held = set(fold)
-            others = [c for c in gold if c not in held]
-            res = merge_dawid_skene(fit_votes, k=k, gold=gold, clamp_clips=others, n_iter=ds_iter)
-            sets = res.label_sets()
-            for c in fold:
-                preds["dawid_skene"][c] = sets.get(c, {})
-        n_folds["dawid_skene"] = len(fold_list)
-    gold_eval = {c: {k_: v for k_, v in gold[c].items() if _as_code(v)} for c in eval_clips}
-    out = {}
-    for m in methods:
-        macro, per_class = macro_f1(preds[m], gold_eval)
-        out[m] = {"macro_f1": macro, "n_clips": len(eval_clips), "per_class": per_class, "folds": n_folds.get(m, 0)}
-    return out

@@ -148,6 +148,39 @@ def _yaml_str(value) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid YAML flow scalar
 
 
+def _quality_card_lines(card) -> list[str]:
+    """The release's quality card (labels.core.card) as Markdown: F1 against gold, measured leave-one-out."""
+    if not card:
+        return []
+    if not card.get("available"):
+        return [f"F1 against the gold standard: not measured ({card.get('reason', 'no gold')}).", ""]
+
+    def ci(entry, key):
+        lo_hi = entry.get(f"{key}_ci95")
+        return f"{entry[key]:.3f} ({lo_hi[0]:.3f}–{lo_hi[1]:.3f})" if lo_hi else f"{entry[key]:.3f}"
+
+    lines = [
+        "### F1 against the gold standard",
+        "",
+        f"Method `{card['method']}` (k={card['k']}) on {card['clips']} gold clips, {card['evaluation']}; the gold "
+        "clips' own labels never inform the merge that is scored. 95 % intervals (in brackets): bootstrap over gold "
+        f"clips, {card['bootstrap']['samples']} draws, seed {card['bootstrap']['seed']}.",
+        "",
+        "| | micro-F1 | macro-F1 |",
+        "|---|---|---|",
+        f"| all | {ci(card, 'micro_f1')} | {ci(card, 'macro_f1')} |",
+    ]
+    for name, entry in (card.get("modality") or {}).items():
+        lines.append(f"| {name} | {ci(entry, 'micro_f1')} | {ci(entry, 'macro_f1')} |")
+    meta = {k: v for k, v in (card.get("meta") or {}).items() if v}
+    if meta:
+        lines += ["", "| meta label | F1 | accuracy | gold clips |", "|---|---|---|---|"]
+        for name, m in meta.items():
+            lines.append(f"| {name} | {m['f1'] if m['f1'] is not None else 'n/a'} | {m['accuracy']} | {m['clips']} |")
+    lines.append("")
+    return lines
+
+
 def dataset_card(release: Release, n_rows: int, class_names: list[str]) -> str:
     """README.md of the export: YAML metadata (configs, features) for the Hub's loader, then the label schema,
     the release's quality figures (when it has them) and where it came from."""
@@ -250,6 +283,7 @@ def dataset_card(release: Release, n_rows: int, class_names: list[str]) -> str:
         body += ["| figure | value |", "|---|---|", *figures, ""]
     else:
         body += ["This release records no quality figures (an imported label set).", ""]
+    body += _quality_card_lines(stats.get("quality_card"))
     body += [
         "## Provenance",
         "",

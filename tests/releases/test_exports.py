@@ -43,6 +43,9 @@ def test_release_as_a_hugging_face_dataset(crowd, tmp_path):
         and f"| clips | {release.stats['clips']} |" in card
     )
     assert "## Provenance" in card and "method: `majority`" in card and "crowd workers: 4" in card
+    # the quality card, measured without the gold clip's own gold: the crowd's cello against gold violin scores 0
+    assert "### F1 against the gold standard" in card and "on 1 gold clips, leave-one-out" in card
+    assert "| all | 0.000 (0.000–0.000) | 0.000 (0.000–0.000) |" in card and "| audible |" in card
     try:
         import datasets
     except ImportError:  # pragma: no cover - datasets is in requirements-dev.txt

@@ -126,6 +126,9 @@ def test_merged_release_page_shows_agreement_and_staff_can_create(crowd, client,
     assert f'href="/releases/{release.pk}/"' in client.get(r["Location"]).content.decode()
     page = client.get(f"/releases/{release.pk}/").content.decode()
     assert "Krippendorff" in page and "Least reliable classes" in page
+    # the quality card: the gold clip scored without its gold label (the crowd's cello against gold violin)
+    assert "Quality card" in page and "leave-one-out" in page and "on 1 gold clips" in page
+    assert "<th>all</th><td>0.0</td>" in page
     assert "cattle mooing <small>A · auto</small>" in page  # auto-added label shown with its origin
     assert "1 clips with fewer than k approved annotations" in page
     r = client.post("/releases/new/", {"dataset": "rel", "name": "web-v1", "method": "majority"}, follow=True)
@@ -182,6 +185,9 @@ def test_api_background_creation_returns_the_operation_to_poll(crowd, staff, dja
     op = staff.get(r.json()["status_url"]).json()
     release = Release.objects.get(name="api-bg")
     assert op["kind"] == "release" and op["status"] == "done" and op["summary"]["release"] == release.pk
+    card = staff.get(f"/api/releases/{release.pk}/").json()["stats"]["quality_card"]
+    assert card["available"] and card["clips"] == 1 and card["micro_f1"] == 0.0 and "micro_f1_ci95" in card
+    assert set(card["modality"]) == {"audible", "visible"} and "playing violin, fiddle" in card["per_class"]
     r = staff.post("/api/releases/", {"dataset": "rel", "name": "api-bg", "background": True}, format="json")
     assert r.status_code == 400 and r.json()["field"] == "name"
 

@@ -1,0 +1,141 @@
+"""The release quality card (labels.core.card) on simulated crowds with known truth (labels.core.simcrowd): figures
+measured leave-one-out on gold, never from a gold clip's own labels; one vote per annotator and clip in every
+merge method."""
+
+import numpy as np
+import pytest
+
+from labels.core.card import leave_out_predictions, quality_card, score_predictions, worker_quality
+from labels.core.merge import METHODS, merge
+from labels.core.simcrowd import fixed_overlap, make_crowd, vggsounder_truth
+from labels.core.votes import MOD_A, MOD_V, Votes
+
+CLASSES = ["dog barking", "cat meowing", "playing piano", "rain"]
+
+
+@pytest.fixture(scope="module")
+def world():
+    names, truth = vggsounder_truth(limit=60 + 540, seed=3)
+    crowd = make_crowd(names, truth, n_gold=60, n_workers=40, seed=3)
+    votes, catch, log = fixed_overlap(crowd)
+    return crowd, votes, catch, log
+
+
+def _flip(labels: dict) -> dict:
+    """Another answer for a gold clip: every modality inverted, plus a class it did not have."""
+    out = {k: (m ^ (MOD_A | MOD_V)) or MOD_A for k, m in labels.items()}
+    out[max(labels, default=0) + 1] = MOD_V
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_gold_clip_is_merged_without_its_own_gold(world, method):
+    crowd, votes, catch, _log = world
+    gold = crowd.gold
+    base = leave_out_predictions(votes, gold, method, k=3, catch_clips=catch, em_folds=5)
+    clip = base["clips"][0]
+    changed = {**gold, clip: _flip(gold[clip])}
+    # the change is visible to anything that reads the clip's gold: annotator quality computed in-sample moves ...
+    assert not np.allclose(worker_quality(votes, gold, catch), worker_quality(votes, changed, catch), equal_nan=True)
+    # ... but the leave-out merge of that clip is exactly the same
+    after = leave_out_predictions(votes, changed, method, k=3, catch_clips=catch, em_folds=5)
+    assert after["labels"][clip] == base["labels"][clip]
+    assert after["meta"][clip] == base["meta"][clip]
+
+
+def test_a_worker_perfect_only_on_one_gold_clip_does_not_rank_first_there():
+    # P answered one gold clip only, g1, and copied its gold there; A and B say "rain" on g1 and are right on g2, g3.
+    # Ranked by a catch F1 that includes g1 itself, P (F1 1.0) would be the top annotator of g1 and g1 would be right.
+    annotations = [{"clip": "g1", "worker": "P", "labels": [("dog barking", True, False)]}]
+    for clip, gold_cls in (("g1", "dog barking"), ("g2", "cat meowing"), ("g3", "playing piano")):
+        for w in ("A", "B"):
+            annotations.append(
+                {"clip": clip, "worker": w, "labels": [("rain" if clip == "g1" else gold_cls, True, False)]}
+            )
+    votes, workers = Votes.from_records(["g1", "g2", "g3"], CLASSES, annotations)
+    gold = {0: {0: "A"}, 1: {1: "A"}, 2: {2: "A"}}
+    card = quality_card(votes, gold, "majority", k=1, n_boot=50)
+    assert card["evaluation"].startswith("leave-one-out")
+    # g1 is wrong (rain instead of dog), g2 and g3 right: 2 TP, 1 FP, 1 FN
+    assert card["micro_f1"] == pytest.approx(4 / 6, abs=1e-4)
+    assert card["per_class"][0]["fn"] == 1 and card["per_class"][3]["fp"] == 1
+    # in-sample ranking would have put P first on g1
+    in_sample = merge(votes, "majority", k=1, worker_quality=worker_quality(votes, gold))
+    assert in_sample.label_sets()[0] == {0: "A"}
+
+
+def test_card_agrees_with_the_truth_of_the_clips_it_does_not_see(world):
+    crowd, votes, catch, log = world
+    card = quality_card(
+        votes, crowd.gold, "majority", k=3, catch_clips=catch, gold_meta=crowd.gold_meta(), n_boot=300, seed=1
+    )
+    assert card["available"] and card["clips"] >= 40
+    for key in ("micro_f1", "macro_f1"):
+        lo, hi = card[f"{key}_ci95"]
+        assert lo <= card[key] <= hi and hi - lo < 0.3
+    assert set(card["modality"]) == {"audible", "visible"}
+    assert set(card["meta"]) == {"background_music", "voice_over", "static_image"}
+    assert all(m is not None and 0 <= m["accuracy"] <= 1 for m in card["meta"].values())
+    # the same merge scored against the (unseen) truth of the non-gold clips lands inside the card's interval
+    res = merge(votes, "majority", k=3, worker_quality=worker_quality(votes, crowd.gold, catch))
+    sets = res.label_sets()
+    others = [c for c in sets if c >= len(crowd.gold_clips)]
+    truth = score_predictions(sets, {c: crowd.truth[c] for c in others}, others, n_boot=0)
+    lo, hi = card["micro_f1_ci95"]
+    assert lo - 0.03 <= truth["micro_f1"] <= hi + 0.03
+    # fixed seed: the same card twice
+    again = quality_card(
+        votes, crowd.gold, "majority", k=3, catch_clips=catch, gold_meta=crowd.gold_meta(), n_boot=300, seed=1
+    )
+    assert again == card
+
+
+def test_micro_and_macro_by_hand():
+    gold = {0: {0: MOD_A | MOD_V, 1: MOD_A}, 1: {0: MOD_A}}
+    pred = {0: {0: MOD_A, 2: MOD_V}, 1: {0: MOD_A}}
+    card = score_predictions(pred, gold, [0, 1], n_boot=0)
+    # atoms: tp 2 (0/0/A, 1/0/A), fp 1 (0/2/V), fn 2 (0/0/V, 0/1/A) -> micro 4/7
+    assert card["micro_f1"] == pytest.approx(round(4 / 7, 4))
+    # class 0: tp 2 fn 1 -> 0.8; class 1: 0; class 2: 0 -> macro 0.8/3
+    assert card["macro_f1"] == pytest.approx(round(0.8 / 3, 4))
+    assert card["modality"]["audible"]["micro_f1"] == pytest.approx(round(4 / 5, 4))  # tp 2, fn 1
+    assert card["modality"]["visible"]["micro_f1"] == 0.0
+
+
+def test_no_gold_no_card():
+    votes, _ = Votes.from_records(["c"], CLASSES, [{"clip": "c", "worker": "w", "labels": []}])
+    assert quality_card(votes, {}, "majority")["available"] is False
+    card = quality_card(votes, {0: {0: "A"}}, "majority", k=3)
+    assert card["available"] is False and "3 or more" in card["reason"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_vote_per_annotator_latest_submission_counts(method):
+    # A (the best annotator) answered c twice: first "rain", later "dog". Counting both, A's two votes plus B's
+    # rain would carry rain among the top 3; one vote each, A (dog), B (rain), C (dog) -> dog.
+    annotations = [
+        {"clip": "c", "worker": "A", "labels": [("rain", True, False)]},
+        {"clip": "c", "worker": "B", "labels": [("rain", True, False)]},
+        {"clip": "c", "worker": "A", "labels": [("dog barking", True, False)]},
+        {"clip": "c", "worker": "C", "labels": [("dog barking", True, False)]},
+    ]
+    votes, _ = Votes.from_records(["c"], CLASSES, annotations, {"A": 0.9, "B": 0.8, "C": 0.7})
+    res = merge(votes, method, k=3)
+    assert res.label_sets() == {0: {0: "A"}}
+    assert res.duplicate.tolist() == [True, False, False, False]
+    assert res.used.tolist() == [False, True, True, True]
+    assert res.params["duplicate_votes_ignored"] == 1
+
+
+def test_simulated_crowd_is_calibrated_to_the_published_figures(world):
+    crowd, votes, catch, log = world
+    shares = {"A": 0, "V": 0, "AV": 0}
+    for labels in crowd.truth:
+        for m in labels.values():
+            shares[{MOD_A: "A", MOD_V: "V", MOD_A | MOD_V: "AV"}[m]] += 1
+    # VGGSounder: AV dominates, visible-only is rare
+    assert shares["AV"] > shares["A"] > shares["V"]
+    per_clip = np.bincount(votes.ann_clip, minlength=votes.n_clips)[len(crowd.gold_clips) :]
+    assert per_clip.min() >= 3 and per_clip.max() <= 5
+    below = np.mean(np.array(log["catch_f1"]) < 0.25)
+    assert 0.02 <= below <= 0.12
