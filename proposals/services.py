@@ -20,6 +20,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from benchmark.predictions import unknown_names_text
 from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
@@ -553,15 +554,22 @@ def proposal_set_tune(pset: ProposalSet, target) -> ProposalSet:
     return pset
 
 
-def run_import_upload(dataset: Dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False):
+def run_import_upload(
+    dataset: Dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False, strict: bool = False
+):
     """`import_predictions` for an uploaded prediction file (pickle, CSV, JSONL or .npz; the file name's extension
-    says which), recorded as an Operation. The model name defaults to the file name without its extension."""
+    says which), recorded as an Operation. The model name defaults to the file name without its extension. Class
+    names outside the taxonomy are skipped and counted in the message, or refused with ``strict``."""
     name = (name or "").strip() or (Path(upload.name).stem if upload is not None else "")
 
     def work(op):
         with upload_as_file(upload) as path:
-            run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips)
-        skipped = f", {len(run.errors)} clip(s) not in the dataset skipped" if run.errors else ""
+            run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips, strict=strict)
+        n_clips = sum(1 for e in run.errors if "video_id" in e)
+        skipped = f", {n_clips} clip(s) not in the dataset skipped" if n_clips else ""
+        unknown = {e["class_name"]: e["count"] for e in run.errors if "class_name" in e}
+        if unknown:
+            skipped += f"; {unknown_names_text(unknown)}"
         return (
             f"imported {run.n_clips} clips of {name!r} ({run.kind}: {', '.join(run.modalities)}){skipped} into "
             f"dataset {dataset.name}",
