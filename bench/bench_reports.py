@@ -10,11 +10,16 @@ Each measurement runs in its own child process so that its peak resident memory 
 * ``report`` / ``report-nofig``: ``benchmark.report.write_report`` with ``--models`` scored models, the default
   meta-label breakdown and all tables, with and without the figures (what ``manage.py benchmark`` and
   ``--no-figures`` do once the inputs are read).
+* ``product`` / ``product-nofig``: the product path of ``manage.py benchmark`` (and of the API's task):
+  ``reports.services.report_build(labels_csv, [dir], out)`` with and without figures, on a label CSV and 3 model
+  pickles written in the published layout (``collections.defaultdict(dict)``, float32 logits, protocol 4), in a
+  child with Django set up on a throwaway SQLite database (migrated and the taxonomy loaded first, not timed).
 * ``cooc``: the class co-occurrence counts behind the co-occurrence figure, as an int32 matrix product (the old
   way) and as float32 products in row chunks (the new way); the counts are checked to be identical.
 
     .venv/bin/python bench/bench_reports.py --scale 1 [--what metrics,report,report-nofig,cooc] [--models 3]
     .venv/bin/python bench/bench_reports.py --scale 10 --what metrics,cooc
+    .venv/bin/python bench/bench_reports.py --scale 1 --what product --repeat 2   # report_build, Django
 """
 
 from __future__ import annotations
@@ -88,6 +93,96 @@ def scored_model(labels, seed: int, name: str):
     return ModelPredictions(name, labels.video_ids, labels.classes, scores=scores)
 
 
+def write_product_inputs(scale: int, n_models: int, d: str) -> tuple[str, str]:
+    """A label CSV and ``n_models`` pickles in the published layout for the product measurements."""
+    import collections
+    import pickle
+
+    import numpy as np
+    import pandas as pd
+
+    labels = scaled_labels(scale)
+    rows = []
+    for m, name in ((labels.has_a, "A"), (labels.has_v, "V"), (labels.has_av, "AV")):
+        r, c = np.nonzero(m)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "video_id": labels.video_ids[r],
+                    "label": np.asarray(labels.classes)[c],
+                    "modality": name,
+                    "background_music": labels.meta["background_music"][r],
+                    "static_image": labels.meta["static_image"][r],
+                    "voice_over": labels.meta["voice_over"][r],
+                }
+            )
+        )
+    labels_csv = os.path.join(d, "labels.csv")
+    pd.concat(rows).to_csv(labels_csv, index=False)
+    model_dir = os.path.join(d, "models")
+    os.makedirs(model_dir)
+    for i in range(n_models):
+        model = scored_model(labels, i + 1, f"model{i + 1}")
+        data = collections.defaultdict(dict)
+        for r, vid in enumerate(model.video_ids):
+            data[f"{vid}.mp4"]["logits"] = {inp: model.scores[inp][r] for inp in ("a", "v", "av")}
+        with open(os.path.join(model_dir, f"model-{i + 1}.0.pkl"), "wb") as fh:
+            pickle.dump(data, fh, protocol=4)
+    return labels_csv, model_dir
+
+
+def child_product(figures: bool, labels_csv: str, model_dir: str, out_json: str):
+    import django
+
+    django.setup()
+    from reports.services import report_build
+
+    with tempfile.TemporaryDirectory() as out:
+        t0, c0 = time.perf_counter(), time.process_time()
+        rep = report_build(labels_csv, [model_dir], out, figures=figures)
+        res = {
+            "what": "product" if figures else "product-nofig",
+            "clips": rep["labels"]["clips"],
+            "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0,
+            "files": len(os.listdir(out)),
+            "peak_mib": _peak_mib(),
+        }
+    with open(out_json, "w") as fh:
+        json.dump(res, fh)
+
+
+def run_product(scale: int, n_models: int, repeat: int) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="bench_reports_") as d:
+        labels_csv, model_dir = write_product_inputs(scale, n_models, d)
+        var_dir = os.path.join(d, "var")
+        os.makedirs(var_dir)
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+        env.update(DJANGO_SETTINGS_MODULE="config.settings", AVCROWD_DEV="1", AVCROWD_VAR_DIR=var_dir)
+        manage = [sys.executable, os.path.join(ROOT, "manage.py")]
+        subprocess.run(manage + ["migrate", "-v", "0"], check=True, cwd=ROOT, env=env)
+        subprocess.run(manage + ["load_taxonomy"], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        out = []
+        for _ in range(repeat):
+            for what in ("product-nofig", "product"):
+                fd, out_json = tempfile.mkstemp(suffix=".json")
+                os.close(fd)
+                cmd = [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--child-product",
+                    what,
+                    labels_csv,
+                    model_dir,
+                    out_json,
+                ]
+                subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+                with open(out_json) as fh:
+                    out.append(json.load(fh))
+                os.unlink(out_json)
+        return out
+
+
 def child(what: str, scale: int, n_models: int, out_json: str):
     import numpy as np
 
@@ -149,6 +244,9 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-product":
+        child_product(sys.argv[2] == "product", sys.argv[3], sys.argv[4], sys.argv[5])
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, choices=[1, 10], default=1, help="1x or 10x the VGGSounder test set")
     ap.add_argument("--what", default="metrics,report-nofig,report,cooc")
@@ -156,7 +254,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     for what in args.what.split(","):
-        runs = [run_child(what, args.scale, args.models) for _ in range(args.repeat)]
+        if what == "product":
+            runs = run_product(args.scale, args.models, args.repeat)
+        else:
+            runs = [run_child(what, args.scale, args.models) for _ in range(args.repeat)]
         for r in runs:
             shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
             print(json.dumps(shown), flush=True)
