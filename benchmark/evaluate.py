@@ -20,15 +20,12 @@ from .metrics import (
     TOP_KS,
     Positives,
     auc_macro,
+    cells_contain,
     hits,
     label_set_counts_metrics,
     label_set_metrics,
     modality_confusion,
-    top1_index,
-    cells_contain,
     topk_cells,
-    topk_masks,
-    topk_metrics,
 )
 from .predictions import ModelPredictions
 
@@ -99,8 +96,9 @@ class ScoredModel:
     label set's clips (clips without scores are dropped; with ``clips``, only those a bool mask selects), each
     clip's top-k classes for every k as flat cell indices (one partial sort per block of clips, shared with the
     top-1 class), the ground truth's positive cells per subset and the top-1 hits. The model's score matrices
-    are used in place (never copied), so the memory needed beyond the inputs stays small at any size. :meth:`evaluate` then only counts over the chosen clips and sorts each class's scores of
-    those clips for the AUCs: the numbers are those of evaluating the subset on its own (the same operations
+    are used in place (never copied), so the memory needed beyond the inputs stays small at any size.
+    :meth:`evaluate` then only counts over the chosen clips and sorts each class's scores of those clips for the
+    AUCs: the numbers are those of evaluating the subset on its own (the same operations
     on the same values in the same order). Sorting a subset's columns is cheaper than filtering a presorted
     order (measured), so the AUC sort is not shared."""
 
@@ -332,7 +330,7 @@ def metric_table(results: dict, subsets: Iterable[str] = SUBSETS, metrics: Itera
     subsets, metrics = list(subsets), list(metrics)
     cols = pd.MultiIndex.from_product([metrics, subsets], names=["metric", "modality"])
     rows = []
-    for model, per_subset in results.items():
+    for per_subset in results.values():
         row = []
         for metric in metrics:
             for subset in subsets:

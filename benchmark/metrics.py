@@ -209,14 +209,15 @@ def auc_macro(
 
     truth: bool [n, C] (or its :class:`Positives`); scores: [n, C]. Instead of ``scores``, a caller that has
     the columns sorted already may pass ``sorted_cols`` (``valid`` class indices -> [len(valid), n] array of
-    each class's scores in ascending order) and ``pos_values`` (the score of each positive cell). Returns (auc_roc, auc_pr); 0.0 when no
-    class has a positive (as the reference does). A class without negatives makes ROC AUC nan and has AP 1.0,
-    as scikit-learn >= 1.6 (installed) reports them to the reference.
+    each class's scores in ascending order) and ``pos_values`` (the score of each positive cell). Returns
+    (auc_roc, auc_pr); 0.0 when no class has a positive (as the reference does). A class without negatives makes
+    ROC AUC nan and has AP 1.0, as scikit-learn >= 1.6 (installed) reports them to the reference.
 
-    Per class, positives are few: each positive's counts of negatives ranked below / tied with it (ROC AUC, ties count one half) and of positives and negatives
-    ranked at or above it (precision at its threshold, for AP) come from binary searches in the
-    sorted scores, so only one sort per class is needed. With a ``per_class`` dict, its ``"ap"`` is filled in:
-    each class's average precision ([C], NaN for a class without positives, 1.0 for one without negatives).
+    Per class, positives are few: each positive's counts of negatives ranked below / tied with it (ROC AUC, ties
+    count one half) and of positives and negatives ranked at or above it (precision at its threshold, for AP)
+    come from binary searches in the sorted scores, so only one sort per class is needed. With a ``per_class``
+    dict, its ``"ap"`` is filled in: each class's average precision ([C], NaN for a class without positives,
+    1.0 for one without negatives).
     """
     pos = truth if isinstance(truth, Positives) else Positives(truth)
     n, C = pos.n, pos.C

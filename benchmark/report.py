@@ -7,9 +7,9 @@ writes files into a directory. Figures use matplotlib's Agg backend (no display 
 from __future__ import annotations
 
 import html
-from concurrent.futures import ThreadPoolExecutor
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
