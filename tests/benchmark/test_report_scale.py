@@ -21,13 +21,14 @@ from benchmark.synthetic import synthetic_predictions
 ev = importlib.import_module("benchmark.evaluate")  # the package exports a function of that name
 
 
-@pytest.mark.parametrize("chunk", [7, 1000, 32_768])
-def test_cooccurrence_counts_are_exactly_the_integer_product(sample_labels, chunk):
+@pytest.mark.parametrize(("method", "chunk"), [("auto", 32_768), ("pairs", 0), ("float32", 7), ("float32", 32_768)])
+def test_cooccurrence_counts_are_exactly_the_integer_product(sample_labels, method, chunk):
     T = sample_labels.truth("all").astype(np.int64)
-    got = cooccurrence_matrix(sample_labels, chunk=chunk)
+    got = cooccurrence_matrix(sample_labels, chunk=chunk, method=method)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, T.T @ T)
     assert got.sum() > np.trace(got)  # the sample really has clips with several classes
+    assert (T.sum(1) >= 3).any()  # and clips with three or more (pairs at offsets > 1)
 
 
 def test_topk_cells_are_the_cells_of_the_masks_in_any_block_size():
