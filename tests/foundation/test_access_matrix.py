@@ -304,6 +304,7 @@ INTENT = {
     "ops:my-tasks": "signed_in",
     "ops:index": "admin",
     "quality:overlap": "admin",  # queues paid work
+    "quality:worker-quality": "admin",
     "api_marketplace:bonuses": "admin",
     "api_hit:session": "public_hit",
     "api_hit:answer": "public_hit",
