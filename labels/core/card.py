@@ -19,11 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from catalog.core.vocabulary import META_LABELS
-from labels.core.merge import METHODS, merge
+from labels.core.merge import EM_METHODS, METHODS, merge
 from labels.core.quality import catch_counts, worker_quality_from_gold
 from labels.core.votes import MOD_A, MOD_V, Votes, _as_code, select_annotations
 
-EM_METHODS = ("dawid_skene", "shrunk_ds")
 WORKER_QUALITY_DEFINITION = (
     "mean catch-trial F1 of the annotator's approved assignments in this dataset (F1 pooled over each assignment's "
     "catch clips, as live scoring does), the held-out gold clips left out"

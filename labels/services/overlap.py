@@ -15,11 +15,12 @@ from catalog.models import Dataset
 from crowd.models import Assignment, Batch, BatchItem
 from crowd.services.batches import batches_create
 from crowd.services.costs import cost_per_assignment, reward_for_batch
+from labels.core.merge import EM_METHODS
 from labels.core.overlap import plan_overlap
 from labels.services.load import votes_load
 from labels.services.quality import apply_worker_quality
 
-EM_ONLY = ("dawid_skene", "shrunk_ds")
+EM_ONLY = EM_METHODS
 
 
 @dataclass
