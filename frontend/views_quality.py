@@ -28,7 +28,7 @@ def _params(data) -> dict:
         "min_votes": num("min_votes", 2, int),
         "max_votes": num("max_votes", 5, int),
         "max_expected_errors": num("max_errors", 1.5, float),
-        "method": data.get("method") or "shrunk_ds",
+        "method": data.get("method") or "modality_ds",
         "backend": data.get("backend") or "mturk",
     }
 

@@ -65,7 +65,7 @@ def overlap_report(
     min_votes: int = 2,
     max_votes: int = 5,
     max_expected_errors: float = 1.5,
-    method: str = "shrunk_ds",
+    method: str = "modality_ds",
     backend: str = "mturk",
 ) -> OverlapReport:
     """Plan the next votes of `dataset` (reads only). A clip waits when it needs a vote and no vote is on its way

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
+from crowd.marketplace import mturk
 from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, MarketplaceQualification, Worker
 from labels.core.votes import MOD_A, MOD_V, Votes
 from labels.core.workers import agreement_with_merged, catch_trend
@@ -137,6 +138,16 @@ def test_qualify_workers_grants_the_mturk_qualification_once_created(crowd_world
     call_command(
         "qualify_workers", "--dataset", crowd_world.name, "--min-f1", "0.6", "--min-assignments", "1", stdout=out
     )
+    assert "qualified 1 of 3 workers" in out.getvalue()
+    # later HITs can require it (settings MTURK_HIT["qualifications"]), in the shape MTurk's model takes
+    policy = mturk.QualificationPolicy(required_qualification_id="QUAL1", required_min=60, locales=())
+    reqs = mturk.qualification_requirements(policy, sandbox=True)
+    assert reqs[-1] == {
+        "QualificationTypeId": "QUAL1",
+        "Comparator": "GreaterThanOrEqualTo",
+        "IntegerValues": [60],
+        "ActionsGuarded": "DiscoverPreviewAndAccept",
+    }
 
 
 def test_qualify_workers_dry_run_and_bad_input_send_nothing(crowd_world, mturk_stub, settings):
