@@ -9,7 +9,7 @@ Phases, each in its own process so that its peak memory (ru_maxrss) is its own:
   measure  release_create (load, merge, closure, stats+agreement, store) and exports
            (VGGSounder CSV default regime and with background music, JSONL, Parquet)
 
-    .venv/bin/python bench/bench_releases.py [--clips 15000] [--annotations 5] [--proposals 30]
+    .venv/bin/python bench/bench_releases.py [--scale 1|10] [--clips 15000] [--annotations 5] [--proposals 30]
         [--db sqlite | postgres://postgres@127.0.0.1:5432/avcrowd_bench_releases]
         [--method majority|weighted|dawid_skene] [--n-iter 20] [--phase measure (re-use the database)]
 
@@ -70,8 +70,8 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
     from django.apps import apps
     from django.db import connection, transaction
 
-    from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, GoldLabel, Worker
-    from catalog.models import Clip, Dataset, TaxonomyClass
+    from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
+    from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, Worker
     from catalog.services.taxonomy import taxonomy_load
 
     t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
     cls_pk = dict(TaxonomyClass.objects.values_list("name", "id"))
     C = len(names)
     n_workers = 300
-    n_gold = 300
+    n_gold = min(300, n_clips // 2)
     batch_size = 20
     with transaction.atomic():
         ds = Dataset.objects.create(name="bench", annotations_per_clip=3)
@@ -176,6 +176,8 @@ def measure(db_url: str, method: str = "majority", params: dict | None = None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=None, choices=[1, 10],
+                    help="1: 15,446 clips (the VGGSounder test set), 10: 154,460 clips (overrides --clips)")
     ap.add_argument("--clips", type=int, default=15000)
     ap.add_argument("--annotations", type=int, default=5)
     ap.add_argument("--proposals", type=int, default=30)
@@ -185,6 +187,8 @@ def main():
     ap.add_argument("--method", default="majority", help="merge method of the measured release_create")
     ap.add_argument("--n-iter", type=int, default=None, help="Dawid-Skene EM iterations (its default: 100)")
     args = ap.parse_args()
+    if args.scale:
+        args.clips = 15446 * args.scale
     params = {"n_iter": args.n_iter} if args.n_iter else {}
     db = args.db
     if db == "sqlite":

@@ -2,6 +2,7 @@
 
 Plain numpy/pandas/matplotlib; never imports Django.
 """
+
 from .errors import BenchmarkInputError
 from .evaluate import (
     CONFUSION_DEFINITIONS,
@@ -19,8 +20,23 @@ from .labels import INPUTS, META_LABELS, REGIMES, SUBSETS, LabelSet, apply_regim
 from .predictions import ModelPredictions
 
 __all__ = [
-    "BenchmarkInputError", "CONFUSION_DEFINITIONS", "META_FILTERS", "METRICS", "PAPER_METRICS",
-    "delta_f1_table", "evaluate", "evaluate_model", "meta_breakdown", "metric_table", "select_table",
-    "INPUTS", "META_LABELS", "REGIMES", "SUBSETS", "LabelSet", "apply_regime", "default_class_names",
+    "BenchmarkInputError",
+    "CONFUSION_DEFINITIONS",
+    "META_FILTERS",
+    "METRICS",
+    "PAPER_METRICS",
+    "delta_f1_table",
+    "evaluate",
+    "evaluate_model",
+    "meta_breakdown",
+    "metric_table",
+    "select_table",
+    "INPUTS",
+    "META_LABELS",
+    "REGIMES",
+    "SUBSETS",
+    "LabelSet",
+    "apply_regime",
+    "default_class_names",
     "ModelPredictions",
 ]

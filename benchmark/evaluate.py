@@ -4,6 +4,7 @@
 ``vggsounder.benchmark.compute_all_results``; ``metric_table`` turns it into the paper's
 table (×100). ``meta_breakdown`` / ``delta_f1_table`` give the meta-label analysis.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,13 +32,20 @@ from .metrics import (
 from .predictions import ModelPredictions
 
 METRICS = (
-    [f"hit_rate@{k}" for k in TOP_KS] + ["hit_rate"]
-    + [f"f1@{k}" for k in TOP_KS] + ["f1"]
-    + [f"f1_macro@{k}" for k in TOP_KS] + ["f1_macro"]
-    + [f"jaccard@{k}" for k in TOP_KS] + ["jaccard"]
-    + [f"precision@{k}" for k in TOP_KS] + ["precision"]
-    + [f"recall@{k}" for k in TOP_KS] + ["recall"]
-    + [f"accuracy@{k}" for k in TOP_KS] + ["accuracy"]
+    [f"hit_rate@{k}" for k in TOP_KS]
+    + ["hit_rate"]
+    + [f"f1@{k}" for k in TOP_KS]
+    + ["f1"]
+    + [f"f1_macro@{k}" for k in TOP_KS]
+    + ["f1_macro"]
+    + [f"jaccard@{k}" for k in TOP_KS]
+    + ["jaccard"]
+    + [f"precision@{k}" for k in TOP_KS]
+    + ["precision"]
+    + [f"recall@{k}" for k in TOP_KS]
+    + ["recall"]
+    + [f"accuracy@{k}" for k in TOP_KS]
+    + ["accuracy"]
     + ["auc_roc", "auc_pr", "mu"]
 )
 """Metric columns of the table, in the reference's order (its never-computed
@@ -93,8 +101,15 @@ class ScoredModel:
     on the same values in the same order). Sorting a subset's columns is cheaper than filtering a presorted
     order (measured), so the AUC sort is not shared."""
 
-    def __init__(self, labels: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS,
-                 confusion: str = "v1.0", threads: int = 1):
+    def __init__(
+        self,
+        labels: LabelSet,
+        pred: ModelPredictions,
+        *,
+        ks: Iterable[int] = TOP_KS,
+        confusion: str = "v1.0",
+        threads: int = 1,
+    ):
         _check_confusion(confusion)
         _check_classes(labels, pred)
         self.ks = tuple(ks)
@@ -165,7 +180,6 @@ class ScoredModel:
                 results[inp]["mu"] = mus[inp]
         return results
 
-
     def _subset(self, subset: str, sel: np.ndarray) -> dict[str, float]:
         present_all, tr, tc = self.truth[subset]
         inp = SUBSET_INPUT[subset]
@@ -181,8 +195,9 @@ class ScoredModel:
             pr, pc = self.pred_cells[inp, k]
             pred_c = np.bincount(pc[present[pr]], minlength=self.C)
             correct = self.masks[inp][k][grow, pos.cols]
-            for name, value in label_set_counts_metrics(pos, correct, pred_c,
-                                                        self.pred_row[inp, k][R] if n else None).items():
+            for name, value in label_set_counts_metrics(
+                pos, correct, pred_c, self.pred_row[inp, k][R] if n else None
+            ).items():
                 res[f"{name}@{k}"] = value
         ST = self.ST[inp]
 
@@ -196,8 +211,9 @@ class ScoredModel:
         return res
 
 
-def evaluate_model(gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS,
-                   confusion: str = "v1.0") -> dict[str, dict[str, float]]:
+def evaluate_model(
+    gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS, confusion: str = "v1.0"
+) -> dict[str, dict[str, float]]:
     """All metrics of one model on the clips of ``gt`` (already filtered by regime)."""
     _check_confusion(confusion)
     _check_classes(gt, pred)
@@ -241,8 +257,14 @@ def _evaluate_label_sets(gt: LabelSet, pred: ModelPredictions, confusion: str) -
     return results
 
 
-def evaluate(labels: LabelSet, models: Iterable[ModelPredictions], *, regime: str | None = "default",
-             ks: Iterable[int] = TOP_KS, confusion: str = "v1.0") -> dict[str, dict[str, dict[str, float]]]:
+def evaluate(
+    labels: LabelSet,
+    models: Iterable[ModelPredictions],
+    *,
+    regime: str | None = "default",
+    ks: Iterable[int] = TOP_KS,
+    confusion: str = "v1.0",
+) -> dict[str, dict[str, dict[str, float]]]:
     """``{model: {subset: {metric: fraction}}}`` for every model; ``regime`` filters clips first
     (``default``: without background music, ``all``: every clip, ``None``: ``labels`` as given)."""
     gt = apply_regime(labels, regime) if regime is not None else labels
@@ -254,8 +276,7 @@ def evaluate(labels: LabelSet, models: Iterable[ModelPredictions], *, regime: st
     return out
 
 
-def metric_table(results: dict, subsets: Iterable[str] = SUBSETS,
-                 metrics: Iterable[str] = METRICS) -> pd.DataFrame:
+def metric_table(results: dict, subsets: Iterable[str] = SUBSETS, metrics: Iterable[str] = METRICS) -> pd.DataFrame:
     """Models × (metric, subset), ×100. A missing metric falls back to ``metric@1`` (so ``f1`` of a
     scored model is its top-1 F1, as in the reference); otherwise NaN."""
     subsets, metrics = list(subsets), list(metrics)
@@ -282,8 +303,9 @@ def select_table(table: pd.DataFrame, selection=PAPER_METRICS) -> pd.DataFrame:
     return table.loc[:, cols]
 
 
-def meta_breakdown(labels: LabelSet, models: Iterable[ModelPredictions], *,
-                   filters: dict | None = None, confusion: str = "v1.0") -> dict[str, dict]:
+def meta_breakdown(
+    labels: LabelSet, models: Iterable[ModelPredictions], *, filters: dict | None = None, confusion: str = "v1.0"
+) -> dict[str, dict]:
     """Results per meta-label filter (on all clips of ``labels``, no regime applied)."""
     models = list(models)
     _check_confusion(confusion)
@@ -299,8 +321,9 @@ def meta_breakdown(labels: LabelSet, models: Iterable[ModelPredictions], *,
     return out
 
 
-def _evaluate_filters(labels: LabelSet, model: ModelPredictions, masks: dict[str, np.ndarray], *, ks,
-                      confusion: str) -> dict[str, dict]:
+def _evaluate_filters(
+    labels: LabelSet, model: ModelPredictions, masks: dict[str, np.ndarray], *, ks, confusion: str
+) -> dict[str, dict]:
     """``{name: results}`` of one model on the clips of ``labels`` selected by each bool mask (empty
     selections left out). A scored model is prepared once (:class:`ScoredModel`) for all of them."""
     masks = {name: m for name, m in masks.items() if m.any()}
@@ -321,8 +344,7 @@ def _evaluate_filters(labels: LabelSet, model: ModelPredictions, masks: dict[str
     return {name: evaluate_model(labels.select(m), model, ks=ks, confusion=confusion) for name, m in masks.items()}
 
 
-def delta_f1_table(breakdown: dict[str, dict], metric: str = "f1",
-                   subsets: Iterable[str] = SUBSETS) -> pd.DataFrame:
+def delta_f1_table(breakdown: dict[str, dict], metric: str = "f1", subsets: Iterable[str] = SUBSETS) -> pd.DataFrame:
     """ΔF1 = F1(with meta label) − F1(without), ×100, per model × (meta label, subset)."""
     subsets = list(subsets)
     tables = {}
@@ -360,8 +382,10 @@ def iter_models(sources, class_names: list[str] | None = None, *, prefetch: bool
             return src()
         if isinstance(src, (str, os.PathLike)):
             return load_predictions(src, class_names)
-        raise TypeError(f"not a model source: {type(src).__name__} (expected ModelPredictions, a path or a "
-                        "callable returning ModelPredictions)")
+        raise TypeError(
+            f"not a model source: {type(src).__name__} (expected ModelPredictions, a path or a "
+            "callable returning ModelPredictions)"
+        )
 
     sources = list(sources)
     if not prefetch or sum(not isinstance(s, ModelPredictions) for s in sources) < 2:
@@ -387,12 +411,20 @@ class StreamedEvaluation:
     breakdown: dict | None
     """``{filter: {model: ...}}`` (as :func:`meta_breakdown`), or None without ``meta_filters``."""
     models: dict = field(default_factory=dict)
-    """``{model: {"kind", "clips", "inputs"}}``."""
+    """``{model: {"kind", "clips", "inputs", "unknown_names" ({name: count} skipped), "not_judged"}}``."""
 
 
-def evaluate_stream(labels: LabelSet, sources, class_names: list[str] | None = None, *,
-                    regime: str | None = "default", ks: Iterable[int] = TOP_KS, confusion: str = "v1.0",
-                    meta_filters: dict | None = None, prefetch: bool = True) -> StreamedEvaluation:
+def evaluate_stream(
+    labels: LabelSet,
+    sources,
+    class_names: list[str] | None = None,
+    *,
+    regime: str | None = "default",
+    ks: Iterable[int] = TOP_KS,
+    confusion: str = "v1.0",
+    meta_filters: dict | None = None,
+    prefetch: bool = True,
+) -> StreamedEvaluation:
     """Evaluate models one at a time as they are loaded (see :func:`iter_models`), keeping only their numbers.
 
     Gives the same numbers as :func:`evaluate` (``regime`` applied to ``labels``) and, with ``meta_filters``
@@ -402,8 +434,9 @@ def evaluate_stream(labels: LabelSet, sources, class_names: list[str] | None = N
     if regime is not None:
         apply_regime(labels, regime)  # refuses an unknown regime
     in_regime = labels.meta_mask(**REGIMES[regime]) if regime is not None else np.ones(len(labels), dtype=bool)
-    filters = {name: labels.meta_mask(**flt) for name, flt in meta_filters.items()} \
-        if meta_filters is not None else None
+    filters = (
+        {name: labels.meta_mask(**flt) for name, flt in meta_filters.items()} if meta_filters is not None else None
+    )
     out = StreamedEvaluation({}, {name: {} for name in filters} if filters is not None else None)
     regime_key = object()  # cannot clash with a filter name
     for model in iter_models(sources, class_names, prefetch=prefetch):
@@ -421,14 +454,29 @@ def evaluate_stream(labels: LabelSet, sources, class_names: list[str] | None = N
             done = _evaluate_filters(labels, model, filters or {}, ks=ks, confusion=confusion)
         for name, res in done.items():
             out.breakdown[name][model.name] = res
-        out.models[model.name] = {"kind": model.kind, "clips": len(model.video_ids), "inputs": list(model.inputs)}
+        out.models[model.name] = {
+            "kind": model.kind,
+            "clips": len(model.video_ids),
+            "inputs": list(model.inputs),
+            "unknown_names": dict(model.unknown_names),
+            "not_judged": int(model.not_judged),
+        }
         del model
     return out
 
 
-def evaluate_paths(labels: LabelSet, paths, class_names: list[str], *, regime: str | None = "default",
-                   ks: Iterable[int] = TOP_KS, confusion: str = "v1.0", prefetch: bool = True) -> dict:
+def evaluate_paths(
+    labels: LabelSet,
+    paths,
+    class_names: list[str],
+    *,
+    regime: str | None = "default",
+    ks: Iterable[int] = TOP_KS,
+    confusion: str = "v1.0",
+    prefetch: bool = True,
+) -> dict:
     """Load and evaluate prediction files one after another (only one or two models in memory at a time);
     with ``prefetch`` the next file is read in a background thread (see :func:`iter_models`)."""
-    return evaluate_stream(labels, paths, class_names, regime=regime, ks=ks, confusion=confusion,
-                           prefetch=prefetch).results
+    return evaluate_stream(
+        labels, paths, class_names, regime=regime, ks=ks, confusion=confusion, prefetch=prefetch
+    ).results

@@ -15,6 +15,7 @@ converting them back to numpy costs most of the loading time of a large predicti
 The caller must check that every placeholder was found exactly once where a score list belongs
 (:func:`substitute_rows`); if anything does not add up it reads the original bytes the slow way.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,7 +36,7 @@ class FastPathUnavailable(Exception):
     """The bytes do not have the expected shape; use the ordinary reader."""
 
 
-PLACEHOLDER_BASE = -(2 ** 31)  # placeholder i is the int PLACEHOLDER_BASE + i (not a plausible score list)
+PLACEHOLDER_BASE = -(2**31)  # placeholder i is the int PLACEHOLDER_BASE + i (not a plausible score list)
 
 
 def _unframe(data: bytes) -> bytes:
@@ -51,11 +52,11 @@ def _unframe(data: bytes) -> bytes:
     while pos < n:
         if data[pos] != FRAME or pos + 9 > n:
             raise FastPathUnavailable("unexpected framing")
-        length = int.from_bytes(view[pos + 1:pos + 9], "little")
+        length = int.from_bytes(view[pos + 1 : pos + 9], "little")
         end = pos + 9 + length
         if end > n:
             raise FastPathUnavailable("frame runs past the end")
-        parts.append(view[pos + 9:end])
+        parts.append(view[pos + 9 : end])
         pos = end
     return b"".join(parts)
 
@@ -80,7 +81,7 @@ def read_unframed(path) -> bytes | bytearray:
             if len(header) != 9 or header[0] != FRAME:
                 break
             length = int.from_bytes(header[1:], "little")
-            if filled + length > size or fh.readinto(view[filled:filled + length]) != length:
+            if filled + length > size or fh.readinto(view[filled : filled + length]) != length:
                 break
             filled += length
             header = fh.read(9)
@@ -115,18 +116,18 @@ def extract_float_lists(data: bytes, width: int, *, min_lists: int = 64):
     view = memoryview(raw)
     chunk = 2048
     for lo in range(0, cand.size, chunk):
-        c = cand[lo:lo + chunk].tolist()
+        c = cand[lo : lo + chunk].tolist()
         # each candidate's records and the APPENDS byte, packed into rows of row_len bytes
-        packed = b"".join([view[s + 3:s + 3 + row_len] for s in c])
+        packed = b"".join([view[s + 3 : s + 3 + row_len] for s in c])
         k = len(c)
         opcodes = np.ndarray((k, width), dtype=np.uint8, buffer=packed, strides=(row_len, 9))
         closing = np.ndarray((k,), dtype=np.uint8, buffer=packed, offset=row_len - 1, strides=(row_len,))
         ok = (opcodes == BINFLOAT).all(axis=1) & (closing == APPENDS)
-        good[lo:lo + k] = ok
+        good[lo : lo + k] = ok
         # the 8 payload bytes after each opcode are a big-endian double: read them in place, cast once
         payload = np.ndarray((k, width), dtype=">f8", buffer=packed, offset=1, strides=(row_len, 9))
         n_ok = int(ok.sum())
-        decoded[filled:filled + n_ok] = payload if n_ok == k else payload[ok]
+        decoded[filled : filled + n_ok] = payload if n_ok == k else payload[ok]
         filled += n_ok
     starts = cand[good]
     if starts.size < min_lists:

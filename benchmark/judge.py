@@ -27,6 +27,7 @@ downloaded; greedy decoding) and :class:`EmbeddingJudge`, an offline fallback wi
 mentioned when its name appears in the description or a phrase of it is close in a ``wordllama`` embedding; it
 follows the ``truefalse`` subsets).
 """
+
 from __future__ import annotations
 
 import ast
@@ -48,7 +49,7 @@ SYSTEM_PROMPT = (
     "whether the description mentions that class: the same event, sound or object, also in other words or "
     "as a more specific instance of it. Do not guess beyond what the description says.\n"
     "Answer with one Python dictionary and nothing else: each class name exactly as given, in quotes, as a "
-    "key; True if the description mentions it, False if not. Example: {\"dog barking\": True, \"rain\": False}"
+    'key; True if the description mentions it, False if not. Example: {"dog barking": True, "rain": False}'
 )
 
 USER_TEMPLATE = "Description:\n{caption}\n\nClass names:\n{classes}"
@@ -131,9 +132,9 @@ VGGSOUNDER_USER_TEMPLATE = """<Question>
 # the question the described model was asked (the authors' prompts for the open-ended models)
 VGGSOUNDER_QUESTIONS = {
     "a": "What actions are being performed in this audio, explain all sounds and actions in the audio? Please "
-         "provide a short answer.",
+    "provide a short answer.",
     "v": "What actions are being performed in this video, explain all sounds and actions in the video? Please "
-         "provide a short answer.",
+    "provide a short answer.",
 }
 VGGSOUNDER_QUESTIONS["av"] = VGGSOUNDER_QUESTIONS["v"]
 NO_THINK = "/no_think"  # Qwen3's soft switch, sent by the authors as a second user turn
@@ -146,8 +147,10 @@ class JudgeParseError(ValueError):
 def build_messages(caption: str, classes: list[str]) -> list[dict]:
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": USER_TEMPLATE.format(caption=caption.strip(),
-                                                         classes="\n".join(f"- {c}" for c in classes))},
+        {
+            "role": "user",
+            "content": USER_TEMPLATE.format(caption=caption.strip(), classes="\n".join(f"- {c}" for c in classes)),
+        },
     ]
 
 
@@ -190,7 +193,8 @@ def parse_judgement(text: str, classes: list[str]) -> dict[str, bool]:
         raise JudgeParseError(
             "answer does not cover exactly the asked classes"
             + (f"; missing: {', '.join(missing)}" if missing else "")
-            + (f"; not asked: {', '.join(extra)}" if extra else ""))
+            + (f"; not asked: {', '.join(extra)}" if extra else "")
+        )
     return out
 
 
@@ -199,8 +203,9 @@ def build_vggsounder_messages(caption: str, classes: list[str], inp: str = "av")
     a Python list, as the authors' pandas code did), ``inp`` the input the description was produced from."""
     if inp not in VGGSOUNDER_QUESTIONS:
         raise BenchmarkInputError(f"unknown input {inp!r}; allowed: {', '.join(VGGSOUNDER_QUESTIONS)}")
-    user = VGGSOUNDER_USER_TEMPLATE.format(question=VGGSOUNDER_QUESTIONS[inp], answers=str(list(classes)),
-                                           prediction=caption)
+    user = VGGSOUNDER_USER_TEMPLATE.format(
+        question=VGGSOUNDER_QUESTIONS[inp], answers=str(list(classes)), prediction=caption
+    )
     return [{"role": "system", "content": VGGSOUNDER_SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
@@ -248,7 +253,8 @@ def parse_vggsounder_judgement(text: str, classes: list[str], score_threshold: i
         raise JudgeParseError(
             "answer does not cover exactly the asked classes"
             + (f"; missing: {', '.join(missing)}" if missing else "")
-            + (f"; not asked: {', '.join(extra)}" if extra else ""))
+            + (f"; not asked: {', '.join(extra)}" if extra else "")
+        )
     return out
 
 
@@ -287,8 +293,9 @@ def get_protocol(protocol: "str | Protocol | None", score_threshold: int | None 
         raise BenchmarkInputError(f"unknown judge protocol {name!r}; allowed: {', '.join(PROTOCOLS)}")
     if score_threshold is not None:
         if name != "vggsounder" or isinstance(score_threshold, bool) or not 0 <= int(score_threshold) <= 5:
-            raise BenchmarkInputError(f"score_threshold {score_threshold!r}: only the vggsounder protocol has scores, "
-                                      "allowed 0..5")
+            raise BenchmarkInputError(
+                f"score_threshold {score_threshold!r}: only the vggsounder protocol has scores, allowed 0..5"
+            )
         return Protocol(name, PROTOCOLS[name].subsets, int(score_threshold))
     return PROTOCOLS[name]
 
@@ -301,17 +308,27 @@ class JudgeStats:
     protocol: str = DEFAULT_PROTOCOL
 
     def as_dict(self) -> dict:
-        return {"protocol": self.protocol, "asked": self.asked, "parse_failures": self.parse_failures,
-                "failures": self.failures[:50]}
+        return {
+            "protocol": self.protocol,
+            "asked": self.asked,
+            "parse_failures": self.parse_failures,
+            "failures": self.failures[:50],
+        }
 
 
 Judge = Callable[[str, list[str], str], "str | Mapping[str, bool]"]
 """judge(description, target classes, input) -> the raw answer text, or {class: mentioned}."""
 
 
-def judge_captions(name: str, captions: Mapping[str, Mapping[str, str]], labels: LabelSet, judge: Judge,
-                   *, inputs: Iterable[str] = INPUTS, protocol: "str | Protocol | None" = None
-                   ) -> tuple[ModelPredictions, JudgeStats]:
+def judge_captions(
+    name: str,
+    captions: Mapping[str, Mapping[str, str]],
+    labels: LabelSet,
+    judge: Judge,
+    *,
+    inputs: Iterable[str] = INPUTS,
+    protocol: "str | Protocol | None" = None,
+) -> tuple[ModelPredictions, JudgeStats]:
     """Turn ``{video_id: {input: description}}`` into label-set predictions with ``judge``.
 
     ``protocol`` (default: the judge's own ``protocol`` attribute, else ``vggsounder``) says which ground-truth
@@ -359,14 +376,23 @@ class TransformersJudge:
     ``protocol`` (default: the VGGSounder paper's; run it with a Qwen3 model, e.g. Qwen3-32B as the authors did).
     Greedy decoding; thinking is switched off where the chat template supports it."""
 
-    def __init__(self, model_dir: str, *, device: str = "cpu", max_new_tokens: int = 1024,
-                 protocol: "str | Protocol" = DEFAULT_PROTOCOL, score_threshold: int | None = None):
+    def __init__(
+        self,
+        model_dir: str,
+        *,
+        device: str = "cpu",
+        max_new_tokens: int = 1024,
+        protocol: "str | Protocol" = DEFAULT_PROTOCOL,
+        score_threshold: int | None = None,
+    ):
         from pathlib import Path
 
         self.protocol = get_protocol(protocol, score_threshold)
         if not Path(model_dir).is_dir():
-            raise BenchmarkInputError(f"judge model directory {model_dir} not found (a local transformers "
-                                      "model directory with config.json, tokenizer and weights is needed)")
+            raise BenchmarkInputError(
+                f"judge model directory {model_dir} not found (a local transformers "
+                "model directory with config.json, tokenizer and weights is needed)"
+            )
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:  # pragma: no cover - transformers is a requirement
@@ -400,9 +426,13 @@ class TransformersJudge:
 
         enc = self.tokenizer(self.prompt(caption, classes, inp), return_tensors="pt").to(self.device)
         with torch.no_grad():
-            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        text = self.tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            )
+        text = self.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         return _THINK.sub("", text).strip()
 
 
@@ -502,5 +532,5 @@ def make_judge(spec: str, *, protocol: str | None = None, score_threshold: int |
         if spec.startswith(name + ":"):
             if protocol not in (None, name):
                 raise BenchmarkInputError(f"judge {spec!r} names protocol {name!r} but protocol={protocol!r} was given")
-            spec, protocol = spec[len(name) + 1:], name
+            spec, protocol = spec[len(name) + 1 :], name
     return TransformersJudge(spec, protocol=protocol or DEFAULT_PROTOCOL, score_threshold=score_threshold, **kwargs)

@@ -14,6 +14,7 @@ plus the three meta labels per clip. Subsets follow ``vggsounder`` 1.0:
 
 A clip belongs to a subset only if it has at least one label in it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -79,8 +80,9 @@ class LabelSet:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def from_dataframe(cls, df: pd.DataFrame, class_names: list[str] | None = None,
-                       *, source: str = "label set") -> "LabelSet":
+    def from_dataframe(
+        cls, df: pd.DataFrame, class_names: list[str] | None = None, *, source: str = "label set"
+    ) -> "LabelSet":
         """Build from rows ``video_id,label,modality,background_music,static_image,voice_over``.
 
         Unknown class names and modalities are refused, listing the offenders.
@@ -90,8 +92,7 @@ class LabelSet:
         missing = [c for c in LABEL_COLUMNS if c not in df.columns]
         if missing:
             raise BenchmarkInputError(
-                f"{source}: missing column(s) {', '.join(missing)}; "
-                f"expected {','.join(LABEL_COLUMNS)}"
+                f"{source}: missing column(s) {', '.join(missing)}; expected {','.join(LABEL_COLUMNS)}"
             )
         if len(df) == 0:
             raise BenchmarkInputError(f"{source}: no label rows")
@@ -156,24 +157,24 @@ class LabelSet:
             return self.has_v
         if subset == "all":
             return self.has_a | self.has_v | self.has_av
-        raise BenchmarkInputError(
-            f"unknown subset {subset!r}; allowed: {', '.join(SUBSETS + ('all',))}"
-        )
+        raise BenchmarkInputError(f"unknown subset {subset!r}; allowed: {', '.join(SUBSETS + ('all',))}")
 
     def select(self, mask: np.ndarray) -> "LabelSet":
         mask = np.asarray(mask, dtype=bool)
         return LabelSet(
-            self.video_ids[mask], self.classes, self.has_a[mask], self.has_v[mask],
-            self.has_av[mask], {k: v[mask] for k, v in self.meta.items()},
+            self.video_ids[mask],
+            self.classes,
+            self.has_a[mask],
+            self.has_v[mask],
+            self.has_av[mask],
+            {k: v[mask] for k, v in self.meta.items()},
         )
 
     def meta_mask(self, **filters: bool | None) -> np.ndarray:
         """Clips whose meta labels equal the given values (``None`` = no filter)."""
         unknown = set(filters) - set(META_LABELS)
         if unknown:
-            raise BenchmarkInputError(
-                f"unknown meta label(s) {sorted(unknown)}; allowed: {', '.join(META_LABELS)}"
-            )
+            raise BenchmarkInputError(f"unknown meta label(s) {sorted(unknown)}; allowed: {', '.join(META_LABELS)}")
         mask = np.ones(len(self), dtype=bool)
         for key, want in filters.items():
             if want is None:

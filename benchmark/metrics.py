@@ -3,6 +3,7 @@
 Definitions follow ``vggsounder`` 1.0 (``vggsounder/benchmark.py``); every value is
 a fraction here (the tables multiply by 100 like the paper).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,12 +50,14 @@ def label_set_metrics(truth, pred: np.ndarray) -> dict[str, float]:
     """
     pos = truth if isinstance(truth, Positives) else Positives(truth)
     pred = np.asarray(pred, dtype=bool)
-    return label_set_counts_metrics(pos, pred[pos.rows, pos.cols], np.count_nonzero(pred, axis=0),
-                                    np.count_nonzero(pred, axis=1) if pos.n else None)
+    return label_set_counts_metrics(
+        pos, pred[pos.rows, pos.cols], np.count_nonzero(pred, axis=0), np.count_nonzero(pred, axis=1) if pos.n else None
+    )
 
 
-def label_set_counts_metrics(pos: Positives, correct: np.ndarray, pred_c: np.ndarray,
-                             pred_row: np.ndarray | None) -> dict[str, float]:
+def label_set_counts_metrics(
+    pos: Positives, correct: np.ndarray, pred_c: np.ndarray, pred_row: np.ndarray | None
+) -> dict[str, float]:
     """:func:`label_set_metrics` from counts: ``correct`` (bool per positive cell of ``pos``: predicted),
     ``pred_c`` (predictions per class) and ``pred_row`` (predictions per clip)."""
     n, C = pos.n, pos.C
@@ -101,7 +104,7 @@ def topk_masks_top1(scores: np.ndarray, ks=TOP_KS, *, top1: bool = True):
     if inner and n:
         kmax = max(inner)
         keep = kmax + 1  # k+1 largest values, to see ties across the boundary
-        top = np.partition(scores, C - keep, axis=1)[:, C - keep:]
+        top = np.partition(scores, C - keep, axis=1)[:, C - keep :]
         top.sort(axis=1)  # top[:, keep - k] is each row's k-th largest score
     for k in ks:
         if k >= C:
@@ -138,7 +141,7 @@ def top1_index(scores: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     best = np.argmax(scores, axis=1)
     if C > 1:
-        two = np.partition(scores, C - 2, axis=1)[:, C - 2:]
+        two = np.partition(scores, C - 2, axis=1)[:, C - 2 :]
         tied = np.flatnonzero(two[:, 0] == two[:, 1])  # second largest equals the largest
         if tied.size:
             best[tied] = np.argsort(scores[tied], axis=1)[:, -1]

@@ -1,4 +1,5 @@
 """One model's predictions per input modality, as label sets (bool) or scores (float)."""
+
 from __future__ import annotations
 
 import itertools
@@ -25,6 +26,10 @@ class ModelPredictions:
     classes: list[str]
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+    unknown_names: dict[str, int] = field(default_factory=dict)
+    """Class names of the file that are not in ``classes``, skipped, with how often each occurred."""
+    not_judged: int = 0
+    """Clips of LLM-judged CSVs left out because some input was not judged yet."""
 
     def __post_init__(self):
         self.video_ids = np.asarray([str(v) for v in self.video_ids], dtype=object)
@@ -34,8 +39,7 @@ class ModelPredictions:
         if dup.any():
             dups = sorted(set(self.video_ids[dup]))
             raise BenchmarkInputError(
-                f"model {self.name!r}: duplicate clip id(s) {', '.join(dups[:10])}"
-                + (" ..." if len(dups) > 10 else "")
+                f"model {self.name!r}: duplicate clip id(s) {', '.join(dups[:10])}" + (" ..." if len(dups) > 10 else "")
             )
         m, C = len(self.video_ids), len(self.classes)
         for kind, store in (("labels", self.labels), ("scores", self.scores)):
@@ -75,36 +79,48 @@ class ModelPredictions:
 
     # ------------------------------------------------------------- builders
     @classmethod
-    def from_label_lists(cls, name: str, label_lists: dict[str, dict[str, list[str]]],
-                         classes: list[str], scores: dict[str, dict[str, object]] | None = None,
-                         *, source: str | None = None) -> "ModelPredictions":
-        """From ``{video_id: {input: [class names]}}`` (and optionally ``{video_id: {input: [C floats]}}``)."""
+    def from_label_lists(
+        cls,
+        name: str,
+        label_lists: dict[str, dict[str, list[str]]],
+        classes: list[str],
+        scores: dict[str, dict[str, object]] | None = None,
+        *,
+        source: str | None = None,
+        strict: bool = False,
+        classes_from: str | None = None,
+    ) -> "ModelPredictions":
+        """From ``{video_id: {input: [class names]}}`` (and optionally ``{video_id: {input: [C floats]}}``).
+
+        Class names that are not in ``classes`` are skipped and counted in ``unknown_names`` (the reference
+        ignores them too); blank names (the padding of the published LLM files) are ignored. With ``strict``
+        the first unknown name is refused, naming the clip, the input and where the allowed names come from
+        (``classes_from``)."""
         where = source or f"model {name!r}"
         vids = list(label_lists) if label_lists else list(scores or {})
         if not vids:
             raise BenchmarkInputError(f"{where}: empty prediction set (no clips)")
         class_index = {c: i for i, c in enumerate(classes)}
         labels: dict[str, np.ndarray] = {}
+        unknown: dict[str, int] = {}
         if label_lists:
             inputs = sorted({i for per in label_lists.values() for i in per}, key=_input_key)
-            unknown: dict[str, int] = {}
             for inp in inputs:
                 mat = np.zeros((len(vids), len(classes)), dtype=bool)
                 for r, vid in enumerate(vids):
                     for lab in label_lists[vid].get(inp) or ():
                         j = class_index.get(lab)
-                        if j is None:
-                            unknown[lab] = unknown.get(lab, 0) + 1
-                        else:
+                        if j is not None:
                             mat[r, j] = True
+                        elif lab.strip():
+                            if strict:
+                                raise BenchmarkInputError(
+                                    f"{where}: clip {vid!r} input {inp!r}: unknown class name {lab!r}; allowed: "
+                                    + allowed_names_text(classes, classes_from)
+                                    + " (without --strict unknown names are skipped and counted)"
+                                )
+                            unknown[lab] = unknown.get(lab, 0) + 1
                 labels[inp] = mat
-            if unknown:
-                names = sorted(unknown)
-                raise BenchmarkInputError(
-                    f"{where}: {len(names)} unknown class name(s): "
-                    + "; ".join(f"{n!r} ({unknown[n]}x)" for n in names[:20])
-                    + (" ..." if len(names) > 20 else "")
-                )
         score_mats: dict[str, np.ndarray] = {}
         if scores:
             missing = [v for v in vids if v not in scores]
@@ -128,7 +144,29 @@ class ModelPredictions:
                         )
                     rows.append(row)
                 score_mats[inp] = _stack_rows(rows, C, where, inp)
-        return cls(name, np.asarray(vids, dtype=object), list(classes), labels, score_mats)
+        return cls(
+            name, np.asarray(vids, dtype=object), list(classes), labels, score_mats, dict(sorted(unknown.items()))
+        )
+
+
+def allowed_names_text(classes: list[str], classes_from: str | None = None) -> str:
+    """'the 309 class names of <source>, e.g. ...': what a name must be, and where the list comes from."""
+    sample = ", ".join(repr(c) for c in classes[:3])
+    return f"the {len(classes)} class names of {classes_from or 'the label set (its class list)'}" + (
+        f", e.g. {sample}" if sample else ""
+    )
+
+
+def unknown_names_text(unknown: dict[str, int], limit: int = 20) -> str:
+    """ "2 unknown class names skipped: 'x' (1x), 'y' (3x)" (empty without any)."""
+    if not unknown:
+        return ""
+    names = sorted(unknown, key=lambda n: (-unknown[n], n))
+    return (
+        f"{len(names)} unknown class name(s) skipped ({sum(unknown.values())} occurrences): "
+        + "; ".join(f"{n!r} ({unknown[n]}x)" for n in names[:limit])
+        + (" ..." if len(names) > limit else "")
+    )
 
 
 def _stack_rows(rows: list, C: int, where: str, inp: str) -> np.ndarray:
@@ -140,10 +178,13 @@ def _stack_rows(rows: list, C: int, where: str, inp: str) -> np.ndarray:
             matrix, index = base
             if index.size > 1:
                 step = int(index[1] - index[0])
-                if step > 0 and index[-1] == index[0] + step * (index.size - 1) and \
-                        np.array_equal(np.diff(index), np.full(index.size - 1, step)):
+                if (
+                    step > 0
+                    and index[-1] == index[0] + step * (index.size - 1)
+                    and np.array_equal(np.diff(index), np.full(index.size - 1, step))
+                ):
                     # evenly spaced (the usual layout: a, v, av of clip after clip): a strided view, no copy
-                    return matrix[index[0]::step][:index.size]
+                    return matrix[index[0] :: step][: index.size]
             return matrix[index]  # one gather, no per-row copy
         refs = [i for i, r in enumerate(rows) if type(r) is RowRef]
         if refs and all(rows[i].matrix is rows[refs[0]].matrix for i in refs):
@@ -159,8 +200,11 @@ def _stack_rows(rows: list, C: int, where: str, inp: str) -> np.ndarray:
         if rows and all(type(r) is list for r in rows):
             flat = itertools.chain.from_iterable(rows)
             try:
-                return np.fromiter(flat, dtype=np.float64, count=len(rows) * C).reshape(len(rows), C) \
-                    if all(type(x) is float for x in rows[0]) else np.array(rows)
+                return (
+                    np.fromiter(flat, dtype=np.float64, count=len(rows) * C).reshape(len(rows), C)
+                    if all(type(x) is float for x in rows[0])
+                    else np.array(rows)
+                )
             except (TypeError, ValueError):
                 return np.array(rows)
         return np.array(rows)

@@ -3,6 +3,7 @@
 Pure: takes a :class:`~benchmark.labels.LabelSet` and :class:`~benchmark.predictions.ModelPredictions`,
 writes files into a directory. Figures use matplotlib's Agg backend (no display needed).
 """
+
 from __future__ import annotations
 
 import html
@@ -53,8 +54,18 @@ def table_to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
-_TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-               "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_TEX_ESCAPE = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _tex(s: str) -> str:
@@ -143,15 +154,21 @@ def _save(fig, out_dir: Path, stem: str) -> dict[str, str]:
     files = {}
     for ext in FIGURE_FORMATS:
         p = out_dir / f"{stem}.{ext}"
-        fig.savefig(p, dpi=120 if ext == "png" else None, bbox_inches="tight",
-                    metadata={"Date": None} if ext == "svg" else None)
+        fig.savefig(
+            p, dpi=120 if ext == "png" else None, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None
+        )
         files[ext] = p.name
     _plt().close(fig)
     return files
 
 
-def radar_figure(table: pd.DataFrame, out_dir: Path, stem: str = "radar",
-                 metrics: Iterable[str] = RADAR_METRICS, inputs=("a", "v", "av")) -> dict[str, str]:
+def radar_figure(
+    table: pd.DataFrame,
+    out_dir: Path,
+    stem: str = "radar",
+    metrics: Iterable[str] = RADAR_METRICS,
+    inputs=("a", "v", "av"),
+) -> dict[str, str]:
     """One radar per model: axes are metrics, one polygon per input modality; every axis is
     normalised by its maximum over all models and inputs (1 = best value in the report)."""
     plt = _plt()
@@ -186,8 +203,9 @@ def radar_figure(table: pd.DataFrame, out_dir: Path, stem: str = "radar",
     return _save(fig, out_dir, stem)
 
 
-def delta_f1_figure(delta: pd.DataFrame, out_dir: Path, stem: str = "delta_f1",
-                    subsets=("a", "v", "av")) -> dict[str, str]:
+def delta_f1_figure(
+    delta: pd.DataFrame, out_dir: Path, stem: str = "delta_f1", subsets=("a", "v", "av")
+) -> dict[str, str]:
     """Grouped bars: ΔF1 (with − without meta label) per meta label, one panel per subset."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(subsets), figsize=(4.5 * len(subsets), 3.6), sharey=True, squeeze=False)
@@ -209,8 +227,9 @@ def delta_f1_figure(delta: pd.DataFrame, out_dir: Path, stem: str = "delta_f1",
     return _save(fig, out_dir, stem)
 
 
-def class_frequency_figure(labels: LabelSet, out_dir: Path, stem: str = "class_frequency",
-                           top: int = 40) -> dict[str, str]:
+def class_frequency_figure(
+    labels: LabelSet, out_dir: Path, stem: str = "class_frequency", top: int = 40
+) -> dict[str, str]:
     """Clips per class split by modality tag (A only / V only / AV): all classes sorted, and the top ones named."""
     plt = _plt()
     a = labels.has_a.sum(0)
@@ -247,8 +266,7 @@ def cooccurrence_matrix(labels: LabelSet) -> np.ndarray:
     return T.T @ T
 
 
-def cooccurrence_figure(labels: LabelSet, out_dir: Path, stem: str = "cooccurrence",
-                        top: int = 40) -> dict[str, str]:
+def cooccurrence_figure(labels: LabelSet, out_dir: Path, stem: str = "cooccurrence", top: int = 40) -> dict[str, str]:
     """Heatmap of P(column class | row class) for the ``top`` classes that co-occur most."""
     plt = _plt()
     M = cooccurrence_matrix(labels).astype(float)
@@ -259,7 +277,9 @@ def cooccurrence_figure(labels: LabelSet, out_dir: Path, stem: str = "cooccurren
     cond = np.divide(sub, np.diag(sub)[:, None], out=np.zeros_like(sub), where=np.diag(sub)[:, None] > 0)
     np.fill_diagonal(cond, np.nan)
     fig, ax = plt.subplots(figsize=(11, 10))
-    im = ax.imshow(cond, cmap="viridis", vmin=0, vmax=max(1e-9, float(np.nanmax(cond)) if np.isfinite(cond).any() else 1))
+    im = ax.imshow(
+        cond, cmap="viridis", vmin=0, vmax=max(1e-9, float(np.nanmax(cond)) if np.isfinite(cond).any() else 1)
+    )
     names = [labels.classes[i] for i in order]
     ax.set_xticks(np.arange(len(order)))
     ax.set_yticks(np.arange(len(order)))
@@ -287,15 +307,27 @@ def _jsonable(obj):
 
 
 def _table_json(df: pd.DataFrame) -> dict:
-    return {"index": [str(i) for i in df.index], "columns": [list(map(str, c)) if isinstance(c, tuple) else [str(c)]
-                                                                 for c in df.columns],
-            "data": _jsonable(df.to_numpy().tolist())}
+    return {
+        "index": [str(i) for i in df.index],
+        "columns": [list(map(str, c)) if isinstance(c, tuple) else [str(c)] for c in df.columns],
+        "data": _jsonable(df.to_numpy().tolist()),
+    }
 
 
-def write_report(out_dir, labels: LabelSet, models, *, regime: str = "default",
-                 confusion: str = "v1.0", meta: bool = True, figures: bool = True,
-                 params: dict | None = None, label_source: str | None = None,
-                 class_names: list[str] | None = None, prefetch: bool = True) -> dict:
+def write_report(
+    out_dir,
+    labels: LabelSet,
+    models,
+    *,
+    regime: str = "default",
+    confusion: str = "v1.0",
+    meta: bool = True,
+    figures: bool = True,
+    params: dict | None = None,
+    label_source: str | None = None,
+    class_names: list[str] | None = None,
+    prefetch: bool = True,
+) -> dict:
     """Evaluate ``models`` on ``labels`` and write the whole report into ``out_dir``.
 
     ``models``: :class:`ModelPredictions`, predictions file paths (read with ``class_names``, default the
@@ -311,17 +343,27 @@ def write_report(out_dir, labels: LabelSet, models, *, regime: str = "default",
     """
     out_dir = Path(out_dir)
     gt = apply_regime(labels, regime)
-    done = evaluate_stream(labels, models, list(labels.classes) if class_names is None else class_names,
-                           regime=regime, confusion=confusion, meta_filters=META_FILTERS if meta else None,
-                           prefetch=prefetch)
+    done = evaluate_stream(
+        labels,
+        models,
+        list(labels.classes) if class_names is None else class_names,
+        regime=regime,
+        confusion=confusion,
+        meta_filters=META_FILTERS if meta else None,
+        prefetch=prefetch,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     results = done.results
     table = metric_table(results)
     paper = select_table(table, PAPER_METRICS)
-    topk_cols = [(f"{m}@{k}", s) for m in ("hit_rate", "f1", "precision", "recall") for k in TOP_KS
-                 for s in ("a", "v", "av")]
-    topk = table.loc[:, [c for c in topk_cols if table[c].notna().any()]] if any(
-        m["kind"] == "scores" for m in done.models.values()) else None
+    topk_cols = [
+        (f"{m}@{k}", s) for m in ("hit_rate", "f1", "precision", "recall") for k in TOP_KS for s in ("a", "v", "av")
+    ]
+    topk = (
+        table.loc[:, [c for c in topk_cols if table[c].notna().any()]]
+        if any(m["kind"] == "scores" for m in done.models.values())
+        else None
+    )
     files: dict[str, dict[str, str]] = {}
     tables = {"paper": paper, "metrics": table}
     if topk is not None and topk.shape[1]:
@@ -331,14 +373,20 @@ def write_report(out_dir, labels: LabelSet, models, *, regime: str = "default",
         breakdown = done.breakdown
         meta_f1 = pd.concat(
             {name: metric_table(res, metrics=["f1"])["f1"] for name, res in breakdown.items() if res},
-            axis=1, names=["filter", "modality"])
+            axis=1,
+            names=["filter", "modality"],
+        )
         tables["meta_f1"] = meta_f1
         delta = delta_f1_table(breakdown)
         if not delta.empty:
             tables["delta_f1"] = delta
-    captions = {"paper": "VGGSounder benchmark (x100)", "metrics": "All metrics (x100)",
-                "topk": "Top-k metrics (x100)", "meta_f1": "F1 per meta-label filter (x100)",
-                "delta_f1": "F1 with minus without each meta label (points)"}
+    captions = {
+        "paper": "VGGSounder benchmark (x100)",
+        "metrics": "All metrics (x100)",
+        "topk": "Top-k metrics (x100)",
+        "meta_f1": "F1 per meta-label filter (x100)",
+        "delta_f1": "F1 with minus without each meta label (points)",
+    }
     for stem, df in tables.items():
         files[f"table_{stem}"] = write_table(df, out_dir, stem, caption=captions.get(stem))
     if figures:
@@ -349,8 +397,12 @@ def write_report(out_dir, labels: LabelSet, models, *, regime: str = "default",
         files["figure_cooccurrence"] = cooccurrence_figure(gt, out_dir)
     report = {
         "params": {"regime": regime, "confusion": confusion, "meta": meta, **(params or {})},
-        "labels": {"source": label_source, "clips": len(labels), "clips_in_regime": len(gt),
-                   "classes": len(labels.classes)},
+        "labels": {
+            "source": label_source,
+            "clips": len(labels),
+            "clips_in_regime": len(gt),
+            "classes": len(labels.classes),
+        },
         "models": done.models,
         "results": _jsonable(results),
         "tables": {stem: _table_json(df) for stem, df in tables.items()},

@@ -1,4 +1,5 @@
 """Synthetic predictions for tests and benchmarks (deterministic given a seed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,16 @@ import numpy as np
 from .labels import INPUTS, LabelSet
 
 
-def synthetic_predictions(labels: LabelSet, *, seed: int = 0, kind: str = "scores",
-                          coverage: float = 0.97, ties: bool = False, skill: float = 2.0,
-                          float32: bool = False) -> dict:
+def synthetic_predictions(
+    labels: LabelSet,
+    *,
+    seed: int = 0,
+    kind: str = "scores",
+    coverage: float = 0.97,
+    ties: bool = False,
+    skill: float = 2.0,
+    float32: bool = False,
+) -> dict:
     """A VGGSounder prediction mapping correlated with ``labels``.
 
     kind: "scores" (logits, as lists of floats) or "labels" (label sets).
@@ -34,8 +42,7 @@ def synthetic_predictions(labels: LabelSet, *, seed: int = 0, kind: str = "score
         entry = {}
         if kind == "scores":
             entry["logits"] = {
-                inp: (truths[inp][j].astype(np.float32) if float32 else truths[inp][j].tolist())
-                for inp in INPUTS
+                inp: (truths[inp][j].astype(np.float32) if float32 else truths[inp][j].tolist()) for inp in INPUTS
             }
         else:
             preds = {}

@@ -44,3 +44,13 @@ class ImportFailed(AvcrowdError):
     """An import was refused; `details` holds one message per problem (file, line, field, allowed values)."""
 
     status_code = 400
+
+
+class TooManyRequests(AvcrowdError):
+    """A rate limit (catalog.throttles) was reached; `retry_after` is the wait in seconds (Retry-After header)."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int = 60, field: str | None = None, details=None):
+        super().__init__(message, field=field, details=details)
+        self.retry_after = max(1, int(retry_after))

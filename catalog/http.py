@@ -36,7 +36,8 @@ def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: AvcrowdError -> its status and body; the rest as DRF does it."""
     if isinstance(exc, AvcrowdError):
         set_rollback()
-        return Response(error_body(exc), status=exc.status_code)
+        retry = getattr(exc, "retry_after", None)
+        return Response(error_body(exc), status=exc.status_code, headers={"Retry-After": str(retry)} if retry else None)
     return drf_exception_handler(exc, context)
 
 
@@ -49,7 +50,10 @@ def json_errors(view=None, *, quiet_not_found: bool = False):
             try:
                 return view(request, *args, **kwargs)
             except AvcrowdError as exc:
-                return JsonResponse(error_body(exc, quiet_not_found=quiet_not_found), status=exc.status_code)
+                response = JsonResponse(error_body(exc, quiet_not_found=quiet_not_found), status=exc.status_code)
+                if getattr(exc, "retry_after", None):
+                    response["Retry-After"] = str(exc.retry_after)
+                return response
 
         return wrapper
 

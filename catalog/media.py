@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from catalog.access import public_signed_link
 from catalog.selectors.clips import clip_from_media_token
+from catalog.services.clips import import_roots, local_path_check
 from catalog.storage import parse_s3_url, presigned_get_url
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -84,6 +85,8 @@ def clip_media(request, token: str):
         return HttpResponseRedirect(presigned_get_url(*parse_s3_url(clip.media_url)))
     elif clip.media_url:
         source = Path(clip.media_url)
+        if local_path_check(clip.media_url, import_roots()):  # a path stored before the rule, or roots changed
+            raise Http404("media file not available")
     else:
         raise Http404("this clip has no media")
     if not source.is_file():

@@ -42,18 +42,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def sqlite_options() -> dict:
+    """SQLite as a server's database: WAL (readers never wait for the writer), write transactions that take the
+    lock when they begin (BEGIN IMMEDIATE: no deadlock between two readers upgrading), and a busy timeout so a
+    writer waits for the lock instead of failing "database is locked". Applied however the database is named."""
+    return {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+
 def database_from_env(default_sqlite_path) -> dict:
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(default_sqlite_path),
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite_path), "OPTIONS": sqlite_options()}
     scheme = urlparse(url).scheme
     if scheme not in SUPPORTED_DB_SCHEMES:
         raise ImproperlyConfigured(
@@ -70,6 +73,10 @@ def database_from_env(default_sqlite_path) -> dict:
         raise ImproperlyConfigured("DATABASE_URL names no database; expected postgres://user@host:port/dbname")
     if scheme != "sqlite":  # an unreachable server is an error within seconds, not a request hanging on it
         config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    else:
+        config["OPTIONS"] = {**sqlite_options(), **(config.get("OPTIONS") or {})}
+        config["CONN_MAX_AGE"] = 0  # SQLite connections are cheap; a kept one would pin an old WAL snapshot
+        config["CONN_HEALTH_CHECKS"] = False
     return config
 
 

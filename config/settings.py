@@ -29,6 +29,8 @@ if not SECRET_KEY:
             "or DEBUG=1 / AVCROWD_DEV=1 for a local development server."
         )
 
+# a development environment: DEBUG, or AVCROWD_DEV=1 (the Makefile's management commands, the test suite)
+DEVELOPMENT = DEBUG or os.environ.get("AVCROWD_DEV") == "1"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Public HTTPS base URL of this server, used in ExternalQuestion URLs and media links.
@@ -94,6 +96,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -199,6 +203,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("MARKETPLACE_SYNC_SECONDS", "300")),
     },
     "operations-fail-stale": {"task": "catalog.tasks.operations_fail_stale_task", "schedule": 60.0},
+    "assignments-expire": {"task": "crowd.tasks.assignments_expire_task", "schedule": 60.0},
 }
 # Long work (Operation rows): a running one writes a heartbeat every OPERATION_HEARTBEAT_SECONDS; one without a
 # heartbeat for OPERATION_STALE_SECONDS (its worker or command died) is failed and can be retried; one that no
@@ -224,6 +229,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # the client address of throttles: the last X-Forwarded-For entry, the one Caddy added (production), or the
+    # connection's address (development: no proxy)
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0 if DEBUG else 1, 0, 10),
 }
 SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -268,9 +276,45 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
-# The HIT page is framed by MTurk across sites: its session cookie must be SameSite=None (HTTPS only).
-SESSION_COOKIE_SAMESITE = "None" if not DEBUG else "Lax"
-CSRF_COOKIE_SAMESITE = "None" if not DEBUG else "Lax"
+# Lax: a request from another site carries no session (a cross-site GET of the HIT session endpoint cannot bind a
+# signed-in annotator). The HIT page inside MTurk's frame needs no session: it has its own token and browser secret.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Content-Security-Policy of every response: frontend.middleware.content_security_policy (script-src 'self').
+
+# --- trust: the HIT API, sign-in (docs/operations.md, "Security") ------------------------------------------------
+# The shared cache holds the throttles' counters: Redis in production (every gunicorn worker sees the same counts),
+# this process's memory when no Redis is named (development, tests).
+CACHE_URL = os.environ.get("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "avc"}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "avcrowd"}
+}
+# MTurk hands the worker back to turkSubmitTo: only its own worker sites are accepted (plus any named here).
+MTURK_SUBMIT_ORIGINS = ["https://www.mturk.com", "https://workersandbox.mturk.com"] + env_list(
+    "MTURK_SUBMIT_EXTRA_ORIGINS", []
+)
+# The demo's hand-off to this server's own stand-in receiver (/demo/mturk/externalSubmit): development only.
+HIT_SUBMIT_TO_SELF = env_bool("HIT_SUBMIT_TO_SELF", DEBUG)
+# An in-progress assignment expires (its slot goes back to the batch) after its HIT's assignment duration, or
+# this long when the batch has no HIT (in-house, Prolific, demo).
+HIT_ASSIGNMENT_SECONDS = env_int("HIT_ASSIGNMENT_SECONDS", 3600, 60, 30 * 24 * 3600)
+# At most this many in-progress assignments started from one address (slot squatting with invented ids).
+HIT_MAX_OPEN_PER_CLIENT = env_int("HIT_MAX_OPEN_PER_CLIENT", 5, 1, 10000)
+# Rate limits of the public HIT API (DRF's "N/second|minute|hour|day"), per client address and per worker id or
+# assignment; a request over a limit gets 429 with Retry-After (the HIT page waits and retries).
+HIT_THROTTLE_RATES = {
+    "hit_session_ip": os.environ.get("HIT_THROTTLE_SESSION_IP", "120/minute"),
+    "hit_session_worker": os.environ.get("HIT_THROTTLE_SESSION_WORKER", "30/minute"),
+    "hit_write_ip": os.environ.get("HIT_THROTTLE_WRITE_IP", "6000/minute"),  # a lab behind one NAT address
+    "hit_write_assignment": os.environ.get("HIT_THROTTLE_WRITE_ASSIGNMENT", "300/minute"),
+}
+# Sign-in: after LOGIN_FAILURE_LIMIT wrong passwords for one account name or from one address within
+# LOGIN_FAILURE_WINDOW seconds, sign-in is refused (even with the right password) until the window has passed.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, 1, 1000)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env_int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 20, 1, 10000)
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 900, 10, 7 * 24 * 3600)
 
 # --- observability ---------------------------------------------------------------------------------
 # LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id, exception); each line is

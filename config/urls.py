@@ -3,7 +3,7 @@ only mounts them."""
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from frontend import health
 from frontend.views import legacy_admin_redirect
@@ -17,8 +17,12 @@ urlpatterns = [
     path("admin/annotation/<str:model>/<path:rest>", legacy_admin_redirect),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # the split view serves Swagger UI's start-up script as a file (CSP script-src 'self': no inline script)
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/", include(("catalog.api_steps", "api_steps"))),
+    path("api/", include(("crowd.api_steps", "api_crowd_steps"))),
+    path("api/", include(("proposals.api_steps", "api_proposals_steps"))),
     path("api/", include("catalog.api")),
     path("api/hit/", include(("crowd.api_hit", "api_hit"))),
     path("api/releases/", include(("labels.api", "api_releases"))),
@@ -30,5 +34,7 @@ urlpatterns = [
     path("reports/", include(("frontend.views_reports", "reports"))),
     path("ops/", include(("frontend.views_ops", "ops"))),
     path("ops/", include(("frontend.views_quality", "quality"))),
+    path("ops/", include(("frontend.views_review", "review"))),
+    path("ops/", include(("frontend.views_steps", "steps"))),
     path("", include("frontend.urls")),
 ]

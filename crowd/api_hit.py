@@ -9,10 +9,12 @@ site and carries no session cookie there. Errors are mapped by catalog.http.json
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlparse
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -23,19 +25,40 @@ from catalog.errors import NotFound, ValidationError
 from catalog.http import json_errors
 from catalog.selectors.clips import clip_media_url
 from catalog.selectors.taxonomy import class_names, meta_labels
+from catalog.throttles import client_hash, client_ip, throttle_check
 from crowd.selectors.crowd import assignment_answers, assignment_by_uuid, assignment_handoff, batch_by_uuid, batch_items
 from crowd.services import assignments as svc
+from crowd.services.binding import assignment_open
 
 MTURK_PREVIEW_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
 MAX_BODY = 256 * 1024
+# the browser secret that binds an assignment to the browser that started it (crowd.services.binding): sent by the
+# HIT page as a header (kept in its storage) and as an HttpOnly cookie scoped to the batch's session endpoint
+SECRET_HEADER = "X-HIT-Secret"
+SECRET_COOKIE = "avcrowd_hit"
+SECRET_COOKIE_AGE = 30 * 24 * 3600
+# sent by the HIT page's own script: a link or form from another site cannot add it, so a signed-in annotator's
+# session (which rides on the login cookie) starts only from this site's HIT page
+PAGE_HEADER = "X-HIT-Page"
+MARKETPLACE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
-def hit_endpoint(*methods: str):
-    """A HIT API view: public (token checked by the services), csrf-exempt, these methods only, errors as JSON
-    (404s reveal nothing), never cached."""
+def _throttle_writes(request, kwargs) -> None:
+    throttle_check(request, "hit_write_ip", client_ip(request), "from this address")
+    throttle_check(request, "hit_write_assignment", kwargs.get("assignment_uuid", ""), "for this assignment")
+
+
+def hit_endpoint(*methods: str, write: bool = False):
+    """A HIT API view: public (token checked by the services), csrf-exempt, these methods only, rate-limited per
+    address and assignment (`write`), errors as JSON (404s reveal nothing), never cached."""
 
     def decorator(view):
-        inner = json_errors(require_http_methods(list(methods))(view), quiet_not_found=True)
+        def limited(request, *args, **kwargs):
+            if write:
+                _throttle_writes(request, kwargs)
+            return view(request, *args, **kwargs)
+
+        inner = json_errors(require_http_methods(list(methods))(limited), quiet_not_found=True)
 
         @wraps(view)
         def wrapper(request, *args, **kwargs):
@@ -73,8 +96,41 @@ class Arrival:
     user: object = None
 
 
+def submit_origins(request) -> list[str]:
+    """Where MTurk may hand a worker back: its production and sandbox worker sites (settings.MTURK_SUBMIT_ORIGINS),
+    and this server itself when the demo's stand-in receiver is on (HIT_SUBMIT_TO_SELF, development)."""
+    origins = list(settings.MTURK_SUBMIT_ORIGINS)
+    if settings.HIT_SUBMIT_TO_SELF:
+        origins.append(request.build_absolute_uri("/").rstrip("/"))
+    return origins
+
+
+def clean_submit_to(request, submit_to: str) -> str:
+    parsed = urlparse(submit_to)
+    origin = f"{parsed.scheme}://{parsed.netloc}"
+    allowed = submit_origins(request)
+    path_ok = parsed.path.rstrip("/") in ("", "/demo" if origin not in settings.MTURK_SUBMIT_ORIGINS else "")
+    if origin not in allowed or not path_ok or parsed.query or parsed.fragment or parsed.params:
+        raise ValidationError(
+            f"turkSubmitTo {submit_to!r} is not one of MTurk's worker sites; allowed: {', '.join(allowed)}",
+            field="turkSubmitTo",
+        )
+    return submit_to.rstrip("/")
+
+
+def _marketplace_id(q, key: str, *, required: bool = True) -> str:
+    value = q.get(key, "").strip()
+    if (value or required) and not MARKETPLACE_ID.match(value):
+        raise ValidationError(
+            f"{key} {value[:80]!r} is not a marketplace id; allowed: 1-200 letters, digits, '_', '-', '.', ':'",
+            field=key,
+        )
+    return value
+
+
 def parse_arrival(request) -> Arrival:
-    """MTurk ExternalQuestion parameters, Prolific parameters, or an in-house login; otherwise a preview."""
+    """MTurk ExternalQuestion parameters, Prolific parameters, or an in-house login; otherwise a preview. The
+    hand-off of Prolific and in-house work comes from the server's settings, never from the URL."""
     q = request.GET
     if any(k in q for k in ("assignmentId", "workerId", "hitId", "turkSubmitTo")):
         assignment_id = q.get("assignmentId", "").strip()
@@ -83,17 +139,34 @@ def parse_arrival(request) -> Arrival:
             return Arrival(preview=True, backend="mturk")
         submit_to = q.get("turkSubmitTo", "").strip()
         if submit_to:
-            parsed = urlparse(submit_to)
-            if parsed.scheme not in ("https", "http") or not parsed.netloc:
-                raise ValidationError(f"turkSubmitTo {submit_to!r} is not an http(s) URL", field="turkSubmitTo")
-        return Arrival(False, "mturk", worker_id, assignment_id, q.get("hitId", "").strip(), submit_to)
+            submit_to = clean_submit_to(request, submit_to)
+        return Arrival(
+            False,
+            "mturk",
+            _marketplace_id(q, "workerId"),
+            _marketplace_id(q, "assignmentId"),
+            _marketplace_id(q, "hitId", required=False),
+            submit_to,
+        )
     if "PROLIFIC_PID" in q:
         pid = q.get("PROLIFIC_PID", "").strip()
         if not pid:
             raise ValidationError("PROLIFIC_PID is empty", field="PROLIFIC_PID")
-        return Arrival(False, "prolific", pid, q.get("SESSION_ID", "").strip(), q.get("STUDY_ID", "").strip())
+        return Arrival(
+            False,
+            "prolific",
+            _marketplace_id(q, "PROLIFIC_PID"),
+            _marketplace_id(q, "SESSION_ID", required=False),
+            _marketplace_id(q, "STUDY_ID", required=False),
+        )
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
+        if not request.headers.get(PAGE_HEADER) or request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+            raise ValidationError(
+                f"a signed-in annotator's task starts only from this site's HIT page (it sends the {PAGE_HEADER} "
+                "header); a link or request from another site cannot start it. Open the task at /hit/<batch>/",
+                field=PAGE_HEADER,
+            )
         return Arrival(False, "inhouse", user.get_username(), user=user)
     return Arrival(preview=True)
 
@@ -111,10 +184,14 @@ def _clip_json(item, request) -> dict:
 
 @hit_endpoint("GET")
 def session(request, batch_uuid):
+    throttle_check(request, "hit_session_ip", client_ip(request), "from this address")
     batch = batch_by_uuid(batch_uuid)
     if batch is None:
         raise NotFound(f"no batch {batch_uuid}")
     arrival = parse_arrival(request)
+    if not arrival.preview:
+        worker_key = f"{arrival.backend}:{arrival.worker_id}"
+        throttle_check(request, "hit_session_worker", worker_key, "for this worker id")
     items = batch_items(batch)
     data = {
         "preview": arrival.preview,
@@ -130,7 +207,7 @@ def session(request, batch_uuid):
             token=None, assignment=None, status="preview", clips=[_clip_json(item, request) for item in items[:1]]
         )
         return JsonResponse(data)
-    assignment = svc.assignment_start(
+    assignment, secret = assignment_open(
         batch,
         backend=arrival.backend,
         worker_external_id=arrival.worker_id,
@@ -138,8 +215,11 @@ def session(request, batch_uuid):
         hit_id=arrival.hit_id,
         turk_submit_to=arrival.turk_submit_to,
         user=arrival.user,
+        secret=request.headers.get(SECRET_HEADER) or request.COOKIES.get(SECRET_COOKIE),
+        client=client_hash(request),
     )
     data.update(
+        secret=secret,
         token=svc.hit_token(assignment),
         assignment=str(assignment.uuid),
         status=assignment.status,
@@ -149,7 +229,21 @@ def session(request, batch_uuid):
         handoff=assignment_handoff(assignment),
         feedback=assignment.feedback or None,
     )
-    return JsonResponse(data)
+    response = JsonResponse(data)
+    if secret:
+        # inside MTurk's frame the page is a third party: the cookie must be SameSite=None (HTTPS only); the
+        # page's storage copy (header) covers browsers that drop third-party cookies
+        secure = request.is_secure()
+        response.set_cookie(
+            SECRET_COOKIE,
+            secret,
+            max_age=SECRET_COOKIE_AGE,
+            path=f"/api/hit/{batch.uuid}/",
+            secure=secure,
+            httponly=True,
+            samesite="None" if secure else "Lax",
+        )
+    return response
 
 
 def _lookup(request, assignment_uuid):
@@ -161,7 +255,7 @@ def _lookup(request, assignment_uuid):
     return assignment
 
 
-@hit_endpoint("PUT", "POST")
+@hit_endpoint("PUT", "POST", write=True)
 def answer(request, assignment_uuid, video_id):
     try:
         body, invalid = _body(request), None
@@ -173,7 +267,7 @@ def answer(request, assignment_uuid, video_id):
     return JsonResponse({"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()})
 
 
-@hit_endpoint("PUT", "POST")
+@hit_endpoint("PUT", "POST", write=True)
 def position(request, assignment_uuid):
     assignment = _lookup(request, assignment_uuid)
     body = _body(request)
@@ -183,7 +277,7 @@ def position(request, assignment_uuid):
     return JsonResponse({"saved": True, "position": assignment.position})
 
 
-@hit_endpoint("POST")
+@hit_endpoint("POST", write=True)
 def submit(request, assignment_uuid):
     assignment = _lookup(request, assignment_uuid)
     body = _body(request)

@@ -290,13 +290,14 @@ class Publish(Staff):
             mode=data.get("mode", "external"),
             reward=reward,
         )
-        plan = publish_plan(dataset, **kw)
+        plan = publish_plan(dataset, dry_run=_bool(data.get("dry_run"), False), **kw)
         estimate = {
             "hits": len(plan.hits),
             "cost_usd": str(plan.total),
             "committed_usd": str(plan.committed),
             "budget_usd": str(plan.budget),
             "lines": plan.lines(),
+            "warnings": plan.warnings,
         }
         if _bool(data.get("dry_run"), False):
             return Response({"dry_run": True, **estimate})

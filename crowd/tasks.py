@@ -18,6 +18,7 @@ from catalog.services.operations import (
 )
 from crowd.models import Batch
 from crowd.services.assignments import assignments_approve_due
+from crowd.services.binding import assignments_expire
 from crowd.services.publish import batches_publish, publish_check
 from crowd.services.sync import marketplace_sync
 
@@ -114,3 +115,10 @@ def batches_publish_start(plan, *, reward, user):
 def assignments_approve_due_task() -> int:
     """Approve submitted assignments whose dataset review window has passed (Celery beat, hourly)."""
     return assignments_approve_due()
+
+
+@shared_task(acks_late=True)
+def assignments_expire_task() -> int:
+    """Expire in-progress assignments past their HIT's assignment duration, freeing their slots (beat, every
+    minute; a session start of a batch also expires that batch's)."""
+    return assignments_expire()

@@ -77,17 +77,33 @@ def frame_ancestors() -> list[str]:
     return ["'self'"] + origins
 
 
+def content_security_policy(frame: str) -> str:
+    """The Content-Security-Policy of every response: scripts only from this server's own files (no inline script,
+    no inline handler, no eval), connections to this server only, forms posted to this server or MTurk's worker
+    sites (the HIT page's hand-off); media and images may come from the media store (presigned URLs) and remote
+    clip URLs. `frame` is the frame-ancestors source list."""
+    form_targets = " ".join(dict.fromkeys(settings.MTURK_SUBMIT_ORIGINS))
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https:; "
+        "media-src 'self' blob: https: http:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+        f"base-uri 'self'; form-action 'self' {form_targets}; frame-ancestors {frame}"
+    )
+
+
 class FrameAncestorsMiddleware:
+    """Sets the Content-Security-Policy (content_security_policy) on every response, with frame-ancestors 'none'
+    except on `frameable` views (MTurk's worker sites and FRAME_ANCESTORS)."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
         if getattr(response, "avcrowd_frameable", False):
-            response.headers["Content-Security-Policy"] = "frame-ancestors " + " ".join(frame_ancestors())
+            response.headers["Content-Security-Policy"] = content_security_policy(" ".join(frame_ancestors()))
             response.xframe_options_exempt = True
             if "X-Frame-Options" in response.headers:
                 del response.headers["X-Frame-Options"]
         else:
-            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+            response.headers.setdefault("Content-Security-Policy", content_security_policy("'none'"))
         return response

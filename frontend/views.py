@@ -1,17 +1,23 @@
 from django.apps import apps
+from django.conf import settings
 from django.http import Http404, HttpResponsePermanentRedirect
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from catalog.access import admin_page, public_page
+from catalog.access import admin_page, is_admin, is_researcher, public_page
 from crowd.selectors.overview import overview
 
 
 @public_page
 def home(request):
+    """The start page. Dataset counts and batch links only for admins and researchers, or on a development
+    server (DEBUG); demo links (an MTurk-style arrival with a worker id of its own for every visitor, handing off to
+    this server's stand-in receiver) only where that hand-off is on (HIT_SUBMIT_TO_SELF)."""
+    show = settings.DEBUG or is_admin(request.user) or is_researcher(request.user)
     base_url = request.build_absolute_uri("/").rstrip("/")
-    return render(request, "frontend/home.html", {"overview": overview(base_url), "user": request.user})
+    data = overview(base_url, demo_links=settings.HIT_SUBMIT_TO_SELF) if show else None
+    return render(request, "frontend/home.html", {"overview": data, "user": request.user})
 
 
 @public_page

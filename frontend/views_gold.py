@@ -118,12 +118,24 @@ def gold_clip(request, clip_id: int):
     else:
         saved = expert_annotation_payload(clip, request.user) or {"labels": []}
     ticks = {lab["name"]: lab for lab in saved.get("labels") or []}
+    originals = [c.name for c in clip.original_labels.all()]
+    if saved.get("original_present") is not None:  # the answers about the original label tick its row (as merged)
+        for name in originals:
+            present = bool(saved["original_present"])
+            ticks[name] = {
+                "audible": present and bool(saved.get("original_audible")),
+                "visible": present and bool(saved.get("original_visible")),
+            }
     rows = [
-        {"name": n, "audible": bool(ticks.get(n, {}).get("audible")), "visible": bool(ticks.get(n, {}).get("visible"))}
+        {
+            "name": n,
+            "audible": bool(ticks.get(n, {}).get("audible")),
+            "visible": bool(ticks.get(n, {}).get("visible")),
+            "original": n in originals,
+        }
         for n in names
     ]
     meta = [{**m, "value": saved.get(m["key"])} for m in meta_labels()]
-    originals = [c.name for c in clip.original_labels.all()]
     original = [
         {"key": key, "question": question, "value": saved.get(key)}
         for key, question in (

@@ -7,6 +7,7 @@ from django.urls import path
 
 from catalog.access import public_page
 from crowd.models import Batch
+from crowd.services.assignments import MAX_COMMENT
 
 from .middleware import frameable
 
@@ -22,7 +23,12 @@ def hit_page(request, batch_uuid):
     return render(
         request,
         "frontend/hit/page.html",
-        {"batch_uuid": str(batch_uuid), "api_base": API_BASE, "media_timeout": settings.HIT_MEDIA_TIMEOUT_SECONDS},
+        {
+            "batch_uuid": str(batch_uuid),
+            "api_base": API_BASE,
+            "media_timeout": settings.HIT_MEDIA_TIMEOUT_SECONDS,
+            "max_comment": MAX_COMMENT,
+        },
     )
 
 

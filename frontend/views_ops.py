@@ -3,6 +3,7 @@ spend vs budget, work time and hourly pay, workers, rejections, long operations.
 behind it."""
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_POST
 from catalog.access import admin_page, signed_in_page
 from catalog.models import Dataset, Operation
 from catalog.services.operations import operation_retry, operations_fail_stale
+from crowd.models import Hit
 from crowd.selectors import ops
 from crowd.selectors.crowd import inhouse_tasks
 from crowd.services.costs import hit_cost_per_assignment
@@ -45,11 +47,32 @@ def dataset(request, name):
     return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds)})
 
 
-def _table(request, ds, title, headers, rows):
+PAGE_SIZE = 100  # rows per page of every ops list
+
+
+def _page(request, qs):
+    """The requested page of a queryset (COUNT + one LIMIT/OFFSET query, whatever the table's size); a page
+    number past the end shows the last page."""
+    return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _table(request, ds, title, headers, rows, *, page=None, filters=None):
+    """filters: [(name, label, current value, [(value, label)] or None for a text box)], kept in the page links."""
+    keep = request.GET.copy()
+    keep.pop("page", None)
     return render(
         request,
         "frontend/ops/table.html",
-        {"dataset": ds, "title": title, "headers": headers, "rows": rows, "count": len(rows)},
+        {
+            "dataset": ds,
+            "title": title,
+            "headers": headers,
+            "rows": rows,
+            "count": page.paginator.count if page is not None else len(rows),
+            "page": page,
+            "query": keep.urlencode(),
+            "filters": filters or [],
+        },
     )
 
 
@@ -61,12 +84,24 @@ def _admin(obj):
 def clips(request, name):
     ds = get_object_or_404(Dataset, name=name)
     bucket = request.GET.get("accepted", "0")
+    prefix = request.GET.get("q", "").strip()
     try:
-        found = ops.clips_with_accepted(ds, bucket)
+        found = ops.clips_with_accepted(ds, bucket, video_id_prefix=prefix)
     except ValueError as exc:
         raise Http404(str(exc))
-    rows = [[(c.video_id, _admin(c)), (n, None)] for c, n in found]
-    return _table(request, ds, f"Clips with {bucket} accepted annotation(s)", ["clip", "accepted"], rows)
+    page = _page(request, found)
+    rows = [[(c.video_id, _admin(c)), (c.n, None)] for c in page]
+    k = max(1, ds.annotations_per_clip)
+    buckets = [(str(i), str(i)) for i in range(k)] + [(f"{k}+", f"{k} or more")]
+    return _table(
+        request,
+        ds,
+        f"Clips with {bucket} accepted annotation(s)",
+        ["clip", "accepted"],
+        rows,
+        page=page,
+        filters=[("accepted", "accepted annotations", bucket, buckets), ("q", "video id starts with", prefix, None)],
+    )
 
 
 @admin_page
@@ -95,6 +130,8 @@ def media_reports(request, name):
 def hits(request, name):
     ds = get_object_or_404(Dataset, name=name)
     status = request.GET.get("status") or None
+    backend = request.GET.get("backend") or None
+    page = _page(request, ops.hits_list(ds, status, backend))
     rows = [
         [
             (h.external_id or "(pending)", _admin(h)),
@@ -107,7 +144,7 @@ def hits(request, name):
             (f"${hit_cost_per_assignment(h) * h.max_assignments}", None),
             (h.error[:120], None),
         ]
-        for h in ops.hits_list(ds, status)
+        for h in page
     ]
     return _table(
         request,
@@ -115,6 +152,11 @@ def hits(request, name):
         f"HITs{' (' + status + ')' if status else ''}",
         ["HIT", "backend", "environment", "status", "batch", "reward", "assignments", "cost", "error"],
         rows,
+        page=page,
+        filters=[
+            ("status", "status", status or "", [("", "any")] + list(Hit.STATUSES)),
+            ("backend", "backend", backend or "", [("", "any")] + list(Hit.BACKENDS)),
+        ],
     )
 
 
@@ -126,6 +168,7 @@ def assignments(request, name):
     qs = ops.assignments_list(ds, status=status, worker_id=int(worker) if worker and worker.isdigit() else None)
     if request.GET.get("batch"):
         qs = qs.filter(batch__uuid=request.GET["batch"])
+    page = _page(request, qs)
     rows = [
         [
             (str(a.uuid)[:8], _admin(a)),
@@ -135,7 +178,7 @@ def assignments(request, name):
             (f"{a.work_seconds / 60:.1f} min" if a.work_seconds else "-", None),
             (a.decision_reason[:160], None),
         ]
-        for a in qs[:1000]
+        for a in page
     ]
     return _table(
         request,
@@ -143,6 +186,7 @@ def assignments(request, name):
         f"Assignments{' (' + status + ')' if status else ''}",
         ["assignment", "worker", "status", "catch F1", "work time", "reason"],
         rows,
+        page=page,
     )
 
 
@@ -150,6 +194,7 @@ def assignments(request, name):
 def workers(request, name):
     ds = get_object_or_404(Dataset, name=name)
     base = reverse("ops:assignments", args=[ds.name])
+    page = _page(request, ops.workers_list(ds))  # one aggregate query; the page shows 100 of its rows
     rows = [
         [
             (w["worker"], f"{base}?worker={w['id']}"),
@@ -161,7 +206,7 @@ def workers(request, name):
             (f"{100 * w['approval_rate']:.0f} %" if w["approval_rate"] is not None else "-", None),
             ("blocked: " + w["blocked_reason"][:80] if w["is_blocked"] else "", None),
         ]
-        for w in ops.workers_list(ds)
+        for w in page
     ]
     return _table(
         request,
@@ -169,6 +214,7 @@ def workers(request, name):
         "Workers",
         ["worker", "backend", "assignments", "approved", "rejected", "mean catch F1", "approval rate", "blocked"],
         rows,
+        page=page,
     )
 
 

@@ -24,7 +24,9 @@ from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
 from catalog.selectors.taxonomy import class_names, class_pks
-from catalog.services.operations import operation_finish
+from catalog.services.bulk import analyze, bulk_insert
+from catalog.services.operations import operation_finish, operation_run
+from catalog.services.uploads import upload_as_file
 from catalog.storage import parse_s3_url, s3_client
 
 from . import gpu
@@ -34,6 +36,7 @@ from .core.predictions_io import (
     PredictionArrays,
     PredictionFileError,
     from_npz,
+    read_judged_files,
     read_predictions_file,
     to_npz_bytes,
 )
@@ -88,10 +91,17 @@ def checkpoint_register(name: str, architecture: str, path: str = "", config: di
 # ------------------------------------------------------------------------------------------------
 
 
-def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: bool = False) -> ModelRun:
-    """Import a prediction file (VGGSounder pickle, CSV/JSONL label list, .npz) as the run
-    (``name``, dataset); an existing run of that name is replaced. Validates everything first. The name is kept
-    as given (gemini-1.5-flash): letters, digits, '.', '-', '_'."""
+CLASSES_FROM = "the taxonomy (python manage.py load_taxonomy; VGGSounder's classes.csv)"
+
+
+def run_import(
+    dataset: Dataset, name: str, path, *, allow_unknown_clips: bool = False, strict: bool = False
+) -> ModelRun:
+    """Import a prediction file (VGGSounder pickle, CSV/JSONL label list, .npz) or the LLM-judged CSVs of one
+    model (``path`` a list: one per input, in folders a/, v/, av/) as the run (``name``, dataset); an existing run
+    of that name is replaced. Validates everything first; a refused import changes nothing. Class names outside
+    the taxonomy are skipped and listed in the run's ``errors`` with their counts, or refused with ``strict``. The
+    name is kept as given (gemini-1.5-flash): letters, digits, '.', '-', '_'."""
     if not re.fullmatch(MODEL_NAME_RE, name or ""):
         raise ProposalsError(
             f"model name {name!r} is not allowed: 1-100 characters, letters, digits, '.', '-' and '_', starting "
@@ -99,7 +109,11 @@ def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: b
         )
     names = class_names()
     try:
-        arrays = read_predictions_file(path, names)
+        if isinstance(path, (list, tuple)):
+            arrays = read_judged_files(path, names, strict=strict, classes_from=CLASSES_FROM)
+            path = ", ".join(str(p) for p in path)
+        else:
+            arrays = read_predictions_file(path, names, strict=strict, classes_from=CLASSES_FROM)
     except (PredictionFileError, StrategyError) as exc:
         raise ProposalsError(str(exc)) from None
     known = set(Clip.objects.filter(dataset=dataset).values_list("video_id", flat=True))
@@ -116,6 +130,8 @@ def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: b
             arrays.class_names,
             {m: a[keep] for m, a in arrays.scores.items()},
             {m: a[keep] for m, a in arrays.labels.items()},
+            arrays.unknown_names,
+            arrays.not_judged,
         )
     if not arrays.video_ids:
         raise ProposalsError(f"{path}: no predictions for clips of dataset {dataset.name}")
@@ -130,7 +146,10 @@ def run_import(dataset: Dataset, name: str, path: str, *, allow_unknown_clips: b
         run.modalities = arrays.modalities
         run.status = ModelRun.DONE
         run.n_clips = run.n_done = len(arrays.video_ids)
-        run.errors = [{"video_id": v, "error": "not in dataset, skipped"} for v in unknown[:1000]]
+        run.errors = [
+            {"class_name": n, "count": c, "error": "unknown class name, skipped"}
+            for n, c in sorted(arrays.unknown_names.items(), key=lambda kv: (-kv[1], kv[0]))[:1000]
+        ] + [{"video_id": v, "error": "not in dataset, skipped"} for v in unknown[:1000]]
         run.started_at = run.finished_at = timezone.now()
         run.clips_per_s = None
         run.artifact.save(f"{dataset.name}-{name}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
@@ -394,6 +413,7 @@ def proposal_set_create(
         pset.runs.set(runs)
         pset.n_proposals = proposals_store(pset, result, clip_pk, cls_pk)
         pset.save(update_fields=["n_proposals"])
+    analyze(Proposal)  # batch building reads a set of millions of fresh rows: plan with statistics
     return pset
 
 
@@ -436,18 +456,11 @@ def proposal_set_run(operation_id: int) -> Operation:
 def proposals_store(
     pset: ProposalSet, result, clip_pk: dict[str, int], cls_pk: dict[str, int], batch_size: int = 5000
 ) -> int:
-    """Insert every proposal of `result` (with its provenance) into `pset`, `batch_size` rows per
-    INSERT; the caller holds the transaction. Returns the number of rows."""
-    batch: list[Proposal] = []
-    total = 0
-    for vid, name, prov in result.records():
-        batch.append(Proposal(proposal_set=pset, clip_id=clip_pk[vid], cls_id=cls_pk[name], provenance=prov))
-        if len(batch) >= batch_size:
-            Proposal.objects.bulk_create(batch)
-            total += len(batch)
-            batch = []
-    Proposal.objects.bulk_create(batch)
-    return total + len(batch)
+    """Insert every proposal of `result` (with its provenance) into `pset` as a stream of plain rows: PostgreSQL
+    COPY, chunked executemany on SQLite (catalog.services.bulk), each distinct provenance encoded once; the
+    caller holds the transaction. Returns the number of rows. (batch_size: kept for callers; COPY streams.)"""
+    rows = ((pset.pk, clip_pk[vid], cls_pk[name], prov) for vid, name, prov in result.records_json())
+    return bulk_insert(Proposal, ["proposal_set_id", "clip_id", "cls_id", "provenance"], rows)
 
 
 def _evaluate_result(dataset, preds, result) -> dict[str, Any]:
@@ -520,3 +533,21 @@ def proposal_set_tune(pset: ProposalSet, target) -> ProposalSet:
         pset.evaluation = {**(pset.evaluation or {}), "tune": report["tune"]}
         pset.save(update_fields=["evaluation"])
     return pset
+
+
+def run_import_upload(dataset: Dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False):
+    """`import_predictions` for an uploaded prediction file (pickle, CSV, JSONL or .npz; the file name's extension
+    says which), recorded as an Operation. The model name defaults to the file name without its extension."""
+    name = (name or "").strip() or (Path(upload.name).stem if upload is not None else "")
+
+    def work(op):
+        with upload_as_file(upload) as path:
+            run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips)
+        skipped = f", {len(run.errors)} clip(s) not in the dataset skipped" if run.errors else ""
+        return (
+            f"imported {run.n_clips} clips of {name!r} ({run.kind}: {', '.join(run.modalities)}){skipped} into "
+            f"dataset {dataset.name}",
+            {"run": run.pk, "model": name, "url": reverse("proposals:overview")},
+        )
+
+    return operation_run(Operation.IMPORT, work, dataset=dataset, user=user)

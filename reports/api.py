@@ -77,6 +77,10 @@ class ReportStartSerializer(serializers.Serializer):
     regime = serializers.ChoiceField(choices=["default", "all"], default="default")
     confusion = serializers.ChoiceField(choices=["v1.0", "pre-v1.0"], default="v1.0")
     meta = serializers.BooleanField(default=True)
+    strict = serializers.BooleanField(
+        default=False,
+        help_text="refuse a predictions file with a class name outside the taxonomy (default: skip and count it)",
+    )
     title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
     def validate(self, data):
@@ -173,6 +177,7 @@ class ReportListCreate(APIView):
             regime=d["regime"],
             confusion=d["confusion"],
             meta=d["meta"],
+            strict=d["strict"],
             title=d.get("title", ""),
             user=request.user,
         )

@@ -11,6 +11,7 @@ uploaded file (``upload:<storage path>``, from the API / pages).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import uuid
 from pathlib import Path
@@ -22,7 +23,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from benchmark import CONFUSION_DEFINITIONS, REGIMES, BenchmarkInputError, LabelSet, ModelPredictions
-from benchmark.io import LOADERS, PredictionsFile, load_predictions, predictions_dir_files
+from benchmark.io import (
+    LOADERS,
+    JudgedPredictions,
+    PredictionsFile,
+    judged_dir_models,
+    load_predictions,
+    predictions_dir_files,
+)
 from benchmark.judge import judge_captions, load_captions_jsonl, make_judge
 from benchmark.report import write_report
 from catalog.errors import AvcrowdError, NotFound, ValidationError
@@ -35,6 +43,8 @@ from proposals.selectors import run_label_sets, run_scores
 from reports.models import MetricReport
 
 UPLOAD_PREFIX = "reports/uploads"
+CLASSES_FROM = "the taxonomy (python manage.py load_taxonomy; VGGSounder's classes.csv)"
+"""Where the allowed class names of predictions come from (named when ``strict`` refuses a name)."""
 
 
 # --------------------------------------------------------------------------- inputs
@@ -125,8 +135,14 @@ def run_predictions(run, class_names: list[str]) -> ModelPredictions:
         raise ValidationError(f"model run {run.pk} ({run.model_name}): {exc}", field="predictions") from None
 
 
-def predictions_resolve(specs, class_names: list[str], *, allow_paths: bool = True) -> tuple[list, list[dict]]:
+def predictions_resolve(
+    specs, class_names: list[str], *, allow_paths: bool = True, strict: bool = False
+) -> tuple[list, list[dict]]:
     """Every model named by ``specs`` (a list, or comma-separated strings) -> (models, descriptions).
+
+    A directory laid out like VGGSounder's judged CSVs (``a/``, ``v/``, ``av/`` holding
+    ``predictions-<model>.csv``) gives one model per name. Unknown class names in files are skipped and
+    counted, or refused with ``strict``.
 
     Files are not read here: they come back as :class:`benchmark.io.PredictionsFile` (loaded one after another
     while the report is built, see :func:`benchmark.report.write_report`); stored runs come back loaded."""
@@ -136,12 +152,19 @@ def predictions_resolve(specs, class_names: list[str], *, allow_paths: bool = Tr
     if not flat:
         raise ValidationError("no predictions given: name model runs or predictions files", field="predictions")
     models, described = [], []
+    opts = {"strict": strict, "classes_from": CLASSES_FROM}
     for spec in flat:
         if spec.startswith("upload:"):
-            models.append(PredictionsFile(_local_upload(spec), class_names, name=Path(spec).stem))
+            models.append(PredictionsFile(_local_upload(spec), class_names, name=Path(spec).stem, **opts))
             described.append({"kind": "file", "name": Path(spec).name})
+        elif allow_paths and os.path.isdir(spec) and judged_dir_models(spec):
+            found = [
+                JudgedPredictions(paths, class_names, name=n, **opts) for n, paths in judged_dir_models(spec).items()
+            ]
+            models += found
+            described += [{"kind": "judged", "path": os.path.abspath(spec), "model": m.name} for m in found]
         elif allow_paths and os.path.isdir(spec):
-            found = [PredictionsFile(p, class_names) for p in predictions_dir_files(spec)]
+            found = [PredictionsFile(p, class_names, **opts) for p in predictions_dir_files(spec)]
             models += found
             described += [{"kind": "file", "path": os.path.abspath(spec), "model": m.name} for m in found]
         elif allow_paths and (os.path.isfile(spec) or Path(spec).suffix.lower() in LOADERS):
@@ -149,7 +172,7 @@ def predictions_resolve(specs, class_names: list[str], *, allow_paths: bool = Tr
                 raise ValidationError(f"predictions file {spec} not found", field="predictions")
             if Path(spec).suffix.lower() not in LOADERS:
                 load_predictions(spec, class_names)  # refuses the file type with the reason
-            models.append(PredictionsFile(spec, class_names))
+            models.append(PredictionsFile(spec, class_names, **opts))
             described.append({"kind": "file", "path": os.path.abspath(spec)})
         else:
             run = _run_lookup(spec)
@@ -186,10 +209,13 @@ def report_build(
     allow_paths: bool = True,
     captions=(),
     judge: str = "embedding",
+    strict: bool = False,
 ) -> dict:
     """Resolve the inputs, run the benchmark and write report.json, tables and figures into ``out_dir``.
     ``captions``: JSONL files of free-text outputs, turned into label sets by ``judge`` ("embedding" or a local
-    transformers model directory; command line only). Bad input raises :class:`ValidationError`."""
+    transformers model directory; command line only). Unknown class names in predictions files are skipped and
+    counted in report.json (``models.<name>.unknown_names``), or refused with ``strict``. Bad input raises
+    :class:`ValidationError`."""
     _check_options(regime, confusion)
     try:
         classes = report_class_names()
@@ -197,7 +223,7 @@ def report_build(
         models, described = (
             ([], [])
             if (captions and not prediction_specs)
-            else predictions_resolve(prediction_specs, classes, allow_paths=allow_paths)
+            else predictions_resolve(prediction_specs, classes, allow_paths=allow_paths, strict=strict)
         )
         judged = {}
         if captions:
@@ -218,6 +244,7 @@ def report_build(
             params={
                 "labels": labels_desc,
                 "predictions": described,
+                "strict": bool(strict),
                 **({"judge": judge, "judge_stats": judged} if captions else {}),
             },
             label_source=labels_desc.get("name") or labels_desc.get("path"),
@@ -273,6 +300,7 @@ def report_request(
     meta: bool = True,
     title: str = "",
     user=None,
+    strict: bool = False,
 ) -> MetricReport:
     """Check and record a report request (reports.tasks.report_create starts it in the background).
 
@@ -299,7 +327,14 @@ def report_request(
     report = MetricReport.objects.create(
         title=title[:200],
         created_by=user if (user is not None and user.is_authenticated) else None,
-        params={"labels": labels, "predictions": specs, "regime": regime, "confusion": confusion, "meta": bool(meta)},
+        params={
+            "labels": labels,
+            "predictions": specs,
+            "regime": regime,
+            "confusion": confusion,
+            "meta": bool(meta),
+            "strict": bool(strict),
+        },
     )
     return report
 
@@ -322,6 +357,7 @@ def report_run(report_id: int) -> MetricReport:
         report.status, report.started_at, report.error = MetricReport.RUNNING, timezone.now(), ""
         report.save(update_fields=["status", "started_at", "error"])
     p = report.params
+    tmp = None
     try:
         with tempfile.TemporaryDirectory(prefix="avcrowd-report-") as tmp:
             rep = report_build(
@@ -332,6 +368,7 @@ def report_run(report_id: int) -> MetricReport:
                 confusion=p.get("confusion", "v1.0"),
                 meta=p.get("meta", True),
                 allow_paths=False,
+                strict=p.get("strict", False),
             )
             files = {}
             for name in sorted(os.listdir(tmp)):
@@ -341,9 +378,9 @@ def report_run(report_id: int) -> MetricReport:
                 with open(os.path.join(tmp, name), "rb") as fh:
                     files[name] = default_storage.save(target, File(fh, name=name))
     except AvcrowdError as exc:
-        return _finish(report, MetricReport.FAILED, error=exc.message)
+        return _finish(report, MetricReport.FAILED, error=public_message(exc.message, p, tmp_dir=tmp))
     except Exception as exc:  # unexpected: record it, then let the task log it
-        _finish(report, MetricReport.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        _finish(report, MetricReport.FAILED, error=public_message(f"internal error: {type(exc).__name__}: {exc}", p))
         raise
     summary = {
         "labels": rep["labels"],
@@ -358,6 +395,29 @@ def report_run(report_id: int) -> MetricReport:
         ],
     }
     return _finish(report, MetricReport.DONE, files=files, summary=summary)
+
+
+_ABS_PATH = re.compile(r"(?<![\w:/.])/(?:[^\s/'\",;:()]+/)+([^\s/'\",;:()]+)")
+
+
+def public_message(message: str, params: dict | None = None, *, tmp_dir: str | None = None) -> str:
+    """``message`` as a user of the web app may read it: no server paths. An uploaded input is named by the file
+    name it was uploaded as, the report's work folder is left out, and any other absolute path is cut to its last
+    component."""
+    text = str(message)
+    for spec in [(params or {}).get("labels", "")] + list((params or {}).get("predictions", [])):
+        if isinstance(spec, str) and spec.startswith("upload:"):
+            name = spec[len("upload:") :]
+            try:
+                local = default_storage.path(name)
+            except NotImplementedError:
+                local = None
+            if local:
+                text = text.replace(local, Path(name).name)
+            text = text.replace(name, Path(name).name)
+    if tmp_dir:
+        text = text.replace(tmp_dir + os.sep, "").replace(tmp_dir, "")
+    return _ABS_PATH.sub(lambda m: m.group(1), text)
 
 
 def _finish(report: MetricReport, status: str, *, error: str = "", files=None, summary=None) -> MetricReport:

@@ -25,11 +25,19 @@ def report_create(
     meta: bool = True,
     title: str = "",
     user=None,
+    strict: bool = False,
 ):
     """Record a report request (checked now; only releases, stored runs and uploaded files, no server paths) and
     run it in the background after the transaction commits."""
     report = report_request(
-        labels=labels, predictions=predictions, regime=regime, confusion=confusion, meta=meta, title=title, user=user
+        labels=labels,
+        predictions=predictions,
+        regime=regime,
+        confusion=confusion,
+        meta=meta,
+        title=title,
+        user=user,
+        strict=strict,
     )
     task_send_on_commit(metric_report_task, args=[report.pk], on_failure=lambda message: report_fail(report, message))
     return report

@@ -50,6 +50,7 @@ SMOKE_ONLY = {
     "PATH": "the virtualenv's bin first (the image's Python has the packages in its own bin)",
     "HOME": "for the processes' caches",
     "LANG": "UTF-8 output",
+    "HIT_SUBMIT_TO_SELF": "the HIT is handed back to this server's demo receiver instead of MTurk's worker site",
 }
 
 APP_VARIABLES = [
@@ -144,6 +145,7 @@ def app_environment(p: Ports, path: str, home: str, hostname: str) -> dict[str, 
         "PATH": path,
         "HOME": home,
         "LANG": "C.UTF-8",
+        "HIT_SUBMIT_TO_SELF": "1",
     }
     assert set(env) == set(APP_VARIABLES) | set(SMOKE_ONLY), "APP_VARIABLES / SMOKE_ONLY out of step"
     return env

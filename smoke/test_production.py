@@ -125,7 +125,7 @@ def test_2_admin_imports_clips_into_s3_builds_batches_and_publishes_a_dry_run(st
     css(admin, "input[type=submit]").click()
     wait(admin, lambda d: "Site administration" in d.page_source, "the admin login failed")
     session_cookie = admin.get_cookie("sessionid")
-    assert session_cookie["secure"] and session_cookie["sameSite"] == "None"
+    assert session_cookie["secure"] and session_cookie["sameSite"] == "Lax"  # no session rides a cross-site request
 
     admin.get(stk.url("/admin/catalog/dataset/add/"))
     for field, value in (
@@ -260,7 +260,14 @@ def test_3_a_worker_plays_presigned_clips_answers_and_submits(stk, worker):
     )
     assert rows == [("submitted", 3)], rows
 
-    # an in-house annotator labels the same batch after logging in (work a login produced needs no marketplace)
+    # an in-house annotator labels the same batch after logging in (work a login produced needs no marketplace);
+    # in-house annotators label only the batches assigned to them (what POST /api/marketplace/inhouse/assign/ does)
+    stk.sql(
+        "INSERT INTO annotation_inhousetask (batch_id, user_id, created_at) SELECT b.id, u.id, now() "
+        "FROM annotation_batch b, auth_user u WHERE b.uuid = %s::uuid AND u.username = %s RETURNING id",
+        batch,
+        stk.annotator[0],
+    )
     worker.delete_all_cookies()
     worker.get(stk.url(f"/accounts/login/?next=/hit/{batch}/"))
     css(worker, "#id_username").send_keys(stk.annotator[0])

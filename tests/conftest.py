@@ -63,11 +63,14 @@ def _fresh_batch_contents_cache():
     if _django_settings() is None:
         yield
         return
+    from django.core.cache import cache
+
     from catalog.selectors import taxonomy
     from crowd.selectors.crowd import clear_cache
 
     clear_cache()
     taxonomy.clear_cache()
+    cache.clear()  # rate-limit counters (catalog.throttles, sign-in failures) start at zero in every test
     yield
     clear_cache()
 

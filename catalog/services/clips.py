@@ -1,25 +1,37 @@
-"""Creating datasets and importing clips. Every import validates everything first and writes in one transaction."""
+"""Creating datasets and importing clips. Every import validates everything first, with no transaction open, then
+writes in short bulk transactions (catalog.services.bulk); a refused or failed import changes nothing."""
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from catalog.core.media import MEDIA_EXTENSIONS, MediaError, probe
 from catalog.errors import ImportFailed, ValidationError
 from catalog.models import Clip, Dataset
 from catalog.selectors.taxonomy import class_pks
+from catalog.services.bulk import analyze, bulk_insert, bulk_insert_chunks, chunk_rows, chunks
+from catalog.services.operations import operation_run
 
+# The clip-id rule, on every import path (CSV, folder, upload, MTurk results): letters, digits, '_', '-', '.'; so
+# no id can start a spreadsheet formula (=, +, @, |, parentheses and spaces are refused). A leading '-' stays
+# allowed: YouTube ids (VGGSound's "-0BIyqJj9ZU_000030") start with it, and without the other signs it is text.
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
+VIDEO_ID_RULE = "1-200 of A-Z a-z 0-9 _ - . (no spaces, no = + @ | or other signs)"
 REMOTE_SCHEMES = ("http://", "https://", "s3://")
 LABEL_SEPARATOR = "|"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,7 +73,7 @@ def _clip_rows(fh, where: str, local_url) -> list[ClipSpec]:
         url = (row.get("url") or "").strip()
         label = (row.get("original_label") or "").strip()
         if not VIDEO_ID_RE.match(vid):
-            errors.append(f"{where}:{lineno}: field 'video_id' is {vid!r}; allowed: 1-200 of A-Z a-z 0-9 _ - .")
+            errors.append(f"{where}:{lineno}: field 'video_id' is {vid!r}; allowed: {VIDEO_ID_RULE}")
         if not url:
             errors.append(f"{where}:{lineno}: field 'url' is empty; expected an http(s)/s3 URL or a file path")
         elif not url.startswith(REMOTE_SCHEMES):
@@ -115,7 +127,7 @@ def clips_import_upload(dataset_name: str, files, csv_file=None) -> tuple[Datase
         specs += [ClipSpec(Path(n).stem, str(p), [], n) for n, p in uploaded.items() if n not in named]
         with transaction.atomic():
             dataset, _ = dataset_get_or_create(dataset_name)
-            clips = clips_import(dataset, specs, copy_media=True)
+            clips = clips_import(dataset, specs, copy_media=True, local_roots=[tmp])  # our own copies
     return dataset, clips
 
 
@@ -126,25 +138,65 @@ def scan_media_dir(path: Path) -> list[ClipSpec]:
     return [ClipSpec(p.stem, str(p), [], str(p)) for p in files]
 
 
-def clips_import(
-    dataset: Dataset,
+def import_roots(roots=None) -> list[Path]:
+    """The directories local media may come from (settings.MEDIA_IMPORT_ROOTS), resolved."""
+    roots = settings.MEDIA_IMPORT_ROOTS if roots is None else roots
+    return [Path(r).resolve() for r in roots if str(r).strip()]
+
+
+def local_path_check(source: str, roots: list[Path]) -> str | None:
+    """Why a local media path may not be used (None when it may): it must resolve, symlinks followed, to a file
+    under one of `roots`; `..` and links pointing out of them are refused."""
+    if not roots:
+        return (
+            f"local path {source!r} refused: no local media directories are configured (MEDIA_IMPORT_ROOTS is "
+            "empty); use an http(s)/s3 URL, upload the files, or name the directory in MEDIA_IMPORT_ROOTS"
+        )
+    resolved = Path(source).resolve()
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        return (
+            f"local path {source!r} (resolves to {str(resolved)!r}) is outside the allowed media directories; "
+            f"allowed: {', '.join(str(r) for r in roots)} (MEDIA_IMPORT_ROOTS)"
+        )
+    return None
+
+
+def clips_validate(
+    dataset: Dataset | None,
     specs: list[ClipSpec],
     *,
-    copy_media: bool = True,
     probe_media: bool = True,
-    gold_ids: set[str] | None = None,
     skip_existing: bool = False,
-) -> list[Clip]:
-    """Validate every spec (ids, duplicates, labels, media), then create all clips in one transaction.
-    skip_existing: clips already in the dataset are left as they are (not refused); the others are created."""
-    errors: list[str] = []
+    local_roots: list | None = None,
+) -> tuple[list[ClipSpec], dict]:
+    """Check every spec (ids, duplicates in the file and in the dataset, labels, media) without writing anything.
+    Returns (the specs to create, {video id: probed media facts}); ImportFailed lists every problem.
+    Local media paths must lie under `local_roots` (default settings.MEDIA_IMPORT_ROOTS); nothing else is read."""
+    errors: list[str] = [
+        f"{spec.where}: clip id {spec.video_id[:80]!r} breaks the clip-id rule; allowed: {VIDEO_ID_RULE}"
+        for spec in specs
+        if not VIDEO_ID_RE.match(spec.video_id)
+    ]
+    roots = import_roots(local_roots)
+    errors += [
+        f"{spec.where}: {why}"
+        for spec in specs
+        if not spec.source.startswith(REMOTE_SCHEMES) and (why := local_path_check(spec.source, roots))
+    ]
+    if errors:
+        raise ImportFailed(f"{len(errors)} problem(s); nothing was imported", details=errors)
+    errors = []
     seen: dict[str, str] = {}
     duplicates: list[str] = []
     for spec in specs:
         if spec.video_id in seen:
             duplicates.append(f"{spec.video_id} ({seen[spec.video_id]} and {spec.where})")
         seen.setdefault(spec.video_id, spec.where)
-    existing = set(Clip.objects.filter(dataset=dataset, video_id__in=list(seen)).values_list("video_id", flat=True))
+    existing: set[str] = set()
+    if dataset is not None and dataset.pk is not None:
+        # the dataset's ids streamed and intersected here: `video_id IN (300k ids)` exceeds SQLite's variable limit
+        ids = Clip.objects.filter(dataset=dataset).values_list("video_id", flat=True).order_by()
+        existing = {vid for vid in ids.iterator(chunk_size=20000) if vid in seen}
     if skip_existing:
         specs = [spec for spec in specs if spec.video_id not in existing]
     else:
@@ -171,33 +223,172 @@ def clips_import(
                     errors.append(f"{spec.where}: {exc}")
     if errors:
         raise ImportFailed(f"{len(errors)} problem(s); nothing was imported", details=errors)
+    return specs, infos
 
+
+def _copy_media(dataset: Dataset, specs: list[ClipSpec], copy_media: bool, saved: list[str]) -> dict[str, str]:
+    """{video id: stored media name} for local files copied into the media storage (names appended to `saved`
+    as they are written, so that a failed import can remove them)."""
+    if not copy_media:
+        return {}
+    field = Clip._meta.get_field("media")
+    names = {}
+    for spec in specs:
+        if spec.source.startswith(REMOTE_SCHEMES):
+            continue
+        wanted = field.generate_filename(None, f"{dataset.name}/{spec.video_id}{Path(spec.source).suffix.lower()}")
+        with open(spec.source, "rb") as fh:
+            name = field.storage.save(wanted, File(fh), max_length=field.max_length)
+        saved.append(name)
+        names[spec.video_id] = name
+    return names
+
+
+CLIP_COLUMNS = [
+    "dataset_id",
+    "video_id",
+    "media",
+    "media_url",
+    "duration",
+    "has_audio",
+    "has_video",
+    "is_gold",
+    "created_at",
+]
+
+
+def _clip_rows_for_db(dataset, specs, infos, media_names, gold_ids):
+    now = timezone.now()
+    for spec in specs:
+        info = infos.get(spec.video_id)
+        media = media_names.get(spec.video_id, "")
+        yield (
+            dataset.pk,
+            spec.video_id,
+            media,
+            "" if media else spec.source,
+            info.duration if info else None,
+            info.has_audio if info else True,
+            info.has_video if info else True,
+            spec.video_id in gold_ids,
+            now,
+        )
+
+
+def clips_write(
+    dataset: Dataset,
+    specs: list[ClipSpec],
+    *,
+    infos: dict | None = None,
+    copy_media: bool = True,
+    gold_ids: set[str] | None = None,
+) -> int:
+    """Write validated specs: media copied first (no transaction open), then the clip rows and their original
+    labels in short bulk transactions (COPY on PostgreSQL, chunked executemany on SQLite), so that autosaves
+    and other writers are never locked out for more than one chunk. When a chunk fails, the chunks already
+    committed and the media already copied are removed again: a refused import changes nothing.
+    Inside an outer transaction (small imports from tests and the demo) everything is one transaction."""
+    infos = infos or {}
     gold_ids = gold_ids or set()
-    created: list[Clip] = []
-    with transaction.atomic():
-        for spec in specs:
-            info = infos.get(spec.video_id)
-            clip = Clip(
-                dataset=dataset,
-                video_id=spec.video_id,
-                is_gold=spec.video_id in gold_ids,
-                duration=info.duration if info else None,
-                has_audio=info.has_audio if info else True,
-                has_video=info.has_video if info else True,
-            )
-            remote = spec.source.startswith(REMOTE_SCHEMES)
-            if remote or not copy_media:
-                clip.media_url = spec.source
-            else:
-                with open(spec.source, "rb") as fh:
-                    clip.media.save(
-                        f"{dataset.name}/{spec.video_id}{Path(spec.source).suffix.lower()}", File(fh), save=False
-                    )
-            clip.save()
-            if spec.original_labels:
-                clip.original_labels.set([classes[label] for label in spec.original_labels])
-            created.append(clip)
-    return created
+    if not specs:
+        return 0
+    classes = class_pks()
+    labels_of = {spec.video_id: [classes[name] for name in spec.original_labels] for spec in specs}
+    saved_media: list[str] = []
+    written: list[str] = []
+    through = Clip.original_labels.through
+
+    def labels_for(rows):
+        vids = [r[1] for r in rows if labels_of[r[1]]]
+        pks = {}
+        for part in chunks(vids, 900):  # under SQLite's variable limit
+            pks.update(Clip.objects.filter(dataset=dataset, video_id__in=part).values_list("video_id", "id"))
+        bulk_insert(
+            through,
+            ["clip_id", "taxonomyclass_id"],
+            ((pks[vid], cls) for vid in vids for cls in dict.fromkeys(labels_of[vid])),
+        )
+        written.extend(r[1] for r in rows)
+
+    try:
+        media_names = _copy_media(dataset, specs, copy_media, saved_media)
+        rows = _clip_rows_for_db(dataset, specs, infos, media_names, gold_ids)
+        if connection.in_atomic_block:
+            for part in chunks(rows, chunk_rows()):
+                bulk_insert(Clip, CLIP_COLUMNS, part)
+                labels_for(part)
+            n = len(specs)
+        else:
+            n = bulk_insert_chunks(Clip, CLIP_COLUMNS, rows, after_chunk=labels_for)
+    except Exception as exc:
+        if not connection.in_atomic_block:  # an outer transaction rolls back by itself
+            for part in chunks(written, 900):
+                Clip.objects.filter(dataset=dataset, video_id__in=part).delete()
+        storage = Clip._meta.get_field("media").storage
+        for name in saved_media:
+            storage.delete(name)
+        log.warning("clip import into %s failed after writing %d clips (removed again): %s", dataset, len(written), exc)
+        if isinstance(exc, DatabaseError):
+            raise ImportFailed(
+                f"the clips could not be written ({exc}); nothing was imported (another import into "
+                f"{dataset.name} at the same time?)"
+            ) from exc
+        raise
+    analyze(Clip, through)
+    return n
+
+
+def clips_import(
+    dataset: Dataset,
+    specs: list[ClipSpec],
+    *,
+    copy_media: bool = True,
+    probe_media: bool = True,
+    gold_ids: set[str] | None = None,
+    skip_existing: bool = False,
+    local_roots: list | None = None,
+) -> list[Clip]:
+    """Validate every spec (ids, duplicates, labels, media), then write them all (clips_write). Returns the
+    clips created, in spec order (for small imports; the import command uses clips_import_into, which returns
+    counts). skip_existing: clips already in the dataset are left as they are (not refused)."""
+    specs, infos = clips_validate(
+        dataset, specs, probe_media=probe_media, skip_existing=skip_existing, local_roots=local_roots
+    )
+    clips_write(dataset, specs, infos=infos, copy_media=copy_media, gold_ids=gold_ids)
+    wanted = {spec.video_id for spec in specs}
+    by_id = {c.video_id: c for c in Clip.objects.filter(dataset=dataset).iterator() if c.video_id in wanted}
+    return [by_id[spec.video_id] for spec in specs]
+
+
+def clips_import_into(
+    dataset_name: str,
+    specs: list[ClipSpec],
+    *,
+    copy_media: bool = True,
+    probe_media: bool = True,
+    skip_existing: bool = False,
+) -> tuple[Dataset, bool, int]:
+    """The import command's path: validate everything with no transaction open, create the dataset if absent,
+    write in short bulk transactions. Returns (dataset, whether it was created, clips written). When anything
+    is refused or fails, nothing is left behind (not even a new, empty dataset)."""
+    if not re.fullmatch(r"[-a-zA-Z0-9_]+", dataset_name or ""):
+        raise ValidationError(
+            f"dataset name {dataset_name!r} is not allowed; use letters, digits, '-' and '_'", field="dataset"
+        )
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+    specs, infos = clips_validate(
+        dataset or Dataset(name=dataset_name), specs, probe_media=probe_media, skip_existing=skip_existing
+    )
+    created = False
+    if dataset is None:
+        dataset, created = dataset_get_or_create(dataset_name)
+    try:
+        n = clips_write(dataset, specs, infos=infos, copy_media=copy_media)
+    except Exception:
+        if created and not Clip.objects.filter(dataset=dataset).exists():
+            dataset.delete()
+        raise
+    return dataset, created, n
 
 
 def clip_probe(clip_id: int) -> dict:
@@ -221,3 +412,20 @@ def clip_probe(clip_id: int) -> dict:
         "has_audio": info.has_audio,
         "has_video": info.has_video,
     }
+
+
+def clips_import_upload_step(dataset_name: str, files, csv_file=None, *, user=None):
+    """`clips_import_upload` recorded as an Operation (the page's and the API's clip import)."""
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+
+    def work(op):
+        ds, clips = clips_import_upload(dataset_name, files, csv_file)
+        if op.dataset_id is None:
+            op.dataset = ds
+            op.save(update_fields=["dataset"])
+        return f"imported {len(clips)} clip(s) into dataset {ds.name}", {
+            "clips": len(clips),
+            "url": f"/ops/{ds.name}/",
+        }
+
+    return operation_run("import", work, dataset=dataset, user=user)

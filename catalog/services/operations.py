@@ -156,6 +156,8 @@ def operation_finish(operation_id: int, work: Callable[[Operation], tuple[str, d
             message, extra = work(op)
     except AvcrowdError as exc:
         op.status, op.message = Operation.FAILED, exc.message
+        if isinstance(exc.details, (list, tuple)) and exc.details:
+            summary["details"] = [str(d) for d in exc.details[:50]]
     except Exception as exc:  # noqa: BLE001 - recorded for the admin
         log.exception("%s operation %s failed", op.kind, op.pk)
         op.status, op.message = Operation.FAILED, f"{type(exc).__name__}: {exc}"
@@ -165,6 +167,19 @@ def operation_finish(operation_id: int, work: Callable[[Operation], tuple[str, d
     op.summary = summary
     op.finished_at = timezone.now()
     op.save(update_fields=["status", "done", "message", "summary", "finished_at"])
+    return op
+
+
+def operation_run(kind: str, work: Callable[[Operation], tuple[str, dict]], *, dataset=None, user=None) -> Operation:
+    """Run short work now (an upload read in the request) recorded as an Operation, so that it is listed with the
+    long work and its outcome has a page. A refusal fails the Operation and is raised again (as a ValidationError
+    with the same message) for the page or the API to show."""
+    op = Operation.objects.create(kind=kind, dataset=dataset, started_by=user, heartbeat_at=timezone.now(), total=1)
+    op = operation_finish(op.pk, work)
+    if op.status == Operation.FAILED:
+        details = op.summary.get("details") or []
+        shown = "; ".join(details[:10]) + (f"; and {len(details) - 10} more" if len(details) > 10 else "")
+        raise ValidationError(f"{op.message}: {shown}" if details else op.message, details=details)
     return op
 
 

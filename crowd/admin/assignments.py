@@ -7,12 +7,14 @@ from django.contrib.admin.helpers import ActionForm
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from catalog.errors import AvcrowdError
 from catalog.models import Dataset
 from crowd.admin.core import AssignmentAdmin, BatchAdmin, WorkerAdmin, WorkerStatusLogInline
 from crowd.admin.marketplace import publish_to_marketplace
 from crowd.models import Assignment, Batch, Worker
+from crowd.selectors.review import pct
 from crowd.services.assignments import assignment_decide
 from crowd.services.batches import batch_refresh_status, batches_create
 from crowd.services.workers import worker_unblock
@@ -53,8 +55,27 @@ def _decide(modeladmin, request, queryset, status):
 class CrowdAssignmentAdmin(AssignmentAdmin):
     action_form = ReasonActionForm
     actions = ["approve_override", "reject_override", "release_abandoned"]
-    list_display = ("uuid", "worker", "batch", "status", "catch_f1", "catch_precision", "catch_recall", "submitted_at")
-    readonly_fields = ("uuid", "catch_f1", "catch_precision", "catch_recall", "status", "decided_at", "decision_reason")
+    list_display = ("uuid", "worker", "batch", "status", "catch_f1_pct", "submitted_at", "review_link")
+    list_select_related = ("batch__dataset", "worker")
+    readonly_fields = (
+        "uuid",
+        "review_link",
+        "catch_f1_pct",
+        "catch_precision",
+        "catch_recall",
+        "status",
+        "decided_at",
+        "decision_reason",
+    )
+
+    @admin.display(description="catch F1", ordering="catch_f1")
+    def catch_f1_pct(self, obj):
+        return pct(obj.catch_f1)
+
+    @admin.display(description="review")
+    def review_link(self, obj):
+        url = reverse("review:assignment", args=[obj.batch.dataset.name, obj.uuid])
+        return format_html('<a href="{}">review screen</a>', url)
 
     @admin.action(description="Approve (override; needs a reason)")
     def approve_override(self, request, queryset):

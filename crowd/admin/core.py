@@ -58,9 +58,19 @@ class WorkerStatusLogAdmin(admin.ModelAdmin):
 
 
 class ClipAnswerInline(admin.TabularInline):
+    """A worker's answers, read-only: a correction is its own audited action, never an edit of the answer."""
+
     model = ClipAnswer
     extra = 0
-    raw_id_fields = ("clip",)
+    fields = ("clip", "played", "watch_seconds", "media_failed", "labels", "comment", "updated_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class DecisionLogInline(admin.TabularInline):
@@ -88,10 +98,21 @@ class BatchItemAdmin(admin.ModelAdmin):
 
 @admin.register(ClipAnswer)
 class ClipAnswerAdmin(admin.ModelAdmin):
+    """Answers are read-only (view permission only): the review screen (/ops/<dataset>/review/) shows them."""
+
     list_display = ("assignment", "clip", "played", "watch_seconds", "updated_at")
     list_filter = ("assignment__status", "assignment__batch__dataset")
     search_fields = ("clip__video_id", "assignment__worker__external_id")
     raw_id_fields = ("assignment", "clip")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(AssignmentDecisionLog)

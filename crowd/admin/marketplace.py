@@ -164,7 +164,7 @@ def publish_to_marketplace(modeladmin, request, queryset):
         )
         if error is None:
             try:
-                plan = publish_plan(dataset, batches=batches, **kw)
+                plan = publish_plan(dataset, batches=batches, dry_run="confirm" not in request.POST, **kw)
             except AvcrowdError as exc:
                 error = exc.as_text()
         if plan is not None and "confirm" in request.POST:
@@ -181,7 +181,7 @@ def publish_to_marketplace(modeladmin, request, queryset):
                 return None
     elif not form.is_bound:
         try:
-            plan = publish_plan(dataset, batches=batches)
+            plan = publish_plan(dataset, batches=batches, dry_run=True)
         except AvcrowdError as exc:
             error = exc.as_text()
     context = {

@@ -99,7 +99,14 @@ class Assignment(models.Model):
     SELF_VERIFIED = ("inhouse", "simulated")
 
     IN_PROGRESS, SUBMITTED, APPROVED, REJECTED = "in_progress", "submitted", "approved", "rejected"
-    STATUSES = [(IN_PROGRESS, "in progress"), (SUBMITTED, "submitted"), (APPROVED, "approved"), (REJECTED, "rejected")]
+    EXPIRED = "expired"  # not submitted within the assignment duration: the slot went back to the batch
+    STATUSES = [
+        (IN_PROGRESS, "in progress"),
+        (SUBMITTED, "submitted"),
+        (APPROVED, "approved"),
+        (REJECTED, "rejected"),
+        (EXPIRED, "expired"),
+    ]
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="assignments")
@@ -108,6 +115,18 @@ class Assignment(models.Model):
     external_assignment_id = models.CharField(max_length=200, blank=True)
     external_hit_id = models.CharField(max_length=200, blank=True)
     turk_submit_to = models.CharField(max_length=300, blank=True)
+    browser_secret_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the secret issued to the browser that started the assignment (the HIT page keeps it); "
+        "later sessions need it, or the same marketplace assignment id",
+    )
+    client_hash = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="keyed hash of the address that started it (slot limits)"
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="an in-progress assignment not submitted by then expires"
+    )
     status = models.CharField(max_length=16, choices=STATUSES, default=IN_PROGRESS, db_index=True)
     position = models.PositiveSmallIntegerField(default=0, help_text="last clip the worker looked at")
     started_at = models.DateTimeField(auto_now_add=True)

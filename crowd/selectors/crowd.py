@@ -107,10 +107,9 @@ def assignment_handoff(assignment: Assignment) -> dict | None:
         code = completion_code_for(assignment.batch) or prolific_completion_code(assignment.batch.dataset)
         return {"kind": "prolific", "url": PROLIFIC_COMPLETE_URL + (f"?{urlencode({'cc': code})}" if code else "")}
     if backend == "inhouse":
+        # in-house annotators label only the batches assigned to them: the next one of those, else the start page
         user = assignment.worker.user if assignment.worker else None
         nxt = next_batch_for(user) if user else None
-        if nxt is None and assignment.worker:
-            nxt = next_batch_for_worker(assignment.worker, assignment.batch.dataset)
         return {"kind": "inhouse", "next_url": f"/hit/{nxt.uuid}/" if nxt else "/"}
     return {"kind": "simulated"}
 

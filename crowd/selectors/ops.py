@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Count, Q
 
 from catalog.models import Clip, Dataset, Operation
@@ -14,50 +15,60 @@ from crowd.models import Assignment, ClipAnswer, Hit, Worker
 from crowd.services.costs import dataset_spend
 
 
-def _accepted_counts(dataset) -> dict[int, int]:
-    """clip pk -> number of approved annotations (non-gold clips with at least one); an answer that only reports
-    the clip as not playing is not an annotation."""
-    return dict(
-        ClipAnswer.objects.filter(
-            assignment__batch__dataset=dataset,
-            assignment__status=Assignment.APPROVED,
-            clip__is_gold=False,
-            media_failed=False,
-        )
-        .values("clip")
-        .annotate(n=Count("assignment", distinct=True))
-        .values_list("clip", "n")
-    )
+def _accepted_filter() -> Q:
+    # an answer that only reports the clip as not playing is not an annotation; (assignment, clip) is unique, so
+    # counting answers counts distinct assignments
+    return Q(answers__assignment__status=Assignment.APPROVED, answers__media_failed=False)
 
 
 def progress_buckets(dataset) -> list[tuple[str, int]]:
-    """[(label, count)] for 0, 1, ..., k-1 and >=k accepted annotations (k = annotations_per_clip)."""
+    """[(label, count)] for 0, 1, ..., k-1 and >=k accepted annotations (k = annotations_per_clip) of the non-gold
+    clips: one aggregate query (a GROUP BY per clip inside a GROUP BY per bucket), whatever the dataset's size."""
     k = max(1, dataset.annotations_per_clip)
-    counts = _accepted_counts(dataset)
-    buckets = [0] * (k + 1)
-    for pk in Clip.objects.filter(dataset=dataset, is_gold=False).values_list("pk", flat=True):
-        buckets[min(counts.get(pk, 0), k)] += 1
-    return [(str(i) if i < k else f"{k}+", n) for i, n in enumerate(buckets)]
+    per_clip = (
+        Clip.objects.filter(dataset=dataset, is_gold=False)
+        .order_by()
+        .values("id")
+        .annotate(n=Count("answers", filter=_accepted_filter()))
+    )
+    sql, params = per_clip.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT CASE WHEN t.n >= %s THEN %s ELSE t.n END, COUNT(*) FROM ({sql}) t GROUP BY 1", [k, k, *params]
+        )
+        counts = dict(cursor.fetchall())
+    return [(str(i) if i < k else f"{k}+", int(counts.get(i, 0))) for i in range(k + 1)]
 
 
-def clips_with_accepted(dataset, bucket: str):
-    """Non-gold clips whose number of approved annotations falls in `bucket` ("0", "1", ..., "k+")."""
-    counts = _accepted_counts(dataset)
-    at_least = bucket.endswith("+")
+def parse_bucket(bucket: str) -> tuple[int, bool]:
+    """Bucket "3" -> (3, False): exactly 3; "3+" -> (3, True): at least 3. ValueError names what is allowed."""
+    text = (bucket or "").strip()
+    at_least = text.endswith("+")
     try:
-        want = int(bucket.rstrip("+"))
+        want = int(text.rstrip("+"))
     except ValueError:
+        want = -1
+    if want < 0:
         raise ValueError(f"bucket {bucket!r} is not allowed; use 0, 1, ... or k+ (k = annotations per clip)")
-    out = []
-    for clip in Clip.objects.filter(dataset=dataset, is_gold=False).order_by("video_id"):
-        n = counts.get(clip.pk, 0)
-        if n == want or (at_least and n >= want):
-            out.append((clip, n))
-    return out
+    return want, at_least
 
 
-def hits_list(dataset, status: str | None = None):
+def clips_with_accepted(dataset, bucket: str, *, video_id_prefix: str = ""):
+    """Non-gold clips whose number of approved annotations falls in `bucket` ("0", "1", ..., "k+"), ordered by
+    video id, as a queryset (the page slices it) whose rows carry `n`, the number of approved annotations."""
+    want, at_least = parse_bucket(bucket)
+    qs = Clip.objects.filter(dataset=dataset, is_gold=False)
+    if video_id_prefix:
+        qs = qs.filter(video_id__startswith=video_id_prefix)
+    qs = qs.annotate(n=Count("answers", filter=_accepted_filter()))
+    qs = qs.filter(n__gte=want) if at_least else qs.filter(n=want)
+    return qs.only("id", "video_id").order_by("video_id")
+
+
+def hits_list(dataset, status: str | None = None, backend: str | None = None):
     qs = Hit.objects.filter(batch__dataset=dataset).select_related("batch").order_by("-created_at", "-id")
+    if backend:
+        qs = qs.filter(backend=backend)
     return qs.filter(status=status) if status else qs
 
 

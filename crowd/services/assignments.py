@@ -10,6 +10,7 @@ import json
 import math
 from datetime import timedelta
 
+from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Avg, Count
@@ -21,7 +22,16 @@ from catalog.observability import ANSWER_SAVES
 from catalog.selectors.gold import gold_labels
 from catalog.selectors.taxonomy import class_index
 from crowd.core.scoring import decide, should_block
-from crowd.models import Assignment, AssignmentDecisionLog, Batch, BatchItem, ClipAnswer, Worker, WorkerStatusLog
+from crowd.models import (
+    Assignment,
+    AssignmentDecisionLog,
+    Batch,
+    BatchItem,
+    ClipAnswer,
+    Hit,
+    Worker,
+    WorkerStatusLog,
+)
 from crowd.selectors.crowd import batch_clip_ids, parse_uuid
 from crowd.services.batches import ACTIVE_STATUSES, batch_refresh_status
 from crowd.services.workers import worker_status_record
@@ -40,15 +50,19 @@ UNVERIFIED_REASON = (
 
 # --- tokens ----------------------------------------------------------------------------------------------
 def hit_token(assignment: Assignment) -> str:
-    """Signed token binding the assignment to its worker (sent back by the page as X-HIT-Token)."""
-    return signing.dumps({"a": str(assignment.uuid), "w": assignment.worker_id}, salt=HIT_TOKEN_SALT)
+    """Signed token binding the assignment to its worker and to the browser secret it was bound with (sent back
+    by the page as X-HIT-Token); a token issued before the binding (or for another secret) is refused."""
+    return signing.dumps(
+        {"a": str(assignment.uuid), "w": assignment.worker_id, "k": assignment.browser_secret_hash[:16]},
+        salt=HIT_TOKEN_SALT,
+    )
 
 
 def hit_token_check(token: str | None, assignment: Assignment) -> None:
-    _token_check(token, str(assignment.uuid), assignment.worker_id)
+    _token_check(token, str(assignment.uuid), assignment.worker_id, assignment.browser_secret_hash)
 
 
-def _token_check(token: str | None, assignment_uuid: str, worker_id) -> None:
+def _token_check(token: str | None, assignment_uuid: str, worker_id, secret_hash: str = "") -> None:
     if not token:
         raise Forbidden("missing X-HIT-Token header: reload the HIT page to get a session token", field="X-HIT-Token")
     try:
@@ -59,6 +73,11 @@ def _token_check(token: str | None, assignment_uuid: str, worker_id) -> None:
         raise Forbidden("the session token is not valid: reload the HIT page", field="X-HIT-Token")
     if not isinstance(data, dict) or data.get("a") != assignment_uuid or data.get("w") != worker_id:
         raise Forbidden("this session token belongs to another assignment or worker", field="X-HIT-Token")
+    if data.get("k", "") != secret_hash[:16]:
+        raise Forbidden(
+            "this session token was issued before the assignment was bound to its browser: reload the HIT page",
+            field="X-HIT-Token",
+        )
 
 
 # --- payload validation (pure) ---------------------------------------------------------------------------
@@ -151,6 +170,20 @@ def clean_answer_payload(payload) -> dict:
 
 
 # --- binding ----------------------------------------------------------------------------------------------
+EXPIRING_BACKENDS = ("mturk", "prolific")  # in-house annotators are accounts: their work does not expire
+
+
+def assignment_expiry(batch: Batch, backend: str, now=None):
+    """When a new in-progress assignment of `batch` expires: its HIT's assignment duration (the latest HIT of
+    the batch), else settings.HIT_ASSIGNMENT_SECONDS; None for in-house and simulated work."""
+    if backend not in EXPIRING_BACKENDS:
+        return None
+    duration = (
+        Hit.objects.filter(batch=batch).order_by("-created_at").values_list("assignment_duration_seconds", flat=True)
+    ).first() or settings.HIT_ASSIGNMENT_SECONDS
+    return (now or timezone.now()) + timedelta(seconds=duration)
+
+
 def _worker_get_or_create(backend: str, external_id: str, user) -> Worker:
     worker = Worker.objects.filter(backend=backend, external_id=external_id).first()
     if worker is None:
@@ -171,8 +204,11 @@ def assignment_start(
     hit_id: str = "",
     turk_submit_to: str = "",
     user=None,
+    rebind: bool = True,
 ) -> Assignment:
-    """Bind the worker to the batch (idempotent: the same worker and batch give the same assignment).
+    """Bind the worker to the batch (idempotent: the same worker and batch give the same assignment). For the
+    marketplace's own reports (sync, results import); the HIT API goes through `binding.assignment_open`, which
+    proves who is asking first (`rebind=False`: an existing assignment's marketplace ids never change here).
 
     Refused (Forbidden) for a blocked worker, a worker who already had a clip of this batch in another batch,
     an external assignment id bound to another worker, and a batch that already has all its annotators."""
@@ -192,7 +228,7 @@ def assignment_start(
         existing = Assignment.objects.filter(batch=batch, worker=worker).first()
         if existing is not None:
             changed = []
-            if existing.status == Assignment.IN_PROGRESS:
+            if existing.status == Assignment.IN_PROGRESS and rebind:
                 for attr, value in (
                     ("external_assignment_id", external_assignment_id),
                     ("external_hit_id", hit_id),
@@ -238,6 +274,7 @@ def assignment_start(
             external_assignment_id=external_assignment_id,
             external_hit_id=hit_id,
             turk_submit_to=turk_submit_to,
+            expires_at=assignment_expiry(batch, backend),
         )
         batch_refresh_status(batch)
     return assignment
@@ -333,13 +370,13 @@ def answer_save_with_token(
         row = (
             Assignment.objects.select_for_update()
             .filter(uuid=assignment_uuid)
-            .values_list("pk", "status", "worker_id", "batch_id")
+            .values_list("pk", "status", "worker_id", "batch_id", "browser_secret_hash")
             .first()
         )
         if row is None:
             raise NotFound("not found")
-        pk, status, worker_id, batch_id = row
-        _token_check(token, str(assignment_uuid), worker_id)
+        pk, status, worker_id, batch_id, secret_hash = row
+        _token_check(token, str(assignment_uuid), worker_id, secret_hash)
         _refuse_unless_in_progress(status)
         if invalid is not None:
             raise invalid

@@ -54,6 +54,31 @@ def gold_clips_in_rotation_order(dataset: Dataset, rng: random.Random) -> list[C
     return clips
 
 
+def batches_gold_check(dataset: Dataset) -> dict:
+    """How many scorable gold clips the dataset has for its `gold_per_batch`, and what that means for new batches:
+    {"n_gold", "per_batch", "refusal" (no gold at all: batches could never be published), "warning" (too few)}."""
+    n_gold = (
+        Clip.objects.filter(dataset=dataset, is_gold=True)
+        .filter(pk__in=GoldLabel.objects.exclude(modality="-").values("clip_id"))
+        .count()
+    )
+    per_batch = dataset.gold_per_batch
+    out = {"n_gold": n_gold, "per_batch": per_batch, "refusal": None, "warning": None}
+    if per_batch and n_gold == 0:
+        out["refusal"] = (
+            f"dataset {dataset.name} has no gold clips with gold labels, but asks for {per_batch} catch trial(s) per "
+            f"batch: batches built now would have no catch trials and publishing refuses them. Import gold labels "
+            f"first (import_gold, or Import gold on the dataset's pipeline page), or set gold_per_batch to 0"
+        )
+    elif per_batch and n_gold < max(per_batch * 5, 10):
+        out["warning"] = (
+            f"dataset {dataset.name} has only {n_gold} gold clip(s) for {per_batch} catch trial(s) per batch: "
+            f"the same gold clips come back in every batch and workers may learn them (aim for at least "
+            f"{max(per_batch * 5, 10)})"
+        )
+    return out
+
+
 def batches_create(
     dataset: Dataset,
     *,
@@ -61,6 +86,7 @@ def batches_create(
     proposals: dict[str, list[str]] | None = None,
     rng: random.Random | None = None,
     annotations_wanted: int | None = None,
+    allow_without_gold: bool = False,
 ) -> list[Batch]:
     """Build batches of `dataset.batch_size` clips, `dataset.gold_per_batch` of them gold, at random positions.
 
@@ -68,8 +94,12 @@ def batches_create(
     proposals: video_id -> class names; clips not named fall back to the active proposal set, else their
     original labels. Each batch takes `annotations_per_clip` assignments by distinct workers (or
     `annotations_wanted`, e.g. one more vote for clips whose merged labels are uncertain). All or nothing.
+    Refused when the dataset asks for catch trials but has no gold clip (unless `allow_without_gold`).
     """
     rng = rng or random.Random()
+    check = batches_gold_check(dataset)
+    if check["refusal"] and not allow_without_gold:
+        raise ValidationError(check["refusal"], field="dataset")
     if clips is None:
         regular = list(
             Clip.objects.filter(dataset=dataset, is_gold=False).exclude(batch_items__isnull=False).order_by("video_id")
@@ -154,3 +184,37 @@ def batches_requeue(dataset: Dataset) -> list[tuple[Batch, int]]:
                 batch.status = Batch.OPEN
             out.append((batch, free))
     return out
+
+
+def batches_without_catch_trials(dataset: Dataset):
+    """Batches of the dataset without any catch trial (built before the gold existed)."""
+    return Batch.objects.filter(dataset=dataset).exclude(items__is_gold=True).distinct()
+
+
+def batches_rebuild_without_catch_trials(dataset: Dataset, *, rng: random.Random | None = None) -> dict:
+    """Rebuild the dataset's batches that have no catch trial, with the gold clips it has now: each one nobody has
+    worked on and that was never published is deleted and its clips are batched again (with catch trials), all or
+    nothing. Batches with work or HITs are left alone and listed. Refused while the dataset has no gold."""
+    check = batches_gold_check(dataset)
+    if check["refusal"]:
+        raise ValidationError(check["refusal"], field="dataset")
+    candidates = list(
+        batches_without_catch_trials(dataset).annotate(n_assign=Count("assignments"), n_hits=Count("hits"))
+    )
+    rebuildable = [b for b in candidates if not b.n_assign and not b.n_hits]
+    kept = [str(b.uuid) for b in candidates if b.n_assign or b.n_hits]
+    with transaction.atomic():
+        clip_ids = list(BatchItem.objects.filter(batch__in=rebuildable).values_list("clip_id", flat=True))
+        proposals = {
+            vid: list(props)
+            for vid, props in BatchItem.objects.filter(batch__in=rebuildable).values_list("clip__video_id", "proposals")
+        }
+        Batch.objects.filter(pk__in=[b.pk for b in rebuildable]).delete()
+        clips = list(Clip.objects.filter(pk__in=clip_ids, is_gold=False).order_by("video_id"))
+        created = batches_create(dataset, clips=clips, proposals=proposals, rng=rng) if clips else []
+    return {
+        "deleted": len(rebuildable),
+        "created": [str(b.uuid) for b in created],
+        "kept": kept,
+        "warning": check["warning"],
+    }

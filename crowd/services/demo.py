@@ -58,18 +58,21 @@ def demo_admin() -> tuple[str, str]:
     return "admin", password
 
 
-def demo_experts(n: int = 3) -> list:
-    """The demo's in-house annotators (group `annotators`, so they may label gold at /gold/)."""
+def demo_experts(n: int = 3) -> list[tuple]:
+    """The demo's in-house annotators (group `annotators`, so they may label gold at /gold/): (user, password)
+    each, with a random password when the account is created now (None for an account that was there)."""
     User = get_user_model()
     group, _ = Group.objects.get_or_create(name=ANNOTATOR_GROUP)
     users = []
     for i in range(1, n + 1):
         user, created = User.objects.get_or_create(username=f"expert{i}", defaults={"email": f"expert{i}@example.org"})
+        password = None
         if created:
-            user.set_password(f"expert{i}-demo")
+            password = secrets.token_urlsafe(12)
+            user.set_password(password)
             user.save()
         user.groups.add(group)
-        users.append(user)
+        users.append((user, password))
     return users
 
 
@@ -82,7 +85,7 @@ def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
         taxonomy_load()
         taxonomy_loaded = True
     admin_login = demo_admin()
-    demo_experts()
+    experts = demo_experts()
     dataset = Dataset.objects.filter(name=DEMO_DATASET).first()
     created = dataset is None
     if created:
@@ -106,7 +109,7 @@ def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
                     )
                     specs.append(ClipSpec(f"demo_{i:03d}", str(path), [label], f"demo clip {i}"))
                 gold_ids = {spec.video_id for spec in specs[:n_gold]}
-                clips = clips_import(dataset, specs, gold_ids=gold_ids)
+                clips = clips_import(dataset, specs, gold_ids=gold_ids, local_roots=[tmp])  # generated here
             classes = class_pks()
             for clip, spec in zip(clips, specs):
                 if clip.is_gold:
@@ -118,6 +121,7 @@ def demo_seed(n_clips: int = N_DEMO_CLIPS, n_gold: int = N_GOLD) -> dict:
         "dataset": dataset,
         "created": created,
         "admin": admin_login,
+        "experts": [(user.username, password) for user, password in experts],
         "batches": batches,
         "n_clips": Clip.objects.filter(dataset=dataset).count(),
         "taxonomy_loaded": taxonomy_loaded,

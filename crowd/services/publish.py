@@ -34,6 +34,7 @@ from crowd.services.costs import (
     prolific_estimate,
     prolific_reward_floor,
     reward_for_batch,
+    seconds_per_clip,
 )
 from crowd.services.workers import worker_block
 
@@ -92,6 +93,7 @@ class PublishPlan:
     committed: Decimal
     budget: Decimal
     settings: HitSettings
+    warnings: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         env = "sandbox" if self.sandbox else "PRODUCTION"
@@ -106,6 +108,7 @@ class PublishPlan:
             f"after publishing ${self.committed + self.total} "
             f"({'within' if self.committed + self.total <= self.budget else 'OVER'} budget)"
         )
+        out += [f"WARNING: {w}" for w in self.warnings]
         return out
 
 
@@ -162,9 +165,12 @@ def publish_plan(
     mode: str = "external",
     reward: Decimal | None = None,
     hit_settings: HitSettings | None = None,
+    dry_run: bool = False,
 ) -> PublishPlan:
     """Check the batches can be published and price them; refuses with the reason (no proposals, no gold clips,
-    over budget, nothing to publish)."""
+    over budget, nothing to publish). A dry run is not refused for the budget (a new dataset's is $0.00): the plan
+    says what budget it needs in its warnings. A reward below the estimate for the clips is warned with the
+    numbers."""
     if backend not in BACKENDS:
         raise ValidationError(f"backend {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}", field="backend")
     if mode not in MODES:
@@ -192,6 +198,7 @@ def publish_plan(
             )
     problems: list[str] = []
     planned: list[PlannedHit] = []
+    low_rewards: dict[int, Decimal] = {}  # n_clips -> the estimate a lower reward is under
     for batch in batches:
         if batch.dataset_id != dataset.pk:
             problems.append(f"batch {batch.uuid} belongs to dataset {batch.dataset.name}, not {dataset.name}")
@@ -224,7 +231,10 @@ def publish_plan(
                 problems.append(f"batch {batch.uuid}: {low}")
                 continue
         else:
-            r = Decimal(reward) if reward is not None else reward_for_batch(len(items))
+            estimate_r = reward_for_batch(len(items))
+            r = Decimal(reward) if reward is not None else estimate_r
+            if r < estimate_r:
+                low_rewards.setdefault(len(items), estimate_r)
         n = batch.wanted
         cost = cost_per_assignment(backend, r, n, hs.qualifications.masters) * n
         planned.append(PlannedHit(batch, r, n, cost, len(items), n_gold))
@@ -245,15 +255,35 @@ def publish_plan(
     )
     spend.committed -= resent
     plan = PublishPlan(dataset, backend, sandbox, mode, planned, total, spend.committed, spend.budget, hs)
+    plan.warnings += [reward_warning(Decimal(reward), n, est) for n, est in sorted(low_rewards.items())]
     if spend.committed + total > spend.budget:
-        raise ValidationError(
-            f"over budget: publishing costs ${total} and ${spend.committed} is already committed, "
-            f"${spend.committed + total} in all, but dataset {dataset.name}'s budget is ${spend.budget}; "
-            f"raise the budget or publish fewer batches",
-            field="budget",
-            details=plan.lines(),
-        )
+        if spend.budget <= 0:
+            over = (
+                f"dataset {dataset.name} has no budget yet ($0.00): set its budget (budget_usd: Django admin > "
+                f"Datasets, or PATCH /api/datasets/{dataset.name}/) to at least ${spend.committed + total} to "
+                f"publish these {len(planned)} HIT(s)"
+            )
+        else:
+            over = (
+                f"over budget: publishing costs ${total} and ${spend.committed} is already committed, "
+                f"${spend.committed + total} in all, but dataset {dataset.name}'s budget is ${spend.budget}; "
+                f"raise the budget or publish fewer batches"
+            )
+        if not dry_run:
+            raise ValidationError(over, field="budget", details=plan.lines())
+        plan.warnings.append(over + " (this dry run is shown anyway; publishing is refused until then)")
     return plan
+
+
+def reward_warning(reward: Decimal, n_clips: int, estimate: Decimal) -> str:
+    """A reward under the estimate for `n_clips` clips (expected minutes at the US federal minimum wage)."""
+    minutes = mturk.expected_minutes(n_clips, seconds_per_clip())
+    hourly = (reward * 60 / Decimal(str(minutes))).quantize(Decimal("0.01"))
+    return (
+        f"reward ${reward} for a {n_clips}-clip HIT is below the estimate ${estimate} ({n_clips} clips x "
+        f"{seconds_per_clip():g} s = {minutes:g} min at ${mturk.US_MINIMUM_WAGE_PER_HOUR}/h): workers would earn "
+        f"about ${hourly}/h"
+    )
 
 
 def _published_ids(batches, backend, sandbox):
@@ -403,6 +433,7 @@ def batches_publish(
         mode=mode,
         reward=reward,
         hit_settings=hit_settings,
+        dry_run=dry_run,
     )
     result = PublishResult(plan, dry_run=dry_run)
     if dry_run:

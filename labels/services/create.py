@@ -7,7 +7,7 @@ import logging
 import time
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.urls import reverse
 
 from catalog.core.taxonomy import closure
@@ -15,6 +15,7 @@ from catalog.core.vocabulary import META_LABELS, MODALITIES
 from catalog.errors import NotFound, ValidationError
 from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.taxonomy import class_pks, relations
+from catalog.services.bulk import analyze, bulk_insert
 from catalog.services.operations import operation_finish
 from crowd.models import Assignment, ClipAnswer, ExpertAnnotation
 from crowd.services.batches import batches_create
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 
 log = logging.getLogger(__name__)
+
+
+NEEDS_ANNOTATION_SAMPLE = 20  # clip ids of "needs annotation" kept in a release's stats, as examples
 
 
 def _check_name(dataset: Dataset, name: str):
@@ -172,7 +176,9 @@ def release_create(
     with_some = needs[result.n_annotations[needs] > 0]
     stats["needs_annotation"] = int(len(needs))
     stats["needs_annotation_with_some"] = int(len(with_some))
-    stats["needs_annotation_ids"] = [clip_ids[c] for c in needs.tolist()]
+    # counts and a sample, not every id: a release made early in a 150k-clip project would store megabytes of ids
+    # (release_requeue_needs_annotation finds them again from the release's clips)
+    stats["needs_annotation_sample"] = [clip_ids[c] for c in needs[:NEEDS_ANNOTATION_SAMPLE].tolist()]
     stats["gold_overridden_clips"] = len(overridden)
     stats["agreement"] = agreement(votes, clips=result.clips, class_names=class_names)
     timings["stats_agreement"] = time.perf_counter() - t0
@@ -266,28 +272,6 @@ def release_create_run(operation_id: int) -> Operation:
     return operation_finish(operation_id, work)
 
 
-def _bulk_insert(model, columns: list[str], rows) -> None:
-    """Multi-row INSERT of plain tuples (no model instances): executemany on SQLite, COPY on PostgreSQL,
-    bulk_create elsewhere. Column names are field attnames."""
-    rows = list(rows)
-    if not rows:
-        return
-    table = model._meta.db_table
-    qn = connection.ops.quote_name
-    cols = ", ".join(qn(c) for c in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {qn(table)} ({cols}) VALUES ({marks})", rows)
-        elif connection.vendor == "postgresql":
-            # psycopg 3: COPY ... FROM STDIN streams the rows (the fastest bulk load PostgreSQL has)
-            with cursor.cursor.copy(f"COPY {qn(table)} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:  # pragma: no cover - other backends
-            model.objects.bulk_create([model(**dict(zip(columns, r))) for r in rows], batch_size=2000)
-
-
 def _store(dataset, name, method, params, imported, source_file, source_counts, stats, user, clips, label_rows):
     """clips: [(video_id, clip pk or None, (bm, vo, si))] in order; label_rows: [(clip position, name, modality,
     origin, origin_source)] in order. One transaction, multi-row inserts."""
@@ -306,7 +290,7 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
             stats=stats,
             created_by=user,
         )
-        _bulk_insert(
+        bulk_insert(
             ReleaseClip,
             ["release_id", "video_id", "clip_id", "background_music", "voice_over", "static_image", "order"],
             (
@@ -315,7 +299,7 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
             ),
         )
         pk_by_order = dict(ReleaseClip.objects.filter(release=release).values_list("order", "id"))
-        _bulk_insert(
+        bulk_insert(
             ReleaseLabel,
             ["release_id", "release_clip_id", "cls_id", "name", "modality", "origin", "origin_source", "order"],
             (
@@ -323,13 +307,21 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
                 for i, (pos, lab, mod, origin, src) in enumerate(label_rows)
             ),
         )
+    analyze(ReleaseClip, ReleaseLabel)  # the release pages and exports plan with fresh statistics
     return release
 
 
 def release_requeue_needs_annotation(release: Release):
     """Send the clips a release reported as "needs annotation" back to the queue as new batches."""
-    ids = release.stats.get("needs_annotation_ids") or []
-    clips = list(Clip.objects.filter(dataset=release.dataset, video_id__in=ids, is_gold=False))
+    ids = release.stats.get("needs_annotation_ids")
+    if ids is not None:  # a release stored before the stats kept only a sample
+        clips = list(Clip.objects.filter(dataset=release.dataset, video_id__in=ids, is_gold=False))
+    else:  # the dataset's clips of the time that the release left out (one subquery, no list of ids)
+        clips = list(
+            Clip.objects.filter(dataset=release.dataset, is_gold=False, created_at__lte=release.created_at)
+            .exclude(pk__in=ReleaseClip.objects.filter(release=release, clip__isnull=False).values("clip_id"))
+            .order_by("video_id")
+        )
     if not clips:
         return []
     return batches_create(release.dataset, clips=clips)

@@ -7,8 +7,10 @@ import numpy as np
 
 from catalog.core.label_csv import read_label_csv
 from catalog.errors import ImportFailed
-from catalog.models import Clip, Dataset
+from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.taxonomy import class_names
+from catalog.services.operations import operation_run
+from catalog.services.uploads import upload_as_file
 from labels.models import (
     ImmutableReleaseError,  # noqa: F401  (re-exported for callers)
     Release,
@@ -59,3 +61,18 @@ def release_import(dataset: Dataset, name: str, source, *, user=None, source_nam
         [(vid, clip_pk.get(vid), m) for vid, m in clips.items()],
         label_rows,
     )
+
+
+def release_import_upload(dataset: Dataset, name: str, upload, *, user=None):
+    """`import_labels` for an uploaded VGGSounder-layout CSV, recorded as an Operation that links the release."""
+
+    def work(op):
+        with upload_as_file(upload) as path:
+            release = release_import(dataset, name, path, user=user, source_name=Path(upload.name).name)
+        c = release.source_counts
+        return (
+            f"imported {c['rows']} labels of {c['clips']} clips as {dataset.name}/{release.name}",
+            {"release": release.pk, "url": f"/releases/{release.pk}/"},
+        )
+
+    return operation_run(Operation.IMPORT, work, dataset=dataset, user=user)

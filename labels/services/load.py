@@ -1,6 +1,7 @@
 """Loading a dataset's approved crowd answers and in-house expert annotations as `Votes` arrays, with the gold
 standard and each annotator's quality, for merging (labels.services.create) and comparing merge methods."""
 
+import json
 import logging
 
 import numpy as np
@@ -9,6 +10,7 @@ from django.db import connection
 from catalog.models import Clip, Dataset, GoldLabel
 from catalog.selectors.taxonomy import class_index as taxonomy_class_index
 from catalog.selectors.taxonomy import class_names as taxonomy_class_names
+from catalog.services.bulk import analyze_if_stale
 from crowd.models import Assignment, BatchItem, ClipAnswer, ExpertAnnotation
 from labels.core.quality import worker_quality_from_gold
 from labels.core.votes import Votes
@@ -36,30 +38,29 @@ class LoadedVotes:
         self.catch_clips = catch_clips  # {group: (annotator, [catch clip indices])}, see labels.core.quality
 
 
-def _ticked_labels_sql(assignment_ids: list[int]) -> dict[int, list[dict]] | None:
-    """{answer id: [{"name", "audible", "visible"}]} of the ticked labels only, unpacked by the database's JSON
-    table function (PostgreSQL jsonb_array_elements) instead of decoding every answer's full proposal list in
-    Python. None for other backends (the caller decodes the JSON itself)."""
-    if not assignment_ids:
-        return {}
-    table = connection.ops.quote_name(ClipAnswer._meta.db_table)
-    marks = ", ".join(["%s"] * len(assignment_ids))
-    if connection.vendor == "postgresql":
-        sql = (
-            f"SELECT ca.id, e->>'name', (e->'audible') = 'true'::jsonb, (e->'visible') = 'true'::jsonb "
-            f"FROM {table} ca CROSS JOIN LATERAL jsonb_array_elements("
-            f"CASE WHEN jsonb_typeof(ca.labels) = 'array' THEN ca.labels ELSE '[]'::jsonb END) e "
-            f"WHERE ca.assignment_id IN ({marks}) AND jsonb_typeof(e) = 'object' AND "
-            f"((e->'audible') = 'true'::jsonb OR (e->'visible') = 'true'::jsonb)"
-        )
-    else:  # SQLite's json_each is no faster than decoding in Python here (measured)
+def _ticked_labels_stream(answers_sql: str, params: list):
+    """(answer id, class name, audible, visible) of every ticked label of the answers that `answers_sql` selects
+    (one query, streamed), unpacked by PostgreSQL's jsonb_array_elements instead of decoding every answer's full
+    proposal list in Python. None on other backends (the caller decodes the JSON itself)."""
+    if connection.vendor != "postgresql":
         return None
-    out: dict[int, list[dict]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, assignment_ids)
-        for answer_id, name, aud, vis in cursor.fetchall():
-            out.setdefault(answer_id, []).append({"name": name, "audible": bool(aud), "visible": bool(vis)})
-    return out
+    table = connection.ops.quote_name(ClipAnswer._meta.db_table)
+    sql = (
+        f"SELECT ca.id, e->>'name', (e->'audible') = 'true'::jsonb, (e->'visible') = 'true'::jsonb "
+        f"FROM {table} ca CROSS JOIN LATERAL jsonb_array_elements("
+        f"CASE WHEN jsonb_typeof(ca.labels) = 'array' THEN ca.labels ELSE '[]'::jsonb END) e "
+        f"WHERE ca.id IN ({answers_sql}) AND jsonb_typeof(e) = 'object' AND "
+        f"((e->'audible') = 'true'::jsonb OR (e->'visible') = 'true'::jsonb)"
+    )
+    return _stream(sql, params)
+
+
+def _stream(sql: str, params, size: int = 20000):
+    """Rows of one query, fetched `size` at a time (a server-side cursor on PostgreSQL: memory stays flat)."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(size):
+            yield from rows
 
 
 def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals: bool = True) -> LoadedVotes:
@@ -82,6 +83,8 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
     tick_ann, tick_class, tick_aud, tick_vis = [], [], [], []
     worker_slot: dict = {}
     stored_quality: list = []
+    empty = np.zeros(0, dtype=np.int64)
+    crowd_ticks = (empty, empty, empty.astype(bool), empty.astype(bool))  # PostgreSQL: the crowd's ticks as arrays
     unknown_classes: dict[str, int] = {}
 
     def add(clip_pk, worker_key, quality, group, bm, vo, si, labels):
@@ -108,45 +111,84 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
             tick_aud.append(bool(aud))
             tick_vis.append(bool(vis))
 
-    # Approved, verified assignments first (a few thousand rows), then their answers by assignment id in chunks:
-    # plans stay index lookups whatever the table statistics say. Load order: submission time, assignment, answer.
+    analyze_if_stale(Assignment, ClipAnswer, BatchItem)  # fresh bulk-written rows: plan with statistics
+    # Approved, verified assignments (a few thousand rows), then every answer of them in one streamed query ordered by
+    # submission (plans stay one pass whatever the table statistics say; no IN list of ids, no model instances)
+    approved = Assignment.objects.verified().filter(batch__dataset=dataset, status=Assignment.APPROVED)
     assignments = list(
-        Assignment.objects.verified()
-        .filter(batch__dataset=dataset, status=Assignment.APPROVED)
-        .order_by("submitted_at", "id")
-        .values_list("id", "worker_id", "worker__mean_catch_f1", "batch_id")
+        approved.order_by("submitted_at", "id").values_list("id", "worker_id", "worker__mean_catch_f1", "batch_id")
     )
+    info = {a_id: (w_id, f1) for a_id, w_id, f1, _b in assignments}
+    answers = (
+        ClipAnswer.objects.filter(assignment__in=approved.values("id"), media_failed=False)
+        .order_by("assignment__submitted_at", "assignment_id", "id")
+        .values_list("assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image")
+    )
+    ids_sql, ids_params = answers.values("id").order_by().query.sql_with_params()
+    ticks = _ticked_labels_stream(ids_sql, list(ids_params))
+    if ticks is None:  # SQLite: the labels come with the answers and are decoded here
+        answers = answers.values_list(
+            "assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image", "labels"
+        )
     # One vote per (worker, clip): when a worker answered a clip in two assignments (two HITs of an imported
     # results file), the later submission counts; the earlier answer is kept in the database but not loaded.
     rows_kept, last_of = [], {}
     n_crowd = n_dropped = 0
-    chunk = 500
-    for start in range(0, len(assignments), chunk):
-        part = assignments[start : start + chunk]
-        info = {a_id: (w_id, f1) for a_id, w_id, f1, _b in part}
-        rank = {a_id: i for i, (a_id, _w, _f, _b) in enumerate(part)}
-        ticks = _ticked_labels_sql(list(info))  # None: backend without JSON table functions
-        fields = ["assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image"]
-        rows = list(
-            ClipAnswer.objects.filter(assignment_id__in=list(info), media_failed=False).values_list(
-                *(fields if ticks is not None else fields + ["labels"])
-            )
-        )
-        rows.sort(key=lambda r: (rank[r[0]], r[1]))
-        for row in rows:
-            assignment_id, answer_id, clip_pk, bm, vo, si = row[:6]
-            if clip_pk not in clip_idx:
+    sql, params = answers.query.sql_with_params()
+    for row in _stream(sql, params):
+        assignment_id, answer_id, clip_pk, bm, vo, si = row[:6]
+        if clip_pk not in clip_idx:
+            continue
+        worker_id, f1 = info[assignment_id]
+        key = ("worker", worker_id if worker_id is not None else f"assignment-{assignment_id}")
+        if (key, clip_pk) in last_of:
+            n_dropped += 1
+        last_of[(key, clip_pk)] = len(rows_kept)  # in submission order: the later one wins
+        if ticks is None:  # the raw JSON text of the labels (the query bypasses the field's decoder)
+            labels = json.loads(row[6]) if isinstance(row[6], str) else row[6]
+            rows_kept.append((clip_pk, key, f1, assignment_id, bm, vo, si, labels if isinstance(labels, list) else ()))
+        else:
+            rows_kept.append((clip_pk, key, f1, assignment_id, bm, vo, si, answer_id))
+    kept = sorted(last_of.values())
+    del last_of
+    if ticks is None:
+        for i in kept:
+            add(*rows_kept[i])
+            n_crowd += 1
+    else:
+        # ticks arrive as one stream of (answer id, name, audible, visible); they are joined to the kept answers
+        # by sorted answer id (an answer that lost to a later one has no annotation and its ticks are dropped)
+        first_ann = len(ann_clip)
+        ann_answer = np.empty(len(kept), dtype=np.int64)
+        for j, i in enumerate(kept):
+            row = rows_kept[i]
+            add(*row[:7], ())
+            ann_answer[j] = row[7]
+            n_crowd += 1
+        order = np.argsort(ann_answer)
+        sorted_answer = ann_answer[order]
+        t_answer, t_class, t_aud, t_vis = [], [], [], []
+        for answer_id, name, aud, vis in ticks:
+            k = class_index.get(name)
+            if k is None:
+                unknown_classes[name] = unknown_classes.get(name, 0) + 1
                 continue
-            worker_id, f1 = info[assignment_id]
-            key = ("worker", worker_id if worker_id is not None else f"assignment-{assignment_id}")
-            labels = ticks.get(answer_id, ()) if ticks is not None else row[6]
-            if (key, clip_pk) in last_of:
-                n_dropped += 1
-            last_of[(key, clip_pk)] = len(rows_kept)  # in submission order: the later one wins
-            rows_kept.append((clip_pk, key, f1, assignment_id, bm, vo, si, labels))
-    for i in sorted(last_of.values()):
-        add(*rows_kept[i])
-        n_crowd += 1
+            t_answer.append(answer_id)
+            t_class.append(k)
+            t_aud.append(bool(aud))
+            t_vis.append(bool(vis))
+        t_answer = np.asarray(t_answer, dtype=np.int64)
+        pos = np.searchsorted(sorted_answer, t_answer)
+        pos_c = np.minimum(pos, max(len(sorted_answer) - 1, 0))
+        hit = (pos < len(sorted_answer)) & (sorted_answer[pos_c] == t_answer) if len(sorted_answer) else pos < 0
+        crowd_tick_ann = first_ann + order[pos_c[hit]]
+        crowd_ticks = (
+            crowd_tick_ann,
+            np.asarray(t_class, dtype=np.int64)[hit],
+            np.asarray(t_aud, dtype=bool)[hit],
+            np.asarray(t_vis, dtype=bool)[hit],
+        )
+    del rows_kept
     n_expert = 0
     if include_experts:
         experts = (
@@ -204,6 +246,10 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
             if slot is not None and pos < len(uniq_groups) and uniq_groups[pos] == a_id and b_id in by_batch:
                 catch_clips[pos] = (slot, by_batch[b_id])
     quality = np.array([np.nan if q is None else float(q) for q in stored_quality], dtype=float)
+    tick_ann = np.concatenate([crowd_ticks[0], np.asarray(tick_ann, dtype=np.int64)])
+    tick_class = np.concatenate([crowd_ticks[1], np.asarray(tick_class, dtype=np.int64)])
+    tick_aud = np.concatenate([crowd_ticks[2], np.asarray(tick_aud, dtype=bool)])
+    tick_vis = np.concatenate([crowd_ticks[3], np.asarray(tick_vis, dtype=bool)])
     votes = Votes(
         n_clips=len(clip_ids),
         n_classes=len(class_names),

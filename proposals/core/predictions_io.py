@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import BenchmarkInputError
-from benchmark.io import load_predictions_csv, load_predictions_jsonl, load_predictions_pickle
+from benchmark.io import (
+    is_judged_csv,
+    judged_dir_models,
+    judged_model_name,
+    load_judged_csvs,
+    load_predictions_csv,
+    load_predictions_jsonl,
+    load_predictions_pickle,
+)
 from benchmark.predictions import ModelPredictions
 
 MODALITIES = ("a", "v", "av")
@@ -44,6 +52,8 @@ class PredictionArrays:
     class_names: list[str]
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # m -> float32 [n, C]
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # m -> bool [n, C]
+    unknown_names: dict[str, int] = field(default_factory=dict)  # class names not in the taxonomy, skipped
+    not_judged: int = 0  # clips of judged CSVs left out (not judged in every input)
 
     @property
     def kind(self) -> str:
@@ -93,6 +103,8 @@ def from_model_predictions(pred: ModelPredictions) -> PredictionArrays:
         list(pred.classes),
         {m: np.asarray(a, dtype=np.float32) for m, a in pred.scores.items()},
         {m: np.asarray(a, dtype=bool) for m, a in pred.labels.items()},
+        dict(pred.unknown_names),
+        int(pred.not_judged),
     )
 
 
@@ -106,8 +118,12 @@ READERS = {  # suffix -> (benchmark loader, its options)
 }
 
 
-def read_predictions_file(path, class_names: list[str]) -> PredictionArrays:
-    """Dispatch on the file extension: .pkl/.pickle, .csv, .jsonl/.ndjson, .npz."""
+def read_predictions_file(
+    path, class_names: list[str], *, strict: bool = False, classes_from: str | None = None
+) -> PredictionArrays:
+    """Dispatch on the file extension: .pkl/.pickle, .csv (a label list, or an LLM-judged CSV with a
+    ``suggestions`` column), .jsonl/.ndjson, .npz. Unknown class names are skipped and counted in
+    ``unknown_names``, or refused with ``strict`` (``classes_from``: where the allowed names come from)."""
     p = Path(path)
     if not p.exists():
         raise PredictionFileError(f"{path}: no such file")
@@ -115,7 +131,7 @@ def read_predictions_file(path, class_names: list[str]) -> PredictionArrays:
     if suffix in READERS:
         loader, options = READERS[suffix]
         try:
-            return from_model_predictions(loader(p, class_names, **options))
+            return from_model_predictions(loader(p, class_names, **options, strict=strict, classes_from=classes_from))
         except BenchmarkInputError as exc:
             raise PredictionFileError(str(exc)) from None
     if suffix == ".npz":
@@ -126,6 +142,42 @@ def read_predictions_file(path, class_names: list[str]) -> PredictionArrays:
         check_arrays(arr, class_names, where=str(p))
         return arr
     raise PredictionFileError(f"{path}: unknown file type {suffix!r}; allowed: .pkl, .pickle, .csv, .jsonl, .npz")
+
+
+def read_judged_files(
+    paths, class_names: list[str], *, strict: bool = False, classes_from: str | None = None
+) -> PredictionArrays:
+    """One model's LLM-judged CSVs (one per input, each in a folder a/, v/ or av/) as label sets."""
+    try:
+        return from_model_predictions(
+            load_judged_csvs(list(paths), class_names, strict=strict, classes_from=classes_from)
+        )
+    except BenchmarkInputError as exc:
+        raise PredictionFileError(str(exc)) from None
+
+
+def group_prediction_files(specs) -> list[tuple[str | None, list[Path]]]:
+    """``[(model name or None, [paths])]``: the files to import, one entry per model. LLM-judged CSVs of one model
+    (``.../{a,v,av}/predictions-<model>.csv``) make one entry named after the model, a directory laid out that
+    way one entry per model; any other file is an entry of its own (named by its stem later)."""
+    out: list[tuple[str | None, list[Path]]] = []
+    judged: dict[str, list[Path]] = {}
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            models = judged_dir_models(p)
+            if not models:
+                raise PredictionFileError(
+                    f"{spec}: a directory is read only when laid out like VGGSounder's judged CSVs "
+                    "(a/, v/, av/ holding predictions-<model>.csv); name the files otherwise"
+                )
+            for name, by_input in models.items():
+                judged.setdefault(name, []).extend(by_input.values())
+        elif p.suffix.lower() == ".csv" and p.is_file() and is_judged_csv(p):
+            judged.setdefault(judged_model_name(p), []).append(p)
+        else:
+            out.append((None, [p]))
+    return [(name, paths) for name, paths in judged.items()] + out
 
 
 def check_arrays(arr: PredictionArrays, class_names: list[str], *, where: str) -> None:

@@ -341,6 +341,29 @@ class ProposalResult:
         """(video_id, class name, provenance) for every proposal, row-major."""
         yield from self._iter_rows(None)
 
+    def records_json(self) -> Iterator[tuple[str, str, str]]:
+        """(video_id, class name, provenance as JSON text) for every proposal, row-major, like records(); each
+        distinct provenance (a set of sources) is encoded once, not once per proposal (millions at 150k clips)."""
+        if not self.sources:
+            raise StrategyError("provenance was not kept (apply_strategy(keep_sources=False))")
+        if len(self.sources) > 62:  # the source set no longer fits a 64-bit mask
+            for vid, name, prov in self.records():
+                yield vid, name, json.dumps(prov)
+            return
+        prov_of_source = [{"rule": r, "model": m, "modality": mod} for r, m, mod in self.sources]
+        texts: dict[int, str] = {}
+        for start in range(0, self.proposed.shape[0], 20000):  # a block of clips at a time: bounded index arrays
+            ii, jj = np.nonzero(self.proposed[start : start + 20000])
+            ii += start
+            code = np.zeros(ii.size, dtype=np.int64)
+            for s, m in enumerate(self.source_masks):
+                code |= m[ii, jj].astype(np.int64) << s
+            for i, j, c in zip(ii.tolist(), jj.tolist(), code.tolist()):
+                text = texts.get(c)
+                if text is None:
+                    text = texts[c] = json.dumps([prov_of_source[s] for s in range(len(prov_of_source)) if c >> s & 1])
+                yield self.video_ids[i], self.class_names[j], text
+
     def _iter_rows(self, rows: np.ndarray | None):
         if not self.sources:
             raise StrategyError("provenance was not kept (apply_strategy(keep_sources=False))")

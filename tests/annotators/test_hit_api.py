@@ -230,14 +230,23 @@ def test_inhouse_login_gets_a_token_and_the_next_batch(client, make_dataset, dja
 
     ds = make_dataset(n_regular=36, n_gold=4)
     b1, b2 = batches_create(ds)
-    client.force_login(django_user_model.objects.create_user("ann", password="x"))
-    data = session(client, b1).json()
+    from django.contrib.auth.models import Group
+
+    from crowd.models import InhouseTask
+
+    ann = django_user_model.objects.create_user("ann", password="x")
+    ann.groups.add(Group.objects.get_or_create(name="annotators")[0])
+    InhouseTask.objects.create(batch=b1, user=ann)
+    InhouseTask.objects.create(batch=b2, user=ann)
+    client.force_login(ann)
+    data = client.get(f"/api/hit/{b1.uuid}/session", HTTP_X_HIT_PAGE="1").json()
     assert data["preview"] is False and data["token"]
     a = Assignment.objects.get()
     assert a.backend == "inhouse" and a.worker.user.username == "ann"
     from crowd.selectors.crowd import assignment_handoff
 
     a.status = "approved"
+    a.save(update_fields=["status"])
     assert assignment_handoff(a) == {"kind": "inhouse", "next_url": f"/hit/{b2.uuid}/"}
 
 

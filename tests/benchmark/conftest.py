@@ -1,4 +1,5 @@
 """Shared fixtures: small label sets in the VGGSounder layout, class list, prediction pickles."""
+
 from __future__ import annotations
 
 import pickle

@@ -1,4 +1,5 @@
 """Reading predictions: the restricted unpickler and the validation of what it reads."""
+
 from __future__ import annotations
 
 import io
@@ -64,12 +65,17 @@ def test_wrong_number_of_score_columns(classes):
         load_predictions_pickle(dumps({"c1": entry(classes, n=308)}), classes, name="m")
 
 
-def test_unknown_class_names_are_listed(classes):
-    data = {"c1": {"predictions": {"a": ["raining", "dog barkng"], "v": ["unicorn"], "av": ["unicorn"]}}}
+def test_unknown_class_names_are_skipped_and_counted_or_refused_with_strict(classes):
+    data = {"c1": {"predictions": {"a": ["raining", "dog barkng"], "v": ["unicorn"], "av": ["unicorn", ""]}}}
+    m = load_predictions_pickle(dumps(data), classes, name="m")
+    assert m.unknown_names == {"dog barkng": 1, "unicorn": 2}  # the blank padding is no class name
+    assert m.labels["a"][0].sum() == 1 and m.labels["a"][0, classes.index("raining")]
+    assert not m.labels["v"].any() and not m.labels["av"].any()
     with pytest.raises(BenchmarkInputError) as err:
-        load_predictions_pickle(dumps(data), classes, name="m")
+        load_predictions_pickle(dumps(data), classes, name="m", strict=True, classes_from="the taxonomy")
     msg = str(err.value)
-    assert "2 unknown class name(s)" in msg and "'dog barkng' (1x)" in msg and "'unicorn' (2x)" in msg
+    assert "clip 'c1' input 'a': unknown class name 'dog barkng'" in msg
+    assert "allowed: the 309 class names of the taxonomy" in msg
 
 
 def test_empty_prediction_set_is_refused(classes, tmp_path):
@@ -102,7 +108,7 @@ def test_truncated_pickle_is_refused(classes):
 
 def test_csv_and_jsonl_label_lists(classes, tmp_path):
     csv_path = tmp_path / "gemini.csv"
-    csv_path.write_text("video_id,input,label\nc1,a,raining\nc1,a,\"bird chirping, tweeting\"\nc1,v,\nc2,AV,raining\n")
+    csv_path.write_text('video_id,input,label\nc1,a,raining\nc1,a,"bird chirping, tweeting"\nc1,v,\nc2,AV,raining\n')
     m = load_predictions(csv_path, classes)
     assert m.name == "gemini" and m.kind == "labels"
     a = m.labels["a"]
@@ -133,9 +139,13 @@ def test_directory_loads_one_model_per_file(classes, tmp_path):
 
 def _scores_mapping(classes, n=80, seed=0):
     rng = np.random.default_rng(seed)
-    return {f"clip{i:03d}": {"logits": {inp: rng.normal(size=len(classes)).tolist() for inp in ("a", "v", "av")},
-                             "predictions": {"a": ["raining"]}}
-            for i in range(n)}
+    return {
+        f"clip{i:03d}": {
+            "logits": {inp: rng.normal(size=len(classes)).tolist() for inp in ("a", "v", "av")},
+            "predictions": {"a": ["raining"]},
+        }
+        for i in range(n)
+    }
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
@@ -153,8 +163,7 @@ def test_fast_path_falls_back_when_placeholders_do_not_add_up(classes):
     from benchmark.fastpickle import FastPathUnavailable, extract_float_lists, substitute_rows
 
     data = _scores_mapping(classes)
-    data["extra"] = {"logits": {inp: [0.5] * len(classes) for inp in ("a", "v", "av")},
-                     "note": [1.0] * len(classes)}
+    data["extra"] = {"logits": {inp: [0.5] * len(classes) for inp in ("a", "v", "av")}, "note": [1.0] * len(classes)}
     raw = pickle.dumps(data, protocol=4)
     small, values = extract_float_lists(raw, len(classes))
     # every float list of 309 values is decoded, except the few that straddle a pickle frame boundary

@@ -1,4 +1,5 @@
 """Metric definitions on hand-computed cases (no reference needed)."""
+
 from __future__ import annotations
 
 import io
@@ -86,12 +87,17 @@ def test_modality_confusion_counts_unimodal_success_with_av_failure():
 
 
 def small_labels():
-    return LabelSet.from_csv(labels_csv([
-        "c1,dog barking,AV,False,False,False",
-        "c1,rain,A,False,False,False",
-        "c2,cat meowing,V,False,True,False",
-        "c3,playing piano,A,True,False,False",
-    ]), CLASSES)
+    return LabelSet.from_csv(
+        labels_csv(
+            [
+                "c1,dog barking,AV,False,False,False",
+                "c1,rain,A,False,False,False",
+                "c2,cat meowing,V,False,True,False",
+                "c3,playing piano,A,True,False,False",
+            ]
+        ),
+        CLASSES,
+    )
 
 
 def test_subsets_follow_modality_tags():
@@ -107,8 +113,10 @@ def test_subsets_follow_modality_tags():
 
 def test_default_regime_leaves_out_background_music_and_missing_clips_are_empty_sets():
     L = small_labels()
-    lab = {"c1": {"a": ["dog barking", "rain"], "v": ["dog barking"], "av": ["dog barking"]},
-           "c3": {"a": ["playing piano"], "v": [], "av": []}}  # c2 missing
+    lab = {
+        "c1": {"a": ["dog barking", "rain"], "v": ["dog barking"], "av": ["dog barking"]},
+        "c3": {"a": ["playing piano"], "v": [], "av": []},
+    }  # c2 missing
     m = ModelPredictions.from_label_lists("toy", lab, CLASSES)
     default = evaluate(L, [m], regime="default")["toy"]
     everything = evaluate(L, [m], regime="all")["toy"]
@@ -124,9 +132,11 @@ def test_default_regime_leaves_out_background_music_and_missing_clips_are_empty_
 
 def test_scored_model_uses_top_k_and_drops_clips_without_scores():
     L = small_labels()
-    s = {"a": np.array([[0.9, 0.0, 0.1, 0.8], [0.0, 0.5, 0.2, 0.1]]),
-         "v": np.array([[0.9, 0.0, 0.1, 0.8], [0.0, 0.5, 0.2, 0.1]]),
-         "av": np.array([[0.1, 0.0, 0.9, 0.8], [0.0, 0.5, 0.2, 0.1]])}
+    s = {
+        "a": np.array([[0.9, 0.0, 0.1, 0.8], [0.0, 0.5, 0.2, 0.1]]),
+        "v": np.array([[0.9, 0.0, 0.1, 0.8], [0.0, 0.5, 0.2, 0.1]]),
+        "av": np.array([[0.1, 0.0, 0.9, 0.8], [0.0, 0.5, 0.2, 0.1]]),
+    }
     m = ModelPredictions("toy", np.array(["c1", "c2"]), CLASSES, scores=s)
     res = evaluate(L, [m], regime="all")["toy"]
     assert res["a"]["n_clips"] == 1  # c3 has no scores: dropped, not counted as a miss
@@ -161,9 +171,18 @@ def test_label_csv_errors_name_the_problem(classes):
     with pytest.raises(BenchmarkInputError, match="modality 'X' is not one of A, V, AV"):
         LabelSet.from_csv(labels_csv(["c1,rain,X,False,False,False"]), CLASSES)
     with pytest.raises(BenchmarkInputError, match="missing column.*voice_over"):
-        LabelSet.from_dataframe(pd.DataFrame({"video_id": ["c"], "label": ["rain"], "modality": ["A"],
-                                              "background_music": ["False"], "static_image": ["False"]}),
-                                CLASSES)
+        LabelSet.from_dataframe(
+            pd.DataFrame(
+                {
+                    "video_id": ["c"],
+                    "label": ["rain"],
+                    "modality": ["A"],
+                    "background_music": ["False"],
+                    "static_image": ["False"],
+                }
+            ),
+            CLASSES,
+        )
     with pytest.raises(BenchmarkInputError, match="unknown regime 'weird'; allowed: default, all"):
         evaluate(small_labels(), [], regime="weird")
 
@@ -172,17 +191,22 @@ def test_library_never_imports_django():
     import subprocess
     import sys
 
-    code = ("import sys; import benchmark, benchmark.io, benchmark.report, benchmark.judge, benchmark.fastpickle; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'annotation', 'proposals')); "
-            "print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(
-        __import__("pathlib").Path(__file__).resolve().parents[2]))
+    code = (
+        "import sys; import benchmark, benchmark.io, benchmark.report, benchmark.judge, benchmark.fastpickle; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'annotation', 'proposals')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("confusion", ["v1.0", "pre-v1.0"])
-def test_a_model_prepared_once_gives_each_clip_selection_the_numbers_of_evaluating_it_alone(sample_labels,
-                                                                                          confusion):
+def test_a_model_prepared_once_gives_each_clip_selection_the_numbers_of_evaluating_it_alone(sample_labels, confusion):
     """The meta-label breakdown prepares a model once on all clips and then counts over each selection;
     every number must be what the primitives give on the selected clips alone (ties in the scores, clips
     without scores, a selection with no scored clip)."""
@@ -193,8 +217,9 @@ def test_a_model_prepared_once_gives_each_clip_selection_the_numbers_of_evaluati
     from benchmark.synthetic import synthetic_predictions
 
     labels = sample_labels
-    model = predictions_from_mapping(synthetic_predictions(labels, seed=5, ties=True, coverage=0.8),
-                                     labels.classes, name="m", source="m")
+    model = predictions_from_mapping(
+        synthetic_predictions(labels, seed=5, ties=True, coverage=0.8), labels.classes, name="m", source="m"
+    )
     prepared = ScoredModel(labels, model, confusion=confusion, threads=2)
     scored = pd.Index(model.video_ids)
     masks = {name: labels.meta_mask(**flt) for name, flt in META_FILTERS.items()}
@@ -205,7 +230,8 @@ def test_a_model_prepared_once_gives_each_clip_selection_the_numbers_of_evaluati
         idx = scored.get_indexer(pd.Index(gt.video_ids))
         rows = np.flatnonzero(idx >= 0)
         assert {s: r["n_clips"] for s, r in got.items()} == {
-            s: int(gt.truth(s)[rows].any(axis=1).sum()) for s in SUBSETS}, name
+            s: int(gt.truth(s)[rows].any(axis=1).sum()) for s in SUBSETS
+        }, name
         hits = {}
         for subset in SUBSETS:
             S = model.scores[SUBSET_INPUT[subset]][idx[rows]]
@@ -215,8 +241,11 @@ def test_a_model_prepared_once_gives_each_clip_selection_the_numbers_of_evaluati
             want = topk_metrics(pos, {k: m[present] for k, m in topk_masks(S).items()})
             want["auc_roc"], want["auc_pr"] = auc_macro(pos, S[present])
             for key, value in want.items():
-                assert got[subset][key] == value or (np.isnan(value) and np.isnan(got[subset][key])), \
-                    (name, subset, key)
+                assert got[subset][key] == value or (np.isnan(value) and np.isnan(got[subset][key])), (
+                    name,
+                    subset,
+                    key,
+                )
         for inp in ("a", "v", "av"):
             against = gt.truth("all" if confusion == "v1.0" or inp == "av" else inp)[rows]
             hits[inp] = against[np.arange(rows.size), top1_index(model.scores[inp][idx[rows]])]

@@ -4,6 +4,7 @@ Both run on the same generated predictions (scores with and without ties, float3
 label sets; some clips missing, some ids with ".mp4"), every metric, every subset, the default
 regime (no background-music clips), all clips, and meta-label filters.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -47,8 +48,7 @@ def reference_table(model_dir, labels_csv, models=None, **meta):
     vs.set_meta_filters(**meta)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = vgg_benchmark.compute_all_results(str(model_dir), vggsounder=vs, verbose=False,
-                                                models_filter=models)
+        res = vgg_benchmark.compute_all_results(str(model_dir), vggsounder=vs, verbose=False, models_filter=models)
     return vgg_benchmark.get_metric_dataframe(res)
 
 
@@ -74,13 +74,17 @@ def test_every_metric_equals_reference(regime, meta, model_dir, our_models, samp
     assert compared >= 2 * (7 * 4 * 5 + 2 * 5 + 3) + 2 * (7 * 5 + 3)
 
 
-@pytest.mark.parametrize("filter_name,meta,names", [
-    ("with static_image", {"static_image": True}, ["scores_ties", "labels"]),
-    ("without voice_over", {"voice_over": False}, ["labels"]),
-    ("neither", {"background_music": False, "static_image": False, "voice_over": False}, ["labels"]),
-])
-def test_meta_label_filters_equal_reference(filter_name, meta, names, model_dir, our_models, sample_labels,
-                                            sample_labels_csv):
+@pytest.mark.parametrize(
+    "filter_name,meta,names",
+    [
+        ("with static_image", {"static_image": True}, ["scores_ties", "labels"]),
+        ("without voice_over", {"voice_over": False}, ["labels"]),
+        ("neither", {"background_music": False, "static_image": False, "voice_over": False}, ["labels"]),
+    ],
+)
+def test_meta_label_filters_equal_reference(
+    filter_name, meta, names, model_dir, our_models, sample_labels, sample_labels_csv
+):
     picked = [m for m in our_models if m.name in names]
     ours = metric_table(meta_breakdown(sample_labels, picked, filters={filter_name: meta})[filter_name])
     ref = reference_table(model_dir, sample_labels_csv, models=names, **meta)
@@ -122,6 +126,7 @@ def test_full_published_label_csv_equals_reference(tmp_path, classes):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = vgg_benchmark.get_metric_dataframe(
-            vgg_benchmark.compute_all_results(str(tmp_path), vggsounder=VGGSounder(), verbose=False))
+            vgg_benchmark.compute_all_results(str(tmp_path), vggsounder=VGGSounder(), verbose=False)
+        )
     ours = metric_table(evaluate(labels, [load_predictions_pickle(tmp_path / "full.pkl", classes)]))
     assert assert_tables_equal(ours, ref) == 7 * 5 + 3

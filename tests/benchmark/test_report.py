@@ -1,4 +1,5 @@
 """write_report: every table format and figure is written and agrees with the computed metrics."""
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,15 @@ from benchmark.synthetic import synthetic_predictions
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, sample_labels, classes):
     models = [
-        predictions_from_mapping(synthetic_predictions(sample_labels, seed=1, skill=4), classes,
-                                 name="cav-mae", source="cav-mae"),
-        predictions_from_mapping(synthetic_predictions(sample_labels, seed=2, kind="labels", skill=4), classes,
-                                 name="gemini_1.5", source="gemini"),
+        predictions_from_mapping(
+            synthetic_predictions(sample_labels, seed=1, skill=4), classes, name="cav-mae", source="cav-mae"
+        ),
+        predictions_from_mapping(
+            synthetic_predictions(sample_labels, seed=2, kind="labels", skill=4),
+            classes,
+            name="gemini_1.5",
+            source="gemini",
+        ),
     ]
     out = tmp_path_factory.mktemp("report")
     rep = write_report(out, sample_labels, models, regime="default", params={"labels": "sample"})

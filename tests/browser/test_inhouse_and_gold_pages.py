@@ -7,7 +7,7 @@ from selenium.webdriver.common.keys import Keys
 from catalog.models import Clip
 from catalog.services.clips import ClipSpec, clips_import
 from catalog.services.users import user_create
-from crowd.models import Assignment, ExpertAnnotation
+from crowd.models import Assignment, ExpertAnnotation, InhouseTask
 from tests.browser.conftest import GOLD_VIDEO, make_dataset
 
 pytestmark = pytest.mark.browser
@@ -33,6 +33,8 @@ def test_in_house_annotator_submits_and_is_offered_the_next_batch(
     _, batches = make_dataset(clip_factory, name="inhouse", n_regular=6, n_gold=2)
     assert len(batches) == 2
     user = log_in(hit_page.driver, live_server, client, "annotator1")
+    for batch in batches:  # in-house annotators label only the batches assigned to them
+        InhouseTask.objects.create(batch=batch, user=user)
     page = hit_page.open(batches[0])
     page.start()
     page.label_all()

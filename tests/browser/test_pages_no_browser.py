@@ -34,7 +34,7 @@ def test_hit_page_is_frameable_by_mturk_only_and_unknown_batches_are_404(client,
     response = client.get(f"/hit/{batch.uuid}/?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE")
     csp = response["Content-Security-Policy"]
     assert response.status_code == 200 and "X-Frame-Options" not in response
-    assert csp.startswith("frame-ancestors 'self'") and "https://worker.mturk.com" in csp
+    assert "frame-ancestors 'self' " in csp and "https://worker.mturk.com" in csp and "script-src 'self';" in csp
     assert "https://lab.example.org" in csp
     missing = client.get("/hit/00000000-0000-4000-8000-000000000000/")
     assert missing.status_code == 404 and str(batch.uuid) not in missing.content.decode()

@@ -305,6 +305,15 @@ INTENT = {
     "ops:index": "admin",
     "quality:overlap": "admin",  # queues paid work
     "quality:worker-quality": "admin",
+    "review:index": "admin",  # the review screen shows gold answers and catch-trial identities
+    "review:assignment": "admin",
+    "review:batch": "admin",
+    "steps:index": "admin",  # every pipeline step (uploads, batches) is an admin's
+    "steps:gold": "admin",
+    "api_crowd_steps:step-gold": "admin",
+    "api_crowd_steps:step-batches": "admin",
+    "api_proposals_steps:step-predictions": "admin",
+    "api_steps:step-clips": "admin",
     "api_marketplace:bonuses": "admin",
     "api_hit:session": "public_hit",
     "api_hit:answer": "public_hit",
@@ -349,3 +358,24 @@ def test_annotators_label_gold_but_never_read_gold_clips_or_exports(world):
     login = anonymous.get("/gold/")
     assert login.status_code == 302 and login["Location"] == "/accounts/login/?next=/gold/"
     assert anonymous.get("/api/clips/").status_code == 401
+
+
+def test_hit_sessions_by_role_in_house_work_only_on_assigned_batches(world):
+    """The HIT API is public, but a signed-in account labels a batch in-house only when it is an annotator the
+    batch is assigned to (or an admin), and only from the HIT page itself (X-HIT-Page: a cross-site link cannot
+    start it); crowd workers need the browser secret or their own marketplace assignment id to resume."""
+    from crowd.models import Assignment, InhouseTask
+
+    batch_uuid = world["values"]["batch_uuid"]
+    url = f"/api/hit/{batch_uuid}/session"
+    page = {"HTTP_X_HIT_PAGE": "1"}
+    expected = {"annotator": 403, "researcher": 403, "admin": 200}
+    got = {role: client_for(role, world).get(url, **page).status_code for role in expected}
+    assert got == expected
+    InhouseTask.objects.create(batch_id=Assignment.objects.first().batch_id, user=world["users"]["annotator"])
+    assert client_for("annotator", world).get(url, **page).status_code == 200
+    assert client_for("annotator", world).get(url).status_code == 400  # no X-HIT-Page: not from the HIT page
+    # the crowd worker's assignment (W-CROWD, A1): a stranger with the worker id alone is refused
+    crowd = {"workerId": "W-CROWD", "assignmentId": "A-OTHER", "hitId": "H", "turkSubmitTo": "https://www.mturk.com"}
+    assert Client().get(url, crowd).status_code == 403
+    assert Client().get(url, dict(crowd, assignmentId="A1")).status_code == 200

@@ -23,7 +23,8 @@ def manage(*args, env=None):
     )
 
 
-def test_seed_demo_creates_a_clickable_project_once(taxonomy, capsys, client):
+def test_seed_demo_creates_a_clickable_project_once(taxonomy, capsys, client, settings):
+    settings.DEBUG = True  # a development server's start page lists the datasets (production: admins only)
     call_command("seed_demo")
     out = capsys.readouterr().out
     dataset = Dataset.objects.get(name="demo")
@@ -78,7 +79,8 @@ def test_migrations_match_the_models():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_demo_links_hand_off_to_the_local_mturk_stand_in(taxonomy, client, capsys):
+def test_demo_links_hand_off_to_the_local_mturk_stand_in(taxonomy, client, capsys, settings):
+    settings.DEBUG = True
     call_command("seed_demo")
     url = capsys.readouterr().out.split("batch ready to annotate: ")[1].split()[0]
     from urllib.parse import quote

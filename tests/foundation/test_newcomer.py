@@ -144,7 +144,8 @@ def test_seed_demo_loads_the_class_list_itself(db):
     assert Batch.objects.filter(dataset__name="demo").exists()
 
 
-def test_the_start_pages_batch_links_open_a_working_demo_hit(client, db):
+def test_the_start_pages_batch_links_open_a_working_demo_hit(client, db, settings):
+    settings.DEBUG = True  # `make run`: a development server's start page lists the demo batches
     call_command("seed_demo", stdout=open(os.devnull, "w"))
     page = client.get("/", HTTP_HOST="127.0.0.1:8000").content.decode()
     links = re.findall(r'href="([^"]*/hit/[^"]+)"', page)

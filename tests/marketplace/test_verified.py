@@ -102,9 +102,15 @@ def test_inhouse_work_is_verified_by_login(client, make_dataset, taxonomy, djang
 
     ds = make_dataset(name="inh", n_regular=3, n_gold=1)
     batch = batches_create(ds)[0]
-    django_user_model.objects.create_user("ann", password="pw")
+    from django.contrib.auth.models import Group
+
+    from crowd.models import InhouseTask
+
+    ann = django_user_model.objects.create_user("ann", password="pw")
+    ann.groups.add(Group.objects.get_or_create(name="annotators")[0])  # an in-house annotator ...
+    InhouseTask.objects.create(batch=batch, user=ann)  # ... the batch is assigned to
     client.login(username="ann", password="pw")
-    data = client.get(f"/api/hit/{batch.uuid}/session").json()
+    data = client.get(f"/api/hit/{batch.uuid}/session", HTTP_X_HIT_PAGE="1").json()
     for clip in data["clips"]:
         vid = clip["video_id"]
         labels = gold_perfect_labels(taxonomy, vid) if vid.startswith("g") else []

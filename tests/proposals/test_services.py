@@ -83,8 +83,8 @@ def test_wrong_shapes_unknown_classes_and_unknown_clips_are_named(dataset, clips
         run_import(dataset, "short", str(bad))
     csv = tmp_path / "gemini.csv"
     csv.write_text("video_id,input,label\nvid_a,av,dog barking\nvid_b,av,space ship\nvid_b,a,space ship\n")
-    with pytest.raises(ProposalsError, match=r"unknown class name\(s\): 'space ship' \(2x\)"):
-        run_import(dataset, "gemini", str(csv))
+    with pytest.raises(ProposalsError, match=r"clip 'vid_b' input 'a': unknown class name 'space ship'"):
+        run_import(dataset, "gemini", str(csv), strict=True)
     csv.write_text("video_id,input,label\nvid_a,smell,dog barking\n")
     with pytest.raises(ProposalsError, match=r"line 2, field input: unknown input modality 'smell'; allowed: a, v, av"):
         run_import(dataset, "gemini", str(csv))

@@ -1,5 +1,7 @@
 """Proposal strategy core on hand-built cases (no database)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -120,6 +122,10 @@ def test_provenance_names_rule_model_and_modality():
         ("consensus", "m2", "av"),
     }
     assert prov["wind"] == [{"rule": "common", "model": None, "modality": None}]
+    # what the database stores: the same rows, each provenance as JSON text (encoded once per distinct set)
+    result = apply_strategy(s, preds)
+    stored = [(vid, name, json.loads(text)) for vid, name, text in result.records_json()]
+    assert stored == list(result.records())
 
 
 def test_label_set_models_propose_and_vote():

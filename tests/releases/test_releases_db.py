@@ -13,7 +13,7 @@ from catalog.errors import ImportFailed, ValidationError
 from catalog.models import Clip, Dataset
 from crowd.models import Batch, BatchItem, ClipAnswer, ExpertAnnotation, Worker
 from labels.models import ImmutableReleaseError, Release, ReleaseLabel
-from labels.services.create import release_create
+from labels.services.create import release_create, release_requeue_needs_annotation
 from labels.services.diff import release_diff
 from labels.services.export import export_chunks, release_to_dataframe
 from labels.services.imports import release_import
@@ -41,7 +41,7 @@ def test_release_merges_top_k_closes_over_relations_and_overrides_gold(crowd):
     assert ReleaseLabel.objects.get(release=release, name="cattle mooing").origin_source == "cow lowing"
     s = release.stats
     assert s["clips"] == 3 and s["labels"] == 5 and s["needs_annotation"] == 1
-    assert s["needs_annotation_ids"] == ["c_clip"]
+    assert s["needs_annotation_sample"] == ["c_clip"] and "needs_annotation_ids" not in s
     assert s["modality_counts"] == {"A": 2, "V": 2, "AV": 1}
     assert s["meta_counts"]["background_music"] == 1
     assert release.source_counts["crowd_annotations"] == 12  # the rejected answer is not loaded
@@ -56,11 +56,11 @@ def test_an_answer_reporting_the_clip_as_not_playing_is_not_a_vote(crowd):
         labels=[], background_music=None, voice_over=None, static_image=None, played=False, media_failed=True
     )
     rel = release_create(ds, "with-report")
-    assert "b_clip" in rel.stats["needs_annotation_ids"]
+    assert "b_clip" in rel.stats["needs_annotation_sample"]
     assert not ReleaseLabel.objects.filter(release=rel, release_clip__clip=clips["b_clip"]).exists()
     ClipAnswer.objects.filter(clip=clips["b_clip"], assignment__worker=w[1]).update(media_failed=False)
     rel = release_create(ds, "report-taken-back")
-    assert "b_clip" not in rel.stats["needs_annotation_ids"]
+    assert "b_clip" not in rel.stats["needs_annotation_sample"]
     assert ReleaseLabel.objects.filter(
         release=rel, release_clip__clip=clips["b_clip"], name="dog barking", modality="V"
     ).exists()
@@ -257,6 +257,22 @@ def test_clips_that_need_annotation_go_back_to_the_queue(crowd):
     new = Batch.objects.filter(dataset=ds).exclude(pk__in=before)
     assert (
         set(BatchItem.objects.filter(batch__in=new, is_gold=False).values_list("clip__video_id", flat=True))
-        == set(release.stats["needs_annotation_ids"])
+        == set(release.stats["needs_annotation_sample"])
         == {"c_clip"}
     )
+
+
+def test_a_release_made_early_stores_counts_and_a_sample_and_requeues_every_left_out_clip(crowd):
+    """60 more clips nobody annotated yet: the stats keep their count and 20 example ids (not every id: megabytes
+    at 150k clips), and re-queueing still sends all 61 back."""
+    ds, _clips, _w = crowd
+    Clip.objects.bulk_create(
+        [Clip(dataset=ds, video_id=f"late{i:02d}", media_url=f"https://cdn.example.org/late{i}.mp4") for i in range(60)]
+    )
+    release = release_create(ds, "early")
+    assert release.stats["needs_annotation"] == 61 and release.stats["needs_annotation_with_some"] == 1  # c_clip
+    assert release.stats["needs_annotation_sample"] == ["c_clip"] + [f"late{i:02d}" for i in range(19)]
+    assert "needs_annotation_ids" not in release.stats
+    batches = release_requeue_needs_annotation(release)
+    requeued = set(BatchItem.objects.filter(batch__in=batches, is_gold=False).values_list("clip__video_id", flat=True))
+    assert requeued == {"c_clip"} | {f"late{i:02d}" for i in range(60)}

@@ -76,7 +76,13 @@ def test_report_build_streams_files_and_matches_the_library(three_models, loads,
     assert on_disk["meta_results"] == _jsonable(meta_breakdown(inp["labels"], inp["models"]))
     assert list(on_disk["models"]) == list(NAMES)
     for m in inp["models"]:
-        assert on_disk["models"][m.name] == {"kind": m.kind, "clips": len(m.video_ids), "inputs": list(m.inputs)}
+        assert on_disk["models"][m.name] == {
+            "kind": m.kind,
+            "clips": len(m.video_ids),
+            "inputs": list(m.inputs),
+            "unknown_names": {},
+            "not_judged": 0,
+        }
 
     table = metric_table(want)
     got = pd.read_csv(out / "metrics.csv", index_col=0)

@@ -228,7 +228,7 @@ def test_pages_list_start_and_show_a_report(
     report = MetricReport.objects.get()
     assert report.status == "done", report.error
     detail = client.get(resp["Location"]).content.decode()
-    assert 'class="sortable metric-table"' in detail and "table.sortable" in detail
+    assert 'class="sortable metric-table"' in detail and "frontend/reports/sortable.js" in detail
     assert f"/reports/{report.pk}/files/radar.svg" in detail
     svg = client.get(f"/reports/{report.pk}/files/radar.svg")
     assert svg.status_code == 200 and svg["Content-Type"].startswith("image/svg")

@@ -1,10 +1,9 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from catalog.http import command_errors
-from catalog.services.clips import clips_import, dataset_get_or_create, read_clip_csv, scan_media_dir
+from catalog.services.clips import clips_import_into, read_clip_csv, scan_media_dir
 
 
 class Command(BaseCommand):
@@ -37,16 +36,14 @@ class Command(BaseCommand):
                 specs = read_clip_csv(source)
             else:
                 raise CommandError(f"{source}: no such file or directory")
-            with transaction.atomic():  # a refused import must not leave a new, empty dataset behind
-                dataset, created = dataset_get_or_create(opts["dataset"])
-                clips = clips_import(
-                    dataset,
-                    specs,
-                    copy_media=not opts["link"],
-                    probe_media=not opts["no_probe"],
-                    skip_existing=opts["skip_existing"],
-                )
-        skipped = f"; {len(specs) - len(clips)} already there, left as they are" if opts["skip_existing"] else ""
-        self.stdout.write(
-            f"imported {len(clips)} clips into dataset {dataset.name}{' (new)' if created else ''}{skipped}"
-        )
+            # validated first with no transaction open, then written in short bulk transactions (workers' autosaves
+            # keep going meanwhile); a refused import leaves nothing behind, not even a new, empty dataset
+            dataset, created, n = clips_import_into(
+                opts["dataset"],
+                specs,
+                copy_media=not opts["link"],
+                probe_media=not opts["no_probe"],
+                skip_existing=opts["skip_existing"],
+            )
+        skipped = f"; {len(specs) - n} already there, left as they are" if opts["skip_existing"] else ""
+        self.stdout.write(f"imported {n} clips into dataset {dataset.name}{' (new)' if created else ''}{skipped}")

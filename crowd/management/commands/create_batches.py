@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.http import command_errors
 from catalog.models import Dataset
-from crowd.services.batches import batches_create
+from crowd.services.batches import batches_create, batches_gold_check
 
 
 def _dataset(name: str) -> Dataset:
@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--proposals", help="JSON file {video_id: [class names]}")
         parser.add_argument("--seed", type=int, help="random seed (reproducible gold positions)")
+        parser.add_argument(
+            "--allow-without-gold",
+            action="store_true",
+            help="build batches even though the dataset has no gold clip (they have no catch trials and publishing "
+            "refuses them until `rebuild_batches` once gold is imported)",
+        )
 
     def handle(self, *args, **opts):
         dataset = _dataset(opts["dataset"])
@@ -41,7 +47,14 @@ class Command(BaseCommand):
                 raise CommandError(f"{opts['proposals']}: expected a JSON object {{video_id: [class names]}}")
         rng = random.Random(opts["seed"]) if opts["seed"] is not None else None
         with command_errors():
-            batches = batches_create(dataset, proposals=proposals, rng=rng)
+            check = batches_gold_check(dataset)
+            batches = batches_create(
+                dataset, proposals=proposals, rng=rng, allow_without_gold=opts["allow_without_gold"]
+            )
+        if check["warning"] and batches:
+            self.stderr.write(f"warning: {check['warning']}")
+        if check["refusal"] and batches:
+            self.stderr.write("warning: these batches have no catch trials; run rebuild_batches after import_gold")
         n_items = sum(b.items.count() for b in batches)
         self.stdout.write(f"created {len(batches)} batch(es) with {n_items} clip slots in dataset {dataset.name}")
         for b in batches:

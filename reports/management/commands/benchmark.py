@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from benchmark.predictions import unknown_names_text
 from catalog.errors import AvcrowdError
 from reports.services import report_build
 
@@ -24,7 +25,8 @@ class Command(BaseCommand):
             "--predictions",
             nargs="+",
             default=[],
-            help="predictions: a directory of .pkl/.csv/.jsonl files, files, model-run ids "
+            help="predictions: a directory of .pkl/.csv/.jsonl files (or of judged CSVs in a/, v/, av/ as VGGSounder "
+            "publishes them), files, model-run ids "
             "(run:ID or ID) or model names of finished runs; several, or comma-separated",
         )
         parser.add_argument(
@@ -49,6 +51,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--confusion", choices=["v1.0", "pre-v1.0"], default="v1.0", help="modality-confusion definition"
         )
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="refuse a predictions file holding a class name outside the taxonomy (default: skip such names "
+            "and report how often each occurred)",
+        )
         parser.add_argument("--no-meta", action="store_true", help="skip the meta-label breakdown")
         parser.add_argument("--no-figures", action="store_true", help="tables and report.json only")
         parser.add_argument("--out", required=True, help="output directory (created if missing)")
@@ -67,6 +75,7 @@ class Command(BaseCommand):
                 figures=not opts["no_figures"],
                 captions=opts["captions"],
                 judge=opts["judge"],
+                strict=opts["strict"],
             )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from None
@@ -81,7 +90,11 @@ class Command(BaseCommand):
             if name in judged:
                 j = judged[name]
                 extra = f"; judged {j['asked']} descriptions, {j['parse_failures']} unparsable answers"
+            if m.get("not_judged"):
+                extra += f"; {m['not_judged']} clips left out (not judged in every input)"
             self.stdout.write(f"model {name}: {m['kind']}, {m['clips']} clips, inputs {'/'.join(m['inputs'])}{extra}")
+            if m.get("unknown_names"):
+                self.stdout.write(self.style.WARNING(f"  {name}: {unknown_names_text(m['unknown_names'])}"))
         with open(f"{opts['out']}/paper.md", encoding="utf-8") as fh:
             self.stdout.write(fh.read())
         n_files = sum(len(v) for v in rep["files"].values()) + 1

@@ -16,12 +16,15 @@ export class HitApi {
     this.batch = batch;
     this.token = null;
     this.assignment = null;
+    this.secret = null;
   }
 
   async request(method, path, body) {
-    const headers = { Accept: "application/json" };
+    // X-HIT-Page: this page's own script is asking (a link from another site cannot add a header)
+    const headers = { Accept: "application/json", "X-HIT-Page": "1" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (this.token) headers["X-HIT-Token"] = this.token;
+    if (this.secret) headers["X-HIT-Secret"] = this.secret;
     let response;
     try {
       response = await fetch(this.base + path, {
@@ -37,8 +40,15 @@ export class HitApi {
     return data;
   }
 
-  session(search) {
-    return this.request("GET", `${this.batch}/session${search || ""}`);
+  // The browser secret binds the assignment to this browser (docs/hit-page.md): issued once by the first session,
+  // kept in storage (and an HttpOnly cookie) and shown on every later session; never sent with saves.
+  async session(search) {
+    const key = `avcrowd.hit.secret.${this.batch}`;
+    this.secret = storageGet(key);
+    let data;
+    try { data = await this.request("GET", `${this.batch}/session${search || ""}`); } finally { this.secret = null; }
+    if (data && data.secret) storageSet(key, data.secret);
+    return data;
   }
 
   saveAnswer(videoId, payload) {

@@ -15,6 +15,7 @@ const el = {
   meta: $("meta-form"), rows: $("label-rows"), search: $("class-search"), results: $("search-results"),
   nav: $("hit-nav"), prev: $("btn-prev"), next: $("btn-next"), review: $("btn-review"), submit: $("btn-submit"),
   hint: $("nav-hint"), play: $("btn-play"), replay: $("btn-replay"),
+  comment: $("comment"), commentBox: $("comment-box"), noProposals: $("no-proposals"),
 };
 const views = ["loading", "error", "instructions", "clip", "review", "done"];
 const mediaTimeoutMs = 1000 * (Number(root.dataset.mediaTimeout) || 20);
@@ -27,7 +28,10 @@ const state = {
   added: {},       // video_id -> [class names added through the search]
   playback: {},    // video_id -> {bins: Set, played, watch}
   queue: null, submitting: false, startedAt: Date.now(),
+  blocked: false,  // the "Before moving on…" banner is up: it follows the clip's problems and goes when they do
+  row: 0,          // the highlighted class row (keys A / V tick it, arrows move it)
 };
+let commentTimer = null;
 
 // ---------------------------------------------------------------- helpers
 function show(view) {
@@ -40,6 +44,7 @@ function show(view) {
 }
 
 function flash(text, kind = "warn") {
+  state.blocked = false;
   el.message.textContent = text;
   el.message.dataset.kind = kind;
   el.message.hidden = !text;
@@ -232,7 +237,9 @@ function renderRows(clip) {
   const added = state.added[clip.video_id] || [];
   const names = [...clip.proposals, ...added.filter((n) => !clip.proposals.includes(n))];
   el.rows.replaceChildren();
-  for (const name of names) {
+  el.noProposals.hidden = names.length > 0;
+  state.row = Math.max(0, Math.min(names.length - 1, state.row));
+  names.forEach((name, index) => {
     const label = labelOf(answer, name);
     const li = document.createElement("li");
     li.className = "label-row";
@@ -262,8 +269,54 @@ function renderRows(clip) {
       li.append(box);
     }
     li.classList.toggle("ticked", label.audible || label.visible);
+    li.classList.toggle("current", index === state.row);
+    li.addEventListener("focusin", () => setRow(index, false));
+    li.addEventListener("pointerdown", () => setRow(index, false));
     el.rows.append(li);
+  });
+}
+
+function rowElements() { return [...el.rows.querySelectorAll("li.label-row")]; }
+
+function setRow(index, focus = true) {
+  const rows = rowElements();
+  if (!rows.length) return;
+  state.row = Math.max(0, Math.min(rows.length - 1, index));
+  rows.forEach((li, i) => {
+    li.classList.toggle("current", i === state.row);
+    if (i === state.row) li.setAttribute("aria-current", "true");
+    else li.removeAttribute("aria-current");
+  });
+  const li = rows[state.row];
+  li.scrollIntoView({ block: "nearest" });
+  if (focus) {
+    const active = document.activeElement;
+    const field = active && active.closest && active.closest(".tick-visible") ? "visible" : "audible";
+    li.querySelector(`.tick-${field} input`).focus({ preventScroll: true });
   }
+}
+
+function toggleRow(field) {
+  const li = rowElements()[state.row];
+  if (!li || state.preview) return;
+  const input = li.querySelector(`.tick-${field} input`);
+  input.checked = !input.checked;
+  input.dispatchEvent(new Event("change", { bubbles: true }));
+}
+
+function renderComment(clip) {
+  const answer = answerOf(clip);
+  el.comment.value = answer.comment || "";
+  el.comment.disabled = state.preview;
+  el.commentBox.open = !!answer.comment;
+}
+
+function onComment() {
+  const clip = currentClip();
+  if (!clip || state.preview) return;
+  answerOf(clip).comment = el.comment.value;
+  clearTimeout(commentTimer);
+  commentTimer = setTimeout(() => save(clip), 500);
 }
 
 function showMediaProblem(text) {
@@ -298,6 +351,7 @@ function renderClip() {
   el.search.disabled = state.preview;
   renderMeta(clip);
   renderRows(clip);
+  renderComment(clip);
   loadVideo(clip);
   renderPlayState(clip);
   renderNav();
@@ -327,6 +381,10 @@ function renderNav() {
     el.next.setAttribute("aria-disabled", String(problems.length > 0));
     el.next.textContent = state.position === n - 1 ? "Review →" : "Next →";
     el.hint.textContent = problems.length ? `To continue: ${problems.join(", ")}.` : "";
+    if (state.blocked) {   // the banner shown by a refused "Next" follows what is still missing
+      if (problems.length) el.message.textContent = `Before moving on: ${problems.join(", ")}.`;
+      else flash("");
+    }
   } else {
     el.hint.textContent = "";
     const ok = state.clips.every((c) => !problemsOf(c).length);
@@ -344,6 +402,8 @@ function leaveClip() {
 
 function goTo(position) {
   leaveClip();
+  if (commentTimer) { clearTimeout(commentTimer); commentTimer = null; save(currentClip()); }
+  state.row = 0;
   state.position = Math.max(0, Math.min(state.clips.length - 1, position));
   flash("");
   show("clip");
@@ -358,6 +418,7 @@ function next() {
   const problems = problemsOf(clip);
   if (problems.length) {
     flash(`Before moving on: ${problems.join(", ")}.`);
+    state.blocked = true;
     return;
   }
   if (state.position >= state.clips.length - 1) openReview();
@@ -376,6 +437,7 @@ function describeTicks(answer, field) {
 
 function openReview() {
   leaveClip();
+  if (commentTimer) { clearTimeout(commentTimer); commentTimer = null; save(currentClip()); }
   flash("");
   show("review");
   const body = $("review-rows");
@@ -535,6 +597,20 @@ function onKey(e) {
     case "/":
       if (state.view === "clip" && !state.preview) { e.preventDefault(); el.search.focus(); }
       break;
+    case "ArrowDown":
+    case "ArrowUp":
+      if (isRadio || state.view !== "clip") return;
+      e.preventDefault();
+      setRow(state.row + (e.key === "ArrowDown" ? 1 : -1));
+      break;
+    case "a":
+    case "A":
+    case "v":
+    case "V":
+      if (state.view !== "clip") return;
+      e.preventDefault();
+      toggleRow(e.key.toLowerCase() === "a" ? "audible" : "visible");
+      break;
     default:
   }
 }
@@ -675,6 +751,7 @@ async function init() {
 }
 
 // ---------------------------------------------------------------- wiring
+el.meta.addEventListener("submit", (e) => e.preventDefault());   // Enter in the meta questions submits nothing
 el.video.addEventListener("timeupdate", trackTime);
 el.video.addEventListener("play", () => { const c = currentClip(); if (c) playbackOf(c).last = el.video.currentTime; renderPlayState(c); });
 el.video.addEventListener("seeking", () => { const c = currentClip(); if (c) playbackOf(c).last = null; });
@@ -705,6 +782,11 @@ el.replay.addEventListener("click", () => {
   const c = currentClip();
   if (c) playbackOf(c).last = 0;
   el.video.play().catch(() => {});
+});
+el.meta.addEventListener("submit", (e) => e.preventDefault());
+el.comment.addEventListener("input", onComment);
+el.comment.addEventListener("blur", () => {
+  if (commentTimer) { clearTimeout(commentTimer); commentTimer = null; save(currentClip()); }
 });
 el.prev.addEventListener("click", prev);
 el.next.addEventListener("click", next);

@@ -1,0 +1,72 @@
+"""REST API of the pipeline steps that take a file or start work, admins only: each runs the command's service
+and answers with the Operation that records it (201), or 400 naming what is wrong (nothing changed). This module:
+the Operation's shape and the clip import; crowd.api_steps (gold, batches) and proposals.api_steps (predictions)
+add theirs."""
+
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.access import AdminOnly
+from catalog.models import Dataset, Operation
+from catalog.services.clips import clips_import_upload_step
+
+
+class StepOperationSerializer(serializers.ModelSerializer):
+    dataset = serializers.CharField(source="dataset.name", default=None)
+    kind = serializers.CharField(help_text="import, publish, sync, release, proposals")
+    status = serializers.CharField(help_text="running, done or failed")
+    url = serializers.SerializerMethodField(help_text="the page of the result (the dataset, the release, ...)")
+    page = serializers.SerializerMethodField(help_text="the Operation's own page")
+
+    class Meta:
+        model = Operation
+        fields = ["id", "kind", "dataset", "status", "message", "summary", "url", "page", "started_at", "finished_at"]
+
+    def get_url(self, op) -> str | None:
+        return (op.summary or {}).get("url")
+
+    def get_page(self, op) -> str:
+        return f"/ops/operations/{op.pk}/"
+
+
+def dataset_or_404(name: str) -> Dataset:
+    return get_object_or_404(Dataset, name=name)
+
+
+def operation_response(op: Operation) -> Response:
+    return Response(StepOperationSerializer(op).data, status=status.HTTP_201_CREATED)
+
+
+class ClipImportSerializer(serializers.Serializer):
+    media = serializers.ListField(
+        child=serializers.FileField(), required=False, help_text="video files named <video id>.<mp4|webm|...>"
+    )
+    csv = serializers.FileField(
+        required=False, help_text="video_id,url[,original_label]: http(s)/s3 URLs or names of the uploaded files"
+    )
+
+
+class ClipImport(APIView):
+    """Import clips into a dataset (created if absent): uploaded media and/or a CSV of URLs. All or nothing."""
+
+    permission_classes = [AdminOnly]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=ClipImportSerializer, responses={201: StepOperationSerializer})
+    def post(self, request, name):
+        ser = ClipImportSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        op = clips_import_upload_step(
+            name, request.FILES.getlist("media"), ser.validated_data.get("csv"), user=request.user
+        )
+        return operation_response(op)
+
+
+urlpatterns = [
+    path("datasets/<str:name>/clips/import/", ClipImport.as_view(), name="step-clips"),
+]

@@ -1,0 +1,42 @@
+"""REST API: import a model's predictions from an uploaded file (admins only), answered with its Operation."""
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.views import APIView
+
+from catalog.access import AdminOnly
+from catalog.api_steps import StepOperationSerializer, dataset_or_404, operation_response
+from proposals.services import run_import_upload
+
+
+class PredictionsImportSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="VGGSounder pickle (.pkl), CSV video_id,input,label, JSONL label list or .npz artifact"
+    )
+    name = serializers.CharField(required=False, allow_blank=True, help_text="model name (default: the file stem)")
+    allow_unknown_clips = serializers.BooleanField(default=False, help_text="skip clips not in the dataset")
+
+
+class PredictionsImport(APIView):
+    """Import predictions of a model run elsewhere (re-importing a name replaces its run)."""
+
+    permission_classes = [AdminOnly]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=PredictionsImportSerializer, responses={201: StepOperationSerializer})
+    def post(self, request, name):
+        dataset = dataset_or_404(name)
+        ser = PredictionsImportSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        op = run_import_upload(
+            dataset, d.get("name", ""), d["file"], user=request.user, allow_unknown_clips=d["allow_unknown_clips"]
+        )
+        return operation_response(op)
+
+
+urlpatterns = [
+    path("datasets/<str:name>/predictions/import/", PredictionsImport.as_view(), name="step-predictions"),
+]
