@@ -142,9 +142,8 @@ def _counts(pred: dict, gold: dict, clips: list, bits=(MOD_A, MOD_V)):
     return classes, tp, fp, fn
 
 
-def _micro_macro(tp, fp, fn):
-    """(micro, macro) for count matrices [..., clips, classes] summed over clips (axis -2)."""
-    t, f, n = tp.sum(axis=-2), fp.sum(axis=-2), fn.sum(axis=-2)
+def _micro_macro(t, f, n):
+    """(micro, macro) from per-class counts [..., classes] (summed over clips)."""
     micro = _f1(t.sum(axis=-1), f.sum(axis=-1), n.sum(axis=-1))
     per_class = _f1(t, f, n)
     with np.errstate(all="ignore"):
@@ -180,12 +179,11 @@ def score_predictions(
 
     def block(bits):
         classes, tp, fp, fn = _counts(pred, gold, clips, bits)
-        micro, macro = _micro_macro(tp, fp, fn)
+        micro, macro = _micro_macro(tp.sum(axis=0), fp.sum(axis=0), fn.sum(axis=0))
         entry = {"micro_f1": round(float(micro), 4), "macro_f1": round(float(macro), 4)}
         if weights is not None and len(classes):
-            b_micro, b_macro = _micro_macro(
-                weights[:, :, None] * tp[None], weights[:, :, None] * fp[None], weights[:, :, None] * fn[None]
-            )
+            # a bootstrap draw counts each clip as often as it was drawn: per-class sums are weights @ counts
+            b_micro, b_macro = _micro_macro(weights @ tp, weights @ fp, weights @ fn)
             entry["micro_f1_ci95"] = _interval(b_micro, float(micro))
             entry["macro_f1_ci95"] = _interval(b_macro, float(macro))
         return entry, classes, tp, fp, fn
