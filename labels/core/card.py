@@ -23,7 +23,7 @@ import numpy as np
 from catalog.core.vocabulary import META_LABELS
 from labels.core.merge import EM_METHODS, METHODS, merge
 from labels.core.quality import catch_counts, worker_quality_from_gold
-from labels.core.votes import MOD_A, MOD_V, Votes, _as_code, select_annotations
+from labels.core.votes import MOD_A, MOD_V, Votes, _as_code, duplicate_votes, select_annotations
 
 WORKER_QUALITY_DEFINITION = (
     "mean catch-trial F1 of the annotator's approved assignments in this dataset (F1 pooled over each assignment's "
@@ -62,16 +62,38 @@ def leave_out_predictions(
     em_folds: int | None = 10,
     em_sample: int | None = None,
     seed: int = 0,
+    cap_votes="auto",
 ) -> dict:
     """Merge every gold clip with >= k usable annotations without its own gold (see the module doc). Returns
-    {"labels": {clip: {class: code}}, "meta": {clip: [bool]*3}, "clips": [...], "folds": n, "skipped": n}."""
+    {"labels": {clip: {class: code}}, "meta": {clip: [bool]*3}, "clips": [...], "folds": n, "skipped": n,
+    "votes_per_gold_clip": cap}.
+
+    cap_votes: a gold clip is a catch trial in many batches, so it has far more annotations than a regular clip;
+    merged from all of them it would look better than the release's clips are. "auto" (default): merge each held-out
+    gold clip from its first n annotations (one per annotator, submission order), n = the median number of
+    annotations of the non-gold clips (at least k); None: all of them; an int: that many."""
     params = {key: v for key, v in (params or {}).items() if key not in ("k", "worker_quality", "clamp_clips")}
     quality_votes = votes
-    eval_votes = select_annotations(votes, ~np.asarray(exclude_ann, bool)) if exclude_ann is not None else votes
+    keep = ~duplicate_votes(votes)
+    if exclude_ann is not None:
+        keep &= ~np.asarray(exclude_ann, bool)
+    eval_votes = select_annotations(votes, keep) if not keep.all() else votes
     n_ann = np.bincount(eval_votes.ann_clip, minlength=votes.n_clips)
+    is_gold_clip = np.zeros(votes.n_clips, dtype=bool)
+    is_gold_clip[list(gold)] = True
+    cap = cap_votes
+    if cap == "auto":
+        regular = n_ann[(n_ann > 0) & ~is_gold_clip]
+        cap = max(int(np.median(regular)), int(k)) if len(regular) else None
     scored_gold = sorted(gold)
     clips = [c for c in scored_gold if n_ann[c] >= k]
-    out = {"labels": {}, "meta": {}, "clips": clips, "skipped": len(scored_gold) - len(clips)}
+    out = {
+        "labels": {},
+        "meta": {},
+        "clips": clips,
+        "skipped": len(scored_gold) - len(clips),
+        "votes_per_gold_clip": cap,
+    }
     if not clips:
         out["folds"] = 0
         return out
@@ -87,7 +109,14 @@ def leave_out_predictions(
         fold_list = _folds(clips, em_folds, seed)
         for fold in fold_list:
             held = set(fold)
-            res = merge(fit_votes, method, gold=gold, k=k, clamp_clips=[c for c in gold if c not in held], **params)
+            res = merge(
+                _capped(fit_votes, fold, cap),
+                method,
+                gold=gold,
+                k=k,
+                clamp_clips=[c for c in gold if c not in held],
+                **params,
+            )
             _collect(res, fold, out)
     else:
         gold_mask = np.zeros(votes.n_clips, dtype=bool)
@@ -96,7 +125,7 @@ def leave_out_predictions(
         counts = catch_counts(quality_votes, gold, catch_clips)
         on_eval = np.zeros(votes.n_clips, dtype=bool)
         on_eval[clips] = True
-        eval_gold_votes = eval_votes.subset(on_eval)
+        eval_gold_votes = _capped(eval_votes.subset(on_eval), clips, cap)
         fold_list = _folds(clips, folds, seed)
         for fold in fold_list:
             q = worker_quality(quality_votes, gold, catch_clips, exclude_clips=fold, counts=counts)
@@ -106,6 +135,21 @@ def leave_out_predictions(
             _collect(res, fold, out)
     out["folds"] = len(fold_list)
     return out
+
+
+def _capped(votes: Votes, clips, cap) -> Votes:
+    """Votes where each of `clips` keeps only its first `cap` annotations (load order); None: unchanged."""
+    if cap is None:
+        return votes
+    on = np.zeros(votes.n_clips, dtype=bool)
+    on[list(clips)] = True
+    n = len(votes.ann_clip)
+    order = np.lexsort((np.arange(n), votes.ann_clip))
+    sorted_clip = votes.ann_clip[order]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.searchsorted(sorted_clip, sorted_clip, side="left")
+    drop = on[votes.ann_clip] & (rank >= cap)
+    return select_annotations(votes, ~drop) if drop.any() else votes
 
 
 def _collect(res, fold, out):
@@ -287,9 +331,15 @@ def quality_card(
                 f"leave-fold-out: {lo['folds']} folds of gold clips, refitted per fold, the held-out fold not clamped"
                 if em and lo["folds"] != len(lo["clips"])
                 else "leave-one-out: each gold clip merged without its own gold labels"
+            )
+            + (
+                f"; each gold clip from its first {lo['votes_per_gold_clip']} annotations, as a regular clip has"
+                if lo["votes_per_gold_clip"]
+                else ""
             ),
             "folds": lo["folds"],
             "gold_clips_skipped": lo["skipped"],
+            "votes_per_gold_clip": lo["votes_per_gold_clip"],
             "worker_quality": WORKER_QUALITY_DEFINITION,
         }
     )
