@@ -36,7 +36,7 @@ def main():
     ap.add_argument("--gold", type=int, default=417)
     ap.add_argument("--others", type=int, default=3753)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--method", default="shrunk_ds")
+    ap.add_argument("--method", default="modality_ds")
     ap.add_argument("--max-errors", type=float, nargs="+", default=[0.3, 0.6, 1.0])
     args = ap.parse_args()
     table: dict = {}

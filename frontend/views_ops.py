@@ -91,7 +91,11 @@ def clips(request, name):
     except ValueError as exc:
         raise Http404(str(exc))
     page = _page(request, found)
-    rows = [[(c.video_id, reverse("clip_pages:dataset-clip", args=[ds.name, c.video_id])), (c.n, None)] for c in page]
+    counts = ops.accepted_counts(ds, [c.pk for c in page])
+    rows = [
+        [(c.video_id, reverse("clip_pages:dataset-clip", args=[ds.name, c.video_id])), (counts.get(c.pk, 0), None)]
+        for c in page
+    ]
     k = max(1, ds.annotations_per_clip)
     buckets = [(str(i), str(i)) for i in range(k)] + [(f"{k}+", f"{k} or more")]
     return _table(

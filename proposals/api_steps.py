@@ -24,6 +24,10 @@ class PredictionsImportSerializer(serializers.Serializer):
         help_text="for an LLM-judged CSV as VGGSounder publishes them (video_id,suggestions,response; one file per "
         "input): the input it holds, as its folder csv/a/, csv/v/ or csv/av/",
     )
+    strict = serializers.BooleanField(
+        default=False,
+        help_text="refuse a file holding a class name outside the taxonomy (default: skip such names and count them)",
+    )
 
 
 class PredictionsImport(APIView):
@@ -46,6 +50,7 @@ class PredictionsImport(APIView):
             user=request.user,
             allow_unknown_clips=d["allow_unknown_clips"],
             input=d.get("input", ""),
+            strict=d["strict"],
         )
         return operation_started(op)
 

@@ -119,10 +119,19 @@ def predictions_import_task(self, operation_id: int, **kwargs) -> str:
     return run_import_staged(operation_id, **kwargs).status
 
 
-def run_import_start(dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False, input: str = ""):
+def run_import_start(
+    dataset,
+    name: str,
+    upload,
+    *,
+    user=None,
+    allow_unknown_clips: bool = False,
+    strict: bool = False,
+    input: str = "",
+):
     """The predictions import of a page or the API: checked and saved now, read in the background (a Celery task,
     or without a broker a background thread); returns the Operation to follow."""
     op, kwargs = run_import_request(
-        dataset, name, upload, user=user, allow_unknown_clips=allow_unknown_clips, input=input
+        dataset, name, upload, user=user, allow_unknown_clips=allow_unknown_clips, strict=strict, input=input
     )
     return operation_queue(op, predictions_import_task, kwargs=kwargs, queue="default", background=True)

@@ -21,7 +21,7 @@ from catalog.services.operations import operation_finish
 from crowd.models import Assignment, ClipAnswer, ExpertAnnotation
 from crowd.services.batches import batches_create
 from labels.core.agreement import agreement
-from labels.core.merge import METHODS, merge
+from labels.core.merge import EM_METHODS, METHODS, merge
 from labels.core.votes import MODALITY_NAMES
 from labels.models import (
     ORIGIN_SEPARATOR,
@@ -150,7 +150,7 @@ def release_create(
     merge_params = {key: v for key, v in params.items() if key in ("k", "n_iter", "tol", "floor")}
     apply_worker_quality(loaded)  # one annotator-quality definition for releases and their quality cards
     t0 = time.perf_counter()
-    result = merge(votes, method, gold=loaded.gold if method in ("dawid_skene", "shrunk_ds") else None, **merge_params)
+    result = merge(votes, method, gold=loaded.gold if method in EM_METHODS else None, **merge_params)
     timings["merge"] = time.perf_counter() - t0
     step("merging")
     t0 = time.perf_counter()

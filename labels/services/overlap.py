@@ -15,11 +15,12 @@ from catalog.models import Dataset
 from crowd.models import Assignment, Batch, BatchItem
 from crowd.services.batches import batches_create
 from crowd.services.costs import cost_per_assignment, reward_for_batch
+from labels.core.merge import EM_METHODS
 from labels.core.overlap import plan_overlap
 from labels.services.load import votes_load
 from labels.services.quality import apply_worker_quality
 
-EM_ONLY = ("dawid_skene", "shrunk_ds")
+EM_ONLY = EM_METHODS
 
 
 @dataclass
@@ -64,7 +65,7 @@ def overlap_report(
     min_votes: int = 2,
     max_votes: int = 5,
     max_expected_errors: float = 1.5,
-    method: str = "shrunk_ds",
+    method: str = "modality_ds",
     backend: str = "mturk",
 ) -> OverlapReport:
     """Plan the next votes of `dataset` (reads only). A clip waits when it needs a vote and no vote is on its way

@@ -23,7 +23,7 @@ class Command(BaseCommand):
             default=1.5,
             help="a clip is done when its expected number of wrong (class, audible|visible) atoms is at most this",
         )
-        parser.add_argument("--method", default="shrunk_ds", choices=EM_ONLY)
+        parser.add_argument("--method", default="modality_ds", choices=EM_ONLY)
         parser.add_argument("--backend", default="mturk", choices=("mturk", "prolific"), help="for the cost estimate")
         parser.add_argument("--queue", action="store_true", help="create the batches for the waiting clips")
         parser.add_argument("--show", type=int, default=20, help="waiting clips listed (worst first)")
