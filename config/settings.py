@@ -111,9 +111,6 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # --- media: local disk by default, S3 (django-storages) when a bucket is named -------------------
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
-# uploads a page or the API hands to background work (clip, gold, prediction and label-set imports) wait here
-# until their task ends; with Celery workers on other machines, a folder they share
-UPLOAD_STAGING_DIR = Path(os.environ.get("UPLOAD_STAGING_DIR", VAR_DIR / "uploads"))
 AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
 # The address the servers reach the store at, the address browsers reach it at (presigned URLs are signed for
 # it), the region, and the media store's own keys (so that MTurk keeps the standard AWS credential chain).

@@ -5,6 +5,7 @@ server path. LLM-judged prediction CSVs (VGGSounder's published layout) are impo
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from catalog.models import Clip, Dataset, Operation
 from catalog.services import clips as clip_services
 from catalog.services.operations import operation_queue
+from catalog.services.uploads import STAGING_PREFIX
 from catalog.services.users import user_create
 from crowd.services.steps import gold_import_request
 from crowd.tasks import gold_import_task
@@ -20,13 +22,14 @@ from proposals.selectors import run_label_sets
 
 
 def staged_folders(settings):
-    root = settings.UPLOAD_STAGING_DIR
+    """The uploads waiting in the media storage for their import (a local storage in the tests)."""
+    root = Path(settings.MEDIA_ROOT) / STAGING_PREFIX
     return sorted(p.name for p in root.iterdir()) if root.exists() else []
 
 
 @pytest.fixture
 def staging(settings, tmp_path):
-    settings.UPLOAD_STAGING_DIR = tmp_path / "staged-uploads"
+    settings.MEDIA_ROOT = tmp_path / "media"
     return settings
 
 
@@ -90,7 +93,7 @@ def test_a_refused_clip_import_fails_its_operation_naming_the_upload_and_leaves_
     assert resp.status_code == 202
     done = wait_for(client, resp.json()["status_url"], lambda b: b["status"] != "running")
     assert done["status"] == "failed" and "batch.csv:3: field 'video_id' is 'bad id!'" in done["message"]
-    assert str(staging.UPLOAD_STAGING_DIR) not in done["message"] and "/tmp" not in done["message"]
+    assert str(staging.MEDIA_ROOT) not in done["message"] and "/tmp" not in done["message"]
     assert not Clip.objects.exists() and not Dataset.objects.filter(name="bg-bad").exists()
     assert staged_folders(staging) == []
     page = client.get(resp.json()["page"]).content.decode()
@@ -160,7 +163,7 @@ def test_a_judged_vggsounder_csv_is_imported_with_its_input(
     failed = post({"file": SimpleUploadedFile("predictions-gemini-1.5-pro.csv", other), "input": "a"})
     failed = client.get(failed.json()["status_url"]).json()
     assert failed["status"] == "failed" and "predictions-gemini-1.5-pro.csv" in failed["message"]
-    assert "not in dataset judged" in failed["message"] and str(staging.UPLOAD_STAGING_DIR) not in failed["message"]
+    assert "not in dataset judged" in failed["message"] and str(staging.MEDIA_ROOT) not in failed["message"]
     run.refresh_from_db()
     assert run.modalities == ["v"] and run.n_clips == 3
 
@@ -185,7 +188,7 @@ def test_a_real_worker_imports_gold_and_reports_on_the_operation(celery_worker_p
     assert op.message.startswith("imported 3 gold label rows into dataset worker-gold")
     assert op.done == op.total == 1 and op.summary["upload"] == "lab_gold.csv" and op.heartbeat_at
     assert Clip.objects.filter(dataset=ds, is_gold=True).count() == 3
-    assert not (settings.UPLOAD_STAGING_DIR / kwargs["staged"]).exists()  # the worker removed the upload
+    assert not (Path(settings.MEDIA_ROOT) / STAGING_PREFIX / kwargs["staged"]).exists()  # the worker removed it
 
 
 @pytest.mark.django_db
@@ -242,3 +245,49 @@ def test_an_unexpected_error_is_shown_without_the_server_path(
     op = client.get(resp.json()["status_url"]).json()
     assert op["status"] == "failed" and op["message"] == "OSError: [Errno 5] Input/output error: 'm.csv'"
     assert staged_folders(staging) == [] and not ModelRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_uploads_wait_in_the_s3_media_storage_so_a_worker_elsewhere_reads_them(
+    client, make_crowd_dataset, taxonomy, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setattr("catalog.services.operations.BACKGROUND_THREAD", False)
+    settings.AWS_S3_ACCESS_KEY_ID, settings.AWS_S3_SECRET_ACCESS_KEY = "k", "s"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "catalog.storage.MediaStorage",
+            "OPTIONS": {"bucket_name": "avcrowd-media", "region_name": "us-east-1", "endpoint_url": None},
+        },
+    }
+    client.force_login(user_create("boss", "admin")["user"])
+    ds = make_crowd_dataset("s3gold", 1, 0)
+    Clip.objects.create(dataset=ds, video_id="g000", media_url="https://cdn.example.org/g0.mp4")
+    csv = f"id,label,original,modality\ng000,{taxonomy[100]},True,AV\n".encode()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="avcrowd-media")
+        seen = []
+
+        def keys():
+            return [o["Key"] for o in s3.list_objects_v2(Bucket="avcrowd-media").get("Contents", [])]
+
+        from crowd.services import steps
+
+        real_import = steps.gold_import_csv
+
+        def looking(dataset, path):
+            seen.extend(keys())
+            return real_import(dataset, path)
+
+        monkeypatch.setattr(steps, "gold_import_csv", looking)
+        with django_capture_on_commit_callbacks(execute=True):
+            resp = client.post(f"/api/datasets/{ds.name}/gold/import/", {"file": SimpleUploadedFile("gold.csv", csv)})
+        op = client.get(resp.json()["status_url"]).json()
+        assert op["status"] == "done" and op["message"].startswith("imported 1 gold label rows"), op
+        assert len(seen) == 1 and seen[0].startswith("uploads-staged/") and seen[0].endswith("/gold.csv")
+        assert keys() == []  # removed once imported
+    assert Clip.objects.get(dataset=ds, video_id="g000").is_gold

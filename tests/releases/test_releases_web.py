@@ -103,7 +103,7 @@ def test_only_staff_create_and_import(release, researcher, staff):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_label_set_is_imported_in_the_background_on_request(taxonomy, settings, tmp_path):
-    settings.UPLOAD_STAGING_DIR = tmp_path / "staged"
+    settings.MEDIA_ROOT = tmp_path / "media"
     Dataset.objects.create(name="bgrel")
     staff = APIClient()
     staff.force_authenticate(user_create("boss", "admin")["user"])
@@ -120,7 +120,7 @@ def test_a_label_set_is_imported_in_the_background_on_request(taxonomy, settings
     release = Release.objects.get(dataset__name="bgrel", name="pub")
     assert op["status"] == "done" and op["summary"]["release"] == release.pk and op["done"] == op["total"] == 3
     assert op["message"] == "imported 3 labels of 2 clips as bgrel/pub" and release.source_counts["rows"] == 3
-    assert list(settings.UPLOAD_STAGING_DIR.iterdir()) == []
+    assert list((tmp_path / "media" / "uploads-staged").iterdir()) == []  # the upload removed once imported
 
 
 def test_release_pages_show_stats_clips_diff_and_download(release, client, tmp_path):
