@@ -291,3 +291,32 @@ def test_uploads_wait_in_the_s3_media_storage_so_a_worker_elsewhere_reads_them(
         assert len(seen) == 1 and seen[0].startswith("uploads-staged/") and seen[0].endswith("/gold.csv")
         assert keys() == []  # removed once imported
     assert Clip.objects.get(dataset=ds, video_id="g000").is_gold
+
+
+@pytest.mark.django_db
+def test_an_import_no_worker_picked_up_is_retried_with_its_upload(
+    make_crowd_dataset, taxonomy, staging, monkeypatch, django_capture_on_commit_callbacks
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from catalog.services.operations import operation_retry, operations_fail_stale
+
+    ds = make_crowd_dataset("stale", 1, 0)
+    Clip.objects.create(dataset=ds, video_id="g000", media_url="https://cdn.example.org/g0.mp4")
+    upload = SimpleUploadedFile("gold.csv", f"id,label,original,modality\ng000,{taxonomy[100]},True,AV\n".encode())
+    op, kwargs = gold_import_request(ds, upload)
+    operation_queue(op, gold_import_task, kwargs=kwargs, queue="default", background=True)  # never sent: no commit
+    later = timezone.now() + dt.timedelta(seconds=staging.OPERATION_QUEUED_SECONDS + 1)
+    assert operations_fail_stale(now=later) == 1
+    op.refresh_from_db()
+    assert op.status == "failed" and op.message.startswith("Never started") and op.can_retry
+    assert len(staged_folders(staging)) == 1  # the upload waits for the retry
+
+    monkeypatch.setattr("catalog.services.operations.BACKGROUND_THREAD", False)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = operation_retry(op)
+    again.refresh_from_db()
+    assert again.status == "done" and again.message.startswith("imported 1 gold label rows"), again.message
+    assert again.summary["upload"] == "gold.csv" and not again.can_retry and staged_folders(staging) == []
