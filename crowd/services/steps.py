@@ -10,7 +10,8 @@ from django.urls import reverse
 from catalog.models import Operation
 from catalog.services.operations import operation_run
 from catalog.services.uploads import upload_as_file
-from crowd.services.batches import batches_create, batches_gold_check, batches_rebuild_without_catch_trials
+from crowd.selectors.batches import batches_gold_check
+from crowd.services.batches import batches_create, batches_rebuild_without_catch_trials
 from crowd.services.gold import gold_import_csv
 from crowd.services.rescore import catch_trials_rescore
 
