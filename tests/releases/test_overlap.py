@@ -105,3 +105,15 @@ def test_overlap_page_shows_waiting_clips_and_cost_and_queues_them(waiting, clie
     # a bad setting goes back with the reason and queues nothing
     r = client.post(f"/ops/{ds.name}/overlap/", {"min_votes": "0"}, follow=True)
     assert "min_votes" in r.content.decode() and Batch.objects.count() == n + 2
+
+
+def test_a_dataset_nobody_has_annotated_yet_waits_for_min_votes_everywhere(taxonomy):
+    from catalog.models import Dataset
+
+    ds = Dataset.objects.create(name="fresh", batch_size=4, gold_per_batch=1)
+    for i in range(5):
+        Clip.objects.create(dataset=ds, video_id=f"n{i}")
+    out = io.StringIO()
+    call_command("plan_overlap", "--dataset", "fresh", stdout=out)
+    # 5 clips x 2 votes; batches of 3 regular clips -> 2 batches x 2 assignments
+    assert "fresh: 5 clips; 0 done, 0 already queued, 5 waiting for 10 votes = 4 assignments" in out.getvalue()
