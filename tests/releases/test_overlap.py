@@ -62,6 +62,9 @@ def test_command_lists_the_waiting_clips_with_their_cost_and_queues_just_the_vot
     lines = {line.split()[0]: line for line in text.splitlines()[1:]}
     assert set(lines) == {"a_clip", "b_clip", "d_clip"} and lines["d_clip"].endswith("+2")
     assert "about $" in text
+    # at most: a_clip 4 -> 5, b_clip 3 -> 5, d_clip 0 -> 5: rounds of 3, 2, 1, 1, 1 clips, each round one batch
+    # (18 clips fit in a batch of 20 with 2 gold) = 5 assignments
+    assert "finishing costs at most 5 assignments" in text
     before = set(Batch.objects.values_list("pk", flat=True))
     call_command("plan_overlap", "--dataset", ds.name, "--max-errors", "0", "--queue", stdout=out)
     new = Batch.objects.exclude(pk__in=before)
