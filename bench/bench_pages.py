@@ -4,7 +4,7 @@
 
 Re-uses the database that bench/bench_releases.py --phase setup made (dataset "bench", --scale 1 or 10: 15,446
 or 154,460 clips with 3 approved answers each), adds one HIT per batch and an admin account (once), then fetches
-each page 3 times through Django's test client (the whole request: middleware, queries, template) and prints
+each page 3 times through Django's test client (settings_test: static files without a manifest) (the whole request: middleware, queries, template) and prints
 min / median seconds, the number of SQL queries and the response size.
 """
 
@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--db", required=True)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    os.environ.update({"DATABASE_URL": args.db, "DJANGO_SETTINGS_MODULE": "config.settings", "AVCROWD_DEV": "1",
+    os.environ.update({"DATABASE_URL": args.db, "DJANGO_SETTINGS_MODULE": "config.settings_test", "AVCROWD_DEV": "1",
                        "LOG_LEVEL": "WARNING"})
     import django  # noqa: PLC0415
 

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from catalog.access import AdminOnly
 from catalog.models import Dataset, Operation
-from catalog.services.clips import clips_import_upload_step
+from catalog.services.clips import clips_import_folder_step, clips_import_upload_step
 
 
 class StepOperationSerializer(serializers.ModelSerializer):
@@ -49,6 +49,10 @@ class ClipImportSerializer(serializers.Serializer):
     csv = serializers.FileField(
         required=False, help_text="video_id,url[,original_label]: http(s)/s3 URLs or names of the uploaded files"
     )
+    folder = serializers.CharField(
+        required=False, help_text="instead of uploads: a server folder inside MEDIA_IMPORT_ROOTS (files used in place)"
+    )
+    copy = serializers.BooleanField(default=False, help_text="with folder: copy the files into the media storage")
 
 
 class ClipImport(APIView):
@@ -61,9 +65,11 @@ class ClipImport(APIView):
     def post(self, request, name):
         ser = ClipImportSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        op = clips_import_upload_step(
-            name, request.FILES.getlist("media"), ser.validated_data.get("csv"), user=request.user
-        )
+        d = ser.validated_data
+        if d.get("folder"):
+            op = clips_import_folder_step(name, d["folder"], copy_media=d["copy"], user=request.user)
+        else:
+            op = clips_import_upload_step(name, request.FILES.getlist("media"), d.get("csv"), user=request.user)
         return operation_response(op)
 
 

@@ -90,12 +90,14 @@ def compute(request, name):
             f"choose at least one input to score; allowed: {', '.join(MODALITIES)}", field="modalities"
         )
     ckpt = checkpoint_get(request.POST.get("checkpoint", ""))
-    run = run_start(ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")))
+    run = run_start(
+        ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")), background=True
+    )
     run.refresh_from_db()
     messages.success(
         request,
         f"{ckpt.name} on {ds.name}: {run.status}, {run.n_done}/{run.n_clips} clips"
-        + (" (the GPU workers take it from here)" if run.status == ModelRun.RUNNING else ""),
+        + (" (computing in the background: this page shows its progress)" if run.status == ModelRun.RUNNING else ""),
     )
     return redirect(_dataset_section(request, ds.name))
 

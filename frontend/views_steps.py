@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from catalog.access import admin_page
 from catalog.models import Dataset
-from catalog.services.clips import clips_import_upload_step
+from catalog.services.clips import clips_import_folder_step, clips_import_upload_step, import_roots
 from crowd.selectors.steps import dataset_steps
 from crowd.services.steps import batches_create_step, batches_rebuild_step, gold_import_upload
 from labels.services.imports import release_import_upload
@@ -31,7 +31,9 @@ def _done(request, op):
 @admin_page
 def steps(request, name):
     ds = get_object_or_404(Dataset, name=name)
-    return render(request, "frontend/ops/steps.html", {"dataset": ds, "s": dataset_steps(ds)})
+    return render(
+        request, "frontend/ops/steps.html", {"dataset": ds, "s": dataset_steps(ds), "import_roots": import_roots()}
+    )
 
 
 def _dataset(name):
@@ -42,9 +44,15 @@ def _dataset(name):
 @require_POST
 @back_on_error(_back)
 def step_clips(request, name):
-    op = clips_import_upload_step(
-        _dataset(name).name, request.FILES.getlist("media"), request.FILES.get("csv"), user=request.user
-    )
+    ds = _dataset(name)
+    if request.POST.get("folder", "").strip():
+        op = clips_import_folder_step(
+            ds.name, request.POST["folder"], copy_media=request.POST.get("copy") == "on", user=request.user
+        )
+    else:
+        op = clips_import_upload_step(
+            ds.name, request.FILES.getlist("media"), request.FILES.get("csv"), user=request.user
+        )
     return _done(request, op)
 
 

@@ -17,6 +17,10 @@ class PredictionsImportSerializer(serializers.Serializer):
     )
     name = serializers.CharField(required=False, allow_blank=True, help_text="model name (default: the file stem)")
     allow_unknown_clips = serializers.BooleanField(default=False, help_text="skip clips not in the dataset")
+    strict = serializers.BooleanField(
+        default=False,
+        help_text="refuse a file holding a class name outside the taxonomy (default: skip such names and count them)",
+    )
 
 
 class PredictionsImport(APIView):
@@ -32,7 +36,12 @@ class PredictionsImport(APIView):
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
         op = run_import_upload(
-            dataset, d.get("name", ""), d["file"], user=request.user, allow_unknown_clips=d["allow_unknown_clips"]
+            dataset,
+            d.get("name", ""),
+            d["file"],
+            user=request.user,
+            allow_unknown_clips=d["allow_unknown_clips"],
+            strict=d["strict"],
         )
         return operation_response(op)
 

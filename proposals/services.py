@@ -20,6 +20,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from benchmark.predictions import unknown_names_text
 from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
@@ -95,13 +96,49 @@ CLASSES_FROM = "the taxonomy (python manage.py load_taxonomy; VGGSounder's class
 
 
 def run_import(
-    dataset: Dataset, name: str, path, *, allow_unknown_clips: bool = False, strict: bool = False
+    dataset: Dataset,
+    name: str,
+    path,
+    *,
+    allow_unknown_clips: bool = False,
+    strict: bool = False,
+    prepared: tuple | None = None,
 ) -> ModelRun:
     """Import a prediction file (VGGSounder pickle, CSV/JSONL label list, .npz) or the LLM-judged CSVs of one
     model (``path`` a list: one per input, in folders a/, v/, av/) as the run (``name``, dataset); an existing run
     of that name is replaced. Validates everything first; a refused import changes nothing. Class names outside
     the taxonomy are skipped and listed in the run's ``errors`` with their counts, or refused with ``strict``. The
-    name is kept as given (gemini-1.5-flash): letters, digits, '.', '-', '_'."""
+    name is kept as given (gemini-1.5-flash): letters, digits, '.', '-', '_'. ``prepared``: what
+    :func:`run_import_prepare` returned for the same arguments (files checked before any is imported)."""
+    arrays, unknown = prepared or run_import_prepare(
+        dataset, name, path, allow_unknown_clips=allow_unknown_clips, strict=strict
+    )
+    with transaction.atomic():
+        run = ModelRun.objects.filter(dataset=dataset, external_name=name).first()
+        if run is None:
+            run = ModelRun(dataset=dataset, external_name=name)
+        elif run.artifact:
+            run.artifact.delete(save=False)
+        run.kind = arrays.kind
+        run.modalities = arrays.modalities
+        run.status = ModelRun.DONE
+        run.n_clips = run.n_done = len(arrays.video_ids)
+        run.errors = [
+            {"class_name": n, "count": c, "error": "unknown class name, skipped"}
+            for n, c in sorted(arrays.unknown_names.items(), key=lambda kv: (-kv[1], kv[0]))[:1000]
+        ] + [{"video_id": v, "error": "not in dataset, skipped"} for v in unknown[:1000]]
+        run.started_at = run.finished_at = timezone.now()
+        run.clips_per_s = None
+        run.artifact.save(f"{dataset.name}-{name}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
+        run.save()
+    return run
+
+
+def run_import_prepare(
+    dataset: Dataset, name: str, path, *, allow_unknown_clips: bool = False, strict: bool = False
+) -> tuple[PredictionArrays, list[str]]:
+    """Read and check what :func:`run_import` would import (nothing is written): ``(arrays, clip ids not in the
+    dataset and skipped)``; bad input raises :class:`ProposalsError`."""
     if not re.fullmatch(MODEL_NAME_RE, name or ""):
         raise ProposalsError(
             f"model name {name!r} is not allowed: 1-100 characters, letters, digits, '.', '-' and '_', starting "
@@ -136,25 +173,7 @@ def run_import(
     if not arrays.video_ids:
         raise ProposalsError(f"{path}: no predictions for clips of dataset {dataset.name}")
     arrays.class_names = list(names)
-    with transaction.atomic():
-        run = ModelRun.objects.filter(dataset=dataset, external_name=name).first()
-        if run is None:
-            run = ModelRun(dataset=dataset, external_name=name)
-        elif run.artifact:
-            run.artifact.delete(save=False)
-        run.kind = arrays.kind
-        run.modalities = arrays.modalities
-        run.status = ModelRun.DONE
-        run.n_clips = run.n_done = len(arrays.video_ids)
-        run.errors = [
-            {"class_name": n, "count": c, "error": "unknown class name, skipped"}
-            for n, c in sorted(arrays.unknown_names.items(), key=lambda kv: (-kv[1], kv[0]))[:1000]
-        ] + [{"video_id": v, "error": "not in dataset, skipped"} for v in unknown[:1000]]
-        run.started_at = run.finished_at = timezone.now()
-        run.clips_per_s = None
-        run.artifact.save(f"{dataset.name}-{name}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
-        run.save()
-    return run
+    return arrays, unknown
 
 
 # ------------------------------------------------------------------------------------------------
@@ -535,15 +554,22 @@ def proposal_set_tune(pset: ProposalSet, target) -> ProposalSet:
     return pset
 
 
-def run_import_upload(dataset: Dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False):
+def run_import_upload(
+    dataset: Dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False, strict: bool = False
+):
     """`import_predictions` for an uploaded prediction file (pickle, CSV, JSONL or .npz; the file name's extension
-    says which), recorded as an Operation. The model name defaults to the file name without its extension."""
+    says which), recorded as an Operation. The model name defaults to the file name without its extension. Class
+    names outside the taxonomy are skipped and counted in the message, or refused with ``strict``."""
     name = (name or "").strip() or (Path(upload.name).stem if upload is not None else "")
 
     def work(op):
         with upload_as_file(upload) as path:
-            run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips)
-        skipped = f", {len(run.errors)} clip(s) not in the dataset skipped" if run.errors else ""
+            run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips, strict=strict)
+        n_clips = sum(1 for e in run.errors if "video_id" in e)
+        skipped = f", {n_clips} clip(s) not in the dataset skipped" if n_clips else ""
+        unknown = {e["class_name"]: e["count"] for e in run.errors if "class_name" in e}
+        if unknown:
+            skipped += f"; {unknown_names_text(unknown)}"
         return (
             f"imported {run.n_clips} clips of {name!r} ({run.kind}: {', '.join(run.modalities)}){skipped} into "
             f"dataset {dataset.name}",

@@ -19,6 +19,7 @@ from django.utils import timezone
 from catalog.core.media import MEDIA_EXTENSIONS, MediaError, probe
 from catalog.errors import ImportFailed, ValidationError
 from catalog.models import Clip, Dataset
+from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_pks
 from catalog.services.bulk import analyze, bulk_insert, bulk_insert_chunks, chunk_rows, chunks
 from catalog.services.operations import operation_run
@@ -168,10 +169,12 @@ def clips_validate(
     probe_media: bool = True,
     skip_existing: bool = False,
     local_roots: list | None = None,
+    bar=NULL_BAR,
 ) -> tuple[list[ClipSpec], dict]:
     """Check every spec (ids, duplicates in the file and in the dataset, labels, media) without writing anything.
     Returns (the specs to create, {video id: probed media facts}); ImportFailed lists every problem.
-    Local media paths must lie under `local_roots` (default settings.MEDIA_IMPORT_ROOTS); nothing else is read."""
+    Local media paths must lie under `local_roots` (default settings.MEDIA_IMPORT_ROOTS); nothing else is read.
+    bar: a progress bar (catalog.progress), advanced per clip checked."""
     errors: list[str] = [
         f"{spec.where}: clip id {spec.video_id[:80]!r} breaks the clip-id rule; allowed: {VIDEO_ID_RULE}"
         for spec in specs
@@ -208,7 +211,10 @@ def clips_validate(
 
     classes = class_pks()
     infos = {}
+    bar.set_description("checking clips")
+    bar.reset(total=len(specs))
     for spec in specs:
+        bar.update(1)
         for label in spec.original_labels:
             if label not in classes:
                 errors.append(f"{spec.where}: field 'original_label' names unknown class {label!r}")
@@ -282,6 +288,7 @@ def clips_write(
     infos: dict | None = None,
     copy_media: bool = True,
     gold_ids: set[str] | None = None,
+    bar=NULL_BAR,
 ) -> int:
     """Write validated specs: media copied first (no transaction open), then the clip rows and their original
     labels in short bulk transactions (COPY on PostgreSQL, chunked executemany on SQLite), so that autosaves
@@ -292,6 +299,8 @@ def clips_write(
     gold_ids = gold_ids or set()
     if not specs:
         return 0
+    bar.set_description("importing clips")
+    bar.reset(total=len(specs))
     classes = class_pks()
     labels_of = {spec.video_id: [classes[name] for name in spec.original_labels] for spec in specs}
     saved_media: list[str] = []
@@ -309,6 +318,7 @@ def clips_write(
             ((pks[vid], cls) for vid in vids for cls in dict.fromkeys(labels_of[vid])),
         )
         written.extend(r[1] for r in rows)
+        bar.update(len(rows))
 
     try:
         media_names = _copy_media(dataset, specs, copy_media, saved_media)
@@ -347,14 +357,15 @@ def clips_import(
     gold_ids: set[str] | None = None,
     skip_existing: bool = False,
     local_roots: list | None = None,
+    bar=NULL_BAR,
 ) -> list[Clip]:
     """Validate every spec (ids, duplicates, labels, media), then write them all (clips_write). Returns the
     clips created, in spec order (for small imports; the import command uses clips_import_into, which returns
     counts). skip_existing: clips already in the dataset are left as they are (not refused)."""
     specs, infos = clips_validate(
-        dataset, specs, probe_media=probe_media, skip_existing=skip_existing, local_roots=local_roots
+        dataset, specs, probe_media=probe_media, skip_existing=skip_existing, local_roots=local_roots, bar=bar
     )
-    clips_write(dataset, specs, infos=infos, copy_media=copy_media, gold_ids=gold_ids)
+    clips_write(dataset, specs, infos=infos, copy_media=copy_media, gold_ids=gold_ids, bar=bar)
     wanted = {spec.video_id for spec in specs}
     by_id = {c.video_id: c for c in Clip.objects.filter(dataset=dataset).iterator() if c.video_id in wanted}
     return [by_id[spec.video_id] for spec in specs]
@@ -367,6 +378,7 @@ def clips_import_into(
     copy_media: bool = True,
     probe_media: bool = True,
     skip_existing: bool = False,
+    bar=NULL_BAR,
 ) -> tuple[Dataset, bool, int]:
     """The import command's path: validate everything with no transaction open, create the dataset if absent,
     write in short bulk transactions. Returns (dataset, whether it was created, clips written). When anything
@@ -377,13 +389,13 @@ def clips_import_into(
         )
     dataset = Dataset.objects.filter(name=dataset_name).first()
     specs, infos = clips_validate(
-        dataset or Dataset(name=dataset_name), specs, probe_media=probe_media, skip_existing=skip_existing
+        dataset or Dataset(name=dataset_name), specs, probe_media=probe_media, skip_existing=skip_existing, bar=bar
     )
     created = False
     if dataset is None:
         dataset, created = dataset_get_or_create(dataset_name)
     try:
-        n = clips_write(dataset, specs, infos=infos, copy_media=copy_media)
+        n = clips_write(dataset, specs, infos=infos, copy_media=copy_media, bar=bar)
     except Exception:
         if created and not Clip.objects.filter(dataset=dataset).exists():
             dataset.delete()
@@ -427,5 +439,53 @@ def clips_import_upload_step(dataset_name: str, files, csv_file=None, *, user=No
             "clips": len(clips),
             "url": f"/ops/{ds.name}/",
         }
+
+    return operation_run("import", work, dataset=dataset, user=user)
+
+
+def import_folder_resolve(folder: str) -> Path:
+    """`folder` (absolute, or relative to the first allowed root) as a real directory inside an allowed root;
+    refused otherwise (also through a symbolic link or `..`), naming the allowed roots."""
+    roots = import_roots()
+    if not roots:
+        raise ValidationError(
+            "importing from a server folder is off: set MEDIA_IMPORT_ROOTS to the folders that may be imported "
+            "from (or upload the files)",
+            field="folder",
+        )
+    raw = (folder or "").strip()
+    if not raw:
+        raise ValidationError("name a folder to import from", field="folder")
+    path = Path(raw).expanduser()
+    path = (path if path.is_absolute() else roots[0] / path).resolve()
+    if not any(path == root or root in path.parents for root in roots):
+        raise ValidationError(
+            f"folder {raw!r} is not inside an allowed import folder; allowed: {', '.join(map(str, roots))}",
+            field="folder",
+        )
+    if not path.is_dir():
+        raise ValidationError(f"folder {raw!r} does not exist (or is not a folder)", field="folder")
+    return path
+
+
+def clips_import_folder_step(dataset_name: str, folder: str, *, copy_media: bool = False, user=None):
+    """`import_clips <folder>` for a page or the API, recorded as an Operation: every media file under `folder`
+    (inside MEDIA_IMPORT_ROOTS; video id = file name without extension), referenced in place unless copied into the
+    media storage. Clips the dataset has already are left as they are."""
+    path = import_folder_resolve(folder)
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+
+    def work(op):
+        specs = scan_media_dir(path)
+        ds, _, n = clips_import_into(dataset_name, specs, copy_media=copy_media, skip_existing=True)
+        if op.dataset_id is None:
+            op.dataset = ds
+            op.save(update_fields=["dataset"])
+        skipped = len(specs) - n
+        return (
+            f"imported {n} clip(s) from folder {folder.strip()} into dataset {ds.name}"
+            + (f"; {skipped} already there, left as they are" if skipped else ""),
+            {"clips": n, "url": f"/ops/{ds.name}/"},
+        )
 
     return operation_run("import", work, dataset=dataset, user=user)

@@ -8,36 +8,38 @@ import statistics
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from catalog.models import Clip, Dataset, Operation
 from crowd.models import Assignment, ClipAnswer, Hit, Worker
 from crowd.services.costs import dataset_spend
 
 
-def _accepted_filter() -> Q:
-    # an answer that only reports the clip as not playing is not an annotation; (assignment, clip) is unique, so
-    # counting answers counts distinct assignments
-    return Q(answers__assignment__status=Assignment.APPROVED, answers__media_failed=False)
+def _accepted_answers(dataset):
+    """The approved annotations of the dataset's non-gold clips; an answer that only reports the clip as not
+    playing is not an annotation. (assignment, clip) is unique, so answers per clip = approved assignments."""
+    return ClipAnswer.objects.filter(
+        clip__dataset=dataset, clip__is_gold=False, assignment__status=Assignment.APPROVED, media_failed=False
+    ).order_by()
+
+
+def _per_clip(dataset):
+    return _accepted_answers(dataset).values("clip_id").annotate(n=Count("id"))
 
 
 def progress_buckets(dataset) -> list[tuple[str, int]]:
     """[(label, count)] for 0, 1, ..., k-1 and >=k accepted annotations (k = annotations_per_clip) of the non-gold
-    clips: one aggregate query (a GROUP BY per clip inside a GROUP BY per bucket), whatever the dataset's size."""
+    clips: two aggregate queries (answers grouped per clip, then per bucket; the clips without any are the rest),
+    whatever the dataset's size, instead of a loop over every clip."""
     k = max(1, dataset.annotations_per_clip)
-    per_clip = (
-        Clip.objects.filter(dataset=dataset, is_gold=False)
-        .order_by()
-        .values("id")
-        .annotate(n=Count("answers", filter=_accepted_filter()))
-    )
-    sql, params = per_clip.query.sql_with_params()
+    sql, params = _per_clip(dataset).query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT CASE WHEN t.n >= %s THEN %s ELSE t.n END, COUNT(*) FROM ({sql}) t GROUP BY 1", [k, k, *params]
         )
-        counts = dict(cursor.fetchall())
-    return [(str(i) if i < k else f"{k}+", int(counts.get(i, 0))) for i in range(k + 1)]
+        counts = {int(b): int(n) for b, n in cursor.fetchall()}
+    counts[0] = Clip.objects.filter(dataset=dataset, is_gold=False).count() - sum(counts.values())
+    return [(str(i) if i < k else f"{k}+", counts.get(i, 0)) for i in range(k + 1)]
 
 
 def parse_bucket(bucket: str) -> tuple[int, bool]:
@@ -55,14 +57,26 @@ def parse_bucket(bucket: str) -> tuple[int, bool]:
 
 def clips_with_accepted(dataset, bucket: str, *, video_id_prefix: str = ""):
     """Non-gold clips whose number of approved annotations falls in `bucket` ("0", "1", ..., "k+"), ordered by
-    video id, as a queryset (the page slices it) whose rows carry `n`, the number of approved annotations."""
+    video id, as a queryset (the page slices it; accepted_counts gives the numbers of the clips shown). Bucket 0
+    is an anti-join; the others a semi-join on the answers grouped per clip (no aggregate over every clip)."""
     want, at_least = parse_bucket(bucket)
     qs = Clip.objects.filter(dataset=dataset, is_gold=False)
     if video_id_prefix:
         qs = qs.filter(video_id__startswith=video_id_prefix)
-    qs = qs.annotate(n=Count("answers", filter=_accepted_filter()))
-    qs = qs.filter(n__gte=want) if at_least else qs.filter(n=want)
+    if want == 0 and at_least:
+        pass  # "0+": every clip
+    elif want == 0:
+        qs = qs.exclude(Exists(_accepted_answers(dataset).filter(clip_id=OuterRef("pk"))))
+    else:
+        per_clip = _per_clip(dataset)
+        per_clip = per_clip.filter(n__gte=want) if at_least else per_clip.filter(n=want)
+        qs = qs.filter(pk__in=per_clip.values("clip_id"))
     return qs.only("id", "video_id").order_by("video_id")
+
+
+def accepted_counts(dataset, clip_ids) -> dict[int, int]:
+    """{clip pk: approved annotations} for a page of clips (one query; clips with none are absent)."""
+    return dict(_per_clip(dataset).filter(clip_id__in=list(clip_ids)).values_list("clip_id", "n"))
 
 
 def hits_list(dataset, status: str | None = None, backend: str | None = None):

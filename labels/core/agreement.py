@@ -16,6 +16,37 @@ from catalog.core.vocabulary import META_LABELS
 from labels.core.votes import Votes, _atoms
 
 
+def _by_size(n: np.ndarray, yes: np.ndarray, group=None, n_groups: int = 1):
+    """Per (group, unit size n): number of units, sum of yes, sum of yes^2 — by bincounts over integer keys, no
+    boolean masks or float temporaries per unit (4.6 M units at 150k clips). Returns arrays [n_groups, max n + 1]."""
+    n = np.asarray(n).astype(np.int64, copy=False)
+    yes = np.asarray(yes, dtype=float)
+    width = int(n.max()) + 1 if len(n) else 1
+    key = n if group is None else np.asarray(group, dtype=np.int64) * width + n
+    size = n_groups * width
+    count = np.bincount(key, minlength=size).reshape(n_groups, width).astype(float)
+    s1 = np.bincount(key, weights=yes, minlength=size).reshape(n_groups, width)
+    s2 = np.bincount(key, weights=yes * yes, minlength=size).reshape(n_groups, width)
+    return count, s1, s2
+
+
+def _alpha_from_sums(count, s1, s2):
+    """alpha = 1 - (N - 1) * sum_u(yes_u * no_u / (n_u - 1)) / (N_yes * N_no) over units with n >= 2, from the
+    per-size sums (yes * no / (n - 1) = (n * yes - yes^2) / (n - 1)); NaN where undefined."""
+    sizes = np.arange(count.shape[1], dtype=float)
+    pairable = sizes >= 2
+    count, s1, s2 = count[:, pairable], s1[:, pairable], s2[:, pairable]
+    sizes = sizes[pairable]
+    total = (count * sizes).sum(axis=1)
+    n_yes = s1.sum(axis=1)
+    n_no = total - n_yes
+    observed = ((sizes * s1 - s2) / (sizes - 1)).sum(axis=1)
+    denom = n_yes * n_no
+    alpha = np.where(denom > 0, 1.0 - (total - 1.0) * observed / np.where(denom > 0, denom, 1.0), np.nan)
+    units = count.sum(axis=1)
+    return alpha, units
+
+
 def alpha_binary(yes: np.ndarray, n: np.ndarray) -> float:
     """Krippendorff's alpha for nominal binary data from per-unit counts.
 
@@ -24,34 +55,18 @@ def alpha_binary(yes: np.ndarray, n: np.ndarray) -> float:
     (N_yes * N_no), with N the number of pairable values. NaN when every pairable value is the same
     (expected disagreement 0) or no unit is pairable.
     """
-    yes = np.asarray(yes, dtype=float)
-    n = np.asarray(n, dtype=float)
-    ok = n >= 2
-    yes, n = yes[ok], n[ok]
-    if not len(n):
+    if len(np.asarray(n)) == 0:
         return float("nan")
-    no = n - yes
-    total = n.sum()
-    n_yes, n_no = yes.sum(), no.sum()
-    if n_yes == 0 or n_no == 0:
-        return float("nan")
-    observed = (yes * no / (n - 1)).sum()
-    return float(1.0 - (total - 1.0) * observed / (n_yes * n_no))
+    alpha, _units = _alpha_from_sums(*_by_size(n, yes))
+    return float(alpha[0]) if len(alpha) else float("nan")
 
 
 def _alpha_grouped(group: np.ndarray, yes: np.ndarray, n: np.ndarray, n_groups: int):
     """alpha_binary per group, vectorised. Returns (alpha [n_groups] with NaN where undefined, units)."""
-    ok = n >= 2
-    group, yes, n = group[ok], yes[ok].astype(float), n[ok].astype(float)
-    no = n - yes
-    tot = np.bincount(group, weights=n, minlength=n_groups)
-    ny = np.bincount(group, weights=yes, minlength=n_groups)
-    nn = np.bincount(group, weights=no, minlength=n_groups)
-    obs = np.bincount(group, weights=yes * no / np.maximum(n - 1, 1), minlength=n_groups)
-    units = np.bincount(group, minlength=n_groups)
-    denom = ny * nn
-    alpha = np.where(denom > 0, 1.0 - (tot - 1.0) * obs / np.where(denom > 0, denom, 1.0), np.nan)
-    return alpha, units
+    if len(np.asarray(n)) == 0:
+        return np.full(n_groups, np.nan), np.zeros(n_groups, dtype=np.int64)
+    alpha, units = _alpha_from_sums(*_by_size(n, yes, group, n_groups))
+    return alpha, units.astype(np.int64)
 
 
 def agreement(votes: Votes, clips=None, class_names=None) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 from catalog.core.label_csv import read_label_csv
 from catalog.errors import ImportFailed
 from catalog.models import Clip, Dataset, Operation
+from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_names
 from catalog.services.operations import operation_run
 from catalog.services.uploads import upload_as_file
@@ -24,10 +25,15 @@ log = logging.getLogger(__name__)
 log = logging.getLogger(__name__)
 
 
-def release_import(dataset: Dataset, name: str, source, *, user=None, source_name: str | None = None) -> Release:
+def release_import(
+    dataset: Dataset, name: str, source, *, user=None, source_name: str | None = None, bar=NULL_BAR
+) -> Release:
     """Import a VGGSounder-layout CSV (path or text file object) as an immutable release that keeps the file's
-    row order. Clip ids are linked to the dataset's clips where they exist. All or nothing."""
+    row order. Clip ids are linked to the dataset's clips where they exist. All or nothing. bar: a progress bar
+    (catalog.progress) advanced per step (reading, linking, storing)."""
     name = _check_name(dataset, name)
+    bar.reset(total=3)
+    bar.set_description("reading the CSV")
     if isinstance(source, (str, Path)):
         where = str(source)
         try:
@@ -41,6 +47,8 @@ def release_import(dataset: Dataset, name: str, source, *, user=None, source_nam
         clips, rows = read_label_csv(source, class_names(), where=where)
     if not rows:
         raise ImportFailed(f"{where}: no label rows; nothing was imported")
+    bar.update(1)
+    bar.set_description(f"linking {len(clips)} clips")
     clip_pk = dict(Clip.objects.filter(dataset=dataset).values_list("video_id", "id"))
     position = {vid: i for i, vid in enumerate(clips)}
     label_rows = [(position[vid], label, mod, ReleaseLabel.HUMAN, "") for vid, label, mod in rows]
@@ -48,7 +56,9 @@ def release_import(dataset: Dataset, name: str, source, *, user=None, source_nam
     stats = release_stats(meta, label_rows, len(clips))
     linked = sum(1 for vid in clips if vid in clip_pk)
     source_counts = {"rows": len(rows), "clips": len(clips), "clips_linked_to_dataset": linked}
-    return _store(
+    bar.update(1)
+    bar.set_description(f"storing {len(rows)} labels")
+    release = _store(
         dataset,
         name,
         Release.IMPORT,
@@ -61,6 +71,8 @@ def release_import(dataset: Dataset, name: str, source, *, user=None, source_nam
         [(vid, clip_pk.get(vid), m) for vid, m in clips.items()],
         label_rows,
     )
+    bar.update(1)
+    return release
 
 
 def release_import_upload(dataset: Dataset, name: str, upload, *, user=None):

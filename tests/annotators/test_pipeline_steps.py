@@ -87,8 +87,9 @@ def test_a_bad_gold_file_names_the_file_and_line_never_a_server_path_and_changes
     bad = SimpleUploadedFile("my gold.csv", b"id,label,original,modality\ng000,dog barking,True,XY\n")
     resp = admin_client.post("/ops/nogold/steps/gold/", {"file": bad}, follow=True)
     text = resp.content.decode()
-    assert "my_gold.csv" in text and "XY" in text
-    assert "/tmp" not in text and "avcrowd-upload" not in text
+    error = re.search(r'<p class="error" role="alert">([^<]*)</p>', text).group(1)
+    assert "my_gold.csv" in error and "XY" in error
+    assert "/tmp" not in error and "avcrowd-upload" not in text
     op = Operation.objects.get()
     assert op.status == "failed" and "/tmp" not in op.message and "avcrowd-upload" not in op.message
     assert not Clip.objects.filter(is_gold=True).exists()
@@ -173,3 +174,42 @@ def test_the_commands_refuse_warn_and_rebuild(no_gold, taxonomy, tmp_path, capsy
     assert "rebuilt 2 batch(es) without catch trials as 3 batch(es)" in captured.out
     assert "only 3 gold clip(s) for 1 catch trial(s) per batch" in captured.err
     assert all(b.items.filter(is_gold=True).exists() for b in Batch.objects.all())
+
+
+def test_clips_are_imported_from_an_allowed_server_folder_only(
+    admin_client, taxonomy, clip_factory, tmp_path, settings
+):
+    import shutil
+
+    root = tmp_path / "incoming"
+    (root / "batch1").mkdir(parents=True)
+    for i in range(2):
+        shutil.copy(clip_factory(f"f{i}", seed=i), root / "batch1" / f"vid{i}.mp4")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(clip_factory("x", seed=9), outside / "secret.mp4")
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+
+    settings.MEDIA_IMPORT_ROOTS = []
+    off = admin_client.post("/api/datasets/folders/clips/import/", {"folder": "batch1"})
+    assert off.status_code == 400 and "set MEDIA_IMPORT_ROOTS" in off.json()["error"]
+
+    settings.MEDIA_IMPORT_ROOTS = [str(root)]
+    for bad in ("../elsewhere", str(outside), "escape"):
+        resp = admin_client.post("/api/datasets/folders/clips/import/", {"folder": bad})
+        assert resp.status_code == 400 and "not inside an allowed import folder" in resp.json()["error"], bad
+    assert not Clip.objects.exists() and not Dataset.objects.filter(name="folders").exists()
+
+    page = admin_client.post("/ops/nofolder/steps/clips/", {"folder": "batch1"})
+    assert page.status_code == 404  # the page is per existing dataset
+    Dataset.objects.create(name="folders")
+    assert str(root) in admin_client.get("/ops/folders/steps/").content.decode()
+    admin_client.post("/ops/folders/steps/clips/", {"folder": "batch1"})
+    op = Operation.objects.filter(status="done").latest("pk")
+    assert op.message == "imported 2 clip(s) from folder batch1 into dataset folders"
+    clips = Clip.objects.filter(dataset__name="folders").order_by("video_id")
+    assert [c.video_id for c in clips] == ["vid0", "vid1"]
+    assert clips[0].media_url == str(root / "batch1" / "vid0.mp4") and clips[0].duration  # in place, probed
+    again = admin_client.post("/api/datasets/folders/clips/import/", {"folder": str(root / "batch1")})
+    assert again.status_code == 201 and "imported 0 clip(s)" in again.json()["message"]
+    assert "2 already there" in again.json()["message"]

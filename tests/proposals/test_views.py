@@ -123,6 +123,9 @@ def test_staff_start_a_model_run_from_the_page(
     from proposals.models import ModelCheckpoint
 
     monkeypatch.setenv("AVCROWD_DECODE_POOL", "thread")
+    # computed inside the request here, to check the numbers at once; the background thread of the embedded
+    # set-up is tests/proposals/test_compute_background.py
+    monkeypatch.setattr("proposals.tasks.COMPUTE_THREAD", False)
     gpu.clear_model_cache()
     for i in range(3):
         Clip.objects.create(dataset=dataset, video_id=f"p{i}", media_url=str(clip_factory(f"p{i}", seed=i)))
