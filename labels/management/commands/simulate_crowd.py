@@ -31,7 +31,8 @@ class Command(BaseCommand):
             "--profile",
             default="mixed",
             help=f"{', '.join(MIXES)} or NAME:WEIGHT,... (mixed = 50%% diligent, 20%% careless, "
-            "10%% each spammer, audio-biased, visual-biased)",
+            "10%% each spammer, audio-biased, visual-biased; calibrated = 70%% typical, 17%% careless, 10%% diligent, "
+            "3%% spammer)",
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
