@@ -179,3 +179,25 @@ def test_the_calibrated_mix_marks_audible_only_sources_visible_and_merges_with_m
     assert stats["open_batches_left"] == 0 and stats["by_profile"]["typical"]["workers"] == 7
     release = release_create(ds, "cal", method="modality_ds")
     assert release.stats["quality_card"]["available"] and release.stats["needs_annotation"] == 0
+
+
+def test_simulate_crowd_command_prints_the_releases_quality_card(sim_dataset):
+    _ds, _truth, path = sim_dataset
+    out = io.StringIO()
+    call_command(
+        "simulate_crowd",
+        "--dataset",
+        "sim",
+        "--truth",
+        str(path),
+        "--workers",
+        "8",
+        "--profile",
+        "calibrated",
+        "--release",
+        "v-card",
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert "macro-F1 against the (closed) truth" in text
+    assert "quality card (leave-one-out" in text and "on 2 gold clips" in text

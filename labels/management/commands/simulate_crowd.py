@@ -84,3 +84,9 @@ class Command(BaseCommand):
                     f"macro-F1 against the (closed) truth {macro:.4f}; Krippendorff alpha audible "
                     f"{ag.get('audible')}, visible {ag.get('visible')}"
                 )
+                card = release.stats.get("quality_card") or {}
+                if card.get("available"):
+                    self.stdout.write(
+                        f"quality card ({card['evaluation']}): micro-F1 {card['micro_f1']} {card['micro_f1_ci95']}, "
+                        f"macro-F1 {card['macro_f1']} {card['macro_f1_ci95']} on {card['clips']} gold clips"
+                    )
