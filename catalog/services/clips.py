@@ -326,8 +326,17 @@ def clips_write(
     def labels_for(rows):
         vids = [r[1] for r in rows if labels_of[r[1]]]
         pks = {}
-        for part in chunks(vids, 900):  # under SQLite's variable limit
-            pks.update(Clip.objects.filter(dataset=dataset, video_id__in=part).values_list("video_id", "id"))
+        if connection.vendor == "postgresql":  # one array parameter, not 20,000 (Django's IN list costs ~1 s here)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT video_id, id FROM {connection.ops.quote_name(Clip._meta.db_table)} "
+                    "WHERE dataset_id = %s AND video_id = ANY(%s)",
+                    [dataset.pk, vids],
+                )
+                pks.update(cursor.fetchall())
+        else:
+            for part in chunks(vids, 900):  # under SQLite's variable limit
+                pks.update(Clip.objects.filter(dataset=dataset, video_id__in=part).values_list("video_id", "id"))
         bulk_insert(
             through,
             ["clip_id", "taxonomyclass_id"],

@@ -126,9 +126,16 @@ def leave_out_predictions(
         on_eval = np.zeros(votes.n_clips, dtype=bool)
         on_eval[clips] = True
         eval_gold_votes = _capped(eval_votes.subset(on_eval), clips, cap)
+        # an annotator scored on this dataset's gold is ranked by its held-out F1 only (NaN when the held-out clips
+        # were all it had: never the quality stored on the votes, which a release has already computed from all the
+        # gold); one never scored here keeps the stored quality (from elsewhere, free of this gold)
+        scored_here = ~np.isnan(worker_quality_from_gold(quality_votes, gold, catch_clips=catch_clips, counts=counts))
         fold_list = _folds(clips, folds, seed)
         for fold in fold_list:
-            q = worker_quality(quality_votes, gold, catch_clips, exclude_clips=fold, counts=counts)
+            held_out = worker_quality_from_gold(
+                quality_votes, gold, exclude_clips=fold, catch_clips=catch_clips, counts=counts
+            )
+            q = np.where(scored_here, held_out, votes.worker_quality)
             mask = np.zeros(votes.n_clips, dtype=bool)
             mask[fold] = True
             res = merge(eval_gold_votes.subset(mask), method, k=k, worker_quality=q, **params)

@@ -35,6 +35,10 @@ class OverlapReport:
     assignments: int = 0  # assignments to buy for them (batches of batch_size - gold_per_batch clips)
     cost_usd: Decimal = Decimal("0")
     reward_usd: Decimal = Decimal("0")
+    # the most finishing can cost: every waiting clip (and every queued one) taken up to max_votes
+    max_vote_slots: int = 0
+    max_assignments: int = 0
+    max_cost_usd: Decimal = Decimal("0")
 
 
 def _check(min_votes, max_votes, max_expected_errors, method):
@@ -99,11 +103,13 @@ def overlap_report(
     }
     report = OverlapReport(dataset, params, clips=len(non_gold), done=int(plan.done.sum()), queued=0)
     waiting = []
+    remaining = []
     for c in np.flatnonzero(plan.need).tolist():
+        n = int(plan.votes[c])
+        remaining.append(max_votes - n)
         if loaded.clip_pks[c] in open_pks:
             report.queued += 1
             continue
-        n = int(plan.votes[c])
         waiting.append(
             {
                 "video_id": loaded.clip_ids[c],
@@ -126,6 +132,14 @@ def overlap_report(
         (cost_per_assignment(backend, reward, w) * w * math.ceil(n / per_batch) for w, n in by_wanted.items()),
         Decimal("0"),
     )
+    # upper bound: every clip that is not done taken to max_votes, one vote per clip per round, the clips of a round
+    # batched together (an assignment gives each clip of its batch one vote)
+    rem = np.asarray(remaining, dtype=np.int64)
+    report.max_vote_slots = int(rem.sum())
+    report.max_assignments = sum(
+        math.ceil(int((rem >= r).sum()) / per_batch) for r in range(1, int(rem.max(initial=0)) + 1)
+    )
+    report.max_cost_usd = cost_per_assignment(backend, reward, 1) * report.max_assignments
     return report
 
 

@@ -326,7 +326,8 @@ def label_list_strategies(base: Strategy, preds: Predictions, max_subsets: int =
 
 
 def format_front(front: Sequence[Trial], chosen: Trial | None = None) -> str:
-    """Human-readable Pareto front table."""
+    """Human-readable Pareto front table; under each row the strategy as the JSON that make_proposals --strategy and
+    the build form take."""
     lines = [f"{'mean size':>10}  {'recall':>7}  strategy"]
     for t in front:
         s = t.strategy
@@ -335,10 +336,13 @@ def format_front(front: Sequence[Trial], chosen: Trial | None = None) -> str:
             f"{m}:" + ",".join(f"{mod}={k}" for mod, k in sorted(d.items()))
             for m, d in sorted(s.topk_per_model.items())
         ) or "topk=" + json_compact(s.topk)
+        pool = f"lists {','.join(s.consensus.models)}" if s.consensus.models is not None else "all models"
         lines.append(
-            f"{t.mean_size:10.2f}  {t.recall:7.4f}  {per} | consensus k={s.consensus.k} "
-            f"N={s.consensus.global_n} agree>={s.consensus.min_models}{mark}"
+            f"{t.mean_size:10.2f}  {t.recall:7.4f}  {per} | consensus {pool} k={s.consensus.k} "
+            f"N={s.consensus.global_n} agree>={s.consensus.min_models} | original {'yes' if s.original_label else 'no'}"
+            f", common {len(s.common_classes)}, all label lists {'yes' if s.label_set_models else 'no'}{mark}"
         )
+        lines.append(f"{'':>21}{s.to_json()}")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, MarketplaceQu
 from labels.core.votes import MOD_A, MOD_V, Votes
 from labels.core.workers import agreement_with_merged, catch_trend
 from labels.services.create import release_create
+from tests.marketplace.test_prolific import prolific_server  # noqa: F401  (the fake Prolific API fixture)
 
 
 def test_catch_trend_and_agreement_by_hand():
@@ -183,3 +184,17 @@ def test_qualify_workers_dry_run_and_bad_input_send_nothing(crowd_world, mturk_s
             stdout=out,
         )
     assert not MarketplaceQualification.objects.exists()
+
+
+def test_qualify_workers_adds_prolific_participants_to_the_allow_list(crowd_world, prolific_server, settings):  # noqa: F811
+    # a fake Prolific API over HTTP (tests/marketplace/test_prolific.py), checking each request's shape
+    Worker.objects.update(backend="prolific")
+    settings.PROLIFIC_WORKSPACE_ID = "WS1"
+    out = io.StringIO()
+    call_command("qualify_workers", "--dataset", crowd_world.name, *QUALIFY, "--backend", "prolific", stdout=out)
+    assert "wq: qualified 2 of 3 workers on prolific (GROUP1)" in out.getvalue()
+    assert prolific_server.groups == {"GROUP1": {"GOOD0", "GOOD1"}}
+    # the group is created once and reused
+    call_command("qualify_workers", "--dataset", crowd_world.name, *QUALIFY, "--backend", "prolific", stdout=out)
+    assert set(prolific_server.groups) == {"GROUP1"}
+    assert MarketplaceQualification.objects.get(purpose="prolific-qualified").qualification_type_id == "GROUP1"

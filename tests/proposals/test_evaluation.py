@@ -164,3 +164,18 @@ def test_tuner_searches_label_lists_models_agreement_original_and_common_classes
         again = Strategy.from_json(json.dumps(t.as_dict()["strategy"]))
         rep = evaluate(apply_strategy(again, preds), gold)
         assert rep["recall"] == pytest.approx(t.recall) and rep["mean_size"] == pytest.approx(t.mean_size)
+
+
+def test_the_printed_front_carries_each_strategy_as_json():
+    import json
+
+    from proposals.core.evaluation import format_front
+
+    preds, gold = _label_lists(n=60)
+    out = tune(preds, gold, base=Strategy(common_classes=[]), target=0.8, n_random=5)
+    text = format_front(out["front"], out["chosen"])
+    blobs = [line.strip() for line in text.splitlines() if line.strip().startswith("{")]
+    assert len(blobs) == len(out["front"])
+    for blob, trial in zip(blobs, out["front"]):
+        assert Strategy.from_json(blob).to_dict() == trial.strategy.to_dict() == json.loads(blob)
+    assert "consensus lists " in text and "original yes" in text

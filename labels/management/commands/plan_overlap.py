@@ -45,7 +45,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{dataset.name}: {report.clips} clips; {report.done} done, {report.queued} already queued, "
                 f"{len(report.waiting)} waiting for {report.vote_slots} votes = {report.assignments} assignments, "
-                f"about ${report.cost_usd} on {opts['backend']} (reward ${report.reward_usd} per assignment)"
+                f"about ${report.cost_usd} on {opts['backend']} (reward ${report.reward_usd} per assignment); "
+                f"finishing costs at most {report.max_assignments} assignments, ${report.max_cost_usd} (every clip "
+                f"that is not done taken to {report.params['max_votes']} votes)"
             )
             for r in report.waiting[: opts["show"]]:
                 self.stdout.write(
