@@ -204,21 +204,29 @@ def operation_finish(operation_id: int, work: Callable[[Operation], tuple[str, d
     return op
 
 
+class StagedWorkFailed(AvcrowdError):
+    """An unexpected error of work on staged uploads, its text without the uploads' server path."""
+
+
 def operation_finish_staged(operation_id: int, staged: str, work: Callable[[Operation], tuple[str, dict]]):
-    """``operation_finish`` for work that reads uploads the request staged (catalog.services.uploads): they are
-    removed when it ends, and an ended one is not offered for retry (its files are gone: upload them again). A
-    worker that dies leaves them, so that its stale Operation can be retried."""
-    try:
-        op = operation_finish(operation_id, work)
-    finally:
-        staged_discard(staged)
-        Operation.objects.filter(pk=operation_id).exclude(status=Operation.RUNNING).update(queued={})
-    if op.status == Operation.FAILED:  # an unexpected error's text may hold the server path: the file's name only
-        hidden = staged_hide(op.message, staged)
-        if hidden != op.message:
-            op.message = hidden
-            Operation.objects.filter(pk=op.pk).update(message=hidden)
-    return op
+    """``operation_finish`` for work that reads uploads the request staged (catalog.services.uploads). Before the
+    Operation says it ended, the uploads are removed and it is no longer offered for retry (its files are gone:
+    upload them again), and an unexpected error's text loses their server path. A worker that dies leaves them, so
+    that its stale Operation can be retried; a late delivery for an ended Operation touches nothing."""
+
+    def staged_work(op):
+        try:
+            return work(op)
+        except AvcrowdError:
+            raise
+        except Exception as exc:
+            log.exception("%s operation %s failed", op.kind, op.pk)
+            raise StagedWorkFailed(f"{type(exc).__name__}: {staged_hide(str(exc), staged)}") from exc
+        finally:
+            staged_discard(staged)
+            Operation.objects.filter(pk=op.pk).update(queued={})
+
+    return operation_finish(operation_id, staged_work)
 
 
 def operation_run(kind: str, work: Callable[[Operation], tuple[str, dict]], *, dataset=None, user=None) -> Operation:
