@@ -23,7 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 import numpy as np  # noqa: E402
 
 from labels.core.card import quality_card, score_predictions, worker_quality  # noqa: E402
-from labels.core.merge import METHODS, merge  # noqa: E402
+from labels.core.merge import EM_METHODS, METHODS, merge  # noqa: E402
 from labels.core.simcrowd import fixed_overlap, make_crowd, vggsounder_truth  # noqa: E402
 
 
@@ -56,9 +56,7 @@ def main():
             card = quality_card(
                 votes, gold, m, k=args.k, catch_clips=catch, gold_meta=crowd.gold_meta(), n_boot=200, seed=seed
             )
-            res = merge(
-                votes, m, gold=gold, k=args.k, **({} if m in ("dawid_skene", "shrunk_ds") else {"worker_quality": q})
-            )
+            res = merge(votes, m, gold=gold, k=args.k, **({} if m in EM_METHODS else {"worker_quality": q}))
             sets = res.label_sets()
             full = score_predictions(sets, truth_others, [c for c in others if c in sets], n_boot=0)
             rows[m].append(

@@ -36,14 +36,19 @@ def main():
     ap.add_argument("--gold", type=int, default=417)
     ap.add_argument("--others", type=int, default=3753)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--method", default="shrunk_ds")
-    ap.add_argument("--max-errors", type=float, nargs="+", default=[0.3, 0.6, 1.0])
+    ap.add_argument("--method", default="modality_ds")
+    ap.add_argument("--max-errors", type=float, nargs="+", default=[1.0, 1.5, 1.75, 2.0])
+    ap.add_argument("--max-votes", type=int, nargs="+", default=[5])
     args = ap.parse_args()
     table: dict = {}
     for seed in args.seeds:
         names, truth = vggsounder_truth(limit=args.gold + args.others, seed=seed)
         runs = [(f"fixed-{r}", {"fixed": r}) for r in (2, 3, 4)]
-        runs += [(f"adaptive 2-5 e<={e}", {"e": e, "u": True}) for e in args.max_errors]
+        runs += [
+            (f"adaptive 2-{mv} e<={e}", {"e": e, "u": True, "max": mv})
+            for mv in args.max_votes
+            for e in args.max_errors
+        ]
         for name, spec in runs:
             crowd = make_crowd(names, truth, n_gold=args.gold, seed=seed)
             t0 = time.perf_counter()
@@ -51,7 +56,11 @@ def main():
                 votes, _catch, log = fixed_overlap(crowd, per_clip=(spec["fixed"], spec["fixed"]))
             else:
                 votes, _catch, log = adaptive_overlap(
-                    crowd, max_expected_errors=spec["e"], stop_when_unanimous=spec["u"], method=args.method
+                    crowd,
+                    max_expected_errors=spec["e"],
+                    stop_when_unanimous=spec["u"],
+                    method=args.method,
+                    max_votes=spec["max"],
                 )
             micro, macro = evaluate(crowd, votes, args.method)
             per_clip = np.bincount(votes.ann_clip, minlength=votes.n_clips)[args.gold :].mean()

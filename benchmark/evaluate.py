@@ -20,14 +20,12 @@ from .metrics import (
     TOP_KS,
     Positives,
     auc_macro,
+    cells_contain,
     hits,
     label_set_counts_metrics,
     label_set_metrics,
     modality_confusion,
-    top1_index,
-    topk_masks,
-    topk_masks_top1,
-    topk_metrics,
+    topk_cells,
 )
 from .predictions import ModelPredictions
 
@@ -52,6 +50,7 @@ METRICS = (
 ``avg_n_preds``/``med_n_preds`` are left out)."""
 
 CONFUSION_DEFINITIONS = ("v1.0", "pre-v1.0")
+PER_CLASS_KEY = "_per_class"  # where an evaluation with per_class=True leaves its per-class arrays
 
 EVAL_THREADS = min(2, os.cpu_count() or 1)
 """Threads evaluating one model's clip selections (regime + meta-label filters) at the same time."""
@@ -94,10 +93,12 @@ class ScoredModel:
     """A model with scores, prepared once on the clips of a label set, then evaluated on any of their subsets.
 
     What does not depend on which clips are evaluated is computed here once per input: the scores of the
-    label set's clips (clips without scores are dropped) laid out per class, each clip's top-k classes for
-    every k (one partial sort, shared with the top-1 class), the ground truth's positive cells per subset and
-    the top-1 hits. :meth:`evaluate` then only counts over the chosen clips and sorts each class's scores of
-    those clips for the AUCs: the numbers are those of evaluating the subset on its own (the same operations
+    label set's clips (clips without scores are dropped; with ``clips``, only those a bool mask selects), each
+    clip's top-k classes for every k as flat cell indices (one partial sort per block of clips, shared with the
+    top-1 class), the ground truth's positive cells per subset and the top-1 hits. The model's score matrices
+    are used in place (never copied), so the memory needed beyond the inputs stays small at any size.
+    :meth:`evaluate` then only counts over the chosen clips and sorts each class's scores of those clips for the
+    AUCs: the numbers are those of evaluating the subset on its own (the same operations
     on the same values in the same order). Sorting a subset's columns is cheaper than filtering a presorted
     order (measured), so the AUC sort is not shared."""
 
@@ -109,30 +110,36 @@ class ScoredModel:
         ks: Iterable[int] = TOP_KS,
         confusion: str = "v1.0",
         threads: int = 1,
+        clips: np.ndarray | None = None,
     ):
         _check_confusion(confusion)
         _check_classes(labels, pred)
         self.ks = tuple(ks)
         self.confusion = confusion
         idx = pd.Index(pred.video_ids).get_indexer(pd.Index(labels.video_ids))
-        self.rows = np.flatnonzero(idx >= 0)  # label-set clips the model scored
+        wanted = idx >= 0 if clips is None else (idx >= 0) & np.asarray(clips, dtype=bool)
+        self.rows = np.flatnonzero(wanted)  # label-set clips the model scored (and that are wanted)
         self.n_labels = len(labels)
         m, C = self.rows.size, len(labels.classes)
         self.m, self.C = m, C
         self.inputs = [inp for inp in pred.inputs]
-        self.ST, self.masks, self.pred_cells, self.pred_row = {}, {}, {}, {}
+        self.S, self.pred_flat, self.pred_cells, self.pred_row = {}, {}, {}, {}
         have_all = all(i in self.inputs for i in ("a", "v", "av"))
         top1 = {}
+        take = idx[self.rows]  # the model's row of each prepared clip (None: the same rows, in order)
+        self.take = None if take.size == len(pred.video_ids) and np.array_equal(take, np.arange(take.size)) else take
 
         def prepare(inp):
-            S = pred.scores[inp][idx[self.rows]]
-            masks, top1[inp] = topk_masks_top1(S, self.ks, top1=have_all)
-            self.masks[inp] = masks
-            for k, mask in masks.items():
-                r, c = np.divmod(np.flatnonzero(mask), C)  # the cells np.nonzero gives, faster
-                self.pred_cells[inp, k] = (r, c)
+            # the model's own matrix, never copied: rows are looked up through self.take
+            S = pred.scores[inp]
+            # each clip's top-k cells as sorted flat indices (no [m, C] mask per k), ranked in blocks of clips
+            cells, top1[inp] = topk_cells(S, self.ks, top1=have_all, rows=self.take)
+            for k, flat in cells.items():
+                r, c = np.divmod(flat, C)
+                self.pred_flat[inp, k] = flat
+                self.pred_cells[inp, k] = (r, c.astype(np.int16 if C < 2**15 else np.int32))
                 self.pred_row[inp, k] = np.bincount(r, minlength=m)
-            self.ST[inp] = np.ascontiguousarray(S.T)  # per class; subsets of clips are column filters
+            self.S[inp] = S
 
         if threads > 1 and len(self.inputs) > 1:  # inputs are independent; numpy works without the GIL
             from concurrent.futures import ThreadPoolExecutor
@@ -144,24 +151,19 @@ class ScoredModel:
                 prepare(inp)
         self.truth = {}
         for subset in SUBSETS:
-            if SUBSET_INPUT[subset] not in self.ST:
+            if SUBSET_INPUT[subset] not in self.S:
                 continue
-            T = labels.truth(subset)[self.rows]
-            r, c = np.divmod(np.flatnonzero(T), C)
-            self.truth[subset] = (T.any(axis=1), r, c)
+            self.truth[subset] = _truth_cells(labels, subset, self.rows)
         self.top1_hits = None
         if have_all:
-            T_all = labels.truth("all")[self.rows]
-            r = np.arange(m)
             self.top1_hits = {}
             for inp in ("a", "v", "av"):
-                if confusion == "v1.0":
-                    against = T_all
-                else:
-                    against = labels.truth(inp if inp != "av" else "all")[self.rows]
-                self.top1_hits[inp] = against[r, top1[inp]]
+                against = "all" if confusion == "v1.0" or inp == "av" else inp
+                self.top1_hits[inp] = _truth_at(labels, against, self.rows, top1[inp])
 
-    def evaluate(self, clips: np.ndarray | None = None, *, threads: int = 1) -> dict[str, dict[str, float]]:
+    def evaluate(
+        self, clips: np.ndarray | None = None, *, threads: int = 1, per_class: bool = False
+    ) -> dict[str, dict[str, float]]:
         """All metrics on the label-set clips selected by ``clips`` (bool over the label set; None = all);
         with ``threads`` > 1 the subsets are evaluated that many at a time."""
         sel = np.ones(self.m, dtype=bool) if clips is None else np.asarray(clips, dtype=bool)[self.rows]
@@ -169,9 +171,9 @@ class ScoredModel:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="evaluate") as pool:
-                done = list(pool.map(lambda subset: self._subset(subset, sel), self.truth))
+                done = list(pool.map(lambda subset: self._subset(subset, sel, per_class), self.truth))
         else:
-            done = [self._subset(subset, sel) for subset in self.truth]
+            done = [self._subset(subset, sel, per_class) for subset in self.truth]
         results: dict[str, dict[str, float]] = dict(zip(self.truth, done))
         if self.top1_hits is not None:
             h = self.top1_hits
@@ -180,7 +182,7 @@ class ScoredModel:
                 results[inp]["mu"] = mus[inp]
         return results
 
-    def _subset(self, subset: str, sel: np.ndarray) -> dict[str, float]:
+    def _subset(self, subset: str, sel: np.ndarray, per_class: bool = False) -> dict[str, float]:
         present_all, tr, tc = self.truth[subset]
         inp = SUBSET_INPUT[subset]
         present = present_all & sel
@@ -191,38 +193,80 @@ class ScoredModel:
         pos = Positives.from_cells(new_row[tr[keep]], tc[keep], n, self.C)
         grow = R[pos.rows]  # each positive's row among the scored clips
         res = {}
+        classes = {} if per_class else None  # per-class F1 (top-1, as the reference's f1) and AP
+        k_f1 = 1 if 1 in self.ks else min(self.ks)
         for k in self.ks:
             pr, pc = self.pred_cells[inp, k]
             pred_c = np.bincount(pc[present[pr]], minlength=self.C)
-            correct = self.masks[inp][k][grow, pos.cols]
+            correct = cells_contain(self.pred_flat[inp, k], grow * self.C + pos.cols)
             for name, value in label_set_counts_metrics(
-                pos, correct, pred_c, self.pred_row[inp, k][R] if n else None
+                pos, correct, pred_c, self.pred_row[inp, k][R] if n else None, per_class=classes if k == k_f1 else None
             ).items():
                 res[f"{name}@{k}"] = value
-        ST = self.ST[inp]
+        S = self.S[inp]
+        rows = R if self.take is None else self.take[R]  # the chosen clips' rows of the model's matrix
+        every_row = self.take is None and n == S.shape[0]
 
-        def sorted_cols(valid):
-            cols = np.compress(present, ST if valid.size == ST.shape[0] else ST[valid], axis=1)
-            cols.sort(axis=1)
-            return cols
+        def sorted_cols(classes):
+            # the chosen clips' scores of a few classes, one row per class, sorted
+            lo, hi = int(classes[0]), int(classes[-1]) + 1  # a contiguous run of columns: a view, no gather
+            block = (S[:, lo:hi] if every_row else S[rows, lo:hi]).T.copy()
+            if hi - lo != classes.size:
+                block = block[classes - lo]
+            block.sort(axis=1)
+            return block
 
-        res["auc_roc"], res["auc_pr"] = auc_macro(pos, None, sorted_cols=sorted_cols, pos_values=ST[pos.cols, grow])
+        srow = grow if self.take is None else self.take[grow]
+        res["auc_roc"], res["auc_pr"] = auc_macro(
+            pos, None, sorted_cols=sorted_cols, pos_values=S[srow, pos.cols], per_class=classes
+        )
+        if classes is not None:
+            res[PER_CLASS_KEY] = classes
         res["n_clips"] = int(n)
         return res
 
 
+TRUTH_ROW_BLOCK = 32_768
+"""Clips whose ground-truth rows :func:`_truth_cells` combines at a time (no [n, C] temporary)."""
+
+
+def _truth_cells(labels: LabelSet, subset: str, rows: np.ndarray):
+    """(clip has a label, row, column of each positive cell) of ``labels.truth(subset)[rows]``, in row-major
+    order, built a block of rows at a time."""
+    C = len(labels.classes)
+    present, rr, cc = [], [], []
+    for start in range(0, rows.size, TRUTH_ROW_BLOCK):
+        block = labels.select_rows(rows[start : start + TRUTH_ROW_BLOCK]).truth(subset)
+        r, c = np.divmod(np.flatnonzero(block), C)
+        present.append(block.any(axis=1))
+        rr.append(r + start)
+        cc.append(c)
+    if not present:
+        empty = np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=bool), empty, empty
+    return np.concatenate(present), np.concatenate(rr), np.concatenate(cc)
+
+
+def _truth_at(labels: LabelSet, subset: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``labels.truth(subset)[rows[i], cols[i]]`` for every i, without building the [n, C] matrix."""
+    a, v, av = labels.has_a[rows, cols], labels.has_v[rows, cols], labels.has_av[rows, cols]
+    return {"a": a | av, "v": v | av, "av": av, "a only": a, "v only": v, "all": a | v | av}[subset]
+
+
 def evaluate_model(
-    gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS, confusion: str = "v1.0"
+    gt: LabelSet, pred: ModelPredictions, *, ks: Iterable[int] = TOP_KS, confusion: str = "v1.0", per_class=False
 ) -> dict[str, dict[str, float]]:
     """All metrics of one model on the clips of ``gt`` (already filtered by regime)."""
     _check_confusion(confusion)
     _check_classes(gt, pred)
     if pred.kind == "scores":
-        return ScoredModel(gt, pred, ks=ks, confusion=confusion).evaluate()
-    return _evaluate_label_sets(gt, pred, confusion)
+        return ScoredModel(gt, pred, ks=ks, confusion=confusion).evaluate(per_class=per_class)
+    return _evaluate_label_sets(gt, pred, confusion, per_class=per_class)
 
 
-def _evaluate_label_sets(gt: LabelSet, pred: ModelPredictions, confusion: str) -> dict[str, dict[str, float]]:
+def _evaluate_label_sets(
+    gt: LabelSet, pred: ModelPredictions, confusion: str, *, per_class: bool = False
+) -> dict[str, dict[str, float]]:
     idx = pd.Index(pred.video_ids).get_indexer(pd.Index(gt.video_ids))
     have = idx >= 0
     truth_all = gt.truth("all")
@@ -239,7 +283,11 @@ def _evaluate_label_sets(gt: LabelSet, pred: ModelPredictions, confusion: str) -
             continue
         T = gt.truth(subset)
         present = T.any(axis=1)
-        res = label_set_metrics(T[present], preds[inp][present])
+        classes = {} if per_class else None
+        res = label_set_metrics(T[present], preds[inp][present], per_class=classes)
+        if classes is not None:
+            classes["ap"] = None  # label sets have no ranking
+            res[PER_CLASS_KEY] = classes
         res["n_clips"] = int(present.sum())
         results[subset] = res
     if all(i in preds for i in ("a", "v", "av")):
@@ -282,7 +330,7 @@ def metric_table(results: dict, subsets: Iterable[str] = SUBSETS, metrics: Itera
     subsets, metrics = list(subsets), list(metrics)
     cols = pd.MultiIndex.from_product([metrics, subsets], names=["metric", "modality"])
     rows = []
-    for model, per_subset in results.items():
+    for per_subset in results.values():
         row = []
         for metric in metrics:
             for subset in subsets:
@@ -322,25 +370,31 @@ def meta_breakdown(
 
 
 def _evaluate_filters(
-    labels: LabelSet, model: ModelPredictions, masks: dict[str, np.ndarray], *, ks, confusion: str
+    labels: LabelSet, model: ModelPredictions, masks: dict[str, np.ndarray], *, ks, confusion: str, per_class_for=None
 ) -> dict[str, dict]:
     """``{name: results}`` of one model on the clips of ``labels`` selected by each bool mask (empty
     selections left out). A scored model is prepared once (:class:`ScoredModel`) for all of them."""
     masks = {name: m for name, m in masks.items() if m.any()}
     if model.kind == "scores" and masks:
         union = np.logical_or.reduce(list(masks.values()))
-        if not union.all():  # prepare only the clips some selection needs
-            labels, masks = labels.select(union), {name: m[union] for name, m in masks.items()}
-        prepared = ScoredModel(labels, model, ks=ks, confusion=confusion, threads=EVAL_THREADS)
+        # prepare only the clips some selection needs (no copy of the label set)
+        prepared = ScoredModel(
+            labels, model, ks=ks, confusion=confusion, threads=EVAL_THREADS, clips=None if union.all() else union
+        )
         if len(masks) > 2 and EVAL_THREADS > 1:
             # the selections are independent and most of each is numpy work without the GIL (column
             # filters, sorts): two at a time on a multi-core machine
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=EVAL_THREADS, thread_name_prefix="evaluate") as pool:
-                done = list(pool.map(prepared.evaluate, masks.values()))
+                done = list(
+                    pool.map(lambda item: prepared.evaluate(item[1], per_class=item[0] is per_class_for), masks.items())
+                )
             return dict(zip(masks, done))
-        return {name: prepared.evaluate(m, threads=EVAL_THREADS) for name, m in masks.items()}
+        return {
+            name: prepared.evaluate(m, threads=EVAL_THREADS, per_class=name is per_class_for)
+            for name, m in masks.items()
+        }
     return {name: evaluate_model(labels.select(m), model, ks=ks, confusion=confusion) for name, m in masks.items()}
 
 
@@ -412,6 +466,10 @@ class StreamedEvaluation:
     """``{filter: {model: ...}}`` (as :func:`meta_breakdown`), or None without ``meta_filters``."""
     models: dict = field(default_factory=dict)
     """``{model: {"kind", "clips", "inputs", "unknown_names" ({name: count} skipped), "not_judged"}}``."""
+    per_class: dict = field(default_factory=dict)
+    """``{model: {subset: {"f1": [C], "ap": [C] or None, "support": [C]}}}`` on the regime's clips: F1 of each
+    class (top-1 for a scored model, as its ``f1``; its label sets otherwise), average precision (scored models),
+    positives of each class."""
 
 
 def evaluate_stream(
@@ -424,11 +482,13 @@ def evaluate_stream(
     confusion: str = "v1.0",
     meta_filters: dict | None = None,
     prefetch: bool = True,
+    on_model=None,
 ) -> StreamedEvaluation:
     """Evaluate models one at a time as they are loaded (see :func:`iter_models`), keeping only their numbers.
 
     Gives the same numbers as :func:`evaluate` (``regime`` applied to ``labels``) and, with ``meta_filters``
-    (e.g. :data:`META_FILTERS`), as :func:`meta_breakdown` on all clips of ``labels``."""
+    (e.g. :data:`META_FILTERS`), as :func:`meta_breakdown` on all clips of ``labels``. ``on_model(name)`` is
+    called after each model is evaluated (e.g. to advance a progress bar)."""
     ks = tuple(ks)
     _check_confusion(confusion)
     if regime is not None:
@@ -445,13 +505,16 @@ def evaluate_stream(
         if model.kind == "scores" and in_regime.any():
             # one preparation for the regime and every filter
             masks = {regime_key: in_regime, **(filters or {})}
-            done = _evaluate_filters(labels, model, masks, ks=ks, confusion=confusion)
+            done = _evaluate_filters(labels, model, masks, ks=ks, confusion=confusion, per_class_for=regime_key)
             out.results[model.name] = done.pop(regime_key)
         else:
             gt = labels.select(in_regime)
             _check_classes(gt, model)
-            out.results[model.name] = evaluate_model(gt, model, ks=ks, confusion=confusion)
+            out.results[model.name] = evaluate_model(gt, model, ks=ks, confusion=confusion, per_class=True)
             done = _evaluate_filters(labels, model, filters or {}, ks=ks, confusion=confusion)
+        out.per_class[model.name] = {
+            subset: res.pop(PER_CLASS_KEY) for subset, res in out.results[model.name].items() if PER_CLASS_KEY in res
+        }
         for name, res in done.items():
             out.breakdown[name][model.name] = res
         out.models[model.name] = {
@@ -461,6 +524,8 @@ def evaluate_stream(
             "unknown_names": dict(model.unknown_names),
             "not_judged": int(model.not_judged),
         }
+        if on_model is not None:
+            on_model(model.name)
         del model
     return out
 

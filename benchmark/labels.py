@@ -170,6 +170,18 @@ class LabelSet:
             {k: v[mask] for k, v in self.meta.items()},
         )
 
+    def select_rows(self, rows: np.ndarray) -> "LabelSet":
+        """The clips at the positions ``rows`` (an index array; the same as ``select`` with a mask)."""
+        rows = np.asarray(rows)
+        return LabelSet(
+            self.video_ids[rows],
+            self.classes,
+            self.has_a[rows],
+            self.has_v[rows],
+            self.has_av[rows],
+            {k: v[rows] for k, v in self.meta.items()},
+        )
+
     def meta_mask(self, **filters: bool | None) -> np.ndarray:
         """Clips whose meta labels equal the given values (``None`` = no filter)."""
         unknown = set(filters) - set(META_LABELS)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 TOP_KS = (1, 3, 5, 10)
+AUC_CLASS_BLOCK = 64
+"""Classes whose sorted scores :func:`auc_macro` holds at a time (64 x 150k clips x 4 bytes = 37 MB)."""
+TOPK_ROW_BLOCK = 8192
+"""Clips :func:`topk_cells` ranks at a time (its temporary arrays are a few [block, C] matrices)."""
 LABEL_METRICS = ("f1", "f1_macro", "accuracy", "jaccard", "precision", "recall", "hit_rate")
 
 
@@ -41,7 +45,7 @@ class Positives:
         return self
 
 
-def label_set_metrics(truth, pred: np.ndarray) -> dict[str, float]:
+def label_set_metrics(truth, pred: np.ndarray, *, per_class: dict | None = None) -> dict[str, float]:
     """Label-set metrics of ``pred`` (bool [n, C]) against ``truth`` (bool [n, C] or :class:`Positives`).
 
     micro F1/precision/recall/Jaccard over all (clip, class) cells, macro F1 over all
@@ -51,19 +55,27 @@ def label_set_metrics(truth, pred: np.ndarray) -> dict[str, float]:
     pos = truth if isinstance(truth, Positives) else Positives(truth)
     pred = np.asarray(pred, dtype=bool)
     return label_set_counts_metrics(
-        pos, pred[pos.rows, pos.cols], np.count_nonzero(pred, axis=0), np.count_nonzero(pred, axis=1) if pos.n else None
+        pos,
+        pred[pos.rows, pos.cols],
+        np.count_nonzero(pred, axis=0),
+        np.count_nonzero(pred, axis=1) if pos.n else None,
+        per_class=per_class,
     )
 
 
 def label_set_counts_metrics(
-    pos: Positives, correct: np.ndarray, pred_c: np.ndarray, pred_row: np.ndarray | None
+    pos: Positives, correct: np.ndarray, pred_c: np.ndarray, pred_row: np.ndarray | None, *, per_class=None
 ) -> dict[str, float]:
     """:func:`label_set_metrics` from counts: ``correct`` (bool per positive cell of ``pos``: predicted),
-    ``pred_c`` (predictions per class) and ``pred_row`` (predictions per clip)."""
+    ``pred_c`` (predictions per class) and ``pred_row`` (predictions per clip). With a ``per_class`` dict, its
+    ``"f1"`` (F1 of each class, [C]) and ``"support"`` (positives of each class) are filled in too."""
     n, C = pos.n, pos.C
     tp_c = np.bincount(pos.cols[correct], minlength=C)
     fp_c = pred_c - tp_c
     fn_c = pos.per_class - tp_c
+    if per_class is not None:
+        per_class["f1"] = _div(2 * tp_c, 2 * tp_c + fp_c + fn_c)
+        per_class["support"] = np.asarray(pos.per_class, dtype=np.int64)
     tp, fp, fn = int(tp_c.sum()), int(fp_c.sum()), int(fn_c.sum())
     if n:
         tp_row = np.bincount(pos.rows[correct], minlength=n)
@@ -133,6 +145,39 @@ def topk_masks_top1(scores: np.ndarray, ks=TOP_KS, *, top1: bool = True):
     return out, best
 
 
+def topk_cells(scores: np.ndarray, ks=TOP_KS, *, top1: bool = True, block: int = TOPK_ROW_BLOCK, rows=None):
+    """``({k: flat indices of the cells topk_masks(scores) sets, ascending}, top-1 index or None)``, ranked
+    ``block`` clips at a time so that no [n, C] temporary is made (the masks of 4 k's of 150k clips would be
+    185 MB each). Flat index = row * C + column; int32 when every index fits, else int64. With ``rows`` (row
+    indices) the matrix ranked is ``scores[rows]``, taken a block at a time (no copy of the whole)."""
+    scores = np.asarray(scores)
+    n, C = scores.shape
+    if rows is not None:
+        n = len(rows)
+    ks = sorted(set(int(k) for k in ks))
+    dtype = np.int32 if n * C < 2**31 else np.int64
+    parts: dict[int, list] = {k: [] for k in ks}
+    best = []
+    for start in range(0, n, max(1, int(block))):
+        part = scores[start : start + block] if rows is None else scores[rows[start : start + block]]
+        masks, b = topk_masks_top1(part, ks, top1=top1)
+        for k, mask in masks.items():
+            parts[k].append((np.flatnonzero(mask) + start * C).astype(dtype, copy=False))
+        if top1:
+            best.append(b)
+    cells = {k: (np.concatenate(p) if p else np.zeros(0, dtype=dtype)) for k, p in parts.items()}
+    return cells, ((np.concatenate(best) if best else np.zeros(0, dtype=np.int64)) if top1 else None)
+
+
+def cells_contain(cells: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """bool per entry of ``flat``: whether it is one of ``cells`` (ascending flat indices)."""
+    if cells.size == 0:
+        return np.zeros(flat.shape, dtype=bool)
+    at = np.searchsorted(cells, flat)
+    np.minimum(at, cells.size - 1, out=at)
+    return cells[at] == flat
+
+
 def top1_index(scores: np.ndarray) -> np.ndarray:
     """Index of the highest score per clip, ties broken like ``np.argsort(scores, axis=1)[:, -1]``."""
     scores = np.asarray(scores)
@@ -157,21 +202,27 @@ def topk_metrics(truth, masks: dict[int, np.ndarray]) -> dict[str, float]:
     return out
 
 
-def auc_macro(truth, scores: np.ndarray | None, *, sorted_cols=None, pos_values: np.ndarray | None = None):
+def auc_macro(
+    truth, scores: np.ndarray | None, *, sorted_cols=None, pos_values: np.ndarray | None = None, per_class=None
+):
     """Macro AUC-ROC and AUC-PR (average precision) over classes with >=1 positive.
 
     truth: bool [n, C] (or its :class:`Positives`); scores: [n, C]. Instead of ``scores``, a caller that has
     the columns sorted already may pass ``sorted_cols`` (``valid`` class indices -> [len(valid), n] array of
-    each class's scores in ascending order) and ``pos_values`` (the score of each positive cell). Returns (auc_roc, auc_pr); 0.0 when no
-    class has a positive (as the reference does). A class without negatives makes ROC AUC nan and has AP 1.0,
-    as scikit-learn >= 1.6 (installed) reports them to the reference.
+    each class's scores in ascending order) and ``pos_values`` (the score of each positive cell). Returns
+    (auc_roc, auc_pr); 0.0 when no class has a positive (as the reference does). A class without negatives makes
+    ROC AUC nan and has AP 1.0, as scikit-learn >= 1.6 (installed) reports them to the reference.
 
-    Per class, positives are few: each positive's counts of negatives ranked below / tied with it (ROC AUC, ties count one half) and of positives and negatives
-    ranked at or above it (precision at its threshold, for AP) come from binary searches in the
-    sorted scores, so only one sort per class is needed.
+    Per class, positives are few: each positive's counts of negatives ranked below / tied with it (ROC AUC, ties
+    count one half) and of positives and negatives ranked at or above it (precision at its threshold, for AP)
+    come from binary searches in the sorted scores, so only one sort per class is needed. With a ``per_class``
+    dict, its ``"ap"`` is filled in: each class's average precision ([C], NaN for a class without positives,
+    1.0 for one without negatives).
     """
     pos = truth if isinstance(truth, Positives) else Positives(truth)
     n, C = pos.n, pos.C
+    if per_class is not None:
+        per_class["ap"] = np.full(C, np.nan)
     if n == 0:
         return 0.0, 0.0
     rr, cc = pos.rows, pos.cols
@@ -182,15 +233,20 @@ def auc_macro(truth, scores: np.ndarray | None, *, sorted_cols=None, pos_values:
     # and the reference averages them in; mirror that so the numbers stay identical
     all_pos = int(np.count_nonzero((P > 0) & (N == 0)))
     valid = np.flatnonzero((P > 0) & (N > 0))
+    if per_class is not None:
+        per_class["ap"][(P > 0) & (N == 0)] = 1.0
     if valid.size == 0:
         if all_pos:
             return float("nan"), 1.0
         return 0.0, 0.0
-    if sorted_cols is None:
-        cols = np.ascontiguousarray(scores.T[valid])
-        cols.sort(axis=1)
-    else:
-        cols = sorted_cols(valid)
+
+    def sorted_block(classes):
+        if sorted_cols is not None:
+            return sorted_cols(classes)
+        block = np.ascontiguousarray(scores.T[classes])
+        block.sort(axis=1)
+        return block
+
     keep = np.isin(cc, valid)
     cc, rr = cc[keep], rr[keep]
     vals = scores[rr, cc] if pos_values is None else pos_values[keep]
@@ -211,11 +267,14 @@ def auc_macro(truth, scores: np.ndarray | None, *, sorted_cols=None, pos_values:
     hi = np.empty(m, dtype=np.int64)
     bounds = np.searchsorted(cc, valid, side="left")
     bounds = np.append(bounds, m)
-    for j in range(valid.size):
-        a, b = bounds[j], bounds[j + 1]
-        v = vals[a:b]
-        lo[a:b] = cols[j].searchsorted(v, "left")
-        hi[a:b] = cols[j].searchsorted(v, "right")
+    for first in range(0, valid.size, AUC_CLASS_BLOCK):  # sorted scores of a few classes at a time
+        cols = sorted_block(valid[first : first + AUC_CLASS_BLOCK])
+        for j in range(first, first + cols.shape[0]):
+            a, b = bounds[j], bounds[j + 1]
+            v = vals[a:b]
+            lo[a:b] = cols[j - first].searchsorted(v, "left")
+            hi[a:b] = cols[j - first].searchsorted(v, "right")
+        del cols
     neg_below = lo - plo
     neg_tied = (hi - lo) - (phi - plo)
     p, q = P[cc].astype(np.float64), N[cc].astype(np.float64)
@@ -224,6 +283,8 @@ def auc_macro(truth, scores: np.ndarray | None, *, sorted_cols=None, pos_values:
     slot = np.searchsorted(valid, cc)
     roc = np.bincount(slot, weights=neg_below + 0.5 * neg_tied, minlength=valid.size) / (P[valid] * N[valid])
     ap = np.bincount(slot, weights=tp_at / (tp_at + fp_at), minlength=valid.size) / P[valid]
+    if per_class is not None:
+        per_class["ap"][valid] = ap
     if all_pos:
         return float("nan"), float((ap.sum() + all_pos) / (ap.size + all_pos))
     return float(np.mean(roc)), float(np.mean(ap))

@@ -63,7 +63,15 @@ class ImportClipsForm(forms.Form):
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ("name", "budget_usd", "batch_size", "gold_per_batch", "annotations_per_clip", "reject_below")
+    list_display = (
+        "name",
+        "budget_usd",
+        "min_hourly_wage_usd",
+        "batch_size",
+        "gold_per_batch",
+        "annotations_per_clip",
+        "reject_below",
+    )
     search_fields = ("name",)
     change_list_template = "admin/catalog/dataset/change_list_import.html"
 

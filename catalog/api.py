@@ -37,6 +37,7 @@ class DatasetSerializer(serializers.ModelSerializer):
             "reject_below",
             "block_floor",
             "block_after",
+            "min_hourly_wage_usd",
             "created_at",
         ]
 

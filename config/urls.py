@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from frontend import health
+from frontend import health, views_clip
 from frontend.views import legacy_admin_redirect
 
 urlpatterns = [
@@ -31,10 +31,12 @@ urlpatterns = [
     path("api/proposals/", include(("proposals.api", "api_proposals"))),
     path("proposals/", include(("frontend.views_proposals", "proposals"))),
     path("releases/", include(("frontend.views_releases", "releases"))),
+    path("releases/", include(("frontend.views_clip", "release_clips"))),
     path("reports/", include(("frontend.views_reports", "reports"))),
     path("ops/", include(("frontend.views_ops", "ops"))),
     path("ops/", include(("frontend.views_quality", "quality"))),
     path("ops/", include(("frontend.views_review", "review"))),
     path("ops/", include(("frontend.views_steps", "steps"))),
+    path("ops/", include((views_clip.ops_urlpatterns, "clip_pages"))),
     path("", include("frontend.urls")),
 ]

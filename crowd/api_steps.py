@@ -1,5 +1,6 @@
 """REST API of the crowd's pipeline steps (admins only): import gold from a CSV, create batches, rebuild the batches
-built without catch trials. Each answers with its Operation (201) or 400 naming what is wrong."""
+built without catch trials. Each answers with its Operation (gold: 202, running in the background; batches: 201) or
+400 naming what is wrong."""
 
 from django.urls import path
 from drf_spectacular.utils import extend_schema
@@ -8,8 +9,9 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.views import APIView
 
 from catalog.access import AdminOnly
-from catalog.api_steps import StepOperationSerializer, dataset_or_404, operation_response
-from crowd.services.steps import batches_create_step, batches_rebuild_step, gold_import_upload
+from catalog.api_steps import StepOperationSerializer, dataset_or_404, operation_response, operation_started
+from crowd.services.steps import batches_create_step, batches_rebuild_step
+from crowd.tasks import gold_import_start
 
 
 class GoldImportSerializer(serializers.Serializer):
@@ -20,18 +22,19 @@ class GoldImportSerializer(serializers.Serializer):
 
 
 class GoldImport(APIView):
-    """Import gold labels (all or nothing), then mark catch trials and re-score the assignments."""
+    """Import gold labels (all or nothing), then mark catch trials and re-score the assignments, in the
+    background: 202 with the Operation to poll."""
 
     permission_classes = [AdminOnly]
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request=GoldImportSerializer, responses={201: StepOperationSerializer})
+    @extend_schema(request=GoldImportSerializer, responses={202: StepOperationSerializer})
     def post(self, request, name):
         dataset = dataset_or_404(name)
         ser = GoldImportSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
-        return operation_response(gold_import_upload(dataset, d["file"], user=request.user, decide=d["decide"]))
+        return operation_started(gold_import_start(dataset, d["file"], user=request.user, decide=d["decide"]))
 
 
 class BatchesCreateSerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ from crowd.models import Batch
 from crowd.services.assignments import assignments_approve_due
 from crowd.services.binding import assignments_expire
 from crowd.services.publish import batches_publish, publish_check
+from crowd.services.steps import gold_import_request, gold_import_staged
 from crowd.services.sync import marketplace_sync
 
 RETRY = dict(
@@ -122,3 +123,16 @@ def assignments_expire_task() -> int:
     """Expire in-progress assignments past their HIT's assignment duration, freeing their slots (beat, every
     minute; a session start of a batch also expires that batch's)."""
     return assignments_expire()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def gold_import_task(self, operation_id: int, **kwargs) -> str:
+    """Import an uploaded gold CSV and re-score the catch trials; outcome and progress on the Operation."""
+    return gold_import_staged(operation_id, **kwargs).status
+
+
+def gold_import_start(dataset, upload, *, user=None, decide: bool = False) -> Operation:
+    """The gold import of a page or the API: saved now, imported in the background (a Celery task, or without a
+    broker a background thread); returns the Operation to follow."""
+    op, kwargs = gold_import_request(dataset, upload, user=user, decide=decide)
+    return operation_queue(op, gold_import_task, kwargs=kwargs, queue="default", background=True)

@@ -18,6 +18,7 @@ from crowd.selectors.crowd import inhouse_tasks
 from crowd.services.costs import hit_cost_per_assignment
 from crowd.tasks import marketplace_sync_start
 
+from .charts import dataset_charts
 from .middleware import back_on_error
 
 
@@ -44,7 +45,7 @@ def index(request):
 def dataset(request, name):
     operations_fail_stale()
     ds = get_object_or_404(Dataset, name=name)
-    return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds)})
+    return render(request, "frontend/ops/dataset.html", {"d": ops.dataset_ops(ds), "charts": dataset_charts(ds)})
 
 
 PAGE_SIZE = 100  # rows per page of every ops list
@@ -90,7 +91,10 @@ def clips(request, name):
     except ValueError as exc:
         raise Http404(str(exc))
     page = _page(request, found)
-    rows = [[(c.video_id, _admin(c)), (c.accepted_answers, None)] for c in page]
+    rows = [
+        [(c.video_id, reverse("clip_pages:dataset-clip", args=[ds.name, c.video_id])), (c.accepted_answers, None)]
+        for c in page
+    ]
     k = max(1, ds.annotations_per_clip)
     buckets = [(str(i), str(i)) for i in range(k)] + [(f"{k}+", f"{k} or more")]
     return _table(

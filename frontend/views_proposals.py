@@ -4,6 +4,8 @@ as a message (frontend.middleware)."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from catalog.access import admin_page
 from catalog.errors import ValidationError
 from catalog.models import Dataset
+from proposals.core.plots import pareto_svg
 from proposals.core.predictions_io import MODALITIES
 from proposals.models import ModelCheckpoint, ModelRun, ProposalSet
 from proposals.selectors import runs_overview
@@ -87,12 +90,14 @@ def compute(request, name):
             f"choose at least one input to score; allowed: {', '.join(MODALITIES)}", field="modalities"
         )
     ckpt = checkpoint_get(request.POST.get("checkpoint", ""))
-    run = run_start(ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")))
+    run = run_start(
+        ds, ckpt, chunk_size=int(raw), modalities=mods, restart=bool(request.POST.get("restart")), background=True
+    )
     run.refresh_from_db()
     messages.success(
         request,
         f"{ckpt.name} on {ds.name}: {run.status}, {run.n_done}/{run.n_clips} clips"
-        + (" (the GPU workers take it from here)" if run.status == ModelRun.RUNNING else ""),
+        + (" (computing in the background: this page shows its progress)" if run.status == ModelRun.RUNNING else ""),
     )
     return redirect(_dataset_section(request, ds.name))
 
@@ -120,39 +125,21 @@ def runs_progress(request):
     )
 
 
-def _front_svg(front: list[dict], chosen: dict | None, width: int = 520, height: int = 260) -> dict | None:
-    if not front:
-        return None
-    pad = 40
-    xs = [p["mean_size"] for p in front]
-    ys = [p["recall"] for p in front]
-    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
-    y0, y1 = min(ys + [0.8]) - 0.02, 1.0
-
-    def sx(x):
-        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
-
-    def sy(y):
-        return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
-
-    points = [
+def _front_rows(tune: dict | None) -> list[dict]:
+    """The tuner's front for the page: each strategy as the JSON the build form takes, numbered as in the plot."""
+    if not tune:
+        return []
+    chosen = tune.get("chosen") or {}
+    return [
         {
-            "x": round(sx(p["mean_size"]), 1),
-            "y": round(sy(p["recall"]), 1),
-            "label": f"{p['mean_size']:.1f} / {p['recall']:.3f}",
-            "chosen": chosen is not None and p["mean_size"] == chosen["mean_size"] and p["recall"] == chosen["recall"],
+            "n": i,
+            "mean_size": t["mean_size"],
+            "recall": t["recall"],
+            "json": json.dumps(t["strategy"], sort_keys=True),
+            "chosen": (t["mean_size"], t["recall"]) == (chosen.get("mean_size"), chosen.get("recall")),
         }
-        for p in front
+        for i, t in enumerate(tune["front"], start=1)
     ]
-    return {
-        "width": width,
-        "height": height,
-        "points": points,
-        "path": " ".join(f"{p['x']},{p['y']}" for p in points),
-        "axis": {"x0": pad, "x1": width - pad, "y0": height - pad, "y1": pad},
-        "xmax": f"{x1:.0f}",
-        "ymin": f"{y0:.2f}",
-    }
 
 
 @admin_page
@@ -177,7 +164,11 @@ def set_detail(request, pk: int):
             "ev": ev,
             "rules": rules,
             "tune": tune,
-            "svg": _front_svg(tune["front"], tune.get("chosen")) if tune else None,
+            "plot": pareto_svg(tune["front"], tune.get("chosen"), tune.get("target"))
+            if tune and tune["front"]
+            else None,
+            "front": _front_rows(tune),
+            "strategy_json": json.dumps(pset.strategy, indent=2, sort_keys=True),
             "runs": [r.model_name for r in pset.runs.all()],
         },
     )

@@ -1,5 +1,6 @@
 """Label-quality pages of the operations dashboard (admins only), mounted under /ops/: adaptive overlap (the clips
-still waiting for votes and what they would cost)."""
+still waiting for votes and what they would cost) and worker quality (catch-F1 trend, agreement with the merged
+labels)."""
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -8,6 +9,7 @@ from django.urls import path, reverse
 from catalog.access import admin_page
 from catalog.models import Dataset
 from labels.services.overlap import EM_ONLY, overlap_queue, overlap_report
+from labels.services.workers import latest_release, worker_quality_report
 
 from .middleware import back_on_error
 
@@ -26,7 +28,7 @@ def _params(data) -> dict:
         "min_votes": num("min_votes", 2, int),
         "max_votes": num("max_votes", 5, int),
         "max_expected_errors": num("max_errors", 1.5, float),
-        "method": data.get("method") or "shrunk_ds",
+        "method": data.get("method") or "modality_ds",
         "backend": data.get("backend") or "mturk",
     }
 
@@ -48,6 +50,26 @@ def overlap(request, name):
     )
 
 
+def _sparkline(values, width=120, height=24) -> str:
+    """SVG polyline points of catch F1 values (0..1) across the assignments."""
+    if len(values) < 2:
+        return ""
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - v * height:.1f}" for i, v in enumerate(values))
+
+
+@admin_page
+def worker_quality(request, name):
+    ds = get_object_or_404(Dataset, name=name)
+    rows = worker_quality_report(ds)
+    for r in rows:
+        r["spark"] = _sparkline(r["trend"]["values"])
+    return render(
+        request, "frontend/ops/worker_quality.html", {"dataset": ds, "rows": rows, "release": latest_release(ds)}
+    )
+
+
 urlpatterns = [
     path("<slug:name>/overlap/", overlap, name="overlap"),
+    path("<slug:name>/worker-quality/", worker_quality, name="worker-quality"),
 ]

@@ -21,6 +21,7 @@ from labels.services.diff import release_diff
 from labels.services.export import EXPORT_FORMATS
 from labels.tasks import release_create_start, release_export_start
 
+from .charts import release_charts
 from .middleware import back_on_error
 from .views_ops import operation_started
 
@@ -96,6 +97,7 @@ def release_detail(request, pk):
             "prev_offset": max(offset - PAGE, 0) if offset else None,
             "next_offset": offset + PAGE if offset + PAGE < total else None,
             "agreement": stats.get("agreement") or {},
+            "charts": release_charts(stats),
             "unreliable": unreliable,
             "card": stats.get("quality_card") or {},
             "card_classes": sorted(

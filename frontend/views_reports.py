@@ -3,6 +3,7 @@ figures, and its files. Researchers and admins only (access rule `researcher`, c
 
 from __future__ import annotations
 
+import json
 import mimetypes
 
 from django.contrib import messages
@@ -21,6 +22,7 @@ from reports.services import report_file_open, report_upload
 from reports.tasks import report_create
 
 from .middleware import back_on_error
+from .report_display import Names, hide_paths, per_class_tables
 
 app_name = "reports"
 TABLES = [
@@ -35,6 +37,8 @@ FIGURES = [
     ("delta_f1", "ΔF1 for meta labels"),
     ("class_frequency", "Class frequency by modality"),
     ("cooccurrence", "Class co-occurrence"),
+    ("per_class", "Per-class F1 by modality"),
+    ("per_class_f1", "Per-class F1 by modality"),
 ]
 
 
@@ -51,15 +55,36 @@ def _choices():
 @researcher_page
 def report_list(request):
     releases, runs = _choices()
+    reports = list(MetricReport.objects.select_related("created_by")[:200])
+    _name(reports)
     return render(
         request,
         "frontend/reports/list.html",
-        {
-            "reports": MetricReport.objects.select_related("created_by")[:200],
-            "releases": releases,
-            "runs": runs,
-        },
+        {"reports": reports, "releases": releases, "runs": runs},
     )
+
+
+def _name(reports) -> None:
+    """Give each report the names people know: releases and runs by name, files by their own name, errors
+    without server paths."""
+    names = Names(reports)
+    for r in reports:
+        p = r.params or {}
+        r.labels_name = names.labels(p.get("labels", ""))
+        r.model_names = [names.model(spec) for spec in p.get("predictions", [])]
+        r.error_text = hide_paths(r.error)
+
+
+def _per_class(report):
+    """The per-class tables from report.json's `per_class` key ([] for reports made before it existed)."""
+    text = _read_text(report, "report.json")
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    return per_class_tables(data.get("per_class") or {})
 
 
 @researcher_page
@@ -99,7 +124,8 @@ def _read_text(report, name):
 @researcher_page
 def report_detail(request, pk):
     report = get_object_or_404(MetricReport.objects.select_related("created_by"), pk=pk)
-    tables, figures = [], []
+    _name([report])
+    tables, figures, per_class = [], [], []
     if report.status == MetricReport.DONE:
         for stem, title in TABLES:
             html = _read_text(report, f"{stem}.html")  # written by benchmark.report, every cell escaped
@@ -109,6 +135,7 @@ def report_detail(request, pk):
         for stem, title in FIGURES:
             if f"{stem}.svg" in report.files:
                 figures.append({"stem": stem, "title": title})
+        per_class = _per_class(report)
     return render(
         request,
         "frontend/reports/detail.html",
@@ -116,6 +143,7 @@ def report_detail(request, pk):
             "report": report,
             "tables": tables,
             "figures": figures,
+            "per_class": per_class,
             "running": report.status in (MetricReport.PENDING, MetricReport.RUNNING),
         },
     )

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.access import AdminOnly, ResearcherOnly, ResearcherRead
+from catalog.api_steps import StepOperationSerializer, operation_started
 from catalog.errors import ValidationError
 from catalog.models import Dataset
 from labels.core.merge import METHODS
@@ -26,7 +27,7 @@ from labels.services.create import release_create
 from labels.services.diff import release_diff
 from labels.services.export import EXPORT_CONTENT_TYPES, EXPORT_FORMATS, export_chunks, export_filename
 from labels.services.imports import release_import
-from labels.tasks import release_create_start, release_export_start
+from labels.tasks import release_create_start, release_export_start, release_import_start
 
 TRUE_TEXT = {"1", "true", "yes", "on"}
 
@@ -80,6 +81,11 @@ class ReleaseImportSerializer(serializers.Serializer):
     dataset = serializers.SlugRelatedField(slug_field="name", queryset=Dataset.objects.all())
     name = serializers.CharField(max_length=100)
     file = serializers.FileField()
+    background = serializers.BooleanField(
+        default=False,
+        help_text="import it in the background: 202 with the Operation to poll (status_url; summary.release is the "
+        "new release's id), for files large enough to outlast an HTTP request",
+    )
 
 
 class ReleaseExportSerializer(serializers.ModelSerializer):
@@ -182,11 +188,18 @@ class ReleaseImport(APIView):
     permission_classes = [AdminOnly]
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request=ReleaseImportSerializer, responses={201: ReleaseDetailSerializer})
+    @extend_schema(
+        request=ReleaseImportSerializer, responses={201: ReleaseDetailSerializer, 202: StepOperationSerializer}
+    )
     def post(self, request):
         ser = ReleaseImportSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         upload = ser.validated_data["file"]
+        if ser.validated_data["background"]:
+            op = release_import_start(
+                ser.validated_data["dataset"], ser.validated_data["name"], upload, user=request.user
+            )
+            return operation_started(op)
         text = io.TextIOWrapper(upload.file, encoding="utf-8", newline="")
         release = release_import(
             ser.validated_data["dataset"],

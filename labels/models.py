@@ -30,6 +30,7 @@ class Release(_Immutable):
         (WEIGHTED, "gold-F1-weighted voting"),
         (DAWID_SKENE, "Dawid-Skene (gold clamped)"),
         ("shrunk_ds", "Dawid-Skene with shrinkage (per-class priors)"),
+        ("modality_ds", "Dawid-Skene over modality (none/A/V/AV), shrunk"),
         (IMPORT, "imported file"),
     ]
 

@@ -7,6 +7,7 @@ from celery import shared_task
 from catalog.services.operations import operation_queue, task_send_on_commit
 from labels.services.create import release_create_request, release_create_run
 from labels.services.export import release_export_fail, release_export_request, release_export_run
+from labels.services.imports import release_import_request, release_import_staged
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -38,3 +39,16 @@ def release_export_start(release, fmt: str, *, include_background_music: bool = 
     job = release_export_request(release, fmt, include_background_music=include_background_music, user=user)
     task_send_on_commit(release_export_task, args=[job.pk], on_failure=lambda msg: release_export_fail(job, msg))
     return job
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def release_import_task(self, operation_id: int, **kwargs) -> str:
+    """Import an uploaded label CSV as a release; outcome and progress on the Operation."""
+    return release_import_staged(operation_id, **kwargs).status
+
+
+def release_import_start(dataset, name: str, upload, *, user=None):
+    """The label-set import of a page or the API: checked and saved now, imported in the background (a Celery task,
+    or without a broker a background thread); returns the Operation to follow."""
+    op, kwargs = release_import_request(dataset, name, upload, user=user)
+    return operation_queue(op, release_import_task, kwargs=kwargs, queue="default", background=True)

@@ -20,13 +20,14 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from benchmark.predictions import unknown_names_text
 from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
 from catalog.selectors.taxonomy import class_names, class_pks
 from catalog.services.bulk import analyze, bulk_insert
-from catalog.services.operations import operation_finish, operation_run
-from catalog.services.uploads import upload_as_file
+from catalog.services.operations import OperationBar, operation_finish, operation_finish_staged
+from catalog.services.uploads import staged_folder, staged_name, uploads_stage
 from catalog.storage import parse_s3_url, s3_client
 
 from . import gpu
@@ -36,6 +37,7 @@ from .core.predictions_io import (
     PredictionArrays,
     PredictionFileError,
     from_npz,
+    judged_model_name,
     read_judged_files,
     read_predictions_file,
     to_npz_bytes,
@@ -95,13 +97,49 @@ CLASSES_FROM = "the taxonomy (python manage.py load_taxonomy; VGGSounder's class
 
 
 def run_import(
-    dataset: Dataset, name: str, path, *, allow_unknown_clips: bool = False, strict: bool = False
+    dataset: Dataset,
+    name: str,
+    path,
+    *,
+    allow_unknown_clips: bool = False,
+    strict: bool = False,
+    prepared: tuple | None = None,
 ) -> ModelRun:
     """Import a prediction file (VGGSounder pickle, CSV/JSONL label list, .npz) or the LLM-judged CSVs of one
     model (``path`` a list: one per input, in folders a/, v/, av/) as the run (``name``, dataset); an existing run
     of that name is replaced. Validates everything first; a refused import changes nothing. Class names outside
     the taxonomy are skipped and listed in the run's ``errors`` with their counts, or refused with ``strict``. The
-    name is kept as given (gemini-1.5-flash): letters, digits, '.', '-', '_'."""
+    name is kept as given (gemini-1.5-flash): letters, digits, '.', '-', '_'. ``prepared``: what
+    :func:`run_import_prepare` returned for the same arguments (files checked before any is imported)."""
+    arrays, unknown = prepared or run_import_prepare(
+        dataset, name, path, allow_unknown_clips=allow_unknown_clips, strict=strict
+    )
+    with transaction.atomic():
+        run = ModelRun.objects.filter(dataset=dataset, external_name=name).first()
+        if run is None:
+            run = ModelRun(dataset=dataset, external_name=name)
+        elif run.artifact:
+            run.artifact.delete(save=False)
+        run.kind = arrays.kind
+        run.modalities = arrays.modalities
+        run.status = ModelRun.DONE
+        run.n_clips = run.n_done = len(arrays.video_ids)
+        run.errors = [
+            {"class_name": n, "count": c, "error": "unknown class name, skipped"}
+            for n, c in sorted(arrays.unknown_names.items(), key=lambda kv: (-kv[1], kv[0]))[:1000]
+        ] + [{"video_id": v, "error": "not in dataset, skipped"} for v in unknown[:1000]]
+        run.started_at = run.finished_at = timezone.now()
+        run.clips_per_s = None
+        run.artifact.save(f"{dataset.name}-{name}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
+        run.save()
+    return run
+
+
+def run_import_prepare(
+    dataset: Dataset, name: str, path, *, allow_unknown_clips: bool = False, strict: bool = False
+) -> tuple[PredictionArrays, list[str]]:
+    """Read and check what :func:`run_import` would import (nothing is written): ``(arrays, clip ids not in the
+    dataset and skipped)``; bad input raises :class:`ProposalsError`."""
     if not re.fullmatch(MODEL_NAME_RE, name or ""):
         raise ProposalsError(
             f"model name {name!r} is not allowed: 1-100 characters, letters, digits, '.', '-' and '_', starting "
@@ -136,25 +174,7 @@ def run_import(
     if not arrays.video_ids:
         raise ProposalsError(f"{path}: no predictions for clips of dataset {dataset.name}")
     arrays.class_names = list(names)
-    with transaction.atomic():
-        run = ModelRun.objects.filter(dataset=dataset, external_name=name).first()
-        if run is None:
-            run = ModelRun(dataset=dataset, external_name=name)
-        elif run.artifact:
-            run.artifact.delete(save=False)
-        run.kind = arrays.kind
-        run.modalities = arrays.modalities
-        run.status = ModelRun.DONE
-        run.n_clips = run.n_done = len(arrays.video_ids)
-        run.errors = [
-            {"class_name": n, "count": c, "error": "unknown class name, skipped"}
-            for n, c in sorted(arrays.unknown_names.items(), key=lambda kv: (-kv[1], kv[0]))[:1000]
-        ] + [{"video_id": v, "error": "not in dataset, skipped"} for v in unknown[:1000]]
-        run.started_at = run.finished_at = timezone.now()
-        run.clips_per_s = None
-        run.artifact.save(f"{dataset.name}-{name}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
-        run.save()
-    return run
+    return arrays, unknown
 
 
 # ------------------------------------------------------------------------------------------------
@@ -535,19 +555,121 @@ def proposal_set_tune(pset: ProposalSet, target) -> ProposalSet:
     return pset
 
 
-def run_import_upload(dataset: Dataset, name: str, upload, *, user=None, allow_unknown_clips: bool = False):
-    """`import_predictions` for an uploaded prediction file (pickle, CSV, JSONL or .npz; the file name's extension
-    says which), recorded as an Operation. The model name defaults to the file name without its extension."""
-    name = (name or "").strip() or (Path(upload.name).stem if upload is not None else "")
+PREDICTION_SUFFIXES = (".pkl", ".pickle", ".csv", ".jsonl", ".ndjson", ".npz")
+JUDGED_INPUTS = ("a", "v", "av")
+
+
+def _upload_is_judged_csv(upload) -> bool:
+    """Whether an uploaded CSV's header names a ``suggestions`` column (an LLM-judged prediction CSV)."""
+    upload.seek(0)
+    head = upload.read(4096)
+    upload.seek(0)
+    first = head.decode("utf-8-sig", errors="replace").splitlines()[:1]
+    return bool(first) and "suggestions" in [h.strip().strip('"') for h in first[0].split(",")]
+
+
+def run_import_request(
+    dataset: Dataset,
+    name: str,
+    upload,
+    *,
+    user=None,
+    allow_unknown_clips: bool = False,
+    strict: bool = False,
+    input: str = "",
+) -> tuple[Operation, dict]:
+    """`import_predictions` for an uploaded prediction file (pickle, CSV, JSONL or .npz; the extension says which):
+    checked cheaply now (a file, its type, the model name; ``input`` a, v or av for an LLM-judged CSV as VGGSounder
+    publishes them, ``video_id,suggestions,response``, one file per input), saved and read in the background
+    (``run_import_staged``, queued by proposals.tasks.run_import_start). The model name defaults to the file name
+    without its extension (and, for a judged CSV, without ``predictions-``). Class names outside the taxonomy are
+    skipped and counted in the message, or refused with ``strict``. Returns the Operation and the task's keyword
+    arguments."""
+    if upload is None:
+        raise ProposalsError("choose a predictions file to upload (field 'file')")
+    file = staged_name(upload)
+    suffix = Path(file).suffix.lower()
+    if suffix not in PREDICTION_SUFFIXES:
+        raise ProposalsError(f"{file}: unknown file type {suffix!r}; allowed: {', '.join(PREDICTION_SUFFIXES)}")
+    input = (input or "").strip().lower()
+    judged = suffix == ".csv" and _upload_is_judged_csv(upload)
+    if input and input not in JUDGED_INPUTS:
+        raise ProposalsError(f"input {input!r} is not allowed; allowed: {', '.join(JUDGED_INPUTS)}")
+    if judged and not input:
+        raise ProposalsError(
+            f"{file} is an LLM-judged CSV (video_id,suggestions,response), which holds the answers for one input: "
+            f"choose its input ({', '.join(JUDGED_INPUTS)}), as the folder it is published in (csv/a/, csv/v/, "
+            "csv/av/)"
+        )
+    if input and not judged:
+        raise ProposalsError(
+            f"{file}: the input is chosen only for an LLM-judged CSV (a 'suggestions' column); this file names "
+            "its inputs itself"
+        )
+    name = (name or "").strip() or (judged_model_name(file) if judged else Path(file).stem)
+    if not re.fullmatch(MODEL_NAME_RE, name):
+        raise ProposalsError(
+            f"model name {name!r} is not allowed: 1-100 characters, letters, digits, '.', '-' and '_', starting "
+            "with a letter or digit"
+        )
+    staged = uploads_stage([upload])
+    op = Operation.objects.create(
+        kind=Operation.IMPORT,
+        dataset=dataset,
+        started_by=user,
+        message=f"queued: import predictions of {name!r} from {file} into dataset {dataset.name}",
+        summary={"upload": file, "model": name, **({"input": input} if input else {})},
+    )
+    kwargs = {
+        "dataset_id": dataset.pk,
+        "staged": staged,
+        "file": file,
+        "name": name,
+        "allow_unknown_clips": allow_unknown_clips,
+        "strict": strict,
+        "input": input,
+    }
+    return op, kwargs
+
+
+def run_import_staged(
+    operation_id: int,
+    *,
+    dataset_id: int,
+    staged: str,
+    file: str,
+    name: str,
+    allow_unknown_clips: bool = False,
+    strict: bool = False,
+    input: str = "",
+) -> Operation:
+    """Import the staged predictions file of ``run_import_request`` as the run ``name`` (a judged CSV read as
+    ``csv/<input>/predictions-<name>.csv``), its steps on the Operation; the upload is removed when it ends."""
 
     def work(op):
-        with upload_as_file(upload) as path:
-            run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips)
-        skipped = f", {len(run.errors)} clip(s) not in the dataset skipped" if run.errors else ""
+        dataset = Dataset.objects.get(pk=dataset_id)
+        bar = OperationBar(op.pk)
+        bar.reset(total=1)
+        bar.set_description(f"reading {file}" + (f" (input {input})" if input else ""))
+        with staged_folder(staged) as folder:
+            path = folder / file
+            if input:
+                placed = folder / "csv" / input / f"predictions-{name}.csv"
+                placed.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(placed)
+                run = run_import(dataset, name, [placed], allow_unknown_clips=allow_unknown_clips, strict=strict)
+            else:
+                run = run_import(dataset, name, str(path), allow_unknown_clips=allow_unknown_clips, strict=strict)
+        bar.update(1)
+        n_clips = sum(1 for e in run.errors if "video_id" in e)
+        skipped = f", {n_clips} clip(s) not in the dataset skipped" if n_clips else ""
+        unknown = {e["class_name"]: e["count"] for e in run.errors if "class_name" in e}
+        if unknown:
+            skipped += f"; {unknown_names_text(unknown)}"
         return (
             f"imported {run.n_clips} clips of {name!r} ({run.kind}: {', '.join(run.modalities)}){skipped} into "
             f"dataset {dataset.name}",
-            {"run": run.pk, "model": name, "url": reverse("proposals:overview")},
+            {"run": run.pk, "model": name, "clips": run.n_clips, "url": reverse("proposals:overview")},
         )
 
-    return operation_run(Operation.IMPORT, work, dataset=dataset, user=user)
+    return operation_finish_staged(operation_id, staged, work)

@@ -34,6 +34,7 @@ from benchmark.io import (
 from benchmark.judge import judge_captions, load_captions_jsonl, make_judge
 from benchmark.report import write_report
 from catalog.errors import AvcrowdError, NotFound, ValidationError
+from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_names
 from labels.models import Release
 from labels.selectors.releases import release_find, releases_list
@@ -210,12 +211,13 @@ def report_build(
     captions=(),
     judge: str = "embedding",
     strict: bool = False,
+    bar=NULL_BAR,
 ) -> dict:
     """Resolve the inputs, run the benchmark and write report.json, tables and figures into ``out_dir``.
     ``captions``: JSONL files of free-text outputs, turned into label sets by ``judge`` ("embedding" or a local
     transformers model directory; command line only). Unknown class names in predictions files are skipped and
     counted in report.json (``models.<name>.unknown_names``), or refused with ``strict``. Bad input raises
-    :class:`ValidationError`."""
+    :class:`ValidationError`. ``bar`` (catalog.progress) advances per model evaluated."""
     _check_options(regime, confusion)
     try:
         classes = report_class_names()
@@ -233,6 +235,8 @@ def report_build(
                 models.append(model)
                 described.append({"kind": "captions", "path": os.path.abspath(path), "judge": judge})
                 judged[model.name] = stats.as_dict()
+        bar.set_description("evaluating models")
+        bar.reset(total=len(models))
         report = write_report(
             out_dir,
             labels,
@@ -248,6 +252,7 @@ def report_build(
                 **({"judge": judge, "judge_stats": judged} if captions else {}),
             },
             label_source=labels_desc.get("name") or labels_desc.get("path"),
+            on_model=lambda name: bar.update(1),
         )
         return report
     except BenchmarkInputError as exc:

@@ -24,6 +24,16 @@ class Dataset(models.Model):
         validators=[MinValueValidator(Decimal("0.01"))],
         help_text="largest bonus one assignment may get, in dollars (every bonus path checks it)",
     )
+    min_hourly_wage_usd = models.DecimalField(
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="the minimum hourly pay this dataset's workers should get, in dollars (e.g. your local minimum "
+        "wage); publishing warns, with the numbers, when a reward pays less for the expected work time. Empty: no "
+        "check beyond the US federal minimum wage of the default reward",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

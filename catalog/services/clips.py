@@ -4,7 +4,6 @@ writes in short bulk transactions (catalog.services.bulk); a refused or failed i
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import re
 import tempfile
@@ -18,10 +17,12 @@ from django.utils import timezone
 
 from catalog.core.media import MEDIA_EXTENSIONS, MediaError, probe
 from catalog.errors import ImportFailed, ValidationError
-from catalog.models import Clip, Dataset
+from catalog.models import Clip, Dataset, Operation
+from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_pks
 from catalog.services.bulk import analyze, bulk_insert, bulk_insert_chunks, chunk_rows, chunks
-from catalog.services.operations import operation_run
+from catalog.services.operations import OperationBar, operation_finish, operation_finish_staged
+from catalog.services.uploads import staged_folder, staged_name, uploads_stage
 
 # The clip-id rule, on every import path (CSV, folder, upload, MTurk results): letters, digits, '_', '-', '.'; so
 # no id can start a spreadsheet formula (=, +, @, |, parentheses and spaces are refused). A leading '-' stays
@@ -91,6 +92,40 @@ def _clip_rows(fh, where: str, local_url) -> list[ClipSpec]:
     return specs
 
 
+def clip_upload_names_check(names) -> None:
+    """Refuse media files not named <video id>.<media extension> (all of them named in the error)."""
+    errors = [
+        f"{name}: not allowed; media files are named <video id>{'|'.join(sorted(MEDIA_EXTENSIONS))} "
+        "with a video id of A-Z a-z 0-9 _ - ."
+        for name in (Path(n).name for n in names)
+        if Path(name).suffix.lower() not in MEDIA_EXTENSIONS or not VIDEO_ID_RE.match(Path(name).stem)
+    ]
+    if errors:
+        raise ImportFailed(f"{len(errors)} file(s) refused; nothing was imported", details=errors)
+
+
+def _uploaded_specs(media: dict[str, Path], csv_path: Path | None, *, bar=NULL_BAR) -> list[ClipSpec]:
+    specs: list[ClipSpec] = []
+    if csv_path is not None:
+        bar.set_description(f"reading {csv_path.name}")
+        with open(csv_path, encoding="utf-8-sig", newline="") as text:
+            specs = _clip_rows(text, csv_path.name, lambda url: str(media[url]) if url in media else None)
+    named = {Path(s.source).name for s in specs if s.source in {str(p) for p in media.values()}}
+    return specs + [ClipSpec(Path(n).stem, str(p), [], n) for n, p in media.items() if n not in named]
+
+
+def clips_import_files(
+    dataset_name: str, media: dict[str, Path], csv_path: Path | None, *, root: str, bar=NULL_BAR
+) -> tuple[Dataset, list[Clip]]:
+    """Import uploaded files saved under ``root``: ``media`` {file name: path} and/or a CSV of clips (see
+    ``clips_import_upload``). All or nothing; the dataset is created if absent."""
+    specs = _uploaded_specs(media, csv_path, bar=bar)
+    with transaction.atomic():
+        dataset, _ = dataset_get_or_create(dataset_name)
+        clips = clips_import(dataset, specs, copy_media=True, local_roots=[root], bar=bar)  # our own copies
+    return dataset, clips
+
+
 def clips_import_upload(dataset_name: str, files, csv_file=None) -> tuple[Dataset, list[Clip]]:
     """Import clips uploaded through a page: media files (video id = file name without extension) and/or a CSV
     video_id,url[,original_label] whose url is an http(s)/s3 URL or the name of one of the uploaded files (to give
@@ -99,36 +134,18 @@ def clips_import_upload(dataset_name: str, files, csv_file=None) -> tuple[Datase
     files = list(files or [])
     if not files and csv_file is None:
         raise ValidationError("choose media files and/or a CSV of clips to import", field="media")
+    clip_upload_names_check(f.name for f in files)
     with tempfile.TemporaryDirectory(prefix="avcrowd-upload-") as tmp:
-        uploaded: dict[str, Path] = {}
-        errors = []
-        for f in files:
-            name = Path(f.name).name
-            if Path(name).suffix.lower() not in MEDIA_EXTENSIONS or not VIDEO_ID_RE.match(Path(name).stem):
-                errors.append(
-                    f"{name}: not allowed; media files are named <video id>{'|'.join(sorted(MEDIA_EXTENSIONS))} "
-                    "with a video id of A-Z a-z 0-9 _ - ."
-                )
-                continue
-            target = Path(tmp) / name
+        media: dict[str, Path] = {}
+        for f in [*files, *([csv_file] if csv_file is not None else [])]:
+            target = Path(tmp) / Path(f.name).name
             with open(target, "wb") as out:
                 for chunk in f.chunks():
                     out.write(chunk)
-            uploaded[name] = target
-        if errors:
-            raise ImportFailed(f"{len(errors)} file(s) refused; nothing was imported", details=errors)
-        specs: list[ClipSpec] = []
-        if csv_file is not None:
-            text = io.TextIOWrapper(csv_file, encoding="utf-8-sig", newline="")
-            specs = _clip_rows(
-                text, Path(csv_file.name).name, lambda url: str(uploaded[url]) if url in uploaded else None
-            )
-        named = {Path(s.source).name for s in specs if s.source in {str(p) for p in uploaded.values()}}
-        specs += [ClipSpec(Path(n).stem, str(p), [], n) for n, p in uploaded.items() if n not in named]
-        with transaction.atomic():
-            dataset, _ = dataset_get_or_create(dataset_name)
-            clips = clips_import(dataset, specs, copy_media=True, local_roots=[tmp])  # our own copies
-    return dataset, clips
+            if f is not csv_file:
+                media[target.name] = target
+        csv_path = Path(tmp) / Path(csv_file.name).name if csv_file is not None else None
+        return clips_import_files(dataset_name, media, csv_path, root=tmp)
 
 
 def scan_media_dir(path: Path) -> list[ClipSpec]:
@@ -168,10 +185,12 @@ def clips_validate(
     probe_media: bool = True,
     skip_existing: bool = False,
     local_roots: list | None = None,
+    bar=NULL_BAR,
 ) -> tuple[list[ClipSpec], dict]:
     """Check every spec (ids, duplicates in the file and in the dataset, labels, media) without writing anything.
     Returns (the specs to create, {video id: probed media facts}); ImportFailed lists every problem.
-    Local media paths must lie under `local_roots` (default settings.MEDIA_IMPORT_ROOTS); nothing else is read."""
+    Local media paths must lie under `local_roots` (default settings.MEDIA_IMPORT_ROOTS); nothing else is read.
+    bar: a progress bar (catalog.progress), advanced per clip checked."""
     errors: list[str] = [
         f"{spec.where}: clip id {spec.video_id[:80]!r} breaks the clip-id rule; allowed: {VIDEO_ID_RULE}"
         for spec in specs
@@ -208,7 +227,10 @@ def clips_validate(
 
     classes = class_pks()
     infos = {}
+    bar.set_description("checking clips")
+    bar.reset(total=len(specs))
     for spec in specs:
+        bar.update(1)
         for label in spec.original_labels:
             if label not in classes:
                 errors.append(f"{spec.where}: field 'original_label' names unknown class {label!r}")
@@ -282,6 +304,7 @@ def clips_write(
     infos: dict | None = None,
     copy_media: bool = True,
     gold_ids: set[str] | None = None,
+    bar=NULL_BAR,
 ) -> int:
     """Write validated specs: media copied first (no transaction open), then the clip rows and their original
     labels in short bulk transactions (COPY on PostgreSQL, chunked executemany on SQLite), so that autosaves
@@ -292,6 +315,8 @@ def clips_write(
     gold_ids = gold_ids or set()
     if not specs:
         return 0
+    bar.set_description("importing clips")
+    bar.reset(total=len(specs))
     classes = class_pks()
     labels_of = {spec.video_id: [classes[name] for name in spec.original_labels] for spec in specs}
     saved_media: list[str] = []
@@ -318,6 +343,7 @@ def clips_write(
             ((pks[vid], cls) for vid in vids for cls in dict.fromkeys(labels_of[vid])),
         )
         written.extend(r[1] for r in rows)
+        bar.update(len(rows))
 
     try:
         media_names = _copy_media(dataset, specs, copy_media, saved_media)
@@ -356,14 +382,15 @@ def clips_import(
     gold_ids: set[str] | None = None,
     skip_existing: bool = False,
     local_roots: list | None = None,
+    bar=NULL_BAR,
 ) -> list[Clip]:
     """Validate every spec (ids, duplicates, labels, media), then write them all (clips_write). Returns the
     clips created, in spec order (for small imports; the import command uses clips_import_into, which returns
     counts). skip_existing: clips already in the dataset are left as they are (not refused)."""
     specs, infos = clips_validate(
-        dataset, specs, probe_media=probe_media, skip_existing=skip_existing, local_roots=local_roots
+        dataset, specs, probe_media=probe_media, skip_existing=skip_existing, local_roots=local_roots, bar=bar
     )
-    clips_write(dataset, specs, infos=infos, copy_media=copy_media, gold_ids=gold_ids)
+    clips_write(dataset, specs, infos=infos, copy_media=copy_media, gold_ids=gold_ids, bar=bar)
     wanted = {spec.video_id for spec in specs}
     by_id = {c.video_id: c for c in Clip.objects.filter(dataset=dataset).iterator() if c.video_id in wanted}
     return [by_id[spec.video_id] for spec in specs]
@@ -376,6 +403,8 @@ def clips_import_into(
     copy_media: bool = True,
     probe_media: bool = True,
     skip_existing: bool = False,
+    local_roots: list | None = None,
+    bar=NULL_BAR,
 ) -> tuple[Dataset, bool, int]:
     """The import command's path: validate everything with no transaction open, create the dataset if absent,
     write in short bulk transactions. Returns (dataset, whether it was created, clips written). When anything
@@ -386,13 +415,18 @@ def clips_import_into(
         )
     dataset = Dataset.objects.filter(name=dataset_name).first()
     specs, infos = clips_validate(
-        dataset or Dataset(name=dataset_name), specs, probe_media=probe_media, skip_existing=skip_existing
+        dataset or Dataset(name=dataset_name),
+        specs,
+        probe_media=probe_media,
+        skip_existing=skip_existing,
+        local_roots=local_roots,
+        bar=bar,
     )
     created = False
     if dataset is None:
         dataset, created = dataset_get_or_create(dataset_name)
     try:
-        n = clips_write(dataset, specs, infos=infos, copy_media=copy_media)
+        n = clips_write(dataset, specs, infos=infos, copy_media=copy_media, bar=bar)
     except Exception:
         if created and not Clip.objects.filter(dataset=dataset).exists():
             dataset.delete()
@@ -423,18 +457,114 @@ def clip_probe(clip_id: int) -> dict:
     }
 
 
-def clips_import_upload_step(dataset_name: str, files, csv_file=None, *, user=None):
-    """`clips_import_upload` recorded as an Operation (the page's and the API's clip import)."""
-    dataset = Dataset.objects.filter(name=dataset_name).first()
+def clips_import_upload_request(dataset_name: str, files, csv_file=None, *, user=None) -> tuple[Operation, dict]:
+    """The page's and the API's clip import, checked cheaply (a file chosen, media file names) and its files saved
+    for the background: returns the Operation (running, nothing done yet) and the keyword arguments of
+    ``clips_import_staged`` (catalog.tasks.clips_import_start queues it)."""
+    if not re.fullmatch(r"[-a-zA-Z0-9_]+", dataset_name or ""):
+        raise ValidationError(
+            f"dataset name {dataset_name!r} is not allowed; use letters, digits, '-' and '_'", field="dataset"
+        )
+    files = list(files or [])
+    if not files and csv_file is None:
+        raise ValidationError("choose media files and/or a CSV of clips to import", field="media")
+    clip_upload_names_check(f.name for f in files)
+    if csv_file is not None and Path(csv_file.name).name in {Path(f.name).name for f in files}:
+        raise ValidationError(f"the CSV and a media file are both named {Path(csv_file.name).name}", field="csv")
+    staged = uploads_stage([*files, *([csv_file] if csv_file is not None else [])])
+    names = [staged_name(f) for f in files]
+    csv_name = staged_name(csv_file) if csv_file is not None else None
+    what = ", ".join(filter(None, [f"{len(names)} media file(s)" if names else "", csv_name]))
+    op = Operation.objects.create(
+        kind=Operation.IMPORT,
+        dataset=Dataset.objects.filter(name=dataset_name).first(),
+        started_by=user,
+        message=f"queued: import {what} into dataset {dataset_name}",
+        summary={"upload": csv_name or (names[0] if len(names) == 1 else f"{len(names)} media files")},
+    )
+    return op, {"dataset_name": dataset_name, "staged": staged, "media": names, "csv": csv_name}
+
+
+def clips_import_staged(
+    operation_id: int, *, dataset_name: str, staged: str, media: list[str], csv: str | None = None
+) -> Operation:
+    """Import the staged uploads of ``clips_import_upload_request`` for its Operation, progress on it (checking,
+    then writing the clips); the uploads are removed when it ends."""
 
     def work(op):
-        ds, clips = clips_import_upload(dataset_name, files, csv_file)
+        bar = OperationBar(op.pk)
+        with staged_folder(staged) as folder:
+            specs = _uploaded_specs({n: folder / n for n in media}, folder / csv if csv else None, bar=bar)
+            # checked with no transaction open, written in short ones (the progress is seen meanwhile); a refusal
+            # or a failure leaves nothing behind, not even a new dataset
+            ds, _, n = clips_import_into(dataset_name, specs, copy_media=True, local_roots=[folder], bar=bar)
         if op.dataset_id is None:
-            op.dataset = ds
-            op.save(update_fields=["dataset"])
-        return f"imported {len(clips)} clip(s) into dataset {ds.name}", {
-            "clips": len(clips),
-            "url": f"/ops/{ds.name}/",
-        }
+            Operation.objects.filter(pk=op.pk).update(dataset=ds)
+        return f"imported {n} clip(s) into dataset {ds.name}", {"clips": n, "url": f"/ops/{ds.name}/"}
 
-    return operation_run("import", work, dataset=dataset, user=user)
+    return operation_finish_staged(operation_id, staged, work)
+
+
+def import_folder_resolve(folder: str) -> Path:
+    """`folder` (absolute, or relative to the first allowed root) as a real directory inside an allowed root;
+    refused otherwise (also through a symbolic link or `..`), naming the allowed roots."""
+    roots = import_roots()
+    if not roots:
+        raise ValidationError(
+            "importing from a server folder is off: set MEDIA_IMPORT_ROOTS to the folders that may be imported "
+            "from (or upload the files)",
+            field="folder",
+        )
+    raw = (folder or "").strip()
+    if not raw:
+        raise ValidationError("name a folder to import from", field="folder")
+    path = Path(raw).expanduser()
+    path = (path if path.is_absolute() else roots[0] / path).resolve()
+    if not any(path == root or root in path.parents for root in roots):
+        raise ValidationError(
+            f"folder {raw!r} is not inside an allowed import folder; allowed: {', '.join(map(str, roots))}",
+            field="folder",
+        )
+    if not path.is_dir():
+        raise ValidationError(f"folder {raw!r} does not exist (or is not a folder)", field="folder")
+    return path
+
+
+def clips_import_folder_request(
+    dataset_name: str, folder: str, *, copy_media: bool = False, user=None
+) -> tuple[Operation, dict]:
+    """`import_clips <folder>` for a page or the API: the folder is checked now (inside MEDIA_IMPORT_ROOTS, see
+    ``import_folder_resolve``), the import runs in the background (``clips_import_folder_run``). Returns the
+    Operation and the task's keyword arguments."""
+    path = import_folder_resolve(folder)
+    op = Operation.objects.create(
+        kind=Operation.IMPORT,
+        dataset=Dataset.objects.filter(name=dataset_name).first(),
+        started_by=user,
+        message=f"queued: import folder {folder.strip()} into dataset {dataset_name}",
+    )
+    return op, {"dataset_name": dataset_name, "folder": folder.strip(), "path": str(path), "copy_media": copy_media}
+
+
+def clips_import_folder_run(
+    operation_id: int, *, dataset_name: str, folder: str, path: str, copy_media: bool = False
+) -> Operation:
+    """Every media file under the checked folder ``path`` (video id = file name without extension), referenced in
+    place unless copied into the media storage; clips the dataset has already are left as they are. Progress on
+    the Operation."""
+
+    def work(op):
+        specs = scan_media_dir(import_folder_resolve(path))  # checked again: the roots may have changed
+        ds, _, n = clips_import_into(
+            dataset_name, specs, copy_media=copy_media, skip_existing=True, bar=OperationBar(op.pk)
+        )
+        if op.dataset_id is None:
+            Operation.objects.filter(pk=op.pk).update(dataset=ds)
+        skipped = len(specs) - n
+        return (
+            f"imported {n} clip(s) from folder {folder} into dataset {ds.name}"
+            + (f"; {skipped} already there, left as they are" if skipped else ""),
+            {"clips": n, "url": f"/ops/{ds.name}/"},
+        )
+
+    return operation_finish(operation_id, work)

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from typing import Callable
 
 from celery import current_app
@@ -25,6 +26,7 @@ from django.utils import timezone
 
 from catalog.errors import AvcrowdError, ValidationError
 from catalog.models import Operation
+from catalog.services.uploads import staged_discard, staged_hide
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,24 @@ log = logging.getLogger(__name__)
 # --- starting -------------------------------------------------------------------------------------------------------
 
 
-def operation_queue(op: Operation, task, *, kwargs: dict | None = None, queue: str | None = None) -> Operation:
+# Without a broker (the embedded set-up: Celery runs tasks in-process), work queued with ``background=True`` runs in
+# a background thread instead of inside the request; its progress is on the Operation. Tests turn it off to run
+# the work in the request (with the on-commit callbacks captured).
+BACKGROUND_THREAD = True
+
+
+def operation_queue(
+    op: Operation, task, *, kwargs: dict | None = None, queue: str | None = None, background: bool = False
+) -> Operation:
     """Record how ``op``'s work is queued (for a retry) and send ``task(**kwargs, operation_id=op.pk)`` once the
-    current transaction commits. If it cannot be sent, ``op`` is failed with the reason (nothing was done)."""
+    current transaction commits. If it cannot be sent, ``op`` is failed with the reason (nothing was done).
+    ``background``: without a broker, run the task in a background thread (the request returns at once)."""
     kwargs = dict(kwargs or {})
     op.queued = {"task": task.name, "kwargs": kwargs, "queue": queue, "summary": dict(op.summary)}
     op.save(update_fields=["queued"])
+    if background and BACKGROUND_THREAD and task.app.conf.task_always_eager:
+        transaction.on_commit(lambda: _task_in_thread(task, {**kwargs, "operation_id": op.pk}))
+        return op
     task_send_on_commit(
         task,
         kwargs={**kwargs, "operation_id": op.pk},
@@ -73,6 +87,21 @@ def task_send_on_commit(
             on_failure(message)
 
     transaction.on_commit(send)
+
+
+def _task_in_thread(task, kwargs: dict) -> threading.Thread:
+    def work():
+        try:
+            task.apply(kwargs=kwargs)  # in this thread; a task's own errors end on its Operation
+        except Exception as exc:  # noqa: BLE001 - recorded where the user looks
+            log.exception("%s failed in a background thread", task.name)
+            operation_fail(kwargs["operation_id"], f"{type(exc).__name__}: {exc}")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work, name=f"avcrowd-{task.name}-{kwargs['operation_id']}", daemon=True)
+    thread.start()
+    return thread
 
 
 def operation_retry(op: Operation, user=None) -> Operation:
@@ -157,17 +186,47 @@ def operation_finish(operation_id: int, work: Callable[[Operation], tuple[str, d
     except AvcrowdError as exc:
         op.status, op.message = Operation.FAILED, exc.message
         if isinstance(exc.details, (list, tuple)) and exc.details:
-            summary["details"] = [str(d) for d in exc.details[:50]]
+            details = [str(d) for d in exc.details]
+            summary["details"] = details[:50]
+            shown = "; ".join(details[:10]) + (f"; and {len(details) - 10} more" if len(details) > 10 else "")
+            op.message = f"{exc.message}: {shown}"[:2000]
     except Exception as exc:  # noqa: BLE001 - recorded for the admin
         log.exception("%s operation %s failed", op.kind, op.pk)
         op.status, op.message = Operation.FAILED, f"{type(exc).__name__}: {exc}"
     else:
+        # the work may have counted its own steps on the row (OperationBar): keep its total
+        op.total = Operation.objects.filter(pk=op.pk).values_list("total", flat=True).first() or op.total
         op.status, op.done, op.message = Operation.DONE, op.total or 1, message
         summary.update(extra)
     op.summary = summary
     op.finished_at = timezone.now()
-    op.save(update_fields=["status", "done", "message", "summary", "finished_at"])
+    op.save(update_fields=["status", "done", "total", "message", "summary", "finished_at"])
     return op
+
+
+class StagedWorkFailed(AvcrowdError):
+    """An unexpected error of work on staged uploads, its text without the uploads' server path."""
+
+
+def operation_finish_staged(operation_id: int, staged: str, work: Callable[[Operation], tuple[str, dict]]):
+    """``operation_finish`` for work that reads uploads the request staged (catalog.services.uploads). Before the
+    Operation says it ended, the uploads are removed and it is no longer offered for retry (its files are gone:
+    upload them again), and an unexpected error's text loses their server path. A worker that dies leaves them, so
+    that its stale Operation can be retried; a late delivery for an ended Operation touches nothing."""
+
+    def staged_work(op):
+        try:
+            return work(op)
+        except AvcrowdError:
+            raise
+        except Exception as exc:
+            log.exception("%s operation %s failed", op.kind, op.pk)
+            raise StagedWorkFailed(f"{type(exc).__name__}: {staged_hide(str(exc), staged)}") from exc
+        finally:
+            staged_discard(staged)
+            Operation.objects.filter(pk=op.pk).update(queued={})
+
+    return operation_finish(operation_id, staged_work)
 
 
 def operation_run(kind: str, work: Callable[[Operation], tuple[str, dict]], *, dataset=None, user=None) -> Operation:
@@ -177,9 +236,7 @@ def operation_run(kind: str, work: Callable[[Operation], tuple[str, dict]], *, d
     op = Operation.objects.create(kind=kind, dataset=dataset, started_by=user, heartbeat_at=timezone.now(), total=1)
     op = operation_finish(op.pk, work)
     if op.status == Operation.FAILED:
-        details = op.summary.get("details") or []
-        shown = "; ".join(details[:10]) + (f"; and {len(details) - 10} more" if len(details) > 10 else "")
-        raise ValidationError(f"{op.message}: {shown}" if details else op.message, details=details)
+        raise ValidationError(op.message, details=op.summary.get("details") or [])
     return op
 
 
@@ -263,6 +320,54 @@ class Progress:
             if message:
                 self.op.message = message[:2000]
             self.op.save()
+
+
+class OperationBar:
+    """A progress bar (the catalog.progress interface) that writes to a running Operation: ``done``/``total`` and the
+    step's name as its message, at most every OPERATION_PROGRESS_SECONDS (and at each new step), with a heartbeat.
+    Services that take ``bar=`` report live progress to a page this way."""
+
+    n = 0
+
+    def __init__(self, op_pk: int, *, interval: float | None = None):
+        self.op_pk = op_pk
+        self.interval = interval if interval is not None else getattr(settings, "OPERATION_PROGRESS_SECONDS", 1.0)
+        self.desc = ""
+        self.total = None
+        self._written = 0.0
+
+    def _write(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._written < self.interval:
+            return
+        self._written = now
+        fields = {"done": self.n, "heartbeat_at": timezone.now()}
+        if self.total is not None:
+            fields["total"] = self.total
+        if self.desc:
+            fields["message"] = self.desc[:2000]
+        Operation.objects.filter(pk=self.op_pk, status=Operation.RUNNING).update(**fields)
+
+    def set_description(self, desc: str) -> None:
+        self.desc = desc
+        self._write(force=True)
+
+    def reset(self, total: int | None = None) -> None:
+        self.n, self.total = 0, total
+        self._write(force=True)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._write(force=self.total is not None and self.n >= self.total)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 # --- dying ----------------------------------------------------------------------------------------------------------

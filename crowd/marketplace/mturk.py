@@ -181,6 +181,9 @@ class QualificationPolicy:
     min_approved_hits: int | None = 500
     locales: tuple[str, ...] = ("US",)
     blocked_qualification_id: str | None = None
+    # restrict HITs to workers we qualified (labels' qualify_workers: value = catch F1 x 100), e.g. >= 60
+    required_qualification_id: str | None = None
+    required_min: int = 0
 
 
 def qualification_requirements(policy: QualificationPolicy, *, sandbox: bool) -> list[dict]:
@@ -225,6 +228,15 @@ def qualification_requirements(policy: QualificationPolicy, *, sandbox: bool) ->
             {
                 "QualificationTypeId": policy.blocked_qualification_id,
                 "Comparator": "DoesNotExist",
+                "ActionsGuarded": guard,
+            }
+        )
+    if policy.required_qualification_id:
+        reqs.append(
+            {
+                "QualificationTypeId": policy.required_qualification_id,
+                "Comparator": "GreaterThanOrEqualTo",
+                "IntegerValues": [int(policy.required_min)],
                 "ActionsGuarded": guard,
             }
         )

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0004_clip_accepted_answers'),
+        ('catalog', '0005_clip_accepted_answers'),
         ('crowd', '0005_merge_binding_and_overlap'),
     ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from catalog.models import Clip
 from crowd.models import Batch
-from crowd.services.batches import batches_gold_check, batches_without_catch_trials
+from crowd.selectors.batches import batches_gold_check, batches_without_catch_trials
 from proposals.models import ModelRun
 
 

@@ -199,6 +199,7 @@ def publish_plan(
     problems: list[str] = []
     planned: list[PlannedHit] = []
     low_rewards: dict[int, Decimal] = {}  # n_clips -> the estimate a lower reward is under
+    low_wages: dict[tuple[int, float], Decimal] = {}  # (n_clips, minutes) -> a reward under the dataset's wage
     for batch in batches:
         if batch.dataset_id != dataset.pk:
             problems.append(f"batch {batch.uuid} belongs to dataset {batch.dataset.name}, not {dataset.name}")
@@ -230,11 +231,15 @@ def publish_plan(
             if low:
                 problems.append(f"batch {batch.uuid}: {low}")
                 continue
+            minutes = float(estimate.minutes)
         else:
             estimate_r = reward_for_batch(len(items))
             r = Decimal(reward) if reward is not None else estimate_r
             if r < estimate_r:
                 low_rewards.setdefault(len(items), estimate_r)
+            minutes = mturk.expected_minutes(len(items), seconds_per_clip())
+        if dataset.min_hourly_wage_usd and r < wage_reward(dataset.min_hourly_wage_usd, minutes):
+            low_wages.setdefault((len(items), minutes), r)
         n = batch.wanted
         cost = cost_per_assignment(backend, r, n, hs.qualifications.masters) * n
         planned.append(PlannedHit(batch, r, n, cost, len(items), n_gold))
@@ -256,6 +261,7 @@ def publish_plan(
     spend.committed -= resent
     plan = PublishPlan(dataset, backend, sandbox, mode, planned, total, spend.committed, spend.budget, hs)
     plan.warnings += [reward_warning(Decimal(reward), n, est) for n, est in sorted(low_rewards.items())]
+    plan.warnings += [wage_warning(dataset, r, n, m) for (n, m), r in sorted(low_wages.items())]
     if spend.committed + total > spend.budget:
         if spend.budget <= 0:
             over = (
@@ -283,6 +289,22 @@ def reward_warning(reward: Decimal, n_clips: int, estimate: Decimal) -> str:
         f"reward ${reward} for a {n_clips}-clip HIT is below the estimate ${estimate} ({n_clips} clips x "
         f"{seconds_per_clip():g} s = {minutes:g} min at ${mturk.US_MINIMUM_WAGE_PER_HOUR}/h): workers would earn "
         f"about ${hourly}/h"
+    )
+
+
+def wage_reward(wage_per_hour: Decimal, minutes: float) -> Decimal:
+    """The smallest reward paying `wage_per_hour` for `minutes` of work (rounded up to the cent)."""
+    return mturk.default_reward(minutes, wage_per_hour)
+
+
+def wage_warning(dataset, reward: Decimal, n_clips: int, minutes: float) -> str:
+    """A reward that pays less per hour than the minimum wage `dataset` declares, with the numbers."""
+    wage = dataset.min_hourly_wage_usd
+    hourly = (reward * 60 / Decimal(str(minutes))).quantize(Decimal("0.01"))
+    return (
+        f"reward ${reward} for a {n_clips}-clip HIT pays about ${hourly}/h ({minutes:g} min expected), below the "
+        f"minimum wage dataset {dataset.name} declares (${wage}/h): a reward of at least "
+        f"${wage_reward(wage, minutes)} would meet it"
     )
 
 

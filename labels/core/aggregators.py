@@ -111,3 +111,81 @@ def fit_shrunk(
         n_iter=it,
         elbo=history,
     )
+
+
+def fit_categorical(
+    task,
+    worker,
+    answer,
+    *,
+    n_states: int,
+    task_group,
+    n_iter: int = 50,
+    tol: float = 1e-4,
+    true_task=None,
+    true_state=None,
+    worker_strength: float = 4.0,
+    prior_strength: float = 10.0,
+):
+    """Dawid–Skene over answers with n_states values (one row per answer: task, worker, answer state), with the
+    same shrinkage as fit_shrunk: each worker's n_states x n_states confusion towards the pooled confusion, the prior
+    per task group towards the overall prior. Used for the modality of a (clip, class): none / A / V / AV, so that an
+    annotator who marks audible-only sources as visible too is modelled as such, not as one who sees things.
+    Returns (tasks, posterior [n_tasks, n_states], iterations)."""
+    task = np.asarray(task, dtype=np.int64)
+    s_n = int(n_states)
+    if len(task) == 0:
+        return np.zeros(0, np.int64), np.zeros((0, s_n)), 0
+    tasks, t = np.unique(task, return_inverse=True)
+    _workers, w = np.unique(np.asarray(worker, dtype=np.int64), return_inverse=True)
+    y = np.asarray(answer, dtype=np.int64)
+    n_tasks, n_workers = len(tasks), int(w.max()) + 1
+    groups, g_of_answer = np.unique(np.asarray(task_group, dtype=np.int64), return_inverse=True)
+    task_g = np.zeros(n_tasks, dtype=np.int64)
+    task_g[t] = g_of_answer
+    per_group = np.bincount(task_g, minlength=len(groups)).astype(float)
+
+    clamp_rows = clamp_vals = None
+    if true_task is not None and len(true_task):
+        tt = np.asarray(true_task, dtype=np.int64)
+        pos = np.searchsorted(tasks, tt)
+        ok = (pos < n_tasks) & (tasks[np.minimum(pos, n_tasks - 1)] == tt)
+        clamp_rows, clamp_vals = pos[ok], np.asarray(true_state, dtype=np.int64)[ok]
+
+    def clamp(p):
+        if clamp_rows is not None:
+            p[clamp_rows] = 0.0
+            p[clamp_rows, clamp_vals] = 1.0
+        return p
+
+    # majority start: the share of each answer state per task, lightly smoothed
+    p = np.stack([np.bincount(t, weights=(y == v), minlength=n_tasks) for v in range(s_n)], axis=1) + 0.01
+    p = clamp(p / p.sum(axis=1, keepdims=True))
+    pair = w * s_n + y
+
+    def m_step(p):
+        s = np.stack([np.bincount(pair, weights=p[t, v], minlength=n_workers * s_n) for v in range(s_n)], axis=1)
+        s = s.reshape(n_workers, s_n, s_n)  # [worker, answer, value]
+        pooled = s.sum(axis=0) + 1.0
+        pooled = pooled / pooled.sum(axis=0, keepdims=True)
+        err = s + worker_strength * pooled[None]
+        err = np.maximum(err / err.sum(axis=1, keepdims=True), EPS)
+        g_sum = np.stack([np.bincount(task_g, weights=p[:, v], minlength=len(groups)) for v in range(s_n)], axis=1)
+        base = (g_sum.sum(axis=0) + 1.0) / (g_sum.sum() + s_n)
+        prior = (g_sum + prior_strength * base[None]) / (per_group[:, None] + prior_strength)
+        return np.log(err).reshape(n_workers * s_n, s_n), np.log(np.maximum(prior, EPS))
+
+    log_err, log_prior = m_step(p)
+    it = 0
+    for it in range(1, n_iter + 1):  # noqa: B007 - the last value is the iteration count reported
+        ll = np.stack([np.bincount(t, weights=log_err[pair, v], minlength=n_tasks) for v in range(s_n)], axis=1)
+        ll += log_prior[task_g]
+        ll -= ll.max(axis=1, keepdims=True)
+        new = np.exp(ll)
+        new = clamp(new / new.sum(axis=1, keepdims=True))
+        change = float(np.abs(new - p).max())
+        p = new
+        log_err, log_prior = m_step(p)
+        if change < tol:
+            break
+    return tasks, p, it

@@ -16,14 +16,15 @@ the gold clips, when there is one) and per class, with bootstrap 95 % intervals 
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 from catalog.core.vocabulary import META_LABELS
-from labels.core.merge import METHODS, merge
+from labels.core.merge import EM_METHODS, METHODS, merge
 from labels.core.quality import catch_counts, worker_quality_from_gold
-from labels.core.votes import MOD_A, MOD_V, Votes, _as_code, select_annotations
+from labels.core.votes import MOD_A, MOD_V, Votes, _as_code, duplicate_votes, select_annotations
 
-EM_METHODS = ("dawid_skene", "shrunk_ds")
 WORKER_QUALITY_DEFINITION = (
     "mean catch-trial F1 of the annotator's approved assignments in this dataset (F1 pooled over each assignment's "
     "catch clips, as live scoring does), the held-out gold clips left out"
@@ -61,16 +62,38 @@ def leave_out_predictions(
     em_folds: int | None = 10,
     em_sample: int | None = None,
     seed: int = 0,
+    cap_votes="auto",
 ) -> dict:
     """Merge every gold clip with >= k usable annotations without its own gold (see the module doc). Returns
-    {"labels": {clip: {class: code}}, "meta": {clip: [bool]*3}, "clips": [...], "folds": n, "skipped": n}."""
+    {"labels": {clip: {class: code}}, "meta": {clip: [bool]*3}, "clips": [...], "folds": n, "skipped": n,
+    "votes_per_gold_clip": cap}.
+
+    cap_votes: a gold clip is a catch trial in many batches, so it has far more annotations than a regular clip;
+    merged from all of them it would look better than the release's clips are. "auto" (default): merge each held-out
+    gold clip from its first n annotations (one per annotator, submission order), n = the median number of
+    annotations of the non-gold clips (at least k); None: all of them; an int: that many."""
     params = {key: v for key, v in (params or {}).items() if key not in ("k", "worker_quality", "clamp_clips")}
     quality_votes = votes
-    eval_votes = select_annotations(votes, ~np.asarray(exclude_ann, bool)) if exclude_ann is not None else votes
+    keep = ~duplicate_votes(votes)
+    if exclude_ann is not None:
+        keep &= ~np.asarray(exclude_ann, bool)
+    eval_votes = select_annotations(votes, keep) if not keep.all() else votes
     n_ann = np.bincount(eval_votes.ann_clip, minlength=votes.n_clips)
+    is_gold_clip = np.zeros(votes.n_clips, dtype=bool)
+    is_gold_clip[list(gold)] = True
+    cap = cap_votes
+    if cap == "auto":
+        regular = n_ann[(n_ann > 0) & ~is_gold_clip]
+        cap = max(int(np.median(regular)), int(k)) if len(regular) else None
     scored_gold = sorted(gold)
     clips = [c for c in scored_gold if n_ann[c] >= k]
-    out = {"labels": {}, "meta": {}, "clips": clips, "skipped": len(scored_gold) - len(clips)}
+    out = {
+        "labels": {},
+        "meta": {},
+        "clips": clips,
+        "skipped": len(scored_gold) - len(clips),
+        "votes_per_gold_clip": cap,
+    }
     if not clips:
         out["folds"] = 0
         return out
@@ -86,7 +109,14 @@ def leave_out_predictions(
         fold_list = _folds(clips, em_folds, seed)
         for fold in fold_list:
             held = set(fold)
-            res = merge(fit_votes, method, gold=gold, k=k, clamp_clips=[c for c in gold if c not in held], **params)
+            res = merge(
+                _capped(fit_votes, fold, cap),
+                method,
+                gold=gold,
+                k=k,
+                clamp_clips=[c for c in gold if c not in held],
+                **params,
+            )
             _collect(res, fold, out)
     else:
         gold_mask = np.zeros(votes.n_clips, dtype=bool)
@@ -95,16 +125,38 @@ def leave_out_predictions(
         counts = catch_counts(quality_votes, gold, catch_clips)
         on_eval = np.zeros(votes.n_clips, dtype=bool)
         on_eval[clips] = True
-        eval_gold_votes = eval_votes.subset(on_eval)
+        eval_gold_votes = _capped(eval_votes.subset(on_eval), clips, cap)
+        # an annotator scored on this dataset's gold is ranked by its held-out F1 only (NaN when the held-out clips
+        # were all it had: never the quality stored on the votes, which a release has already computed from all the
+        # gold); one never scored here keeps the stored quality (from elsewhere, free of this gold)
+        scored_here = ~np.isnan(worker_quality_from_gold(quality_votes, gold, catch_clips=catch_clips, counts=counts))
         fold_list = _folds(clips, folds, seed)
         for fold in fold_list:
-            q = worker_quality(quality_votes, gold, catch_clips, exclude_clips=fold, counts=counts)
+            held_out = worker_quality_from_gold(
+                quality_votes, gold, exclude_clips=fold, catch_clips=catch_clips, counts=counts
+            )
+            q = np.where(scored_here, held_out, votes.worker_quality)
             mask = np.zeros(votes.n_clips, dtype=bool)
             mask[fold] = True
             res = merge(eval_gold_votes.subset(mask), method, k=k, worker_quality=q, **params)
             _collect(res, fold, out)
     out["folds"] = len(fold_list)
     return out
+
+
+def _capped(votes: Votes, clips, cap) -> Votes:
+    """Votes where each of `clips` keeps only its first `cap` annotations (load order); None: unchanged."""
+    if cap is None:
+        return votes
+    on = np.zeros(votes.n_clips, dtype=bool)
+    on[list(clips)] = True
+    n = len(votes.ann_clip)
+    order = np.lexsort((np.arange(n), votes.ann_clip))
+    sorted_clip = votes.ann_clip[order]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.searchsorted(sorted_clip, sorted_clip, side="left")
+    drop = on[votes.ann_clip] & (rank >= cap)
+    return select_annotations(votes, ~drop) if drop.any() else votes
 
 
 def _collect(res, fold, out):
@@ -141,9 +193,8 @@ def _counts(pred: dict, gold: dict, clips: list, bits=(MOD_A, MOD_V)):
     return classes, tp, fp, fn
 
 
-def _micro_macro(tp, fp, fn):
-    """(micro, macro) for count matrices [..., clips, classes] summed over clips (axis -2)."""
-    t, f, n = tp.sum(axis=-2), fp.sum(axis=-2), fn.sum(axis=-2)
+def _micro_macro(t, f, n):
+    """(micro, macro) from per-class counts [..., classes] (summed over clips)."""
     micro = _f1(t.sum(axis=-1), f.sum(axis=-1), n.sum(axis=-1))
     per_class = _f1(t, f, n)
     with np.errstate(all="ignore"):
@@ -152,8 +203,16 @@ def _micro_macro(tp, fp, fn):
     return np.nan_to_num(micro), macro
 
 
-def _interval(samples) -> list[float]:
-    lo, hi = np.percentile(np.asarray(samples, dtype=float), [2.5, 97.5])
+def _interval(samples, point: float) -> list[float]:
+    """Bias-corrected percentile bootstrap 95 % interval (Efron's BC): macro-F1 over resampled clips is biased
+    downwards (rare classes drop out or come back with one example), so the plain percentile interval can sit below
+    the figure itself; BC shifts the percentiles by the share of draws below the point estimate."""
+    samples = np.asarray(samples, dtype=float)
+    below = (np.sum(samples < point) + 0.5 * np.sum(samples == point)) / len(samples)
+    nd = NormalDist()
+    z0 = nd.inv_cdf(min(max(below, 1e-6), 1 - 1e-6))
+    q = [100 * nd.cdf(2 * z0 + z) for z in (nd.inv_cdf(0.025), nd.inv_cdf(0.975))]
+    lo, hi = np.percentile(samples, q)
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
@@ -171,14 +230,13 @@ def score_predictions(
 
     def block(bits):
         classes, tp, fp, fn = _counts(pred, gold, clips, bits)
-        micro, macro = _micro_macro(tp, fp, fn)
+        micro, macro = _micro_macro(tp.sum(axis=0), fp.sum(axis=0), fn.sum(axis=0))
         entry = {"micro_f1": round(float(micro), 4), "macro_f1": round(float(macro), 4)}
         if weights is not None and len(classes):
-            b_micro, b_macro = _micro_macro(
-                weights[:, :, None] * tp[None], weights[:, :, None] * fp[None], weights[:, :, None] * fn[None]
-            )
-            entry["micro_f1_ci95"] = _interval(b_micro)
-            entry["macro_f1_ci95"] = _interval(b_macro)
+            # a bootstrap draw counts each clip as often as it was drawn: per-class sums are weights @ counts
+            b_micro, b_macro = _micro_macro(weights @ tp, weights @ fp, weights @ fn)
+            entry["micro_f1_ci95"] = _interval(b_micro, float(micro))
+            entry["macro_f1_ci95"] = _interval(b_macro, float(macro))
         return entry, classes, tp, fp, fn
 
     overall, classes, tp, fp, fn = block((MOD_A, MOD_V))
@@ -280,9 +338,15 @@ def quality_card(
                 f"leave-fold-out: {lo['folds']} folds of gold clips, refitted per fold, the held-out fold not clamped"
                 if em and lo["folds"] != len(lo["clips"])
                 else "leave-one-out: each gold clip merged without its own gold labels"
+            )
+            + (
+                f"; each gold clip from its first {lo['votes_per_gold_clip']} annotations, as a regular clip has"
+                if lo["votes_per_gold_clip"]
+                else ""
             ),
             "folds": lo["folds"],
             "gold_clips_skipped": lo["skipped"],
+            "votes_per_gold_clip": lo["votes_per_gold_clip"],
             "worker_quality": WORKER_QUALITY_DEFINITION,
         }
     )

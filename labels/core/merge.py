@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from catalog.core.vocabulary import META_LABELS
-from labels.core.aggregators import fit_shrunk
+from labels.core.aggregators import fit_categorical, fit_shrunk
 from labels.core.dawid_skene import dawid_skene_binary
 from labels.core.votes import (
     MODALITY_NAMES,
@@ -46,7 +46,8 @@ from labels.core.votes import (
     unique_inverse,
 )
 
-METHODS = ("majority", "weighted", "dawid_skene", "shrunk_ds")
+METHODS = ("majority", "weighted", "dawid_skene", "shrunk_ds", "modality_ds")
+EM_METHODS = ("dawid_skene", "shrunk_ds", "modality_ds")  # fitted by EM: gold clamped, posteriors
 
 
 @dataclass
@@ -253,6 +254,7 @@ def merge_dawid_skene(
     worker_strength: float = 4.0,
     prior_strength: float = 10.0,
     posteriors: bool = False,
+    threshold: float = 0.5,
 ) -> MergeResult:
     """Dawid–Skene (labels.core.dawid_skene, crowd-kit's formulation) with one 2x2 confusion matrix per
     annotator and flag.
@@ -299,18 +301,20 @@ def merge_dawid_skene(
             {"k": int(k)},
             n_ann,
         )
-    if model == "shrunk_ds":
+    if model in ("shrunk_ds", "modality_ds"):
         # prior group per task: (class, flag) for atoms, (meta label) for meta tasks; pool per worker: the flag
         t_flag = np.where(task < meta_offset, task % 2, 2 + (task - meta_offset) % n_meta)
         t_class = np.where(
             task < meta_offset, atom_key[np.minimum(task // 2, max(n_atoms - 1, 0))] % votes.n_classes, 0
         )
+        # modality_ds fits the atoms below (fit_categorical); here only the meta labels
+        sel = task >= meta_offset if model == "modality_ds" else np.ones(len(task), dtype=bool)
         fit = fit_shrunk(
-            task,
-            worker,
-            label,
-            task_group=t_class * n_flags + t_flag,
-            worker_pool=worker % n_flags,
+            task[sel],
+            worker[sel],
+            label[sel],
+            task_group=(t_class * n_flags + t_flag)[sel],
+            worker_pool=worker[sel] % n_flags,
             n_iter=min(n_iter, 100),
             tol=tol,
             true_task=np.asarray(true_task, dtype=np.int64),
@@ -327,17 +331,51 @@ def merge_dawid_skene(
             tol=tol,
             true_task=np.asarray(true_task, dtype=np.int64),
             true_label=np.asarray(true_label, dtype=bool),
-            overwrite=True,  # `worker` is not used after the fit
+            overwrite=model != "modality_ds",  # only modality_ds reads `worker` after the fit
         )
     n_task_ids = int(task.max()) + 1
-    del task, worker, label  # the answer table is spent: free it before the per-task results
     if len(fit.tasks) == n_task_ids:  # every task id answered (as _ds_answers builds them): rows are ids
         p_true = fit.p_true
     else:
         p_true = np.zeros(n_task_ids)
         p_true[fit.tasks] = fit.p_true  # clamped atoms carry the gold answer
     fit.tasks = None
-    win = p_true > 0.5
+    if model == "modality_ds" and n_atoms:
+        # the modality of every (clip, class) as one of none / A / V / AV, answers likewise (see fit_categorical)
+        # the long table holds, chunk by chunk, the audible rows and then the visible rows of the same
+        # (atom, annotator) pairs in the same order
+        is_atom = task < meta_offset
+        sel_a = np.flatnonzero(is_atom & (task % 2 == 0))
+        sel_v = np.flatnonzero(is_atom & (task % 2 == 1))
+        atom_row = task[sel_a].astype(np.int64) // 2
+        if not (
+            np.array_equal(task[sel_v] // 2, task[sel_a] // 2) and np.array_equal(worker[sel_v], worker[sel_a] + 1)
+        ):
+            raise RuntimeError("Dawid-Skene answer table: audible and visible rows are not paired")
+        atom_class = atom_key[atom_row] % votes.n_classes
+        true_rows = np.flatnonzero(np.isin(atom_key // votes.n_classes, gold_clip_set)) if len(gold_clip_set) else []
+        cat_tasks, post, _it = fit_categorical(
+            atom_row,
+            worker[sel_a].astype(np.int64) // n_flags,
+            label[sel_a].astype(np.int64) + 2 * label[sel_v].astype(np.int64),
+            n_states=4,
+            task_group=atom_class,
+            n_iter=min(n_iter, 100),
+            tol=max(tol, 1e-4),
+            true_task=np.asarray(true_rows, dtype=np.int64),
+            true_state=(
+                np.asarray(true_label, dtype=np.int64)[: len(true_rows)]
+                + 2 * np.asarray(true_label, dtype=np.int64)[len(true_rows) :]
+            )
+            if len(true_rows)
+            else None,
+            worker_strength=worker_strength,
+            prior_strength=prior_strength,
+        )
+        p_true[cat_tasks * 2] = post[:, 1] + post[:, 3]
+        p_true[cat_tasks * 2 + 1] = post[:, 2] + post[:, 3]
+    del task, worker, label  # the answer table is spent: free it before the per-task results
+    win = p_true > threshold
     post = None
     if posteriors and n_atoms:
         pa, pv = p_true[np.arange(n_atoms) * 2], p_true[np.arange(n_atoms) * 2 + 1]
@@ -368,7 +406,11 @@ def merge_dawid_skene(
             "tol": tol,
             "gold_clamped": int(len(gold_clip_set)),
             "iterations": fit.n_iter,
-            **({"worker_strength": worker_strength, "prior_strength": prior_strength} if model == "shrunk_ds" else {}),
+            **(
+                {"worker_strength": worker_strength, "prior_strength": prior_strength}
+                if model in ("shrunk_ds", "modality_ds")
+                else {}
+            ),
         },
         p_true=post,
     )

@@ -62,7 +62,7 @@ def plan_overlap(
     votes: Votes,
     *,
     gold=None,
-    method: str = "shrunk_ds",
+    method: str = "modality_ds",
     min_votes: int = 2,
     max_votes: int = 5,
     max_expected_errors: float = 0.5,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from catalog.core.vocabulary import catch_scores, f1_from_counts
+from catalog.core.vocabulary import catch_scores
 from labels.core.votes import MOD_A, MOD_V, MODALITY_NAMES, Votes, _as_code
 
 
@@ -60,16 +60,16 @@ def worker_quality_from_gold(votes: Votes, gold, exclude_clips=None, catch_clips
     if len(group) == 0:
         return np.full(n_workers, np.nan)
     groups, ginv = np.unique(group, return_inverse=True)
-    sums = [np.bincount(ginv, weights=x, minlength=len(groups)) for x in (tp, fp, fn, atoms)]
+    g_tp, g_fp, g_fn, g_atoms = (np.bincount(ginv, weights=x, minlength=len(groups)) for x in (tp, fp, fn, atoms))
     g_worker = np.zeros(len(groups), dtype=np.int64)
     g_worker[ginv] = worker
-    total = np.zeros(n_workers)
-    scored = np.zeros(n_workers)
-    for g in range(len(groups)):
-        if sums[3][g] == 0:
-            continue
-        total[g_worker[g]] += f1_from_counts(sums[0][g], sums[1][g], sums[2][g])[0]
-        scored[g_worker[g]] += 1
+    # F1 = 2TP / (2TP + FP + FN), 0 when the denominator is 0 (catalog.core.vocabulary.f1_from_counts); a group with
+    # no gold atom is not scored
+    denom = 2 * g_tp + g_fp + g_fn
+    f1 = np.where(denom > 0, 2 * g_tp / np.maximum(denom, 1), 0.0)
+    is_scored = g_atoms > 0
+    total = np.bincount(g_worker, weights=np.where(is_scored, f1, 0.0), minlength=n_workers)
+    scored = np.bincount(g_worker, weights=is_scored.astype(float), minlength=n_workers)
     return np.where(scored > 0, total / np.maximum(scored, 1), np.nan)
 
 

@@ -317,7 +317,7 @@ def adaptive_overlap(
     max_votes: int = 5,
     max_expected_errors: float = 0.5,
     stop_when_unanimous: bool = True,
-    method: str = "shrunk_ds",
+    method: str = "modality_ds",
     log: dict | None = None,
 ):
     """Every non-gold clip first gets min_votes annotators; then, round by round, the clips the merge is still

@@ -14,13 +14,14 @@ from catalog.core.taxonomy import closure
 from catalog.core.vocabulary import META_LABELS, MODALITIES
 from catalog.errors import NotFound, ValidationError
 from catalog.models import Clip, Dataset, Operation
+from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_pks, relations
 from catalog.services.bulk import analyze, bulk_insert
 from catalog.services.operations import operation_finish
 from crowd.models import Assignment, ClipAnswer, ExpertAnnotation
 from crowd.services.batches import batches_create
 from labels.core.agreement import agreement
-from labels.core.merge import METHODS, merge
+from labels.core.merge import EM_METHODS, METHODS, merge
 from labels.core.votes import MODALITY_NAMES
 from labels.models import (
     ORIGIN_SEPARATOR,
@@ -103,6 +104,9 @@ def release_stats(clip_meta: np.ndarray, label_rows: list, n_clips: int) -> dict
     return stats
 
 
+RELEASE_STEPS = ("loading votes", "merging", "auto-adding labels", "agreement", "storing")
+
+
 def release_create(
     dataset: Dataset,
     name: str,
@@ -113,6 +117,7 @@ def release_create(
     gold_override: bool = True,
     include_experts: bool = True,
     timings: dict | None = None,
+    bar=NULL_BAR,
 ) -> Release:
     """Merge the dataset's approved annotations into a new immutable release.
 
@@ -120,22 +125,34 @@ def release_create(
     those labels (origin "override") when gold_override. Every label set is closed over the taxonomy's
     synonyms and superclasses (origin "auto", origin_source = the classes it came from). Clips with fewer
     than k approved annotations are left out and listed in stats["needs_annotation"]. timings: optional dict
-    that receives the seconds spent in load / merge / closure / agreement / store.
+    that receives the seconds spent in load / merge / closure / agreement / store. bar: a progress bar
+    (catalog.progress) advanced per step of those five.
     """
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
+    bar.reset(total=len(RELEASE_STEPS))
+
+    def step(done: str):
+        bar.update(1)
+        nxt = RELEASE_STEPS.index(done) + 1
+        if nxt < len(RELEASE_STEPS):
+            bar.set_description(RELEASE_STEPS[nxt])
+
+    bar.set_description(RELEASE_STEPS[0])
 
     name, params = _check_request(dataset, name, method, params)
     loaded = votes_load(dataset, include_experts=include_experts, with_proposals=True)
     votes = loaded.votes
     timings["load"] = time.perf_counter() - t0
+    step("loading votes")
     if loaded.counts["crowd_annotations"] == 0 and loaded.counts["expert_annotations"] == 0:
         raise _no_annotations(dataset)
     merge_params = {key: v for key, v in params.items() if key in ("k", "n_iter", "tol", "floor")}
     apply_worker_quality(loaded)  # one annotator-quality definition for releases and their quality cards
     t0 = time.perf_counter()
-    result = merge(votes, method, gold=loaded.gold if method in ("dawid_skene", "shrunk_ds") else None, **merge_params)
+    result = merge(votes, method, gold=loaded.gold if method in EM_METHODS else None, **merge_params)
     timings["merge"] = time.perf_counter() - t0
+    step("merging")
     t0 = time.perf_counter()
     synonyms, superclasses = relations()
     class_names = loaded.class_names
@@ -178,6 +195,7 @@ def release_create(
                 label_rows.append((pos, label, modality, base_origin, "gold" if c in overridden else ""))
     del merged, joined
     timings["closure"] = time.perf_counter() - t0
+    step("auto-adding labels")
     t0 = time.perf_counter()
 
     stats = release_stats(clip_meta, label_rows, len(order_clips))
@@ -191,6 +209,7 @@ def release_create(
     stats["gold_overridden_clips"] = len(overridden)
     stats["agreement"] = agreement(votes, clips=result.clips, class_names=class_names)
     timings["stats_agreement"] = time.perf_counter() - t0
+    step("agreement")
     t0 = time.perf_counter()
     # measured fairly (leave-one-out on gold, experts' own annotations left out): not the gold-overridden labels
     stats["quality_card"] = release_quality_card(loaded, method, params["k"], merge_params)
@@ -216,6 +235,7 @@ def release_create(
         label_rows,
     )
     timings["store"] = time.perf_counter() - t0
+    step("storing")
     log.info("release %s created: %d clips, %d labels", release, len(order_clips), len(label_rows))
     return release
 

@@ -15,11 +15,12 @@ from catalog.models import Dataset
 from crowd.models import Assignment, Batch, BatchItem
 from crowd.services.batches import batches_create
 from crowd.services.costs import cost_per_assignment, reward_for_batch
+from labels.core.merge import EM_METHODS
 from labels.core.overlap import plan_overlap
 from labels.services.load import votes_load
 from labels.services.quality import apply_worker_quality
 
-EM_ONLY = ("dawid_skene", "shrunk_ds")
+EM_ONLY = EM_METHODS
 
 
 @dataclass
@@ -34,6 +35,10 @@ class OverlapReport:
     assignments: int = 0  # assignments to buy for them (batches of batch_size - gold_per_batch clips)
     cost_usd: Decimal = Decimal("0")
     reward_usd: Decimal = Decimal("0")
+    # the most finishing can cost: every waiting clip (and every queued one) taken up to max_votes
+    max_vote_slots: int = 0
+    max_assignments: int = 0
+    max_cost_usd: Decimal = Decimal("0")
 
 
 def _check(min_votes, max_votes, max_expected_errors, method):
@@ -64,7 +69,7 @@ def overlap_report(
     min_votes: int = 2,
     max_votes: int = 5,
     max_expected_errors: float = 1.5,
-    method: str = "shrunk_ds",
+    method: str = "modality_ds",
     backend: str = "mturk",
 ) -> OverlapReport:
     """Plan the next votes of `dataset` (reads only). A clip waits when it needs a vote and no vote is on its way
@@ -98,11 +103,13 @@ def overlap_report(
     }
     report = OverlapReport(dataset, params, clips=len(non_gold), done=int(plan.done.sum()), queued=0)
     waiting = []
+    remaining = []
     for c in np.flatnonzero(plan.need).tolist():
+        n = int(plan.votes[c])
+        remaining.append(max_votes - n)
         if loaded.clip_pks[c] in open_pks:
             report.queued += 1
             continue
-        n = int(plan.votes[c])
         waiting.append(
             {
                 "video_id": loaded.clip_ids[c],
@@ -125,6 +132,14 @@ def overlap_report(
         (cost_per_assignment(backend, reward, w) * w * math.ceil(n / per_batch) for w, n in by_wanted.items()),
         Decimal("0"),
     )
+    # upper bound: every clip that is not done taken to max_votes, one vote per clip per round, the clips of a round
+    # batched together (an assignment gives each clip of its batch one vote)
+    rem = np.asarray(remaining, dtype=np.int64)
+    report.max_vote_slots = int(rem.sum())
+    report.max_assignments = sum(
+        math.ceil(int((rem >= r).sum()) / per_batch) for r in range(1, int(rem.max(initial=0)) + 1)
+    )
+    report.max_cost_usd = cost_per_assignment(backend, reward, 1) * report.max_assignments
     return report
 
 

@@ -8,6 +8,7 @@ Proposal-list sizes are measured over all clips of the dataset.
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -271,6 +272,10 @@ def tune(
             state[best_move] -= 1
             current = best_trial
 
+    if preds.label_sets:
+        for strategy in label_list_strategies(base, preds):
+            ev(strategy)
+
     trials = list(ev.seen.values())
     front = pareto_front(trials)
     chosen, met = pick(front, target)
@@ -284,8 +289,45 @@ def tune(
     }
 
 
+def label_list_strategies(base: Strategy, preds: Predictions, max_subsets: int = 64) -> list[Strategy]:
+    """Strategies for label-list models (LLM outputs imported as class sets), which have no scores to rank: which
+    lists to use (every subset of the models, or for many models: each alone, all, all but one), how many of them must
+    agree (k of n, through the consensus pool, where a label-list model's pool is its list), with or without the
+    clip's original label and the common classes. Score models keep the base strategy's top-k or are switched off;
+    the score-model consensus is replaced by the list agreement."""
+    lists = list(preds.label_sets)
+    n = len(lists)
+    if n <= 6:
+        subsets = [list(c) for r in range(1, n + 1) for c in itertools.combinations(lists, r)]
+    else:
+        subsets = [[m] for m in lists] + [lists] + [[m for m in lists if m != x] for x in lists]
+    subsets = subsets[:max_subsets]
+    topk_options = [({}, {mod: 0 for mod in MODALITIES})]
+    if preds.scores:
+        topk_options.append((copy.deepcopy(base.topk_per_model), dict(base.topk)))
+    out = []
+    for subset in subsets:
+        for k in range(1, len(subset) + 1):
+            for original in (True, False):
+                for common in (list(base.common_classes), []):
+                    for per_model, topk in topk_options:
+                        s = copy.deepcopy(base)
+                        s.original_label = original
+                        s.common_classes = list(common)
+                        s.label_set_models = False
+                        s.topk = dict(topk)
+                        s.topk_per_model = copy.deepcopy(per_model)
+                        s.consensus.models = list(subset)
+                        s.consensus.min_models = k
+                        s.consensus.k = 0
+                        s.consensus.global_n = 0
+                        out.append(s)
+    return out
+
+
 def format_front(front: Sequence[Trial], chosen: Trial | None = None) -> str:
-    """Human-readable Pareto front table."""
+    """Human-readable Pareto front table; under each row the strategy as the JSON that make_proposals --strategy and
+    the build form take."""
     lines = [f"{'mean size':>10}  {'recall':>7}  strategy"]
     for t in front:
         s = t.strategy
@@ -294,10 +336,13 @@ def format_front(front: Sequence[Trial], chosen: Trial | None = None) -> str:
             f"{m}:" + ",".join(f"{mod}={k}" for mod, k in sorted(d.items()))
             for m, d in sorted(s.topk_per_model.items())
         ) or "topk=" + json_compact(s.topk)
+        pool = f"lists {','.join(s.consensus.models)}" if s.consensus.models is not None else "all models"
         lines.append(
-            f"{t.mean_size:10.2f}  {t.recall:7.4f}  {per} | consensus k={s.consensus.k} "
-            f"N={s.consensus.global_n} agree>={s.consensus.min_models}{mark}"
+            f"{t.mean_size:10.2f}  {t.recall:7.4f}  {per} | consensus {pool} k={s.consensus.k} "
+            f"N={s.consensus.global_n} agree>={s.consensus.min_models} | original {'yes' if s.original_label else 'no'}"
+            f", common {len(s.common_classes)}, all label lists {'yes' if s.label_set_models else 'no'}{mark}"
         )
+        lines.append(f"{'':>21}{s.to_json()}")
     return "\n".join(lines)
 
 

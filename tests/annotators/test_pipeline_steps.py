@@ -19,8 +19,19 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client(client):
+def admin_client(client, monkeypatch, django_capture_on_commit_callbacks):
+    """An admin whose background work (imports) runs once each request's transaction commits, before the next
+    request: in this process, not in a thread (tests/annotators/test_pipeline_steps_background.py has the thread
+    and a real worker)."""
+    monkeypatch.setattr("catalog.services.operations.BACKGROUND_THREAD", False)
     client.force_login(user_create("boss", "admin")["user"])
+    post = client.post
+
+    def post_then_run(*args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return post(*args, **kwargs)
+
+    client.post = post_then_run
     return client
 
 
@@ -28,6 +39,14 @@ def admin_client(client):
 def no_gold(make_crowd_dataset):
     """5 regular clips and no gold yet; batches of 3 with 1 catch trial."""
     return make_crowd_dataset("nogold", 5, 0, batch_size=3, gold_per_batch=1)
+
+
+def polled(client, resp) -> dict:
+    """The Operation a 202 answer started, as its status_url gives it (the work ran once the request committed)."""
+    assert resp.status_code == 202, resp.content
+    body = resp.json()
+    assert body["status_url"] == f"/api/marketplace/operations/{body['id']}/"
+    return client.get(body["status_url"]).json()
 
 
 def add_gold_clips(ds):
@@ -85,19 +104,24 @@ def test_batches_are_refused_by_name_without_gold_then_rebuilt_with_catch_trials
 def test_a_bad_gold_file_names_the_file_and_line_never_a_server_path_and_changes_nothing(admin_client, no_gold):
     add_gold_clips(no_gold)
     bad = SimpleUploadedFile("my gold.csv", b"id,label,original,modality\ng000,dog barking,True,XY\n")
-    resp = admin_client.post("/ops/nogold/steps/gold/", {"file": bad}, follow=True)
-    text = resp.content.decode()
-    assert "my_gold.csv" in text and "XY" in text
-    assert "/tmp" not in text and "avcrowd-upload" not in text
+    resp = admin_client.post("/ops/nogold/steps/gold/", {"file": bad})
     op = Operation.objects.get()
+    assert resp["Location"] == f"/ops/operations/{op.pk}/"
+    text = admin_client.get(resp["Location"]).content.decode()
+    error = re.search(r'<p id="op-message">([^<]*)</p>', text).group(1)
+    assert "my_gold.csv" in error and "XY" in error
+    assert "/tmp" not in text and "avcrowd-upload" not in text and "uploads" not in error
     assert op.status == "failed" and "/tmp" not in op.message and "avcrowd-upload" not in op.message
+    assert 'id="op-retry"' not in text  # its upload is gone: upload a corrected file instead
     assert not Clip.objects.filter(is_gold=True).exists()
     # and the API says the same with 400
     api = admin_client.post(
         "/api/datasets/nogold/gold/import/", {"file": SimpleUploadedFile("g.csv", b"id,label\ng000,dog barking\n")}
     )
-    assert api.status_code == 400 and "/tmp" not in api.content.decode()
-    assert api.json()["error"].startswith("g.csv: missing column(s) original, modality")
+    failed = polled(admin_client, api)
+    assert failed["status"] == "failed" and "/tmp" not in failed["message"] and "uploads" not in failed["message"]
+    assert failed["message"].startswith("g.csv: missing column(s) original, modality")
+    assert not Clip.objects.filter(is_gold=True).exists()
 
 
 def test_the_api_runs_each_step_and_answers_with_its_operation(admin_client, no_gold, taxonomy):
@@ -105,10 +129,12 @@ def test_the_api_runs_each_step_and_answers_with_its_operation(admin_client, no_
     assert refused.status_code == 400 and "has no gold clips" in refused.content.decode()
     add_gold_clips(no_gold)
     gold = admin_client.post("/api/datasets/nogold/gold/import/", {"file": gold_csv(taxonomy)})
-    assert gold.status_code == 201, gold.content
     body = gold.json()
-    assert body["status"] == "done" and body["kind"] == "import" and body["dataset"] == "nogold"
-    assert body["page"] == f"/ops/operations/{body['id']}/"
+    assert body["status"] == "running" and body["kind"] == "import" and body["dataset"] == "nogold"
+    assert body["page"] == f"/ops/operations/{body['id']}/" and body["summary"]["upload"] == "gold.csv"
+    done = polled(admin_client, gold)
+    assert done["status"] == "done" and done["done"] == done["total"] == 1
+    assert "imported 3 gold label rows into dataset nogold" in done["message"]
     made = admin_client.post("/api/datasets/nogold/batches/", {}, content_type="application/json").json()
     assert made["status"] == "done" and len(made["summary"]["batches"]) == 3  # 5 regular clips, 2 per batch
     assert "only 3 gold clip(s)" in made["message"]
@@ -118,21 +144,20 @@ def test_the_api_runs_each_step_and_answers_with_its_operation(admin_client, no_
         "/api/datasets/nogold/predictions/import/",
         {"file": SimpleUploadedFile("gemini-1.5-flash.csv", preds.encode()), "name": ""},
     )
-    assert run.status_code == 201, run.content
+    assert polled(admin_client, run)["status"] == "done"
     assert ModelRun.objects.get(dataset=no_gold).model_name == "gemini-1.5-flash"
     unknown = admin_client.post(
         "/api/datasets/nogold/predictions/import/",
         {"file": SimpleUploadedFile("m2.csv", b"video_id,input,label\nzzz,a,dog barking\n")},
     )
-    assert (
-        unknown.status_code == 400 and "m2.csv" in unknown.content.decode() and "/tmp" not in unknown.content.decode()
-    )
+    unknown = polled(admin_client, unknown)
+    assert unknown["status"] == "failed" and "m2.csv" in unknown["message"] and "/tmp" not in unknown["message"]
 
     clips = admin_client.post(
         "/api/datasets/newset/clips/import/",
         {"csv": SimpleUploadedFile("clips.csv", b"video_id,url\nv1,https://cdn.example.org/v1.mp4\n")},
     )
-    assert clips.status_code == 201 and clips.json()["message"] == "imported 1 clip(s) into dataset newset"
+    assert polled(admin_client, clips)["message"] == "imported 1 clip(s) into dataset newset"
     assert Dataset.objects.filter(name="newset").exists()
     assert admin_client.post("/api/datasets/missing/batches/", {}, content_type="application/json").status_code == 404
 
@@ -173,3 +198,42 @@ def test_the_commands_refuse_warn_and_rebuild(no_gold, taxonomy, tmp_path, capsy
     assert "rebuilt 2 batch(es) without catch trials as 3 batch(es)" in captured.out
     assert "only 3 gold clip(s) for 1 catch trial(s) per batch" in captured.err
     assert all(b.items.filter(is_gold=True).exists() for b in Batch.objects.all())
+
+
+def test_clips_are_imported_from_an_allowed_server_folder_only(
+    admin_client, taxonomy, clip_factory, tmp_path, settings
+):
+    import shutil
+
+    root = tmp_path / "incoming"
+    (root / "batch1").mkdir(parents=True)
+    for i in range(2):
+        shutil.copy(clip_factory(f"f{i}", seed=i), root / "batch1" / f"vid{i}.mp4")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(clip_factory("x", seed=9), outside / "secret.mp4")
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+
+    settings.MEDIA_IMPORT_ROOTS = []
+    off = admin_client.post("/api/datasets/folders/clips/import/", {"folder": "batch1"})
+    assert off.status_code == 400 and "set MEDIA_IMPORT_ROOTS" in off.json()["error"]
+
+    settings.MEDIA_IMPORT_ROOTS = [str(root)]
+    for bad in ("../elsewhere", str(outside), "escape"):
+        resp = admin_client.post("/api/datasets/folders/clips/import/", {"folder": bad})
+        assert resp.status_code == 400 and "not inside an allowed import folder" in resp.json()["error"], bad
+    assert not Clip.objects.exists() and not Dataset.objects.filter(name="folders").exists()
+
+    page = admin_client.post("/ops/nofolder/steps/clips/", {"folder": "batch1"})
+    assert page.status_code == 404  # the page is per existing dataset
+    Dataset.objects.create(name="folders")
+    assert str(root) in admin_client.get("/ops/folders/steps/").content.decode()
+    admin_client.post("/ops/folders/steps/clips/", {"folder": "batch1"})
+    op = Operation.objects.filter(status="done").latest("pk")
+    assert op.message == "imported 2 clip(s) from folder batch1 into dataset folders"
+    clips = Clip.objects.filter(dataset__name="folders").order_by("video_id")
+    assert [c.video_id for c in clips] == ["vid0", "vid1"]
+    assert clips[0].media_url == str(root / "batch1" / "vid0.mp4") and clips[0].duration  # in place, probed
+    again = admin_client.post("/api/datasets/folders/clips/import/", {"folder": str(root / "batch1")})
+    again = polled(admin_client, again)
+    assert "imported 0 clip(s)" in again["message"] and "2 already there" in again["message"]

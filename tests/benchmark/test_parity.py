@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import evaluate, meta_breakdown, delta_f1_table, metric_table
+from benchmark import delta_f1_table, evaluate, meta_breakdown, metric_table
 from benchmark.io import load_predictions_dir
 from benchmark.synthetic import synthetic_predictions
 

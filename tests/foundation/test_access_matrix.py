@@ -304,6 +304,7 @@ INTENT = {
     "ops:my-tasks": "signed_in",
     "ops:index": "admin",
     "quality:overlap": "admin",  # queues paid work
+    "quality:worker-quality": "admin",
     "review:index": "admin",  # the review screen shows gold answers and catch-trial identities
     "review:assignment": "admin",
     "review:batch": "admin",

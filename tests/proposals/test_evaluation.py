@@ -107,3 +107,75 @@ def test_tuner_refuses_empty_gold():
     preds, _ = _dataset(n=8)
     with pytest.raises(StrategyError, match="no labels"):
         tune(preds, Gold(rows=np.arange(0), labels=np.zeros((0, 30), dtype=bool)))
+
+
+def _label_lists(n=240, seed=0):
+    """Three LLM-like label-list models (no scores): each lists ~70 % of a clip's true classes plus ~4 wrong ones of
+    its own; the original label is one true class."""
+    rng = np.random.default_rng(seed)
+    vids = [f"v{i}" for i in range(n)]
+    names = [f"k{i}" for i in range(40)]
+    truth = np.zeros((n, 40), dtype=bool)
+    for i in range(n):
+        truth[i, rng.choice(40, 3, replace=False)] = True
+    original = np.zeros_like(truth)
+    for i in range(n):
+        original[i, rng.choice(np.flatnonzero(truth[i]))] = True
+    lists = {}
+    for m in ("llm1", "llm2", "llm3"):
+        noise = rng.random((n, 40)) < 0.1
+        lists[m] = {"av": (truth & (rng.random((n, 40)) < 0.7)) | (noise & ~truth)}
+    preds = Predictions(names, vids, label_sets=lists, original=original)
+    return preds, Gold(rows=np.arange(0, n, 2), labels=truth[::2])
+
+
+def test_tuner_searches_label_lists_models_agreement_original_and_common_classes():
+    import json
+
+    preds, gold = _label_lists()
+    base = Strategy(common_classes=["k0", "k1"])
+    out = tune(preds, gold, base=base, target=0.8, n_random=10)
+    front = out["front"]
+    # the default (union of every list + original + common) is no longer the only answer: the front spans sizes
+    assert len(front) >= 4 and front[-1].mean_size > 2 * front[0].mean_size
+    shapes = {
+        (t.strategy.original_label, tuple(t.strategy.consensus.models or ()), t.strategy.consensus.min_models)
+        for t in out["trials"]
+    }
+    # which models, k of n, with and without the original label were all tried
+    assert (True, ("llm1", "llm2", "llm3"), 2) in shapes and (False, ("llm2",), 1) in shapes
+    assert any(not t.strategy.common_classes for t in out["trials"])
+    # "original + at least 2 lists agree" is far smaller than the union of all lists, at a recall not far below
+    union = evaluate(
+        apply_strategy(Strategy(common_classes=[], consensus=ConsensusConfig(k=0, global_n=0)), preds), gold
+    )
+    agree = next(
+        t
+        for t in out["trials"]
+        if t.strategy.original_label
+        and t.strategy.consensus.min_models == 2
+        and t.strategy.consensus.models == ["llm1", "llm2", "llm3"]
+        and not t.strategy.common_classes
+        and not t.strategy.label_set_models
+    )
+    assert agree.mean_size < union["mean_size"] / 2 and agree.recall > union["recall"] - 0.15
+    # every strategy on the front is JSON the build form takes, and applying it gives the figures shown
+    for t in front:
+        again = Strategy.from_json(json.dumps(t.as_dict()["strategy"]))
+        rep = evaluate(apply_strategy(again, preds), gold)
+        assert rep["recall"] == pytest.approx(t.recall) and rep["mean_size"] == pytest.approx(t.mean_size)
+
+
+def test_the_printed_front_carries_each_strategy_as_json():
+    import json
+
+    from proposals.core.evaluation import format_front
+
+    preds, gold = _label_lists(n=60)
+    out = tune(preds, gold, base=Strategy(common_classes=[]), target=0.8, n_random=5)
+    text = format_front(out["front"], out["chosen"])
+    blobs = [line.strip() for line in text.splitlines() if line.strip().startswith("{")]
+    assert len(blobs) == len(out["front"])
+    for blob, trial in zip(blobs, out["front"]):
+        assert Strategy.from_json(blob).to_dict() == trial.strategy.to_dict() == json.loads(blob)
+    assert "consensus lists " in text and "original yes" in text

@@ -86,3 +86,43 @@ def test_a_plain_directory_is_refused_with_the_layout_it_needs(dataset, taxonomy
     with pytest.raises(CommandError, match=r"laid out like VGGSounder's judged CSVs \(a/, v/, av/"):
         call_command("import_predictions", str(tmp_path / "preds"), "--dataset", dataset.name)
     assert not ModelRun.objects.exists()
+
+
+def test_several_files_are_all_checked_before_any_is_imported(dataset, llm_clips, taxonomy, tmp_path):
+    import pickle
+
+    clean = tmp_path / "clean-1.0.pkl"
+    clean.write_bytes(pickle.dumps({"llm1_000010": {"predictions": {"a": [taxonomy[3]], "v": [], "av": []}}}))
+    stray = published_labels_pickle(tmp_path / "stray.pkl", taxonomy)
+    with pytest.raises(CommandError, match="stray.pkl: clip 'llm0_000010' input 'a': unknown class name"):
+        call_command("import_predictions", str(clean), str(stray), "--dataset", dataset.name, "--strict")
+    assert not ModelRun.objects.exists()  # the clean file, first on the line, was not imported either
+    call_command("import_predictions", str(clean), str(stray), "--dataset", dataset.name, stdout=io.StringIO())
+    assert sorted(ModelRun.objects.values_list("external_name", flat=True)) == ["clean-1.0", "stray"]
+
+
+def test_the_import_api_reports_skipped_names_and_refuses_them_with_strict(
+    admin_client, dataset, llm_clips, taxonomy, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    monkeypatch.setattr("catalog.services.operations.BACKGROUND_THREAD", False)  # run once the request commits
+
+    def imported(body):
+        with django_capture_on_commit_callbacks(execute=True):
+            resp = admin_client.post(url, body)
+        assert resp.status_code == 202, resp.content
+        return admin_client.get(resp.json()["status_url"]).json()
+
+    raw = published_labels_pickle(tmp_path / "ola.pkl", taxonomy).read_bytes()
+    url = f"/api/datasets/{dataset.name}/predictions/import/"
+    refused = imported({"file": SimpleUploadedFile("ola.pkl", raw), "strict": "true"})
+    assert refused["status"] == "failed", refused
+    assert (
+        "ola.pkl: clip 'llm0_000010' input 'a': unknown class name 'female speech, woman someone'" in refused["message"]
+    )
+    assert "/tmp" not in refused["message"] and not ModelRun.objects.exists()
+    done = imported({"file": SimpleUploadedFile("ola.pkl", raw)})
+    assert done["status"] == "done", done
+    assert "2 unknown class name(s) skipped (3 occurrences)" in done["message"]
+    assert ModelRun.objects.get(dataset=dataset).model_name == "ola"

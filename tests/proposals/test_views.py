@@ -63,8 +63,29 @@ def test_set_page_shows_recall_and_tuner_front(staff_client, filled):
     html = staff_client.get(f"/proposals/sets/{pset.pk}/").content.decode()
     pset.refresh_from_db()
     front = pset.evaluation["tune"]["front"]
-    assert front and "<svg" in html and html.count("<circle") == len(front)
+    # the Pareto front drawn by matplotlib, with its axes named, and listed with each strategy as JSON
+    assert front and "<svg" in html and "mean proposals per clip" in html and "recall on gold" in html
+    assert html.count("Use this strategy</button>") == len(front)
     assert "Smallest lists that" in html
+    # the set's own strategy is shown as JSON (what the build form accepts), not a Python repr
+    assert "&quot;consensus&quot;: {" in html and "'consensus'" not in html and "&#x27;consensus&#x27;" not in html
+
+
+def test_use_this_strategy_builds_a_set_with_it(staff_client, filled, django_capture_on_commit_callbacks):
+    import html as html_lib
+    import json
+    import re
+
+    pset = ProposalSet.objects.get(dataset=filled, active=True)
+    staff_client.post(f"/proposals/sets/{pset.pk}/", {"target": "0.9"})
+    page = staff_client.get(f"/proposals/sets/{pset.pk}/").content.decode()
+    forms = re.findall(r'<input type="hidden" name="strategy" value="([^"]+)">', page)
+    chosen = json.loads(html_lib.unescape(forms[0]))
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff_client.post(f"/proposals/datasets/{filled.name}/build/", {"strategy": html_lib.unescape(forms[0])})
+    assert r.status_code == 302
+    new = ProposalSet.objects.filter(dataset=filled).exclude(pk=pset.pk).get()
+    assert new.strategy == chosen
 
 
 def test_a_bad_tuner_target_goes_back_to_the_set_page_and_stores_nothing(staff_client, filled):
@@ -102,6 +123,9 @@ def test_staff_start_a_model_run_from_the_page(
     from proposals.models import ModelCheckpoint
 
     monkeypatch.setenv("AVCROWD_DECODE_POOL", "thread")
+    # computed inside the request here, to check the numbers at once; the background thread of the embedded
+    # set-up is tests/proposals/test_compute_background.py
+    monkeypatch.setattr("proposals.tasks.COMPUTE_THREAD", False)
     gpu.clear_model_cache()
     for i in range(3):
         Clip.objects.create(dataset=dataset, video_id=f"p{i}", media_url=str(clip_factory(f"p{i}", seed=i)))

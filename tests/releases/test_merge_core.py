@@ -180,8 +180,8 @@ def test_compare_ranks_dawid_skene_above_majority_with_spammers():
     out = compare_methods(votes, gold, k=5, ds_folds=4)
     assert out["dawid_skene"]["macro_f1"] == pytest.approx(1.0)
     assert out["majority"]["macro_f1"] < 1.0
-    assert set(out) == {"majority", "weighted", "dawid_skene", "shrunk_ds"}
-    assert out["shrunk_ds"]["macro_f1"] == pytest.approx(1.0)
+    assert set(out) == {"majority", "weighted", "dawid_skene", "shrunk_ds", "modality_ds"}
+    assert out["shrunk_ds"]["macro_f1"] == pytest.approx(1.0) and out["modality_ds"]["macro_f1"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("with_gold", [False, True])

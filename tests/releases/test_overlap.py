@@ -62,6 +62,9 @@ def test_command_lists_the_waiting_clips_with_their_cost_and_queues_just_the_vot
     lines = {line.split()[0]: line for line in text.splitlines()[1:]}
     assert set(lines) == {"a_clip", "b_clip", "d_clip"} and lines["d_clip"].endswith("+2")
     assert "about $" in text
+    # at most: a_clip 4 -> 5, b_clip 3 -> 5, d_clip 0 -> 5: rounds of 3, 2, 1, 1, 1 clips, each round one batch
+    # (18 clips fit in a batch of 20 with 2 gold) = 5 assignments
+    assert "finishing costs at most 5 assignments" in text
     before = set(Batch.objects.values_list("pk", flat=True))
     call_command("plan_overlap", "--dataset", ds.name, "--max-errors", "0", "--queue", stdout=out)
     new = Batch.objects.exclude(pk__in=before)
@@ -105,3 +108,15 @@ def test_overlap_page_shows_waiting_clips_and_cost_and_queues_them(waiting, clie
     # a bad setting goes back with the reason and queues nothing
     r = client.post(f"/ops/{ds.name}/overlap/", {"min_votes": "0"}, follow=True)
     assert "min_votes" in r.content.decode() and Batch.objects.count() == n + 2
+
+
+def test_a_dataset_nobody_has_annotated_yet_waits_for_min_votes_everywhere(taxonomy):
+    from catalog.models import Dataset
+
+    ds = Dataset.objects.create(name="fresh", batch_size=4, gold_per_batch=1)
+    for i in range(5):
+        Clip.objects.create(dataset=ds, video_id=f"n{i}")
+    out = io.StringIO()
+    call_command("plan_overlap", "--dataset", "fresh", stdout=out)
+    # 5 clips x 2 votes; batches of 3 regular clips -> 2 batches x 2 assignments
+    assert "fresh: 5 clips; 0 done, 0 already queued, 5 waiting for 10 votes = 4 assignments" in out.getvalue()

@@ -62,6 +62,10 @@ def test_a_worker_perfect_only_on_one_gold_clip_does_not_rank_first_there():
     # in-sample ranking would have put P first on g1
     in_sample = merge(votes, "majority", k=1, worker_quality=worker_quality(votes, gold))
     assert in_sample.label_sets()[0] == {0: "A"}
+    # a release sets the votes' quality to the in-sample figure before measuring its card: still no leak
+    votes.worker_quality = worker_quality(votes, gold)
+    again = quality_card(votes, gold, "majority", k=1, n_boot=50)
+    assert again["micro_f1"] == card["micro_f1"]
 
 
 def test_card_agrees_with_the_truth_of_the_clips_it_does_not_see(world):
@@ -139,3 +143,41 @@ def test_simulated_crowd_is_calibrated_to_the_published_figures(world):
     assert per_clip.min() >= 3 and per_clip.max() <= 5
     below = np.mean(np.array(log["catch_f1"]) < 0.25)
     assert 0.02 <= below <= 0.12
+
+
+def test_modality_ds_learns_that_annotators_mark_audible_only_sources_visible():
+    # every annotator marks "dog barking" audible AND visible; the gold says the dog is heard, never seen (off screen),
+    # while "playing piano" is ticked AV and is AV. A flag-by-flag model cannot tell the two apart; the modality model
+    # learns P(answer AV | truth A) from the gold clips and reads the same answer on a new clip as A.
+    clips = [f"c{i}" for i in range(40)]
+    annotations = [
+        {"clip": c, "worker": w, "labels": [("dog barking", True, True), ("playing piano", True, True)]}
+        for c in clips
+        for w in ("a", "b", "c")
+    ]
+    votes, _ = Votes.from_records(clips, CLASSES, annotations)
+    gold = {i: {0: "A", 2: "AV"} for i in range(30)}
+    held = {i: {0: "A", 2: "AV"} for i in range(30, 40)}  # the truth of the other clips
+    for method, dog in (("majority", "AV"), ("dawid_skene", "AV"), ("modality_ds", "A")):
+        sets = merge(votes, method, gold=gold, k=3).label_sets()
+        assert {c: sets[c][0] for c in held} == dict.fromkeys(held, dog), method
+        assert all(sets[c][2] == "AV" for c in held), method
+    card = quality_card(votes, gold, "modality_ds", k=3, em_folds=5, n_boot=100)
+    assert card["micro_f1"] == 1.0 and card["modality"]["visible"]["micro_f1"] == 1.0
+
+
+def test_a_gold_clip_seen_in_many_batches_is_merged_from_as_many_votes_as_a_regular_clip():
+    # the gold clip was a catch trial in three batches: 9 annotators; the first three say rain, the six later ones
+    # say dog (the gold). Regular clips have 3 annotators, so the fair figure merges the gold clip from 3 votes.
+    annotations = [{"clip": "g", "worker": f"w{i}", "labels": [("rain", True, False)]} for i in range(3)]
+    annotations += [{"clip": "g", "worker": f"w{i}", "labels": [("dog barking", True, False)]} for i in range(3, 9)]
+    for c in ("r1", "r2"):
+        annotations += [{"clip": c, "worker": f"w{i}", "labels": [("cat meowing", True, False)]} for i in range(3)]
+    votes, _ = Votes.from_records(["g", "r1", "r2"], CLASSES, annotations)
+    gold = {0: {0: "A"}}
+    for method in ("weighted", "dawid_skene", "modality_ds"):
+        card = quality_card(votes, gold, method, k=3, n_boot=20)
+        assert card["votes_per_gold_clip"] == 3 and "first 3 annotations" in card["evaluation"]
+        assert card["micro_f1"] == 0.0, method
+        everything = leave_out_predictions(votes, gold, method, k=3, cap_votes=None)
+        assert everything["labels"][0] == {0: MOD_A}, method

@@ -235,7 +235,7 @@ def test_other_methods_and_leave_out_comparison_command(crowd):
     text = out.getvalue()
     assert "1 gold clips with >= 3 approved crowd annotations" in text
     # left out, the crowd's cello never matches the gold violin: every method scores 0 on this clip
-    for method in ("majority", "weighted", "dawid_skene", "shrunk_ds"):
+    for method in ("majority", "weighted", "dawid_skene", "shrunk_ds", "modality_ds"):
         row = next(line.split() for line in text.splitlines() if line.startswith(method + " "))
         assert row[1:5] == ["0.0000", "0.000-0.000", "0.0000", "0.000-0.000"], row
     # the release's own card says the same, although its gold clip carries the gold label (override)

@@ -2,6 +2,7 @@
 exports with progress."""
 
 import html
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -98,6 +99,28 @@ def test_only_staff_create_and_import(release, researcher, staff):
     r = staff.post("/api/releases/import/", {"dataset": "web", "name": "again", "file": good}, format="multipart")
     assert r.status_code == 201 and r.json()["source_counts"]["rows"] == 3
     assert Release.objects.filter(dataset__name="web").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_label_set_is_imported_in_the_background_on_request(taxonomy, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    Dataset.objects.create(name="bgrel")
+    staff = APIClient()
+    staff.force_authenticate(user_create("boss", "admin")["user"])
+    good = SimpleUploadedFile("pub.csv", CSV.encode())
+    r = staff.post(
+        "/api/releases/import/",
+        {"dataset": "bgrel", "name": "pub", "file": good, "background": True},
+        format="multipart",
+    )
+    assert r.status_code == 202 and r.json()["summary"]["upload"] == "pub.csv"
+    deadline = time.time() + 30
+    while (op := staff.get(r.json()["status_url"]).json())["status"] == "running" and time.time() < deadline:
+        time.sleep(0.1)
+    release = Release.objects.get(dataset__name="bgrel", name="pub")
+    assert op["status"] == "done" and op["summary"]["release"] == release.pk and op["done"] == op["total"] == 3
+    assert op["message"] == "imported 3 labels of 2 clips as bgrel/pub" and release.source_counts["rows"] == 3
+    assert list((tmp_path / "media" / "uploads-staged").iterdir()) == []  # the upload removed once imported
 
 
 def test_release_pages_show_stats_clips_diff_and_download(release, client, tmp_path):

@@ -158,3 +158,46 @@ def test_original_labels_as_truth_for_demos(taxonomy):
     )
     assert "open batches left 0" in out.getvalue(), out.getvalue()
     assert "release demo-like/demo-v1: 10 clips" in out.getvalue(), out.getvalue()
+
+
+def test_the_calibrated_mix_marks_audible_only_sources_visible_and_merges_with_modality_ds(sim_dataset):
+    import random
+
+    from crowd.simulator import MIXES, PROFILES, allocate, simulated_answer
+
+    assert allocate(MIXES["calibrated"], 100).count("typical") == 70
+    # the typical annotator sometimes marks an audible-only class visible too (the asymmetry modality_ds models)
+    rng = random.Random(0)
+    answers = [
+        simulated_answer(PROFILES["typical"], {"dog barking": "A"}, {}, ["dog barking"], CLASSES, rng)["labels"][0]
+        for _ in range(400)
+    ]
+    seen_too = sum(a["visible"] for a in answers) / len(answers)
+    assert 0.15 < seen_too < 0.35
+    ds, _truth, path = sim_dataset
+    stats = simulate_crowd(ds, str(path), workers=10, profile="calibrated", seed=1, proposals_per_clip=6)
+    assert stats["open_batches_left"] == 0 and stats["by_profile"]["typical"]["workers"] == 7
+    release = release_create(ds, "cal", method="modality_ds")
+    assert release.stats["quality_card"]["available"] and release.stats["needs_annotation"] == 0
+
+
+def test_simulate_crowd_command_prints_the_releases_quality_card(sim_dataset):
+    _ds, _truth, path = sim_dataset
+    out = io.StringIO()
+    call_command(
+        "simulate_crowd",
+        "--dataset",
+        "sim",
+        "--truth",
+        str(path),
+        "--workers",
+        "8",
+        "--profile",
+        "calibrated",
+        "--release",
+        "v-card",
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert "macro-F1 against the (closed) truth" in text
+    assert "quality card (leave-one-out" in text and "on 2 gold clips" in text

@@ -151,3 +151,24 @@ def test_api_strict_report_fails_naming_the_upload_not_a_server_path(
     assert error.startswith("gemini-1.5-flash.pkl: clip ") and "unknown class name 'wind rustiling leaves'" in error
     assert str(settings.MEDIA_ROOT) not in error and "reports/uploads" not in error and "/tmp" not in error
     assert MetricReport.objects.get(pk=failed["id"]).params["strict"] is True
+
+
+def test_public_message_names_uploads_and_cuts_other_server_paths(tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from reports.services import public_message
+
+    stored = default_storage.save("reports/uploads/abc123/ola.pkl", ContentFile(b"x"))
+    local = default_storage.path(stored)
+    params = {"labels": "3", "predictions": [f"upload:{stored}", "run:4"]}
+    work = str(tmp_path / "avcrowd-report-xyz")
+    msg = (
+        f"{local}: clip 'c1' input 'a': unknown class name 'x'; see {work}/report.json and "
+        "/srv/avcrowd/var/secret/model.npz; inputs a/v/av; https://example.org/docs/page"
+    )
+    out = public_message(msg, params, tmp_dir=work)
+    assert out.startswith("ola.pkl: clip 'c1' input 'a'")
+    assert "see report.json and model.npz;" in out
+    assert "inputs a/v/av; https://example.org/docs/page" in out
+    assert str(settings.MEDIA_ROOT) not in out and "/srv/" not in out and str(tmp_path) not in out

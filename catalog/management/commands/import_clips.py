@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.http import command_errors
+from catalog.progress import progress_bar
 from catalog.services.clips import clips_import_into, read_clip_csv, scan_media_dir
 
 
@@ -38,12 +39,14 @@ class Command(BaseCommand):
                 raise CommandError(f"{source}: no such file or directory")
             # validated first with no transaction open, then written in short bulk transactions (workers' autosaves
             # keep going meanwhile); a refused import leaves nothing behind, not even a new, empty dataset
-            dataset, created, n = clips_import_into(
-                opts["dataset"],
-                specs,
-                copy_media=not opts["link"],
-                probe_media=not opts["no_probe"],
-                skip_existing=opts["skip_existing"],
-            )
+            with progress_bar(total=len(specs), desc="clips", unit="clip") as bar:
+                dataset, created, n = clips_import_into(
+                    opts["dataset"],
+                    specs,
+                    copy_media=not opts["link"],
+                    probe_media=not opts["no_probe"],
+                    skip_existing=opts["skip_existing"],
+                    bar=bar,
+                )
         skipped = f"; {len(specs) - n} already there, left as they are" if opts["skip_existing"] else ""
         self.stdout.write(f"imported {n} clips into dataset {dataset.name}{' (new)' if created else ''}{skipped}")

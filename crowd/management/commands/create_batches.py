@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.http import command_errors
 from catalog.models import Dataset
-from crowd.services.batches import batches_create, batches_gold_check
+from crowd.selectors.batches import batches_gold_check
+from crowd.services.batches import batches_create
 
 
 def _dataset(name: str) -> Dataset:

@@ -3,8 +3,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
+from catalog.progress import progress_bar
 from labels.selectors.releases import release_find
-from labels.services.export import EXPORT_FORMATS, export_chunks, release_export_to_file
+from labels.services.export import EXPORT_FORMATS, export_chunks, release_export_to_file, release_row_count
 from labels.services.interop import release_hf_export
 
 HF_DATASET = "hf-dataset"
@@ -44,9 +45,21 @@ class Command(BaseCommand):
                 ):
                     sys.stdout.buffer.write(chunk)
                 return
-            size = release_export_to_file(
-                release, opts["format"], opts["out"], include_background_music=opts["include_background_music"]
-            )
+            total = release_row_count(release, include_background_music=opts["include_background_music"])
+            with progress_bar(total=total, desc=f"exporting {opts['format']}", unit="row") as bar:
+                done = [0]
+
+                def advance(rows_done):
+                    bar.update(rows_done - done[0])
+                    done[0] = rows_done
+
+                size = release_export_to_file(
+                    release,
+                    opts["format"],
+                    opts["out"],
+                    include_background_music=opts["include_background_music"],
+                    progress=advance,
+                )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from exc
         except OSError as exc:

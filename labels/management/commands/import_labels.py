@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from catalog.http import command_errors
+from catalog.progress import progress_bar
 from catalog.services.clips import dataset_get_or_create
 from labels.services.imports import release_import
 
@@ -18,10 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", required=True, help="dataset (created if absent)")
 
     def handle(self, *args, **opts):
-        with command_errors():
+        with command_errors(), progress_bar(desc="labels", unit="step") as bar:
             with transaction.atomic():
                 dataset, _ = dataset_get_or_create(opts["dataset"])
-                release = release_import(dataset, opts["name"], opts["file"])
+                release = release_import(dataset, opts["name"], opts["file"], bar=bar)
         c = release.source_counts
         self.stdout.write(
             f"imported {c['rows']} labels of {c['clips']} clips as {dataset.name}/{release.name} "

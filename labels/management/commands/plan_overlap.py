@@ -23,7 +23,7 @@ class Command(BaseCommand):
             default=1.5,
             help="a clip is done when its expected number of wrong (class, audible|visible) atoms is at most this",
         )
-        parser.add_argument("--method", default="shrunk_ds", choices=EM_ONLY)
+        parser.add_argument("--method", default="modality_ds", choices=EM_ONLY)
         parser.add_argument("--backend", default="mturk", choices=("mturk", "prolific"), help="for the cost estimate")
         parser.add_argument("--queue", action="store_true", help="create the batches for the waiting clips")
         parser.add_argument("--show", type=int, default=20, help="waiting clips listed (worst first)")
@@ -45,7 +45,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{dataset.name}: {report.clips} clips; {report.done} done, {report.queued} already queued, "
                 f"{len(report.waiting)} waiting for {report.vote_slots} votes = {report.assignments} assignments, "
-                f"about ${report.cost_usd} on {opts['backend']} (reward ${report.reward_usd} per assignment)"
+                f"about ${report.cost_usd} on {opts['backend']} (reward ${report.reward_usd} per assignment); "
+                f"finishing costs at most {report.max_assignments} assignments, ${report.max_cost_usd} (every clip "
+                f"that is not done taken to {report.params['max_votes']} votes)"
             )
             for r in report.waiting[: opts["show"]]:
                 self.stdout.write(

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.http import command_errors
 from catalog.models import Dataset
+from catalog.progress import progress_bar
 from labels.core.merge import METHODS
 from labels.services.create import release_create, release_requeue_needs_annotation
 
@@ -41,7 +42,7 @@ class Command(BaseCommand):
             known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"no dataset {opts['dataset']!r}; known datasets: {known}") from None
         params = {"k": opts["k"]} if opts["k"] else {}
-        with command_errors():
+        with command_errors(), progress_bar(desc="release", unit="step") as bar:
             release = release_create(
                 dataset,
                 opts["name"],
@@ -49,6 +50,7 @@ class Command(BaseCommand):
                 params=params,
                 gold_override=not opts["no_gold_override"],
                 include_experts=not opts["no_experts"],
+                bar=bar,
             )
         s = release.stats
         self.stdout.write(

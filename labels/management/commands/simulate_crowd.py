@@ -31,7 +31,8 @@ class Command(BaseCommand):
             "--profile",
             default="mixed",
             help=f"{', '.join(MIXES)} or NAME:WEIGHT,... (mixed = 50%% diligent, 20%% careless, "
-            "10%% each spammer, audio-biased, visual-biased)",
+            "10%% each spammer, audio-biased, visual-biased; calibrated = 70%% typical, 17%% careless, 10%% diligent, "
+            "3%% spammer)",
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
@@ -83,3 +84,9 @@ class Command(BaseCommand):
                     f"macro-F1 against the (closed) truth {macro:.4f}; Krippendorff alpha audible "
                     f"{ag.get('audible')}, visible {ag.get('visible')}"
                 )
+                card = release.stats.get("quality_card") or {}
+                if card.get("available"):
+                    self.stdout.write(
+                        f"quality card ({card['evaluation']}): micro-F1 {card['micro_f1']} {card['micro_f1_ci95']}, "
+                        f"macro-F1 {card['macro_f1']} {card['macro_f1_ci95']} on {card['clips']} gold clips"
+                    )

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
 from catalog.http import command_errors
+from catalog.progress import progress_bar
 from proposals.models import ModelRun
 from proposals.services import checkpoint_get, checkpoint_register
 from proposals.tasks import run_start
@@ -49,13 +50,15 @@ class Command(BaseCommand):
                     raise CommandError(
                         f"{exc.message} (register one with --register ARCH PATH or in the admin)"
                     ) from None
-            run = run_start(
-                dataset,
-                ckpt,
-                chunk_size=opts["chunk_size"],
-                modalities=[m.strip() for m in opts["modalities"].split(",") if m.strip()],
-                restart=opts["restart"],
-            )
+            with progress_bar(desc="computing", unit="chunk") as bar:
+                run = run_start(
+                    dataset,
+                    ckpt,
+                    chunk_size=opts["chunk_size"],
+                    modalities=[m.strip() for m in opts["modalities"].split(",") if m.strip()],
+                    restart=opts["restart"],
+                    bar=bar,
+                )
         run = ModelRun.objects.get(pk=run.pk)
         speed = f", {run.clips_per_s:.1f} clips/s" if run.clips_per_s else ""
         self.stdout.write(

@@ -5,7 +5,7 @@ from benchmark.predictions import unknown_names_text
 from catalog.http import command_errors
 from proposals.core.predictions_io import PredictionFileError, group_prediction_files
 from proposals.models import model_name_validator
-from proposals.services import run_import
+from proposals.services import run_import, run_import_prepare
 
 from ._common import get_dataset
 
@@ -51,7 +51,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if opts["name"] and len(groups) > 1:
             raise CommandError(f"--name needs exactly one model; these files hold {len(groups)}")
-        # every name is checked before anything is imported
+        # every name and every file is checked before anything is imported: a refused file changes nothing
         named = []
         for model, paths in groups:
             name = opts["name"] or model or paths[0].stem
@@ -59,16 +59,13 @@ class Command(BaseCommand):
                 model_name_validator(name)
             except DjangoValidationError as exc:
                 raise CommandError(f"model name {name!r}: {exc.messages[0]}; give one with --name") from None
-            named.append((name, paths, model is not None))
-        for name, paths, judged in named:
+            named.append((name, [str(p) for p in paths] if model is not None else str(paths[0])))
+        options = {"allow_unknown_clips": opts["allow_unknown_clips"], "strict": opts["strict"]}
+        with command_errors():
+            prepared = [run_import_prepare(dataset, name, path, **options) for name, path in named]
+        for (name, path), ready in zip(named, prepared):
             with command_errors():
-                run = run_import(
-                    dataset,
-                    name,
-                    [str(p) for p in paths] if judged else str(paths[0]),
-                    allow_unknown_clips=opts["allow_unknown_clips"],
-                    strict=opts["strict"],
-                )
+                run = run_import(dataset, name, path, prepared=ready, **options)
             skipped = sum(1 for e in run.errors if "video_id" in e)
             skipped = f", {skipped} clips not in the dataset skipped" if skipped else ""
             self.stdout.write(

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from benchmark.predictions import unknown_names_text
 from catalog.errors import AvcrowdError
+from catalog.progress import progress_bar
 from reports.services import report_build
 
 
@@ -65,18 +66,20 @@ class Command(BaseCommand):
         if not opts["predictions"] and not opts["captions"]:
             raise CommandError("give --predictions and/or --captions")
         try:
-            rep = report_build(
-                opts["labels"],
-                opts["predictions"],
-                opts["out"],
-                regime=opts["regime"],
-                confusion=opts["confusion"],
-                meta=not opts["no_meta"],
-                figures=not opts["no_figures"],
-                captions=opts["captions"],
-                judge=opts["judge"],
-                strict=opts["strict"],
-            )
+            with progress_bar(desc="reading inputs", unit="model") as bar:
+                rep = report_build(
+                    opts["labels"],
+                    opts["predictions"],
+                    opts["out"],
+                    regime=opts["regime"],
+                    confusion=opts["confusion"],
+                    meta=not opts["no_meta"],
+                    figures=not opts["no_figures"],
+                    captions=opts["captions"],
+                    judge=opts["judge"],
+                    strict=opts["strict"],
+                    bar=bar,
+                )
         except AvcrowdError as exc:
             raise CommandError(exc.as_text()) from None
         labels = rep["labels"]

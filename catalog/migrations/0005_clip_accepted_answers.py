@@ -20,7 +20,7 @@ WHERE annotation_clip.id = c.id AND annotation_clip.accepted_answers <> COALESCE
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0003_operation_heartbeat_and_retry'),
+        ('catalog', '0004_dataset_min_hourly_wage'),
         ('crowd', '0005_merge_binding_and_overlap'),
     ]
 
