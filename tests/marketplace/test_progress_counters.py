@@ -1,6 +1,10 @@
 """The per-clip accepted-annotation counters behind the ops dashboard stay equal to the count recomputed from the
 answers through every decision: automatic approve / reject, an admin's override either way, re-deciding back."""
 
+import threading
+
+import pytest
+from django.db import connection
 from django.db.models import Count
 
 from catalog.models import Clip
@@ -88,3 +92,44 @@ def test_counters_follow_approve_reject_and_re_decide(admin_client, admin_user, 
     Clip.objects.filter(dataset=dataset).update(accepted_answers=0)
     clips_accepted_recount(dataset.pk)
     assert _counters(dataset) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_decisions_on_the_same_clips_keep_every_count(admin_user, make_dataset, taxonomy):
+    """Four admins approve four workers' answers to the same batch at the same moment (and two of them reject
+    again): every decision's answers are counted once, no decision is lost or deadlocked."""
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency against PostgreSQL: set DATABASE_URL")
+    from crowd.services.batches import batches_create
+
+    dataset = make_dataset(name="racing", n_regular=6, n_gold=2, annotations_per_clip=5, review_window_hours=72)
+    batch = batches_create(dataset)[0]
+    waiting = [_work(batch, f"W{i}", taxonomy) for i in range(4)]
+    assert {a.status for a in waiting} == {"submitted"}  # the review window holds them for a person
+
+    def decide_all(steps):
+        start = threading.Barrier(len(steps))
+        errors = []
+
+        def run(a, status):
+            start.wait()
+            try:
+                assignment_decide(a, status=status, actor=admin_user, reason="checked by hand")
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run, args=step) for step in steps]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+
+    decide_all([(a, "approved") for a in waiting])
+    regular = list(BatchItem.objects.filter(batch=batch, is_gold=False).values_list("clip_id", flat=True))
+    assert [_counters(dataset)[c] for c in regular] == [4] * len(regular)
+    decide_all([(waiting[0], "rejected"), (waiting[1], "rejected")])
+    assert _counters(dataset) == _recomputed(dataset)
+    assert [_counters(dataset)[c] for c in regular] == [2] * len(regular)
