@@ -48,8 +48,18 @@ def application(environ, start_response):
         now = datetime.now(UTC)
         cur.execute(
             UPSERT,
-            [row[0], _clips[(row[2], video_id)], body.get("background_music"), body.get("voice_over"),
-             body.get("static_image"), bool(body.get("played")), float(body.get("watch_seconds") or 0),
-             json.dumps(body.get("labels") or []), body.get("comment") or "", bool(body.get("media_failed")), now],
+            [
+                row[0],
+                _clips[(row[2], video_id)],
+                body.get("background_music"),
+                body.get("voice_over"),
+                body.get("static_image"),
+                bool(body.get("played")),
+                float(body.get("watch_seconds") or 0),
+                json.dumps(body.get("labels") or []),
+                body.get("comment") or "",
+                bool(body.get("media_failed")),
+                now,
+            ],
         )
     return _respond(start_response, "200 OK", {"saved_at": now.isoformat()})

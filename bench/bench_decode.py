@@ -12,6 +12,7 @@ square and a tone) with PyAV unless --clips-dir is given, then reports:
   python bench/bench_decode.py --clips 24                 # CPU, this machine
   python bench/bench_decode.py --clips 512 --device cuda  # GPU host (needs PyAV installed there)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def make_clip(path: Path, seconds=10.0, fps=25, size=(640, 360), sr=44100, seed=
         for i in range(n):
             img = bg.copy()
             x = int((w - 60) * i / max(1, n - 1))
-            img[h // 2 - 30:h // 2 + 30, x:x + 60] = (255, 220, 40)
+            img[h // 2 - 30 : h // 2 + 30, x : x + 60] = (255, 220, 40)
             for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
         for p in vs.encode():
@@ -58,7 +59,7 @@ def make_clip(path: Path, seconds=10.0, fps=25, size=(640, 360), sr=44100, seed=
         sig = (0.3 * np.sin(2 * np.pi * f0 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
         sig = np.stack([sig, sig])
         for s in range(0, sig.shape[1], 1024):
-            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(sig[:, s:s + 1024]), format="fltp", layout="stereo")
+            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(sig[:, s : s + 1024]), format="fltp", layout="stereo")
             fr.sample_rate, fr.pts, fr.time_base = sr, s, Fraction(1, sr)
             for p in as_.encode(fr):
                 c.mux(p)
@@ -78,8 +79,11 @@ def main(argv=None):
     ap.add_argument("--prefetch", type=int, default=2, help="chunks decoded ahead of the model")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     preset = args.preset or ("base" if device.type == "cuda" else "tiny")
     chunk = args.chunk or (64 if device.type == "cuda" else 8)
 
@@ -100,8 +104,15 @@ def main(argv=None):
             files.append(dst)
         print(f"# made {uniq} distinct 10 s 640x360 H.264/AAC clips in {time.perf_counter() - t:.1f}s", flush=True)
     clips = [(p.stem, str(p)) for p in files]
-    info = dict(device=str(device), preset=preset, workers=args.workers, chunk=chunk, clips=len(clips),
-                cpus=os.cpu_count(), torch=torch.__version__)
+    info = dict(
+        device=str(device),
+        preset=preset,
+        workers=args.workers,
+        chunk=chunk,
+        clips=len(clips),
+        cpus=os.cpu_count(),
+        torch=torch.__version__,
+    )
     print("# " + json.dumps(info), flush=True)
 
     # one pool with all cores, warmed up (workers started, torch imported), kept for both runs
@@ -116,8 +127,12 @@ def main(argv=None):
         res = list(pool.map(_decode_one, [(vid, path, kw) for vid, path in clips], chunksize=1))
         dec_s = time.perf_counter() - t
         bad = [r[2] for r in res if r[2]]
-        row_dec = dict(stage="decode+preprocess", clips_per_s=round(len(clips) / dec_s, 2),
-                       ms_per_clip_per_core=round(1000 * dec_s * args.workers / len(clips), 1), errors=len(bad))
+        row_dec = dict(
+            stage="decode+preprocess",
+            clips_per_s=round(len(clips) / dec_s, 2),
+            ms_per_clip_per_core=round(1000 * dec_s * args.workers / len(clips), 1),
+            errors=len(bad),
+        )
         print(json.dumps(row_dec), flush=True)
 
         model = models_zoo.build("cavmae", preset, device=device)
@@ -125,11 +140,19 @@ def main(argv=None):
         r = run_inference(model, clips, chunk_size=chunk, device=device, pool=pool, prefetch=args.prefetch)
     finally:
         pool.shutdown()
-    row_e2e = dict(stage=f"end-to-end cavmae-{preset} a+v+av", pool=args.pool, workers=args.workers,
-                   clips_per_s=round(r.clips_per_s, 2), wall_s=round(r.wall_s, 2),
-                   decode_wait_s=round(r.decode_wait_s, 2), collate_s=round(r.collate_s, 2),
-                   transfer_s=round(r.transfer_s, 2), compute_s=round(r.compute_s, 2),
-                   bound_by=r.bound_by(), errors=len(r.errors))
+    row_e2e = dict(
+        stage=f"end-to-end cavmae-{preset} a+v+av",
+        pool=args.pool,
+        workers=args.workers,
+        clips_per_s=round(r.clips_per_s, 2),
+        wall_s=round(r.wall_s, 2),
+        decode_wait_s=round(r.decode_wait_s, 2),
+        collate_s=round(r.collate_s, 2),
+        transfer_s=round(r.transfer_s, 2),
+        compute_s=round(r.compute_s, 2),
+        bound_by=r.bound_by(),
+        errors=len(r.errors),
+    )
     print(json.dumps(row_e2e), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(dict(info=info, rows=[row_dec, row_e2e]), indent=1))

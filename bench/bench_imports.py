@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def fresh_database(db: str, workdir: Path) -> str:
     if db == "sqlite":
         return f"sqlite:///{workdir}/bench_imports.sqlite3"
-    import psycopg  # noqa: PLC0415
     from urllib.parse import urlparse  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
 
     u = urlparse(db)
     conn = psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username or "postgres", dbname="postgres")
@@ -51,19 +52,34 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-imports-") as tmp:
         work = Path(tmp)
         url = fresh_database(args.db, work)
-        env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "AVCROWD_DEV": "1",
-               "AVCROWD_VAR_DIR": tmp, "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "AVCROWD_DEV": "1",
+            "AVCROWD_VAR_DIR": tmp,
+            "LOG_LEVEL": "WARNING",
+        }
         if args.saves:
             env["DJANGO_SETTINGS_MODULE"] = "config.settings_test"
-            out = subprocess.run([sys.executable, str(ROOT / "tests/foundation/import_while_saving.py"), str(n), tmp],
-                                 cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, str(ROOT / "tests/foundation/import_while_saving.py"), str(n), tmp],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res = json.loads(out.stdout.strip().splitlines()[-1])
             during = [s for s in res["saves"] if s["during"]]
             failed = [s for s in res["saves"] if s["status"] != 200]
             secs = sorted(s["seconds"] for s in during) or [0]
-            print(f"{url.split('@')[-1]}: import of {n} clips rc={res['import_rc']} ({res['imported']} stored); "
-                  f"{len(during)} autosaves during it, {len(failed)} failed, median {secs[len(secs) // 2] * 1000:.1f} ms, "
-                  f"slowest {secs[-1] * 1000:.0f} ms")
+            print(
+                f"{url.split('@')[-1]}: import of {n} clips rc={res['import_rc']} ({res['imported']} stored); "
+                f"{len(during)} autosaves during it, {len(failed)} failed, "
+                f"median {secs[len(secs) // 2] * 1000:.1f} ms, "
+                f"slowest {secs[-1] * 1000:.0f} ms"
+            )
             return
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         subprocess.run([sys.executable, "manage.py", "load_taxonomy", "-v", "0"], cwd=ROOT, env=env, check=True)
@@ -73,11 +89,18 @@ def main():
             for i in range(n):
                 fh.write(f"vid{i:07d}_000000,https://cdn.example.org/clips/vid{i:07d}.mp4,dog barking\n")
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "manage.py", "import_clips", str(csv_path), "--dataset", "bench"],
-                             cwd=ROOT, env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "manage.py", "import_clips", str(csv_path), "--dataset", "bench"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
-        print(f"{url.split('@')[-1]}: import_clips {n} clips: {wall:.1f} s ({n / wall:,.0f} clips/s), "
-              f"rc={out.returncode}: {(out.stdout or out.stderr).strip().splitlines()[-1][:200]}")
+        print(
+            f"{url.split('@')[-1]}: import_clips {n} clips: {wall:.1f} s ({n / wall:,.0f} clips/s), "
+            f"rc={out.returncode}: {(out.stdout or out.stderr).strip().splitlines()[-1][:200]}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ metrics as the reference, plus the report's files).
 
     .venv/bin/python bench/bench_metrics.py [--models 3] [--clips 0=all] [--repeat 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,33 +74,45 @@ def child_ours(model_dir: str, labels_csv: str, out_json: str):
         results = evaluate(labels, models, regime="default")
     t1 = time.perf_counter()
     table = metric_table(results)
-    out = {"seconds": t1 - t0, "labels_s": t_labels - t0, "load_s": t_load - t_labels,
-           "metrics_s": t1 - t_load, "peak_mib": _peak_mib(), "baseline_mib": base,
-           "table": _table_dict(table)}
+    out = {
+        "seconds": t1 - t0,
+        "labels_s": t_labels - t0,
+        "load_s": t_load - t_labels,
+        "metrics_s": t1 - t_load,
+        "peak_mib": _peak_mib(),
+        "baseline_mib": base,
+        "table": _table_dict(table),
+    }
     with open(out_json, "w") as fh:
         json.dump(out, fh)
 
 
 def _table_dict(table) -> dict:
-    return {"models": [str(m) for m in table.index],
-            "cols": {f"{m}|{s}": [None if v != v else float(v) for v in table[(m, s)].tolist()]
-                     for m, s in table.columns}}
+    return {
+        "models": [str(m) for m in table.index],
+        "cols": {f"{m}|{s}": [None if v != v else float(v) for v in table[(m, s)].tolist()] for m, s in table.columns},
+    }
 
 
 def child_product(model_dir: str, labels_csv: str, out_json: str, meta: bool):
     import django
 
     django.setup()
-    from reports.services import report_build
     from benchmark import metric_table
+    from reports.services import report_build
 
     base = _peak_mib()
     out_dir = tempfile.mkdtemp(prefix="bench_report_")
     t0 = time.perf_counter()
     rep = report_build(labels_csv, [model_dir], out_dir, figures=False, meta=meta)
     t1 = time.perf_counter()
-    out = {"seconds": t1 - t0, "peak_mib": _peak_mib(), "baseline_mib": base, "files": len(os.listdir(out_dir)),
-           "table": _table_dict(metric_table(rep["results"]))}
+    out = {
+        "seconds": t1 - t0,
+        "peak_mib": _peak_mib(),
+        "baseline_mib": base,
+        "files": len(os.listdir(out_dir)),
+        "table": _table_dict(metric_table(rep["results"])),
+    }
     with open(out_json, "w") as fh:
         json.dump(out, fh)
 
@@ -127,8 +140,13 @@ def child_ref(model_dir: str, labels_csv: str, out_json: str):
     for f in sorted(os.listdir(model_dir)):
         for modality in ["av", "a", "v", "a only", "v only"]:
             ref.load_test_predictions(os.path.join(model_dir, f), modality)
-    out = {"seconds": t1 - t0, "load_s": time.perf_counter() - t2, "peak_mib": peak, "baseline_mib": base,
-           "table": _table_dict(table)}
+    out = {
+        "seconds": t1 - t0,
+        "load_s": time.perf_counter() - t2,
+        "peak_mib": peak,
+        "baseline_mib": base,
+        "table": _table_dict(table),
+    }
     with open(out_json, "w") as fh:
         json.dump(out, fh)
 
@@ -137,8 +155,7 @@ def run_child(which: str, model_dir: str, labels_csv: str, prefetch: bool = Fals
     fd, out_json = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", which, model_dir, labels_csv, out_json]
-    subprocess.run(cmd, check=True, cwd=ROOT,
-                   env={**(env or os.environ), "BENCH_PREFETCH": "1" if prefetch else "0"})
+    subprocess.run(cmd, check=True, cwd=ROOT, env={**(env or os.environ), "BENCH_PREFETCH": "1" if prefetch else "0"})
     with open(out_json) as fh:
         res = json.load(fh)
     os.unlink(out_json)
@@ -184,23 +201,32 @@ def main():
             pickle.dump(data, fh, protocol=4)
         del data
     size = sum(os.path.getsize(os.path.join(model_dir, f)) for f in os.listdir(model_dir))
-    print(f"input: {len(labels)} clips (default regime: {int((~labels.meta['background_music']).sum())}), "
-          f"{args.models} models with scores for a/v/av, {size / 2**20:.0f} MiB of pickles")
+    print(
+        f"input: {len(labels)} clips (default regime: {int((~labels.meta['background_music']).sum())}), "
+        f"{args.models} models with scores for a/v/av, {size / 2**20:.0f} MiB of pickles"
+    )
 
-    ours = min((run_child("ours", model_dir, labels_csv) for _ in range(max(1, args.repeat))),
-               key=lambda r: r["seconds"])
-    ours_pf = min((run_child("ours", model_dir, labels_csv, prefetch=True) for _ in range(max(1, args.repeat))),
-                  key=lambda r: r["seconds"])
+    ours = min(
+        (run_child("ours", model_dir, labels_csv) for _ in range(max(1, args.repeat))), key=lambda r: r["seconds"]
+    )
+    ours_pf = min(
+        (run_child("ours", model_dir, labels_csv, prefetch=True) for _ in range(max(1, args.repeat))),
+        key=lambda r: r["seconds"],
+    )
     var_dir = os.path.join(tmp, "var")
     os.makedirs(var_dir)
     denv = django_env(var_dir)
     manage = [sys.executable, os.path.join(ROOT, "manage.py")]
     subprocess.run(manage + ["migrate", "-v", "0"], check=True, cwd=ROOT, env=denv)
     subprocess.run(manage + ["load_taxonomy"], check=True, cwd=ROOT, env=denv, stdout=subprocess.DEVNULL)
-    product = min((run_child("product", model_dir, labels_csv, env=denv) for _ in range(max(1, args.repeat))),
-                  key=lambda r: r["seconds"])
-    product_nometa = min((run_child("product-nometa", model_dir, labels_csv, env=denv)
-                          for _ in range(max(1, args.repeat))), key=lambda r: r["seconds"])
+    product = min(
+        (run_child("product", model_dir, labels_csv, env=denv) for _ in range(max(1, args.repeat))),
+        key=lambda r: r["seconds"],
+    )
+    product_nometa = min(
+        (run_child("product-nometa", model_dir, labels_csv, env=denv) for _ in range(max(1, args.repeat))),
+        key=lambda r: r["seconds"],
+    )
     ref = run_child("ref", model_dir, labels_csv)
 
     t_ours = pd.DataFrame(ours["table"]["cols"], index=ours["table"]["models"], dtype=float)
@@ -219,24 +245,36 @@ def main():
     for res in (product, product_nometa):
         t_prod = pd.DataFrame(res["table"]["cols"], index=res["table"]["models"], dtype=float)
         assert t_prod.loc[t_ours.index].equals(t_ours), "the product path changed the numbers"
-    print(f"reference vggsounder.benchmark.compute_all_results: {ref['seconds']:.2f} s, "
-          f"peak RSS {ref['peak_mib']:.0f} MiB (after imports {ref['baseline_mib']:.0f} MiB)")
-    print(f"ours benchmark.evaluate (incl. CSV + pickle loading): {ours['seconds']:.3f} s "
-          f"[labels {ours['labels_s']:.3f} s, pickles {ours['load_s']:.3f} s, metrics {ours['metrics_s']:.3f} s], "
-          f"peak RSS {ours['peak_mib']:.0f} MiB (after imports {ours['baseline_mib']:.0f} MiB)")
+    print(
+        f"reference vggsounder.benchmark.compute_all_results: {ref['seconds']:.2f} s, "
+        f"peak RSS {ref['peak_mib']:.0f} MiB (after imports {ref['baseline_mib']:.0f} MiB)"
+    )
+    print(
+        f"ours benchmark.evaluate (incl. CSV + pickle loading): {ours['seconds']:.3f} s "
+        f"[labels {ours['labels_s']:.3f} s, pickles {ours['load_s']:.3f} s, metrics {ours['metrics_s']:.3f} s], "
+        f"peak RSS {ours['peak_mib']:.0f} MiB (after imports {ours['baseline_mib']:.0f} MiB)"
+    )
     print(f"  (the reference spends about {ref['load_s']:.1f} s of it reading the pickles, once per modality)")
-    print(f"ours with prefetch (next file read in a 2nd thread while a model is evaluated): "
-          f"{ours_pf['seconds']:.3f} s, peak RSS {ours_pf['peak_mib']:.0f} MiB -> "
-          f"{ref['seconds'] / ours_pf['seconds']:.1f}x end to end")
-    print(f"speed-up: {ref['seconds'] / ours['seconds']:.1f}x end to end; metrics alone "
-          f"{(ref['seconds'] - ref['load_s']) / ours['metrics_s']:.0f}x; "
-          f"peak memory ratio ours/ref {ours['peak_mib'] / ref['peak_mib']:.2f}")
-    for label, res in (("with its default meta-label breakdown", product),
-                       ("meta=False: the reference's work + report files", product_nometa)):
-        print(f"product path report_build(labels_csv, [dir], out, figures=False), {label}: {res['seconds']:.3f} s, "
-              f"peak RSS {res['peak_mib']:.0f} MiB (after Django + imports {res['baseline_mib']:.0f} MiB), "
-              f"{res['files']} files -> {ref['seconds'] / res['seconds']:.1f}x end to end, "
-              f"peak memory ratio {res['peak_mib'] / ref['peak_mib']:.2f}")
+    print(
+        f"ours with prefetch (next file read in a 2nd thread while a model is evaluated): "
+        f"{ours_pf['seconds']:.3f} s, peak RSS {ours_pf['peak_mib']:.0f} MiB -> "
+        f"{ref['seconds'] / ours_pf['seconds']:.1f}x end to end"
+    )
+    print(
+        f"speed-up: {ref['seconds'] / ours['seconds']:.1f}x end to end; metrics alone "
+        f"{(ref['seconds'] - ref['load_s']) / ours['metrics_s']:.0f}x; "
+        f"peak memory ratio ours/ref {ours['peak_mib'] / ref['peak_mib']:.2f}"
+    )
+    for label, res in (
+        ("with its default meta-label breakdown", product),
+        ("meta=False: the reference's work + report files", product_nometa),
+    ):
+        print(
+            f"product path report_build(labels_csv, [dir], out, figures=False), {label}: {res['seconds']:.3f} s, "
+            f"peak RSS {res['peak_mib']:.0f} MiB (after Django + imports {res['baseline_mib']:.0f} MiB), "
+            f"{res['files']} files -> {ref['seconds'] / res['seconds']:.1f}x end to end, "
+            f"peak memory ratio {res['peak_mib'] / ref['peak_mib']:.2f}"
+        )
     print(f"max |ours - reference| over {len(diffs)} table columns: {maxdiff:.2e}")
     try:
         print(f"load average during the run: {os.getloadavg()[0]:.1f} (machine has {os.cpu_count()} CPUs)")

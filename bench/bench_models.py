@@ -12,6 +12,7 @@ GPU (one H100):  python bench/bench_models.py --device cuda
 CPU (this machine): python bench/bench_models.py --device cpu
   -> CAV-MAE base fp32 at batch 2, Crab tiny.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,14 +81,19 @@ def attention_order(variant: Variant):
         return nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: PLC0415
 
-    return sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                        SDPBackend.MATH], set_priority=True)
+    return sdpa_kernel(
+        [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+        set_priority=True,
+    )
 
 
 def bench_cavmae(args, device):
     rows = []
-    variants = args.precision.split(",") if args.precision else (
-        ["autocast", "bf16", "bf16-compile"] if device.type == "cuda" else ["fp32"])
+    variants = (
+        args.precision.split(",")
+        if args.precision
+        else (["autocast", "bf16", "bf16-compile"] if device.type == "cuda" else ["fp32"])
+    )
     for name in variants:
         if name not in VARIANTS:
             raise SystemExit(f"unknown precision variant {name!r}; allowed: {', '.join(VARIANTS)}")
@@ -101,9 +107,11 @@ def bench_cavmae(args, device):
         for bs in args.batches:
             batch = synthetic_batch(bs, device=device, dtype=var.dtype)
             for mod in args.cavmae_modalities:
+
                 def step():
                     with torch.inference_mode(), ctx, attention_order(var):
                         model.predict(batch, (mod,))
+
                 if compile_:  # first calls compile; keep that out of the timing
                     t = time.perf_counter()
                     step()
@@ -114,8 +122,15 @@ def bench_cavmae(args, device):
                 cps = bs / sec
                 gflops = GFLOPS_PER_CLIP[mod] if args.cavmae_preset in ("base", "full") else float("nan")
                 tflops = cps * gflops / 1000
-                row = dict(model="cavmae-" + args.cavmae_preset, modality=mod, precision=name, batch=bs,
-                           sec_per_batch=round(sec, 4), clips_per_s=round(cps, 2), tflops=round(tflops, 3))
+                row = dict(
+                    model="cavmae-" + args.cavmae_preset,
+                    modality=mod,
+                    precision=name,
+                    batch=bs,
+                    sec_per_batch=round(sec, 4),
+                    clips_per_s=round(cps, 2),
+                    tflops=round(tflops, 3),
+                )
                 if device.type == "cuda":
                     row["pct_h100_bf16_peak"] = round(100 * tflops / H100_BF16_DENSE_TFLOPS, 1)
                 rows.append(row)
@@ -132,7 +147,7 @@ def bench_matmul(device, n=8192, iters=20):
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     sec = timed(lambda: a @ b, device, iters, 3)
-    row = dict(model="matmul", batch=n, sec_per_batch=round(sec, 5), tflops=round(2 * n ** 3 / sec / 1e12, 1))
+    row = dict(model="matmul", batch=n, sec_per_batch=round(sec, 5), tflops=round(2 * n**3 / sec / 1e12, 1))
     print(json.dumps(row), flush=True)
     return [row]
 
@@ -143,8 +158,11 @@ def bench_crab(args, device):
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     t = time.perf_counter()
     model = models_zoo.build("crab", {"preset": preset, "text_backend": "hash"}, device=device, dtype=dtype)
-    print(f"# crab-{preset} built in {time.perf_counter() - t:.1f}s, "
-          f"{sum(p.numel() for p in model.parameters()) / 1e9:.2f}B parameters", flush=True)
+    print(
+        f"# crab-{preset} built in {time.perf_counter() - t:.1f}s, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e9:.2f}B parameters",
+        flush=True,
+    )
     for cache in args.crab_cache:
         for bs in args.crab_batches:
             batch = synthetic_batch(bs, device=device, dtype=dtype, waveform=True)
@@ -168,10 +186,16 @@ def bench_crab(args, device):
 
             def generate():
                 with torch.inference_mode():
-                    model.llm.generate(inputs_embeds=emb, attention_mask=mask, max_new_tokens=n_new,
-                                       min_new_tokens=n_new, do_sample=False,
-                                       pad_token_id=model.tokenizer.pad_token_id,
-                                       eos_token_id=model.tokenizer.eos_token_id, **extra)
+                    model.llm.generate(
+                        inputs_embeds=emb,
+                        attention_mask=mask,
+                        max_new_tokens=n_new,
+                        min_new_tokens=n_new,
+                        do_sample=False,
+                        pad_token_id=model.tokenizer.pad_token_id,
+                        eos_token_id=model.tokenizer.eos_token_id,
+                        **extra,
+                    )
 
             iters = max(1, args.iters // 2)
             t_enc = timed(encode, device, iters, 1)
@@ -182,11 +206,20 @@ def bench_crab(args, device):
             first = time.perf_counter() - t
             t_gen = timed(generate, device, iters, 1)
             decode_s = max(t_gen - t_pre, 1e-9)
-            row = dict(model=f"crab-{preset}", cache=cache, batch=bs, prompt_tokens=prompt_len, new_tokens=n_new,
-                       encoders_s=round(t_enc, 4), prefill_s=round(t_pre, 4), generate_s=round(t_gen, 4),
-                       first_generate_s=round(first, 2), ms_per_step=round(1000 * decode_s / n_new, 2),
-                       prompt_tok_per_s=round(bs * prompt_len / t_pre, 1),
-                       gen_tok_per_s=round(bs * n_new / decode_s, 1))
+            row = dict(
+                model=f"crab-{preset}",
+                cache=cache,
+                batch=bs,
+                prompt_tokens=prompt_len,
+                new_tokens=n_new,
+                encoders_s=round(t_enc, 4),
+                prefill_s=round(t_pre, 4),
+                generate_s=round(t_gen, 4),
+                first_generate_s=round(first, 2),
+                ms_per_step=round(1000 * decode_s / n_new, 2),
+                prompt_tok_per_s=round(bs * prompt_len / t_pre, 1),
+                gen_tok_per_s=round(bs * n_new / decode_s, 1),
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -196,21 +229,33 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--models", default="matmul,cavmae,crab")
-    ap.add_argument("--batch", "--batches", dest="batches", default=None,
-                    type=lambda s: [int(x) for x in s.split(",")],
-                    help="CAV-MAE batch sizes, comma list (default 64,256 on CUDA, 2 on CPU)")
+    ap.add_argument(
+        "--batch",
+        "--batches",
+        dest="batches",
+        default=None,
+        type=lambda s: [int(x) for x in s.split(",")],
+        help="CAV-MAE batch sizes, comma list (default 64,256 on CUDA, 2 on CPU)",
+    )
     ap.add_argument("--iters", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
-    ap.add_argument("--precision", default=None,
-                    help="comma list of " + ",".join(VARIANTS) + " (default autocast,bf16,bf16-compile on CUDA)")
+    ap.add_argument(
+        "--precision",
+        default=None,
+        help="comma list of " + ",".join(VARIANTS) + " (default autocast,bf16,bf16-compile on CUDA)",
+    )
     ap.add_argument("--compile-mode", default=None, help="override the torch.compile mode of the compiled variants")
     ap.add_argument("--cavmae-preset", default="base")
     ap.add_argument("--cavmae-modalities", type=lambda s: s.split(","), default=["av", "a", "v"])
     ap.add_argument("--crab-preset", default=None, help="default: base on CUDA, tiny on CPU")
     ap.add_argument("--crab-batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16])
     ap.add_argument("--gen-tokens", type=int, default=None)
-    ap.add_argument("--crab-cache", type=lambda s: s.split(","), default=["dynamic"],
-                    help="comma list of KV caches to time: dynamic (eager), static (compiled step on CUDA)")
+    ap.add_argument(
+        "--crab-cache",
+        type=lambda s: s.split(","),
+        default=["dynamic"],
+        help="comma list of KV caches to time: dynamic (eager), static (compiled step on CUDA)",
+    )
     ap.add_argument("--json", default=None, help="write all rows to this file")
     args = ap.parse_args(argv)
     if args.device == "auto":
@@ -224,8 +269,12 @@ def main(argv=None):
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    info = dict(torch=torch.__version__, device=torch.cuda.get_device_name(device) if cuda else platform.processor()
-                or platform.machine(), threads=torch.get_num_threads(), cpus=os.cpu_count())
+    info = dict(
+        torch=torch.__version__,
+        device=torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
+        threads=torch.get_num_threads(),
+        cpus=os.cpu_count(),
+    )
     print("# " + json.dumps(info), flush=True)
     rows = []
     mods = args.models.split(",")

@@ -4,8 +4,8 @@
 
 Re-uses the database that bench/bench_releases.py --phase setup made (dataset "bench", --scale 1 or 10: 15,446
 or 154,460 clips with 3 approved answers each), adds one HIT per batch and an admin account (once), then fetches
-each page 3 times through Django's test client (settings_test: static files without a manifest) (the whole request: middleware, queries, template) and prints
-min / median seconds, the number of SQL queries and the response size.
+each page 3 times through Django's test client (settings_test: static files without a manifest; the whole request:
+middleware, queries, template) and prints min / median seconds, the number of SQL queries and the response size.
 """
 
 from __future__ import annotations
@@ -37,8 +37,14 @@ def main():
     ap.add_argument("--db", required=True)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    os.environ.update({"DATABASE_URL": args.db, "DJANGO_SETTINGS_MODULE": "config.settings_test", "AVCROWD_DEV": "1",
-                       "LOG_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "DATABASE_URL": args.db,
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "AVCROWD_DEV": "1",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     import django  # noqa: PLC0415
 
     django.setup()
@@ -55,11 +61,23 @@ def main():
     settings.SECURE_SSL_REDIRECT = False
     if not Hit.objects.filter(batch__dataset__name="bench").exists():
         Hit.objects.bulk_create(
-            [Hit(batch_id=b, external_id=f"H{b}", status="open" if b % 3 else "reviewable", reward=Decimal("1.00"),
-                 max_assignments=3, target_assignments=3, unique_request_token=f"bench-{b}")
-             for b in Batch.objects.filter(dataset__name="bench").values_list("id", flat=True)], batch_size=5000)
-    admin, _ = get_user_model().objects.get_or_create(username="bench-admin", defaults={"is_staff": True,
-                                                                                       "is_superuser": True})
+            [
+                Hit(
+                    batch_id=b,
+                    external_id=f"H{b}",
+                    status="open" if b % 3 else "reviewable",
+                    reward=Decimal("1.00"),
+                    max_assignments=3,
+                    target_assignments=3,
+                    unique_request_token=f"bench-{b}",
+                )
+                for b in Batch.objects.filter(dataset__name="bench").values_list("id", flat=True)
+            ],
+            batch_size=5000,
+        )
+    admin, _ = get_user_model().objects.get_or_create(
+        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
     client = Client()
     client.force_login(admin)
     n_clips = Clip.objects.filter(dataset__name="bench").count()
@@ -74,8 +92,10 @@ def main():
                 times.append(time.perf_counter() - t0)
             assert resp.status_code == 200, (url, resp.status_code)
             queries, size = len(ctx.captured_queries), len(resp.content)
-        print(f"  {url:42s} min {min(times):6.3f} s  median {statistics.median(times):6.3f} s  "
-              f"{queries:3d} queries  {size / 1e6:6.2f} MB")
+        print(
+            f"  {url:42s} min {min(times):6.3f} s  median {statistics.median(times):6.3f} s  "
+            f"{queries:3d} queries  {size / 1e6:6.2f} MB"
+        )
 
 
 if __name__ == "__main__":

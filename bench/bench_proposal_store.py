@@ -10,6 +10,7 @@ after the strategy: one transaction that creates the ProposalSet and inserts eve
 provenance (proposals.services.proposals_store). Prints rows/s, then checks the row count and one clip's
 proposals against the in-memory result, and deletes the bench dataset.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=5000, help="rows per INSERT")
     args = ap.parse_args()
     ensure_database(args.database_url)
-    setup_django({"DATABASE_URL": args.database_url, "AVCROWD_DEV": "1",
-                  "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"})
+    setup_django(
+        {
+            "DATABASE_URL": args.database_url,
+            "AVCROWD_DEV": "1",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     from django.core.management import call_command
     from django.db import connection, transaction
 
@@ -68,13 +75,19 @@ def main() -> None:
         first = preds.video_ids[0]
         expect = {names[j] for j in result.proposed[0].nonzero()[0]}
         got = set(Proposal.objects.filter(proposal_set=pset, clip__video_id=first).values_list("cls__name", flat=True))
-        print(f"{connection.vendor} {connection.pg_version if connection.vendor == 'postgresql' else ''}; "
-              f"{os.cpu_count()} CPUs; {args.clips} clips x {args.models} models; batch {args.batch_size} rows/INSERT")
+        print(
+            f"{connection.vendor} {connection.pg_version if connection.vendor == 'postgresql' else ''}; "
+            f"{os.cpu_count()} CPUs; {args.clips} clips x {args.models} models; batch {args.batch_size} rows/INSERT"
+        )
         print(f"apply default strategy (cold):      {t_apply:7.2f} s")
-        print(f"store proposals (one transaction):  {t_store:7.2f} s  {n} rows, {n / t_store:,.0f} rows/s, "
-              f"{n / args.clips:.1f} per clip")
-        print(f"check: {stored} rows in the table ({'ok' if stored == n else 'MISMATCH'}); "
-              f"clip {first}: {'ok' if got == expect else 'MISMATCH'} ({len(got)} proposals)")
+        print(
+            f"store proposals (one transaction):  {t_store:7.2f} s  {n} rows, {n / t_store:,.0f} rows/s, "
+            f"{n / args.clips:.1f} per clip"
+        )
+        print(
+            f"check: {stored} rows in the table ({'ok' if stored == n else 'MISMATCH'}); "
+            f"clip {first}: {'ok' if got == expect else 'MISMATCH'} ({len(got)} proposals)"
+        )
     finally:
         ds.delete()
 

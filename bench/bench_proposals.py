@@ -7,6 +7,7 @@ and a tuner run.
 
     .venv/bin/python bench/bench_proposals.py [--clips 15446] [--models 3] [--random 150]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from proposals.core.evaluation import Gold, evaluate, format_front, tune  # noqa: E402
-from proposals.core.strategy import (COMMON_CLASSES, Predictions, RankCache,  # noqa: E402
-                                     Strategy, apply_strategy)
+from proposals.core.strategy import COMMON_CLASSES, Predictions, RankCache, Strategy, apply_strategy  # noqa: E402
 
 
-def synthetic(n_clips: int, n_models: int, n_classes: int = 309, seed: int = 0,
-              gold_fraction: float = 0.2):
+def synthetic(n_clips: int, n_models: int, n_classes: int = 309, seed: int = 0, gold_fraction: float = 0.2):
     rng = np.random.default_rng(seed)
     names = [f"class {i}" for i in range(n_classes - len(COMMON_CLASSES))] + list(COMMON_CLASSES)
     vids = [f"vid{i:06d}" for i in range(n_clips)]
@@ -42,9 +41,12 @@ def synthetic(n_clips: int, n_models: int, n_classes: int = 309, seed: int = 0,
     for m in range(n_models):
         quality = 2.0 + m
         scores[f"model{m}"] = {
-            mod: (rng.standard_normal((n_clips, n_classes), dtype=np.float32)
-                  + quality * (0.6 if mod != "av" else 1.0) * truth).astype(np.float32)
-            for mod in ("a", "v", "av")}
+            mod: (
+                rng.standard_normal((n_clips, n_classes), dtype=np.float32)
+                + quality * (0.6 if mod != "av" else 1.0) * truth
+            ).astype(np.float32)
+            for mod in ("a", "v", "av")
+        }
     gold_rows = rng.choice(n_clips, int(n_clips * gold_fraction), replace=False)
     preds = Predictions(class_names=names, video_ids=vids, scores=scores, original=original)
     gold = Gold(rows=np.sort(gold_rows), labels=truth[np.sort(gold_rows)])
@@ -60,8 +62,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     preds, gold = synthetic(args.clips, args.models)
-    print(f"synthetic data: {args.clips} clips x {args.models} models x 3 modalities x 309 "
-          f"classes ({time.perf_counter() - t0:.2f} s to generate)")
+    print(
+        f"synthetic data: {args.clips} clips x {args.models} models x 3 modalities x 309 "
+        f"classes ({time.perf_counter() - t0:.2f} s to generate)"
+    )
 
     strategy = Strategy()
     t0 = time.perf_counter()
@@ -89,19 +93,19 @@ def main() -> None:
     print(f"apply default strategy (cold):    {t_cold:7.2f} s  (ranks + apply + provenance masks)")
     print(f"evaluate:                         {t_eval:7.2f} s")
     print(f"provenance records:               {t_rec:7.2f} s  ({n_rec} proposals)")
-    print(f"default strategy: recall {report['recall']:.4f}, mean size {report['mean_size']:.2f}, "
-          f"median {report['median_size']:.0f}")
+    print(
+        f"default strategy: recall {report['recall']:.4f}, mean size {report['mean_size']:.2f}, "
+        f"median {report['median_size']:.0f}"
+    )
     print("recall per rule:", {k: round(v, 4) for k, v in report["recall_per_rule"].items()})
 
     t0 = time.perf_counter()
     out = tune(preds, gold, n_random=args.random)
     t_tune = time.perf_counter() - t0
-    print(f"tune: {out['n_trials']} trials in {t_tune:.1f} s "
-          f"({1000 * t_tune / out['n_trials']:.0f} ms/trial)")
+    print(f"tune: {out['n_trials']} trials in {t_tune:.1f} s ({1000 * t_tune / out['n_trials']:.0f} ms/trial)")
     print(format_front(out["front"], out["chosen"]))
     ch = out["chosen"]
-    print(f"chosen (target 0.90 met: {out['target_met']}): recall {ch.recall:.4f}, "
-          f"mean size {ch.mean_size:.2f}")
+    print(f"chosen (target 0.90 met: {out['target_met']}): recall {ch.recall:.4f}, mean size {ch.mean_size:.2f}")
 
 
 if __name__ == "__main__":

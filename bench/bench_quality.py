@@ -77,7 +77,7 @@ def main():
                 f"macro {full['macro_f1']:.3f} ({time.perf_counter() - t0:.1f} s)"
             )
     print("\nmean over seeds", args.seeds)
-    print(f"| method | LOO micro-F1 | LOO macro-F1 | audible micro | visible micro | truth micro | truth macro |")
+    print("| method | LOO micro-F1 | LOO macro-F1 | audible micro | visible micro | truth micro | truth macro |")
     print("|---|---|---|---|---|---|---|")
     for m in methods:
         a = np.array(rows[m])[:, :6].mean(axis=0)

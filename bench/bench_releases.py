@@ -15,6 +15,7 @@ Phases, each in its own process so that its peak memory (ru_maxrss) is its own:
 
 Targets: release creation < 10 s, export < 3 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,15 @@ def _django(db_url: str):
 
 
 def _recreate_postgres(db_url: str):
-    import psycopg
     from urllib.parse import urlparse
+
+    import psycopg
 
     u = urlparse(db_url)
     name = u.path.lstrip("/")
-    conn = psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username or "postgres",
-                            password=u.password, dbname="postgres")
+    conn = psycopg.connect(
+        host=u.hostname, port=u.port or 5432, user=u.username or "postgres", password=u.password, dbname="postgres"
+    )
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -60,7 +63,7 @@ def _recreate_postgres(db_url: str):
 
 def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
     if db_url.startswith("sqlite:///"):
-        path = db_url[len("sqlite:///"):]
+        path = db_url[len("sqlite:///") :]
         if os.path.exists(path):
             os.remove(path)
     else:
@@ -71,8 +74,8 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
     from django.db import connection, transaction
 
     from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
-    from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, Worker
     from catalog.services.taxonomy import taxonomy_load
+    from crowd.models import Assignment, Batch, BatchItem, ClipAnswer, Worker
     from crowd.services.progress import clips_accepted_recount
 
     t0 = time.perf_counter()
@@ -92,32 +95,47 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
         ds = Dataset.objects.create(name="bench", annotations_per_clip=3)
         clips = Clip.objects.bulk_create(
             [Clip(dataset=ds, video_id=f"vid{i:06d}_{i % 7:06d}", is_gold=i < n_gold) for i in range(n_clips)],
-            batch_size=5000)
+            batch_size=5000,
+        )
         workers = Worker.objects.bulk_create(
-            [Worker(backend="simulated", external_id=f"w{i}", mean_catch_f1=float(rng.uniform(0.2, 0.95)))
-             for i in range(n_workers)])
+            [
+                Worker(backend="simulated", external_id=f"w{i}", mean_catch_f1=float(rng.uniform(0.2, 0.95)))
+                for i in range(n_workers)
+            ]
+        )
         skill = rng.uniform(0.6, 0.95, n_workers)
         proposals = [rng.choice(C, n_prop, replace=False) for _ in range(n_clips)]
         truth = [p[: int(rng.integers(1, 5))] for p in proposals]
         truth_mod = [rng.choice(["A", "V", "AV"], len(t), p=[0.35, 0.05, 0.6]) for t in truth]
         meta_truth = rng.random((n_clips, 3)) < np.array([0.2, 0.1, 0.05])
-        gold = [GoldLabel(clip=clips[i], cls_id=cls_pk[names[k]], modality=m, source="import")
-                for i in range(n_gold) for k, m in zip(truth[i], truth_mod[i])]
+        gold = [
+            GoldLabel(clip=clips[i], cls_id=cls_pk[names[k]], modality=m, source="import")
+            for i in range(n_gold)
+            for k, m in zip(truth[i], truth_mod[i])
+        ]
         GoldLabel.objects.bulk_create(gold, batch_size=5000)
         n_batches = (n_clips + batch_size - 1) // batch_size
         batches = Batch.objects.bulk_create([Batch(dataset=ds) for _ in range(n_batches)], batch_size=5000)
         items = []
         for b in range(n_batches):
             for pos, i in enumerate(range(b * batch_size, min((b + 1) * batch_size, n_clips))):
-                items.append(BatchItem(batch=batches[b], clip=clips[i], position=pos, is_gold=i < n_gold,
-                                       proposals=[names[k] for k in proposals[i]]))
+                items.append(
+                    BatchItem(
+                        batch=batches[b],
+                        clip=clips[i],
+                        position=pos,
+                        is_gold=i < n_gold,
+                        proposals=[names[k] for k in proposals[i]],
+                    )
+                )
         BatchItem.objects.bulk_create(items, batch_size=5000)
         assignments = []
         for b in range(n_batches):
             ws = rng.choice(n_workers, n_ann, replace=False)
             for w in ws:
-                assignments.append(Assignment(batch=batches[b], worker=workers[w], backend="simulated",
-                                              status="approved"))
+                assignments.append(
+                    Assignment(batch=batches[b], worker=workers[w], backend="simulated", status="approved")
+                )
         assignments = Assignment.objects.bulk_create(assignments, batch_size=5000)
         answers = []
         for a_i, a in enumerate(assignments):
@@ -135,22 +153,34 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
                     else:
                         labels.append({"name": names[k], "audible": False, "visible": False})
                 meta = np.where(rng.random(3) < skill[wk], meta_truth[i], ~meta_truth[i])
-                answers.append(ClipAnswer(assignment=a, clip=clips[i], background_music=bool(meta[0]),
-                                          voice_over=bool(meta[1]), static_image=bool(meta[2]), played=True,
-                                          watch_seconds=10.0, labels=labels))
+                answers.append(
+                    ClipAnswer(
+                        assignment=a,
+                        clip=clips[i],
+                        background_music=bool(meta[0]),
+                        voice_over=bool(meta[1]),
+                        static_image=bool(meta[2]),
+                        played=True,
+                        watch_seconds=10.0,
+                        labels=labels,
+                    )
+                )
             if len(answers) >= 10000:
                 ClipAnswer.objects.bulk_create(answers, batch_size=5000)
                 answers = []
         ClipAnswer.objects.bulk_create(answers, batch_size=5000)
         clips_accepted_recount(ds.pk)  # rows written directly: the ops counters recounted once, as a bulk load does
-    return {"setup_s": round(time.perf_counter() - t0, 1), "clip_answers": ClipAnswer.objects.count(),
-            "peak_mib": round(_peak_mib(), 1)}
+    return {
+        "setup_s": round(time.perf_counter() - t0, 1),
+        "clip_answers": ClipAnswer.objects.count(),
+        "peak_mib": round(_peak_mib(), 1),
+    }
 
 
 def measure(db_url: str, method: str = "majority", params: dict | None = None):
     _django(db_url)
-    from catalog.models import Dataset
     import labels.services.create as create_mod
+    from catalog.models import Dataset
     from labels.services.create import release_create
     from labels.services.export import release_export_to_file
 
@@ -174,10 +204,16 @@ def measure(db_url: str, method: str = "majority", params: dict | None = None):
     release = release_create(ds, name, method=method, params=params, timings=timings)
     create_s = time.perf_counter() - t0
     peak_create = _peak_mib()
-    out = {"release_create_s": round(create_s, 2), "phases_s": {k: round(v, 2) for k, v in timings.items()},
-           "method": method, "merge_params": release.params,
-           "clips": release.stats["clips"], "labels": release.stats["labels"],
-           "peak_mib_after_create": round(peak_create, 1), **peaks}
+    out = {
+        "release_create_s": round(create_s, 2),
+        "phases_s": {k: round(v, 2) for k, v in timings.items()},
+        "method": method,
+        "merge_params": release.params,
+        "clips": release.stats["clips"],
+        "labels": release.stats["labels"],
+        "peak_mib_after_create": round(peak_create, 1),
+        **peaks,
+    }
     exports = {}
     with tempfile.TemporaryDirectory() as tmp:
         for fmt, bm in (("vggsounder-csv", False), ("vggsounder-csv", True), ("jsonl", True), ("parquet", True)):
@@ -192,8 +228,13 @@ def measure(db_url: str, method: str = "majority", params: dict | None = None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=int, default=None, choices=[1, 10],
-                    help="1: 15,446 clips (the VGGSounder test set), 10: 154,460 clips (overrides --clips)")
+    ap.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        choices=[1, 10],
+        help="1: 15,446 clips (the VGGSounder test set), 10: 154,460 clips (overrides --clips)",
+    )
     ap.add_argument("--clips", type=int, default=15000)
     ap.add_argument("--annotations", type=int, default=5)
     ap.add_argument("--proposals", type=int, default=30)
@@ -215,21 +256,43 @@ def main():
     if args.phase == "measure":
         print(json.dumps(measure(db, args.method, params)))
         return
-    cmd = [sys.executable, os.path.abspath(__file__), "--db", db, "--clips", str(args.clips),
-           "--annotations", str(args.annotations), "--proposals", str(args.proposals), "--method", args.method]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--db",
+        db,
+        "--clips",
+        str(args.clips),
+        "--annotations",
+        str(args.annotations),
+        "--proposals",
+        str(args.proposals),
+        "--method",
+        args.method,
+    ]
     if args.n_iter:
         cmd += ["--n-iter", str(args.n_iter)]
-    setup_out = json.loads(subprocess.run(cmd + ["--phase", "setup"], check=True, capture_output=True,
-                                          text=True).stdout.strip().splitlines()[-1])
+    setup_out = json.loads(
+        subprocess.run(cmd + ["--phase", "setup"], check=True, capture_output=True, text=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     print(f"database: {db.split('@')[-1] if '@' in db else db}")
-    print(f"setup: {args.clips} clips x {args.annotations} annotations x {args.proposals} proposals -> "
-          f"{setup_out['clip_answers']} approved ClipAnswers in {setup_out['setup_s']} s")
+    print(
+        f"setup: {args.clips} clips x {args.annotations} annotations x {args.proposals} proposals -> "
+        f"{setup_out['clip_answers']} approved ClipAnswers in {setup_out['setup_s']} s"
+    )
     for r in range(args.repeat):
-        res = json.loads(subprocess.run(cmd + ["--phase", "measure"], check=True, capture_output=True,
-                                        text=True).stdout.strip().splitlines()[-1])
+        res = json.loads(
+            subprocess.run(cmd + ["--phase", "measure"], check=True, capture_output=True, text=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         ph = ", ".join(f"{k} {v}" for k, v in res["phases_s"].items())
-        print(f"run {r + 1}: release_create {res['release_create_s']} s ({ph}); {res['clips']} clips, "
-              f"{res['labels']} labels; peak RSS after create {res['peak_mib_after_create']} MiB")
+        print(
+            f"run {r + 1}: release_create {res['release_create_s']} s ({ph}); {res['clips']} clips, "
+            f"{res['labels']} labels; peak RSS after create {res['peak_mib_after_create']} MiB"
+        )
         for k, v in res["exports"].items():
             print(f"  export {k}: {v['s']} s, {v['bytes'] / 1e6:.1f} MB")
         print(f"  peak RSS (create + exports) {res['peak_mib']} MiB")

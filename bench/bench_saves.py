@@ -11,6 +11,7 @@ worker (asyncio streams, no client library) and has every worker PUT `--saves` a
 page does. Reports saves/s and p50/p99 latency per level, then checks every save reached the database (the row
 of each (assignment, clip) pair holds the last value sent).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,11 @@ def ensure_database(url: str) -> None:
         return
     name = u.path.lstrip("/")
     args = ["-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres"]
-    exists = subprocess.run(["psql", *args, "-tAc", f"select 1 from pg_database where datname='{name}'",
-                             "postgres"], capture_output=True, text=True)
+    exists = subprocess.run(
+        ["psql", *args, "-tAc", f"select 1 from pg_database where datname='{name}'", "postgres"],
+        capture_output=True,
+        text=True,
+    )
     if exists.stdout.strip() != "1":
         subprocess.run(["createdb", *args, name], check=True)
 
@@ -68,9 +72,10 @@ def prepare(n_workers: int):
     call_command("load_taxonomy", verbosity=0)
     name = f"bench-{int(time.time())}"
     ds = Dataset.objects.create(name=name, annotations_per_clip=n_workers + 1, gold_per_batch=0)
-    Clip.objects.bulk_create([Clip(dataset=ds, video_id=f"b{i:02d}", media_url=f"https://example.org/{i}.mp4")
-                              for i in range(20)])
-    batch, = batches_create(ds, proposals={f"b{i:02d}": [] for i in range(20)})
+    Clip.objects.bulk_create(
+        [Clip(dataset=ds, video_id=f"b{i:02d}", media_url=f"https://example.org/{i}.mp4") for i in range(20)]
+    )
+    (batch,) = batches_create(ds, proposals={f"b{i:02d}": [] for i in range(20)})
     out = []
     for w in range(n_workers):
         a = assignment_start(batch, backend="simulated", worker_external_id=f"{name}-w{w}")
@@ -79,14 +84,22 @@ def prepare(n_workers: int):
 
 
 def payload(classes: list[str], worker: int, k: int) -> dict:
-    labels = [{"name": classes[(worker * 7 + k * 3 + j) % len(classes)], "audible": j % 2 == 0, "visible": j != 1}
-              for j in range(3)]
-    return {"background_music": k % 2 == 0, "voice_over": False, "static_image": None, "played": True,
-            "watch_seconds": float(k + 1), "labels": labels, "comment": ""}
+    labels = [
+        {"name": classes[(worker * 7 + k * 3 + j) % len(classes)], "audible": j % 2 == 0, "visible": j != 1}
+        for j in range(3)
+    ]
+    return {
+        "background_music": k % 2 == 0,
+        "voice_over": False,
+        "static_image": None,
+        "played": True,
+        "watch_seconds": float(k + 1),
+        "labels": labels,
+        "comment": "",
+    }
 
 
-async def one_worker(port, uuid, token, worker, saves, classes, vids, latencies, errors, sent, start_evt,
-                     interval):
+async def one_worker(port, uuid, token, worker, saves, classes, vids, latencies, errors, sent, start_evt, interval):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await start_evt.wait()
     loop = asyncio.get_running_loop()
@@ -100,9 +113,11 @@ async def one_worker(port, uuid, token, worker, saves, classes, vids, latencies,
                     await asyncio.sleep(delay)
             vid = vids[k % len(vids)]
             body = json.dumps(payload(classes, worker, k)).encode()
-            req = (f"PUT /api/hit/assignments/{uuid}/answers/{vid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                   f"Content-Type: application/json\r\nX-HIT-Token: {token}\r\nContent-Length: {len(body)}\r\n"
-                   f"Connection: keep-alive\r\n\r\n").encode() + body
+            req = (
+                f"PUT /api/hit/assignments/{uuid}/answers/{vid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: application/json\r\nX-HIT-Token: {token}\r\nContent-Length: {len(body)}\r\n"
+                f"Connection: keep-alive\r\n\r\n"
+            ).encode() + body
             t0 = time.perf_counter()
             writer.write(req)
             await writer.drain()
@@ -134,9 +149,12 @@ async def one_worker(port, uuid, token, worker, saves, classes, vids, latencies,
 async def run_level(port, assignments, saves, classes, vids, interval):
     latencies, errors, sent = [], [], {}
     start_evt = asyncio.Event()
-    tasks = [asyncio.create_task(one_worker(port, u, t, i, saves, classes, vids, latencies, errors, sent, start_evt,
-                                            interval))
-             for i, (u, t) in enumerate(assignments)]
+    tasks = [
+        asyncio.create_task(
+            one_worker(port, u, t, i, saves, classes, vids, latencies, errors, sent, start_evt, interval)
+        )
+        for i, (u, t) in enumerate(assignments)
+    ]
     await asyncio.sleep(0.5)  # connections open
     t0 = time.perf_counter()
     start_evt.set()
@@ -148,8 +166,12 @@ def verify(sent: dict) -> tuple[int, int]:
     from crowd.models import ClipAnswer
 
     uuids = {u for u, _ in sent}
-    rows = {(str(u), v): w for u, v, w in ClipAnswer.objects.filter(assignment__uuid__in=uuids).values_list(
-        "assignment__uuid", "clip__video_id", "watch_seconds")}
+    rows = {
+        (str(u), v): w
+        for u, v, w in ClipAnswer.objects.filter(assignment__uuid__in=uuids).values_list(
+            "assignment__uuid", "clip__video_id", "watch_seconds"
+        )
+    }
     missing = sum(1 for key, value in sent.items() if rows.get(key) != value)
     return len(rows), missing
 
@@ -161,18 +183,31 @@ def main():
     ap.add_argument("--saves", type=int, default=10, help="saves per simulated worker per level")
     ap.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
-    ap.add_argument("--app", choices=["django", "bare"], default="django",
-                    help="bare: the same locking read + upsert from a minimal WSGI app (bench/bare_saves_app.py), "
-                         "the floor for the Django view")
-    ap.add_argument("--interval", default="0.6,0",
-                    help="seconds between one annotator's saves, one pass per value (0: back to back, saturating)")
+    ap.add_argument(
+        "--app",
+        choices=["django", "bare"],
+        default="django",
+        help="bare: the same locking read + upsert from a minimal WSGI app (bench/bare_saves_app.py), "
+        "the floor for the Django view",
+    )
+    ap.add_argument(
+        "--interval",
+        default="0.6,0",
+        help="seconds between one annotator's saves, one pass per value (0: back to back, saturating)",
+    )
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     ensure_database(args.database_url)
-    env = {"DATABASE_URL": args.database_url, "AVCROWD_DEV": "1", "DJANGO_SETTINGS_MODULE": "config.settings",
-           "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
-           # every simulated worker comes from 127.0.0.1: lift the per-address write limit (docs/operations.md)
-           "HIT_THROTTLE_WRITE_IP": "100000000/minute"}
+    env = {
+        "DATABASE_URL": args.database_url,
+        "AVCROWD_DEV": "1",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+        # every simulated worker comes from 127.0.0.1: lift the per-address write limit (docs/operations.md)
+        "HIT_THROTTLE_WRITE_IP": "100000000/minute",
+    }
     setup_django(env)
     from catalog.selectors.taxonomy import class_names
 
@@ -191,9 +226,26 @@ def main():
         target = ["--pythonpath", str(ROOT / "bench"), "bare_saves_app:application"]
     else:
         target = ["config.wsgi"]
-    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), *target, "-w", str(args.workers),
-                "-k", "gthread", "--threads", str(args.threads), "-b", f"127.0.0.1:{port}",
-                "--worker-connections", "2000", "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"]
+    gunicorn = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        *target,
+        "-w",
+        str(args.workers),
+        "-k",
+        "gthread",
+        "--threads",
+        str(args.threads),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--worker-connections",
+        "2000",
+        "--keep-alive",
+        "30",
+        "--backlog",
+        "2048",
+        "--log-level",
+        "warning",
+    ]
     server = subprocess.Popen(gunicorn, cwd=ROOT, env={**os.environ, **env})
     try:
         deadline = time.time() + 60
@@ -204,13 +256,15 @@ def main():
             except OSError:
                 time.sleep(0.3)
         time.sleep(2)  # let every worker boot
-        print(f"{args.app}: gunicorn -w {args.workers} -k gthread --threads {args.threads} on 127.0.0.1:{port}; "
-              f"database {args.database_url.split('://')[0]}; {os.cpu_count()} CPUs; {args.saves} saves/worker")
+        print(
+            f"{args.app}: gunicorn -w {args.workers} -k gthread --threads {args.threads} on 127.0.0.1:{port}; "
+            f"database {args.database_url.split('://')[0]}; {os.cpu_count()} CPUs; {args.saves} saves/worker"
+        )
         # warm-up (not reported): every server thread opens its database connection and loads the class list
         asyncio.run(run_level(port, all_assignments[-warm:], 5, classes, vids, 0))
         offset, ok = 0, True
         for interval, n in [(i, n) for i in intervals for n in levels]:
-            assignments = all_assignments[offset:offset + n]
+            assignments = all_assignments[offset : offset + n]
             offset += n
             wall, lat, errors, sent = asyncio.run(run_level(port, assignments, args.saves, classes, vids, interval))
             lat.sort()
@@ -221,9 +275,11 @@ def main():
             good = total - len(errors) == len(lat) - len(errors)
             ok &= not errors and missing == 0 and good
             mode = f"one save per {interval:g} s each" if interval else "back to back"
-            print(f"{n:4d} concurrent workers ({mode}): {total} saves in {wall:.2f} s = {total / wall:7.1f} saves/s; "
-                  f"p50 {p50:6.1f} ms, p99 {p99:6.1f} ms; errors {len(errors)}; "
-                  f"rows in db {rows} (pairs), not matching last save: {missing}")
+            print(
+                f"{n:4d} concurrent workers ({mode}): {total} saves in {wall:.2f} s = {total / wall:7.1f} saves/s; "
+                f"p50 {p50:6.1f} ms, p99 {p99:6.1f} ms; errors {len(errors)}; "
+                f"rows in db {rows} (pairs), not matching last save: {missing}"
+            )
             if errors:
                 print("   first errors:", errors[:3])
         print("all saves verified in the database" if ok else "SOME SAVES FAILED OR ARE MISSING")

@@ -5,6 +5,7 @@ residual adds, copies), eager and with compiled blocks.
 
     python bench/profile_cavmae.py --batch 256        # GPU host
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ def profile_one(model, batch, iters=3, top=0):
     def step():
         with torch.inference_mode():
             model.predict(batch, ("av",))
+
     for _ in range(3):
         step()
     torch.cuda.synchronize()
@@ -72,10 +74,14 @@ def main():
             models_zoo.compile_blocks(model)
         per = profile_one(model, batch, top=args.top)
         total = sum(per.values())
-        row = dict(variant=name, batch=args.batch, gpu_ms=round(total, 2),
-                   tflops_on_gpu_time=round(flops / (total / 1000) / 1e12, 1),
-                   split_ms={k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1])},
-                   split_pct={k: round(100 * v / total, 1) for k, v in sorted(per.items(), key=lambda kv: -kv[1])})
+        row = dict(
+            variant=name,
+            batch=args.batch,
+            gpu_ms=round(total, 2),
+            tflops_on_gpu_time=round(flops / (total / 1000) / 1e12, 1),
+            split_ms={k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1])},
+            split_pct={k: round(100 * v / total, 1) for k, v in sorted(per.items(), key=lambda kv: -kv[1])},
+        )
         print(json.dumps(row), flush=True)
         del model
         torch.cuda.empty_cache()
