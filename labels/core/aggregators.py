@@ -12,9 +12,11 @@ Gold tasks are clamped after every E-step, as in labels.core.dawid_skene. The re
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from labels.core.dawid_skene import EPS, BinaryDS
+from labels.core.dawid_skene import EPS, BinaryDS, clamp_posteriors, known_answers
 
 
 def fit_shrunk(
@@ -52,19 +54,7 @@ def fit_shrunk(
     group_pool[g_of_answer] = p_of_answer
     per_group_tasks = np.bincount(task_g, minlength=len(groups)).astype(float)
 
-    clamp_rows = clamp_vals = None
-    if true_task is not None and len(true_task):
-        tt = np.asarray(true_task, dtype=np.int64)
-        tv = np.asarray(true_label, dtype=bool)
-        pos = np.searchsorted(tasks, tt)
-        ok = (pos < n_tasks) & (tasks[np.minimum(pos, n_tasks - 1)] == tt)
-        clamp_rows, clamp_vals = pos[ok], tv[ok].astype(np.int64)
-
-    def clamp(p):
-        if clamp_rows is not None:
-            p[clamp_rows] = 0.0
-            p[clamp_rows, clamp_vals] = 1.0
-        return p
+    clamp = partial(clamp_posteriors, known=known_answers(tasks, true_task, true_label))
 
     per_task = np.bincount(t, minlength=n_tasks).astype(float)
     ones = np.bincount(t, weights=y, minlength=n_tasks) / per_task
@@ -145,18 +135,7 @@ def fit_categorical(
     task_g[t] = g_of_answer
     per_group = np.bincount(task_g, minlength=len(groups)).astype(float)
 
-    clamp_rows = clamp_vals = None
-    if true_task is not None and len(true_task):
-        tt = np.asarray(true_task, dtype=np.int64)
-        pos = np.searchsorted(tasks, tt)
-        ok = (pos < n_tasks) & (tasks[np.minimum(pos, n_tasks - 1)] == tt)
-        clamp_rows, clamp_vals = pos[ok], np.asarray(true_state, dtype=np.int64)[ok]
-
-    def clamp(p):
-        if clamp_rows is not None:
-            p[clamp_rows] = 0.0
-            p[clamp_rows, clamp_vals] = 1.0
-        return p
+    clamp = partial(clamp_posteriors, known=known_answers(tasks, true_task, true_state))
 
     # majority start: the share of each answer state per task, lightly smoothed
     p = np.stack([np.bincount(t, weights=(y == v), minlength=n_tasks) for v in range(s_n)], axis=1) + 0.01

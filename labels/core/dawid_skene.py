@@ -12,6 +12,7 @@ seconds (see docs/benchmarks.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -138,6 +139,30 @@ def _bincount_into(acc: np.ndarray, idx: np.ndarray, weights) -> None:
     acc[lo : hi + 1] += np.bincount(idx - lo if lo else idx, weights=weights, minlength=hi - lo + 1)
 
 
+def known_answers(tasks, true_task, true_state):
+    """The rows of `tasks` (sorted task ids, or `_Identity`) whose answer is known, with that answer (0/1 or a
+    state index), for clamping posteriors; None when nothing is known. Unknown task ids are ignored."""
+    if true_task is None or not len(true_task):
+        return None
+    tt = np.asarray(true_task, dtype=np.int64)
+    n_tasks = int(tasks) if isinstance(tasks, _Identity) else len(tasks)
+    if isinstance(tasks, _Identity):  # task id = row
+        pos, ok = tt, (tt >= 0) & (tt < n_tasks)
+    else:
+        pos = np.searchsorted(tasks, tt)
+        ok = (pos < n_tasks) & (tasks[np.minimum(pos, n_tasks - 1)] == tt)
+    return pos[ok], np.asarray(true_state, dtype=np.int64)[ok]
+
+
+def clamp_posteriors(p: np.ndarray, known) -> np.ndarray:
+    """Set the known rows of a (tasks x states) posterior to their answer, in place."""
+    if known is not None:
+        rows, states = known
+        p[rows] = 0.0
+        p[rows, states] = 1.0
+    return p
+
+
 def dawid_skene_binary(
     task,
     worker,
@@ -170,22 +195,7 @@ def dawid_skene_binary(
     present = np.bincount(pair, minlength=2 * n_workers).reshape(n_workers, 2) > 0
     per_task = np.bincount(t, minlength=n_tasks).astype(np.int32)  # exact as float64 wherever it is used
 
-    clamp_rows = clamp_vals = None
-    if true_task is not None and len(true_task):
-        tt = np.asarray(true_task, dtype=np.int64)
-        tv = np.asarray(true_label, dtype=bool)
-        if isinstance(tasks, _Identity):  # task id = row
-            pos, ok = tt, (tt >= 0) & (tt < n_tasks)
-        else:
-            pos = np.searchsorted(tasks, tt)
-            ok = (pos < n_tasks) & (tasks[np.minimum(pos, n_tasks - 1)] == tt)
-        clamp_rows, clamp_vals = pos[ok], tv[ok].astype(np.int64)
-
-    def clamp(p):
-        if clamp_rows is not None:
-            p[clamp_rows] = 0.0
-            p[clamp_rows, clamp_vals] = 1.0
-        return p
+    clamp = partial(clamp_posteriors, known=known_answers(tasks, true_task, true_label))
 
     ones = np.zeros(n_tasks)
     for a in range(0, len(t), CHUNK):
