@@ -373,17 +373,18 @@ def _check_public_url(plan: PublishPlan):
             )
 
 
-def ensure_blocked_qualification(mt: mturk.MTurk) -> str:
-    """Our 'blocked by requester' qualification type in this environment (created on first use)."""
-    row = MarketplaceQualification.objects.filter(sandbox=mt.sandbox, purpose="blocked").first()
+def qualification_type_ensure(mt: mturk.MTurk, *, purpose: str, name: str, description: str) -> str:
+    """One of our MTurk qualification types in this environment (sandbox or production): created on first use and
+    recorded; an existing type of that name (created before, the record lost) is found and reused."""
+    row = MarketplaceQualification.objects.filter(sandbox=mt.sandbox, purpose=purpose).first()
     if row:
         return row.qualification_type_id
     try:
         resp = mt.call(
             "CreateQualificationType",
-            Name=BLOCKED_QUALIFICATION_NAME,
+            Name=name,
             Keywords="avcrowd",
-            Description="Given to workers whose work on our video labelling HITs was blocked.",
+            Description=description,
             QualificationTypeStatus="Active",
         )
         qid = resp["QualificationType"]["QualificationTypeId"]
@@ -395,18 +396,28 @@ def ensure_blocked_qualification(mt: mturk.MTurk) -> str:
             for q in mt.paginate(
                 "ListQualificationTypes",
                 "QualificationTypes",
-                Query=BLOCKED_QUALIFICATION_NAME,
+                Query=name,
                 MustBeRequestable=False,
                 MustBeOwnedByCaller=True,
                 MaxResults=100,
             )
-            if q["Name"] == BLOCKED_QUALIFICATION_NAME
+            if q["Name"] == name
         ]
         if not found:
             raise
         qid = found[0]["QualificationTypeId"]
-    MarketplaceQualification.objects.create(sandbox=mt.sandbox, purpose="blocked", qualification_type_id=qid)
+    MarketplaceQualification.objects.create(sandbox=mt.sandbox, purpose=purpose, qualification_type_id=qid)
     return qid
+
+
+def ensure_blocked_qualification(mt: mturk.MTurk) -> str:
+    """Our 'blocked by requester' qualification type in this environment (created on first use)."""
+    return qualification_type_ensure(
+        mt,
+        purpose="blocked",
+        name=BLOCKED_QUALIFICATION_NAME,
+        description="Given to workers whose work on our video labelling HITs was blocked.",
+    )
 
 
 @dataclass

@@ -10,8 +10,8 @@ from catalog.errors import ValidationError
 from catalog.models import Dataset
 from crowd.marketplace import mturk
 from crowd.marketplace import prolific as prolific_mod
-from crowd.marketplace.retry import error_message
 from crowd.models import Assignment, MarketplaceQualification, Worker
+from crowd.services.publish import qualification_type_ensure
 from labels.core.card import worker_quality
 from labels.core.votes import MODALITY_CODES
 from labels.core.workers import agreement_with_merged, catch_trend
@@ -104,38 +104,7 @@ def qualified_workers(dataset: Dataset, *, min_f1: float, min_assignments: int =
 
 def ensure_qualified_type(mt: mturk.MTurk) -> str:
     """Our 'qualified annotator' MTurk qualification type in this environment (created on first use, reused)."""
-    row = MarketplaceQualification.objects.filter(sandbox=mt.sandbox, purpose=QUALIFIED).first()
-    if row:
-        return row.qualification_type_id
-    try:
-        resp = mt.call(
-            "CreateQualificationType",
-            Name=QUALIFIED_NAME,
-            Keywords="avcrowd",
-            Description=QUALIFIED_DESCRIPTION,
-            QualificationTypeStatus="Active",
-        )
-        qid = resp["QualificationType"]["QualificationTypeId"]
-    except Exception as exc:  # noqa: BLE001 - an existing type of that name is found and reused
-        if "already" not in error_message(exc).lower():
-            raise
-        found = [
-            q
-            for q in mt.paginate(
-                "ListQualificationTypes",
-                "QualificationTypes",
-                Query=QUALIFIED_NAME,
-                MustBeRequestable=False,
-                MustBeOwnedByCaller=True,
-                MaxResults=100,
-            )
-            if q["Name"] == QUALIFIED_NAME
-        ]
-        if not found:
-            raise
-        qid = found[0]["QualificationTypeId"]
-    MarketplaceQualification.objects.create(sandbox=mt.sandbox, purpose=QUALIFIED, qualification_type_id=qid)
-    return qid
+    return qualification_type_ensure(mt, purpose=QUALIFIED, name=QUALIFIED_NAME, description=QUALIFIED_DESCRIPTION)
 
 
 def workers_qualify(
