@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from collections import defaultdict
 from decimal import Decimal
 
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import TruncDate
+
 from crowd.models import Assignment, Hit, Worker
-from crowd.services.costs import hit_cost_per_assignment
+from crowd.services.costs import cost_per_assignment
 
 F1_BUCKETS = 10
 
@@ -29,22 +34,33 @@ def worker_f1_histogram(dataset) -> list[tuple[str, int]]:
 
 
 def spend_over_time(dataset) -> dict:
-    """Cumulative USD by day: "committed" (HITs published, at their full cost) and "paid" (approved assignments),
-    with the budget. Days in order; empty lists when nothing was published."""
+    """Cumulative USD by day: "committed" (HITs published, at their full cost) and "paid" (approved assignments,
+    priced by their batch's first live HIT), with the budget. Days in order; empty lists when nothing was published.
+    Two GROUP BY queries (day x price); the price of each distinct (backend, reward, assignments, masters) is
+    computed once in Python."""
+    live = Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED)
     committed: dict = defaultdict(Decimal)
     paid: dict = defaultdict(Decimal)
-    per_hit = {}
-    for hit in Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED).order_by("created_at", "pk"):
-        per = hit_cost_per_assignment(hit)
-        per_hit.setdefault(hit.batch_id, per)  # the batch's first live HIT prices its approved work
-        committed[hit.created_at.date()] += per * hit.max_assignments
-    approved = Assignment.objects.filter(
-        batch__dataset=dataset, status=Assignment.APPROVED, decided_at__isnull=False
-    ).values_list("batch_id", "decided_at")
-    for batch_id, decided in approved:
-        per = per_hit.get(batch_id)
-        if per is not None:
-            paid[decided.date()] += per
+    price = functools.cache(cost_per_assignment)
+    rows = (
+        live.annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
+        .values_list("day", "backend", "reward", "max_assignments", "masters")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for day, backend, reward, max_assignments, masters, n in rows:
+        committed[day] += price(backend, reward, max_assignments, masters) * max_assignments * n
+    first_live = live.filter(batch_id=OuterRef("batch_id")).order_by("created_at", "pk").values("pk")[:1]
+    rows = (
+        live.filter(pk=Subquery(first_live))
+        .filter(batch__assignments__status=Assignment.APPROVED, batch__assignments__decided_at__isnull=False)
+        .annotate(day=TruncDate("batch__assignments__decided_at", tzinfo=dt.UTC))
+        .values_list("day", "backend", "reward", "max_assignments", "masters")
+        .annotate(n=Count("batch__assignments"))
+        .order_by()
+    )
+    for day, backend, reward, max_assignments, masters, n in rows:
+        paid[day] += price(backend, reward, max_assignments, masters) * n
     days = sorted(set(committed) | set(paid))
     run_c = run_p = Decimal(0)
     series = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -62,11 +63,7 @@ class Spend:
 
 def dataset_spend(dataset, *, sandbox: bool | None = None) -> Spend:
     """Spend of a dataset's published work. `sandbox` None = production and sandbox HITs alike."""
-    hits = (
-        Hit.objects.filter(batch__dataset=dataset)
-        .exclude(status=Hit.FAILED)
-        .only("batch_id", "backend", "external_id", "status", "reward", "max_assignments", "masters")
-    )
+    hits = Hit.objects.filter(batch__dataset=dataset).exclude(status=Hit.FAILED)
     if sandbox is not None:
         hits = hits.filter(sandbox=sandbox)
     # assignments of a HIT: its batch's, on its marketplace, bound to this HIT id (or to none, e.g. in-house tests)
@@ -79,20 +76,23 @@ def dataset_spend(dataset, *, sandbox: bool | None = None) -> Spend:
     for batch_id, backend, hit_id, status, n in rows:
         counts[(batch_id, backend, hit_id, status)] = n
 
-    def n_of(hit, status):
-        return counts.get((hit.batch_id, hit.backend, hit.external_id, status), 0) + (
-            counts.get((hit.batch_id, hit.backend, "", status), 0) if hit.external_id else 0
+    def n_of(batch_id, backend, external_id, status):
+        return counts.get((batch_id, backend, external_id, status), 0) + (
+            counts.get((batch_id, backend, "", status), 0) if external_id else 0
         )
 
+    # plain tuples and one price per distinct (backend, reward, assignments, masters): no model instance per HIT
+    price = functools.cache(cost_per_assignment)
     paid = committed = Decimal(0)
-    for hit in hits:
-        per = hit_cost_per_assignment(hit)
-        hit.n_approved, hit.n_rejected = n_of(hit, Assignment.APPROVED), n_of(hit, Assignment.REJECTED)
-        paid += per * hit.n_approved
-        if hit.status == Hit.PENDING and not hit.external_id:
-            committed += per * hit.max_assignments
+    for batch_id, backend, external_id, status, reward, max_assignments, masters in hits.values_list(
+        "batch_id", "backend", "external_id", "status", "reward", "max_assignments", "masters"
+    ):
+        per = price(backend, reward, max_assignments, masters)
+        paid += per * n_of(batch_id, backend, external_id, Assignment.APPROVED)
+        if status == Hit.PENDING and not external_id:
+            committed += per * max_assignments
         else:
-            committed += per * max(0, hit.max_assignments - hit.n_rejected)
+            committed += per * max(0, max_assignments - n_of(batch_id, backend, external_id, Assignment.REJECTED))
     bonuses = Bonus.objects.filter(assignment__batch__dataset=dataset)
     if sandbox is not None:
         bonuses = bonuses.filter(assignment__marketplace_records__hit__sandbox=sandbox).distinct()
