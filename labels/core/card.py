@@ -98,15 +98,17 @@ def leave_out_predictions(
         out["folds"] = 0
         return out
     if method in EM_METHODS:
-        eval_votes = select_annotations(votes, keep) if not keep.all() else votes
-        fit_votes = eval_votes
         is_gold = np.zeros(votes.n_clips, dtype=bool)
         is_gold[list(gold)] = True
         others = np.flatnonzero((n_ann > 0) & ~is_gold)
         if em_sample is not None and len(others) > em_sample:
             mask = is_gold.copy()
             mask[np.random.default_rng(seed).choice(others, em_sample, replace=False)] = True
-            fit_votes = eval_votes.subset(mask)
+            # the sampled clips' usable annotations only (the same arrays as selecting all usable annotations and
+            # then the sample, without a release-sized copy of the ticks in between)
+            fit_votes = select_annotations(votes, keep & mask[votes.ann_clip]).subset(mask)
+        else:
+            fit_votes = select_annotations(votes, keep) if not keep.all() else votes
         fold_list = _folds(clips, em_folds, seed)
         for fold in fold_list:
             held = set(fold)

@@ -229,3 +229,47 @@ def test_leave_one_out_on_the_gold_clips_alone_equals_the_release_sized_merge(wo
     assert new["labels"] == labels
     assert new["meta"] == meta
     assert any(labels.values())
+
+
+def test_em_card_on_a_sample_equals_sampling_after_selecting_every_usable_annotation(world):
+    # issue 18: the EM card copies only the sampled clips' usable annotations; the folds' merges must be exactly
+    # those fitted on (all usable annotations, then the sample), as before
+    from labels.core.card import _capped, _folds  # noqa: PLC0415  the private helpers the old path used as well
+    from labels.core.votes import _as_code, duplicate_votes, select_annotations  # noqa: PLC0415  reference only
+
+    crowd, votes, catch, _log = world
+    gold = crowd.gold
+    exclude = np.random.default_rng(6).random(len(votes.ann_clip)) < 0.1
+    new = leave_out_predictions(
+        votes,
+        gold,
+        "dawid_skene",
+        k=3,
+        catch_clips=catch,
+        exclude_ann=exclude,
+        em_folds=3,
+        em_sample=100,
+        params={"n_iter": 5},
+    )
+    eval_votes = select_annotations(votes, ~duplicate_votes(votes) & ~exclude)
+    n_ann = np.bincount(eval_votes.ann_clip, minlength=votes.n_clips)
+    is_gold = np.zeros(votes.n_clips, dtype=bool)
+    is_gold[list(gold)] = True
+    mask = is_gold.copy()
+    mask[np.random.default_rng(0).choice(np.flatnonzero((n_ann > 0) & ~is_gold), 100, replace=False)] = True
+    fit_votes = eval_votes.subset(mask)
+    cap = new["votes_per_gold_clip"]
+    labels = {}
+    for fold in _folds(new["clips"], 3, 0):
+        res = merge(
+            _capped(fit_votes, fold, cap),
+            "dawid_skene",
+            gold=gold,
+            k=3,
+            clamp_clips=[c for c in gold if c not in fold],
+            n_iter=5,
+        )
+        sets = res.label_sets()
+        labels.update({c: {cl: _as_code(m) for cl, m in sets.get(c, {}).items()} for c in fold})
+    assert len(labels) > 30 and any(labels.values())
+    assert new["labels"] == labels
