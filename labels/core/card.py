@@ -16,6 +16,7 @@ the gold clips, when there is one) and per class, with bootstrap 95 % intervals 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from statistics import NormalDist
 
 import numpy as np
@@ -77,8 +78,7 @@ def leave_out_predictions(
     keep = ~duplicate_votes(votes)
     if exclude_ann is not None:
         keep &= ~np.asarray(exclude_ann, bool)
-    eval_votes = select_annotations(votes, keep) if not keep.all() else votes
-    n_ann = np.bincount(eval_votes.ann_clip, minlength=votes.n_clips)
+    n_ann = np.bincount(votes.ann_clip[keep], minlength=votes.n_clips)
     is_gold_clip = np.zeros(votes.n_clips, dtype=bool)
     is_gold_clip[list(gold)] = True
     cap = cap_votes
@@ -98,14 +98,17 @@ def leave_out_predictions(
         out["folds"] = 0
         return out
     if method in EM_METHODS:
-        fit_votes = eval_votes
         is_gold = np.zeros(votes.n_clips, dtype=bool)
         is_gold[list(gold)] = True
         others = np.flatnonzero((n_ann > 0) & ~is_gold)
         if em_sample is not None and len(others) > em_sample:
             mask = is_gold.copy()
             mask[np.random.default_rng(seed).choice(others, em_sample, replace=False)] = True
-            fit_votes = eval_votes.subset(mask)
+            # the sampled clips' usable annotations only (the same arrays as selecting all usable annotations and
+            # then the sample, without a release-sized copy of the ticks in between)
+            fit_votes = select_annotations(votes, keep & mask[votes.ann_clip]).subset(mask)
+        else:
+            fit_votes = select_annotations(votes, keep) if not keep.all() else votes
         fold_list = _folds(clips, em_folds, seed)
         for fold in fold_list:
             held = set(fold)
@@ -125,7 +128,13 @@ def leave_out_predictions(
         counts = catch_counts(quality_votes, gold, catch_clips)
         on_eval = np.zeros(votes.n_clips, dtype=bool)
         on_eval[clips] = True
-        eval_gold_votes = _capped(eval_votes.subset(on_eval), clips, cap)
+        # only the scored gold clips' usable annotations, on clip indices 0..len(clips)-1: a held-out clip's merge
+        # depends only on its own votes and the annotators' quality, so the folds need no release-sized copy or table
+        eval_gold_votes = _compact(
+            _capped(select_annotations(votes, keep & on_eval[votes.ann_clip]).subset(on_eval), clips, cap), clips
+        )
+        position = {c: i for i, c in enumerate(clips)}
+        clip_ids = np.asarray(clips, dtype=np.int64)
         # an annotator scored on this dataset's gold is ranked by its held-out F1 only (NaN when the held-out clips
         # were all it had: never the quality stored on the votes, which a release has already computed from all the
         # gold); one never scored here keeps the stored quality (from elsewhere, free of this gold)
@@ -136,10 +145,10 @@ def leave_out_predictions(
                 quality_votes, gold, exclude_clips=fold, catch_clips=catch_clips, counts=counts
             )
             q = np.where(scored_here, held_out, votes.worker_quality)
-            mask = np.zeros(votes.n_clips, dtype=bool)
-            mask[fold] = True
+            mask = np.zeros(len(clips), dtype=bool)
+            mask[[position[c] for c in fold]] = True
             res = merge(eval_gold_votes.subset(mask), method, k=k, worker_quality=q, **params)
-            _collect(res, fold, out)
+            _collect(res, fold, out, clip_ids)
     out["folds"] = len(fold_list)
     return out
 
@@ -159,9 +168,24 @@ def _capped(votes: Votes, clips, cap) -> Votes:
     return select_annotations(votes, ~drop) if drop.any() else votes
 
 
-def _collect(res, fold, out):
-    sets = res.label_sets()
-    meta = {int(c): row for c, row in zip(res.clips.tolist(), res.meta.tolist())}
+def _compact(votes: Votes, clips: list) -> Votes:
+    """`votes` (annotations and proposals of `clips` only) with clip indices renumbered 0..len(clips)-1 in the order
+    of the sorted `clips` (order kept, so every per-clip sum adds in the same order)."""
+    position = np.full(votes.n_clips, -1, dtype=np.int64)
+    position[clips] = np.arange(len(clips))
+    return replace(
+        votes,
+        n_clips=len(clips),
+        ann_clip=position[votes.ann_clip],
+        cand_clip=position[votes.cand_clip],
+    )
+
+
+def _collect(res, fold, out, clip_ids=None):
+    """Store the merge of `fold` (res on compact clip indices when clip_ids maps them back)."""
+    sets = res.label_sets(clip_ids=None if clip_ids is None else clip_ids.tolist())
+    ids = res.clips.tolist() if clip_ids is None else clip_ids[res.clips].tolist()
+    meta = {int(c): row for c, row in zip(ids, res.meta.tolist())}
     for c in fold:
         out["labels"][c] = {k: _as_code(m) for k, m in sets.get(c, {}).items()}
         out["meta"][c] = meta.get(c, [False] * len(META_LABELS))

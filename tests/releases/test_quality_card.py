@@ -181,3 +181,95 @@ def test_a_gold_clip_seen_in_many_batches_is_merged_from_as_many_votes_as_a_regu
         assert card["micro_f1"] == 0.0, method
         everything = leave_out_predictions(votes, gold, method, k=3, cap_votes=None)
         assert everything["labels"][0] == {0: MOD_A}, method
+
+
+def _old_leave_one_out(votes, gold, method, k, catch, exclude_ann):
+    """The card's leave-one-out for majority/weighted as it was before issue 18: every fold merged on a release-sized
+    Votes (all clip indices), the usable annotations copied for the whole release."""
+    from labels.core.card import _capped  # noqa: PLC0415  the private helper the old path used as well
+    from labels.core.quality import catch_counts, worker_quality_from_gold  # noqa: PLC0415  reference only
+    from labels.core.votes import _as_code, duplicate_votes, select_annotations  # noqa: PLC0415  reference only
+
+    keep = ~duplicate_votes(votes) & ~exclude_ann
+    eval_votes = select_annotations(votes, keep)
+    n_ann = np.bincount(eval_votes.ann_clip, minlength=votes.n_clips)
+    is_gold = np.zeros(votes.n_clips, dtype=bool)
+    is_gold[list(gold)] = True
+    cap = max(int(np.median(n_ann[(n_ann > 0) & ~is_gold])), k)
+    clips = [c for c in sorted(gold) if n_ann[c] >= k]
+    quality_votes = votes.subset(is_gold)
+    counts = catch_counts(quality_votes, gold, catch)
+    on_eval = np.zeros(votes.n_clips, dtype=bool)
+    on_eval[clips] = True
+    eval_gold = _capped(eval_votes.subset(on_eval), clips, cap)
+    scored_here = ~np.isnan(worker_quality_from_gold(quality_votes, gold, catch_clips=catch, counts=counts))
+    labels, meta = {}, {}
+    for c in clips:
+        held = worker_quality_from_gold(quality_votes, gold, exclude_clips=[c], catch_clips=catch, counts=counts)
+        mask = np.zeros(votes.n_clips, dtype=bool)
+        mask[c] = True
+        res = merge(
+            eval_gold.subset(mask), method, k=k, worker_quality=np.where(scored_here, held, votes.worker_quality)
+        )
+        labels[c] = {cl: _as_code(m) for cl, m in res.label_sets().get(c, {}).items()}
+        rows = dict(zip(res.clips.tolist(), res.meta.tolist()))
+        meta[c] = rows.get(c, [False] * 3)
+    return labels, meta
+
+
+@pytest.mark.parametrize("method", ["majority", "weighted"])
+def test_leave_one_out_on_the_gold_clips_alone_equals_the_release_sized_merge(world, method):
+    # issue 18: the card merges each held-out gold clip from the gold clips' annotations alone; the figures must be
+    # exactly those of merging it inside the whole release (experts' annotations and repeated votes left out)
+    crowd, votes, catch, _log = world
+    exclude = np.random.default_rng(5).random(len(votes.ann_clip)) < 0.1
+    new = leave_out_predictions(votes, crowd.gold, method, k=3, catch_clips=catch, exclude_ann=exclude)
+    labels, meta = _old_leave_one_out(votes, crowd.gold, method, 3, catch, exclude)
+    assert new["clips"] == sorted(labels) and len(labels) > 30
+    assert new["labels"] == labels
+    assert new["meta"] == meta
+    assert any(labels.values())
+
+
+def test_em_card_on_a_sample_equals_sampling_after_selecting_every_usable_annotation(world):
+    # issue 18: the EM card copies only the sampled clips' usable annotations; the folds' merges must be exactly
+    # those fitted on (all usable annotations, then the sample), as before
+    from labels.core.card import _capped, _folds  # noqa: PLC0415  the private helpers the old path used as well
+    from labels.core.votes import _as_code, duplicate_votes, select_annotations  # noqa: PLC0415  reference only
+
+    crowd, votes, catch, _log = world
+    gold = crowd.gold
+    exclude = np.random.default_rng(6).random(len(votes.ann_clip)) < 0.1
+    new = leave_out_predictions(
+        votes,
+        gold,
+        "dawid_skene",
+        k=3,
+        catch_clips=catch,
+        exclude_ann=exclude,
+        em_folds=3,
+        em_sample=100,
+        params={"n_iter": 5},
+    )
+    eval_votes = select_annotations(votes, ~duplicate_votes(votes) & ~exclude)
+    n_ann = np.bincount(eval_votes.ann_clip, minlength=votes.n_clips)
+    is_gold = np.zeros(votes.n_clips, dtype=bool)
+    is_gold[list(gold)] = True
+    mask = is_gold.copy()
+    mask[np.random.default_rng(0).choice(np.flatnonzero((n_ann > 0) & ~is_gold), 100, replace=False)] = True
+    fit_votes = eval_votes.subset(mask)
+    cap = new["votes_per_gold_clip"]
+    labels = {}
+    for fold in _folds(new["clips"], 3, 0):
+        res = merge(
+            _capped(fit_votes, fold, cap),
+            "dawid_skene",
+            gold=gold,
+            k=3,
+            clamp_clips=[c for c in gold if c not in fold],
+            n_iter=5,
+        )
+        sets = res.label_sets()
+        labels.update({c: {cl: _as_code(m) for cl, m in sets.get(c, {}).items()} for c in fold})
+    assert len(labels) > 30 and any(labels.values())
+    assert new["labels"] == labels
