@@ -50,6 +50,19 @@ def label_ticks(labels: Iterable[Mapping]) -> dict[str, tuple[bool, bool]]:
     return {lab["name"]: (bool(lab.get("audible")), bool(lab.get("visible"))) for lab in labels}
 
 
+def ticked_modalities(labels: Iterable[Mapping] | None, media_failed: bool = False) -> dict[str, str]:
+    """One answer's ticked classes -> "A" / "V" / "AV" (unticked classes left out; {} for a clip reported as not
+    playing, which counts as nothing ticked)."""
+    if media_failed:
+        return {}
+    out = {}
+    for name, (audible, visible) in label_ticks(labels or ()).items():
+        modality = modality_from_flags(audible, visible)
+        if modality:
+            out[name] = modality
+    return out
+
+
 def gold_atoms(gold: Mapping[str, Mapping[str, str]]) -> set[Atom]:
     atoms = set()
     for vid, labels in gold.items():

@@ -4,21 +4,9 @@ Read only: decisions go through crowd.services.assignments.assignment_decide."""
 
 from __future__ import annotations
 
-from catalog.core.vocabulary import META_LABELS, label_ticks, modality_from_flags
+from catalog.core.vocabulary import META_LABELS, ticked_modalities
 from catalog.selectors.gold import gold_labels
 from crowd.models import Assignment, AssignmentDecisionLog, BatchItem, ClipAnswer
-
-
-def _ticks_by_modality(labels, media_failed: bool) -> dict[str, str]:
-    """class -> "A" / "V" / "AV" for the classes ticked in one answer ({} for a clip reported as not playing)."""
-    if media_failed:
-        return {}
-    out = {}
-    for name, (audible, visible) in label_ticks(labels or ()).items():
-        modality = modality_from_flags(audible, visible)
-        if modality:
-            out[name] = modality
-    return out
 
 
 def _compare(worker: dict[str, str], gold: dict[str, str]) -> list[dict]:
@@ -63,7 +51,7 @@ def assignment_review(assignment: Assignment, *, media_url) -> dict:
                 "worker": str(a.worker) if a.worker_id else "-",
                 "status": a.status,
                 "catch_f1_pct": pct(a.catch_f1),
-                "ticks": sorted(_ticks_by_modality(other.labels, other.media_failed).items()),
+                "ticks": sorted(ticked_modalities(other.labels, other.media_failed).items()),
                 "media_failed": other.media_failed,
                 "meta": _meta(other),
                 "uuid": str(a.uuid),
@@ -72,7 +60,7 @@ def assignment_review(assignment: Assignment, *, media_url) -> dict:
     clips = []
     for item in items:
         answer = answers.get(item.clip_id)
-        ticks = _ticks_by_modality(answer.labels, answer.media_failed) if answer else {}
+        ticks = ticked_modalities(answer.labels, answer.media_failed) if answer else {}
         clip_gold = gold.get(item.clip.video_id) if item.is_gold else None
         clips.append(
             {

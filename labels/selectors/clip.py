@@ -6,21 +6,10 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 
-from catalog.core.vocabulary import META_LABELS, label_ticks, modality_from_flags
+from catalog.core.vocabulary import META_LABELS, ticked_modalities
 from crowd.models import Assignment, BatchItem, ClipAnswer, ExpertAnnotation
 from labels.models import ReleaseClip
 from proposals.models import Proposal
-
-
-def _ticks(labels, media_failed=False) -> dict[str, str]:
-    if media_failed:
-        return {}
-    out = {}
-    for name, (audible, visible) in label_ticks(labels or ()).items():
-        modality = modality_from_flags(audible, visible)
-        if modality:
-            out[name] = modality
-    return out
 
 
 def release_clip_detail(release, video_id: str, *, media_url) -> dict:
@@ -62,7 +51,7 @@ def clip_detail(clip, *, media_url, labels=None, meta=None) -> dict:
                     "kind": "crowd",
                     "status": asg.status,
                     "catch_f1": None if asg.catch_f1 is None else f"{100 * asg.catch_f1:.0f} %",
-                    "ticks": _ticks(a.labels, a.media_failed),
+                    "ticks": ticked_modalities(a.labels, a.media_failed),
                     "meta": {m: getattr(a, m) for m in META_LABELS},
                     "media_failed": a.media_failed,
                     "comment": a.comment,
@@ -76,7 +65,7 @@ def clip_detail(clip, *, media_url, labels=None, meta=None) -> dict:
                     "kind": "expert",
                     "status": "expert",
                     "catch_f1": None,
-                    "ticks": _ticks(e.labels),
+                    "ticks": ticked_modalities(e.labels),
                     "meta": {m: getattr(e, m) for m in META_LABELS},
                     "media_failed": False,
                     "comment": "",
