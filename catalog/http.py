@@ -22,6 +22,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from catalog.errors import AvcrowdError
+from catalog.models import Dataset
 
 NOT_FOUND_BODY = {"error": "not found"}
 
@@ -67,3 +68,12 @@ def command_errors():
         yield
     except AvcrowdError as exc:
         raise CommandError(exc.as_text()) from exc
+
+
+def command_dataset(name: str):
+    """In a management command: the dataset called `name`, or a CommandError naming it and the datasets there are."""
+    dataset = Dataset.objects.filter(name=name).first()
+    if dataset is None:
+        known = ", ".join(Dataset.objects.order_by("name").values_list("name", flat=True)[:20]) or "none"
+        raise CommandError(f"no dataset named {name!r}: it does not exist; known datasets: {known}")
+    return dataset

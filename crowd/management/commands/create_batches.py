@@ -4,18 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.http import command_errors
-from catalog.models import Dataset
+from catalog.http import command_dataset, command_errors
 from crowd.selectors.batches import batches_gold_check
 from crowd.services.batches import batches_create
-
-
-def _dataset(name: str) -> Dataset:
-    dataset = Dataset.objects.filter(name=name).first()
-    if dataset is None:
-        known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "(none)"
-        raise CommandError(f"dataset {name!r} does not exist; known datasets: {known}")
-    return dataset
 
 
 class Command(BaseCommand):
@@ -37,7 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        dataset = _dataset(opts["dataset"])
+        dataset = command_dataset(opts["dataset"])
         proposals = None
         if opts["proposals"]:
             try:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.models import Dataset
+from catalog.http import command_dataset
 from catalog.selectors.taxonomy import class_names
 from crowd.marketplace.crowdform import crowd_form_template
 from crowd.models import Batch
@@ -26,9 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=None)
 
     def handle(self, *args, **o):
-        dataset = Dataset.objects.filter(name=o["dataset"]).first()
-        if dataset is None:
-            raise CommandError(f"no dataset named {o['dataset']!r}")
+        dataset = command_dataset(o["dataset"])
         batches = Batch.objects.filter(dataset=dataset, status=Batch.OPEN).order_by("created_at", "id")
         batches = list(batches[: o["count"]] if o["count"] else batches)
         if not batches:

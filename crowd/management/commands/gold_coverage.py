@@ -2,10 +2,9 @@ import json
 
 from django.core.management.base import BaseCommand
 
+from catalog.http import command_dataset
 from catalog.models import Clip
 from crowd.services.gold import gold_coverage
-
-from .create_batches import _dataset
 
 
 class Command(BaseCommand):
@@ -16,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **opts):
-        dataset = _dataset(opts["dataset"])
+        dataset = command_dataset(opts["dataset"])
         cov = gold_coverage(dataset)
         if opts["json"]:
             self.stdout.write(json.dumps(cov, indent=2))

@@ -1,11 +1,9 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from catalog.http import command_errors
+from catalog.http import command_dataset, command_errors
 from crowd.services.gold import gold_import_csv
 from crowd.services.rescore import catch_trials_rescore
-
-from .create_batches import _dataset
 
 
 class Command(BaseCommand):
@@ -24,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--decide", action="store_true", help="approve/reject waiting assignments by the policy")
 
     def handle(self, *args, **opts):
-        dataset = _dataset(opts["dataset"])
+        dataset = command_dataset(opts["dataset"])
         with command_errors():
             with transaction.atomic():
                 n = gold_import_csv(dataset, opts["csv"])

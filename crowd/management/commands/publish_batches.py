@@ -3,7 +3,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
-from catalog.models import Dataset
+from catalog.http import command_dataset
 from crowd.marketplace import MarketplaceError
 from crowd.services.publish import HitSettings, batches_publish
 
@@ -44,10 +44,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **o):
-        dataset = Dataset.objects.filter(name=o["dataset"]).first()
-        if dataset is None:
-            names = ", ".join(Dataset.objects.values_list("name", flat=True)) or "(none)"
-            raise CommandError(f"no dataset named {o['dataset']!r}; existing: {names}")
+        dataset = command_dataset(o["dataset"])
         try:
             reward = Decimal(o["reward"]) if o["reward"] else None
         except InvalidOperation:

@@ -1,9 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from catalog.http import command_errors
+from catalog.http import command_dataset, command_errors
 from crowd.services.batches import batches_rebuild_without_catch_trials
-
-from .create_batches import _dataset
 
 
 class Command(BaseCommand):
@@ -17,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", required=True)
 
     def handle(self, *args, **opts):
-        dataset = _dataset(opts["dataset"])
+        dataset = command_dataset(opts["dataset"])
         with command_errors():
             result = batches_rebuild_without_catch_trials(dataset)
         self.stdout.write(

@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from catalog.http import command_dataset
 from crowd.services.rescore import catch_trials_rescore
-
-from .create_batches import _dataset
 
 
 class Command(BaseCommand):
@@ -18,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--decide", action="store_true", help="apply the dataset policy to waiting assignments")
 
     def handle(self, *args, **opts):
-        dataset = _dataset(opts["dataset"])
+        dataset = command_dataset(opts["dataset"])
         report = catch_trials_rescore(dataset, dry_run=opts["dry_run"], decide=opts["decide"])
         for line in report.lines():
             self.stdout.write(line)

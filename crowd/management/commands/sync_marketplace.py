@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.models import Dataset
+from catalog.http import command_dataset
 from crowd.marketplace import MarketplaceError
 from crowd.services.sync import marketplace_sync
 
@@ -17,9 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         dataset = None
         if o["dataset"]:
-            dataset = Dataset.objects.filter(name=o["dataset"]).first()
-            if dataset is None:
-                raise CommandError(f"no dataset named {o['dataset']!r}")
+            dataset = command_dataset(o["dataset"])
         try:
             summary = marketplace_sync(dataset=dataset, echo=self.stdout.write)
         except MarketplaceError as exc:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.models import Dataset
+from catalog.http import command_dataset
 from labels.core.card import WORKER_QUALITY_DEFINITION, compare_methods
 from labels.core.merge import METHODS
 from labels.services.load import votes_load
@@ -34,10 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the 95%% intervals")
 
     def handle(self, *args, **opts):
-        try:
-            dataset = Dataset.objects.get(name=opts["dataset"])
-        except Dataset.DoesNotExist:
-            raise CommandError(f"no dataset {opts['dataset']!r}") from None
+        dataset = command_dataset(opts["dataset"])
         methods = [m.strip() for m in opts["methods"].split(",") if m.strip()]
         bad = [m for m in methods if m not in METHODS]
         if bad:

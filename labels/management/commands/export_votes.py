@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import AvcrowdError
-from catalog.models import Dataset
+from catalog.http import command_dataset
 from labels.services.interop import votes_crowdkit_csv
 
 
@@ -19,9 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="CSV file to write")
 
     def handle(self, *args, **opts):
-        dataset = Dataset.objects.filter(name=opts["dataset"]).first()
-        if dataset is None:
-            raise CommandError(f"no dataset named {opts['dataset']!r}")
+        dataset = command_dataset(opts["dataset"])
         try:
             n = votes_crowdkit_csv(dataset, opts["out"])
         except AvcrowdError as exc:

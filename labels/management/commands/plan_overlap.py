@@ -1,7 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from catalog.http import command_errors
-from catalog.models import Dataset
+from catalog.http import command_dataset, command_errors
 from labels.services.overlap import EM_ONLY, overlap_queue, overlap_report
 
 
@@ -29,10 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--show", type=int, default=20, help="waiting clips listed (worst first)")
 
     def handle(self, *args, **opts):
-        try:
-            dataset = Dataset.objects.get(name=opts["dataset"])
-        except Dataset.DoesNotExist:
-            raise CommandError(f"no dataset {opts['dataset']!r}") from None
+        dataset = command_dataset(opts["dataset"])
         with command_errors():
             report = overlap_report(
                 dataset,

@@ -1,7 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from catalog.http import command_errors
-from catalog.models import Dataset
+from catalog.http import command_dataset, command_errors
 from labels.services.workers import workers_qualify
 
 
@@ -22,10 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list the workers, send nothing")
 
     def handle(self, *args, **opts):
-        try:
-            dataset = Dataset.objects.get(name=opts["dataset"])
-        except Dataset.DoesNotExist:
-            raise CommandError(f"no dataset {opts['dataset']!r}") from None
+        dataset = command_dataset(opts["dataset"])
         with command_errors():
             out = workers_qualify(
                 dataset,

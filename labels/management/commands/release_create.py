@@ -1,9 +1,8 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from catalog.http import command_errors
-from catalog.models import Dataset
+from catalog.http import command_dataset, command_errors
 from catalog.progress import progress_bar
 from labels.core.merge import METHODS
 from labels.services.create import release_create, release_requeue_needs_annotation
@@ -36,11 +35,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        try:
-            dataset = Dataset.objects.get(name=opts["dataset"])
-        except Dataset.DoesNotExist:
-            known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"no dataset {opts['dataset']!r}; known datasets: {known}") from None
+        dataset = command_dataset(opts["dataset"])
         params = {"k": opts["k"]} if opts["k"] else {}
         with command_errors(), progress_bar(desc="release", unit="step") as bar:
             release = release_create(

@@ -1,8 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from catalog.core.taxonomy import closure
-from catalog.http import command_errors
-from catalog.models import Dataset
+from catalog.http import command_dataset, command_errors
 from catalog.selectors.taxonomy import class_names, relations
 from crowd.simulator import MIXES, simulate_crowd
 from labels.core.quality import macro_f1
@@ -42,10 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--release", default=None, help="create a release with this name afterwards")
 
     def handle(self, *args, **opts):
-        try:
-            dataset = Dataset.objects.get(name=opts["dataset"])
-        except Dataset.DoesNotExist:
-            raise CommandError(f"no dataset {opts['dataset']!r}") from None
+        dataset = command_dataset(opts["dataset"])
         with command_errors():
             truth = simulation_truth(opts["truth"], class_names(), dataset)
             stats = simulate_crowd(
