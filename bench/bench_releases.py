@@ -83,6 +83,10 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
         for model in apps.get_models():
             if model._meta.managed and not model._meta.proxy:
                 editor.create_model(model)
+        # what a migration adds outside the models: the answers' generated `ticked` column (crowd 0007)
+        import importlib
+
+        importlib.import_module("crowd.migrations.0007_answer_ticked_column").add(apps, editor)
     taxonomy_load()
     rng = np.random.default_rng(seed)
     names = list(TaxonomyClass.objects.order_by("index").values_list("name", flat=True))

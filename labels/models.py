@@ -57,7 +57,9 @@ class Release(_Immutable):
 
 
 class ReleaseClip(_Immutable):
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="clips")
+    # no index of its own: uniq_release_clip (release, video_id) serves every lookup by release, and one index fewer
+    # is maintained while a release's 150k clips are written
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="clips", db_index=False)
     video_id = models.CharField(max_length=200)
     clip = models.ForeignKey(
         "catalog.Clip", null=True, blank=True, on_delete=models.SET_NULL, related_name="release_clips"
@@ -81,8 +83,10 @@ class ReleaseLabel(_Immutable):
     ORIGINS = [(HUMAN, "human majority"), (AUTO, "auto-added (synonym/superclass)"), (OVERRIDE, "in-house override")]
     MODALITIES = [("A", "audible"), ("V", "visible"), ("AV", "audible and visible")]
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="labels")
-    release_clip = models.ForeignKey(ReleaseClip, on_delete=models.CASCADE, related_name="labels")
+    # no indexes of their own: release_label_order (release, order) and uniq_release_label (release_clip, cls) lead
+    # with these columns (two indexes fewer to maintain while a release's 370k labels are written)
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="labels", db_index=False)
+    release_clip = models.ForeignKey(ReleaseClip, on_delete=models.CASCADE, related_name="labels", db_index=False)
     cls = models.ForeignKey("catalog.TaxonomyClass", on_delete=models.PROTECT, related_name="release_labels")
     name = models.CharField(max_length=200, help_text="class name (denormalised for fast exports)")
     modality = models.CharField(max_length=2, choices=MODALITIES)

@@ -1,13 +1,16 @@
 """Loading a dataset's approved crowd answers and in-house expert annotations as `Votes` arrays, with the gold
 standard and each annotator's quality, for merging (labels.services.create) and comparing merge methods."""
 
+import io
 import json
 import logging
 from array import array
 
 import numpy as np
+import pandas as pd
 from django.db import connection
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 
 from catalog.models import Clip, Dataset, GoldLabel
 from catalog.selectors.taxonomy import class_index as taxonomy_class_index
@@ -22,7 +25,8 @@ from labels.models import (
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
+# the ticked entries of an answer's label list (crowd migration 0007 keeps them in a generated column on PostgreSQL)
+TICKED_PATH = '$[*] ? (@.type() == "object" && (@.audible == true || @.visible == true))'
 
 
 class LoadedVotes:
@@ -40,22 +44,6 @@ class LoadedVotes:
         self.catch_clips = catch_clips  # {group: (annotator, [catch clip indices])}, see labels.core.quality
 
 
-def _ticked_labels_stream(answers_sql: str, params: list):
-    """(answer id, class name, audible, visible) of every ticked label of the answers that `answers_sql` selects
-    (its columns: id, labels; one query, streamed), unpacked by PostgreSQL's jsonb_array_elements instead of
-    decoding every answer's full proposal list in Python. None on other backends (the caller decodes the JSON)."""
-    if connection.vendor != "postgresql":
-        return None
-    sql = (
-        "SELECT ca.id, e->>'name', (e->'audible') = 'true'::jsonb, (e->'visible') = 'true'::jsonb "
-        f"FROM ({answers_sql}) ca CROSS JOIN LATERAL jsonb_array_elements("
-        "CASE WHEN jsonb_typeof(ca.labels) = 'array' THEN ca.labels ELSE '[]'::jsonb END) e "
-        "WHERE jsonb_typeof(e) = 'object' AND "
-        "((e->'audible') = 'true'::jsonb OR (e->'visible') = 'true'::jsonb)"
-    )
-    return _stream(sql, params)
-
-
 def _stream(sql: str, params, size: int = 20000):
     """Rows of one query, fetched `size` at a time (a server-side cursor on PostgreSQL: memory stays flat)."""
     with connection.chunked_cursor() as cursor:
@@ -64,20 +52,233 @@ def _stream(sql: str, params, size: int = 20000):
             yield from rows
 
 
-def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals: bool = True) -> LoadedVotes:
+def _copy_out(sql: str, params) -> io.BytesIO:
+    """The CSV text of `COPY (sql) TO STDOUT`. JIT compilation is off for it: the planner guesses 100 rows per JSON
+    array element function, so these scans look huge and JIT would spend ~1.4 s compiling a one-pass query."""
+    buf = io.BytesIO()
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', false)")
+        previous = cursor.fetchone()[0]
+        try:
+            with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+                for data in copy:
+                    buf.write(data)
+        finally:
+            cursor.execute("SELECT set_config('jit', %s, false)", [previous])
+    return buf
+
+
+def _copy_columns(sql: str, params, names: list[str], dtypes: dict) -> dict[str, np.ndarray]:
+    """The rows of one query as numpy columns, read by PostgreSQL's `COPY (query) TO STDOUT` in CSV (no Python
+    object per row or per value: 460k answers + 1.2M ticks at 150k clips). Every column must be a number."""
+    buf = _copy_out(sql, params)
+    if not buf.tell():
+        return {n: np.zeros(0, dtype=dtypes[n]) for n in names}
+    buf.seek(0)
+    frame = pd.read_csv(buf, header=None, names=names, dtype=dtypes, engine="c", na_filter=False)
+    return {n: frame[n].to_numpy() for n in names}
+
+
+def _index_of(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in `keys` (distinct, any order), -1 where absent."""
+    if not len(keys):
+        return np.full(len(values), -1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    pos = np.searchsorted(keys[order], values)
+    pos_c = np.minimum(pos, len(keys) - 1)
+    found = keys[order][pos_c] == values
+    return np.where(found, order[pos_c], -1).astype(np.int64)
+
+
+def _with_crowd(crowd_part, rest: list, dtype) -> np.ndarray:
+    """The crowd's arrays (PostgreSQL bulk path, or None) followed by the list-built annotations."""
+    rest = np.asarray(rest, dtype=dtype)
+    return rest if crowd_part is None else np.concatenate([crowd_part.astype(dtype, copy=False), rest])
+
+
+class _CrowdArrays:
+    """The kept crowd annotations (one per worker and clip, the later submission) as arrays, PostgreSQL only."""
+
+    def __init__(
+        self, ann_clip, ann_answer, ann_assignment, ann_meta, worker_keys, worker_quality, ann_worker, n_dropped
+    ):
+        self.ann_clip = ann_clip
+        self.ann_answer = ann_answer
+        self.ann_assignment = ann_assignment
+        self.ann_meta = ann_meta
+        self.worker_keys = worker_keys  # in slot order (first appearance in submission order)
+        self.worker_quality = worker_quality
+        self.ann_worker = ann_worker
+        self.n_dropped = n_dropped
+
+
+def _crowd_answers_pg(answers_qs, assignments: list, clip_pks: list) -> _CrowdArrays:
+    """The approved answers of `answers_qs` as arrays: one COPY, no model instance or tuple per answer. Same
+    result as the generic path of votes_load (tests/releases/test_votes_load_pg.py compares them)."""
+    sql, params = (
+        answers_qs.order_by()
+        .values_list("assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image")
+        .query.sql_with_params()
+    )
+    cols = _copy_columns(
+        "SELECT q.assignment_id, q.id, q.clip_id, COALESCE(q.background_music, false)::int, "
+        f"COALESCE(q.voice_over, false)::int, COALESCE(q.static_image, false)::int FROM ({sql}) q",
+        list(params),
+        ["assignment", "answer", "clip", "bm", "vo", "si"],
+        {"assignment": np.int64, "answer": np.int64, "clip": np.int64, "bm": np.int8, "vo": np.int8, "si": np.int8},
+    )
+    clip = _index_of(np.asarray(clip_pks, dtype=np.int64), cols["clip"])
+    keep = clip >= 0  # an answer about a clip of another dataset (not expected) is left out, as before
+    # submission order: the assignments come sorted by (submitted_at, id); answers within one by id
+    a_ids = np.array([a for a, *_x in assignments], dtype=np.int64)
+    rank = _index_of(a_ids, cols["assignment"])
+    keep &= rank >= 0
+    idx = np.flatnonzero(keep)
+    idx = idx[np.lexsort((cols["answer"][idx], rank[idx]))]
+    rank, clip = rank[idx], clip[idx]
+    # one integer per worker key ("worker", id) / ("worker", "assignment-<id>") of each assignment
+    key_of_assignment, keys = [], {}
+    for a_id, w_id, _f1, _b in assignments:
+        key = ("worker", w_id if w_id is not None else f"assignment-{a_id}")
+        key_of_assignment.append(keys.setdefault(key, len(keys)))
+    key_list = list(keys)
+    wkey = np.asarray(key_of_assignment, dtype=np.int64)[rank] if len(rank) else np.zeros(0, np.int64)
+    # one vote per (worker, clip): the last in submission order wins (a stable sort keeps that order per pair)
+    pair = wkey * max(len(clip_pks), 1) + clip
+    by_pair = np.argsort(pair, kind="stable")
+    sp = pair[by_pair]
+    last = np.ones(len(sp), dtype=bool)
+    last[:-1] = sp[1:] != sp[:-1]
+    kept = np.sort(by_pair[last])
+    n_dropped = int(len(pair) - len(kept))
+    wkey_kept = wkey[kept]
+    # annotator slots in order of first appearance among the kept annotations, as the generic path numbers them
+    uniq, first = np.unique(wkey_kept, return_index=True)
+    slot_order = np.argsort(first, kind="stable")
+    slot_of_key = np.full(len(key_list), -1, dtype=np.int64)
+    slot_of_key[uniq[slot_order]] = np.arange(len(uniq))
+    f1_of_assignment = [f1 for _a, _w, f1, _b in assignments]
+    first_rank = rank[kept][first[slot_order]]
+    worker_keys = [key_list[int(k)] for k in uniq[slot_order]]
+    worker_quality = [f1_of_assignment[int(r)] for r in first_rank]
+    rows = idx[kept]
+    meta = np.stack([cols["bm"][rows], cols["vo"][rows], cols["si"][rows]], axis=1).astype(bool)
+    return _CrowdArrays(
+        ann_clip=clip[kept],
+        ann_answer=cols["answer"][rows],
+        ann_assignment=cols["assignment"][rows],
+        ann_meta=meta,
+        worker_keys=worker_keys,
+        worker_quality=worker_quality,
+        ann_worker=slot_of_key[wkey_kept],
+        n_dropped=n_dropped,
+    )
+
+
+def _crowd_ticks_pg(answers_qs, class_names: list[str], kept_answers: np.ndarray, unknown_classes: dict) -> dict:
+    """(answer id, position, class index, audible, visible) of every ticked label of the answers, by one COPY. It
+    reads the answers' `ticked` column (PostgreSQL keeps it as the ticked entries of `labels`, crowd migration 0007),
+    not the full label lists (~2 KB of JSON per answer, 0.9 GB at 150k clips); PostgreSQL looks the names up in the
+    class list. Names not in it are left out, and counted into `unknown_classes` for the kept answers."""
+    table = ClipAnswer._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s "
+            "AND column_name = 'ticked'",
+            [table],
+        )
+        has_column = cursor.fetchone() is not None
+    # without the column (a schema not built by the migrations): the same entries filtered from the label lists
+    entries = f"{table}.ticked" if has_column else f"jsonb_path_query_array({table}.labels, '{TICKED_PATH}')"
+    sql, params = (
+        answers_qs.order_by()
+        .annotate(ticked_entries=RawSQL(f"CASE WHEN jsonb_typeof({table}.labels) = 'array' THEN {entries} END", []))
+        .values_list("id", "ticked_entries")
+        .query.sql_with_params()
+    )
+    ticked = (
+        "SELECT ca.id AS answer, e.e, e.i FROM ({sql}) ca "
+        "CROSS JOIN LATERAL jsonb_array_elements(COALESCE(ca.ticked_entries, '[]'::jsonb)) WITH ORDINALITY e(e, i)"
+    ).format(sql=sql)
+    lookup = json.dumps({name: i for i, name in enumerate(class_names)})  # a JSON object: no join per tick
+    cols = _copy_columns(
+        "SELECT t.answer, t.i, COALESCE((%s::jsonb ->> (t.e->>'name'))::int, -1), "
+        f"((t.e->'audible') = 'true'::jsonb)::int, ((t.e->'visible') = 'true'::jsonb)::int FROM ({ticked}) t",
+        [lookup, *params],
+        ["answer", "i", "cls", "aud", "vis"],
+        {"answer": np.int64, "i": np.int64, "cls": np.int64, "aud": np.int8, "vis": np.int8},
+    )
+    if (cols["cls"] < 0).any():  # rare: count the unknown names (a second pass over the ticked entries only)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT t.answer, t.e->>'name' FROM ({ticked}) t WHERE NOT (t.e->>'name' IS NOT NULL AND "
+                "t.e->>'name' = ANY(%s::text[]))",
+                [*params, list(class_names)],
+            )
+            kept = set(kept_answers.tolist())
+            for answer, name in cursor.fetchall():
+                if answer in kept:
+                    unknown_classes[name] = unknown_classes.get(name, 0) + 1
+        ok = cols["cls"] >= 0
+        cols = {k: v[ok] for k, v in cols.items()}
+    return cols
+
+
+def _proposals_pg(dataset: Dataset, class_names: list[str], clip_pks: list) -> tuple[np.ndarray, np.ndarray]:
+    """(clip index, class index) of the proposals shown for each clip (its first batch item), by one COPY of one
+    row per clip: its class indices, space-separated, looked up in a JSON object of the class list (no join per
+    proposal); numpy parses them as one string (4.6 M proposals at 150k clips: no Python object per proposal or
+    per row of proposals). The pairs come in no particular order: they are a set of atoms (labels.core.votes)."""
+    sql = (
+        "SELECT bi.clip_id, (SELECT string_agg(%s::jsonb ->> (p.name #>> '{}'), ' ') "
+        "FROM jsonb_array_elements(CASE WHEN jsonb_typeof(bi.proposals) = 'array' THEN bi.proposals "
+        "ELSE '[]'::jsonb END) p(name) WHERE jsonb_typeof(p.name) = 'string') "
+        "FROM annotation_batchitem bi JOIN annotation_clip cl ON cl.id = bi.clip_id WHERE cl.dataset_id = %s "
+        # a clip shown in several batches: the proposals of its first batch item (the lowest id)
+        "AND NOT EXISTS (SELECT 1 FROM annotation_batchitem b2 WHERE b2.clip_id = bi.clip_id AND b2.id < bi.id)"
+    )
+    lookup = json.dumps({name: i for i, name in enumerate(class_names)})
+    buf = _copy_out(sql, [lookup, dataset.pk])
+    if not buf.tell():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    buf.seek(0)
+    frame = pd.read_csv(
+        buf, header=None, names=["clip", "cls"], dtype={"clip": np.int64, "cls": str}, keep_default_na=False
+    )
+    del buf
+    clip = _index_of(np.asarray(clip_pks, dtype=np.int64), frame["clip"].to_numpy())
+    texts = frame["cls"].to_numpy()
+    del frame
+    counts = np.fromiter((t.count(" ") + 1 if t else 0 for t in texts), dtype=np.int64, count=len(texts))
+    joined = " ".join(t for t in texts if t)
+    del texts
+    cls = np.fromstring(joined, dtype=np.int64, sep=" ") if joined else np.zeros(0, np.int64)
+    return np.repeat(clip, counts), cls
+
+
+def votes_load(
+    dataset: Dataset, *, include_experts: bool = True, with_proposals: bool = True, bulk: bool | None = None
+) -> LoadedVotes:
     """Approved, verified crowd answers (+ in-house expert annotations) of a dataset as `Votes`, one vote per
     (worker, clip) (the later submission).
 
     Annotator quality: a crowd worker's stored mean catch F1; when it has none (or for in-house experts) the
     catch F1 computed here against the gold labels of the gold clips it answered (pooled per assignment,
     averaged per annotator, as catch scoring does).
+
+    bulk: read the crowd's answers, ticks and proposals with `COPY` into arrays (PostgreSQL; the default there),
+    or row by row in Python (every database; `bulk=False` forces it, for comparing the two).
     """
+    bulk = connection.vendor == "postgresql" if bulk is None else bulk
+    if bulk and connection.vendor != "postgresql":
+        raise ValueError("votes_load(bulk=True) needs PostgreSQL")
     class_names = taxonomy_class_names()
     class_index = taxonomy_class_index()
     clip_rows = list(Clip.objects.filter(dataset=dataset).order_by("video_id").values_list("id", "video_id", "is_gold"))
     clip_pks = [r[0] for r in clip_rows]
     clip_ids = [r[1] for r in clip_rows]
     clip_is_gold = np.array([r[2] for r in clip_rows], dtype=bool)
+    del clip_rows
     clip_idx = {pk: i for i, pk in enumerate(clip_pks)}
 
     ann_clip, ann_worker, ann_group, meta_flat = [], [], [], []
@@ -85,11 +286,12 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
     worker_slot: dict = {}
     stored_quality: list = []
     empty = np.zeros(0, dtype=np.int64)
+    crowd = None  # PostgreSQL: the crowd's annotations as arrays (_CrowdArrays), before the list-built ones
     crowd_ticks = (empty, empty, empty.astype(bool), empty.astype(bool))  # PostgreSQL: the crowd's ticks as arrays
     unknown_classes: dict[str, int] = {}
 
     def add(clip_pk, worker_key, quality, group, bm, vo, si, labels):
-        a = len(ann_clip)
+        a = len(ann_clip) + (len(crowd.ann_clip) if crowd is not None else 0)
         ann_clip.append(clip_idx[clip_pk])
         slot = worker_slot.get(worker_key)
         if slot is None:
@@ -98,7 +300,9 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
         ann_worker.append(slot)
         ann_group.append(group)
         meta_flat.extend((bool(bm), bool(vo), bool(si)))
-        for lab in labels or ():
+        for lab in labels if isinstance(labels, list) else ():
+            if not isinstance(lab, dict):  # not a label entry (hand-edited or imported data): no vote
+                continue
             aud = lab.get("audible")
             vis = lab.get("visible")
             if not (aud or vis):
@@ -127,75 +331,47 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
         assignment__status=Assignment.APPROVED,
         media_failed=False,
     )
-    labels_sql, labels_params = answers.order_by().values_list("id", "labels").query.sql_with_params()
-    ticks = _ticked_labels_stream(labels_sql, list(labels_params))
-    answers = answers.order_by("assignment__submitted_at", "assignment_id", "id").values_list(
-        "assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image"
-    )
-    if ticks is None:  # SQLite: the labels come with the answers and are decoded here
-        answers = answers.values_list(
+    n_crowd = n_dropped = 0
+    if bulk:
+        # One vote per (worker, clip): when a worker answered a clip in two assignments (two HITs of an imported
+        # results file), the later submission counts; the earlier answer is kept in the database but not loaded.
+        crowd = _crowd_answers_pg(answers, assignments, clip_pks)
+        n_crowd, n_dropped = len(crowd.ann_clip), crowd.n_dropped
+        for key, quality in zip(crowd.worker_keys, crowd.worker_quality):
+            worker_slot[key] = len(stored_quality)
+            stored_quality.append(quality)
+        # the ticks of every approved answer, joined to the kept annotations by answer id (an answer that lost to
+        # a later one has no annotation and its ticks are dropped)
+        ticks = _crowd_ticks_pg(answers, class_names, crowd.ann_answer, unknown_classes)
+        pos = _index_of(crowd.ann_answer, ticks["answer"])
+        hit = np.flatnonzero(pos >= 0)
+        hit = hit[np.lexsort((ticks["i"][hit], pos[hit]))]  # annotation order, then the order of its label list
+        crowd_ticks = (pos[hit], ticks["cls"][hit], ticks["aud"][hit].astype(bool), ticks["vis"][hit].astype(bool))
+        del ticks, pos, hit
+    else:
+        answers = answers.order_by("assignment__submitted_at", "assignment_id", "id").values_list(
             "assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image", "labels"
         )
-    # One vote per (worker, clip): when a worker answered a clip in two assignments (two HITs of an imported
-    # results file), the later submission counts; the earlier answer is kept in the database but not loaded.
-    rows_kept, last_of = [], {}
-    n_crowd = n_dropped = 0
-    sql, params = answers.query.sql_with_params()
-    for row in _stream(sql, params):
-        assignment_id, answer_id, clip_pk, bm, vo, si = row[:6]
-        if clip_pk not in clip_idx:
-            continue
-        worker_id, f1 = info[assignment_id]
-        key = ("worker", worker_id if worker_id is not None else f"assignment-{assignment_id}")
-        if (key, clip_pk) in last_of:
-            n_dropped += 1
-        last_of[(key, clip_pk)] = len(rows_kept)  # in submission order: the later one wins
-        if ticks is None:  # the raw JSON text of the labels (the query bypasses the field's decoder)
+        # One vote per (worker, clip): when a worker answered a clip in two assignments (two HITs of an imported
+        # results file), the later submission counts; the earlier answer is kept in the database but not loaded.
+        rows_kept, last_of = [], {}
+        sql, params = answers.query.sql_with_params()
+        for row in _stream(sql, params):
+            assignment_id, answer_id, clip_pk, bm, vo, si = row[:6]
+            if clip_pk not in clip_idx:
+                continue
+            worker_id, f1 = info[assignment_id]
+            key = ("worker", worker_id if worker_id is not None else f"assignment-{assignment_id}")
+            if (key, clip_pk) in last_of:
+                n_dropped += 1
+            last_of[(key, clip_pk)] = len(rows_kept)  # in submission order: the later one wins
+            # the raw JSON text of the labels (the query bypasses the field's decoder)
             labels = json.loads(row[6]) if isinstance(row[6], str) else row[6]
             rows_kept.append((clip_pk, key, f1, assignment_id, bm, vo, si, labels if isinstance(labels, list) else ()))
-        else:
-            rows_kept.append((clip_pk, key, f1, assignment_id, bm, vo, si, answer_id))
-    kept = sorted(last_of.values())
-    del last_of
-    if ticks is None:
-        for i in kept:
+        for i in sorted(last_of.values()):
             add(*rows_kept[i])
             n_crowd += 1
-    else:
-        # ticks arrive as one stream of (answer id, name, audible, visible); they are joined to the kept answers
-        # by sorted answer id (an answer that lost to a later one has no annotation and its ticks are dropped)
-        first_ann = len(ann_clip)
-        ann_answer = np.empty(len(kept), dtype=np.int64)
-        for j, i in enumerate(kept):
-            row = rows_kept[i]
-            add(*row[:7], ())
-            ann_answer[j] = row[7]
-            n_crowd += 1
-        order = np.argsort(ann_answer)
-        sorted_answer = ann_answer[order]
-        # compact typed arrays, not lists of Python ints (1.2 M ticks at 150k clips)
-        t_answer, t_class, t_aud, t_vis = array("q"), array("i"), array("b"), array("b")
-        for answer_id, name, aud, vis in ticks:
-            k = class_index.get(name)
-            if k is None:
-                unknown_classes[name] = unknown_classes.get(name, 0) + 1
-                continue
-            t_answer.append(answer_id)
-            t_class.append(k)
-            t_aud.append(bool(aud))
-            t_vis.append(bool(vis))
-        t_answer = np.frombuffer(t_answer, dtype=np.int64) if len(t_answer) else np.zeros(0, np.int64)
-        pos = np.searchsorted(sorted_answer, t_answer)
-        pos_c = np.minimum(pos, max(len(sorted_answer) - 1, 0))
-        hit = (pos < len(sorted_answer)) & (sorted_answer[pos_c] == t_answer) if len(sorted_answer) else pos < 0
-        crowd_tick_ann = first_ann + order[pos_c[hit]]
-        crowd_ticks = (
-            crowd_tick_ann,
-            np.asarray(t_class, dtype=np.int64)[hit],
-            np.asarray(t_aud, dtype=np.int8)[hit].astype(bool),
-            np.asarray(t_vis, dtype=np.int8)[hit].astype(bool),
-        )
-    del rows_kept
+        del rows_kept, last_of
     n_expert = 0
     if include_experts:
         experts = (
@@ -215,25 +391,31 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
         gold.setdefault(clip_idx[clip_pk], {})[cls_index] = modality
 
     cand_clip, cand_class = array("i"), array("i")  # ~30 per clip: 4.6 M at 150k clips, 4 bytes each
-    if with_proposals and ann_clip:
-        seen = set()
-        for clip_pk, proposals in (
-            BatchItem.objects.filter(clip__dataset=dataset)
-            .values_list("clip_id", "proposals")
-            .iterator(chunk_size=5000)
-        ):
-            if clip_pk in seen:
-                continue
-            seen.add(clip_pk)
-            c = clip_idx[clip_pk]
-            for name in proposals or ():
-                k = class_index.get(name)
-                if k is not None:
-                    cand_clip.append(c)
-                    cand_class.append(k)
+    if with_proposals and (ann_clip or crowd is not None and len(crowd.ann_clip)):
+        if bulk:
+            cand_clip, cand_class = _proposals_pg(dataset, class_names, clip_pks)
+        else:
+            seen = set()  # a clip shown in several batches: the proposals of its first batch item
+            for clip_pk, proposals in (
+                BatchItem.objects.filter(clip__dataset=dataset)
+                .order_by("id")
+                .values_list("clip_id", "proposals")
+                .iterator(chunk_size=5000)
+            ):
+                if clip_pk in seen:
+                    continue
+                seen.add(clip_pk)
+                c = clip_idx[clip_pk]
+                for name in proposals if isinstance(proposals, list) else ():
+                    k = class_index.get(name) if isinstance(name, str) else None
+                    if k is not None:
+                        cand_clip.append(c)
+                        cand_class.append(k)
 
     # group ids must be non-negative and distinct between assignments and experts
     groups = np.asarray(ann_group, dtype=np.int64)
+    if crowd is not None:
+        groups = np.concatenate([crowd.ann_assignment, groups])
     uniq_groups = np.unique(groups)
     if len(groups):
         groups = np.searchsorted(uniq_groups, groups)
@@ -260,9 +442,14 @@ def votes_load(dataset: Dataset, *, include_experts: bool = True, with_proposals
     votes = Votes(
         n_clips=len(clip_ids),
         n_classes=len(class_names),
-        ann_clip=np.asarray(ann_clip, dtype=np.int64),
-        ann_worker=np.asarray(ann_worker, dtype=np.int64),
-        ann_meta=np.asarray(meta_flat, dtype=bool).reshape(-1, 3),
+        ann_clip=_with_crowd(crowd and crowd.ann_clip, ann_clip, np.int64),
+        ann_worker=_with_crowd(crowd and crowd.ann_worker, ann_worker, np.int64),
+        ann_meta=np.concatenate(
+            [
+                crowd.ann_meta if crowd is not None else np.zeros((0, 3), bool),
+                np.asarray(meta_flat, bool).reshape(-1, 3),
+            ]
+        ),
         ann_group=groups,
         tick_ann=np.asarray(tick_ann, dtype=np.int64),
         tick_class=np.asarray(tick_class, dtype=np.int64),
