@@ -7,13 +7,13 @@ import logging
 import time
 
 import numpy as np
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
-from catalog.core.taxonomy import closure
+from catalog.core.taxonomy import closer
 from catalog.core.vocabulary import META_LABELS, MODALITIES
 from catalog.errors import NotFound, ValidationError
-from catalog.models import Clip, Dataset, Operation
+from catalog.models import Clip, Dataset, Operation, TaxonomyClass
 from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_pks, relations
 from catalog.services.bulk import analyze, bulk_insert
@@ -155,6 +155,7 @@ def release_create(
     step("merging")
     t0 = time.perf_counter()
     synonyms, superclasses = relations()
+    close = closer(synonyms, superclasses)  # the relations' reachable classes, found once
     class_names = loaded.class_names
     clip_ids = loaded.clip_ids
 
@@ -181,7 +182,7 @@ def release_create(
     label_rows = []  # (clip position, name, modality, origin, origin_source)
     joined: dict[tuple, str] = {}  # each distinct origin_source string once (~370k auto labels at 150k clips)
     for pos, c in enumerate(order_clips):
-        closed = closure(merged.pop(c), synonyms, superclasses)  # each clip's dict freed once closed
+        closed = close(merged.pop(c))  # each clip's dict freed once closed
         base_origin = ReleaseLabel.OVERRIDE if c in overridden else ReleaseLabel.HUMAN
         for label in sorted(closed):
             modality, sources = closed[label]
@@ -338,8 +339,35 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
                 for i, (pos, lab, mod, origin, src) in enumerate(label_rows)
             ),
         )
+        _check_references(release)
     analyze(ReleaseClip, ReleaseLabel)  # the release pages and exports plan with fresh statistics
     return release
+
+
+def _check_references(release: Release) -> None:
+    """Every label of the new release names an existing class and a clip of this release, every release clip an
+    existing clip (or none): one set-based query instead of the database's per-row foreign-key triggers (the
+    release tables have none, see labels.models). Raises inside _store's transaction, so nothing is stored."""
+    qn = connection.ops.quote_name
+    label, rclip = qn(ReleaseLabel._meta.db_table), qn(ReleaseClip._meta.db_table)
+    cls, clip = qn(TaxonomyClass._meta.db_table), qn(Clip._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT count(*) FROM {label} l LEFT JOIN {cls} c ON c.id = l.cls_id "
+            "WHERE l.release_id = %s AND c.id IS NULL), "
+            f"(SELECT count(*) FROM {label} l LEFT JOIN {rclip} rc ON rc.id = l.release_clip_id "
+            "AND rc.release_id = l.release_id WHERE l.release_id = %s AND rc.id IS NULL), "
+            f"(SELECT count(*) FROM {rclip} rc LEFT JOIN {clip} c ON c.id = rc.clip_id "
+            "WHERE rc.release_id = %s AND rc.clip_id IS NOT NULL AND c.id IS NULL)",
+            [release.pk] * 3,
+        )
+        no_class, no_release_clip, no_clip = cursor.fetchone()
+    if no_class or no_release_clip or no_clip:
+        raise IntegrityError(
+            f"release {release.name!r} was not stored: {no_class} label(s) name a class that no longer exists "
+            f"(was the taxonomy reloaded meanwhile?), {no_release_clip} label(s) point outside the release, "
+            f"{no_clip} clip(s) were deleted while it was made; try again"
+        )
 
 
 def release_requeue_needs_annotation(release: Release):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from catalog.core.taxonomy import closure
+from catalog.core.taxonomy import closer
 from catalog.http import command_dataset, command_errors
 from catalog.selectors.taxonomy import class_names, relations
 from crowd.simulator import MIXES, simulate_crowd
@@ -72,7 +72,8 @@ class Command(BaseCommand):
                 truth, _meta = simulation_truth(opts["truth"], class_names(), dataset)
                 syn, sup = relations()
                 _flags, pred = release_content(release)  # every merged clip, labelled or not
-                gold = {v: {c: m for c, (m, _s) in closure(truth[v], syn, sup).items()} for v in pred if v in truth}
+                close = closer(syn, sup)
+                gold = {v: {c: m for c, (m, _s) in close(truth[v]).items()} for v in pred if v in truth}
                 macro, _ = macro_f1(pred, gold)
                 ag = release.stats.get("agreement", {})
                 self.stdout.write(
