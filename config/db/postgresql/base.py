@@ -18,13 +18,26 @@ import select
 import time
 
 from django.conf import settings
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
 from psycopg import pq
 
 _POLL = getattr(select, "poll", None)  # not on Windows: there every check is Django's SELECT 1
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        # a prepared_cursor() binds on the server (a prepared run sends no query text): the statement with its
+        # parameters, as Django reports it when every cursor binds on the server (query logging, assertNumQueries)
+        if isinstance(cursor, base.ServerBindingCursor):
+            try:
+                return self.compose_sql(sql, params)
+            except self.connection.Database.DataError:
+                return None
+        return super().last_executed_query(cursor, sql, params)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
     health_checked_at = 0.0  # time.monotonic() of the last connect or SELECT 1 that succeeded
 
     def connect(self):
