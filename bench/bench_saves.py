@@ -8,8 +8,9 @@ Creates the database if it is missing (createdb), migrates it, loads the taxonom
 a batch of 20 clips and one assignment per simulated worker (bound in-process with the real services), starts
 gunicorn on a free localhost port, then for each concurrency level opens one keep-alive HTTP connection per
 worker (asyncio streams, no client library) and has every worker PUT `--saves` autosaves back to back, as the HIT
-page does. Reports saves/s and p50/p99 latency per level, then checks every save reached the database (the row
-of each (assignment, clip) pair holds the last value sent).
+page does. Reports saves/s and p50/p99 latency per level, and the CPU time per save of the server's processes, the
+database's backends and the load generator (on a shared machine a steadier measure than saves/s), then checks every
+save reached the database (the row of each (assignment, clip) pair holds the last value sent).
 """
 
 from __future__ import annotations
@@ -162,6 +163,62 @@ async def run_level(port, assignments, saves, classes, vids, interval):
     return time.perf_counter() - t0, latencies, errors, sent
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process on this machine; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(master: int) -> list[int]:
+    """gunicorn's master and its workers."""
+    pids = [master]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def database_pids() -> list[int]:
+    """The PostgreSQL backends connected to the bench database (the server's connections), when on this machine."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+class CpuMeter:
+    """CPU seconds spent during a level by the server (gunicorn's processes), the database (the backends that were
+    connected at both ends of the level: a connection opened or closed in between is not counted) and this
+    process (the load generator)."""
+
+    def __init__(self, master: int):
+        self.master = master
+
+    def __enter__(self):
+        self.server = {pid: proc_cpu(pid) for pid in server_pids(self.master)}
+        self.db = {pid: proc_cpu(pid) for pid in database_pids()}
+        self.client = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.client = time.process_time() - self.client
+        self.server = sum(proc_cpu(pid) - t for pid, t in self.server.items())
+        now = set(database_pids())
+        self.db = sum(proc_cpu(pid) - t for pid, t in self.db.items() if pid in now)
+        return False
+
+
 def verify(sent: dict) -> tuple[int, int]:
     from crowd.models import ClipAnswer
 
@@ -266,7 +323,8 @@ def main():
         for interval, n in [(i, n) for i in intervals for n in levels]:
             assignments = all_assignments[offset : offset + n]
             offset += n
-            wall, lat, errors, sent = asyncio.run(run_level(port, assignments, args.saves, classes, vids, interval))
+            with CpuMeter(server.pid) as cpu:
+                wall, lat, errors, sent = asyncio.run(run_level(port, assignments, args.saves, classes, vids, interval))
             lat.sort()
             p50 = statistics.median(lat) * 1000
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000
@@ -279,6 +337,11 @@ def main():
                 f"{n:4d} concurrent workers ({mode}): {total} saves in {wall:.2f} s = {total / wall:7.1f} saves/s; "
                 f"p50 {p50:6.1f} ms, p99 {p99:6.1f} ms; errors {len(errors)}; "
                 f"rows in db {rows} (pairs), not matching last save: {missing}"
+            )
+            print(
+                f"     CPU per save: server {1000 * cpu.server / total:.2f} ms, "
+                f"database {1000 * cpu.db / total:.2f} ms, load generator {1000 * cpu.client / total:.2f} ms; "
+                f"load average {os.getloadavg()[0]:.1f}"
             )
             if errors:
                 print("   first errors:", errors[:3])

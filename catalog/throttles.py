@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
@@ -35,9 +36,11 @@ class _KeyedThrottle(SimpleRateThrottle):
     Redis grows to milliseconds per request at thousands a minute: bench/bench_throttle.py)."""
 
     def __init__(self, scope: str, ident: str):
+        # SimpleRateThrottle.__init__, with the rate parsed once per rate string (two checks on every autosave)
         self.scope = scope
         self.ident = ident
-        super().__init__()
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = _parse_rate(self.rate)
 
     def get_rate(self):
         return settings.HIT_THROTTLE_RATES[self.scope]
@@ -63,6 +66,9 @@ class _KeyedThrottle(SimpleRateThrottle):
 
     def wait(self):
         return max(0.0, self.window_ends - self.timer())
+
+
+_parse_rate = lru_cache(maxsize=64)(SimpleRateThrottle.__new__(SimpleRateThrottle).parse_rate)
 
 
 def throttle_check(request, scope: str, ident: str, what: str) -> None:

@@ -64,9 +64,10 @@ def database_from_env(default_sqlite_path) -> dict:
             f"or sqlite:///path/to/file.sqlite3"
         )
     try:
-        # DATABASE_HEALTH_CHECKS=0 skips the `SELECT 1` Django sends on a kept connection's first query of every
-        # request (docs/benchmarks.md: +36 % autosaves/s at saturation); then a connection the server dropped fails
-        # one request before Django replaces it
+        # DATABASE_HEALTH_CHECKS=0 skips the health check of a kept connection before the first query of every
+        # request (config/db/postgresql: a look at the socket, and a `SELECT 1` when the server has sent something
+        # or the last one is DATABASE_HEALTH_CHECK_SECONDS old); then a connection the server dropped fails one
+        # request before Django replaces it
         config = dj_database_url.parse(
             url, conn_max_age=60, conn_health_checks=env_bool("DATABASE_HEALTH_CHECKS", True)
         )
@@ -78,6 +79,12 @@ def database_from_env(default_sqlite_path) -> dict:
         raise ImproperlyConfigured("DATABASE_URL names no database; expected postgres://user@host:port/dbname")
     if scheme != "sqlite":  # an unreachable server is an error within seconds, not a request hanging on it
         config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        # Django's backend, with a health check that looks at the socket before it sends SELECT 1
+        # (config/db/postgresql/base.py, DATABASE_HEALTH_CHECK_SECONDS)
+        config["ENGINE"] = "config.db.postgresql"
+        # statements run through its prepared_cursor() (the autosave's two) are prepared after 5 runs on a
+        # connection; Django's own cursors bind on the client and are never prepared
+        config["OPTIONS"].setdefault("prepare_threshold", 5)
     else:
         config["OPTIONS"] = {**sqlite_options(), **(config.get("OPTIONS") or {})}
         config["CONN_MAX_AGE"] = 0  # SQLite connections are cheap; a kept one would pin an old WAL snapshot

@@ -69,6 +69,16 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "frontend.middleware.FrameAncestorsMiddleware",
 ]
+# The HIT page's autosave (PUT /api/hit/assignments/<uuid>/answers/<video id>) runs MIDDLEWARE without these
+# (config/handlers.py): it is authenticated by its HIT token and browser binding, csrf-exempt, reads no session,
+# user or message, and is never a static file. Everything else in MIDDLEWARE applies to it.
+AUTOSAVE_SKIPPED_MIDDLEWARE = [
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -91,6 +101,10 @@ TEMPLATES = [
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": database_from_env(VAR_DIR / "avcrowd.sqlite3")}
+# PostgreSQL: a kept connection is checked before a request's first query by looking at its socket (has the server
+# closed it?), and with Django's `SELECT 1` when the last one is this old (config/db/postgresql/base.py); 0: with
+# `SELECT 1` every time, as Django does
+DATABASE_HEALTH_CHECK_SECONDS = env_seconds("DATABASE_HEALTH_CHECK_SECONDS", 10.0, 0.0, 3600.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -261,9 +261,8 @@ def answer(request, assignment_uuid, video_id):
         body, invalid = _body(request), None
     except ValidationError as exc:  # reported after the 404/403 checks, inside the service's order
         body, invalid = None, exc
-    updated_at = svc.answer_save_with_token(
-        assignment_uuid, request.headers.get("X-HIT-Token"), video_id, body, body_error=invalid
-    )
+    token = request.META.get("HTTP_X_HIT_TOKEN")  # X-HIT-Token (request.headers would parse every header)
+    updated_at = svc.answer_save_with_token(assignment_uuid, token, video_id, body, body_error=invalid)
     return JsonResponse({"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()})
 
 

@@ -3,7 +3,7 @@
 MTurk's worker sites and the origins listed in FRAME_ANCESTORS (views opt in with the `frameable` decorator); every
 other page is DENY."""
 
-from functools import wraps
+from functools import lru_cache, wraps
 
 from django.conf import settings
 from django.contrib import messages
@@ -82,7 +82,12 @@ def content_security_policy(frame: str) -> str:
     no inline handler, no eval), connections to this server only, forms posted to this server or MTurk's worker
     sites (the HIT page's hand-off); media and images may come from the media store (presigned URLs) and remote
     clip URLs. `frame` is the frame-ancestors source list."""
-    form_targets = " ".join(dict.fromkeys(settings.MTURK_SUBMIT_ORIGINS))
+    return _content_security_policy(frame, tuple(settings.MTURK_SUBMIT_ORIGINS))
+
+
+@lru_cache(maxsize=16)  # the same few strings on every response
+def _content_security_policy(frame: str, submit_origins: tuple[str, ...]) -> str:
+    form_targets = " ".join(dict.fromkeys(submit_origins))
     return (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https:; "
         "media-src 'self' blob: https: http:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
