@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -484,4 +484,269 @@ def apply_strategy(
         rule_masks=rule_masks,
         sources=sources,
         source_masks=source_masks,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Applying a strategy a block of clips at a time (bounded memory, streamed storage)
+# --------------------------------------------------------------------------------------------
+
+Rows = Callable[[int, int], np.ndarray]  # (start, stop) -> the rows [start, stop) of one matrix
+
+
+@dataclass
+class PredictionRows:
+    """Predictions read a block of clips at a time: every matrix of :class:`Predictions` given as a function
+    ``(start, stop) -> rows`` (scores float32, label sets and original labels bool, [stop - start, C]), so that
+    no matrix of the whole dataset has to be held. ``coverage`` as in :class:`Predictions`."""
+
+    class_names: list[str]
+    video_ids: list[str]
+    scores: dict[str, dict[str, Rows]] = field(default_factory=dict)
+    label_sets: dict[str, dict[str, Rows]] = field(default_factory=dict)
+    original: Rows | None = None
+    coverage: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_predictions(cls, preds: Predictions) -> "PredictionRows":
+        def rows(arr: np.ndarray) -> Rows:
+            return lambda start, stop: arr[start:stop]
+
+        return cls(
+            class_names=list(preds.class_names),
+            video_ids=list(preds.video_ids),
+            scores={m: {mod: rows(a) for mod, a in per.items()} for m, per in preds.scores.items()},
+            label_sets={m: {mod: rows(a) for mod, a in per.items()} for m, per in preds.label_sets.items()},
+            original=None if preds.original is None else rows(preds.original),
+            coverage=dict(preds.coverage),
+        )
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.video_ids)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.scores) + list(self.label_sets)
+
+    def class_index(self, name: str) -> int:
+        return Predictions.class_index(self, name)  # type: ignore[arg-type]
+
+    def _class_lookup(self) -> dict[str, int]:
+        return Predictions._class_lookup(self)  # type: ignore[arg-type]
+
+
+def topk_mask(scores: np.ndarray, k: int) -> np.ndarray:
+    """``within_clip_ranks(scores) < k`` without sorting every row: a clip's k-th best score by partition, then
+    the classes above it and, among those equal to it, the lower class indices first (the stable order)."""
+    n, c = scores.shape
+    if k <= 0:
+        return np.zeros((n, c), dtype=bool)
+    if k >= c:
+        return np.ones((n, c), dtype=bool)
+    kth = np.partition(scores, c - k, axis=1)[:, c - k : c - k + 1]
+    mask = scores > kth
+    ties = scores == kth
+    quota = k - mask.sum(axis=1, dtype=np.int32)
+    mask |= ties & (np.cumsum(ties, axis=1, dtype=np.int32) <= quota[:, None])
+    return mask
+
+
+@dataclass
+class GlobalCut:
+    """Which entries of one score matrix are among its ``n`` best in the global order (descending score, then
+    row-major position): every score above ``threshold``, and the first ``ties`` entries equal to it (row-major).
+    ``threshold`` None: the matrix has at most ``n`` entries, all are in."""
+
+    threshold: np.float32 | None
+    ties: int
+
+    @classmethod
+    def find(cls, rows: Rows, n_rows: int, n: int, chunk: int, check: str = "") -> "GlobalCut":
+        """One pass over the matrix a block at a time, keeping the ``n`` largest scores seen; ``check``: raise
+        StrategyError naming it on NaN/inf."""
+        top = np.empty(0, dtype=np.float32)
+        size = 0
+        for start in range(0, n_rows, chunk):
+            block = np.asarray(rows(start, min(start + chunk, n_rows)), dtype=np.float32)
+            if check and not np.isfinite(block).all():
+                raise StrategyError(f"{check} contains {int((~np.isfinite(block)).sum())} NaN/inf value(s)")
+            flat = block.ravel()
+            size += flat.size
+            if n <= 0:
+                continue
+            if top.size >= n:
+                flat = flat[flat > top.min()]  # an entry equal to the n-th best changes nothing
+            if flat.size:
+                top = np.concatenate([top, flat])
+                if top.size > n:
+                    top = np.partition(top, top.size - n)[top.size - n :]
+        if size <= n or n <= 0:  # all in (n <= 0: no cut; the pass only checked the scores)
+            return cls(None, 0)
+        thr = top.min()
+        return cls(thr, int(n - (top > thr).sum()))
+
+    def mask(self, block: np.ndarray, ties_left: int) -> tuple[np.ndarray, int]:
+        """The in-the-top-n mask of the next block in row-major order and the tie quota left after it (start
+        with ``self.ties``)."""
+        if self.threshold is None:
+            return np.ones(block.shape, dtype=bool), ties_left
+        mask = block > self.threshold
+        if ties_left > 0:
+            eq = np.flatnonzero(block == self.threshold)[:ties_left]
+            mask.ravel()[eq] = True
+            ties_left -= eq.size
+        return mask, ties_left
+
+
+class ChunkedStrategy:
+    """A strategy applied to :class:`PredictionRows` a block of clips at a time, with the same proposals and
+    provenance as :func:`apply_strategy` on the whole dataset. Construction checks everything
+    (:class:`StrategyError`) and makes one pass over the score matrices for the consensus pool's global cut;
+    :meth:`chunks` then yields ``(start, ProposalResult of clips [start, start + len))`` block by block."""
+
+    def __init__(self, strategy: Strategy, preds: PredictionRows, *, chunk: int = 4096):
+        strategy.validate()
+        if chunk < 1:
+            raise StrategyError(f"chunk size must be >= 1, got {chunk}")
+        self.strategy, self.preds, self.chunk = strategy, preds, int(chunk)
+        unknown_models = sorted(set(strategy.topk_per_model) - set(preds.scores))
+        if unknown_models:
+            raise StrategyError(
+                f"topk_per_model names model(s) {unknown_models} without scores; models with scores: "
+                f"{sorted(preds.scores)}"
+            )
+        cons = strategy.consensus
+        if cons.models is None:
+            self.cmodels = preds.models
+        else:
+            missing = sorted(set(cons.models) - set(preds.models))
+            if missing:
+                raise StrategyError(f"consensus.models names unknown model(s) {missing}; known: {preds.models}")
+            self.cmodels = list(cons.models)
+        self.common_cols = [preds.class_index(name) for name in strategy.common_classes]
+        n = preds.n_clips
+        wanted = {(m, mod) for m in self.cmodels if m in preds.scores for mod in cons.modalities}
+        self.cuts: dict[tuple[str, str], GlobalCut] = {}
+        for model, per_mod in preds.scores.items():  # every score matrix is checked, the cut where it is used
+            for mod, rows in per_mod.items():
+                use = cons.global_n > 0 and (model, mod) in wanted
+                cut = GlobalCut.find(
+                    rows, n, cons.global_n if use else 0, self.chunk, check=f"scores[{model!r}][{mod!r}]"
+                )
+                if use:
+                    self.cuts[(model, mod)] = cut
+
+    def chunks(self) -> Iterator[tuple[int, ProposalResult]]:
+        ties_left = {key: cut.ties for key, cut in self.cuts.items()}  # the global cut's tie quota runs on
+        for start in range(0, self.preds.n_clips, self.chunk):
+            yield start, self._block(start, min(start + self.chunk, self.preds.n_clips), ties_left)
+
+    def _block(self, start: int, stop: int, ties_left: dict[tuple[str, str], int]) -> ProposalResult:
+        """The rules of :func:`apply_strategy`, in the same order, on clips [start, stop)."""
+        preds, strategy, cons = self.preds, self.strategy, self.strategy.consensus
+        rows, c = stop - start, len(preds.class_names)
+        sources: list[Source] = []
+        source_masks: list[np.ndarray] = []
+        rule_masks: dict[str, np.ndarray] = {}
+
+        def add(rule: str, model: str | None, mod: str | None, mask: np.ndarray) -> None:
+            if rule in rule_masks:
+                rule_masks[rule] |= mask
+            else:
+                rule_masks[rule] = mask.copy()
+            sources.append((rule, model, mod))
+            source_masks.append(mask)
+
+        def covered(model: str, mask: np.ndarray) -> np.ndarray:
+            cov = preds.coverage.get(model)
+            return mask if cov is None else mask & cov[start:stop, None]
+
+        scores: dict[tuple[str, str], np.ndarray] = {}
+
+        def block(model: str, mod: str) -> np.ndarray:
+            if (model, mod) not in scores:
+                scores[(model, mod)] = np.asarray(preds.scores[model][mod](start, stop), dtype=np.float32)
+            return scores[(model, mod)]
+
+        if strategy.original_label and preds.original is not None:
+            add("original", None, None, np.asarray(preds.original(start, stop), dtype=bool))
+        for model, per_mod in preds.scores.items():
+            for mod in MODALITIES:
+                if mod not in per_mod:
+                    continue
+                k = strategy.k_for(model, mod)
+                if k <= 0:
+                    continue
+                add("topk", model, mod, covered(model, topk_mask(block(model, mod), k)))
+        label_blocks = {
+            (model, mod): np.asarray(rows_of(start, stop), dtype=bool)
+            for model, per_mod in preds.label_sets.items()
+            for mod, rows_of in per_mod.items()
+        }
+        if strategy.label_set_models:
+            for (model, mod), mask in label_blocks.items():
+                add("label_set", model, mod, mask)
+        pools: dict[tuple[str, str], np.ndarray] = {}
+        count = np.zeros((rows, c), dtype=np.uint8)
+        for model in self.cmodels:
+            model_pool = np.zeros((rows, c), dtype=bool)
+            for mod in cons.modalities:
+                if model in preds.scores:
+                    if mod not in preds.scores[model]:
+                        continue
+                    pool = np.zeros((rows, c), dtype=bool)
+                    if cons.k > 0:
+                        pool |= topk_mask(block(model, mod), cons.k)
+                    if cons.global_n > 0:
+                        top, ties_left[(model, mod)] = self.cuts[(model, mod)].mask(
+                            block(model, mod), ties_left[(model, mod)]
+                        )
+                        pool |= top
+                    pool = covered(model, pool)
+                else:
+                    if mod not in preds.label_sets[model]:
+                        continue
+                    pool = label_blocks[(model, mod)]
+                model_pool |= pool
+                pools[(model, mod)] = pool
+            count += model_pool
+        consensus = count >= cons.min_models
+        for (model, mod), pool in pools.items():
+            add("consensus", model, mod, pool & consensus)
+        if self.common_cols:
+            mask = np.zeros((rows, c), dtype=bool)
+            mask[:, self.common_cols] = True
+            add("common", None, None, mask)
+        proposed = np.zeros((rows, c), dtype=bool)
+        for mask in rule_masks.values():
+            proposed |= mask
+        return ProposalResult(
+            video_ids=preds.video_ids[start:stop],
+            class_names=preds.class_names,
+            proposed=proposed,
+            rule_masks=rule_masks,
+            sources=sources,
+            source_masks=source_masks,
+        )
+
+
+def apply_strategy_chunked(strategy: Strategy, preds: PredictionRows | Predictions, *, chunk: int = 4096):
+    """:class:`ChunkedStrategy`'s blocks put together into one :class:`ProposalResult` (for tests and small data;
+    the proposal-set store consumes the blocks one at a time)."""
+    if isinstance(preds, Predictions):
+        preds = PredictionRows.from_predictions(preds)
+    parts = [res for _, res in ChunkedStrategy(strategy, preds, chunk=chunk).chunks()]
+    c = len(preds.class_names)
+    if not parts:
+        empty = np.zeros((0, c), dtype=bool)
+        return ProposalResult([], list(preds.class_names), empty, {})
+    first = parts[0]
+    return ProposalResult(
+        video_ids=list(preds.video_ids),
+        class_names=list(preds.class_names),
+        proposed=np.concatenate([p.proposed for p in parts]),
+        rule_masks={r: np.concatenate([p.rule_masks[r] for p in parts]) for r in first.rule_masks},
+        sources=list(first.sources),
+        source_masks=[np.concatenate([p.source_masks[s] for p in parts]) for s in range(len(first.sources))],
     )
