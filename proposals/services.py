@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -447,17 +447,24 @@ def proposal_set_create(
             pset.runs.set(runs)
             t_store = time.perf_counter()
 
-            def rows():
+            def blocks():
                 t = time.perf_counter()
                 for start, part in plan.chunks():
                     summary.add(start, part)
                     phases["apply"] += time.perf_counter() - t
-                    for vid, name, prov in part.records_json():
-                        yield pset.pk, clip_pk[vid], cls_pk[name], prov
+                    yield start, part
                     t = time.perf_counter()
 
+            def rows():
+                for _, part in blocks():
+                    for vid, name, prov in part.records_json():
+                        yield pset.pk, clip_pk[vid], cls_pk[name], prov
+
             try:
-                pset.n_proposals = proposals_store(pset, rows(), clip_pk, cls_pk)
+                if connection.vendor == "postgresql":
+                    pset.n_proposals = _copy_binary_proposals(pset.pk, blocks(), preds, clip_pk, cls_pk)
+                else:
+                    pset.n_proposals = proposals_store(pset, rows(), clip_pk, cls_pk)
             except StrategyError as exc:
                 raise ProposalsError(str(exc)) from None
             phases["store"] = time.perf_counter() - t_store - phases["apply"]
@@ -479,6 +486,62 @@ def proposal_set_create(
         extra={"phases": phases},
     )
     return pset
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0"  # binary COPY header: no flags, no extension
+
+
+def _copy_binary_proposals(pset_id: int, blocks, preds, clip_pk: dict[str, int], cls_pk: dict[str, int]) -> int:
+    """PostgreSQL: stream every block's proposals into one binary COPY, built from arrays, not from one Python tuple
+    per row: the rows of a block that share a provenance are one fixed-size numpy record array (field count,
+    then length + value for set, clip and class ids and the jsonb provenance: version 1 + its JSON text), so the
+    client's work per row is a few array copies (4.2M rows at 10x). The caller holds the transaction."""
+    clip_of_row = np.array([clip_pk[v] for v in preds.video_ids], dtype=np.int64)
+    cls_of_col = np.array([cls_pk[name] for name in preds.class_names], dtype=np.int64)
+    encoded: dict[str, bytes] = {}
+    n = 0
+    table = connection.ops.quote_name(Proposal._meta.db_table)
+    sql = f"COPY {table} (proposal_set_id, clip_id, cls_id, provenance) FROM STDIN (FORMAT BINARY)"
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        copy.write(_COPY_SIGNATURE)
+        for start, part in blocks:
+            ii, jj, group, texts = part.provenance_groups()
+            order = np.argsort(group, kind="stable")
+            bounds = np.flatnonzero(np.diff(group[order])) + 1
+            chunks = []
+            for a, b in zip(np.r_[0, bounds].tolist(), np.r_[bounds, order.size].tolist()):
+                sel = order[a:b]
+                text = texts[int(group[sel[0]])]
+                prov = encoded.get(text)
+                if prov is None:
+                    prov = encoded[text] = b"\x01" + text.encode()
+                rec = np.empty(
+                    b - a,
+                    dtype=[
+                        ("fields", ">i2"),
+                        ("l_set", ">i4"),
+                        ("set", ">i8"),
+                        ("l_clip", ">i4"),
+                        ("clip", ">i8"),
+                        ("l_cls", ">i4"),
+                        ("cls", ">i8"),
+                        ("l_prov", ">i4"),
+                        ("prov", f"S{len(prov)}"),
+                    ],
+                )
+                rec["fields"] = 4
+                rec["l_set"] = rec["l_clip"] = rec["l_cls"] = 8
+                rec["set"] = pset_id
+                rec["clip"] = clip_of_row[start + ii[sel]]
+                rec["cls"] = cls_of_col[jj[sel]]
+                rec["l_prov"] = len(prov)
+                rec["prov"] = prov
+                chunks.append(rec.tobytes())
+            if chunks:
+                copy.write(b"".join(chunks))
+            n += ii.size
+        copy.write(b"\xff\xff")
+    return n
 
 
 class _ChunkSummary:

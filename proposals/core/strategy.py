@@ -364,6 +364,23 @@ class ProposalResult:
                     text = texts[c] = json.dumps([prov_of_source[s] for s in range(len(prov_of_source)) if c >> s & 1])
                 yield self.video_ids[i], self.class_names[j], text
 
+    def provenance_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """``(rows, cols, group, texts)``: every proposal's clip row and class column (row-major, like records()),
+        and the index in ``texts`` of its provenance as JSON text (the text records_json() gives it), each distinct
+        provenance encoded once. For writers that handle whole arrays instead of one tuple per proposal."""
+        if not self.sources:
+            raise StrategyError("provenance was not kept (apply_strategy(keep_sources=False))")
+        ii, jj = np.nonzero(self.proposed)
+        if ii.size == 0:
+            return ii, jj, np.zeros(0, dtype=np.intp), []
+        hits = np.stack([m[ii, jj] for m in self.source_masks], axis=1)  # [P, S]
+        packed = np.ascontiguousarray(np.packbits(hits, axis=1))
+        keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, group = np.unique(keys, return_index=True, return_inverse=True)
+        prov_of_source = [{"rule": r, "model": m, "modality": mod} for r, m, mod in self.sources]
+        texts = [json.dumps([prov_of_source[s] for s in np.flatnonzero(hits[f]).tolist()]) for f in first.tolist()]
+        return ii, jj, group.ravel(), texts
+
     def _iter_rows(self, rows: np.ndarray | None):
         if not self.sources:
             raise StrategyError("provenance was not kept (apply_strategy(keep_sources=False))")

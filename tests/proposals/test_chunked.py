@@ -260,3 +260,12 @@ def test_stored_set_equals_the_whole_dataset_reference(dataset, taxonomy, settin
     pset.refresh_from_db()
     assert pset.evaluation == report
     assert pset.evaluation["n_gold_labels"] == 20
+
+
+def test_provenance_groups_are_the_records():
+    preds = tied_predictions()
+    for part in (apply_strategy(STRATEGIES["default rules"], preds), apply_strategy(STRATEGIES["no consensus"], preds)):
+        ii, jj, group, texts = part.provenance_groups()
+        rows = [(part.video_ids[i], part.class_names[j], texts[g]) for i, j, g in zip(ii, jj, group)]
+        assert rows == list(part.records_json())
+        assert len(set(texts)) == len(texts)
