@@ -499,13 +499,14 @@ def _copy_binary_proposals(pset_id: int, blocks, preds, clip_pk: dict[str, int],
     clip_of_row = np.array([clip_pk[v] for v in preds.video_ids], dtype=np.int64)
     cls_of_col = np.array([cls_pk[name] for name in preds.class_names], dtype=np.int64)
     encoded: dict[str, bytes] = {}
+    texts_of: dict = {}
     n = 0
     table = connection.ops.quote_name(Proposal._meta.db_table)
     sql = f"COPY {table} (proposal_set_id, clip_id, cls_id, provenance) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
         copy.write(_COPY_SIGNATURE)
         for start, part in blocks:
-            ii, jj, group, texts = part.provenance_groups()
+            ii, jj, group, texts = part.provenance_groups(texts_of)
             order = np.argsort(group, kind="stable")
             bounds = np.flatnonzero(np.diff(group[order])) + 1
             chunks = []

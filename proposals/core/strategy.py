@@ -364,22 +364,44 @@ class ProposalResult:
                     text = texts[c] = json.dumps([prov_of_source[s] for s in range(len(prov_of_source)) if c >> s & 1])
                 yield self.video_ids[i], self.class_names[j], text
 
-    def provenance_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    def provenance_groups(self, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """``(rows, cols, group, texts)``: every proposal's clip row and class column (row-major, like records()),
         and the index in ``texts`` of its provenance as JSON text (the text records_json() gives it), each distinct
-        provenance encoded once. For writers that handle whole arrays instead of one tuple per proposal."""
+        provenance encoded once (``cache``: a dict kept across calls with the same sources, so that a text is
+        encoded once for all blocks of a set). For writers that handle arrays instead of one tuple per proposal."""
         if not self.sources:
             raise StrategyError("provenance was not kept (apply_strategy(keep_sources=False))")
+        cache = {} if cache is None else cache
         ii, jj = np.nonzero(self.proposed)
         if ii.size == 0:
             return ii, jj, np.zeros(0, dtype=np.intp), []
-        hits = np.stack([m[ii, jj] for m in self.source_masks], axis=1)  # [P, S]
-        packed = np.ascontiguousarray(np.packbits(hits, axis=1))
-        keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
-        _, first, group = np.unique(keys, return_index=True, return_inverse=True)
         prov_of_source = [{"rule": r, "model": m, "modality": mod} for r, m, mod in self.sources]
-        texts = [json.dumps([prov_of_source[s] for s in np.flatnonzero(hits[f]).tolist()]) for f in first.tolist()]
-        return ii, jj, group.ravel(), texts
+        if len(self.sources) <= 62:  # the set of sources as the bits of one integer
+            code = np.zeros(ii.size, dtype=np.int64)
+            for s, m in enumerate(self.source_masks):
+                code |= m[ii, jj].astype(np.int64) << s
+        else:  # the set of sources as packed bytes
+            hits = np.ascontiguousarray(np.packbits(np.stack([m[ii, jj] for m in self.source_masks], axis=1), axis=1))
+            code = hits.view(np.dtype((np.void, hits.shape[1]))).ravel()
+        order = np.argsort(code, kind="stable")
+        ordered = code[order]
+        new = np.ones(ii.size, dtype=bool)
+        new[1:] = ordered[1:] != ordered[:-1]
+        group = np.empty(ii.size, dtype=np.intp)
+        group[order] = np.cumsum(new) - 1
+        texts = []
+        n_src = len(self.sources)
+        piece = [json.dumps(p) for p in prov_of_source]
+        for key, at in zip(ordered[new].tolist(), order[new].tolist()):
+            text = cache.get(key)
+            if text is None:
+                if isinstance(key, int):
+                    srcs = [s for s in range(n_src) if key >> s & 1]
+                else:
+                    srcs = [s for s, m in enumerate(self.source_masks) if m[ii[at], jj[at]]]
+                text = cache[key] = "[" + ", ".join(piece[s] for s in srcs) + "]"  # = json.dumps of the list
+            texts.append(text)
+        return ii, jj, group, texts
 
     def _iter_rows(self, rows: np.ndarray | None):
         if not self.sources:
@@ -556,17 +578,32 @@ class PredictionRows:
 def topk_mask(scores: np.ndarray, k: int) -> np.ndarray:
     """``within_clip_ranks(scores) < k`` without sorting every row: a clip's k-th best score by partition, then
     the classes above it and, among those equal to it, the lower class indices first (the stable order)."""
+    return topk_masks(scores, [k])[k]
+
+
+def topk_masks(scores: np.ndarray, ks) -> dict[int, np.ndarray]:
+    """:func:`topk_mask` for several k from one partition of the rows."""
     n, c = scores.shape
-    if k <= 0:
-        return np.zeros((n, c), dtype=bool)
-    if k >= c:
-        return np.ones((n, c), dtype=bool)
-    kth = np.partition(scores, c - k, axis=1)[:, c - k : c - k + 1]
-    mask = scores > kth
-    ties = scores == kth
-    quota = k - mask.sum(axis=1, dtype=np.int32)
-    mask |= ties & (np.cumsum(ties, axis=1, dtype=np.int32) <= quota[:, None])
-    return mask
+    out: dict[int, np.ndarray] = {}
+    cut = sorted({c - k for k in ks if 0 < k < c})
+    part = np.partition(scores, cut, axis=1) if cut else None
+    for k in ks:
+        if k <= 0:
+            out[k] = np.zeros((n, c), dtype=bool)
+            continue
+        if k >= c:
+            out[k] = np.ones((n, c), dtype=bool)
+            continue
+        kth = part[:, c - k : c - k + 1]
+        mask = scores > kth
+        ties = scores == kth
+        quota = k - mask.sum(axis=1, dtype=np.int32)
+        over = np.flatnonzero(ties.sum(axis=1, dtype=np.int32) > quota)  # clips with more ties than places left
+        if over.size:
+            ties[over] &= np.cumsum(ties[over], axis=1, dtype=np.int32) <= quota[over, None]
+        mask |= ties
+        out[k] = mask
+    return out
 
 
 @dataclass
@@ -680,11 +717,18 @@ class ChunkedStrategy:
             return mask if cov is None else mask & cov[start:stop, None]
 
         scores: dict[tuple[str, str], np.ndarray] = {}
+        tops: dict[tuple[str, str], dict[int, np.ndarray]] = {}
 
         def block(model: str, mod: str) -> np.ndarray:
             if (model, mod) not in scores:
                 scores[(model, mod)] = np.asarray(preds.scores[model][mod](start, stop), dtype=np.float32)
             return scores[(model, mod)]
+
+        def top(model: str, mod: str, k: int) -> np.ndarray:
+            """The top-k mask; the top-k rule's and the pool's k of one matrix from one partition."""
+            if (model, mod) not in tops:
+                tops[(model, mod)] = topk_masks(block(model, mod), sorted({strategy.k_for(model, mod), cons.k}))
+            return tops[(model, mod)][k]
 
         if strategy.original_label and preds.original is not None:
             add("original", None, None, np.asarray(preds.original(start, stop), dtype=bool))
@@ -695,7 +739,7 @@ class ChunkedStrategy:
                 k = strategy.k_for(model, mod)
                 if k <= 0:
                     continue
-                add("topk", model, mod, covered(model, topk_mask(block(model, mod), k)))
+                add("topk", model, mod, covered(model, top(model, mod, k)))
         label_blocks = {
             (model, mod): np.asarray(rows_of(start, stop), dtype=bool)
             for model, per_mod in preds.label_sets.items()
@@ -714,12 +758,12 @@ class ChunkedStrategy:
                         continue
                     pool = np.zeros((rows, c), dtype=bool)
                     if cons.k > 0:
-                        pool |= topk_mask(block(model, mod), cons.k)
+                        pool |= top(model, mod, cons.k)
                     if cons.global_n > 0:
-                        top, ties_left[(model, mod)] = self.cuts[(model, mod)].mask(
+                        in_cut, ties_left[(model, mod)] = self.cuts[(model, mod)].mask(
                             block(model, mod), ties_left[(model, mod)]
                         )
-                        pool |= top
+                        pool |= in_cut
                     pool = covered(model, pool)
                 else:
                     if mod not in preds.label_sets[model]:
