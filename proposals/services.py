@@ -25,7 +25,7 @@ from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
 from catalog.selectors.taxonomy import class_names, class_pks
-from catalog.services.bulk import analyze, bulk_insert
+from catalog.services.bulk import analyze, bulk_insert, copy_binary
 from catalog.services.operations import OperationBar, operation_finish, operation_finish_staged
 from catalog.services.uploads import staged_folder, staged_name, uploads_stage
 from catalog.storage import parse_s3_url, s3_client
@@ -488,48 +488,31 @@ def proposal_set_create(
     return pset
 
 
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0"  # binary COPY header: no flags, no extension
-
-
 def _copy_binary_proposals(pset_id: int, blocks, preds, clip_pk: dict[str, int], cls_pk: dict[str, int]) -> int:
-    """PostgreSQL: stream every block's proposals into one binary COPY, built from arrays, not from one Python tuple
-    per row: the rows of a block that share a provenance are one fixed-size numpy record array (field count,
-    then length + value for set, clip and class ids and the jsonb provenance: version 1 + its JSON text), so the
-    client's work per row is a few array copies (4.2M rows at 10x). The caller holds the transaction."""
+    """PostgreSQL: stream every block's proposals into one binary COPY (catalog.services.bulk.copy_binary) built
+    from arrays, not from one Python tuple per row: the rows of a block that share a provenance are one fixed-size
+    numpy record array (field count, then length + value of the set, clip and class ids and of the jsonb
+    provenance: version 1 + its JSON text), so the client's work per row is a few array copies (4.2M rows at
+    10x). The caller holds the transaction. Returns the number of rows."""
     clip_of_row = np.array([clip_pk[v] for v in preds.video_ids], dtype=np.int64)
     cls_of_col = np.array([cls_pk[name] for name in preds.class_names], dtype=np.int64)
     encoded: dict[str, bytes] = {}
     texts_of: dict = {}
-    n = 0
-    table = connection.ops.quote_name(Proposal._meta.db_table)
-    sql = f"COPY {table} (proposal_set_id, clip_id, cls_id, provenance) FROM STDIN (FORMAT BINARY)"
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
-        copy.write(_COPY_SIGNATURE)
+    count = [0]
+
+    def data():
         for start, part in blocks:
             ii, jj, group, texts = part.provenance_groups(texts_of)
             order = np.argsort(group, kind="stable")
             bounds = np.flatnonzero(np.diff(group[order])) + 1
-            chunks = []
+            out = []
             for a, b in zip(np.r_[0, bounds].tolist(), np.r_[bounds, order.size].tolist()):
                 sel = order[a:b]
                 text = texts[int(group[sel[0]])]
                 prov = encoded.get(text)
                 if prov is None:
                     prov = encoded[text] = b"\x01" + text.encode()
-                rec = np.empty(
-                    b - a,
-                    dtype=[
-                        ("fields", ">i2"),
-                        ("l_set", ">i4"),
-                        ("set", ">i8"),
-                        ("l_clip", ">i4"),
-                        ("clip", ">i8"),
-                        ("l_cls", ">i4"),
-                        ("cls", ">i8"),
-                        ("l_prov", ">i4"),
-                        ("prov", f"S{len(prov)}"),
-                    ],
-                )
+                rec = np.empty(b - a, dtype=_proposal_record(len(prov)))
                 rec["fields"] = 4
                 rec["l_set"] = rec["l_clip"] = rec["l_cls"] = 8
                 rec["set"] = pset_id
@@ -537,12 +520,29 @@ def _copy_binary_proposals(pset_id: int, blocks, preds, clip_pk: dict[str, int],
                 rec["cls"] = cls_of_col[jj[sel]]
                 rec["l_prov"] = len(prov)
                 rec["prov"] = prov
-                chunks.append(rec.tobytes())
-            if chunks:
-                copy.write(b"".join(chunks))
-            n += ii.size
-        copy.write(b"\xff\xff")
-    return n
+                out.append(rec.tobytes())
+            count[0] += ii.size
+            yield b"".join(out)
+
+    copy_binary(Proposal, ["proposal_set_id", "clip_id", "cls_id", "provenance"], data())
+    return count[0]
+
+
+def _proposal_record(prov_bytes: int) -> np.dtype:
+    """One Proposal row in PostgreSQL's binary COPY format (big-endian, no padding)."""
+    return np.dtype(
+        [
+            ("fields", ">i2"),
+            ("l_set", ">i4"),
+            ("set", ">i8"),
+            ("l_clip", ">i4"),
+            ("clip", ">i8"),
+            ("l_cls", ">i4"),
+            ("cls", ">i8"),
+            ("l_prov", ">i4"),
+            ("prov", f"S{prov_bytes}"),
+        ]
+    )
 
 
 class _ChunkSummary:
