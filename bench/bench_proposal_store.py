@@ -2,6 +2,15 @@
 
     .venv/bin/python bench/bench_proposal_store.py [--database-url postgres://postgres@127.0.0.1:5432/avcrowd_bench]
                                                    [--clips 15446] [--models 3] [--batch-size 5000]
+    .venv/bin/python bench/bench_proposal_store.py --scale 1|10 [--database-url ...] [--repeat 3] [--code DIR]
+
+With ``--scale``: the whole ``make_proposals`` command at 1x (15,446 clips) or 10x (154,460 clips), 3 models with
+scores on a, v and av (309 classes), as a user runs it. A dataset ``bench-props-<scale>x`` (clips, one original
+label each, 200 gold clips, three imported model runs stored as .npz artifacts under ``--media``) is made once and
+kept; each repetition runs the command in a fresh child process (``--code DIR``: the source tree the child imports,
+e.g. a checkout of main for a "before" figure), prints wall and CPU seconds (the process and its PostgreSQL
+backend), the split into read / apply / store / evaluate as far as the code reports it, the process's peak RSS
+(VmHWM) and the number of rows, then deletes the set it made.
 
 Creates the database if it is missing, migrates it and loads the 309-class taxonomy, makes a dataset of
 `--clips` clips, applies the default (VGGSounder) strategy to synthetic predictions of `--models` models
@@ -14,7 +23,10 @@ proposals against the in-memory result, and deletes the bench dataset.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,8 +35,214 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from bench_proposals import synthetic  # noqa: E402
 from bench_saves import DEFAULT_DB, ensure_database, setup_django  # noqa: E402
+
+
+def django_env(args) -> dict:
+    return {
+        "DATABASE_URL": args.database_url,
+        "AVCROWD_DEV": "1",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOG_LEVEL": "WARNING",
+        "MEDIA_ROOT": args.media,
+    }
+
+
+def scale_setup(args) -> str:
+    """The bench dataset of this scale (made once): clips, original labels, gold clips, three model runs."""
+    import numpy as np
+    from django.core.files.base import ContentFile
+    from django.core.management import call_command
+    from django.db import connection
+
+    from catalog.models import Clip, Dataset, GoldLabel, TaxonomyClass
+    from catalog.services.bulk import analyze, bulk_insert
+    from proposals.core.predictions_io import PredictionArrays, to_npz_bytes
+    from proposals.models import ModelRun
+
+    name = f"bench-props-{args.scale}x"
+    n = 15446 * args.scale
+    from django.db.utils import DatabaseError
+
+    try:  # an existing bench dataset is used as it is, on the schema it has (a "before" run migrates back)
+        ds = Dataset.objects.filter(name=name).first()
+        if ds is not None and ModelRun.objects.filter(dataset=ds, status=ModelRun.DONE).count() == args.models:
+            return name
+    except DatabaseError:
+        ds = None
+    call_command("migrate", "--noinput", verbosity=0)
+    if ds is not None:
+        ds.delete()
+    call_command("load_taxonomy", verbosity=0)
+    t0 = time.perf_counter()
+    classes = list(TaxonomyClass.objects.order_by("index").values_list("id", "name"))
+    C = len(classes)
+    rng = np.random.default_rng(args.scale)
+    ds = Dataset.objects.create(name=name)
+    vids = [f"v{i:07d}" for i in range(n)]
+    gold = set(rng.choice(n, 200, replace=False).tolist())
+    Clip.objects.bulk_create(
+        (Clip(dataset=ds, video_id=v, is_gold=i in gold) for i, v in enumerate(vids)), batch_size=5000
+    )
+    clip_pk = dict(Clip.objects.filter(dataset=ds).values_list("video_id", "id"))
+    popularity = rng.dirichlet(np.full(C, 0.5))
+    truth = np.zeros((n, C), dtype=bool)
+    orig = rng.integers(0, C, n)
+    truth[np.arange(n), orig] = True
+    extra = rng.integers(0, C, (n, 3))
+    extra = np.where(rng.random((n, 3)) < 0.8, rng.choice(C, (n, 3), p=popularity), extra)
+    truth[np.arange(n)[:, None], extra] = True
+    through = Clip.original_labels.through
+    bulk_insert(through, ["clip_id", "taxonomyclass_id"], ((clip_pk[vids[i]], classes[orig[i]][0]) for i in range(n)))
+    for i in sorted(gold):
+        GoldLabel.objects.bulk_create(
+            [GoldLabel(clip_id=clip_pk[vids[i]], cls_id=classes[j][0], modality="av") for j in np.flatnonzero(truth[i])]
+        )
+    for m in range(args.models):
+        quality = 2.0 + m
+        scores = {
+            mod: (
+                rng.standard_normal((n, C), dtype=np.float32)
+                + np.float32(quality * (0.6 if mod != "av" else 1.0)) * truth
+            )
+            for mod in ("a", "v", "av")
+        }
+        arrays = PredictionArrays(vids, [c for _, c in classes], scores)
+        run = ModelRun(
+            dataset=ds,
+            external_name=f"model{m}",
+            kind="scores",
+            modalities=["a", "v", "av"],
+            status=ModelRun.DONE,
+            n_clips=n,
+            n_done=n,
+        )
+        run.artifact.save(f"{name}-model{m}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
+        run.save()
+        del scores, arrays
+    analyze(Clip, through)
+    print(f"set up {name}: {n} clips, {args.models} runs in {time.perf_counter() - t0:.1f} s ({connection.vendor})")
+    return name
+
+
+def _backend_cpu(connection) -> float:
+    """CPU seconds of this connection's PostgreSQL backend (same machine)."""
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cur:
+        cur.execute("select pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scale_child(args) -> None:
+    """One make_proposals run in this (fresh) process; prints one JSON line."""
+    sys.path.insert(0, args.code)
+    os.chdir(args.code)
+    setup_django(django_env(args))
+    import logging
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    import proposals.services as services
+
+    phases: dict[str, float] = {}
+
+    def timed(label, fn):
+        def wrapper(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                phases[label] = phases.get(label, 0.0) + time.perf_counter() - t
+
+        return wrapper
+
+    # the code before the chunked apply: one function per phase; after: the service logs its own split
+    for label, fn in (
+        ("read", "dataset_predictions"),
+        ("apply", "apply_strategy"),
+        ("store", "proposals_store"),
+        ("evaluate", "_evaluate_result"),
+    ):
+        if hasattr(services, fn) and not hasattr(services, "PROPOSAL_CHUNK_CLIPS"):
+            setattr(services, fn, timed(label, getattr(services, fn)))
+
+    class Grab(logging.Handler):
+        def emit(self, record):
+            extra = getattr(record, "phases", None)
+            if extra:
+                phases.update(extra)
+
+    services.log.addHandler(Grab())
+    services.log.setLevel(logging.INFO)
+    from catalog.models import Dataset
+    from proposals.models import ProposalSet
+
+    ds = Dataset.objects.get(name=f"bench-props-{args.scale}x")
+    cpu0, db0 = time.process_time(), _backend_cpu(connection)
+    t0 = time.perf_counter()
+    call_command("make_proposals", "--dataset", ds.name, "--inactive", stdout=open(os.devnull, "w"))
+    wall = time.perf_counter() - t0
+    cpu, db = time.process_time() - cpu0, _backend_cpu(connection) - db0
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    pset = ProposalSet.objects.filter(dataset=ds).order_by("-pk").first()
+    out = {
+        "wall": wall,
+        "cpu": cpu,
+        "db_cpu": db,
+        "peak_mib": hwm / 1024,
+        "rows": pset.n_proposals,
+        "phases": phases,
+        "recall": (pset.evaluation or {}).get("recall"),
+        "mean_size": (pset.evaluation or {}).get("mean_size"),
+    }
+    pset.delete()
+    print("RESULT " + json.dumps(out))
+
+
+def scale_main(args) -> None:
+    setup_django(django_env(args))
+    scale_setup(args)
+    runs = []
+    for r in range(args.repeat):
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--scale",
+            str(args.scale),
+            "--database-url",
+            args.database_url,
+            "--media",
+            args.media,
+            "--code",
+            args.code,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(proc.stdout[-3000:], proc.stderr[-3000:])
+            raise SystemExit(f"run {r + 1} failed")
+        res = json.loads(line[7:])
+        runs.append(res)
+        ph = ", ".join(f"{k} {v:.1f}" for k, v in res["phases"].items())
+        print(
+            f"run {r + 1}: {res['wall']:.1f} s wall ({ph}); CPU {res['cpu']:.1f} s + PostgreSQL {res['db_cpu']:.1f} s; "
+            f"peak RSS {res['peak_mib']:.0f} MiB; {res['rows']} rows; mean size {res['mean_size']:.2f}, "
+            f"recall {res['recall']}"
+        )
+    walls = [r["wall"] for r in runs]
+    peaks = [r["peak_mib"] for r in runs]
+    print(
+        f"{args.scale}x, code {args.code}: wall min {min(walls):.1f} / median {statistics.median(walls):.1f} s; "
+        f"peak RSS min {min(peaks):.0f} / max {max(peaks):.0f} MiB; load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def main() -> None:
@@ -33,8 +251,19 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=15446)
     ap.add_argument("--models", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=5000, help="rows per INSERT")
+    ap.add_argument("--scale", type=int, choices=[1, 10], help="time the whole make_proposals command")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--media", default="/tmp/avcrowd-bench-media", help="MEDIA_ROOT of the bench runs' artifacts")
+    ap.add_argument("--code", default=str(ROOT.parent), help="source tree the measured command runs from")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        scale_child(args)
+        return
     ensure_database(args.database_url)
+    if args.scale:
+        scale_main(args)
+        return
     setup_django(
         {
             "DATABASE_URL": args.database_url,
@@ -43,6 +272,7 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
         }
     )
+    from bench_proposals import synthetic
     from django.core.management import call_command
     from django.db import connection, transaction
 

@@ -5,7 +5,11 @@ list sizes behave like real ones. Prints wall times of: rank precomputation, app
 default (VGGSounder) strategy with provenance, evaluation, building the provenance records,
 and a tuner run.
 
-    .venv/bin/python bench/bench_proposals.py [--clips 15446] [--models 3] [--random 150]
+    .venv/bin/python bench/bench_proposals.py [--clips 15446 | --scale 1|10] [--models 3] [--random 150]
+
+``--scale 10`` = 154,460 clips (the tuner is skipped with ``--random 0``); the block-by-block apply that
+make_proposals runs (ChunkedStrategy, 4,096 clips per block, with provenance groups) is timed next to the whole-matrix
+apply. The whole command, database included: bench_proposal_store.py --scale.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from proposals.core.evaluation import Gold, evaluate, format_front, tune  # noqa: E402
-from proposals.core.strategy import COMMON_CLASSES, Predictions, RankCache, Strategy, apply_strategy  # noqa: E402
+from proposals.core.strategy import (  # noqa: E402
+    COMMON_CLASSES,
+    ChunkedStrategy,
+    PredictionRows,
+    Predictions,
+    RankCache,
+    Strategy,
+    apply_strategy,
+)
 
 
 def synthetic(n_clips: int, n_models: int, n_classes: int = 309, seed: int = 0, gold_fraction: float = 0.2):
@@ -57,8 +69,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=15446)
     ap.add_argument("--models", type=int, default=3)
-    ap.add_argument("--random", type=int, default=150, help="random tuner trials")
+    ap.add_argument("--scale", type=int, choices=[1, 10], help="15,446 x scale clips (overrides --clips)")
+    ap.add_argument("--random", type=int, default=150, help="random tuner trials (0: no tuner)")
     args = ap.parse_args()
+    if args.scale:
+        args.clips = 15446 * args.scale
 
     t0 = time.perf_counter()
     preds, gold = synthetic(args.clips, args.models)
@@ -68,6 +83,16 @@ def main() -> None:
     )
 
     strategy = Strategy()
+    t0, c0 = time.perf_counter(), time.process_time()
+    plan = ChunkedStrategy(strategy, PredictionRows.from_predictions(preds))
+    t_cut = time.perf_counter() - t0
+    texts: dict = {}
+    n_blocks = sum(part.provenance_groups(texts)[0].size for _, part in plan.chunks())
+    t_blocks, c_blocks = time.perf_counter() - t0, time.process_time() - c0
+    print(
+        f"apply by blocks (cut {t_cut:.2f} s + blocks with provenance groups): {t_blocks:7.2f} s wall, "
+        f"{c_blocks:.2f} s CPU, {n_blocks} proposals"
+    )
     t0 = time.perf_counter()
     cache = RankCache(preds, strategy.consensus.global_n)
     for m in preds.scores:
@@ -99,6 +124,8 @@ def main() -> None:
     )
     print("recall per rule:", {k: round(v, 4) for k, v in report["recall_per_rule"].items()})
 
+    if args.random <= 0:
+        return
     t0 = time.perf_counter()
     out = tune(preds, gold, n_random=args.random)
     t_tune = time.perf_counter() - t0

@@ -153,9 +153,20 @@ class ProposalSet(models.Model):
 
 
 class Proposal(models.Model):
-    proposal_set = models.ForeignKey(ProposalSet, on_delete=models.CASCADE, related_name="proposals")
+    # A set is millions of rows written once by COPY (proposals.services.proposal_set_create). Per-row work there
+    # is kept to what protects data: the clip's foreign key (a clip can be deleted while a set is being built) and
+    # its index (clip deletion cascades by clip_id). The set's and the class's keys have no database constraint
+    # and no index of their own: the set is created in the same transaction (no one else can delete it before the
+    # rows are committed), classes are never deleted while referenced (PROTECT, checked by Django), and
+    # uniq_proposal (proposal_set, clip, cls) serves every lookup by set. Each key check is a query per row at
+    # commit (about 5 s per 424k rows, 1x), each index an insert per row.
+    proposal_set = models.ForeignKey(
+        ProposalSet, on_delete=models.CASCADE, related_name="proposals", db_index=False, db_constraint=False
+    )
     clip = models.ForeignKey("catalog.Clip", on_delete=models.CASCADE, related_name="proposals")
-    cls = models.ForeignKey("catalog.TaxonomyClass", on_delete=models.PROTECT, related_name="proposals")
+    cls = models.ForeignKey(
+        "catalog.TaxonomyClass", on_delete=models.PROTECT, related_name="proposals", db_index=False, db_constraint=False
+    )
     provenance = models.JSONField(default=list, help_text='[{"rule", "model", "modality"}]')
 
     class Meta:

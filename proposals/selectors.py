@@ -7,8 +7,8 @@ import numpy as np
 from catalog.models import Clip
 from catalog.selectors.taxonomy import class_names
 
-from .core.predictions_io import MODALITIES, PredictionArrays, from_npz
-from .core.strategy import Predictions
+from .core.predictions_io import MODALITIES, NpzRows, PredictionArrays, PredictionFileError, from_npz
+from .core.strategy import PredictionRows, Predictions
 from .models import ModelRun, Proposal, ProposalSet
 
 
@@ -93,6 +93,84 @@ def dataset_predictions(dataset, runs: list[ModelRun] | None = None) -> Predicti
                 per[m] = full
             label_sets[run.model_name] = per
     return Predictions(
+        class_names=names, video_ids=vids, scores=scores, label_sets=label_sets, original=original, coverage=coverage
+    )
+
+
+def dataset_prediction_rows(dataset, runs: list[ModelRun], stack) -> PredictionRows:
+    """Like :func:`dataset_predictions`, but every matrix is read a block of clips at a time from the runs' artifacts
+    (opened on ``stack``, an ExitStack that must stay open while rows are read): memory bounded by the block, not
+    the dataset. Rows follow the dataset's clips in video_id order; a run's missing clips get the lowest score
+    (not covered), as in dataset_predictions."""
+    names = class_names()
+    clips = list(Clip.objects.filter(dataset=dataset).order_by("video_id").values_list("id", "video_id"))
+    vids = [v for _, v in clips]
+    row = {v: i for i, v in enumerate(vids)}
+    n, C = len(vids), len(names)
+    pk_row = {pk: i for i, (pk, _) in enumerate(clips)}
+    through = Clip.original_labels.through
+    pairs = np.array(
+        [
+            (pk_row[clip_id], idx)
+            for clip_id, idx in through.objects.filter(clip__dataset=dataset).values_list(
+                "clip_id", "taxonomyclass__index"
+            )
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+
+    def original(start: int, stop: int) -> np.ndarray:
+        a, b = np.searchsorted(pairs[:, 0], [start, stop])
+        out = np.zeros((stop - start, C), dtype=bool)
+        out[pairs[a:b, 0] - start, pairs[a:b, 1]] = True
+        return out
+
+    def reader(npz: NpzRows, member: str, src_of: np.ndarray, fill, dtype):
+        def rows(start: int, stop: int) -> np.ndarray:
+            src = src_of[start:stop]
+            have = src >= 0
+            if have.all():
+                return npz.take(member, src).astype(dtype, copy=False)
+            out = np.full((stop - start, C), fill, dtype=dtype)
+            out[have] = npz.take(member, src[have])
+            return out
+
+        return rows
+
+    scores: dict[str, dict] = {}
+    label_sets: dict[str, dict] = {}
+    coverage: dict[str, np.ndarray] = {}
+    for run in runs:
+        if not run.artifact:
+            raise PredictionFileError(
+                f"model run {run.pk} ({run.model_name}) has no stored predictions yet (status {run.status})"
+            )
+        npz = NpzRows(stack.enter_context(run.artifact.open("rb")), where=f"model run {run.model_name}")
+        run_vids = [str(v) for v in npz.array("video_ids")]
+        src_of = np.full(n, -1, dtype=np.int64)
+        for i, v in enumerate(run_vids):
+            r = row.get(v)
+            if r is not None:
+                src_of[r] = i
+        coverage[run.model_name] = src_of >= 0
+        members = {m: f"scores_{m}" for m in MODALITIES if f"scores_{m}" in npz.names}
+        kind = "scores"
+        if not members:
+            members = {m: f"labels_{m}" for m in MODALITIES if f"labels_{m}" in npz.names}
+            kind = "labels"
+        for member in members.values():
+            if npz.shape(member) != (len(run_vids), C):
+                raise PredictionFileError(
+                    f"model run {run.model_name}: {member} has shape {npz.shape(member)}, expected "
+                    f"({len(run_vids)}, {C})"
+                )
+        if kind == "scores":
+            low = np.finfo(np.float32).min
+            scores[run.model_name] = {m: reader(npz, x, src_of, low, np.float32) for m, x in members.items()}
+        else:
+            label_sets[run.model_name] = {m: reader(npz, x, src_of, False, bool) for m, x in members.items()}
+    return PredictionRows(
         class_names=names, video_ids=vids, scores=scores, label_sets=label_sets, original=original, coverage=coverage
     )
 

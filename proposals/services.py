@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +25,7 @@ from catalog.errors import AvcrowdError
 from catalog.models import Clip, Dataset, Operation
 from catalog.selectors.gold import dataset_gold
 from catalog.selectors.taxonomy import class_names, class_pks
-from catalog.services.bulk import analyze, bulk_insert
+from catalog.services.bulk import analyze, bulk_insert, copy_binary
 from catalog.services.operations import OperationBar, operation_finish, operation_finish_staged
 from catalog.services.uploads import staged_folder, staged_name, uploads_stage
 from catalog.storage import parse_s3_url, s3_client
@@ -42,9 +42,9 @@ from .core.predictions_io import (
     read_predictions_file,
     to_npz_bytes,
 )
-from .core.strategy import Strategy, StrategyError, apply_strategy
+from .core.strategy import ChunkedStrategy, ProposalResult, Strategy, StrategyError, apply_strategy
 from .models import ARCHITECTURES, MODEL_NAME_RE, ModelCheckpoint, ModelRun, Proposal, ProposalSet, RunChunk
-from .selectors import active_proposal_set, dataset_predictions, dataset_runs
+from .selectors import active_proposal_set, dataset_prediction_rows, dataset_predictions, dataset_runs
 
 log = logging.getLogger(__name__)
 
@@ -407,34 +407,170 @@ def _finished_runs(dataset: Dataset, models: list[str] | None) -> list:
     return runs
 
 
+# clips per block when a proposal set is built: a few tens of MB of score and mask blocks, whatever the dataset
+PROPOSAL_CHUNK_CLIPS = 4096
+
+
 def proposal_set_create(
     dataset: Dataset,
     strategy: Strategy | dict | str | None = None,
     *,
     models: list[str] | None = None,
     activate: bool = True,
+    chunk: int | None = None,
 ) -> ProposalSet:
     """Apply the strategy to all finished runs of the dataset and store the proposals (with
-    provenance) as a new proposal set, evaluated against the gold standard."""
+    provenance) as a new proposal set, evaluated against the gold standard.
+
+    Memory stays bounded whatever the dataset: the runs' scores are read a block of ``chunk`` clips at a time
+    (one pass for the consensus pool's global cut, then one that applies every rule), and each block's proposals
+    are streamed into the store (COPY) before the next block is read. Logs the seconds of each phase."""
     strat = _strategy(strategy)
     runs = _finished_runs(dataset, models)
-    try:
-        preds = dataset_predictions(dataset, runs)
-        result = apply_strategy(strat, preds)
-        report = _evaluate_result(dataset, preds, result)
-    except StrategyError as exc:
-        raise ProposalsError(str(exc)) from None
-    clip_pk = dict(Clip.objects.filter(dataset=dataset).values_list("video_id", "id"))
-    cls_pk = class_pks()
-    with transaction.atomic():
-        if activate:
-            ProposalSet.objects.filter(dataset=dataset, active=True).update(active=False)
-        pset = ProposalSet.objects.create(dataset=dataset, strategy=strat.to_dict(), active=activate, evaluation=report)
-        pset.runs.set(runs)
-        pset.n_proposals = proposals_store(pset, result, clip_pk, cls_pk)
-        pset.save(update_fields=["n_proposals"])
+    phases = {"read": 0.0, "apply": 0.0, "store": 0.0, "evaluate": 0.0}
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        try:
+            preds = dataset_prediction_rows(dataset, runs, stack)
+            gold = Gold.from_labels(preds, dataset_gold(dataset))  # type: ignore[arg-type]
+            plan = ChunkedStrategy(strat, preds, chunk=chunk or PROPOSAL_CHUNK_CLIPS)
+        except (StrategyError, PredictionFileError) as exc:
+            raise ProposalsError(str(exc)) from None
+        clip_pk = dict(Clip.objects.filter(dataset=dataset).values_list("video_id", "id"))
+        cls_pk = class_pks()
+        phases["read"] = time.perf_counter() - t0  # clips, gold, the cut's pass over the scores
+        summary = _ChunkSummary(preds.n_clips, gold)
+        with transaction.atomic():
+            if activate:
+                ProposalSet.objects.filter(dataset=dataset, active=True).update(active=False)
+            pset = ProposalSet.objects.create(dataset=dataset, strategy=strat.to_dict(), active=activate, evaluation={})
+            pset.runs.set(runs)
+            t_store = time.perf_counter()
+
+            def blocks():
+                t = time.perf_counter()
+                for start, part in plan.chunks():
+                    summary.add(start, part)
+                    phases["apply"] += time.perf_counter() - t
+                    yield start, part
+                    t = time.perf_counter()
+
+            def rows():
+                for _, part in blocks():
+                    for vid, name, prov in part.records_json():
+                        yield pset.pk, clip_pk[vid], cls_pk[name], prov
+
+            try:
+                if connection.vendor == "postgresql":
+                    pset.n_proposals = _copy_binary_proposals(pset.pk, blocks(), preds, clip_pk, cls_pk)
+                else:
+                    pset.n_proposals = proposals_store(pset, rows(), clip_pk, cls_pk)
+            except StrategyError as exc:
+                raise ProposalsError(str(exc)) from None
+            phases["store"] = time.perf_counter() - t_store - phases["apply"]
+            t = time.perf_counter()
+            pset.evaluation = summary.evaluate()
+            phases["evaluate"] = time.perf_counter() - t
+            pset.save(update_fields=["n_proposals", "evaluation"])
+            t = time.perf_counter()
+        phases["commit"] = time.perf_counter() - t
+    t = time.perf_counter()
     analyze(Proposal)  # batch building reads a set of millions of fresh rows: plan with statistics
+    phases["analyze"] = time.perf_counter() - t
+    log.info(
+        "proposal set %s of %s: %s proposals; %s",
+        pset.pk,
+        dataset.name,
+        pset.n_proposals,
+        ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()),
+        extra={"phases": phases},
+    )
     return pset
+
+
+def _copy_binary_proposals(pset_id: int, blocks, preds, clip_pk: dict[str, int], cls_pk: dict[str, int]) -> int:
+    """PostgreSQL: stream every block's proposals into one binary COPY (catalog.services.bulk.copy_binary), built
+    from arrays rather than one Python tuple per row and value: the fixed part of every row of a block (field count,
+    then length + value of the set, clip and class ids, and the provenance's length) is one numpy record array,
+    each distinct provenance (jsonb: version 1 + its JSON text) is encoded once for the whole set, and the rows go
+    in row-major order (clip, class), so the indexes are filled in key order. The caller holds the transaction.
+    Returns the number of rows."""
+    clip_of_row = np.array([clip_pk[v] for v in preds.video_ids], dtype=np.int64)
+    cls_of_col = np.array([cls_pk[name] for name in preds.class_names], dtype=np.int64)
+    head = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("l_set", ">i4"),
+            ("set", ">i8"),
+            ("l_clip", ">i4"),
+            ("clip", ">i8"),
+            ("l_cls", ">i4"),
+            ("cls", ">i8"),
+            ("l_prov", ">i4"),
+        ]
+    )
+    width = head.itemsize
+    encoded: dict[str, bytes] = {}
+    texts_of: dict = {}
+    count = [0]
+
+    def data():
+        for start, part in blocks:
+            ii, jj, group, texts = part.provenance_groups(texts_of)
+            provs = [encoded.get(t) or encoded.setdefault(t, b"\x01" + t.encode()) for t in texts]
+            rec = np.empty(ii.size, dtype=head)
+            rec["fields"] = 4
+            rec["l_set"] = rec["l_clip"] = rec["l_cls"] = 8
+            rec["set"] = pset_id
+            rec["clip"] = clip_of_row[start + ii]
+            rec["cls"] = cls_of_col[jj]
+            rec["l_prov"] = np.array([len(p) for p in provs], dtype=np.int64)[group] if provs else 0
+            heads = rec.tobytes()
+            parts: list = [b""] * (2 * ii.size)
+            parts[0::2] = [heads[at : at + width] for at in range(0, len(heads), width)]
+            parts[1::2] = [provs[g] for g in group.tolist()]
+            count[0] += ii.size
+            yield b"".join(parts)
+
+    copy_binary(Proposal, ["proposal_set_id", "clip_id", "cls_id", "provenance"], data())
+    return count[0]
+
+
+class _ChunkSummary:
+    """What the evaluation needs of a proposal set built block by block: every clip's list size and the gold
+    clips' proposals and rule masks (gathered in ``gold.rows`` order)."""
+
+    def __init__(self, n_clips: int, gold: Gold):
+        self.gold = gold
+        self.sizes = np.zeros(n_clips, dtype=np.int64)
+        self.proposed: np.ndarray | None = None
+        self.rule_masks: dict[str, np.ndarray] = {}
+        self.result = None
+
+    def add(self, start: int, part) -> None:
+        stop = start + len(part.video_ids)
+        self.sizes[start:stop] = part.proposed.sum(axis=1)
+        c = part.proposed.shape[1]
+        if self.proposed is None:
+            self.proposed = np.zeros((self.gold.rows.size, c), dtype=bool)
+            self.rule_masks = {r: np.zeros((self.gold.rows.size, c), dtype=bool) for r in part.rule_masks}
+            self.class_names = part.class_names
+        at = np.flatnonzero((self.gold.rows >= start) & (self.gold.rows < stop))
+        local = self.gold.rows[at] - start
+        self.proposed[at] = part.proposed[local]
+        for r, m in part.rule_masks.items():
+            self.rule_masks[r][at] = m[local]
+
+    def evaluate(self) -> dict[str, Any]:
+        k = self.gold.rows.size
+        c = self.gold.labels.shape[1]
+        result = ProposalResult(
+            video_ids=[""] * k,
+            class_names=[],
+            proposed=self.proposed if self.proposed is not None else np.zeros((k, c), dtype=bool),
+            rule_masks=self.rule_masks,
+        )
+        return evaluate(result, Gold(rows=np.arange(k), labels=self.gold.labels), sizes=self.sizes)
 
 
 def proposal_set_request(
@@ -478,16 +614,13 @@ def proposals_store(
 ) -> int:
     """Insert every proposal of `result` (with its provenance) into `pset` as a stream of plain rows: PostgreSQL
     COPY, chunked executemany on SQLite (catalog.services.bulk), each distinct provenance encoded once; the
-    caller holds the transaction. Returns the number of rows. (batch_size: kept for callers; COPY streams.)"""
-    rows = ((pset.pk, clip_pk[vid], cls_pk[name], prov) for vid, name, prov in result.records_json())
+    caller holds the transaction. Returns the number of rows. `result`: a ProposalResult, or an iterable of
+    ready rows ``(proposal_set_id, clip_id, cls_id, provenance JSON)``. (batch_size: kept for callers.)"""
+    if hasattr(result, "records_json"):
+        rows = ((pset.pk, clip_pk[vid], cls_pk[name], prov) for vid, name, prov in result.records_json())
+    else:
+        rows = result
     return bulk_insert(Proposal, ["proposal_set_id", "clip_id", "cls_id", "provenance"], rows)
-
-
-def _evaluate_result(dataset, preds, result) -> dict[str, Any]:
-    gold_labels = dataset_gold(dataset)
-    gold = Gold.from_labels(preds, gold_labels)
-    report = evaluate(result, gold)
-    return report
 
 
 def proposals_evaluate(

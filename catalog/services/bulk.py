@@ -54,6 +54,27 @@ def bulk_insert(model_or_table, columns: Sequence[str], rows: Iterable[Sequence]
     return n
 
 
+_COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0"  # signature, no flags, no extension
+_COPY_BINARY_TRAILER = b"\xff\xff"
+
+
+def copy_binary(model_or_table, columns: Sequence[str], blocks: Iterable[bytes]) -> None:
+    """PostgreSQL only: `COPY ... FROM STDIN (FORMAT BINARY)` of rows the caller has already encoded, many rows per
+    block (e.g. a numpy record array's bytes: per row the field count as int16, then per field its length as int32
+    and its value in network byte order; jsonb as version byte 1 + JSON text), in the current transaction. For
+    millions of rows whose values come as arrays: no Python object per row or per value."""
+    if connection.vendor != "postgresql":
+        raise RuntimeError("copy_binary needs PostgreSQL; use bulk_insert")
+    qn = connection.ops.quote_name
+    sql = f"COPY {qn(_table(model_or_table))} ({', '.join(qn(c) for c in columns)}) FROM STDIN (FORMAT BINARY)"
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        copy.write(_COPY_BINARY_HEADER)
+        for block in blocks:
+            if block:
+                copy.write(block)
+        copy.write(_COPY_BINARY_TRAILER)
+
+
 def chunks(rows: Iterable, size: int):
     """Lists of at most `size` items of an iterable."""
     it = iter(rows)

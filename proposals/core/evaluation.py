@@ -49,9 +49,10 @@ class Gold:
         return int(self.labels.sum())
 
 
-def evaluate(result: ProposalResult, gold: Gold) -> dict[str, Any]:
-    """Recall against gold, proposal-list sizes and recall per rule."""
-    sizes = result.sizes()
+def evaluate(result: ProposalResult, gold: Gold, *, sizes: np.ndarray | None = None) -> dict[str, Any]:
+    """Recall against gold, proposal-list sizes and recall per rule. ``sizes``: the list size of every clip of
+    the dataset when ``result`` holds only some of them (the gold clips, ``gold.rows`` indexing ``result``)."""
+    sizes = result.sizes() if sizes is None else sizes
     n_gold = gold.n_labels
     out: dict[str, Any] = {
         "n_clips": int(sizes.size),

@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,3 +196,93 @@ def check_arrays(arr: PredictionArrays, class_names: list[str], *, where: str) -
                 raise PredictionFileError(f"{where}: {kind}_{m} has shape {a.shape}, expected ({n}, {C})")
     if not arr.scores and not arr.labels:
         raise PredictionFileError(f"{where}: neither scores nor label sets")
+
+
+# ------------------------------------------------------------------------------------------------
+# reading an artifact a block of rows at a time
+# ------------------------------------------------------------------------------------------------
+
+
+class NpzRows:
+    """The arrays of a .npz artifact read a block of rows at a time from a seekable binary file, without loading
+    a whole array: :func:`to_npz_bytes` writes uncompressed members, whose rows are read where they lie in the
+    file. A compressed or Fortran-ordered member is loaded whole once (the file stays correct, only the memory
+    bound is lost). The file must stay open while rows are read."""
+
+    def __init__(self, fileobj, *, where: str = "artifact"):
+        self.fh = fileobj
+        self.where = where
+        try:
+            self.zf = zipfile.ZipFile(fileobj)
+            self.members: dict[str, tuple[int, tuple[int, ...], np.dtype]] = {}
+            self.loaded: dict[str, np.ndarray] = {}
+            for info in self.zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                name = info.filename[:-4]
+                member = self._locate(info) if info.compress_type == zipfile.ZIP_STORED else None
+                if member is None:
+                    with self.zf.open(info) as fh:
+                        self.loaded[name] = np.lib.format.read_array(fh, allow_pickle=False)
+                else:
+                    self.members[name] = member
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            raise PredictionFileError(f"{where}: not a readable .npz artifact: {exc}") from None
+
+    def _locate(self, info: zipfile.ZipInfo):
+        fh = self.fh
+        fh.seek(info.header_offset)
+        head = fh.read(30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise ValueError(f"bad local header for {info.filename}")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        if fortran or dtype.hasobject:
+            return None
+        return fh.tell(), tuple(shape), dtype
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.members) + list(self.loaded)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.loaded[name].shape if name in self.loaded else self.members[name][1]
+
+    def array(self, name: str) -> np.ndarray:
+        """A whole (small) member, e.g. video_ids and class_names."""
+        return self.loaded[name] if name in self.loaded else self.rows(name, 0, self.shape(name)[0])
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        if name in self.loaded:
+            return self.loaded[name][start:stop]
+        offset, shape, dtype = self.members[name]
+        stop = max(start, min(stop, shape[0]))
+        out = np.empty((stop - start, *shape[1:]), dtype=dtype)
+        row_bytes = out[:1].nbytes if out.size else int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        self.fh.seek(offset + start * row_bytes)
+        data = self.fh.read(out.nbytes)
+        if len(data) != out.nbytes:
+            raise PredictionFileError(f"{self.where}: {name} is truncated")
+        out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
+        return out
+
+    def take(self, name: str, index: np.ndarray) -> np.ndarray:
+        """Rows at ``index`` (any order), read as runs of consecutive rows."""
+        index = np.asarray(index, dtype=np.int64)
+        if index.size and index[0] >= 0 and np.all(np.diff(index) == 1):
+            return self.rows(name, int(index[0]), int(index[-1]) + 1)
+        order = np.argsort(index, kind="stable")
+        ordered = index[order]
+        shape = self.shape(name)
+        dtype = self.loaded[name].dtype if name in self.loaded else self.members[name][2]
+        out = np.empty((index.size, *shape[1:]), dtype=dtype)
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        for a, b in zip(np.r_[0, breaks].tolist(), np.r_[breaks, ordered.size].tolist()):
+            if b > a:
+                out[order[a:b]] = self.rows(name, int(ordered[a]), int(ordered[a]) + (b - a))
+        return out

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -364,6 +364,45 @@ class ProposalResult:
                     text = texts[c] = json.dumps([prov_of_source[s] for s in range(len(prov_of_source)) if c >> s & 1])
                 yield self.video_ids[i], self.class_names[j], text
 
+    def provenance_groups(self, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """``(rows, cols, group, texts)``: every proposal's clip row and class column (row-major, like records()),
+        and the index in ``texts`` of its provenance as JSON text (the text records_json() gives it), each distinct
+        provenance encoded once (``cache``: a dict kept across calls with the same sources, so that a text is
+        encoded once for all blocks of a set). For writers that handle arrays instead of one tuple per proposal."""
+        if not self.sources:
+            raise StrategyError("provenance was not kept (apply_strategy(keep_sources=False))")
+        cache = {} if cache is None else cache
+        ii, jj = np.nonzero(self.proposed)
+        if ii.size == 0:
+            return ii, jj, np.zeros(0, dtype=np.intp), []
+        prov_of_source = [{"rule": r, "model": m, "modality": mod} for r, m, mod in self.sources]
+        if len(self.sources) <= 62:  # the set of sources as the bits of one integer
+            code = np.zeros(ii.size, dtype=np.int64)
+            for s, m in enumerate(self.source_masks):
+                code |= m[ii, jj].astype(np.int64) << s
+        else:  # the set of sources as packed bytes
+            hits = np.ascontiguousarray(np.packbits(np.stack([m[ii, jj] for m in self.source_masks], axis=1), axis=1))
+            code = hits.view(np.dtype((np.void, hits.shape[1]))).ravel()
+        order = np.argsort(code, kind="stable")
+        ordered = code[order]
+        new = np.ones(ii.size, dtype=bool)
+        new[1:] = ordered[1:] != ordered[:-1]
+        group = np.empty(ii.size, dtype=np.intp)
+        group[order] = np.cumsum(new) - 1
+        texts = []
+        n_src = len(self.sources)
+        piece = [json.dumps(p) for p in prov_of_source]
+        for key, at in zip(ordered[new].tolist(), order[new].tolist()):
+            text = cache.get(key)
+            if text is None:
+                if isinstance(key, int):
+                    srcs = [s for s in range(n_src) if key >> s & 1]
+                else:
+                    srcs = [s for s, m in enumerate(self.source_masks) if m[ii[at], jj[at]]]
+                text = cache[key] = "[" + ", ".join(piece[s] for s in srcs) + "]"  # = json.dumps of the list
+            texts.append(text)
+        return ii, jj, group, texts
+
     def _iter_rows(self, rows: np.ndarray | None):
         if not self.sources:
             raise StrategyError("provenance was not kept (apply_strategy(keep_sources=False))")
@@ -484,4 +523,291 @@ def apply_strategy(
         rule_masks=rule_masks,
         sources=sources,
         source_masks=source_masks,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Applying a strategy a block of clips at a time (bounded memory, streamed storage)
+# --------------------------------------------------------------------------------------------
+
+Rows = Callable[[int, int], np.ndarray]  # (start, stop) -> the rows [start, stop) of one matrix
+
+
+@dataclass
+class PredictionRows:
+    """Predictions read a block of clips at a time: every matrix of :class:`Predictions` given as a function
+    ``(start, stop) -> rows`` (scores float32, label sets and original labels bool, [stop - start, C]), so that
+    no matrix of the whole dataset has to be held. ``coverage`` as in :class:`Predictions`."""
+
+    class_names: list[str]
+    video_ids: list[str]
+    scores: dict[str, dict[str, Rows]] = field(default_factory=dict)
+    label_sets: dict[str, dict[str, Rows]] = field(default_factory=dict)
+    original: Rows | None = None
+    coverage: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_predictions(cls, preds: Predictions) -> "PredictionRows":
+        def rows(arr: np.ndarray) -> Rows:
+            return lambda start, stop: arr[start:stop]
+
+        return cls(
+            class_names=list(preds.class_names),
+            video_ids=list(preds.video_ids),
+            scores={m: {mod: rows(a) for mod, a in per.items()} for m, per in preds.scores.items()},
+            label_sets={m: {mod: rows(a) for mod, a in per.items()} for m, per in preds.label_sets.items()},
+            original=None if preds.original is None else rows(preds.original),
+            coverage=dict(preds.coverage),
+        )
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.video_ids)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.scores) + list(self.label_sets)
+
+    def class_index(self, name: str) -> int:
+        return Predictions.class_index(self, name)  # type: ignore[arg-type]
+
+    def _class_lookup(self) -> dict[str, int]:
+        return Predictions._class_lookup(self)  # type: ignore[arg-type]
+
+
+def topk_mask(scores: np.ndarray, k: int) -> np.ndarray:
+    """``within_clip_ranks(scores) < k`` without sorting every row: a clip's k-th best score by partition, then
+    the classes above it and, among those equal to it, the lower class indices first (the stable order)."""
+    return topk_masks(scores, [k])[k]
+
+
+def topk_masks(scores: np.ndarray, ks) -> dict[int, np.ndarray]:
+    """:func:`topk_mask` for several k from one partition of the rows."""
+    n, c = scores.shape
+    out: dict[int, np.ndarray] = {}
+    cut = sorted({c - k for k in ks if 0 < k < c})
+    part = np.partition(scores, cut, axis=1) if cut else None
+    for k in ks:
+        if k <= 0:
+            out[k] = np.zeros((n, c), dtype=bool)
+            continue
+        if k >= c:
+            out[k] = np.ones((n, c), dtype=bool)
+            continue
+        kth = part[:, c - k : c - k + 1]
+        mask = scores > kth
+        ties = scores == kth
+        quota = k - mask.sum(axis=1, dtype=np.int32)
+        over = np.flatnonzero(ties.sum(axis=1, dtype=np.int32) > quota)  # clips with more ties than places left
+        if over.size:
+            ties[over] &= np.cumsum(ties[over], axis=1, dtype=np.int32) <= quota[over, None]
+        mask |= ties
+        out[k] = mask
+    return out
+
+
+@dataclass
+class GlobalCut:
+    """Which entries of one score matrix are among its ``n`` best in the global order (descending score, then
+    row-major position): every score above ``threshold``, and the first ``ties`` entries equal to it (row-major).
+    ``threshold`` None: the matrix has at most ``n`` entries, all are in."""
+
+    threshold: np.float32 | None
+    ties: int
+
+    @classmethod
+    def find(cls, rows: Rows, n_rows: int, n: int, chunk: int, check: str = "") -> "GlobalCut":
+        """One pass over the matrix a block at a time, keeping the ``n`` largest scores seen; ``check``: raise
+        StrategyError naming it on NaN/inf."""
+        top = np.empty(0, dtype=np.float32)
+        size = 0
+        for start in range(0, n_rows, chunk):
+            block = np.asarray(rows(start, min(start + chunk, n_rows)), dtype=np.float32)
+            if check and not np.isfinite(block).all():
+                raise StrategyError(f"{check} contains {int((~np.isfinite(block)).sum())} NaN/inf value(s)")
+            flat = block.ravel()
+            size += flat.size
+            if n <= 0:
+                continue
+            if top.size >= n:
+                flat = flat[flat > top.min()]  # an entry equal to the n-th best changes nothing
+            if flat.size:
+                top = np.concatenate([top, flat])
+                if top.size > n:
+                    top = np.partition(top, top.size - n)[top.size - n :]
+        if size <= n or n <= 0:  # all in (n <= 0: no cut; the pass only checked the scores)
+            return cls(None, 0)
+        thr = top.min()
+        return cls(thr, int(n - (top > thr).sum()))
+
+    def mask(self, block: np.ndarray, ties_left: int) -> tuple[np.ndarray, int]:
+        """The in-the-top-n mask of the next block in row-major order and the tie quota left after it (start
+        with ``self.ties``)."""
+        if self.threshold is None:
+            return np.ones(block.shape, dtype=bool), ties_left
+        mask = block > self.threshold
+        if ties_left > 0:
+            eq = np.flatnonzero(block == self.threshold)[:ties_left]
+            mask.ravel()[eq] = True
+            ties_left -= eq.size
+        return mask, ties_left
+
+
+class ChunkedStrategy:
+    """A strategy applied to :class:`PredictionRows` a block of clips at a time, with the same proposals and
+    provenance as :func:`apply_strategy` on the whole dataset. Construction checks everything
+    (:class:`StrategyError`) and makes one pass over the score matrices for the consensus pool's global cut;
+    :meth:`chunks` then yields ``(start, ProposalResult of clips [start, start + len))`` block by block."""
+
+    def __init__(self, strategy: Strategy, preds: PredictionRows, *, chunk: int = 4096):
+        strategy.validate()
+        if chunk < 1:
+            raise StrategyError(f"chunk size must be >= 1, got {chunk}")
+        self.strategy, self.preds, self.chunk = strategy, preds, int(chunk)
+        unknown_models = sorted(set(strategy.topk_per_model) - set(preds.scores))
+        if unknown_models:
+            raise StrategyError(
+                f"topk_per_model names model(s) {unknown_models} without scores; models with scores: "
+                f"{sorted(preds.scores)}"
+            )
+        cons = strategy.consensus
+        if cons.models is None:
+            self.cmodels = preds.models
+        else:
+            missing = sorted(set(cons.models) - set(preds.models))
+            if missing:
+                raise StrategyError(f"consensus.models names unknown model(s) {missing}; known: {preds.models}")
+            self.cmodels = list(cons.models)
+        self.common_cols = [preds.class_index(name) for name in strategy.common_classes]
+        n = preds.n_clips
+        wanted = {(m, mod) for m in self.cmodels if m in preds.scores for mod in cons.modalities}
+        self.cuts: dict[tuple[str, str], GlobalCut] = {}
+        for model, per_mod in preds.scores.items():  # every score matrix is checked, the cut where it is used
+            for mod, rows in per_mod.items():
+                use = cons.global_n > 0 and (model, mod) in wanted
+                cut = GlobalCut.find(
+                    rows, n, cons.global_n if use else 0, self.chunk, check=f"scores[{model!r}][{mod!r}]"
+                )
+                if use:
+                    self.cuts[(model, mod)] = cut
+
+    def chunks(self) -> Iterator[tuple[int, ProposalResult]]:
+        ties_left = {key: cut.ties for key, cut in self.cuts.items()}  # the global cut's tie quota runs on
+        for start in range(0, self.preds.n_clips, self.chunk):
+            yield start, self._block(start, min(start + self.chunk, self.preds.n_clips), ties_left)
+
+    def _block(self, start: int, stop: int, ties_left: dict[tuple[str, str], int]) -> ProposalResult:
+        """The rules of :func:`apply_strategy`, in the same order, on clips [start, stop)."""
+        preds, strategy, cons = self.preds, self.strategy, self.strategy.consensus
+        rows, c = stop - start, len(preds.class_names)
+        sources: list[Source] = []
+        source_masks: list[np.ndarray] = []
+        rule_masks: dict[str, np.ndarray] = {}
+
+        def add(rule: str, model: str | None, mod: str | None, mask: np.ndarray) -> None:
+            if rule in rule_masks:
+                rule_masks[rule] |= mask
+            else:
+                rule_masks[rule] = mask.copy()
+            sources.append((rule, model, mod))
+            source_masks.append(mask)
+
+        def covered(model: str, mask: np.ndarray) -> np.ndarray:
+            cov = preds.coverage.get(model)
+            return mask if cov is None else mask & cov[start:stop, None]
+
+        scores: dict[tuple[str, str], np.ndarray] = {}
+        tops: dict[tuple[str, str], dict[int, np.ndarray]] = {}
+
+        def block(model: str, mod: str) -> np.ndarray:
+            if (model, mod) not in scores:
+                scores[(model, mod)] = np.asarray(preds.scores[model][mod](start, stop), dtype=np.float32)
+            return scores[(model, mod)]
+
+        def top(model: str, mod: str, k: int) -> np.ndarray:
+            """The top-k mask; the top-k rule's and the pool's k of one matrix from one partition."""
+            if (model, mod) not in tops:
+                tops[(model, mod)] = topk_masks(block(model, mod), sorted({strategy.k_for(model, mod), cons.k}))
+            return tops[(model, mod)][k]
+
+        if strategy.original_label and preds.original is not None:
+            add("original", None, None, np.asarray(preds.original(start, stop), dtype=bool))
+        for model, per_mod in preds.scores.items():
+            for mod in MODALITIES:
+                if mod not in per_mod:
+                    continue
+                k = strategy.k_for(model, mod)
+                if k <= 0:
+                    continue
+                add("topk", model, mod, covered(model, top(model, mod, k)))
+        label_blocks = {
+            (model, mod): np.asarray(rows_of(start, stop), dtype=bool)
+            for model, per_mod in preds.label_sets.items()
+            for mod, rows_of in per_mod.items()
+        }
+        if strategy.label_set_models:
+            for (model, mod), mask in label_blocks.items():
+                add("label_set", model, mod, mask)
+        pools: dict[tuple[str, str], np.ndarray] = {}
+        count = np.zeros((rows, c), dtype=np.uint8)
+        for model in self.cmodels:
+            model_pool = np.zeros((rows, c), dtype=bool)
+            for mod in cons.modalities:
+                if model in preds.scores:
+                    if mod not in preds.scores[model]:
+                        continue
+                    pool = np.zeros((rows, c), dtype=bool)
+                    if cons.k > 0:
+                        pool |= top(model, mod, cons.k)
+                    if cons.global_n > 0:
+                        in_cut, ties_left[(model, mod)] = self.cuts[(model, mod)].mask(
+                            block(model, mod), ties_left[(model, mod)]
+                        )
+                        pool |= in_cut
+                    pool = covered(model, pool)
+                else:
+                    if mod not in preds.label_sets[model]:
+                        continue
+                    pool = label_blocks[(model, mod)]
+                model_pool |= pool
+                pools[(model, mod)] = pool
+            count += model_pool
+        consensus = count >= cons.min_models
+        for (model, mod), pool in pools.items():
+            add("consensus", model, mod, pool & consensus)
+        if self.common_cols:
+            mask = np.zeros((rows, c), dtype=bool)
+            mask[:, self.common_cols] = True
+            add("common", None, None, mask)
+        proposed = np.zeros((rows, c), dtype=bool)
+        for mask in rule_masks.values():
+            proposed |= mask
+        return ProposalResult(
+            video_ids=preds.video_ids[start:stop],
+            class_names=preds.class_names,
+            proposed=proposed,
+            rule_masks=rule_masks,
+            sources=sources,
+            source_masks=source_masks,
+        )
+
+
+def apply_strategy_chunked(strategy: Strategy, preds: PredictionRows | Predictions, *, chunk: int = 4096):
+    """:class:`ChunkedStrategy`'s blocks put together into one :class:`ProposalResult` (for tests and small data;
+    the proposal-set store consumes the blocks one at a time)."""
+    if isinstance(preds, Predictions):
+        preds = PredictionRows.from_predictions(preds)
+    parts = [res for _, res in ChunkedStrategy(strategy, preds, chunk=chunk).chunks()]
+    c = len(preds.class_names)
+    if not parts:
+        empty = np.zeros((0, c), dtype=bool)
+        return ProposalResult([], list(preds.class_names), empty, {})
+    first = parts[0]
+    return ProposalResult(
+        video_ids=list(preds.video_ids),
+        class_names=list(preds.class_names),
+        proposed=np.concatenate([p.proposed for p in parts]),
+        rule_masks={r: np.concatenate([p.rule_masks[r] for p in parts]) for r in first.rule_masks},
+        sources=list(first.sources),
+        source_masks=[np.concatenate([p.source_masks[s] for p in parts]) for s in range(len(first.sources))],
     )
