@@ -32,12 +32,32 @@ PNG_DPI = 120
 MODALITY_COLORS = {"a": "#1f77b4", "v": "#2ca02c", "av": "#d62728", "a only": "#17becf", "v only": "#bcbd22"}
 
 
-def _subplots(*args, figsize, **kwargs):
-    """matplotlib's object API (no pyplot: no global figure registry, nothing to close, safe in worker threads)."""
+def _subplots(nrows=1, ncols=1, *, figsize, margins=None, **kwargs):
+    """matplotlib's object API (no pyplot: no global figure registry, nothing to close, safe in worker threads).
+
+    Without ``margins`` the layout is solved by matplotlib (constrained layout: every text measured once more
+    before the figure is drawn): for figures whose labels come from the data (class names). ``margins``: fixed
+    margins and gaps in inches (``left``, ``right``, ``top``, ``bottom``, ``wspace``, ``hspace``) for figures
+    whose text is known in advance (metric, subset and meta names, titles): about a third cheaper to draw."""
     from matplotlib.figure import Figure  # noqa: PLC0415  matplotlib only when figures are drawn
 
-    fig = Figure(figsize=figsize, layout="constrained")
-    return fig, fig.subplots(*args, **kwargs)
+    if margins is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+    w, h = figsize
+    m = {"left": 0.0, "right": 0.0, "top": 0.0, "bottom": 0.0, "wspace": 0.0, "hspace": 0.0, **margins}
+    cell_w = (w - m["left"] - m["right"] - (ncols - 1) * m["wspace"]) / ncols
+    cell_h = (h - m["top"] - m["bottom"] - (nrows - 1) * m["hspace"]) / nrows
+    fig = Figure(figsize=figsize)
+    fig.subplots_adjust(
+        left=m["left"] / w,
+        right=1 - m["right"] / w,
+        top=1 - m["top"] / h,
+        bottom=m["bottom"] / h,
+        wspace=m["wspace"] / cell_w,
+        hspace=m["hspace"] / cell_h,
+    )
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _save(fig, out_dir: Path, stem: str) -> dict[str, str]:
@@ -69,7 +89,16 @@ def draw_radar(out_dir: Path, stem: str, *, models, metrics, inputs, norm) -> di
     angles = np.linspace(0, 2 * np.pi, len(metrics), endpoint=False).tolist()
     cols = min(3, len(models))
     rows = math.ceil(len(models) / cols)
-    fig, axes = _subplots(rows, cols, subplot_kw={"polar": True}, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
+    # room for the metric names around each circle, the model above it, the title and the legend
+    margins = {"left": 0.5, "right": 0.5, "top": 0.8, "bottom": 0.65, "wspace": 0.95, "hspace": 0.75}
+    fig, axes = _subplots(
+        rows,
+        cols,
+        subplot_kw={"polar": True},
+        figsize=(4.2 * cols, 4.2 * rows + 0.4),
+        margins=margins,
+        squeeze=False,
+    )
     colors = {"a": "#1f77b4", "v": "#2ca02c", "av": "#d62728"}
     for i, model in enumerate(models):
         ax = axes[i // cols][i % cols]
@@ -86,14 +115,17 @@ def draw_radar(out_dir: Path, stem: str, *, models, metrics, inputs, norm) -> di
     for k in range(len(models), rows * cols):
         axes[k // cols][k % cols].set_visible(False)
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncol=len(inputs), fontsize=8)
-    fig.suptitle("Metrics per input modality (normalised to the best value per metric)", fontsize=11)
+    fig.legend(handles, names, loc="lower center", ncol=len(inputs), fontsize=8)
+    fig.suptitle("Metrics per input modality (normalised to the best value per metric)", fontsize=11, y=0.995)
     return _save(fig, out_dir, stem)
 
 
 def draw_delta_f1(out_dir: Path, stem: str, *, metas, models, subsets, values) -> dict[str, str]:
     """``values[subset, model, meta]``: ΔF1 in points (NaN where missing)."""
-    fig, axes = _subplots(1, len(subsets), figsize=(4.5 * len(subsets), 3.6), sharey=True, squeeze=False)
+    margins = {"left": 0.75, "right": 0.15, "top": 0.35, "bottom": 0.4, "wspace": 0.15}
+    fig, axes = _subplots(
+        1, len(subsets), figsize=(4.5 * len(subsets), 3.6), margins=margins, sharey=True, squeeze=False
+    )
     width = 0.8 / max(1, len(models))
     x = np.arange(len(metas))
     for k, subset in enumerate(subsets):
@@ -155,7 +187,8 @@ def draw_cooccurrence(out_dir: Path, stem: str, *, cond, names) -> dict[str, str
 def draw_per_class_f1(out_dir: Path, stem: str, *, panels) -> dict[str, str]:
     """``panels``: one ``{"model", "key", "left_out", "lines": [(subset, F1 x100 per class)]}`` per model, the
     classes sorted by the ``key`` subset's F1 (its line is drawn as a filled step outline)."""
-    fig, axes = _subplots(len(panels), 1, figsize=(12, 2.6 * len(panels) + 0.6), squeeze=False)
+    margins = {"left": 0.75, "right": 0.15, "top": 0.35, "bottom": 0.15, "hspace": 0.4}
+    fig, axes = _subplots(len(panels), 1, figsize=(12, 2.6 * len(panels) + 0.6), margins=margins, squeeze=False)
     for ax, panel in zip(axes[:, 0], panels):
         key, lines = panel["key"], panel["lines"]
         n = len(lines[0][1])
