@@ -1,7 +1,8 @@
 """Reports: tables (CSV, Markdown, LaTeX, HTML), figures (PNG + SVG) and ``report.json``.
 
 Pure: takes a :class:`~benchmark.labels.LabelSet` and :class:`~benchmark.predictions.ModelPredictions`,
-writes files into a directory. Figures use matplotlib's Agg backend (no display needed).
+writes files into a directory. Figures use matplotlib's Agg backend (no display needed); their inputs are computed
+here and :mod:`benchmark.figures` draws them, by default in helper processes while the models are evaluated.
 """
 
 from __future__ import annotations
