@@ -95,7 +95,7 @@ def draw_radar(out_dir: Path, stem: str, *, models, metrics, inputs, norm) -> di
         rows,
         cols,
         subplot_kw={"polar": True},
-        figsize=(4.2 * cols, 4.2 * rows + 0.4),
+        figsize=(max(4.2 * cols, 6.2), 4.2 * rows + 0.4),  # at least as wide as the title
         margins=margins,
         squeeze=False,
     )
