@@ -3,7 +3,8 @@
 The label set is the published VGGSounder CSV repeated ``--scale`` times (clip ids suffixed), the models are
 synthetic scores correlated with it (float32, as stored model runs and the published score files hold them).
 Each measurement runs in its own child process so that its peak resident memory (VmHWM) is its own; wall-clock
-``seconds`` and ``cpu_seconds`` (all threads of the process: steadier than wall-clock on a shared machine):
+``seconds`` and ``cpu_seconds`` (all threads of the process: steadier than wall-clock on a shared machine), and
+for the reports ``helper_cpu_seconds`` (the processes that draw the figures, ``benchmark.figures.FigurePool``):
 
 * ``metrics``: one scored model, every metric and subset, default regime, no meta breakdown
   (``benchmark.evaluate.evaluate_stream``); the peak is reported in total and above the inputs (labels + model).
@@ -51,6 +52,14 @@ def _rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished child processes (the report's figure helpers)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def scaled_labels(scale: int):
@@ -139,13 +148,14 @@ def child_product(figures: bool, labels_csv: str, model_dir: str, out_json: str)
     from reports.services import report_build
 
     with tempfile.TemporaryDirectory() as out:
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
         rep = report_build(labels_csv, [model_dir], out, figures=figures)
         res = {
             "what": "product" if figures else "product-nofig",
             "clips": rep["labels"]["clips"],
             "seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time() - c0,
+            "helper_cpu_seconds": _children_cpu() - k0,
             "files": len(os.listdir(out)),
             "peak_mib": _peak_mib(),
         }
@@ -206,9 +216,10 @@ def child(what: str, scale: int, n_models: int, out_json: str):
         models = [scored_model(labels, i + 1, f"model{i + 1}") for i in range(n_models)]
         held = _rss_mib()
         with tempfile.TemporaryDirectory() as out:
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
             write_report(out, labels, models, figures=what == "report", prefetch=False)
             res["seconds"], res["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
+            res["helper_cpu_seconds"] = _children_cpu() - k0
             res["files"] = len(os.listdir(out))
         res["peak_mib"] = _peak_mib()
         res["peak_above_inputs_mib"] = _peak_mib() - held

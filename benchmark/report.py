@@ -1,7 +1,8 @@
 """Reports: tables (CSV, Markdown, LaTeX, HTML), figures (PNG + SVG) and ``report.json``.
 
 Pure: takes a :class:`~benchmark.labels.LabelSet` and :class:`~benchmark.predictions.ModelPredictions`,
-writes files into a directory. Figures use matplotlib's Agg backend (no display needed).
+writes files into a directory. Figures use matplotlib's Agg backend (no display needed); their inputs are computed
+here and :mod:`benchmark.figures` draws them, by default in helper processes while the models are evaluated.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 import html
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
+from . import figures as drawings
 from .evaluate import (
     META_FILTERS,
     PAPER_METRICS,
@@ -145,49 +146,19 @@ def write_table(df: pd.DataFrame, out_dir: Path, stem: str, caption: str | None 
 
 
 # --------------------------------------------------------------------------- figures
-class _Figures:
-    """matplotlib's object API (no pyplot: no global figure registry, nothing to close, safe in worker threads)."""
-
-    @staticmethod
-    def subplots(*args, figsize, **kwargs):
-        from matplotlib.figure import Figure  # noqa: PLC0415  matplotlib only when figures are drawn
-
-        fig = Figure(figsize=figsize, layout="constrained")
-        return fig, fig.subplots(*args, **kwargs)
+# Each figure: its inputs computed here from the tables / label set (small arrays and names), then drawn by
+# benchmark.figures (matplotlib, Agg), here or in a helper process (FigurePool).
 
 
-def _plt():
-    return _Figures
-
-
-FIGURE_RC = {"svg.fonttype": "none", "svg.hashsalt": "avcrowd"}
-"""SVG text stays text (not one path per glyph: smaller, faster, searchable); ids are reproducible."""
-
-
-PNG_DPI = 120
-
-
-def _save(fig, out_dir: Path, stem: str) -> dict[str, str]:
-    """Write the figure as PNG and SVG, rendering it once per format: one raster draw (which also solves the
-    constrained layout, once) gives the PNG's pixels; the SVG is then written with the layout frozen. (Saving each
-    format with ``bbox_inches="tight"`` drew the figure four times, and laid out every text each time.)"""
-    import matplotlib  # noqa: PLC0415  matplotlib only when figures are drawn
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-    from matplotlib.image import imsave  # noqa: PLC0415
-
-    files = {}
-    with matplotlib.rc_context(FIGURE_RC):
-        fig.set_dpi(PNG_DPI)
-        canvas = FigureCanvasAgg(fig)
-        canvas.draw()
-        png = out_dir / f"{stem}.png"
-        imsave(png, np.asarray(canvas.buffer_rgba()), format="png", dpi=PNG_DPI)
-        files["png"] = png.name
-        fig.set_layout_engine("none")  # keep the positions just solved
-        svg = out_dir / f"{stem}.svg"
-        fig.savefig(svg, format="svg", metadata={"Date": None})
-        files["svg"] = svg.name
-    return files
+def radar_data(table: pd.DataFrame, metrics: Iterable[str] = RADAR_METRICS, inputs=("a", "v", "av")) -> dict:
+    """Inputs of the radar figure: every metric normalised by its maximum over all models and inputs."""
+    metrics = [m for m in metrics if m in table.columns.get_level_values(0)]
+    models = list(table.index)
+    vals = np.array([[[table.loc[m, (met, inp)] for met in metrics] for inp in inputs] for m in models], float)
+    scale = np.nanmax(np.where(np.isnan(vals), -np.inf, vals), axis=(0, 1))
+    scale[~np.isfinite(scale) | (scale <= 0)] = 1.0
+    norm = np.nan_to_num(vals / scale)
+    return {"models": [str(m) for m in models], "metrics": metrics, "inputs": list(inputs), "norm": norm}
 
 
 def radar_figure(
@@ -199,95 +170,54 @@ def radar_figure(
 ) -> dict[str, str]:
     """One radar per model: axes are metrics, one polygon per input modality; every axis is
     normalised by its maximum over all models and inputs (1 = best value in the report)."""
-    plt = _plt()
-    metrics = [m for m in metrics if m in table.columns.get_level_values(0)]
-    models = list(table.index)
-    vals = np.array([[[table.loc[m, (met, inp)] for met in metrics] for inp in inputs] for m in models], float)
-    scale = np.nanmax(np.where(np.isnan(vals), -np.inf, vals), axis=(0, 1))
-    scale[~np.isfinite(scale) | (scale <= 0)] = 1.0
-    norm = np.nan_to_num(vals / scale)
-    angles = np.linspace(0, 2 * np.pi, len(metrics), endpoint=False).tolist()
-    cols = min(3, len(models))
-    rows = math.ceil(len(models) / cols)
-    fig, axes = plt.subplots(rows, cols, subplot_kw={"polar": True}, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
-    colors = {"a": "#1f77b4", "v": "#2ca02c", "av": "#d62728"}
-    for i, model in enumerate(models):
-        ax = axes[i // cols][i % cols]
-        for j, inp in enumerate(inputs):
-            v = norm[i, j].tolist()
-            ax.plot(angles + angles[:1], v + v[:1], color=colors.get(inp), label=f"input {inp}")
-            ax.fill(angles + angles[:1], v + v[:1], color=colors.get(inp), alpha=0.1)
-        ax.set_xticks(angles)
-        ax.set_xticklabels(metrics, fontsize=8)
-        ax.set_ylim(0, 1.05)
-        ax.set_yticks([0.25, 0.5, 0.75, 1.0])
-        ax.set_yticklabels([])
-        ax.set_title(str(model), fontsize=10)
-    for k in range(len(models), rows * cols):
-        axes[k // cols][k % cols].set_visible(False)
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncol=len(inputs), fontsize=8)
-    fig.suptitle("Metrics per input modality (normalised to the best value per metric)", fontsize=11)
-    return _save(fig, out_dir, stem)
+    return drawings.draw("radar", out_dir, stem, radar_data(table, metrics, inputs))
+
+
+def delta_f1_data(delta: pd.DataFrame, subsets=("a", "v", "av")) -> dict:
+    """Inputs of the ΔF1 figure: ``values[subset, model, meta]`` in points (NaN where missing)."""
+    metas = [m for m in META_LABELS if m in delta.columns.get_level_values(0)]
+    models = list(delta.index)
+    values = np.array(
+        [
+            [
+                [delta.loc[model, (meta, s)] if (meta, s) in delta.columns else np.nan for meta in metas]
+                for model in models
+            ]
+            for s in subsets
+        ],
+        dtype=float,
+    ).reshape(len(subsets), len(models), len(metas))
+    return {"metas": metas, "models": [str(m) for m in models], "subsets": list(subsets), "values": values}
 
 
 def delta_f1_figure(
     delta: pd.DataFrame, out_dir: Path, stem: str = "delta_f1", subsets=("a", "v", "av")
 ) -> dict[str, str]:
     """Grouped bars: ΔF1 (with − without meta label) per meta label, one panel per subset."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(subsets), figsize=(4.5 * len(subsets), 3.6), sharey=True, squeeze=False)
-    metas = [m for m in META_LABELS if m in delta.columns.get_level_values(0)]
-    models = list(delta.index)
-    width = 0.8 / max(1, len(models))
-    x = np.arange(len(metas))
-    for k, subset in enumerate(subsets):
-        ax = axes[0][k]
-        for i, model in enumerate(models):
-            vals = [delta.loc[model, (meta, subset)] if (meta, subset) in delta.columns else np.nan for meta in metas]
-            ax.bar(x + (i - (len(models) - 1) / 2) * width, vals, width, label=str(model))
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(x)
-        ax.set_xticklabels([m.replace("_", " ") for m in metas], fontsize=8)
-        ax.set_title(f"subset {subset}", fontsize=10)
-    axes[0][0].set_ylabel("ΔF1 (with − without), points")
-    axes[0][-1].legend(fontsize=7, loc="best")
-    return _save(fig, out_dir, stem)
+    return drawings.draw("delta_f1", out_dir, stem, delta_f1_data(delta, subsets))
+
+
+def class_frequency_data(labels: LabelSet, top: int = 40) -> dict:
+    """Inputs of the class frequency figure: clips per class tagged AV / A only / V only, the classes sorted by
+    their total (most frequent first, ties in class order), and the names of the ``top`` first."""
+    a = labels.has_a.sum(0)
+    v = labels.has_v.sum(0)
+    av = labels.has_av.sum(0)
+    order = np.argsort(-(a + v + av), kind="stable")
+    return {
+        "av": av[order],
+        "a": a[order],
+        "v": v[order],
+        "top_names": [labels.classes[i] for i in order[:top]],
+        "clips": len(labels),
+    }
 
 
 def class_frequency_figure(
     labels: LabelSet, out_dir: Path, stem: str = "class_frequency", top: int = 40
 ) -> dict[str, str]:
     """Clips per class split by modality tag (A only / V only / AV): all classes sorted, and the top ones named."""
-    plt = _plt()
-    a = labels.has_a.sum(0)
-    v = labels.has_v.sum(0)
-    av = labels.has_av.sum(0)
-    total = a + v + av
-    order = np.argsort(-total, kind="stable")
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(13, 8.5), gridspec_kw={"height_ratios": [1, 1.4]})
-    # all classes: one filled step outline per modality (3 artists instead of 3 x 309 bars)
-    edges = np.arange(len(order) + 1) - 0.5
-    base = np.zeros(len(order))
-    for vals, color, name in ((av, "#d62728", "AV"), (a, "#1f77b4", "A only"), (v, "#2ca02c", "V only")):
-        top_ = base + vals[order]
-        ax1.stairs(top_, edges, baseline=base, fill=True, color=color, label=name)
-        base = top_
-    ax1.set_xlim(-0.5, len(order) - 0.5)
-    ax1.set_xticks([])
-    ax1.set_ylabel("clips")
-    ax1.set_title(f"Class frequency by modality, all {len(order)} classes ({len(labels)} clips)", fontsize=10)
-    ax1.legend(fontsize=8)
-    t = order[:top]
-    xt = np.arange(len(t))
-    ax2.bar(xt, av[t], color="#d62728", label="AV")
-    ax2.bar(xt, a[t], bottom=av[t], color="#1f77b4", label="A only")
-    ax2.bar(xt, v[t], bottom=(av + a)[t], color="#2ca02c", label="V only")
-    ax2.set_xticks(xt)
-    ax2.set_xticklabels([labels.classes[i] for i in t], rotation=75, ha="right", fontsize=7)
-    ax2.set_ylabel("clips")
-    ax2.set_title(f"Top {len(t)} classes", fontsize=10)
-    return _save(fig, out_dir, stem)
+    return drawings.draw("class_frequency", out_dir, stem, class_frequency_data(labels, top))
 
 
 COOC_CHUNK = 32_768
@@ -329,42 +259,36 @@ def cooccurrence_matrix(labels: LabelSet, *, chunk: int = COOC_CHUNK, method: st
     return out
 
 
-def cooccurrence_figure(labels: LabelSet, out_dir: Path, stem: str = "cooccurrence", top: int = 40) -> dict[str, str]:
-    """Heatmap of P(column class | row class) for the ``top`` classes that co-occur most (classes that share
-    no clip with another are left out). With no co-occurrence at all the figure says so instead of drawing an
-    empty colour scale."""
-    plt = _plt()
+def cooccurrence_data(labels: LabelSet, top: int = 40) -> tuple[str, dict]:
+    """The co-occurrence figure as ``(kind, inputs)`` for :func:`benchmark.figures.draw`: P(column class | row
+    class) of the ``top`` classes that co-occur most (classes that share no clip with another are left out), or
+    a "too little data" figure when no two classes share a clip."""
     M = cooccurrence_matrix(labels).astype(float)
     diag = np.diag(M).copy()
     off = M - np.diag(diag)
     shared = off.sum(1)
     order = np.argsort(-shared, kind="stable")[: min(top, int(np.count_nonzero(shared)))]
     if order.size < 2:
-        return _too_little_data(
-            out_dir, stem, "Class co-occurrence", f"too little data: no two classes share a clip ({len(labels)} clips)"
-        )
+        return "too_little_data", {
+            "title": "Class co-occurrence",
+            "message": f"too little data: no two classes share a clip ({len(labels)} clips)",
+        }
     sub = M[np.ix_(order, order)]
     cond = np.divide(sub, np.diag(sub)[:, None], out=np.zeros_like(sub), where=np.diag(sub)[:, None] > 0)
     np.fill_diagonal(cond, np.nan)
-    fig, ax = plt.subplots(figsize=(11, 10))
-    im = ax.imshow(cond, cmap="viridis", vmin=0, vmax=1)  # a probability: the scale is 0..1 whatever the data
-    names = [labels.classes[i] for i in order]
-    ax.set_xticks(np.arange(len(order)))
-    ax.set_yticks(np.arange(len(order)))
-    ax.set_xticklabels(names, rotation=90, fontsize=6)
-    ax.set_yticklabels(names, fontsize=6)
-    ax.set_title(f"Class co-occurrence: P(column | row), {len(order)} classes with most co-occurrences", fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    return _save(fig, out_dir, stem)
+    return "cooccurrence", {"cond": cond, "names": [labels.classes[i] for i in order]}
 
 
-def _too_little_data(out_dir: Path, stem: str, title: str, message: str) -> dict[str, str]:
-    """A small figure that says there is too little data to draw ``title`` (instead of drawing noise)."""
-    fig, ax = _plt().subplots(figsize=(6, 1.6))
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=10)
-    ax.text(0.5, 0.4, message, ha="center", va="center", fontsize=9, transform=ax.transAxes)
-    return _save(fig, out_dir, stem)
+def cooccurrence_figure(labels: LabelSet, out_dir: Path, stem: str = "cooccurrence", top: int = 40) -> dict[str, str]:
+    """Heatmap of P(column class | row class) for the ``top`` classes that co-occur most (classes that share
+    no clip with another are left out). With no co-occurrence at all the figure says so instead of drawing an
+    empty colour scale."""
+    return drawings.draw(*_with_stem(cooccurrence_data(labels, top), out_dir, stem))
+
+
+def _with_stem(kind_data: tuple[str, dict], out_dir, stem: str):
+    kind, data = kind_data
+    return kind, out_dir, stem, data
 
 
 def per_class_json(per_class: dict, classes: list[str], min_support: int = PER_CLASS_MIN_SUPPORT):
@@ -392,57 +316,39 @@ def per_class_json(per_class: dict, classes: list[str], min_support: int = PER_C
     return out, too_little
 
 
+def per_class_f1_data(per_class: dict, subsets=("a", "v", "av")) -> tuple[str, dict]:
+    """The per-class F1 figure as ``(kind, inputs)``: per model, F1 x100 of the classes with enough data sorted
+    from best to worst by the last subset's F1, one line per subset; or a "too little data" figure."""
+    panels = []
+    for model, per_subset in per_class.items():
+        shown = [s for s in subsets if s in per_subset]
+        if not shown:
+            continue
+        key = shown[-1]
+        names = [c for c, v in per_subset[key].items() if v["f1"] is not None]
+        if not names:
+            continue
+        order = sorted(names, key=lambda c: -per_subset[key][c]["f1"])
+        lines = []
+        for subset in shown:
+            vals = [per_subset[subset][c]["f1"] for c in order]
+            lines.append((subset, np.array([np.nan if v is None else 100 * v for v in vals])))
+        panels.append({"model": str(model), "key": key, "left_out": len(per_subset[key]) - len(names), "lines": lines})
+    if not panels:
+        return "too_little_data", {
+            "title": "Per-class F1",
+            "message": f"too little data: no class has {PER_CLASS_MIN_SUPPORT} or more labelled clips in any subset",
+        }
+    return "per_class_f1", {"panels": panels}
+
+
 def per_class_f1_figure(
     per_class: dict, out_dir: Path, stem: str = "per_class_f1", subsets=("a", "v", "av")
 ) -> dict[str, str]:
     """Per-class F1 sorted from best to worst, one panel per model, one line per input subset (sorted by the
     last subset's F1); classes with too little data are left out and counted in the title. Without any class
     with enough data the figure says so."""
-    plt = _plt()
-    panels = []
-    for model, per_subset in per_class.items():
-        shown = [s for s in subsets if s in per_subset]
-        if not shown:
-            continue
-        names = [c for c, v in per_subset[shown[-1]].items() if v["f1"] is not None]
-        if names:
-            panels.append((model, shown, names))
-    if not panels:
-        return _too_little_data(
-            out_dir,
-            stem,
-            "Per-class F1",
-            f"too little data: no class has {PER_CLASS_MIN_SUPPORT} or more labelled clips in any subset",
-        )
-    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 2.6 * len(panels) + 0.6), squeeze=False)
-    colors = {"a": "#1f77b4", "v": "#2ca02c", "av": "#d62728", "a only": "#17becf", "v only": "#bcbd22"}
-    for ax, (model, shown, names) in zip(axes[:, 0], panels):
-        key = shown[-1]
-        order = sorted(names, key=lambda c: -per_class[model][key][c]["f1"])
-        x = np.arange(len(order))
-        for subset in shown:
-            vals = [per_class[model][subset][c]["f1"] for c in order]
-            ys = np.array([np.nan if v is None else 100 * v for v in vals])
-            if subset == key:  # one filled step outline (not one bar per class)
-                ax.stairs(
-                    ys,
-                    np.arange(len(order) + 1) - 0.5,
-                    fill=True,
-                    color=colors.get(subset),
-                    alpha=0.35,
-                    label=f"{subset} (sorted)",
-                )
-            else:
-                ax.plot(x, ys, ".", markersize=2.5, color=colors.get(subset), label=subset)
-        left_out = len(per_class[model][key]) - len(names)
-        ax.set_xlim(-0.5, len(order) - 0.5)
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("F1 (x100)")
-        ax.set_xticks([])
-        note = f"; {left_out} classes with too little data left out" if left_out else ""
-        ax.set_title(f"{model}: per-class F1, {len(order)} classes sorted by {key} F1{note}", fontsize=9)
-        ax.legend(fontsize=7, loc="upper right", ncol=len(shown))
-    return _save(fig, out_dir, stem)
+    return drawings.draw(*_with_stem(per_class_f1_data(per_class, subsets), out_dir, stem))
 
 
 # --------------------------------------------------------------------------- report
@@ -482,6 +388,7 @@ def write_report(
     class_names: list[str] | None = None,
     prefetch: bool = True,
     on_model=None,
+    figure_processes: int | None = None,
 ) -> dict:
     """Evaluate ``models`` on ``labels`` and write the whole report into ``out_dir``.
 
@@ -494,18 +401,24 @@ def write_report(
     Writes ``report.json`` (parameters, results as fractions, tables ×100, list of files), tables
     ``paper``, ``metrics`` (all metrics), ``topk`` and, with ``meta``, ``meta_f1`` / ``delta_f1`` in
     CSV/Markdown/LaTeX/HTML, and figures ``radar``, ``delta_f1``, ``class_frequency``,
-    ``cooccurrence`` in PNG and SVG. Returns the content of ``report.json``.
+    ``cooccurrence``, ``per_class_f1`` in PNG and SVG, drawn in ``figure_processes`` helper processes (default
+    :data:`benchmark.figures.FIGURE_PROCESSES`; 0: in a thread of this process). Returns the content of
+    ``report.json``.
     """
     out_dir = Path(out_dir)
     gt = apply_regime(labels, regime)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="figures") as drawing:
-        # one thread draws every figure, one after another (matplotlib's settings are global): the two that need
-        # only the labels while the models are evaluated, the others once their numbers are known
+    processes = drawings.FIGURE_PROCESSES if figure_processes is None else figure_processes
+    with drawings.FigurePool(processes if figures else 0) as drawing:
+        # the figures are drawn in helper processes (on another core than the evaluation; with
+        # figure_processes=0 in one thread here): the two that need only the labels while the models are
+        # evaluated, the others once their numbers are known
         pending: dict[str, object] = {}
         if figures:
             out_dir.mkdir(parents=True, exist_ok=True)
-            pending["figure_class_frequency"] = drawing.submit(class_frequency_figure, gt, out_dir)
-            pending["figure_cooccurrence"] = drawing.submit(cooccurrence_figure, gt, out_dir)
+            pending["figure_class_frequency"] = drawing.submit(
+                "class_frequency", out_dir, "class_frequency", class_frequency_data(gt)
+            )
+            pending["figure_cooccurrence"] = drawing.submit(*_with_stem(cooccurrence_data(gt), out_dir, "cooccurrence"))
         report = _evaluate_and_write(
             out_dir,
             labels,
@@ -593,10 +506,13 @@ def _evaluate_and_write(
     }
     per_class, too_little = per_class_json(done.per_class, labels.classes)
     if figures:
-        pending["figure_radar"] = drawing.submit(radar_figure, table, out_dir)
+        # the slowest first, so that the helpers finish together
+        pending["figure_radar"] = drawing.submit("radar", out_dir, "radar", radar_data(table))
+        pending["figure_per_class_f1"] = drawing.submit(
+            *_with_stem(per_class_f1_data(per_class), out_dir, "per_class_f1")
+        )
         if delta is not None and not delta.empty:
-            pending["figure_delta_f1"] = drawing.submit(delta_f1_figure, delta, out_dir)
-        pending["figure_per_class_f1"] = drawing.submit(per_class_f1_figure, per_class, out_dir)
+            pending["figure_delta_f1"] = drawing.submit("delta_f1", out_dir, "delta_f1", delta_f1_data(delta))
     for stem, df in tables.items():
         files[f"table_{stem}"] = write_table(df, out_dir, stem, caption=captions.get(stem))
     for key in (
