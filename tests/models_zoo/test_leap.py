@@ -48,7 +48,8 @@ def test_forward_matches_the_authors_code_on_fixed_weights(leap):
         v_o=v_o[..., :32],
     )
     for name, t in got.items():
-        np.testing.assert_allclose(t.numpy(), ref[name], atol=1e-5, rtol=0, err_msg=name)
+        # float32 on another CPU (kernels differ by instruction set): 2.6e-6 relative seen on values near 8
+        np.testing.assert_allclose(t.numpy(), ref[name], atol=1e-5, rtol=1e-5, err_msg=name)
     # the recording is informative: probabilities spread out, and a small weight change moves them
     assert ref["a_prob"].std() > 0.05 and ref["v_frame_prob"].std() > 0.05
     other = fill_seeded_(models_zoo.build("leap", "tiny"))
