@@ -7,7 +7,7 @@ import logging
 import time
 
 import numpy as np
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from catalog.core.taxonomy import closer
@@ -302,6 +302,13 @@ def release_create_run(operation_id: int) -> Operation:
     return operation_finish(operation_id, work)
 
 
+def _used(seen: set, value):
+    """`value`, noted in `seen` (a reference _store checks once written); None is not a reference."""
+    if value is not None:
+        seen.add(value)
+    return value
+
+
 def _store(dataset, name, method, params, imported, source_file, source_counts, stats, user, clips, label_rows):
     """clips: [(video_id, clip pk or None, (bm, vo, si))] in order; label_rows: [(clip position, name, modality,
     origin, origin_source)] in order. One transaction, multi-row inserts."""
@@ -320,51 +327,52 @@ def _store(dataset, name, method, params, imported, source_file, source_counts, 
             stats=stats,
             created_by=user,
         )
+        clip_pks: set = set()
         n_clips = bulk_insert(
             ReleaseClip,
             ["release_id", "video_id", "clip_id", "background_music", "voice_over", "static_image", "order"],
             (
-                (release.pk, vid, pk, bool(meta[0]), bool(meta[1]), bool(meta[2]), i)
+                (release.pk, vid, _used(clip_pks, pk), bool(meta[0]), bool(meta[1]), bool(meta[2]), i)
                 for i, (vid, pk, meta) in enumerate(clips)
             ),
         )
         pk_by_order = np.zeros(n_clips, dtype=np.int64)  # release clip id by order: an array, not a 150k dict
         for order, pk in ReleaseClip.objects.filter(release=release).values_list("order", "id").iterator(20000):
             pk_by_order[order] = pk
+        cls_used: set = set()
         bulk_insert(
             ReleaseLabel,
             ["release_id", "release_clip_id", "cls_id", "name", "modality", "origin", "origin_source", "order"],
             (
-                (release.pk, int(pk_by_order[pos]), cls_pk[lab], lab, mod, origin, src, i)
+                (release.pk, int(pk_by_order[pos]), _used(cls_used, cls_pk[lab]), lab, mod, origin, src, i)
                 for i, (pos, lab, mod, origin, src) in enumerate(label_rows)
             ),
         )
-        _check_references(release)
+        _check_references(release, cls_used, pk_by_order, clip_pks)
     analyze(ReleaseClip, ReleaseLabel)  # the release pages and exports plan with fresh statistics
     return release
 
 
-def _check_references(release: Release) -> None:
+def _check_references(release: Release, cls_ids: set, release_clip_ids: np.ndarray, clip_ids: set) -> None:
     """Every label of the new release names an existing class and a clip of this release, every release clip an
-    existing clip (or none): one set-based query instead of the database's per-row foreign-key triggers (the
-    release tables have none, see labels.models). Raises inside _store's transaction, so nothing is stored."""
-    qn = connection.ops.quote_name
-    label, rclip = qn(ReleaseLabel._meta.db_table), qn(ReleaseClip._meta.db_table)
-    cls, clip = qn(TaxonomyClass._meta.db_table), qn(Clip._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT count(*) FROM {label} l LEFT JOIN {cls} c ON c.id = l.cls_id "
-            "WHERE l.release_id = %s AND c.id IS NULL), "
-            f"(SELECT count(*) FROM {label} l LEFT JOIN {rclip} rc ON rc.id = l.release_clip_id "
-            "AND rc.release_id = l.release_id WHERE l.release_id = %s AND rc.id IS NULL), "
-            f"(SELECT count(*) FROM {rclip} rc LEFT JOIN {clip} c ON c.id = rc.clip_id "
-            "WHERE rc.release_id = %s AND rc.clip_id IS NOT NULL AND c.id IS NULL)",
-            [release.pk] * 3,
+    existing clip (or none), checked from what _store wrote, with two small queries, instead of the database's
+    per-row foreign-key triggers (the release tables have none, see labels.models). A set-based join over the new
+    rows is no substitute: they have no planner statistics yet, and one plan took minutes. Raises inside _store's
+    transaction, so nothing is stored."""
+    existing_cls = set(TaxonomyClass.objects.filter(pk__in=cls_ids).values_list("pk", flat=True))
+    no_class = len(cls_ids - existing_cls)
+    no_release_clip = int((release_clip_ids <= 0).sum())
+    no_clip = 0
+    if clip_ids:
+        existing = np.fromiter(
+            Clip.objects.filter(dataset_id=release.dataset_id).values_list("pk", flat=True).iterator(20000),
+            dtype=np.int64,
         )
-        no_class, no_release_clip, no_clip = cursor.fetchone()
+        wanted = np.fromiter(clip_ids, dtype=np.int64, count=len(clip_ids))
+        no_clip = int((~np.isin(wanted, existing)).sum())
     if no_class or no_release_clip or no_clip:
         raise IntegrityError(
-            f"release {release.name!r} was not stored: {no_class} label(s) name a class that no longer exists "
+            f"release {release.name!r} was not stored: {no_class} class(es) of its labels no longer exist "
             f"(was the taxonomy reloaded meanwhile?), {no_release_clip} label(s) point outside the release, "
             f"{no_clip} clip(s) were deleted while it was made; try again"
         )

@@ -18,7 +18,7 @@ def test_a_release_naming_a_class_that_no_longer_exists_is_refused_whole(crowd, 
     real = create.class_pks()
     stale = {name: pk + 100_000 if name == "cow lowing" else pk for name, pk in real.items()}  # a reloaded taxonomy
     monkeypatch.setattr(create, "class_pks", lambda: stale)
-    with pytest.raises(IntegrityError, match=r"1 label\(s\) name a class that no longer exists"):
+    with pytest.raises(IntegrityError, match=r"1 class\(es\) of its labels no longer exist"):
         release_create(ds, "stale")
     assert not Release.objects.filter(name="stale").exists()
     assert not ReleaseLabel.objects.exists() and not ReleaseClip.objects.exists()
