@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from bench_saves import DEFAULT_DB, ensure_database, setup_django  # noqa: E402
+from bench_saves import DEFAULT_DB, backend_cpu, ensure_database, setup_django  # noqa: E402
 
 
 def django_env(args) -> dict:
@@ -125,20 +125,6 @@ def scale_setup(args) -> str:
     return name
 
 
-def _backend_cpu(connection) -> float:
-    """CPU seconds of this connection's PostgreSQL backend (same machine)."""
-    if connection.vendor != "postgresql":
-        return 0.0
-    with connection.cursor() as cur:
-        cur.execute("select pg_backend_pid()")
-        pid = cur.fetchone()[0]
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def scale_child(args) -> None:
     """One make_proposals run in this (fresh) process; prints one JSON line."""
     sys.path.insert(0, args.code)
@@ -185,11 +171,11 @@ def scale_child(args) -> None:
     from proposals.models import ProposalSet
 
     ds = Dataset.objects.get(name=f"bench-props-{args.scale}x")
-    cpu0, db0 = time.process_time(), _backend_cpu(connection)
+    cpu0, db0 = time.process_time(), backend_cpu(connection) or 0.0
     t0 = time.perf_counter()
     call_command("make_proposals", "--dataset", ds.name, "--inactive", stdout=open(os.devnull, "w"))
     wall = time.perf_counter() - t0
-    cpu, db = time.process_time() - cpu0, _backend_cpu(connection) - db0
+    cpu, db = time.process_time() - cpu0, (backend_cpu(connection) or 0.0) - db0
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
     pset = ProposalSet.objects.filter(dataset=ds).order_by("-pk").first()
     out = {

@@ -181,26 +181,11 @@ def setup(db_url: str, n_clips: int, n_ann: int, n_prop: int, seed: int = 0):
     }
 
 
-def _db_cpu_s() -> float | None:
-    """CPU seconds (user + system) used so far by this connection's PostgreSQL backend process, when the server
-    runs on this machine (read from /proc); None otherwise."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(db_url: str, method: str = "majority", params: dict | None = None):
     _django(db_url)
+    from bench_saves import backend_cpu  # CPU seconds of our PostgreSQL backend
+    from django.db import connection
+
     import labels.services.create as create_mod
     from catalog.models import Dataset
     from labels.services.create import release_create
@@ -222,14 +207,14 @@ def measure(db_url: str, method: str = "majority", params: dict | None = None):
     ds = Dataset.objects.get(name="bench")
     name = f"bench-{int(time.time() * 1000)}"
     timings: dict = {}
-    db_cpu0 = _db_cpu_s()
+    db_cpu0 = backend_cpu(connection)
     c0 = time.process_time()
     t0 = time.perf_counter()
     release = release_create(ds, name, method=method, params=params, timings=timings)
     create_s = time.perf_counter() - t0
     cpu = {"python_cpu_s": round(time.process_time() - c0, 2)}
     if db_cpu0 is not None:
-        cpu["db_cpu_s"] = round(_db_cpu_s() - db_cpu0, 2)
+        cpu["db_cpu_s"] = round(backend_cpu(connection) - db_cpu0, 2)
     peak_create = _peak_mib()
     out = {
         "release_create_s": round(create_s, 2),

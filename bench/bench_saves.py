@@ -172,6 +172,16 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def backend_cpu(connection) -> float | None:
+    """CPU seconds used so far by a Django connection's PostgreSQL backend (a server on this machine); None on
+    other databases."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return proc_cpu(cur.fetchone()[0])
+
+
 def server_pids(master: int) -> list[int]:
     """gunicorn's master and its workers."""
     pids = [master]
