@@ -5,6 +5,7 @@ import io
 import json
 import logging
 from array import array
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ def _stream(sql: str, params, size: int = 20000):
             yield from rows
 
 
-def _copy_out(sql: str, params) -> io.StringIO:
+def _query_csv(sql: str, params) -> io.StringIO:
     """The rows of `sql` as CSV text, built by PostgreSQL as one value (each row's record text without its
     parentheses, one per line): one round trip and no Python per row (a COPY is read row by row, ~1.8 M reads for
     a 10× release). For rows of numbers and of quoted or plain text without backslashes. JIT compilation is off
@@ -69,10 +70,10 @@ def _copy_out(sql: str, params) -> io.StringIO:
     return io.StringIO(text or "")
 
 
-def _copy_columns(sql: str, params, names: list[str], dtypes: dict) -> dict[str, np.ndarray]:
+def _query_columns(sql: str, params, names: list[str], dtypes: dict) -> dict[str, np.ndarray]:
     """The rows of one query as numpy columns, read as one CSV text (no Python object per row or per value:
     460k answers + 1.2M ticks at 150k clips). Every column must be a number."""
-    buf = _copy_out(sql, params)
+    buf = _query_csv(sql, params)
     if not buf.getvalue():
         return {n: np.zeros(0, dtype=dtypes[n]) for n in names}
     frame = pd.read_csv(buf, header=None, names=names, dtype=dtypes, engine="c", na_filter=False)
@@ -96,31 +97,29 @@ def _with_crowd(crowd_part, rest: list, dtype) -> np.ndarray:
     return rest if crowd_part is None else np.concatenate([crowd_part.astype(dtype, copy=False), rest])
 
 
+@dataclass
 class _CrowdArrays:
     """The kept crowd annotations (one per worker and clip, the later submission) as arrays, PostgreSQL only."""
 
-    def __init__(
-        self, ann_clip, ann_answer, ann_assignment, ann_meta, worker_keys, worker_quality, ann_worker, n_dropped
-    ):
-        self.ann_clip = ann_clip
-        self.ann_answer = ann_answer
-        self.ann_assignment = ann_assignment
-        self.ann_meta = ann_meta
-        self.worker_keys = worker_keys  # in slot order (first appearance in submission order)
-        self.worker_quality = worker_quality
-        self.ann_worker = ann_worker
-        self.n_dropped = n_dropped
+    ann_clip: np.ndarray
+    ann_answer: np.ndarray
+    ann_assignment: np.ndarray
+    ann_meta: np.ndarray
+    worker_keys: list  # in slot order (first appearance in submission order)
+    worker_quality: list
+    ann_worker: np.ndarray
+    n_dropped: int
 
 
 def _crowd_answers_pg(answers_qs, assignments: list, clip_pks: list) -> _CrowdArrays:
     """The approved answers of `answers_qs` as arrays: one query, no model instance or tuple per answer. Same
-    result as the generic path of votes_load (tests/releases/test_votes_load_pg.py compares them)."""
+    result as the generic path of votes_load (tests/releases/test_votes_load_bulk.py compares them)."""
     sql, params = (
         answers_qs.order_by()
         .values_list("assignment_id", "id", "clip_id", "background_music", "voice_over", "static_image")
         .query.sql_with_params()
     )
-    cols = _copy_columns(
+    cols = _query_columns(
         "SELECT q.assignment_id, q.id, q.clip_id, COALESCE(q.background_music, false)::int, "
         f"COALESCE(q.voice_over, false)::int, COALESCE(q.static_image, false)::int FROM ({sql}) q",
         list(params),
@@ -201,7 +200,7 @@ def _crowd_ticks_pg(answers_qs, class_names: list[str], kept_answers: np.ndarray
         "CROSS JOIN LATERAL jsonb_array_elements(COALESCE(ca.ticked_entries, '[]'::jsonb)) WITH ORDINALITY e(e, i)"
     ).format(sql=sql)
     lookup = json.dumps({name: i for i, name in enumerate(class_names)})  # a JSON object: no join per tick
-    cols = _copy_columns(
+    cols = _query_columns(
         "SELECT t.answer, t.i, COALESCE((%s::jsonb ->> (t.e->>'name'))::int, -1), "
         f"((t.e->'audible') = 'true'::jsonb)::int, ((t.e->'visible') = 'true'::jsonb)::int FROM ({ticked}) t",
         [lookup, *params],
@@ -238,7 +237,7 @@ def _proposals_pg(dataset: Dataset, class_names: list[str], clip_pks: list) -> t
         "AND NOT EXISTS (SELECT 1 FROM annotation_batchitem b2 WHERE b2.clip_id = bi.clip_id AND b2.id < bi.id)"
     )
     lookup = json.dumps({name: i for i, name in enumerate(class_names)})
-    buf = _copy_out(sql, [lookup, dataset.pk])
+    buf = _query_csv(sql, [lookup, dataset.pk])
     if not buf.getvalue():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     frame = pd.read_csv(

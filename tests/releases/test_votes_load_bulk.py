@@ -1,8 +1,8 @@
-"""The release's vote load on PostgreSQL reads answers, ticks and proposals with COPY into arrays (issue 18: a 10×
-release spent most of its load in Python per answer and per tick). It must load exactly what the row-by-row path
-loads, on the awkward data a real crowd produces: a worker answering a clip twice (two HITs of a results file),
-answers without a worker, unverified and rejected work, media-failure reports, ticked names that are not classes,
-label lists that are not lists, a clip shown in two batches, and in-house experts."""
+"""The release's vote load on PostgreSQL reads answers, ticks and proposals in bulk (one CSV value per query) into
+arrays (issue 18: a 10× release spent most of its load in Python per answer and per tick). It must load exactly
+what the row-by-row path loads, on the awkward data a real crowd produces: a worker answering a clip twice (two
+HITs of a results file), answers without a worker, unverified and rejected work, media-failure reports, ticked
+names that are not classes, label lists that are not lists, a clip shown in two batches, and in-house experts."""
 
 import random
 
@@ -20,7 +20,7 @@ from labels.services.load import votes_load
 
 def _postgres_only():
     if connection.vendor != "postgresql":
-        pytest.skip("the COPY path is PostgreSQL's: set DATABASE_URL")
+        pytest.skip("the bulk load is PostgreSQL's: set DATABASE_URL")
 
 
 def _messy_crowd(names, seed=7):
@@ -129,7 +129,7 @@ ARRAYS = (
 
 
 @pytest.mark.django_db
-def test_the_copy_load_loads_exactly_what_the_row_by_row_load_does(taxonomy):
+def test_the_bulk_load_loads_exactly_what_the_row_by_row_load_does(taxonomy):
     _postgres_only()
     ds = _messy_crowd(taxonomy)
     bulk, rows = votes_load(ds, bulk=True), votes_load(ds, bulk=False)
@@ -150,7 +150,7 @@ def test_the_copy_load_loads_exactly_what_the_row_by_row_load_does(taxonomy):
 
 
 @pytest.mark.django_db
-def test_the_copy_load_reads_the_label_lists_where_the_ticked_column_is_missing(taxonomy):
+def test_the_bulk_load_reads_the_label_lists_where_the_ticked_column_is_missing(taxonomy):
     """A schema built without the migrations (no generated `ticked` column) loads the same votes, slower."""
     _postgres_only()
     ds = _messy_crowd(taxonomy, seed=3)
@@ -169,7 +169,7 @@ def names_ticked(loaded):
 
 
 @pytest.mark.django_db
-def test_a_release_made_from_the_copy_load_equals_one_made_row_by_row(taxonomy, monkeypatch):
+def test_a_release_made_from_the_bulk_load_equals_one_made_row_by_row(taxonomy, monkeypatch):
     _postgres_only()
     ds = _messy_crowd(taxonomy, seed=11)
     import labels.services.create as create
@@ -195,9 +195,9 @@ def test_a_release_made_from_the_copy_load_equals_one_made_row_by_row(taxonomy, 
 
 
 @pytest.mark.django_db
-def test_asking_for_the_copy_load_on_another_database_is_refused(taxonomy):
+def test_asking_for_the_bulk_load_on_another_database_is_refused(taxonomy):
     if connection.vendor == "postgresql":
-        pytest.skip("the refusal is for databases without COPY")
+        pytest.skip("the refusal is for databases other than PostgreSQL")
     ds = Dataset.objects.create(name="lite")
     with pytest.raises(ValueError, match="needs PostgreSQL"):
         votes_load(ds, bulk=True)
