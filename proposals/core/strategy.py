@@ -154,8 +154,36 @@ class Strategy:
 # --------------------------------------------------------------------------------------------
 
 
+class _ClipsAndClasses:
+    """What :class:`Predictions` and :class:`PredictionRows` share: the number of clips, the model names and the
+    class-name lookup (from their ``video_ids``, ``scores``, ``label_sets`` and ``class_names``)."""
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.video_ids)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.scores) + list(self.label_sets)
+
+    def class_index(self, name: str) -> int:
+        try:
+            return self._class_lookup()[name]
+        except KeyError:
+            raise StrategyError(
+                f"unknown class name {name!r} (not one of the {len(self.class_names)} taxonomy classes)"
+            ) from None
+
+    def _class_lookup(self) -> dict[str, int]:
+        lookup = getattr(self, "_lookup", None)
+        if lookup is None:
+            lookup = {name: i for i, name in enumerate(self.class_names)}
+            self._lookup = lookup
+        return lookup
+
+
 @dataclass
-class Predictions:
+class Predictions(_ClipsAndClasses):
     """All predictions of one dataset, rows aligned to ``video_ids``, columns to ``class_names``.
 
     scores:     model -> modality -> float array [n, C] (logits or probabilities)
@@ -203,29 +231,6 @@ class Predictions:
             self.original = np.asarray(self.original, dtype=bool)
             if self.original.shape != (n, c):
                 raise StrategyError(f"original labels have shape {self.original.shape}, expected ({n}, {c})")
-
-    @property
-    def n_clips(self) -> int:
-        return len(self.video_ids)
-
-    @property
-    def models(self) -> list[str]:
-        return list(self.scores) + list(self.label_sets)
-
-    def class_index(self, name: str) -> int:
-        try:
-            return self._class_lookup()[name]
-        except KeyError:
-            raise StrategyError(
-                f"unknown class name {name!r} (not one of the {len(self.class_names)} taxonomy classes)"
-            ) from None
-
-    def _class_lookup(self) -> dict[str, int]:
-        lookup = getattr(self, "_lookup", None)
-        if lookup is None:
-            lookup = {name: i for i, name in enumerate(self.class_names)}
-            self._lookup = lookup
-        return lookup
 
 
 def labels_to_matrix(
@@ -534,7 +539,7 @@ Rows = Callable[[int, int], np.ndarray]  # (start, stop) -> the rows [start, sto
 
 
 @dataclass
-class PredictionRows:
+class PredictionRows(_ClipsAndClasses):
     """Predictions read a block of clips at a time: every matrix of :class:`Predictions` given as a function
     ``(start, stop) -> rows`` (scores float32, label sets and original labels bool, [stop - start, C]), so that
     no matrix of the whole dataset has to be held. ``coverage`` as in :class:`Predictions`."""
@@ -559,20 +564,6 @@ class PredictionRows:
             original=None if preds.original is None else rows(preds.original),
             coverage=dict(preds.coverage),
         )
-
-    @property
-    def n_clips(self) -> int:
-        return len(self.video_ids)
-
-    @property
-    def models(self) -> list[str]:
-        return list(self.scores) + list(self.label_sets)
-
-    def class_index(self, name: str) -> int:
-        return Predictions.class_index(self, name)  # type: ignore[arg-type]
-
-    def _class_lookup(self) -> dict[str, int]:
-        return Predictions._class_lookup(self)  # type: ignore[arg-type]
 
 
 def topk_mask(scores: np.ndarray, k: int) -> np.ndarray:
