@@ -204,6 +204,17 @@ def measure(db_url: str, method: str = "majority", params: dict | None = None):
     create_mod.merge = merge_measured
     if os.environ.get("BENCH_SKIP_CARD") == "1":  # memory of load/merge/closure/store alone (the card peaks higher)
         create_mod.release_quality_card = lambda *a, **kw: {"skipped": "BENCH_SKIP_CARD=1"}
+
+    def peak_before(func, key):  # the process peak when `func` is called (i.e. after the phase before it)
+        def measured(*a, **kw):
+            peaks[key] = round(_peak_mib(), 1)
+            return func(*a, **kw)
+
+        return measured
+
+    create_mod.release_stats = peak_before(create_mod.release_stats, "peak_mib_after_closure")
+    create_mod.release_quality_card = peak_before(create_mod.release_quality_card, "peak_mib_after_agreement")
+    create_mod._store = peak_before(create_mod._store, "peak_mib_after_quality_card")
     ds = Dataset.objects.get(name="bench")
     name = f"bench-{int(time.time() * 1000)}"
     timings: dict = {}

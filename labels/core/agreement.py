@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from catalog.core.vocabulary import META_LABELS
-from labels.core.votes import Votes, _atoms
+from labels.core.votes import Votes, _atoms, atom_marks
+
+AGREEMENT_BLOCK = 1 << 20  # atoms whose table keys are built at a time
 
 
 def _by_size(n: np.ndarray, yes: np.ndarray, group=None, n_groups: int = 1):
@@ -76,6 +78,51 @@ def _alpha_grouped(group: np.ndarray, yes: np.ndarray, n: np.ndarray, n_groups: 
     return alpha, units.astype(np.int64)
 
 
+def _flag_tables(votes: Votes, ticks, n_ann: np.ndarray, width: int):
+    """("audible" | "visible", int table [class, unit size, yes]): the number of atoms (candidate (clip, class)
+    units, labels.core.votes._atoms) of each class whose clip has that many annotations and that many of them
+    ticked the flag. The overall alpha is that table summed over classes (the same exact integer sums as separate
+    passes).
+
+    The atoms with a tick are counted from the (deduplicated) ticks; each class's other atoms are its atoms
+    counted per unit size in the dense mark table (labels.core.votes.atom_marks) less those: no array of the ~5 M
+    atoms of a 150k-clip release, no clip/class/size array of them. Beyond the dense table's size limit, from
+    the sorted atom keys a block of them at a time."""
+    t_ann, t_cls, t_aud, t_vis = ticks
+    n = votes.n_classes
+    marks = atom_marks(votes, ticks=ticks)
+    if marks is not None:
+        total = np.zeros((n, width), dtype=np.int64)  # atoms per (class, unit size)
+        for size in np.unique(n_ann[n_ann > 0]).tolist():
+            total[:, size] = marks.sum(axis=0, where=(n_ann == size)[:, None])
+        del marks
+        tick_key = votes.ann_clip[t_ann] * n + t_cls
+        for flag, sel in (("audible", t_aud), ("visible", t_vis)):
+            keys = np.sort(tick_key[sel])  # one per (annotation, class): runs of a key are its annotations
+            first = np.ones(len(keys), dtype=bool)
+            first[1:] = keys[1:] != keys[:-1]
+            starts = np.flatnonzero(first)
+            yes = np.diff(np.append(starts, len(keys)))
+            clip, cls = np.divmod(keys[starts], n)
+            table = np.bincount((cls * width + n_ann[clip]) * width + yes, minlength=n * width * width)
+            table = table.reshape(n, width, width)
+            table[:, :, 0] = total - table[:, :, 1:].sum(axis=2)  # the class's atoms nobody ticked
+            yield flag, table
+        return
+    atom_key = _atoms(votes, ticks=ticks)
+    row = np.searchsorted(atom_key, votes.ann_clip[t_ann] * n + t_cls)  # every tick's (clip, class) is an atom
+    n_atoms = len(atom_key)
+    key = np.empty(n_atoms, dtype=np.int32 if n * width * width < 2**31 else np.int64)
+    for at in range(0, n_atoms, AGREEMENT_BLOCK):  # ((class * width) + unit size) * width per atom
+        clip, cls = np.divmod(atom_key[at : at + AGREEMENT_BLOCK], n)
+        key[at : at + AGREEMENT_BLOCK] = (cls * width + n_ann[clip]) * width
+    del atom_key
+    for flag, flag_rows in (("audible", row[t_aud]), ("visible", row[t_vis])):
+        yes = np.bincount(flag_rows, minlength=n_atoms)
+        yes += key
+        yield flag, np.bincount(yes, minlength=n * width * width).reshape(n, width, width)
+
+
 def agreement(votes: Votes, clips=None, class_names=None) -> dict:
     """Agreement of the annotations of `clips` (all clips when None).
 
@@ -90,35 +137,18 @@ def agreement(votes: Votes, clips=None, class_names=None) -> dict:
             votes = votes.subset(mask)
     n_ann = np.bincount(votes.ann_clip, minlength=votes.n_clips)
     ticks = votes.unique_ticks()
-    atom_key = _atoms(votes, ticks=ticks)
-    # yes-counts per atom straight from the (deduplicated) ticks; every tick's (clip, class) is an atom
-    t_ann, t_cls, t_aud, t_vis = ticks
-    row = np.searchsorted(atom_key, votes.ann_clip[t_ann] * votes.n_classes + t_cls)
-    atom_clip, atom_class = np.divmod(atom_key, votes.n_classes)
-    n_units = n_ann[atom_clip]
-    del atom_clip
-    # one (class, unit size, yes) table per flag from one integer bincount over the atoms; the overall alpha is
-    # that table summed over classes (the same exact integer sums as separate passes, few large temporaries)
-    width = int(n_units.max()) + 1 if len(n_units) else 1
-    key = atom_class  # becomes ((class * width) + unit size) * width, in place
-    key *= width
-    key += n_units
-    key *= width
-    del n_units
+    width = int(n_ann.max()) + 1 if len(n_ann) else 1
     values = np.arange(width, dtype=float)
     out: dict = {}
     per_flag = {}
-    for flag, flag_rows in (("audible", row[t_aud]), ("visible", row[t_vis])):
-        yes = np.bincount(flag_rows, minlength=len(atom_key))
-        yes += key
-        table = np.bincount(yes, minlength=votes.n_classes * width * width)
-        del yes
-        table = table.reshape(votes.n_classes, width, width).astype(float)
+    count = np.zeros((votes.n_classes, width))
+    for flag, table in _flag_tables(votes, ticks, n_ann, width):
+        table = table.astype(float)
         count, s1, s2 = table.sum(axis=2), table @ values, table @ (values * values)
         alpha, _units = _alpha_from_sums(count.sum(axis=0)[None], s1.sum(axis=0)[None], s2.sum(axis=0)[None])
         out[flag] = _nan_to_none(alpha[0])
         per_flag[flag] = _alpha_from_sums(count, s1, s2)
-    n_pairable = int(count.sum(axis=0)[2:].sum()) if len(atom_key) else 0
+    n_pairable = int(count.sum(axis=0)[2:].sum())
     units = {"audible": n_pairable, "visible": n_pairable}
     for j, name in enumerate(META_LABELS):
         yes_m = np.bincount(votes.ann_clip, weights=votes.ann_meta[:, j], minlength=votes.n_clips)

@@ -13,6 +13,7 @@ from django.urls import reverse
 from catalog.core.taxonomy import closer
 from catalog.core.vocabulary import META_LABELS, MODALITIES
 from catalog.errors import NotFound, ValidationError
+from catalog.memory import return_freed_memory
 from catalog.models import Clip, Dataset, Operation, TaxonomyClass
 from catalog.progress import NULL_BAR
 from catalog.selectors.taxonomy import class_pks, relations
@@ -142,6 +143,7 @@ def release_create(
 
     name, params = _check_request(dataset, name, method, params)
     loaded = votes_load(dataset, include_experts=include_experts, with_proposals=True)
+    return_freed_memory()  # the load's query texts and rows: not resident under the merge's arrays
     votes = loaded.votes
     timings["load"] = time.perf_counter() - t0
     step("loading votes")
@@ -195,6 +197,7 @@ def release_create(
             else:
                 label_rows.append((pos, label, modality, base_origin, "gold" if c in overridden else ""))
     del merged, joined
+    return_freed_memory()
     timings["closure"] = time.perf_counter() - t0
     step("auto-adding labels")
     t0 = time.perf_counter()

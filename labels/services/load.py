@@ -2,16 +2,21 @@
 standard and each annotator's quality, for merging (labels.services.create) and comparing merge methods."""
 
 import io
+import itertools
 import json
 import logging
+import re
 from array import array
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
+from psycopg.adapt import Loader
 
 from catalog.models import Clip, Dataset, GoldLabel
 from catalog.selectors.taxonomy import class_index as taxonomy_class_index
@@ -53,21 +58,29 @@ def _stream(sql: str, params, size: int = 20000):
             yield from rows
 
 
-def _query_csv(sql: str, params) -> io.StringIO:
-    """The rows of `sql` as CSV text, built by PostgreSQL as one value (each row's record text without its
+class _BytesLoader(Loader):
+    """Text values as bytes (UTF-8, the connection's encoding): a CSV of a million rows read without a str copy."""
+
+    def load(self, data) -> bytes:
+        return bytes(data)
+
+
+def _query_csv(sql: str, params) -> io.BytesIO:
+    """The rows of `sql` as CSV (UTF-8 bytes), built by PostgreSQL as one value (each row's record text without its
     parentheses, one per line): one round trip and no Python per row (a COPY is read row by row, ~1.8 M reads for
-    a 10× release). For rows of numbers and of quoted or plain text without backslashes. JIT compilation is off
-    for it: the planner guesses 100 rows per JSON array element function, so these one-pass scans look huge and
-    JIT would spend ~1.4 s compiling them."""
+    a 10× release). Read as bytes, not str: a StringIO holds 4 bytes per character. For rows of numbers and of
+    quoted or plain text without backslashes. JIT compilation is off for it: the planner guesses 100 rows per JSON
+    array element function, so these one-pass scans look huge and JIT would spend ~1.4 s compiling them."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', false)")
         previous = cursor.fetchone()[0]
         try:
+            cursor.cursor.adapters.register_loader("text", _BytesLoader)  # this cursor's text values as bytes
             cursor.execute(f"SELECT string_agg(btrim(q::text, '()'), E'\\n') FROM ({sql}) q", params)
             text = cursor.fetchone()[0]
         finally:
             cursor.execute("SELECT set_config('jit', %s, false)", [previous])
-    return io.StringIO(text or "")
+    return io.BytesIO(text or b"")
 
 
 def _query_columns(sql: str, params, names: list[str], dtypes: dict) -> dict[str, np.ndarray]:
@@ -174,11 +187,12 @@ def _crowd_answers_pg(answers_qs, assignments: list, clip_pks: list) -> _CrowdAr
     )
 
 
-def _crowd_ticks_pg(answers_qs, class_names: list[str], kept_answers: np.ndarray, unknown_classes: dict) -> dict:
+def _crowd_ticks_pg(answers_qs, class_names: list[str]) -> tuple[dict, str, list]:
     """(answer id, position, class index, audible, visible) of every ticked label of the answers, by one query. It
     reads the answers' `ticked` column (PostgreSQL keeps it as the ticked entries of `labels`, crowd migration 0007),
     not the full label lists (~2 KB of JSON per answer, 0.9 GB at 150k clips); PostgreSQL looks the names up in the
-    class list. Names not in it are left out, and counted into `unknown_classes` for the kept answers."""
+    class list. Names not in it come with class index -1 (see _count_unknown_ticks). Returns the columns and the
+    query of the ticked entries (for _count_unknown_ticks)."""
     table = ClipAnswer._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -187,11 +201,18 @@ def _crowd_ticks_pg(answers_qs, class_names: list[str], kept_answers: np.ndarray
             [table],
         )
         has_column = cursor.fetchone() is not None
-    # without the column (a schema not built by the migrations): the same entries filtered from the label lists
-    entries = f"{table}.ticked" if has_column else f"jsonb_path_query_array({table}.labels, '{TICKED_PATH}')"
+    # The column is an array for every row (empty when `labels` is not one): reading it must not touch `labels`,
+    # whose 0.9 GB of JSON at 150k clips would be decompressed by any test of it. Without the column (a schema not
+    # built by the migrations): the same entries filtered from the label lists.
+    entries = (
+        f"{table}.ticked"
+        if has_column
+        else f"CASE WHEN jsonb_typeof({table}.labels) = 'array' THEN "
+        f"jsonb_path_query_array({table}.labels, '{TICKED_PATH}') END"
+    )
     sql, params = (
         answers_qs.order_by()
-        .annotate(ticked_entries=RawSQL(f"CASE WHEN jsonb_typeof({table}.labels) = 'array' THEN {entries} END", []))
+        .annotate(ticked_entries=RawSQL(entries, []))
         .values_list("id", "ticked_entries")
         .query.sql_with_params()
     )
@@ -205,53 +226,135 @@ def _crowd_ticks_pg(answers_qs, class_names: list[str], kept_answers: np.ndarray
         f"((t.e->'audible') = 'true'::jsonb)::int, ((t.e->'visible') = 'true'::jsonb)::int FROM ({ticked}) t",
         [lookup, *params],
         ["answer", "i", "cls", "aud", "vis"],
-        {"answer": np.int64, "i": np.int64, "cls": np.int64, "aud": np.int8, "vis": np.int8},
+        {"answer": np.int64, "i": np.int32, "cls": np.int32, "aud": np.int8, "vis": np.int8},
     )
-    if (cols["cls"] < 0).any():  # rare: count the unknown names (a second pass over the ticked entries only)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT t.answer, t.e->>'name' FROM ({ticked}) t WHERE NOT (t.e->>'name' IS NOT NULL AND "
-                "t.e->>'name' = ANY(%s::text[]))",
-                [*params, list(class_names)],
-            )
-            kept = set(kept_answers.tolist())
-            for answer, name in cursor.fetchall():
-                if answer in kept:
-                    unknown_classes[name] = unknown_classes.get(name, 0) + 1
-        ok = cols["cls"] >= 0
-        cols = {k: v[ok] for k, v in cols.items()}
-    return cols
+    return cols, ticked, list(params)
+
+
+def _count_unknown_ticks(cols: dict, ticked: str, params: list, class_names, kept_answers, unknown_classes) -> dict:
+    """The ticks of `cols` (from _crowd_ticks_pg) whose name is a class; the others' names counted into
+    `unknown_classes` for the kept answers (rare: a second pass over the ticked entries only)."""
+    if not (cols["cls"] < 0).any():
+        return cols
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.answer, t.e->>'name' FROM ({ticked}) t WHERE NOT (t.e->>'name' IS NOT NULL AND "
+            "t.e->>'name' = ANY(%s::text[]))",
+            [*params, list(class_names)],
+        )
+        kept = set(kept_answers.tolist())
+        for answer, name in cursor.fetchall():
+            if answer in kept:
+                unknown_classes[name] = unknown_classes.get(name, 0) + 1
+    ok = cols["cls"] >= 0
+    return {k: v[ok] for k, v in cols.items()}
+
+
+_NAME_SEPARATOR = "\x1f"  # between a clip's proposal names in the bulk read (a name containing it is left out)
+
+
+def _json_literal(name: str) -> bool:
+    """True when `name` is also the text of a JSON number, boolean, null, array or object (then a non-string
+    proposal entry could read as that class name)."""
+    try:
+        return not isinstance(json.loads(name), str)
+    except ValueError:
+        return False
 
 
 def _proposals_pg(dataset: Dataset, class_names: list[str], clip_pks: list) -> tuple[np.ndarray, np.ndarray]:
     """(clip index, class index) of the proposals shown for each clip (its first batch item), by one query, one
-    row per clip: its class indices, space-separated, looked up in a JSON object of the class list (no join per
-    proposal); numpy parses them as one string (4.6 M proposals at 150k clips: no Python object per proposal or
-    per row of proposals). The pairs come in no particular order: they are a set of atoms (labels.core.votes)."""
+    row per clip: its proposal names joined by a separator. Python looks the names up (a dict lookup per name, 4.6 M
+    at 150k clips, ~1 s); PostgreSQL's own lookup in a JSON object of the class list cost ~2 s more of database CPU.
+    Entries that are not strings are no proposal: PostgreSQL reads every entry as text, which can only be mistaken
+    for a class name when a class is named like a JSON number, boolean, null, array or object; for such a taxonomy
+    the entries' types are checked as well (slower). The pairs come in no particular order: they are a set of atoms
+    (labels.core.votes)."""
+    if any(_json_literal(name) for name in class_names):
+        entries = (
+            "SELECT p.name #>> '{}' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(bi.proposals) = 'array' "
+            "THEN bi.proposals ELSE '[]'::jsonb END) p(name) WHERE jsonb_typeof(p.name) = 'string'"
+        )
+    else:
+        entries = (
+            "SELECT p.name FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(bi.proposals) = 'array' "
+            "THEN bi.proposals ELSE '[]'::jsonb END) p(name)"
+        )
     sql = (
-        "SELECT bi.clip_id, (SELECT string_agg(%s::jsonb ->> (p.name #>> '{}'), ' ') "
-        "FROM jsonb_array_elements(CASE WHEN jsonb_typeof(bi.proposals) = 'array' THEN bi.proposals "
-        "ELSE '[]'::jsonb END) p(name) WHERE jsonb_typeof(p.name) = 'string') "
+        f"SELECT bi.clip_id, (SELECT string_agg(e.name, %s) FROM ({entries}) e(name) WHERE strpos(e.name, %s) = 0) "
         "FROM annotation_batchitem bi JOIN annotation_clip cl ON cl.id = bi.clip_id WHERE cl.dataset_id = %s "
         # a clip shown in several batches: the proposals of its first batch item (the lowest id)
         "AND NOT EXISTS (SELECT 1 FROM annotation_batchitem b2 WHERE b2.clip_id = bi.clip_id AND b2.id < bi.id)"
     )
-    lookup = json.dumps({name: i for i, name in enumerate(class_names)})
-    buf = _query_csv(sql, [lookup, dataset.pk])
-    if not buf.getvalue():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    frame = pd.read_csv(
-        buf, header=None, names=["clip", "cls"], dtype={"clip": np.int64, "cls": str}, keep_default_na=False
-    )
-    del buf
-    clip = _index_of(np.asarray(clip_pks, dtype=np.int64), frame["clip"].to_numpy())
-    texts = frame["cls"].to_numpy()
-    del frame
-    counts = np.fromiter((t.count(" ") + 1 if t else 0 for t in texts), dtype=np.int64, count=len(texts))
-    joined = " ".join(t for t in texts if t)
-    del texts
-    cls = np.fromstring(joined, dtype=np.int64, sep=" ") if joined else np.zeros(0, np.int64)
-    return np.repeat(clip, counts), cls
+    index_of_pk = np.asarray(clip_pks, dtype=np.int64)
+    lookup = {name: i for i, name in enumerate(class_names)}
+    out_clip, out_cls = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)]
+    with connection.chunked_cursor() as cursor:  # a block of rows at a time: the names of ~8k clips as strings
+        cursor.execute(sql, [_NAME_SEPARATOR, _NAME_SEPARATOR, dataset.pk])
+        while rows := cursor.fetchmany(8192):
+            texts = [t or "" for _pk, t in rows]
+            counts = np.fromiter((t.count(_NAME_SEPARATOR) + 1 if t else 0 for t in texts), np.int64, len(texts))
+            names = _NAME_SEPARATOR.join(t for t in texts if t).split(_NAME_SEPARATOR) if counts.any() else []
+            cls = np.fromiter(map(lookup.get, names, itertools.repeat(-1)), dtype=np.int32, count=len(names))
+            clip = _index_of(index_of_pk, np.fromiter((pk for pk, _t in rows), np.int64, len(rows)))
+            clip = np.repeat(clip.astype(np.int32), counts)
+            known = cls >= 0  # not a class of the taxonomy: no proposal, as in the row-by-row read
+            out_clip.append(clip[known])
+            out_cls.append(cls[known])
+    return np.concatenate(out_clip), np.concatenate(out_cls)  # int32, as Votes keeps them
+
+
+LOAD_CONNECTIONS = 3
+"""Connections of a bulk vote load on PostgreSQL: answers, ticks and proposals are read at the same time, each
+query on its own connection (PostgreSQL runs each in a process of its own, so two cores halve the load)."""
+
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+
+
+@contextmanager
+def _beside(bulk: bool):
+    """A function `beside(func, *args)` that starts `func(*args)` and returns a future of its result. Where it can, it
+    runs on a thread with a connection of its own that reads the same snapshot as this one: this connection reads in
+    a repeatable-read, read-only transaction whose snapshot the others import (pg_export_snapshot), so the three
+    reads see one state of the database, as one query would (answers approved meanwhile are in all or none).
+    Elsewhere (another database, LOAD_CONNECTIONS 1, or a caller already in a transaction, whose uncommitted rows
+    other connections cannot see) it runs `func` at once on this connection."""
+    if not bulk or LOAD_CONNECTIONS < 2 or connection.vendor != "postgresql" or connection.in_atomic_block:
+
+        def now(func, *args):
+            done: Future = Future()
+            done.set_result(func(*args))
+            return done
+
+        yield now
+        return
+    with transaction.atomic(), ThreadPoolExecutor(LOAD_CONNECTIONS - 1, thread_name_prefix="votes-load") as pool:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = cursor.fetchone()[0]
+        if not _SNAPSHOT_ID.match(snapshot):  # it is written into SET TRANSACTION SNAPSHOT below
+            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+
+        def on_snapshot(func, *args):
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                    return func(*args)
+            finally:
+                connection.close()  # this thread's own connection
+
+        futures: list[Future] = []
+
+        def beside(func, *args):
+            futures.append(pool.submit(on_snapshot, func, *args))
+            return futures[-1]
+
+        try:
+            yield beside
+        finally:
+            wait(futures)  # the snapshot's transaction stays open until every import of it has read
 
 
 def votes_load(
@@ -270,6 +373,12 @@ def votes_load(
     bulk = connection.vendor == "postgresql" if bulk is None else bulk
     if bulk and connection.vendor != "postgresql":
         raise ValueError("votes_load(bulk=True) needs PostgreSQL")
+    analyze_if_stale(Batch, Assignment, ClipAnswer, BatchItem)  # fresh bulk-written rows: plan with statistics
+    with _beside(bulk) as beside:
+        return _votes_load(dataset, include_experts, with_proposals, bulk, beside)
+
+
+def _votes_load(dataset: Dataset, include_experts: bool, with_proposals: bool, bulk: bool, beside) -> LoadedVotes:
     class_names = taxonomy_class_names()
     class_index = taxonomy_class_index()
     clip_rows = list(Clip.objects.filter(dataset=dataset).order_by("video_id").values_list("id", "video_id", "is_gold"))
@@ -314,7 +423,6 @@ def votes_load(
             tick_aud.append(bool(aud))
             tick_vis.append(bool(vis))
 
-    analyze_if_stale(Batch, Assignment, ClipAnswer, BatchItem)  # fresh bulk-written rows: plan with statistics
     # Approved, verified assignments (a few thousand rows), then every answer of them in one streamed query ordered by
     # submission (plans stay one pass whatever the table statistics say; no IN list of ids, no model instances)
     approved = Assignment.objects.verified().filter(batch__dataset=dataset, status=Assignment.APPROVED)
@@ -333,6 +441,9 @@ def votes_load(
     if bulk:
         # One vote per (worker, clip): when a worker answered a clip in two assignments (two HITs of an imported
         # results file), the later submission counts; the earlier answer is kept in the database but not loaded.
+        # ticks and proposals each read on a connection of its own while this one reads the answers (see _beside)
+        ticks_read = beside(_crowd_ticks_pg, answers, class_names)
+        proposals_read = beside(_proposals_pg, dataset, class_names, clip_pks) if with_proposals else None
         crowd = _crowd_answers_pg(answers, assignments, clip_pks)
         n_crowd, n_dropped = len(crowd.ann_clip), crowd.n_dropped
         for key, quality in zip(crowd.worker_keys, crowd.worker_quality):
@@ -340,7 +451,7 @@ def votes_load(
             stored_quality.append(quality)
         # the ticks of every approved answer, joined to the kept annotations by answer id (an answer that lost to
         # a later one has no annotation and its ticks are dropped)
-        ticks = _crowd_ticks_pg(answers, class_names, crowd.ann_answer, unknown_classes)
+        ticks = _count_unknown_ticks(*ticks_read.result(), class_names, crowd.ann_answer, unknown_classes)
         pos = _index_of(crowd.ann_answer, ticks["answer"])
         hit = np.flatnonzero(pos >= 0)
         hit = hit[np.lexsort((ticks["i"][hit], pos[hit]))]  # annotation order, then the order of its label list
@@ -391,7 +502,7 @@ def votes_load(
     cand_clip, cand_class = array("i"), array("i")  # ~30 per clip: 4.6 M at 150k clips, 4 bytes each
     if with_proposals and (ann_clip or crowd is not None and len(crowd.ann_clip)):
         if bulk:
-            cand_clip, cand_class = _proposals_pg(dataset, class_names, clip_pks)
+            cand_clip, cand_class = proposals_read.result()
         else:
             seen = set()  # a clip shown in several batches: the proposals of its first batch item
             for clip_pk, proposals in (
@@ -454,8 +565,8 @@ def votes_load(
         tick_audible=np.asarray(tick_aud, dtype=bool),
         tick_visible=np.asarray(tick_vis, dtype=bool),
         worker_quality=quality,
-        cand_clip=np.asarray(cand_clip, dtype=np.int64),
-        cand_class=np.asarray(cand_class, dtype=np.int64),
+        cand_clip=np.asarray(cand_clip, dtype=np.int32),
+        cand_class=np.asarray(cand_class, dtype=np.int32),
     )
     if gold and np.isnan(quality).any():
         computed = worker_quality_from_gold(votes, gold, catch_clips=catch_clips)

@@ -201,3 +201,84 @@ def test_asking_for_the_bulk_load_on_another_database_is_refused(taxonomy):
     ds = Dataset.objects.create(name="lite")
     with pytest.raises(ValueError, match="needs PostgreSQL"):
         votes_load(ds, bulk=True)
+
+
+def _committed_elsewhere(func):
+    """Run `func` on a connection of its own (a thread), committed before this returns."""
+    import threading
+
+    from django.db import connection as conn
+
+    def run():
+        try:
+            func()
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_load_reads_on_three_connections_one_snapshot_and_what_one_connection_reads(taxonomy, monkeypatch):
+    """Outside a transaction the ticks and proposals are read beside the answers, each on a connection of its own
+    (labels.services.load._beside); all three read the same snapshot: a change committed by someone else while the
+    load runs is in none of them, and the next load sees it."""
+    _postgres_only()
+    import threading
+
+    import labels.services.load as load
+
+    ds = _messy_crowd(taxonomy, seed=5)
+    monkeypatch.setattr(load, "LOAD_CONNECTIONS", 1)
+    one = votes_load(ds)
+    monkeypatch.setattr(load, "LOAD_CONNECTIONS", 3)
+    threads, real_proposals = {}, load._proposals_pg
+    first_item = BatchItem.objects.filter(clip__dataset=ds).order_by("id").first()
+
+    def proposals_while_someone_changes_them(*args):
+        threads["proposals"] = threading.get_ident()
+        # committed after the load's snapshot was taken: a new proposal list for the first batch item
+        _committed_elsewhere(lambda: BatchItem.objects.filter(pk=first_item.pk).update(proposals=[taxonomy[300]]))
+        return real_proposals(*args)
+
+    monkeypatch.setattr(load, "_proposals_pg", proposals_while_someone_changes_them)
+    three = votes_load(ds)
+    assert threads["proposals"] != threading.get_ident()  # read on another thread, i.e. another connection
+    for name in ARRAYS[:-2]:
+        np.testing.assert_array_equal(getattr(three.votes, name), getattr(one.votes, name), err_msg=name)
+    pairs = sorted(zip(three.votes.cand_clip.tolist(), three.votes.cand_class.tolist()))
+    assert pairs == sorted(zip(one.votes.cand_clip.tolist(), one.votes.cand_class.tolist()))
+    assert three.counts == one.counts and three.annotator_keys == one.annotator_keys
+    # the change is in the next load, not in the one it was made during
+    shown_300 = {(three.clip_ids[c], k) for c, k in pairs if k == 300}
+    assert (first_item.clip.video_id, 300) not in shown_300
+    monkeypatch.setattr(load, "_proposals_pg", real_proposals)
+    later = votes_load(ds)
+    assert (first_item.clip.video_id, 300) in {
+        (later.clip_ids[c], k) for c, k in zip(later.votes.cand_clip.tolist(), later.votes.cand_class.tolist())
+    }
+
+
+@pytest.mark.django_db
+def test_a_number_among_the_proposals_is_no_class_even_where_a_class_is_named_like_it(taxonomy):
+    """The bulk read takes every proposal entry as text; a number 17 must not become a class named "17" (the
+    row-by-row read skips entries that are not strings)."""
+    _postgres_only()
+    from catalog.selectors.taxonomy import clear_cache
+
+    ds = _messy_crowd(taxonomy, seed=9)  # its proposal lists hold the number 17 and null besides class names
+    TaxonomyClass.objects.filter(name=taxonomy[5]).update(name="17")
+    clear_cache()
+    try:
+        item = BatchItem.objects.filter(clip__dataset=ds).order_by("id").first()
+        item.proposals = ["17", 17, "a\x1fb", taxonomy[6]]
+        item.save(update_fields=["proposals"])
+        bulk, rows = votes_load(ds, bulk=True), votes_load(ds, bulk=False)
+        pairs = sorted(zip(bulk.votes.cand_clip.tolist(), bulk.votes.cand_class.tolist()))
+        assert pairs == sorted(zip(rows.votes.cand_clip.tolist(), rows.votes.cand_class.tolist()))
+        first = bulk.clip_ids.index(item.clip.video_id)
+        assert sorted(k for c, k in pairs if c == first) == [5, 6]  # "17" once (the string), not twice
+    finally:
+        clear_cache()
