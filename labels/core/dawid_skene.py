@@ -70,15 +70,15 @@ def _dense_ids(ids: np.ndarray, *, reuse: bool = False) -> tuple[np.ndarray, np.
     return np.flatnonzero(present).astype(np.int64), out
 
 
-def _m_step(t, pair, probas, present):
+def _m_step(t, pair, probas, present, pair_count):
     """Confusions from the posteriors; also the unnormalised sums s[worker, answer, value] = sum over the
-    worker's answers of P(value | task), which the evidence lower bound reuses."""
-    s = np.zeros((present.size, 2))
+    worker's answers of P(value | task), which the evidence lower bound reuses. One pass over the answers:
+    P(False | task) = 1 - P(True | task), so s[., ., False] is the pair's answer count minus s[., ., True]."""
+    s1 = np.zeros(present.size)
+    p1 = probas[:, 1]
     for a in range(0, len(t), CHUNK):
-        tc, pc = t[a : a + CHUNK], pair[a : a + CHUNK]
-        for v in (0, 1):
-            s[:, v] += np.bincount(pc, weights=probas[tc, v], minlength=present.size)
-    s = s.reshape(*present.shape, 2)
+        s1 += np.bincount(pair[a : a + CHUNK], weights=p1[t[a : a + CHUNK]], minlength=present.size)
+    s = np.stack([np.maximum(pair_count - s1, 0.0), s1], axis=1).reshape(*present.shape, 2)
     errors = np.where(present[:, :, None], np.maximum(s, EPS), 0.0)
     return errors / errors.sum(axis=1, keepdims=True), s
 
@@ -88,20 +88,25 @@ def _log(x):
 
 
 def _e_step(t, pair, prior, errors, n_tasks):
+    """Posteriors P(value | task) from the confusions: with two values only the log-odds matter, so one pass
+    over the answers sums log P(answer | True) - log P(answer | False) per task; then P = logistic(±odds)."""
     log_err = _log(errors).reshape(-1, 2)
-    ll = np.zeros((n_tasks, 2))
+    odds_of_pair = log_err[:, 1] - log_err[:, 0]
+    odds = np.zeros(n_tasks)
     for a in range(0, len(t), CHUNK):
-        tc, pc = t[a : a + CHUNK], pair[a : a + CHUNK]
-        for v in (0, 1):
-            _bincount_into(ll[:, v], tc, log_err[pc, v])
-    log_prior = np.log(np.maximum(prior, EPS))
-    for a in range(0, n_tasks, CHUNK // 8):  # normalised row by row: no task-sized temporaries
-        rows = ll[a : a + CHUNK // 8]
-        rows += log_prior
-        rows -= rows.max(axis=1, keepdims=True)
-        np.exp(rows, out=rows)
-        rows /= rows.sum(axis=1, keepdims=True)
-    return ll
+        _bincount_into(odds, t[a : a + CHUNK], odds_of_pair[pair[a : a + CHUNK]])
+    odds += np.log(np.maximum(prior[1], EPS)) - np.log(np.maximum(prior[0], EPS))
+    probas = np.empty((n_tasks, 2))
+    step = CHUNK // 8
+    for a in range(0, n_tasks, step):  # row blocks: no task-sized temporaries
+        d = odds[a : a + step]
+        e = np.exp(-np.abs(d))  # in (0, 1]: no overflow
+        big = 1.0 / (1.0 + e)
+        small = e * big
+        pos = d >= 0
+        probas[a : a + step, 1] = np.where(pos, big, small)
+        probas[a : a + step, 0] = np.where(pos, small, big)
+    return probas
 
 
 def _elbo(s, per_task, probas, prior, errors, n_answers):
@@ -192,7 +197,8 @@ def dawid_skene_binary(
     pair *= 2
     pair += y  # (worker, answer) index, int32, in place of w
     del w
-    present = np.bincount(pair, minlength=2 * n_workers).reshape(n_workers, 2) > 0
+    pair_count = np.bincount(pair, minlength=2 * n_workers).astype(np.float64)  # answers per (worker, answer)
+    present = pair_count.reshape(n_workers, 2) > 0
     per_task = np.bincount(t, minlength=n_tasks).astype(np.int32)  # exact as float64 wherever it is used
 
     clamp = partial(clamp_posteriors, known=known_answers(tasks, true_task, true_label))
@@ -204,13 +210,13 @@ def dawid_skene_binary(
     probas = clamp(np.stack([1.0 - ones, ones], axis=1))  # majority-vote start
     del ones
     prior = probas.mean(axis=0)
-    errors, _ = _m_step(t, pair, probas, present)
+    errors, _ = _m_step(t, pair, probas, present, pair_count)
     loss, history, it = -np.inf, [], 0
     for it in range(1, n_iter + 1):  # noqa: B007 - the last value is the iteration count reported
         del probas
         probas = clamp(_e_step(t, pair, prior, errors, n_tasks))
         prior = probas.mean(axis=0)
-        errors, s = _m_step(t, pair, probas, present)
+        errors, s = _m_step(t, pair, probas, present, pair_count)
         new_loss = _elbo(s, per_task, probas, prior, errors, len(t))
         history.append(new_loss)
         if new_loss - loss < tol:
