@@ -13,6 +13,8 @@ import hmac
 from functools import lru_cache
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from catalog.errors import TooManyRequests
@@ -49,13 +51,16 @@ class _KeyedThrottle(SimpleRateThrottle):
         digest = hashlib.sha256(self.ident.encode()).hexdigest()[:32]
         return self.cache_format % {"scope": self.scope, "ident": digest}
 
+    def window_key(self, request) -> str:
+        """The counter of the current fixed window (its number in the key); sets when the window ends."""
+        window = int(self.timer() // self.duration)
+        self.window_ends = (window + 1) * self.duration
+        return f"{self.get_cache_key(request, None)}:{window}"
+
     def allow_request(self, request, view):
         if self.rate is None:
             return True
-        now = self.timer()
-        window = int(now // self.duration)
-        key = f"{self.get_cache_key(request, view)}:{window}"
-        self.window_ends = (window + 1) * self.duration
+        key = self.window_key(request)
         try:
             count = self.cache.incr(key)
         except ValueError:  # the window's first request (or a race with another one: add() decides)
@@ -71,13 +76,56 @@ class _KeyedThrottle(SimpleRateThrottle):
 _parse_rate = lru_cache(maxsize=64)(SimpleRateThrottle.__new__(SimpleRateThrottle).parse_rate)
 
 
-def throttle_check(request, scope: str, ident: str, what: str) -> None:
-    """Count this request for (scope, ident); over the limit: TooManyRequests naming `what` and the rate."""
-    throttle = _KeyedThrottle(scope, ident)
-    if not throttle.allow_request(request, None):
+# Counts the keys in order, one round trip for all: INCR, EXPIRE on a window's first request, and stops at the first
+# key over its limit (the later keys are not counted, as when the checks run one after another). Returns 0 when every
+# key is within its limit, else the 1-based position of the first one over it.
+_COUNT_IN_ORDER = """
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+  if n > tonumber(ARGV[2 * i - 1]) then return i end
+end
+return 0
+"""
+_scripts: dict = {}
+
+
+def _redis_count(backend, throttles: list[_KeyedThrottle], keys: list[str]) -> int | None:
+    """Every key counted in one round trip on Django's Redis cache (EVALSHA of `_COUNT_IN_ORDER`; the two checks
+    of an autosave were four round trips: `RedisCache.incr` is EXISTS + INCRBY); None for other caches."""
+    if not isinstance(backend, RedisCache):
+        return None
+    client = backend._cache.get_client(write=True)  # Django's own client: the connection pool it keeps
+    script = _scripts.get("count")
+    if script is None:  # the script's SHA, computed once; each call runs it on the client given (EVALSHA, else EVAL)
+        script = _scripts["count"] = client.register_script(_COUNT_IN_ORDER)
+    argv = []
+    for t in throttles:
+        argv += [t.num_requests, t.duration + 1]
+    return int(script(keys=[backend.make_and_validate_key(k) for k in keys], args=argv, client=client))
+
+
+def throttle_checks(request, checks) -> None:
+    """Count this request for each (scope, ident, what), in order; at the first over its limit: TooManyRequests
+    naming `what` and the rate (the checks after it are not counted). On Redis all in one round trip."""
+    throttles = [_KeyedThrottle(scope, ident) for scope, ident, _ in checks]
+    limited = [(t, what) for t, (_, _, what) in zip(throttles, checks, strict=True) if t.rate is not None]
+    if not limited:
+        return
+    keys = [t.window_key(request) for t, _ in limited]
+    over = _redis_count(caches[DEFAULT_CACHE_ALIAS], [t for t, _ in limited], keys)  # the throttles' cache
+    if over is None:  # another cache (process memory in development and tests): one check after another
+        over = next((i + 1 for i, (t, _) in enumerate(limited) if not t.allow_request(request, None)), 0)
+    if over:
+        throttle, what = limited[over - 1]
         wait = throttle.wait() or 1
         raise TooManyRequests(
             f"too many requests {what} (limit {throttle.rate}); wait {int(wait) + 1} s and try again",
             retry_after=int(wait) + 1,
             field="rate",
         )
+
+
+def throttle_check(request, scope: str, ident: str, what: str) -> None:
+    """Count this request for (scope, ident); over the limit: TooManyRequests naming `what` and the rate."""
+    throttle_checks(request, [(scope, ident, what)])

@@ -25,7 +25,7 @@ from catalog.errors import NotFound, ValidationError
 from catalog.http import json_errors
 from catalog.selectors.clips import clip_media_url
 from catalog.selectors.taxonomy import class_names, meta_labels
-from catalog.throttles import client_hash, client_ip, throttle_check
+from catalog.throttles import client_hash, client_ip, throttle_check, throttle_checks
 from crowd.selectors.crowd import assignment_answers, assignment_by_uuid, assignment_handoff, batch_by_uuid, batch_items
 from crowd.services import assignments as svc
 from crowd.services.binding import assignment_open
@@ -44,8 +44,13 @@ MARKETPLACE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
 def _throttle_writes(request, kwargs) -> None:
-    throttle_check(request, "hit_write_ip", client_ip(request), "from this address")
-    throttle_check(request, "hit_write_assignment", kwargs.get("assignment_uuid", ""), "for this assignment")
+    throttle_checks(
+        request,
+        [
+            ("hit_write_ip", client_ip(request), "from this address"),
+            ("hit_write_assignment", kwargs.get("assignment_uuid", ""), "for this assignment"),
+        ],
+    )
 
 
 def hit_endpoint(*methods: str, write: bool = False):

@@ -195,3 +195,51 @@ def test_an_expired_worker_who_accepts_again_in_the_same_browser_continues(batch
         assert arrive(batch, f"OTHER{i}", ip=f"192.0.2.{10 + i}").status_code == 200
     r = arrive(batch, "W1", client=browser, assignmentId="3ANEWER")
     assert r.status_code == 403 and "place went to another worker" in r.json()["error"]
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_a_save_over_the_address_limit_does_not_use_up_the_assignments_limit(batch, settings, backend):
+    """An autosave passes two limits, per address then per assignment, counted in one round trip on Redis. A
+    stranger hammering an assignment from one address is stopped by the address limit without spending the
+    assignment's: its worker, elsewhere, keeps saving until the assignment's own limit."""
+    if backend == "redis":
+        if not REDIS_URL.startswith("redis"):
+            pytest.skip("needs Redis (CELERY_BROKER_URL or CACHE_URL)")
+        prefix = f"avc-test-{uuid.uuid4().hex}"
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": REDIS_URL,
+                "KEY_PREFIX": prefix,
+            }
+        }
+    settings.HIT_THROTTLE_RATES = dict(
+        settings.HIT_THROTTLE_RATES, hit_write_ip="2/minute", hit_write_assignment="3/minute"
+    )
+    data = arrive(batch, "W1", ip="198.51.100.20").json()
+    url = f"/api/hit/assignments/{data['assignment']}/answers/{data['clips'][0]['video_id']}"
+
+    def save(ip):
+        r = Client().put(
+            url,
+            json.dumps(complete_payload()),
+            content_type="application/json",
+            HTTP_X_HIT_TOKEN=data["token"],
+            REMOTE_ADDR=ip,
+        )
+        return r.status_code, r.json().get("error", "") if r.status_code == 429 else ""
+
+    stranger = [save("203.0.113.9") for _ in range(4)]
+    assert [code for code, _ in stranger] == [200, 200, 429, 429]
+    assert all("from this address" in error for _, error in stranger[2:])
+    worker = [save("198.51.100.20") for _ in range(2)]
+    assert worker[0] == (200, "")  # the assignment's third save: the stranger's refused ones were not counted
+    assert worker[1][0] == 429 and "for this assignment" in worker[1][1]
+    if backend == "redis":
+        from django.core.cache import cache
+
+        client = cache._cache.get_client()
+        keys = list(client.scan_iter(f"{prefix}:*"))
+        assert len(keys) == 5  # session: address, worker id; saves: the two addresses, the assignment
+        assert all(0 < client.ttl(k) <= 61 for k in keys)  # every window's counter expires with the window
+        client.delete(*keys)
