@@ -445,6 +445,7 @@ def proposal_set_create(
                 ProposalSet.objects.filter(dataset=dataset, active=True).update(active=False)
             pset = ProposalSet.objects.create(dataset=dataset, strategy=strat.to_dict(), active=activate, evaluation={})
             pset.runs.set(runs)
+            _lock_clips(dataset, clip_pk)
             t_store = time.perf_counter()
 
             def blocks():
@@ -486,6 +487,28 @@ def proposal_set_create(
         extra={"phases": phases},
     )
     return pset
+
+
+def _lock_clips(dataset: Dataset, clip_pk: dict[str, int]) -> None:
+    """Lock the dataset's clips until the set commits (PostgreSQL: FOR KEY SHARE, which waits for and blocks only a
+    clip's deletion or key change, not its counters' updates; SQLite: the transaction's write lock already keeps
+    every other writer out) and check that every clip read before the transaction still exists: what the per-row
+    foreign-key check did at commit, once. A clip deleted meanwhile refuses the set (nothing is stored)."""
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT id FROM {connection.ops.quote_name(Clip._meta.db_table)} WHERE dataset_id = %s{lock}", [dataset.pk]
+        )
+        locked = np.fromiter((r[0] for r in cur.fetchall()), dtype=np.int64)
+    wanted = np.fromiter(clip_pk.values(), dtype=np.int64, count=len(clip_pk))
+    gone = wanted[~np.isin(wanted, locked)]
+    if gone.size:
+        names = {v: k for k, v in clip_pk.items()}
+        shown = ", ".join(sorted(names[int(pk)] for pk in gone[:5]))
+        raise ProposalsError(
+            f"{gone.size} clip(s) of dataset {dataset.name} were deleted while the proposal set was being built "
+            f"({shown}{', ...' if gone.size > 5 else ''}); nothing was stored: build the set again"
+        )
 
 
 def _copy_binary_proposals(pset_id: int, blocks, preds, clip_pk: dict[str, int], cls_pk: dict[str, int]) -> int:
