@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import connection, transaction
 from django.db.models import F
 from django.urls import reverse
@@ -36,11 +36,11 @@ from .core.predictions_io import (
     MODALITIES,
     PredictionArrays,
     PredictionFileError,
-    from_npz,
     judged_model_name,
     read_judged_files,
     read_predictions_file,
     to_npz_bytes,
+    write_npz_stream,
 )
 from .core.strategy import ChunkedStrategy, ProposalResult, Strategy, StrategyError, apply_strategy
 from .models import ARCHITECTURES, MODEL_NAME_RE, ModelCheckpoint, ModelRun, Proposal, ProposalSet, RunChunk
@@ -345,25 +345,37 @@ def run_finalize(run_id: int) -> ModelRun:
         chunks = list(run.chunks.order_by("index"))
         if run.status == ModelRun.DONE or any(c.status != RunChunk.DONE for c in chunks):
             return run
-        parts = []
-        errors = []
-        for c in chunks:
-            errors += c.errors
-            if c.artifact:
-                with c.artifact.open("rb") as fh:
-                    parts.append(from_npz(fh))
-        vids = [v for p in parts for v in p.video_ids]
-        mods = run.modalities or list(MODALITIES)
-        scores = {
-            m: np.concatenate(
-                [p.scores[m] for p in parts if m in p.scores] or [np.zeros((0, len(class_names())), np.float32)]
-            )
-            for m in mods
-        }
-        arrays = PredictionArrays(vids, class_names(), scores)
-        if run.artifact:
-            run.artifact.delete(save=False)
-        run.artifact.save(f"{run.dataset.name}-{run.model_name}.npz", ContentFile(to_npz_bytes(arrays)), save=False)
+        errors = [e for c in chunks for e in c.errors]
+        done = [c for c in chunks if c.artifact]
+
+        def member(c, name):
+            with c.artifact.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+                return z[name] if name in z.files else None
+
+        # the run's artifact is written to a temporary file a member and a chunk at a time (each chunk's file
+        # opened and closed in turn): no score matrix is held whole, however many clips the run has
+        per_chunk = [[str(v) for v in member(c, "video_ids")] for c in done]
+        vids = [v for part in per_chunk for v in part]
+        names = class_names()
+        vid_array, name_array = np.asarray(vids, dtype=np.str_), np.asarray(names, dtype=np.str_)
+        members = [
+            ("video_ids", vid_array.shape, vid_array.dtype, [vid_array]),
+            ("class_names", name_array.shape, name_array.dtype, [name_array]),
+        ]
+
+        def scores(name):
+            for c, part in zip(done, per_chunk, strict=True):
+                block = member(c, name)  # gpu.run_chunk zero-fills a modality the model lacks; so does this
+                yield block if block is not None else np.zeros((len(part), len(names)), np.float32)
+
+        for m in run.modalities or list(MODALITIES):
+            members.append((f"scores_{m}", (len(vids), len(names)), np.float32, scores(f"scores_{m}")))
+        with tempfile.TemporaryFile(suffix=".npz") as tmp:
+            write_npz_stream(tmp, members)
+            tmp.seek(0)
+            if run.artifact:
+                run.artifact.delete(save=False)
+            run.artifact.save(f"{run.dataset.name}-{run.model_name}.npz", File(tmp), save=False)
         run.errors = errors
         hard = [e for e in errors if "warning" not in e]
         run.status = ModelRun.DONE if vids else ModelRun.FAILED

@@ -85,6 +85,29 @@ def to_npz_bytes(arrays: PredictionArrays) -> bytes:
     return buf.getvalue()
 
 
+def write_npz_stream(fileobj, members) -> None:
+    """An artifact written member by member, each member's rows as they come: what ``np.savez`` writes (a zip of
+    stored, uncompressed ``.npy`` members, so ``NpzRows`` reads rows in place), without holding any member whole.
+    ``members``: (name, shape, dtype, iterable of C-ordered arrays whose rows make up the member, in order). A
+    member whose parts do not fill its shape exactly raises ValueError (the file is then not a valid artifact)."""
+    with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, shape, dtype, parts in members:
+            dtype = np.dtype(dtype)
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+            expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array_header_1_0(out, header)
+                written = 0
+                for part in parts:
+                    part = np.ascontiguousarray(part, dtype=dtype)
+                    if part.shape[1:] != tuple(shape[1:]):
+                        raise ValueError(f"{name}: a part of shape {part.shape} in a member of shape {tuple(shape)}")
+                    out.write(part.data if part.size else b"")
+                    written += part.nbytes
+                if written != expected:
+                    raise ValueError(f"{name}: {written} bytes written for a member of shape {tuple(shape)}")
+
+
 def from_npz(fileobj) -> PredictionArrays:
     with np.load(fileobj, allow_pickle=False) as z:
         vids = [str(v) for v in z["video_ids"]]
