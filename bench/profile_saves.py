@@ -68,13 +68,16 @@ class Counter:
     def __init__(self):
         self.statements = 0
         self.cache = 0
+        self.redis = 0
 
 
 def count_round_trips(counter: Counter):
     """Count every statement psycopg sends (each a round trip: cursors' statements, the health check's SELECT 1,
-    BEGIN, COMMIT) and every cache call.
+    BEGIN, COMMIT), every call of Django's cache API and every command sent to Redis (a round trip each: the
+    throttles' script is one, where `cache.incr` is two).
     Returns a function that undoes the counting."""
     import psycopg
+    import redis
     from django.core.cache import cache
     from psycopg._connection_base import BaseConnection
 
@@ -98,6 +101,7 @@ def count_round_trips(counter: Counter):
     wrap(BaseConnection, "_exec_command", "statements")  # BEGIN, COMMIT, ROLLBACK, SAVEPOINT
     for name in ("get", "set", "add", "incr", "get_many", "set_many", "delete"):
         wrap(cache, name, "cache")
+    wrap(redis.Redis, "execute_command", "redis")
 
     def undo_all():
         for step in reversed(undo):
@@ -181,7 +185,7 @@ def main() -> None:
         undo = count_round_trips(counter)
         one_pass(apps[name], bodies)
         undo()
-        counts[name] = (counter.statements / len(bodies), counter.cache / len(bodies))
+        counts[name] = (counter.statements / len(bodies), counter.cache / len(bodies), counter.redis / len(bodies))
     statuses.clear()
     totals = {name: [0.0, 0.0, 0.0, 0] for name in names}
     for _ in range(args.rounds):
@@ -202,7 +206,8 @@ def main() -> None:
         print(
             f"  {name:6s}: {1000 * wall / n:6.3f} ms wall, {1000 * cpu / n:6.3f} ms CPU in this process, "
             f"{1000 * db / max(1, db_rounds * len(bodies)):6.3f} ms CPU in the database backend per save; "
-            f"{counts[name][0]:.1f} statements, {counts[name][1]:.1f} cache calls per save"
+            f"{counts[name][0]:.1f} statements, {counts[name][1]:.1f} cache calls, "
+            f"{counts[name][2]:.1f} Redis commands per save"
         )
     if args.profile:
         prof = cProfile.Profile(time.process_time)  # CPU time: what saturates the box
