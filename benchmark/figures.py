@@ -142,6 +142,36 @@ def _dots(ax, x, y, size, color, label=None):
     return Line2D([], [], linestyle="none", marker=".", markersize=2.5, color=color, label=label)
 
 
+def _tick_names(ax, which: str, names, *, fontsize, rotation=0, ha=None):
+    """Name the positions 0, 1, ... along the bottom (``which="x"``) or the left (``"y"``) of ``ax``: tick marks
+    and texts as ``set_xticks`` + ``set_xticklabels`` draw them, but one line of tick markers and one plain text
+    per name instead of one ``Tick`` per name (five artists each, all measured at every draw). Returns the
+    texts."""
+    import matplotlib  # noqa: PLC0415
+    from matplotlib.lines import Line2D  # noqa: PLC0415
+
+    rc = matplotlib.rcParams
+    size = rc[f"{which}tick.major.size"]
+    at = np.arange(len(names))
+    if which == "x":
+        ax.set_xticks([])
+        trans, va, default_ha = ax.get_xaxis_text1_transform(size + rc["xtick.major.pad"])
+        marks = Line2D(at, np.zeros(len(at)), transform=ax.get_xaxis_transform(), marker=3)  # TICKDOWN
+        xy = [(p, 0) for p in at]
+    else:
+        ax.set_yticks([])
+        trans, va, default_ha = ax.get_yaxis_text1_transform(size + rc["ytick.major.pad"])
+        marks = Line2D(np.zeros(len(at)), at, transform=ax.get_yaxis_transform(), marker=0)  # TICKLEFT
+        xy = [(0, p) for p in at]
+    marks.set(linestyle="none", markersize=size, markeredgewidth=rc[f"{which}tick.major.width"])
+    marks.set(color=rc[f"{which}tick.color"], clip_on=False)
+    ax.add_artist(marks)
+    return [
+        ax.text(x, y, str(name), transform=trans, va=va, ha=ha or default_ha, rotation=rotation, fontsize=fontsize)
+        for (x, y), name in zip(xy, names)
+    ]
+
+
 def _save(fig, out_dir: Path, stem: str) -> dict[str, str]:
     """Write the figure as PNG (the Agg canvas attached by :func:`_figure`, RGB: the figure is opaque) and SVG,
     rendering it once per format."""
@@ -289,14 +319,13 @@ def draw_class_frequency(out_dir: Path, stem: str, *, av, a, v, top_names, clips
     span = max(t - 0.2, 1.0)
     ax2.set_xlim(-0.4 - 0.05 * span, t - 0.6 + 0.05 * span)  # Axes.bar's default margins
     ax2.set_ylim(0, max(1.0, float((av + a + v)[:t].max(initial=0))) * 1.05)
-    ax2.set_xticks(xt)
-    ax2.set_xticklabels(list(top_names), rotation=75, ha="right", fontsize=7)
+    names = _tick_names(ax2, "x", top_names, fontsize=7, rotation=75, ha="right")
     ax2.xaxis.set_label_coords(0.5, 0.0)  # no x label: nothing to place below the names
     ax2.set_ylabel("clips")
     _title(ax2, f"Top {t} classes", 10)
 
     # vertical layout from the measured names and titles, then the left margin from the count labels
-    _, names_h = _extent(fig, ax2.get_xticklabels())
+    _, names_h = _extent(fig, names)
     _, title_h = _extent(fig, [ax1.title, ax2.title])
     title_space = title_h + 6 / 72  # axes.titlepad
     bottom = EDGE + names_h + _tick_space("x")
@@ -312,7 +341,7 @@ def draw_class_frequency(out_dir: Path, stem: str, *, av, a, v, top_names, clips
 
     lo, hi = ax2.get_xlim()
     frac = (0 - lo) / (hi - lo)  # where the first bar is
-    first_w, _ = _extent(fig, ax2.get_xticklabels()[:1])
+    first_w, _ = _extent(fig, names[:1])
     label_w, _ = _extent(fig, [ax1.yaxis.label])
     for _ in range(3):  # a first guess of the left margin, then the measured count labels (their number of
         place(left)  # ticks depends on the axes' height, not on the left margin: this settles at once)
@@ -339,19 +368,16 @@ def draw_cooccurrence(out_dir: Path, stem: str, *, cond, names) -> dict[str, str
     # "none": the SVG holds the 40 x 40 cells (drawn unsmoothed), not an image resampled to the axes' size;
     # the PNG is resampled as before (nearest: every cell is many pixels wide)
     im = ax.imshow(cond, cmap="viridis", vmin=0, vmax=1, interpolation="none")  # a probability: 0..1 always
-    ticks = np.arange(len(names))
-    ax.set_xticks(ticks)
-    ax.set_yticks(ticks)
-    ax.set_xticklabels(list(names), rotation=90, fontsize=6)
-    ax.set_yticklabels(list(names), fontsize=6)
+    column_names = _tick_names(ax, "x", names, fontsize=6, rotation=90)
+    row_names = _tick_names(ax, "y", names, fontsize=6)
     ax.xaxis.set_label_coords(0.5, 0.0)  # no axis labels: nothing to place beside the names
     ax.yaxis.set_label_coords(0.0, 0.5)
     _title(ax, f"Class co-occurrence: P(column | row), {len(names)} classes with most co-occurrences", 10)
     fig.colorbar(im, cax=cax)
     cax.yaxis.set_label_coords(1.0, 0.5)
 
-    _, names_h = _extent(fig, ax.get_xticklabels())
-    names_w, _ = _extent(fig, ax.get_yticklabels())
+    _, names_h = _extent(fig, column_names)
+    names_w, _ = _extent(fig, row_names)
     _, title_h = _extent(fig, [ax.title])
     bar_w, _ = _extent(fig, cax.get_yticklabels())
     left = EDGE + names_w + _tick_space("y")
