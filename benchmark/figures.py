@@ -332,27 +332,24 @@ def draw_class_frequency(out_dir: Path, stem: str, *, av, a, v, top_names, clips
     top = EDGE + title_space
     gap = title_space + 0.15
     h1 = (height - bottom - top - gap) / 2.4  # height ratios 1 : 1.4
-    left, right = 1.0, EDGE + 0.1
+    right = EDGE + 0.1
 
     def place(left):
         w_ax = width - left - right
         _place(fig, ax1, left, height - top - h1, w_ax, h1)
         _place(fig, ax2, left, bottom, w_ax, 1.4 * h1)
 
-    lo, hi = ax2.get_xlim()
-    frac = (0 - lo) / (hi - lo)  # where the first bar is
-    first_w, _ = _extent(fig, names[:1])
+    # the count labels' ticks depend on the axes' heights (known now), not on the left margin: placed at a first
+    # guess, measured, placed again
+    place(1.0)
+    ticks_w, _ = _extent(fig, ax1.get_yticklabels() + ax2.get_yticklabels())
     label_w, _ = _extent(fig, [ax1.yaxis.label])
-    for _ in range(3):  # a first guess of the left margin, then the measured count labels (their number of
-        place(left)  # ticks depends on the axes' height, not on the left margin: this settles at once)
-        ticks_w, _ = _extent(fig, ax1.get_yticklabels() + ax2.get_yticklabels())
-        need = EDGE + label_w + 4 / 72 + ticks_w + _tick_space("y")  # axes.labelpad
-        # the first name (right-aligned at its bar, slanted to the left) must not stick out either
-        need = max(need, (EDGE + first_w - frac * (width - right)) / (1 - frac))
-        if abs(need - left) < 0.01:
-            break
-        left = need
-    place(left)
+    left = EDGE + label_w + 4 / 72 + ticks_w + _tick_space("y")  # 4 pt: axes.labelpad
+    # the first name, right-aligned at the first bar and slanted to the left, must not stick out either
+    first_w, _ = _extent(fig, names[:1])
+    lo, hi = ax2.get_xlim()
+    at = (0 - lo) / (hi - lo)  # the first bar, as a fraction of the axes' width
+    place(max(left, (EDGE + first_w - at * (width - right)) / (1 - at)))
     return _save(fig, out_dir, stem)
 
 
