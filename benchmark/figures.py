@@ -29,7 +29,8 @@ FIGURE_RC = {"svg.fonttype": "none", "svg.hashsalt": "avcrowd"}
 
 PNG_DPI = 120
 PNG_COMPRESS_LEVEL = 3
-"""zlib level of the PNGs: ≈ 30 % less CPU than Pillow's default (6) for files of about the same size."""
+"""zlib level of the PNGs (written as RGB): ≈ 45 % less CPU to encode than Pillow's default (6) on RGBA, for files
+within ± 15 % of the size."""
 
 EDGE = 0.1
 """Inches left free between the outermost text of a figure and its edge."""
@@ -223,10 +224,11 @@ def draw_radar(out_dir: Path, stem: str, *, models, metrics, inputs, norm) -> di
     share = {"left": (0.0, 1.0), "center": (0.5, 0.5), "right": (1.0, 0.0)}  # (leftwards, rightwards)
     reach_l = max([1.05 * radius] + [-out * c + w * share[h][0] for c, w, h in zip(cos, widths, ha)])
     reach_r = max([1.05 * radius] + [out * c + w * share[h][1] for c, w, h in zip(cos, widths, ha)])
-    first, last = EDGE + reach_l, width - EDGE - reach_r
-    pitch = (last - first) / (cols - 1) if cols > 1 else 0.0
-    if cols == 1:
-        first = (width - reach_r - reach_l) / 2 + reach_l
+    if cols > 1:  # the outer radars' names EDGE from the figure's sides
+        first = EDGE + reach_l
+        pitch = (width - EDGE - reach_r - first) / (cols - 1)
+    else:  # centred
+        first, pitch = (width + reach_l - reach_r) / 2, 0.0
     grid = {"colors": "#b0b0b0", "linewidths": 0.8}  # matplotlib's grid style
     circle = np.linspace(0, 2 * np.pi, 129)
     ring_x, ring_y = np.cos(circle), np.sin(circle)
