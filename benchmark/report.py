@@ -472,6 +472,13 @@ def _evaluate_and_write(
     out_dir.mkdir(parents=True, exist_ok=True)
     results = done.results
     table = metric_table(results)
+    per_class, too_little = per_class_json(done.per_class, labels.classes)
+    if figures:
+        # each figure sent to the helpers as soon as its inputs exist, while the tables are made and written
+        pending["figure_radar"] = drawing.submit("radar", out_dir, "radar", radar_data(table))
+        pending["figure_per_class_f1"] = drawing.submit(
+            *_with_stem(per_class_f1_data(per_class), out_dir, "per_class_f1")
+        )
     paper = select_table(table, PAPER_METRICS)
     topk_cols = [
         (f"{m}@{k}", s) for m in ("hit_rate", "f1", "precision", "recall") for k in TOP_KS for s in ("a", "v", "av")
@@ -495,6 +502,8 @@ def _evaluate_and_write(
         )
         tables["meta_f1"] = meta_f1
         delta = delta_f1_table(breakdown)
+        if figures and not delta.empty:
+            pending["figure_delta_f1"] = drawing.submit("delta_f1", out_dir, "delta_f1", delta_f1_data(delta))
         if not delta.empty:
             tables["delta_f1"] = delta
     captions = {
@@ -504,15 +513,6 @@ def _evaluate_and_write(
         "meta_f1": "F1 per meta-label filter (x100)",
         "delta_f1": "F1 with minus without each meta label (points)",
     }
-    per_class, too_little = per_class_json(done.per_class, labels.classes)
-    if figures:
-        # the slowest first, so that the helpers finish together
-        pending["figure_radar"] = drawing.submit("radar", out_dir, "radar", radar_data(table))
-        pending["figure_per_class_f1"] = drawing.submit(
-            *_with_stem(per_class_f1_data(per_class), out_dir, "per_class_f1")
-        )
-        if delta is not None and not delta.empty:
-            pending["figure_delta_f1"] = drawing.submit("delta_f1", out_dir, "delta_f1", delta_f1_data(delta))
     for stem, df in tables.items():
         files[f"table_{stem}"] = write_table(df, out_dir, stem, caption=captions.get(stem))
     for key in (
