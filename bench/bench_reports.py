@@ -37,31 +37,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-
-def _peak_mib() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    """Start VmHWM again from the current resident size (Linux: /proc/self/clear_refs), so that the peak measured
-    is the work's, not that of building the synthetic inputs (their temporaries peaked above what evaluation needs)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+from bench_saves import reset_peak, status_mib  # noqa: E402
 
 
 def _children_cpu() -> float:
@@ -167,7 +143,7 @@ def child_product(figures: bool, labels_csv: str, model_dir: str, out_json: str)
             "cpu_seconds": time.process_time() - c0,
             "helper_cpu_seconds": _children_cpu() - k0,
             "files": len(os.listdir(out)),
-            "peak_mib": _peak_mib(),
+            "peak_mib": status_mib("VmHWM"),
         }
     with open(out_json, "w") as fh:
         json.dump(res, fh)
@@ -210,31 +186,31 @@ def child(what: str, scale: int, n_models: int, out_json: str):
     from benchmark.evaluate import evaluate_stream
     from benchmark.report import cooccurrence_matrix, write_report
 
-    base_rss = _rss_mib()
+    base_rss = status_mib("VmRSS")
     labels = scaled_labels(scale)
     res = {"what": what, "scale": scale, "clips": len(labels)}
     if what == "metrics":
         model = scored_model(labels, 1, "m1")
-        held = _rss_mib()
-        _reset_peak()
+        held = status_mib("VmRSS")
+        reset_peak()
         t0, c0 = time.perf_counter(), time.process_time()
         evaluate_stream(labels, [model], regime="default", prefetch=False)
         res["seconds"], res["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
         res["inputs_mib"] = held - base_rss
-        res["peak_mib"] = _peak_mib()
-        res["peak_above_inputs_mib"] = _peak_mib() - held
+        res["peak_mib"] = status_mib("VmHWM")
+        res["peak_above_inputs_mib"] = status_mib("VmHWM") - held
     elif what in ("report", "report-nofig"):
         models = [scored_model(labels, i + 1, f"model{i + 1}") for i in range(n_models)]
-        held = _rss_mib()
-        _reset_peak()
+        held = status_mib("VmRSS")
+        reset_peak()
         with tempfile.TemporaryDirectory() as out:
             t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
             write_report(out, labels, models, figures=what == "report", prefetch=False)
             res["seconds"], res["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
             res["helper_cpu_seconds"] = _children_cpu() - k0
             res["files"] = len(os.listdir(out))
-        res["peak_mib"] = _peak_mib()
-        res["peak_above_inputs_mib"] = _peak_mib() - held
+        res["peak_mib"] = status_mib("VmHWM")
+        res["peak_above_inputs_mib"] = status_mib("VmHWM") - held
     elif what == "cooc":
         T = labels.truth("all")
         t0 = time.perf_counter()

@@ -22,15 +22,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_saves import reset_peak, status_mib  # noqa: E402
+
 CLIPS = {1: 15_446, 10: 154_460}
-
-
-def _status(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def child(args) -> None:
@@ -62,13 +58,12 @@ def child(args) -> None:
         body = to_npz_bytes(PredictionArrays(vids, names, scores))
         chunk.artifact.save(f"r-{index}.npz", ContentFile(body), save=True)
     del scores, body
-    held = _status("VmRSS")
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # VmHWM from here: the finalize's own peak
+    held = status_mib("VmRSS")
+    reset_peak()  # VmHWM from here: the finalize's own peak
     t0, c0 = time.perf_counter(), time.process_time()
     run = run_finalize(run.pk)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = _status("VmHWM")
+    peak = status_mib("VmHWM")
     print(
         json.dumps(
             {

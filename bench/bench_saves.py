@@ -172,6 +172,29 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def status_mib(field: str) -> float:
+    """A memory figure of this process in MiB from /proc/self/status: "VmRSS" (resident now) or "VmHWM" (its peak;
+    unlike ru_maxrss not inherited from the parent); NaN where there is no such file."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def reset_peak() -> None:
+    """Start VmHWM again from the current resident size (Linux: /proc/self/clear_refs), so that a peak measured
+    after it is the work's, not that of building the benchmark's own inputs."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
 def backend_cpu(connection) -> float | None:
     """CPU seconds used so far by a Django connection's PostgreSQL backend (a server on this machine); None on
     other databases."""
