@@ -90,11 +90,13 @@ return 0
 _scripts: dict = {}
 
 
-def _redis_count(backend, throttles: list[_KeyedThrottle], keys: list[str]) -> int | None:
-    """Every key counted in one round trip on Django's Redis cache (EVALSHA of `_COUNT_IN_ORDER`; the two checks
-    of an autosave were four round trips: `RedisCache.incr` is EXISTS + INCRBY); None for other caches."""
+def _redis_count(request, backend, throttles: list[_KeyedThrottle]) -> int | None:
+    """Every throttle's window counted in one round trip on Django's Redis cache (EVALSHA of `_COUNT_IN_ORDER`;
+    the two checks of an autosave were four round trips: `RedisCache.incr` is EXISTS + INCRBY); None for other
+    caches."""
     if not isinstance(backend, RedisCache):
         return None
+    keys = [t.window_key(request) for t in throttles]
     client = backend._cache.get_client(write=True)  # Django's own client: the connection pool it keeps
     script = _scripts.get("count")
     if script is None:  # the script's SHA, computed once; each call runs it on the client given (EVALSHA, else EVAL)
@@ -112,8 +114,7 @@ def throttle_checks(request, checks) -> None:
     limited = [(t, what) for t, (_, _, what) in zip(throttles, checks, strict=True) if t.rate is not None]
     if not limited:
         return
-    keys = [t.window_key(request) for t, _ in limited]
-    over = _redis_count(caches[DEFAULT_CACHE_ALIAS], [t for t, _ in limited], keys)  # the throttles' cache
+    over = _redis_count(request, caches[DEFAULT_CACHE_ALIAS], [t for t, _ in limited])  # the throttles' cache
     if over is None:  # another cache (process memory in development and tests): one check after another
         over = next((i + 1 for i, (t, _) in enumerate(limited) if not t.allow_request(request, None)), 0)
     if over:
