@@ -45,7 +45,7 @@ def main() -> None:
     request = RequestFactory().put("/api/hit/assignments/x/answers/y", REMOTE_ADDR="192.0.2.1")
     for name, backend in (
         ("memory", {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}),
-        ("redis", {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": args.redis}),
+        ("redis", {"BACKEND": "catalog.cache.RedisCache", "LOCATION": args.redis}),
     ):
         with override_settings(CACHES={"default": {**backend, "KEY_PREFIX": f"bench-{uuid.uuid4().hex[:8]}"}}):
             ident = uuid.uuid4().hex

@@ -301,7 +301,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # this process's memory when no Redis is named (development, tests).
 CACHE_URL = os.environ.get("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "avc"}
+    # Django's Redis cache, one client kept per server (catalog/cache.py)
+    "default": {"BACKEND": "catalog.cache.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "avc"}
     if CACHE_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "avcrowd"}
 }
