@@ -77,12 +77,13 @@ def hit_endpoint(*methods: str, write: bool = False):
 
 
 def _body(request) -> dict:
-    if len(request.body) > MAX_BODY:
+    body = request.body
+    if len(body) > MAX_BODY:
         raise ValidationError(f"the body is larger than {MAX_BODY} bytes", field="body")
-    if not request.body.strip():
+    if not body.strip():
         return {}
     try:
-        data = json.loads(request.body)
+        data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError(f"the body is not valid JSON ({exc})", field="body")
     if not isinstance(data, dict):

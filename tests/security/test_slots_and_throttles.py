@@ -127,6 +127,29 @@ def test_the_client_address_is_the_one_the_proxy_saw(batch, settings):
     assert codes == [200, 200, 429]
 
 
+@pytest.mark.parametrize("proxies", [None, 0, 1, 2])
+@pytest.mark.parametrize(
+    "forwarded", [None, "", "1.2.3.4", "1.2.3.4, 198.51.100.7", " 1.2.3.4 ,198.51.100.7 , 10.0.0.9", "a,b,c,d"]
+)
+def test_the_client_address_follows_drfs_proxy_rule(settings, proxies, forwarded):
+    """catalog.throttles.client_ip reads the address as DRF's throttles do (BaseThrottle.get_ident), for every
+    NUM_PROXIES and X-Forwarded-For a client can send."""
+    from django.test import RequestFactory
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import BaseThrottle
+
+    from catalog.throttles import client_ip
+
+    settings.REST_FRAMEWORK = dict(settings.REST_FRAMEWORK, NUM_PROXIES=proxies)
+    api_settings.reload()
+    try:
+        extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
+        request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", **extra)
+        assert client_ip(request) == (BaseThrottle().get_ident(request) or "unknown")
+    finally:
+        api_settings.reload()
+
+
 def test_saves_are_throttled_per_assignment(batch, settings):
     settings.HIT_THROTTLE_RATES = dict(settings.HIT_THROTTLE_RATES, hit_write_assignment="3/minute")
     data = arrive(batch, "W1").json()
@@ -149,7 +172,7 @@ def test_the_limits_are_shared_by_every_process_through_redis(batch, settings):
     """Two gunicorn workers count together: requests made here and in another process share one limit."""
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "catalog.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "avc",
         }
@@ -208,7 +231,7 @@ def test_a_save_over_the_address_limit_does_not_use_up_the_assignments_limit(bat
         prefix = f"avc-test-{uuid.uuid4().hex}"
         settings.CACHES = {
             "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "BACKEND": "catalog.cache.RedisCache",
                 "LOCATION": REDIS_URL,
                 "KEY_PREFIX": prefix,
             }
