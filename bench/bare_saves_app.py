@@ -1,8 +1,9 @@
 """The autosave floor for bench/bench_saves.py --app bare: a minimal WSGI app (no Django) that does what the HIT
-API's autosave does in SQL — one locking read of the assignment by uuid, one upsert of the answer (the statement
-text is crowd.services.assignments' own, passed in BARE_UPSERT_SQL), one commit — with a psycopg connection per
-thread and the batch's clip ids cached per process. No token check, no throttle, no payload validation beyond
-JSON: it is the bound a Django view cannot beat, not a server to run."""
+API's autosave does in SQL — one read of the assignment by uuid, then one statement that locks it and upserts the
+answer (the statement text is crowd.services.assignments' own, `_save_sql`, passed in BARE_SAVE_SQL), each in
+autocommit as the service runs them — with a psycopg connection per thread and the batch's clip ids cached per
+process. No token check, no throttle, no payload validation beyond JSON: it is the bound a Django view cannot beat,
+not a server to run."""
 
 import json
 import os
@@ -11,8 +12,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
-UPSERT = os.environ["BARE_UPSERT_SQL"]
-LOCK = "SELECT id, status, batch_id FROM annotation_assignment WHERE uuid = %s FOR UPDATE"
+SAVE = os.environ["BARE_SAVE_SQL"]
+READ = "SELECT id, status, worker_id, batch_id, browser_secret_hash FROM annotation_assignment WHERE uuid = %s"
 CLIPS = "SELECT i.batch_id, c.video_id, c.id FROM annotation_batchitem i JOIN annotation_clip c ON c.id = i.clip_id"
 _local = threading.local()
 _clips: dict = {}
@@ -21,7 +22,7 @@ _clips: dict = {}
 def _conn():
     conn = getattr(_local, "conn", None)
     if conn is None:
-        conn = _local.conn = psycopg.connect(os.environ["DATABASE_URL"])
+        conn = _local.conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
     return conn
 
 
@@ -38,8 +39,8 @@ def application(environ, start_response):
     uuid, video_id = parts[3], parts[5]
     body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
     conn = _conn()
-    with conn.transaction(), conn.cursor() as cur:
-        row = cur.execute(LOCK, [uuid]).fetchone()
+    with conn.cursor() as cur:
+        row = cur.execute(READ, [uuid]).fetchone()
         if row is None or row[1] != "in_progress":
             return _respond(start_response, "403 Forbidden", {"detail": "not in progress"})
         if not _clips:
@@ -47,10 +48,9 @@ def application(environ, start_response):
                 _clips[(batch_id, vid)] = clip_id
         now = datetime.now(UTC)
         cur.execute(
-            UPSERT,
+            SAVE,
             [
-                row[0],
-                _clips[(row[2], video_id)],
+                _clips[(row[3], video_id)],
                 body.get("background_music"),
                 body.get("voice_over"),
                 body.get("static_image"),
@@ -60,6 +60,12 @@ def application(environ, start_response):
                 body.get("comment") or "",
                 bool(body.get("media_failed")),
                 now,
+                row[0],
+                "in_progress",
+                row[2],
+                row[4],
             ],
         )
+        if cur.rowcount != 1:
+            return _respond(start_response, "403 Forbidden", {"detail": "changed"})
     return _respond(start_response, "200 OK", {"saved_at": now.isoformat()})

@@ -142,12 +142,12 @@ def main() -> None:
     from django.db import connection
 
     from catalog.selectors.taxonomy import class_names
-    from crowd.services.assignments import _upsert_sql
+    from crowd.services.assignments import _save_sql
 
     _, _, assignments = prepare(20)
     classes = class_names()
     vids = [f"b{i:02d}" for i in range(20)]
-    os.environ["BARE_UPSERT_SQL"] = _upsert_sql(connection.vendor)
+    os.environ["BARE_SAVE_SQL"] = _save_sql(connection.vendor, True)
     import bare_saves_app
     from django.core.handlers.wsgi import WSGIHandler
 

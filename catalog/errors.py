@@ -54,3 +54,14 @@ class TooManyRequests(AvcrowdError):
     def __init__(self, message: str, *, retry_after: int = 60, field: str | None = None, details=None):
         super().__init__(message, field=field, details=details)
         self.retry_after = max(1, int(retry_after))
+
+
+class TryAgain(AvcrowdError):
+    """The request met a change it could not wait out (503 with Retry-After: clients retry it as they retry a
+    restart); nothing was written."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1, field: str | None = None, details=None):
+        super().__init__(message, field=field, details=details)
+        self.retry_after = max(1, int(retry_after))

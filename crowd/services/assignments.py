@@ -10,15 +10,16 @@ import json
 import math
 import time
 from datetime import timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Avg, Count
 from django.utils import timezone
 
 from catalog.core.vocabulary import META_LABELS, catch_answers, catch_result
-from catalog.errors import Forbidden, NotFound, ValidationError
+from catalog.errors import Forbidden, NotFound, TryAgain, ValidationError
 from catalog.observability import ANSWER_SAVES
 from catalog.selectors.gold import gold_labels
 from catalog.selectors.taxonomy import class_index
@@ -320,24 +321,26 @@ def _refuse_unless_in_progress(status: str) -> None:
         )
 
 
-def _upsert_sql(vendor: str) -> str:
+# the answer's columns in the order of both upserts' parameters, after assignment_id
+_ANSWER_COLUMNS = (
+    "clip_id",
+    "background_music",
+    "voice_over",
+    "static_image",
+    "played",
+    "watch_seconds",
+    "labels",
+    "comment",
+    "media_failed",
+    "updated_at",
+)
+
+
+def _on_conflict_sql(vendor: str) -> str:
+    """An upsert's update of an existing (assignment, clip) row: `played` stays true, watch time only grows."""
     t = ClipAnswer._meta.db_table
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"
-    cols = (
-        "assignment_id",
-        "clip_id",
-        "background_music",
-        "voice_over",
-        "static_image",
-        "played",
-        "watch_seconds",
-        "labels",
-        "comment",
-        "media_failed",
-        "updated_at",
-    )
     return (
-        f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
         f"ON CONFLICT (assignment_id, clip_id) DO UPDATE SET "
         f"background_music = EXCLUDED.background_music, voice_over = EXCLUDED.voice_over, "
         f"static_image = EXCLUDED.static_image, played = ({t}.played OR EXCLUDED.played), "
@@ -346,19 +349,8 @@ def _upsert_sql(vendor: str) -> str:
     )
 
 
-def _prepared_cursor():
-    """The cursor of the autosave's two statements: on PostgreSQL (config.db.postgresql) prepared once per
-    connection instead of parsed and planned on every save, as bench/bare_saves_app.py's floor does; elsewhere
-    Django's cursor."""
-    return getattr(connection, "prepared_cursor", connection.cursor)()
-
-
-def _upsert(assignment_pk: int, clip_id: int, clean: dict, cursor=None):
-    """One statement: insert or update the (assignment, clip) row; `played` stays true, watch time only grows.
-    On `cursor` when given (the caller's, in its transaction), else on a cursor of its own."""
-    now = timezone.now()
-    params = [
-        assignment_pk,
+def _answer_params(clip_id: int, clean: dict, now, db=connection) -> list:
+    return [
         clip_id,
         clean["background_music"],
         clean["voice_over"],
@@ -368,13 +360,27 @@ def _upsert(assignment_pk: int, clip_id: int, clean: dict, cursor=None):
         json.dumps(clean["labels"]),
         clean["comment"],
         clean["media_failed"],
-        now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now),
+        now if db.vendor == "postgresql" else db.ops.adapt_datetimefield_value(now),
     ]
-    if cursor is None:
-        with _prepared_cursor() as own:
-            own.execute(_upsert_sql(connection.vendor), params)
-    else:
-        cursor.execute(_upsert_sql(connection.vendor), params)
+
+
+def _prepared_cursor(db):
+    """The cursor of the autosave's two statements on connection `db`: on PostgreSQL (config.db.postgresql)
+    prepared once per connection instead of parsed and planned on every save, as bench/bare_saves_app.py's floor
+    does; elsewhere Django's cursor."""
+    return getattr(db, "prepared_cursor", db.cursor)()
+
+
+def _upsert(assignment_pk: int, clip_id: int, clean: dict):
+    """One statement: insert or update the (assignment, clip) row, unconditionally (the caller holds the
+    assignment's lock)."""
+    now = timezone.now()
+    sql = (
+        f"INSERT INTO {ClipAnswer._meta.db_table} (assignment_id, {', '.join(_ANSWER_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * (1 + len(_ANSWER_COLUMNS)))}) {_on_conflict_sql(connection.vendor)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [assignment_pk, *_answer_params(clip_id, clean, now)])
     ANSWER_SAVES.labels("media_failed" if clean["media_failed"] else "answer").inc()
     return now
 
@@ -394,21 +400,49 @@ def answer_save(assignment: Assignment, video_id: str, payload: dict) -> ClipAns
 _UUID_FIELD = Assignment._meta.get_field("uuid")
 
 
-def _locking_read_sql() -> str:
-    """The autosave's locking read of an assignment by uuid, as SQL written once (FOR UPDATE where supported;
-    SQLite serialises writers instead)."""
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+_READ_SQL = (  # the autosave's read of an assignment by uuid (no lock: its write re-checks what it relies on)
+    f"SELECT id, status, worker_id, batch_id, browser_secret_hash FROM {Assignment._meta.db_table} WHERE uuid = %s"
+)
+
+
+@lru_cache(maxsize=4)
+def _save_sql(vendor: str, has_select_for_update: bool) -> str:
+    """The autosave's write, one statement (so, in autocommit, its own transaction): lock the assignment row if it
+    is still in progress and still held by the worker and browser binding the token was checked against, and
+    upsert the answer only then (none written otherwise). A submit, a decision or a re-binding that commits first
+    is seen by the lock (PostgreSQL re-reads a row it waited for), so no answer lands after any of them; one that
+    comes second waits for the save. SQLite writes one statement at a time. On PostgreSQL the values are cast to
+    their columns' types (a parameter in a SELECT list has no type of its own)."""
+    t, a = ClipAnswer._meta.db_table, Assignment._meta.db_table
+    same_worker = "IS NOT DISTINCT FROM" if vendor == "postgresql" else "IS"
+    lock = " FOR UPDATE" if has_select_for_update else ""
+    if vendor == "postgresql":
+        fields = [ClipAnswer._meta.get_field(c.removesuffix("_id")) for c in _ANSWER_COLUMNS]
+        values = [f"%s::{f.db_type(connection)}" for f in fields]
+    else:
+        values = ["%s"] * len(_ANSWER_COLUMNS)
     return (
-        f"SELECT id, status, worker_id, batch_id, browser_secret_hash FROM {Assignment._meta.db_table} "
-        f"WHERE uuid = %s{lock}"
+        f"INSERT INTO {t} (assignment_id, {', '.join(_ANSWER_COLUMNS)}) SELECT a.id, {', '.join(values)} "
+        f"FROM (SELECT id FROM {a} WHERE id = %s AND status = %s AND worker_id {same_worker} %s "
+        f"AND browser_secret_hash = %s{lock}) a "
+        f"WHERE true "  # SQLite: an INSERT ... SELECT with ON CONFLICT needs a WHERE (its parser's ambiguity)
+        f"{_on_conflict_sql(vendor)}"
     )
+
+
+_SAVE_TRIES = 3
 
 
 def answer_save_with_token(
     assignment_uuid, token: str | None, video_id: str, payload, *, body_error: ValidationError | None = None
 ):
-    """The HIT API's autosave in one locked transaction: 404 unknown assignment, 403 wrong token or not in
-    progress, 400 bad body or clip not in the batch (in that order). Returns the row's updated_at."""
+    """The HIT API's autosave: 404 unknown assignment, 403 wrong token or not in progress, 400 bad body or clip not
+    in the batch (in that order). Returns the row's updated_at.
+
+    Two statements, each its own transaction (no BEGIN/COMMIT round trips; inside a caller's transaction they are
+    part of it): a read of the assignment, checked here, then one write that locks the assignment and upserts the
+    answer only if what was checked still holds (`_save_sql`). When it no longer does (a submit, expiry or
+    re-binding in between) the checks run again on a fresh read, so the refusal names the new state."""
     assignment_uuid = parse_uuid(assignment_uuid)
     if assignment_uuid is None:
         raise NotFound("not found")
@@ -418,21 +452,32 @@ def answer_save_with_token(
             clean = clean_answer_payload(payload)
         except ValidationError as exc:
             invalid = exc
+    db = connections[DEFAULT_DB_ALIAS]  # this thread's connection, looked up once (not per use of the proxy)
+    uuid_param = _UUID_FIELD.get_db_prep_value(assignment_uuid, db)
+    save_sql = _save_sql(db.vendor, db.features.has_select_for_update)
     # SQL written once (the ORM's query compilation was ~0.5 ms of every save), one cursor for both statements
-    with transaction.atomic(), _prepared_cursor() as cursor:
-        cursor.execute(_locking_read_sql(), [_UUID_FIELD.get_db_prep_value(assignment_uuid, connection)])
-        row = cursor.fetchone()
-        if row is None:
-            raise NotFound("not found")
-        pk, status, worker_id, batch_id, secret_hash = row
-        _token_check(token, str(assignment_uuid), worker_id, secret_hash)
-        _refuse_unless_in_progress(status)
-        if invalid is not None:
-            raise invalid
-        clip_id = batch_clip_ids(batch_id).get(video_id)
-        if clip_id is None:
-            raise ValidationError(f"video {video_id!r} is not part of this batch", field="video_id")
-        return _upsert(pk, clip_id, clean, cursor)
+    with _prepared_cursor(db) as cursor:
+        for _ in range(_SAVE_TRIES):
+            cursor.execute(_READ_SQL, [uuid_param])
+            row = cursor.fetchone()
+            if row is None:
+                raise NotFound("not found")
+            pk, status, worker_id, batch_id, secret_hash = row
+            _token_check(token, str(assignment_uuid), worker_id, secret_hash)
+            _refuse_unless_in_progress(status)
+            if invalid is not None:
+                raise invalid
+            clip_id = batch_clip_ids(batch_id).get(video_id)
+            if clip_id is None:
+                raise ValidationError(f"video {video_id!r} is not part of this batch", field="video_id")
+            now = timezone.now()
+            cursor.execute(
+                save_sql, [*_answer_params(clip_id, clean, now, db), pk, Assignment.IN_PROGRESS, worker_id, secret_hash]
+            )
+            if cursor.rowcount == 1:  # else the assignment changed since the read: check again
+                ANSWER_SAVES.labels("media_failed" if clean["media_failed"] else "answer").inc()
+                return now
+    raise TryAgain("the assignment kept changing while this answer was being saved; nothing was saved: save again")
 
 
 def assignment_set_position(assignment: Assignment, position) -> Assignment:

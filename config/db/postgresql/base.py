@@ -59,7 +59,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Like cursor() (Django's wrapper: execute wrappers, query logging, database errors mapped), but the
         statements are bound on the server, so that psycopg prepares one once it has run `prepare_threshold` times
         on this connection (OPTIONS, set by config.env): PostgreSQL then parses and plans it once per connection,
-        not on every run. For statements written once and run very often (the autosave's locking read and upsert);
+        not on every run. For statements written once and run very often (the autosave's read and its locking upsert);
         Django's own cursors bind on the client and are never prepared."""
         self.close_if_health_check_failed()
         self.ensure_connection()
