@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/bench_saves.py [--database-url postgres://postgres@127.0.0.1:5432/avcrowd_bench]
                                           [--levels 50,200,500] [--saves 10] [--workers 4 --threads 8]
-                                          [--app django|bare]
+                                          [--app django|bare] [--cache-url redis://127.0.0.1:6379/11]
 
 Creates the database if it is missing (createdb), migrates it, loads the taxonomy, makes one bench dataset with
 a batch of 20 clips and one assignment per simulated worker (bound in-process with the real services), starts
-gunicorn on a free localhost port, then for each concurrency level opens one keep-alive HTTP connection per
-worker (asyncio streams, no client library) and has every worker PUT `--saves` autosaves back to back, as the HIT
-page does. Reports saves/s and p50/p99 latency per level, and the CPU time per save of the server's processes, the
-database's backends and the load generator (on a shared machine a steadier measure than saves/s), then checks every
-save reached the database (the row of each (assignment, clip) pair holds the last value sent).
+gunicorn on a free localhost port (the deployment's config/gunicorn.py: the app preloaded and frozen out of the
+garbage collector before the fork; workers, threads and address from the options here), then for each concurrency
+level opens one keep-alive HTTP connection per worker (asyncio streams, no client library) and has every worker PUT
+`--saves` autosaves back to back, as the HIT page does. Reports saves/s and p50/p99 latency per level, and the CPU
+time per save of the server's processes, the database's backends and the load generator (on a shared machine a
+steadier measure than saves/s), then checks every save reached the database (the row of each (assignment, clip)
+pair holds the last value sent).
 """
 
 from __future__ import annotations
@@ -281,6 +283,11 @@ def main():
         "the floor for the Django view",
     )
     ap.add_argument(
+        "--cache-url",
+        default="",
+        help="a Redis URL for the rate limits' counters, as deployed (default: each server process's memory)",
+    )
+    ap.add_argument(
         "--interval",
         default="0.6,0",
         help="seconds between one annotator's saves, one pass per value (0: back to back, saturating)",
@@ -298,6 +305,8 @@ def main():
         # every simulated worker comes from 127.0.0.1: lift the per-address write limit (docs/operations.md)
         "HIT_THROTTLE_WRITE_IP": "100000000/minute",
     }
+    if args.cache_url:
+        env["CACHE_URL"] = args.cache_url
     setup_django(env)
     from catalog.selectors.taxonomy import class_names
 
@@ -310,15 +319,17 @@ def main():
     if args.app == "bare":
         from django.db import connection
 
-        from crowd.services.assignments import _upsert_sql
+        from crowd.services.assignments import _save_sql
 
-        env["BARE_UPSERT_SQL"] = _upsert_sql(connection.vendor)
+        env["BARE_SAVE_SQL"] = _save_sql(connection.vendor, True)
         target = ["--pythonpath", str(ROOT / "bench"), "bare_saves_app:application"]
     else:
         target = ["config.wsgi"]
     gunicorn = [
         str(Path(sys.executable).parent / "gunicorn"),
         *target,
+        "-c",  # the deployment's settings (preload, gc.freeze before fork), with the bench's below taking precedence
+        str(ROOT / "config" / "gunicorn.py"),
         "-w",
         str(args.workers),
         "-k",
