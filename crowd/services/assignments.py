@@ -117,42 +117,44 @@ def _bool_or_none(payload: dict, key: str):
     return value
 
 
+_LABEL_KEYS = frozenset({"name", "audible", "visible"})
+
+
 def clean_labels(labels, classes: dict[str, int], field: str = "labels") -> list[dict]:
+    """The ticked classes of one answer, checked and in logit order. The HIT page sends every proposal it showed
+    (~30 on every autosave), so the checks build no message unless one fails."""
     if not isinstance(labels, list):
         raise ValidationError(f'field {field!r} must be a list of {{"name", "audible", "visible"}}', field=field)
     out, seen = [], set()
     for i, item in enumerate(labels):
-        where = f"{field}[{i}]"
         if not isinstance(item, dict):
-            raise ValidationError(f'{where} must be an object {{"name", "audible", "visible"}}', field=field)
-        extra = sorted(set(item) - {"name", "audible", "visible"})
-        if extra:
+            raise ValidationError(f'{field}[{i}] must be an object {{"name", "audible", "visible"}}', field=field)
+        if not item.keys() <= _LABEL_KEYS:
+            extra = ", ".join(sorted(set(item) - _LABEL_KEYS))
             raise ValidationError(
-                f"{where} has unknown key(s) {', '.join(extra)}; allowed: name, audible, visible", field=field
+                f"{field}[{i}] has unknown key(s) {extra}; allowed: name, audible, visible", field=field
             )
         name = item.get("name")
         if not isinstance(name, str) or name not in classes:
             raise ValidationError(
-                f"{where}.name is {name!r}: not a class of the taxonomy",
+                f"{field}[{i}].name is {name!r}: not a class of the taxonomy",
                 field=field,
                 details={"index": i, "name": name},
             )
         if name in seen:
             raise ValidationError(
-                f"{where}.name {name!r} appears twice", field=field, details={"index": i, "name": name}
+                f"{field}[{i}].name {name!r} appears twice", field=field, details={"index": i, "name": name}
             )
         seen.add(name)
-        flags = []
-        for key in ("audible", "visible"):
-            value = item.get(key, False)
-            if not isinstance(value, bool):
-                raise ValidationError(
-                    f"{where}.{key} is {value!r}; allowed: true or false",
-                    field=field,
-                    details={"index": i, "name": name},
-                )
-            flags.append(value)
-        out.append({"name": name, "audible": flags[0], "visible": flags[1]})
+        audible, visible = item.get("audible", False), item.get("visible", False)
+        if type(audible) is not bool or type(visible) is not bool:
+            key, value = ("audible", audible) if type(audible) is not bool else ("visible", visible)
+            raise ValidationError(
+                f"{field}[{i}].{key} is {value!r}; allowed: true or false",
+                field=field,
+                details={"index": i, "name": name},
+            )
+        out.append({"name": name, "audible": audible, "visible": visible})
     out.sort(key=lambda lab: classes[lab["name"]])
     return out
 

@@ -118,6 +118,21 @@ def test_the_short_paths_pattern_is_the_url_maps(path):
     if expected:  # the same route, name and view: the metrics and logs label it alike
         full, short = resolve(path), get_resolver(AUTOSAVE_URLCONF).resolve(path)
         assert (full.route, full.view_name, full.kwargs) == (short.route, short.view_name, short.kwargs)
+        # the short path's handler builds its match from AUTOSAVE_PATH's groups: the same as the full map's
+        request = RequestFactory().put(path)  # the handler resolves the decoded path_info, as Django's does
+        built, full = AutosaveHandler().resolve_request(request), resolve(request.path_info)
+        assert request.resolver_match is built
+
+        def fields(m):
+            return (m.func, m.args, m.kwargs, m.captured_kwargs, m.extra_kwargs, m.url_name, m.route)
+
+        assert fields(built) == fields(full)
+        assert (built.view_name, built.app_names, built.namespaces, built._func_path) == (
+            full.view_name,
+            full.app_names,
+            full.namespaces,
+            full._func_path,
+        )
 
 
 def test_the_served_application_is_the_short_path_one():
