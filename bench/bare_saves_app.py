@@ -1,6 +1,6 @@
 """The autosave floor for bench/bench_saves.py --app bare: a minimal WSGI app (no Django) that does what the HIT
 API's autosave does in SQL — one read of the assignment by uuid, then one statement that locks it and upserts the
-answer (the statement text is crowd.services.assignments' own, `_save_sql`, passed in BARE_SAVE_SQL), each in
+answer (the statements are crowd.services.assignments' own, passed in BARE_READ_SQL and BARE_SAVE_SQL), each in
 autocommit as the service runs them — with a psycopg connection per thread and the batch's clip ids cached per
 process. No token check, no throttle, no payload validation beyond JSON: it is the bound a Django view cannot beat,
 not a server to run."""
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import psycopg
 
 SAVE = os.environ["BARE_SAVE_SQL"]
-READ = "SELECT id, status, worker_id, batch_id, browser_secret_hash FROM annotation_assignment WHERE uuid = %s"
+READ = os.environ["BARE_READ_SQL"]  # id, status, worker_id, batch_id, browser_secret_hash
 CLIPS = "SELECT i.batch_id, c.video_id, c.id FROM annotation_batchitem i JOIN annotation_clip c ON c.id = i.clip_id"
 _local = threading.local()
 _clips: dict = {}

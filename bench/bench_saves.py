@@ -174,6 +174,16 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def bare_sql_env() -> dict:
+    """The autosave's two statements, crowd.services.assignments' own text, for bench/bare_saves_app.py (the floor
+    runs exactly the SQL the service runs)."""
+    from django.db import connection
+
+    from crowd.services.assignments import _READ_SQL, _save_sql
+
+    return {"BARE_READ_SQL": _READ_SQL, "BARE_SAVE_SQL": _save_sql(connection.vendor, True)}
+
+
 def status_mib(field: str) -> float:
     """A memory figure of this process in MiB from /proc/self/status: "VmRSS" (resident now) or "VmHWM" (its peak;
     unlike ru_maxrss not inherited from the parent); NaN where there is no such file."""
@@ -317,11 +327,7 @@ def main():
     vids = [f"b{i:02d}" for i in range(20)]
     port = free_port()
     if args.app == "bare":
-        from django.db import connection
-
-        from crowd.services.assignments import _save_sql
-
-        env["BARE_SAVE_SQL"] = _save_sql(connection.vendor, True)
+        env.update(bare_sql_env())
         target = ["--pythonpath", str(ROOT / "bench"), "bare_saves_app:application"]
     else:
         target = ["config.wsgi"]

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_saves import DEFAULT_DB, ensure_database, payload, prepare, setup_django  # noqa: E402
+from bench_saves import DEFAULT_DB, bare_sql_env, ensure_database, payload, prepare, setup_django  # noqa: E402
 
 
 def environ_for(uuid: str, token: str, vid: str, body: bytes) -> dict:
@@ -142,12 +142,11 @@ def main() -> None:
     from django.db import connection
 
     from catalog.selectors.taxonomy import class_names
-    from crowd.services.assignments import _save_sql
 
     _, _, assignments = prepare(20)
     classes = class_names()
     vids = [f"b{i:02d}" for i in range(20)]
-    os.environ["BARE_SAVE_SQL"] = _save_sql(connection.vendor, True)
+    os.environ.update(bare_sql_env())
     import bare_saves_app
     from django.core.handlers.wsgi import WSGIHandler
 

@@ -17,16 +17,13 @@ from django.core.cache.backends import redis as django_redis
 class RedisCacheClient(django_redis.RedisCacheClient):
     def __init__(self, servers, **options):
         super().__init__(servers, **options)
-        self._clients: dict[int, object] = {}
+        self._clients: dict = {}  # connection pool -> the client built on it
 
     def get_client(self, key=None, *, write=False):
-        index = self._get_connection_pool_index(write)
-        client = self._clients.get(index)
+        pool = self._get_connection_pool(write)  # Django's choice of server and its pool
+        client = self._clients.get(pool)
         if client is None:
-            pool = self._pools.get(index)
-            if pool is None:
-                pool = self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
-            client = self._clients[index] = self._client(connection_pool=pool)
+            client = self._clients[pool] = self._client(connection_pool=pool)
         return client
 
 

@@ -46,22 +46,25 @@ class ImportFailed(AvcrowdError):
     status_code = 400
 
 
-class TooManyRequests(AvcrowdError):
+class _RetryLater(AvcrowdError):
+    """A refusal the client should retry after `retry_after` seconds (the Retry-After header)."""
+
+    default_retry_after = 60
+
+    def __init__(self, message: str, *, retry_after: int | None = None, field: str | None = None, details=None):
+        super().__init__(message, field=field, details=details)
+        self.retry_after = max(1, int(self.default_retry_after if retry_after is None else retry_after))
+
+
+class TooManyRequests(_RetryLater):
     """A rate limit (catalog.throttles) was reached; `retry_after` is the wait in seconds (Retry-After header)."""
 
     status_code = 429
 
-    def __init__(self, message: str, *, retry_after: int = 60, field: str | None = None, details=None):
-        super().__init__(message, field=field, details=details)
-        self.retry_after = max(1, int(retry_after))
 
-
-class TryAgain(AvcrowdError):
+class TryAgain(_RetryLater):
     """The request met a change it could not wait out (503 with Retry-After: clients retry it as they retry a
     restart); nothing was written."""
 
     status_code = 503
-
-    def __init__(self, message: str, *, retry_after: int = 1, field: str | None = None, details=None):
-        super().__init__(message, field=field, details=details)
-        self.retry_after = max(1, int(retry_after))
+    default_retry_after = 1

@@ -366,6 +366,10 @@ def _answer_params(clip_id: int, clean: dict, now, db=connection) -> list:
     ]
 
 
+def _count_save(clean: dict) -> None:
+    ANSWER_SAVES.labels("media_failed" if clean["media_failed"] else "answer").inc()
+
+
 def _prepared_cursor(db):
     """The cursor of the autosave's two statements on connection `db`: on PostgreSQL (config.db.postgresql)
     prepared once per connection instead of parsed and planned on every save, as bench/bare_saves_app.py's floor
@@ -383,7 +387,7 @@ def _upsert(assignment_pk: int, clip_id: int, clean: dict):
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [assignment_pk, *_answer_params(clip_id, clean, now)])
-    ANSWER_SAVES.labels("media_failed" if clean["media_failed"] else "answer").inc()
+    _count_save(clean)
     return now
 
 
@@ -477,7 +481,7 @@ def answer_save_with_token(
                 save_sql, [*_answer_params(clip_id, clean, now, db), pk, Assignment.IN_PROGRESS, worker_id, secret_hash]
             )
             if cursor.rowcount == 1:  # else the assignment changed since the read: check again
-                ANSWER_SAVES.labels("media_failed" if clean["media_failed"] else "answer").inc()
+                _count_save(clean)
                 return now
     raise TryAgain("the assignment kept changing while this answer was being saved; nothing was saved: save again")
 
