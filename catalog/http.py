@@ -42,6 +42,14 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
+def error_response(exc: AvcrowdError, *, quiet_not_found: bool = False) -> JsonResponse:
+    """A plain JSON view's answer to an AvcrowdError: its status and body, Retry-After when it has one."""
+    response = JsonResponse(error_body(exc, quiet_not_found=quiet_not_found), status=exc.status_code)
+    if getattr(exc, "retry_after", None):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def json_errors(view=None, *, quiet_not_found: bool = False):
     """Decorator for plain Django JSON views: an AvcrowdError becomes a JsonResponse with its status and body."""
 
@@ -51,10 +59,7 @@ def json_errors(view=None, *, quiet_not_found: bool = False):
             try:
                 return view(request, *args, **kwargs)
             except AvcrowdError as exc:
-                response = JsonResponse(error_body(exc, quiet_not_found=quiet_not_found), status=exc.status_code)
-                if getattr(exc, "retry_after", None):
-                    response["Retry-After"] = str(exc.retry_after)
-                return response
+                return error_response(exc, quiet_not_found=quiet_not_found)
 
         return wrapper
 

@@ -86,26 +86,53 @@ def _route(request) -> str:
     return "(unmatched)"  # 404s and redirects before routing: one label, not one per URL a stranger tries
 
 
+def request_id(meta) -> str:
+    """The id of a request: the caller's X-Request-ID when it is a plain token, else a new one."""
+    incoming = meta.get("HTTP_X_REQUEST_ID", "")  # request.headers would parse every header
+    return incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+
+def count_answer_save(kind: str) -> None:
+    """One answer saved: "answer", "media_failed" (the HIT page) or "expert" (the expert page)."""
+    _answer_saves(kind).inc()
+
+
+@functools.lru_cache(maxsize=16)
+def _answer_saves(kind: str):
+    return ANSWER_SAVES.labels(kind)
+
+
+@functools.lru_cache(maxsize=4096)  # routes are patterns, not URLs: a few hundred (method, route, status) at most
+def _latency(method: str, route: str, status: int):
+    """REQUEST_LATENCY's child for these labels (`labels()` checks and looks them up under a lock on every call)."""
+    return REQUEST_LATENCY.labels(method, route, str(status))
+
+
+def record_request(method: str, route: str, path: str, status: int, elapsed: float) -> None:
+    """A finished request: its latency in the metrics and, with LOG_REQUESTS, one log line (the path only: query
+    strings carry worker and assignment ids)."""
+    _latency(method, route, status).observe(elapsed)
+    if settings.LOG_REQUESTS:
+        request_log.info("%s %s %s %.0fms", method, path, status, 1000 * elapsed)
+
+
 class RequestMiddleware:
     """Outermost middleware: request id (contextvar + X-Request-ID response header), request latency, and one
-    log line per request (LOG_REQUESTS; off under `runserver`, which logs its own)."""
+    log line per request (LOG_REQUESTS; off under `runserver`, which logs its own). The HIT page's autosave does the
+    same through config.handlers.AutosaveFastPath, with these functions."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")  # request.headers would parse every header
-        rid = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        request.request_id = rid
+        rid = request.request_id = request_id(request.META)
         token = request_id_var.set(rid)
         started = time.perf_counter()
         try:
             response = self.get_response(request)
             response["X-Request-ID"] = rid
             elapsed = time.perf_counter() - started
-            REQUEST_LATENCY.labels(request.method, _route(request), str(response.status_code)).observe(elapsed)
-            if settings.LOG_REQUESTS:  # the path only: query strings carry worker and assignment ids
-                request_log.info("%s %s %s %.0fms", request.method, request.path, response.status_code, 1000 * elapsed)
+            record_request(request.method, _route(request), request.path, response.status_code, elapsed)
             return response
         finally:
             request_id_var.reset(token)

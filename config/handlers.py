@@ -16,14 +16,26 @@ handler unchanged. docs/benchmarks.md, "Autosave overhead".
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import time
 
 from django.conf import settings
+from django.core import signals
 from django.core.exceptions import MiddlewareNotUsed
-from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler, get_path_info
-from django.urls import ResolverMatch, get_resolver
+from django.core.handlers.exception import convert_exception_to_response, response_for_exception
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest, get_path_info, get_script_name
+from django.http import HttpResponse
+from django.urls import ResolverMatch, get_resolver, set_script_prefix, set_urlconf
+from django.utils.log import log_response
 from django.utils.module_loading import import_string
+
+from catalog.errors import AvcrowdError
+from catalog.observability import record_request, request_id, request_id_var
+from crowd import api_hit
+
+logger = logging.getLogger(__name__)
 
 AUTOSAVE_URLCONF = "config.urls_autosave"
 AUTOSAVE_METHODS = frozenset({"PUT", "POST"})
@@ -80,7 +92,7 @@ class AutosaveHandler(WSGIHandler):
         if found is None:  # not through AvcrowdWSGIHandler: resolve as Django does (Resolver404 and all)
             match = get_resolver(AUTOSAVE_URLCONF).resolve(request.path_info)
         else:
-            kwargs, model = found.groupdict(), self._resolved_model()
+            kwargs, model = found.groupdict(), self.resolved_model()
             match = ResolverMatch(
                 model.func,
                 (),
@@ -95,7 +107,7 @@ class AutosaveHandler(WSGIHandler):
         request.resolver_match = match
         return match
 
-    def _resolved_model(self):
+    def resolved_model(self):
         """The URLconf's match of a sample autosave path: its view, name, namespaces and route."""
         model = getattr(self, "_model", None)
         if model is None:
@@ -103,12 +115,166 @@ class AutosaveHandler(WSGIHandler):
         return model
 
 
+# The middleware whose work on an autosave AutosaveFastPath does without Django's middleware chain (reviewed one by
+# one: see AutosaveFastPath). settings.MIDDLEWARE less AUTOSAVE_SKIPPED_MIDDLEWARE must be exactly this, in this
+# order, or the autosave goes through AutosaveHandler (a warning says so when the application is made).
+FAST_PATH_MIDDLEWARE = (
+    "catalog.observability.RequestMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "frontend.middleware.AvcrowdErrorMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "frontend.middleware.FrameAncestorsMiddleware",
+)
+_SKIP_IN_ANSWER_HEADERS = frozenset({"Content-Type", "Content-Length"})
+
+
+def _not_called(request):  # the get_response of middleware whose process_* methods are called one by one
+    raise AssertionError("AutosaveFastPath calls its middleware's methods, never the chain")
+
+
+class _Answer:
+    """The body of a saved answer, as a WSGI server iterates it; closing it ends the request as closing Django's
+    response does (request_finished: the database connections' age and health, the caches)."""
+
+    __slots__ = ("chunks", "sender")
+
+    def __init__(self, data: bytes, sender):
+        self.chunks, self.sender = [data], sender
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self):
+        signals.request_finished.send(sender=self.sender)
+
+
+class AutosaveFastPath:
+    """The autosave without Django's middleware chain, URL resolution and response object on a saved answer; every
+    check and header of AutosaveHandler's path kept, with Django's and the project's own code:
+
+    - request_started / request_finished are sent as Django's handler sends them (connection age and health
+      checks, caches, any receiver);
+    - the request middleware's checks: SecurityMiddleware.process_request (HTTPS redirect) and
+      CommonMiddleware.process_request (host check, user agents, www redirect). When either answers or raises, the
+      request goes to AutosaveHandler before anything happened, which answers it as it always did;
+    - the request id, latency metric and request log line of catalog.observability (RequestMiddleware's functions);
+    - the view's work is crowd.api_hit.autosave (rate limits, body, service), the function the view calls;
+    - a saved answer's headers: its Content-Type, Content-Length, Cache-Control and X-Request-ID, and the headers
+      the response middleware (Security, Common, X-Frame-Options, FrameAncestors) gives a 200 JSON answer. For
+      those four that depends on nothing but the request's scheme (HSTS on HTTPS only), so they are computed by
+      the middleware itself once per scheme and reused;
+    - a refusal (crowd.api_hit.refusal) or any other exception (the view-exception middleware, then Django's
+      response_for_exception: logging, got_request_exception, handler500) becomes a Django response that passes
+      through every response middleware's method, in the chain's order, and is logged as Django logs >= 400.
+
+    Which middleware applies is checked once (FAST_PATH_MIDDLEWARE; and no database with ATOMIC_REQUESTS). On a
+    save this skips ~40 % of the request handling's CPU (docs/benchmarks.md, "Autosave, third pass")."""
+
+    def __init__(self, handler: AutosaveHandler):
+        self.handler = handler
+        self.sender = type(handler)
+        paths = autosave_middleware()
+        atomic = any(db.get("ATOMIC_REQUESTS") for db in settings.DATABASES.values())
+        self.enabled = tuple(paths) == FAST_PATH_MIDDLEWARE and not atomic
+        if not self.enabled:
+            logger.warning(
+                "the autosave takes Django's middleware chain (AutosaveHandler): %s",
+                "a database has ATOMIC_REQUESTS"
+                if atomic
+                else f"its middleware {paths} is not the set config.handlers.FAST_PATH_MIDDLEWARE was reviewed for",
+            )
+            return
+        middleware = [import_string(path)(_not_called) for path in paths[1:]]  # RequestMiddleware: done here
+        self.request_steps = [m.process_request for m in middleware if hasattr(m, "process_request")]
+        self.exception_steps = [m.process_exception for m in middleware if hasattr(m, "process_exception")]
+        self.response_steps = [m.process_response for m in reversed(middleware) if hasattr(m, "process_response")]
+        self.route = handler.resolved_model().route
+        self._answer_headers: dict[bool, list] = {}
+
+    def __call__(self, environ, start_response):
+        if not self.enabled:
+            return self.handler(environ, start_response)
+        request = WSGIRequest(environ)
+        try:
+            for step in self.request_steps:
+                if step(request) is not None:  # a redirect: Django's handler answers it (nothing was done yet)
+                    return self.handler(environ, start_response)
+        except Exception:  # DisallowedHost, PermissionDenied...: Django's handler answers (and logs) them
+            return self.handler(environ, start_response)
+        signals.request_started.send(sender=self.sender, environ=environ)
+        rid = request.request_id = request_id(environ)
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        try:
+            found = AUTOSAVE_PATH.fullmatch(request.path_info)
+            try:
+                body = api_hit.autosave(request, found["assignment_uuid"], found["video_id"])
+            except AvcrowdError as exc:
+                response = api_hit.refusal(exc)
+            except Exception as exc:  # noqa: BLE001 - what Django's handler does with it, below
+                response = self._exception_response(request, exc)
+            else:
+                data = json.dumps(body).encode()
+                headers = [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(data))),
+                    ("Cache-Control", "no-store"),
+                    *self.answer_headers(request),
+                    ("X-Request-ID", rid),
+                ]
+                record_request(request.method, self.route, request.path, 200, time.perf_counter() - started)
+                start_response("200 OK", headers)
+                return _Answer(data, self.sender)
+            return self._finish(request, response, rid, started, start_response)
+        finally:
+            request_id_var.reset(token)
+
+    def answer_headers(self, request) -> list:
+        """What the response middleware adds to a 200 JSON answer on a request of this scheme."""
+        secure = request.is_secure()
+        headers = self._answer_headers.get(secure)
+        if headers is None:
+            sample = HttpResponse(b"{}", content_type="application/json")
+            for step in self.response_steps:
+                sample = step(request, sample)
+            headers = [(k, v) for k, v in sample.items() if k not in _SKIP_IN_ANSWER_HEADERS]
+            self._answer_headers[secure] = headers
+        return headers
+
+    def _exception_response(self, request, exc):
+        """As BaseHandler._get_response and convert_exception_to_response: the view-exception middleware, then
+        Django's response for the exception (logged, got_request_exception sent, handler500)."""
+        set_script_prefix(get_script_name(request.environ))
+        set_urlconf(settings.ROOT_URLCONF)
+        self.handler.resolve_request(request)
+        for step in self.exception_steps:
+            response = step(request, exc)
+            if response is not None:
+                return response
+        return response_for_exception(request, exc)
+
+    def _finish(self, request, response, rid, started, start_response):
+        """A Django response through the response middleware, then as RequestMiddleware and the WSGI handler."""
+        for step in self.response_steps:
+            response = step(request, response)
+        response["X-Request-ID"] = rid
+        record_request(request.method, self.route, request.path, response.status_code, time.perf_counter() - started)
+        if response.status_code >= 400:
+            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+        response._handler_class = self.sender
+        response._resource_closers.append(request.close)
+        headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        return response
+
+
 class AvcrowdWSGIHandler(WSGIHandler):
-    """config.wsgi.application: the autosave through AutosaveHandler, every other request through Django's own."""
+    """config.wsgi.application: the autosave through AutosaveFastPath, every other request through Django's own."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.autosave = AutosaveHandler()
+        self.autosave = AutosaveFastPath(AutosaveHandler())
 
     def __call__(self, environ, start_response):
         if is_autosave(environ):

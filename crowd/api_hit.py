@@ -21,8 +21,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from catalog.access import public_hit
-from catalog.errors import NotFound, ValidationError
-from catalog.http import json_errors
+from catalog.errors import AvcrowdError, NotFound, ValidationError
+from catalog.http import error_response, json_errors
 from catalog.selectors.clips import clip_media_url
 from catalog.selectors.taxonomy import class_names, meta_labels
 from catalog.throttles import client_hash, client_ip, throttle_check, throttle_checks
@@ -67,13 +67,22 @@ def hit_endpoint(*methods: str, write: bool = False):
 
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            response = inner(request, *args, **kwargs)
-            response["Cache-Control"] = "no-store"
-            return response
+            return no_store(inner(request, *args, **kwargs))
 
         return public_hit(csrf_exempt(wrapper))
 
     return decorator
+
+
+def no_store(response):
+    """Every answer of the HIT API: never cached (it carries a worker's answers and tokens)."""
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def refusal(exc: AvcrowdError):
+    """The HIT API's answer to a refused request: json_errors' (a 404 says only "not found"), never cached."""
+    return no_store(error_response(exc, quiet_not_found=True))
 
 
 def _body(request) -> dict:
@@ -261,15 +270,22 @@ def _lookup(request, assignment_uuid):
     return assignment
 
 
-@hit_endpoint("PUT", "POST", write=True)
-def answer(request, assignment_uuid, video_id):
+def autosave(request, assignment_uuid: str, video_id: str) -> dict:
+    """The autosave's work, for the view below and config.handlers.AutosaveFastPath alike: the rate limits, the
+    body, the service. Returns the answer's body; raises AvcrowdError (see `refusal`)."""
+    _throttle_writes(request, {"assignment_uuid": assignment_uuid})
     try:
         body, invalid = _body(request), None
     except ValidationError as exc:  # reported after the 404/403 checks, inside the service's order
         body, invalid = None, exc
     token = request.META.get("HTTP_X_HIT_TOKEN")  # X-HIT-Token (request.headers would parse every header)
     updated_at = svc.answer_save_with_token(assignment_uuid, token, video_id, body, body_error=invalid)
-    return JsonResponse({"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()})
+    return {"saved": True, "video_id": video_id, "updated_at": updated_at.isoformat()}
+
+
+@hit_endpoint("PUT", "POST")  # rate-limited by `autosave`, as hit_endpoint(write=True) does it
+def answer(request, assignment_uuid, video_id):
+    return JsonResponse(autosave(request, assignment_uuid, video_id))
 
 
 @hit_endpoint("PUT", "POST", write=True)

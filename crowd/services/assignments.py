@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from catalog.core.vocabulary import META_LABELS, catch_answers, catch_result
 from catalog.errors import Forbidden, NotFound, TryAgain, ValidationError
-from catalog.observability import ANSWER_SAVES
+from catalog.observability import count_answer_save
 from catalog.selectors.gold import gold_labels
 from catalog.selectors.taxonomy import class_index
 from crowd.core.scoring import decide, should_block
@@ -367,7 +367,7 @@ def _answer_params(clip_id: int, clean: dict, now, db=connection) -> list:
 
 
 def _count_save(clean: dict) -> None:
-    ANSWER_SAVES.labels("media_failed" if clean["media_failed"] else "answer").inc()
+    count_answer_save("media_failed" if clean["media_failed"] else "answer")
 
 
 def _prepared_cursor(db):

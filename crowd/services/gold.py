@@ -12,7 +12,7 @@ from django.db import transaction
 from catalog.core.vocabulary import META_LABELS, label_ticks, modality_from_flags
 from catalog.errors import ImportFailed, ValidationError
 from catalog.models import Clip, GoldLabel
-from catalog.observability import ANSWER_SAVES
+from catalog.observability import count_answer_save
 from catalog.selectors.taxonomy import class_index, class_names, class_pks
 from crowd.models import ExpertAnnotation
 from crowd.services.assignments import _bool_or_none, clean_labels
@@ -41,7 +41,7 @@ def expert_annotation_save(clip: Clip, user, payload: dict) -> ExpertAnnotation:
     with transaction.atomic():
         annotation, _ = ExpertAnnotation.objects.update_or_create(clip=clip, user=user, defaults=clean)
         gold_recompute(clip)
-    ANSWER_SAVES.labels("expert").inc()
+    count_answer_save("expert")
     return annotation
 
 

@@ -192,8 +192,9 @@ def test_each_log_line_is_written_once(fmt):
         assert record["logger"] == "django.request" and record["level"] == "WARNING"
 
 
-def test_errors_are_reported_to_sentry_when_a_dsn_is_set():
-    """A local stand-in for Sentry's ingest endpoint receives the error, with the Django and Celery integrations."""
+def _sentry_run(script: str, **env) -> tuple[subprocess.CompletedProcess, list[bytes]]:
+    """Run `script` in `manage.py shell` with SENTRY_DSN pointing at a local stand-in for Sentry's ingest endpoint;
+    returns the process and the bodies the stand-in received."""
     received: list[bytes] = []
 
     class Ingest(http.server.BaseHTTPRequestHandler):
@@ -209,27 +210,56 @@ def test_errors_are_reported_to_sentry_when_a_dsn_is_set():
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ingest)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    script = (
-        "import logging, sentry_sdk\n"
-        "logging.getLogger('avcrowd.test').error('sentry-marker went wrong')\n"
-        "client = sentry_sdk.get_client()\n"
-        "print('INTEGRATIONS', sorted(client.integrations))\n"
-        "client.flush(timeout=10)\n"
-    )
+    script += "\nimport sentry_sdk\nsentry_sdk.get_client().flush(timeout=10)\n"
     try:
         out = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", script],
             cwd=ROOT,
-            env=_manage_env(SENTRY_DSN=f"http://publickey@127.0.0.1:{server.server_port}/1"),
+            env=_manage_env(SENTRY_DSN=f"http://publickey@127.0.0.1:{server.server_port}/1", **env),
             capture_output=True,
             text=True,
             timeout=300,
         )
     finally:
         server.shutdown()
+    return out, received
+
+
+def test_errors_are_reported_to_sentry_when_a_dsn_is_set():
+    """A local stand-in for Sentry's ingest endpoint receives the error, with the Django and Celery integrations."""
+    script = (
+        "import logging, sentry_sdk\n"
+        "logging.getLogger('avcrowd.test').error('sentry-marker went wrong')\n"
+        "print('INTEGRATIONS', sorted(sentry_sdk.get_client().integrations))\n"
+    )
+    out, received = _sentry_run(script)
     assert out.returncode == 0, out.stderr
     assert "'celery'" in out.stdout and "'django'" in out.stdout
     assert any(b"sentry-marker went wrong" in body for body in received), received
+
+
+def test_an_error_in_the_autosave_is_reported_to_sentry():
+    """The autosave takes its own path through the server (config.handlers.AutosaveFastPath): a bug in it still
+    answers 500 and reaches Sentry, as on every other request."""
+    script = (
+        "from django.test import RequestFactory\n"
+        "from config.wsgi import application\n"
+        "from crowd.services import assignments\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise RuntimeError('sentry-autosave-marker')\n"
+        "assignments.answer_save_with_token = broken\n"
+        "environ = RequestFactory().put('/api/hit/assignments/x/answers/y', b'{}', content_type='application/json',"
+        " secure=True, HTTP_HOST='hits.example.org', HTTP_X_HIT_TOKEN='t').environ\n"
+        "statuses = []\n"
+        "body = application(environ, lambda status, headers: statuses.append(status))\n"
+        "b''.join(body)\n"
+        "body.close()\n"
+        "print('STATUS', statuses, 'FAST', application.autosave.enabled)\n"
+    )
+    out, received = _sentry_run(script, ALLOWED_HOSTS="hits.example.org")
+    assert out.returncode == 0, out.stderr
+    assert "STATUS ['500 Internal Server Error'] FAST True" in out.stdout, out.stdout
+    assert any(b"sentry-autosave-marker" in body for body in received), received
 
 
 @pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
