@@ -134,8 +134,13 @@ def throttle_checks(request, checks) -> None:
     limited = [(t, what) for t, (_, _, what) in zip(throttles, checks, strict=True) if t.rate is not None]
     if not limited:
         return
-    over = _redis_count(request, caches[DEFAULT_CACHE_ALIAS], [t for t, _ in limited])  # the throttles' cache
-    if over is None:  # another cache (process memory in development and tests): one check after another
+    backend = caches[DEFAULT_CACHE_ALIAS]  # the throttles' cache
+    over = _redis_count(request, backend, [t for t, _ in limited])
+    if over is None and hasattr(backend, "count_in_order"):  # catalog.cache.LocMemCache: process memory
+        counted = [t for t, _ in limited]
+        keys = [t.window_key(request) for t in counted]
+        over = backend.count_in_order(keys, [t.num_requests for t in counted], [t.duration + 1 for t in counted])
+    if over is None:  # another cache: one check after another
         over = next((i + 1 for i, (t, _) in enumerate(limited) if not t.allow_request(request, None)), 0)
     if over:
         throttle, what = limited[over - 1]

@@ -301,10 +301,11 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # this process's memory when no Redis is named (development, tests).
 CACHE_URL = os.environ.get("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CACHES = {
-    # Django's Redis cache, one client kept per server (catalog/cache.py)
+    # Django's Redis cache with one client kept per server; its memory cache counting the rate limits in one step
+    # (catalog/cache.py)
     "default": {"BACKEND": "catalog.cache.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "avc"}
     if CACHE_URL
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "avcrowd"}
+    else {"BACKEND": "catalog.cache.LocMemCache", "LOCATION": "avcrowd"}
 }
 # MTurk hands the worker back to turkSubmitTo: only its own worker sites are accepted (plus any named here).
 MTURK_SUBMIT_ORIGINS = ["https://www.mturk.com", "https://workersandbox.mturk.com"] + env_list(

@@ -30,7 +30,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests: serve from the apps (the smoke test serves the built files)
 # rate-limit counters in this process's memory, cleared before every test (the Redis case has its own test)
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "avcrowd-test"}}
+CACHES = {"default": {"BACKEND": "catalog.cache.LocMemCache", "LOCATION": "avcrowd-test"}}
 # the demo's and the browser tests' hand-off to this server's stand-in receiver
 HIT_SUBMIT_TO_SELF = True
 # local media in tests lives in temporary directories (pytest's tmp_path, the clip factory)
