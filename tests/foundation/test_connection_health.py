@@ -66,18 +66,27 @@ def test_a_connection_whose_last_check_is_old_is_checked_with_select_1(kept, set
     assert kept.checks == 3
 
 
-def test_a_connection_the_server_closed_is_replaced_before_the_request_uses_it(kept, settings):
-    settings.DATABASE_HEALTH_CHECK_SECONDS = 3600
-    pid = request(kept)
+def _terminate_and_wait(conn, pid: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
         assert cursor.fetchone()[0] is True
     # the server's goodbye reaches the socket (wait for it: terminating is asynchronous)
     poller = select.poll()
-    poller.register(kept.connection.fileno(), select.POLLIN)
+    poller.register(conn.connection.fileno(), select.POLLIN)
     deadline = time.monotonic() + 10
     while not poller.poll(100) and time.monotonic() < deadline:
         pass
+
+
+def test_a_connection_the_server_closed_is_replaced_before_the_request_uses_it(kept, settings):
+    settings.DATABASE_HEALTH_CHECK_SECONDS = 3600
+    pid = request(kept)
+    _terminate_and_wait(kept, pid)
     new_pid = request(kept)  # no error: the check saw it, SELECT 1 failed, Django connected anew
     assert new_pid != pid and kept.checks == 1
     assert request(kept) == new_pid and kept.checks == 1
+    # the check watches the new connection's socket, not the one it watched before
+    _terminate_and_wait(kept, new_pid)
+    third_pid = request(kept)
+    assert third_pid not in (pid, new_pid) and kept.checks == 2
+    assert request(kept) == third_pid and kept.checks == 2

@@ -40,9 +40,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
     health_checked_at = 0.0  # time.monotonic() of the last connect or SELECT 1 that succeeded
 
+    _poller = None  # a poll object with this connection's socket registered, made on the first check
+
     def connect(self):
         super().connect()
         self.health_checked_at = time.monotonic()
+        self._poller = None  # a new socket
 
     def close_if_health_check_failed(self):
         if self.connection is None or not self.health_check_enabled or self.health_check_done or self.pool:
@@ -76,8 +79,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         try:
             if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
                 return False
-            poller = _POLL()
-            poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+            poller = self._poller
+            if poller is None:
+                poller = self._poller = _POLL()
+                poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
             return not poller.poll(0)
         except (OSError, ValueError, self.Database.Error):
             return False
