@@ -83,7 +83,22 @@ def prepare(n_workers: int):
     for w in range(n_workers):
         a = assignment_start(batch, backend="simulated", worker_external_id=f"{name}-w{w}")
         out.append((str(a.uuid), hit_token(a)))
+    vacuum()
     return ds, batch, out
+
+
+def vacuum() -> None:
+    """VACUUM ANALYZE the tables the saves read and write, on PostgreSQL: every run starts from the same state, as
+    autovacuum keeps a deployment. Without it (a server with autovacuum off, as this project's CI machine runs) the
+    dead row versions of earlier runs' upserts pile up and the database's CPU per save grew run after run (0.36 ->
+    0.76 ms over ten runs), for Django and the floor alike."""
+    from django.db import connection
+
+    from crowd.models import Assignment, ClipAnswer
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # autocommit: VACUUM cannot run inside a transaction
+            cursor.execute(f"VACUUM (ANALYZE) {Assignment._meta.db_table}, {ClipAnswer._meta.db_table}")
 
 
 def payload(classes: list[str], worker: int, k: int) -> dict:

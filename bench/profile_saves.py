@@ -99,8 +99,9 @@ def count_round_trips(counter: Counter):
 
     wrap(psycopg.Cursor, "execute", "statements")  # every cursor's statement (Connection.execute makes a cursor)
     wrap(BaseConnection, "_exec_command", "statements")  # BEGIN, COMMIT, ROLLBACK, SAVEPOINT
-    for name in ("get", "set", "add", "incr", "get_many", "set_many", "delete"):
-        wrap(cache, name, "cache")
+    for name in ("get", "set", "add", "incr", "get_many", "set_many", "delete", "count_in_order"):
+        if hasattr(cache, name):  # count_in_order: catalog.cache.LocMemCache's rate-limit counters, one call
+            wrap(cache, name, "cache")
     wrap(redis.Redis, "execute_command", "redis")
 
     def undo_all():
