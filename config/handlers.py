@@ -168,7 +168,9 @@ class AutosaveFastPath:
       the middleware itself once per scheme and reused;
     - a refusal (crowd.api_hit.refusal) or any other exception (the view-exception middleware, then Django's
       response_for_exception: logging, got_request_exception, handler500) becomes a Django response that passes
-      through every response middleware's method, in the chain's order, and is logged as Django logs >= 400.
+      through every response middleware's method, in the chain's order, and is logged as Django logs >= 400;
+    - what fails after that (the metrics, a response middleware) gets Django's response for the exception, as
+      Django's outermost handler gives it for what RequestMiddleware raises.
 
     Which middleware applies is checked once (FAST_PATH_MIDDLEWARE; and no database with ATOMIC_REQUESTS). With the
     rate limits' one-step count and the health check's kept poll object, what a save costs in one process beyond
@@ -230,6 +232,12 @@ class AutosaveFastPath:
                 start_response("200 OK", headers)
                 return _Answer(data, self.sender)
             return self._finish(request, response, rid, started, start_response)
+        except Exception as exc:  # noqa: BLE001 - past the view (the metrics, a response middleware): as Django's
+            # outermost handler answers what RequestMiddleware raises: its response for the exception, as is
+            response = response_for_exception(request, exc)
+            response._handler_class = self.sender
+            start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+            return response
         finally:
             request_id_var.reset(token)
 

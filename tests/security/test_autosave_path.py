@@ -405,3 +405,35 @@ def test_a_middleware_added_later_applies_to_the_autosave(started, settings, cap
     status, headers, _ = call(app, put(url, complete_payload(), data["token"]))
     assert status == 200 and headers["X-Stamp"] == "yes"
     assert ClipAnswer.objects.filter(assignment__uuid=data["assignment"]).count() == 1
+
+
+def test_a_failure_after_the_save_is_answered_as_djangos_outermost_handler_answers_it(started, apps, monkeypatch):
+    """The request's own bookkeeping failing (here the latency metric) after the answer was saved: a 500 on both
+    paths, the request still ends (request_finished, which returns the database connection's state), and the
+    answer stays saved."""
+    import catalog.observability
+    import config.handlers
+
+    full, short = apps
+    data, _, url = started
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the metrics are broken")
+
+    monkeypatch.setattr(catalog.observability, "record_request", broken)
+    monkeypatch.setattr(config.handlers, "record_request", broken)
+    finished = []
+
+    def on_finished(sender, **kwargs):
+        finished.append(sender)
+
+    request_finished.connect(on_finished)
+    try:
+        statuses = [
+            call(app, put(url, dict(complete_payload(), comment=f"via {k}"), data["token"]))[0]
+            for k, app in enumerate((full, short))
+        ]
+    finally:
+        request_finished.disconnect(on_finished)
+    assert statuses == [500, 500] and len(finished) == 2
+    assert ClipAnswer.objects.get(assignment__uuid=data["assignment"]).comment == "via 1"
