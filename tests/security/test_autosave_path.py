@@ -437,3 +437,18 @@ def test_a_failure_after_the_save_is_answered_as_djangos_outermost_handler_answe
         request_finished.disconnect(on_finished)
     assert statuses == [500, 500] and len(finished) == 2
     assert ClipAnswer.objects.get(assignment__uuid=data["assignment"]).comment == "via 1"
+
+
+def test_an_oversized_body_is_refused_alike_and_changes_nothing(started, apps, settings):
+    """Over MAX_BODY: the HIT API's own 400; over Django's DATA_UPLOAD_MAX_MEMORY_SIZE: Django's (a suspicious
+    operation, answered before the body is read)."""
+    data, _, url = started
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    for size in (api_hit.MAX_BODY + 10, 2 * 1024 * 1024):
+        body = b'{"comment": "' + b"x" * size + b'"}'
+        (s_full, h_full, b_full), (s_short, h_short, b_short) = (
+            call(app, put(url, body, data["token"])) for app in apps
+        )
+        assert s_full == s_short == 400 and b_full == b_short, (size, b_full[:200], b_short[:200])
+        assert comparable(h_full) == comparable(h_short)
+    assert not ClipAnswer.objects.exists()
