@@ -43,6 +43,7 @@ HIT_TOKEN_SALT = "avcrowd.hit-token"
 HIT_TOKEN_MAX_AGE = 30 * 24 * 3600
 BACKENDS = {b for b, _ in Worker.BACKENDS}
 ANSWER_KEYS = META_LABELS + ("played", "watch_seconds", "labels", "comment", "media_failed")
+_ANSWER_KEY_SET = frozenset(ANSWER_KEYS)
 MAX_COMMENT = 2000
 MAX_WATCH_SECONDS = 24 * 3600
 UNVERIFIED_REASON = (
@@ -163,8 +164,8 @@ def clean_answer_payload(payload) -> dict:
     """Validate an autosave body; missing keys take their empty value. Raises ValidationError naming the field."""
     if not isinstance(payload, dict):
         raise ValidationError("the body must be a JSON object with keys " + ", ".join(ANSWER_KEYS), field="body")
-    extra = sorted(set(payload) - set(ANSWER_KEYS))
-    if extra:
+    if not payload.keys() <= _ANSWER_KEY_SET:
+        extra = sorted(set(payload) - _ANSWER_KEY_SET)
         raise ValidationError(f"unknown field(s) {', '.join(extra)}; allowed: {', '.join(ANSWER_KEYS)}", field=extra[0])
     clean = {key: _bool_or_none(payload, key) for key in META_LABELS}
     played = payload.get("played", False)
