@@ -135,9 +135,9 @@ def throttle_checks(request, checks) -> None:
     if not limited:
         return
     backend = caches[DEFAULT_CACHE_ALIAS]  # the throttles' cache
-    over = _redis_count(request, backend, [t for t, _ in limited])
+    counted = [t for t, _ in limited]
+    over = _redis_count(request, backend, counted)
     if over is None and hasattr(backend, "count_in_order"):  # catalog.cache.LocMemCache: process memory
-        counted = [t for t, _ in limited]
         keys = [t.window_key(request) for t in counted]
         over = backend.count_in_order(keys, [t.num_requests for t in counted], [t.duration + 1 for t in counted])
     if over is None:  # another cache: one check after another

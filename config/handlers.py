@@ -224,7 +224,7 @@ class AutosaveFastPath:
                 headers = [
                     ("Content-Type", "application/json"),
                     ("Content-Length", str(len(data))),
-                    ("Cache-Control", "no-store"),
+                    api_hit.NO_STORE,
                     *self.answer_headers(request),
                     ("X-Request-ID", rid),
                 ]
@@ -234,10 +234,7 @@ class AutosaveFastPath:
             return self._finish(request, response, rid, started, start_response)
         except Exception as exc:  # noqa: BLE001 - past the view (the metrics, a response middleware): as Django's
             # outermost handler answers what RequestMiddleware raises: its response for the exception, as is
-            response = response_for_exception(request, exc)
-            response._handler_class = self.sender
-            start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
-            return response
+            return self._start(response_for_exception(request, exc), start_response)
         finally:
             request_id_var.reset(token)
 
@@ -273,8 +270,13 @@ class AutosaveFastPath:
         record_request(request.method, self.route, request.path, response.status_code, time.perf_counter() - started)
         if response.status_code >= 400:
             log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-        response._handler_class = self.sender
         response._resource_closers.append(request.close)
+        return self._start(response, start_response)
+
+    def _start(self, response, start_response):
+        """As WSGIHandler.__call__: the status line and headers (cookies too); closing the response ends the
+        request (request_finished, sent by this handler's class)."""
+        response._handler_class = self.sender
         headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
         start_response(f"{response.status_code} {response.reason_phrase}", headers)
         return response

@@ -74,9 +74,12 @@ def hit_endpoint(*methods: str, write: bool = False):
     return decorator
 
 
+NO_STORE = ("Cache-Control", "no-store")  # every answer of the HIT API: it carries a worker's answers and tokens
+
+
 def no_store(response):
-    """Every answer of the HIT API: never cached (it carries a worker's answers and tokens)."""
-    response["Cache-Control"] = "no-store"
+    """Every answer of the HIT API: never cached (NO_STORE)."""
+    response[NO_STORE[0]] = NO_STORE[1]
     return response
 
 
