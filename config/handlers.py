@@ -22,12 +22,19 @@ import json
 import logging
 import re
 import time
+import weakref
 
 from django.conf import settings
 from django.core import signals
+from django.core.cache import caches, close_caches
+from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import MiddlewareNotUsed
+from django.core.handlers.base import reset_urlconf
 from django.core.handlers.exception import convert_exception_to_response, response_for_exception
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest, get_path_info, get_script_name
+from django.core.signals import setting_changed
+from django.db import close_old_connections, connections, reset_queries
+from django.dispatch.dispatcher import NONE_ID
 from django.http import HttpResponse
 from django.urls import ResolverMatch, get_resolver, set_script_prefix, set_urlconf
 from django.utils.log import log_response
@@ -135,28 +142,112 @@ def _not_called(request):  # the get_response of middleware whose process_* meth
     raise AssertionError("AutosaveFastPath calls its middleware's methods, never the chain")
 
 
+# Django's own receivers of the request signals, in the order Django connects them (django.db, django.core.cache,
+# django.core.handlers.base). While they are all the signals have, a saved answer does their work without sending
+# the signals (RequestLifecycle).
+DJANGO_REQUEST_STARTED = (reset_queries, close_old_connections)
+DJANGO_REQUEST_FINISHED = (close_old_connections, close_caches, reset_urlconf)
+
+
+def reviewed_receivers(signal, expected: tuple) -> bool:
+    """Whether the signal's receivers are exactly the functions `expected`, each once, synchronous, for any sender
+    (in any order: Django's test client disconnects and connects close_old_connections again, which moves it last;
+    the receivers are independent of each other)."""
+    found = []
+    for (_, sender_key), ref, is_async in list(signal.receivers):
+        if is_async or sender_key != NONE_ID:
+            return False
+        found.append(ref() if isinstance(ref, weakref.ReferenceType) else ref)
+    return len(found) == len(expected) and set(found) == set(expected)
+
+
+def caches_need_closing() -> bool:
+    """Whether a configured cache does anything on close() (close_caches' work): BaseCache.close does nothing, and
+    neither Django's memory cache nor its Redis cache (catalog.cache's included) overrides it; memcached does."""
+    return any(import_string(c["BACKEND"]).close is not BaseCache.close for c in settings.CACHES.values())
+
+
+class RequestLifecycle:
+    """request_started and request_finished of a saved answer. Sending them was a fifth of the instructions a save
+    costs on the fast path, about 0.1 ms of CPU (docs/benchmarks.md, "Autosave, fourth pass"): the dispatch, then
+    each receiver in turn asking asgiref's `Local` for this thread's connections or caches, and `reset_urlconf`
+    looking for a URLconf the save never set. While Django's own receivers are the only ones connected (checked on
+    every request: a receiver connected later, by a test or a library, gets the signals again), their work is
+    done here:
+
+    - started: reset_queries and close_old_connections, over this thread's connections listed once;
+    - finished: close_old_connections (a connection past CONN_MAX_AGE, with errors or left out of autocommit is
+      closed, as Django does it); close_caches when a configured cache does anything on close(); not
+      reset_urlconf, since a saved answer's path sets no URLconf (only the exception path does, and its response
+      ends the request with the signal itself, through Django's response).
+    """
+
+    def __init__(self, sender):
+        self.sender = sender
+        # each signal's receiver list as last looked at, with whether it had Django's receivers only (one tuple,
+        # replaced whole, so that a thread never sees a list with another list's answer)
+        self._started, self._finished = (None, False), (None, False)
+        self.close_caches = caches_need_closing()
+        setting_changed.connect(self._setting_changed, weak=True)  # a test's override_settings(CACHES=...)
+
+    def _setting_changed(self, setting, **kwargs):
+        if setting == "CACHES":
+            self.close_caches = caches_need_closing()
+
+    def reviewed(self) -> tuple[bool, bool]:
+        """Whether request_started and request_finished have Django's receivers only. A list is looked at again
+        only when it changed since (compared with its copy: the same entries, well under a microsecond)."""
+        started, finished = signals.request_started.receivers, signals.request_finished.receivers
+        if started != self._started[0]:
+            self._started = (list(started), reviewed_receivers(signals.request_started, DJANGO_REQUEST_STARTED))
+        if finished != self._finished[0]:
+            self._finished = (list(finished), reviewed_receivers(signals.request_finished, DJANGO_REQUEST_FINISHED))
+        return self._started[1], self._finished[1]
+
+    def started(self, environ) -> None:
+        if not self.reviewed()[0]:
+            signals.request_started.send(sender=self.sender, environ=environ)
+            return
+        initialized = connections.all(initialized_only=True)
+        for conn in initialized:  # reset_queries
+            conn.queries_log.clear()
+        for conn in initialized:  # close_old_connections
+            conn.close_if_unusable_or_obsolete()
+
+    def finished(self) -> None:
+        """The end of a request that set no URLconf."""
+        if not self.reviewed()[1]:
+            signals.request_finished.send(sender=self.sender)
+            return
+        for conn in connections.all(initialized_only=True):  # close_old_connections
+            conn.close_if_unusable_or_obsolete()
+        if self.close_caches:  # close_caches
+            caches.close_all()
+
+
 class _Answer:
-    """The body of a saved answer, as a WSGI server iterates it; closing it ends the request as closing Django's
-    response does (request_finished: the database connections' age and health, the caches)."""
+    """The body of a saved answer, as a WSGI server iterates it; closing it ends the request (request_finished's work:
+    the database connections' age and health, the caches)."""
 
-    __slots__ = ("chunks", "sender")
+    __slots__ = ("chunks", "lifecycle")
 
-    def __init__(self, data: bytes, sender):
-        self.chunks, self.sender = [data], sender
+    def __init__(self, data: bytes, lifecycle: RequestLifecycle):
+        self.chunks, self.lifecycle = [data], lifecycle
 
     def __iter__(self):
         return iter(self.chunks)
 
     def close(self):
-        signals.request_finished.send(sender=self.sender)
+        self.lifecycle.finished()
 
 
 class AutosaveFastPath:
     """The autosave without Django's middleware chain, URL resolution and response object on a saved answer; every
     check and header of AutosaveHandler's path kept, with Django's and the project's own code:
 
-    - request_started / request_finished are sent as Django's handler sends them (connection age and health
-      checks, caches, any receiver);
+    - the request starts and ends as Django's handler starts and ends it (RequestLifecycle: while Django's own
+      receivers are the only ones, their work is done without sending request_started / request_finished;
+      otherwise the signals are sent). A refused or failed request ends through Django's response, with the signal;
     - the request middleware's checks: SecurityMiddleware.process_request (HTTPS redirect) and
       CommonMiddleware.process_request (host check, user agents, www redirect). When either answers or raises, the
       request goes to AutosaveHandler before anything happened, which answers it as it always did;
@@ -196,6 +287,7 @@ class AutosaveFastPath:
         self.response_steps = [m.process_response for m in reversed(middleware) if hasattr(m, "process_response")]
         self.route = handler.resolved_model().route
         self._answer_headers: dict[bool, list] = {}
+        self.lifecycle = RequestLifecycle(self.sender)
 
     def __call__(self, environ, start_response):
         if not self.enabled:
@@ -207,7 +299,7 @@ class AutosaveFastPath:
                     return self.handler(environ, start_response)
         except Exception:  # DisallowedHost, PermissionDenied...: Django's handler answers (and logs) them
             return self.handler(environ, start_response)
-        signals.request_started.send(sender=self.sender, environ=environ)
+        self.lifecycle.started(environ)
         rid = request.request_id = request_id(environ)
         token = request_id_var.set(rid)
         started = time.perf_counter()
@@ -230,7 +322,7 @@ class AutosaveFastPath:
                 ]
                 record_request(request.method, self.route, request.path, 200, time.perf_counter() - started)
                 start_response("200 OK", headers)
-                return _Answer(data, self.sender)
+                return _Answer(data, self.lifecycle)
             return self._finish(request, response, rid, started, start_response)
         except Exception as exc:  # noqa: BLE001 - past the view (the metrics, a response middleware): as Django's
             # outermost handler answers what RequestMiddleware raises: its response for the exception, as is

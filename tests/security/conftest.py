@@ -14,6 +14,22 @@ def batch(make_crowd_dataset):
     return batches[0]
 
 
+# the worker of `started`: an MTurk worker arriving on the HIT page
+WORKER = {"workerId": "A2LEAN", "assignmentId": "3LEAN", "hitId": "3HIT", "turkSubmitTo": "https://www.mturk.com"}
+
+
+@pytest.fixture
+def started(batch):
+    """An assignment started from the HIT page: (data of the session, first clip's video id, its autosave URL)."""
+    from django.test import Client
+
+    r = Client().get(f"/api/hit/{batch.uuid}/session", WORKER)
+    assert r.status_code == 200, r.content
+    data = r.json()
+    vid = data["clips"][0]["video_id"]
+    return data, vid, f"/api/hit/assignments/{data['assignment']}/answers/{vid}"
+
+
 @pytest.fixture
 def role_user(django_user_model):
     """role_user(name, role) -> a signed-in-able account: role None, "annotator", "researcher" or "admin"."""

@@ -27,10 +27,9 @@ from crowd import api_hit
 from crowd.models import Assignment, ClipAnswer
 from crowd.services import assignments as svc
 from tests.crowd_helpers import complete_payload
+from tests.security.conftest import WORKER
 
 pytestmark = pytest.mark.django_db
-
-WORKER = {"workerId": "A2LEAN", "assignmentId": "3LEAN", "hitId": "3HIT", "turkSubmitTo": "https://www.mturk.com"}
 
 
 def call(app, environ) -> tuple[int, dict, bytes]:
@@ -63,16 +62,6 @@ def put(path, body, token=None, method="put", **extra):
 def apps():
     """(Django's own handler with the full middleware and URL map, the application gunicorn serves)."""
     return WSGIHandler(), AvcrowdWSGIHandler()
-
-
-@pytest.fixture
-def started(batch):
-    """An assignment started from the HIT page: (data of the session, first clip's video id, its URL)."""
-    r = Client().get(f"/api/hit/{batch.uuid}/session", WORKER)
-    assert r.status_code == 200, r.content
-    data = r.json()
-    vid = data["clips"][0]["video_id"]
-    return data, vid, f"/api/hit/assignments/{data['assignment']}/answers/{vid}"
 
 
 def comparable(headers: dict) -> dict:
