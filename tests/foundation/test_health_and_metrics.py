@@ -144,6 +144,31 @@ def test_a_request_id_comes_back_and_is_on_every_log_line_of_the_request(client,
     assert len(r["X-Request-ID"]) == 32 and r["X-Request-ID"].isalnum()  # a strange id is replaced, not echoed
 
 
+def test_new_request_ids_differ_between_requests_and_between_forked_workers():
+    """gunicorn imports the app, then forks its workers: each worker's ids must differ from every other's (the
+    generator is reseeded in every child), and from one request to the next."""
+    import os
+
+    from catalog.observability import request_id
+
+    ids = {request_id({}) for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    children = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a worker: its first ids
+            os.close(read)
+            os.write(write, " ".join(request_id({}) for _ in range(3)).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            children.append(pipe.read().split())
+        os.waitpid(pid, 0)
+    parent = [request_id({}) for _ in range(3)]
+    assert len({*children[0], *children[1], *parent}) == 9, (children, parent)
+
+
 def test_json_log_lines_carry_the_request_id_and_the_exception():
     import logging
 
