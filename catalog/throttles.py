@@ -109,44 +109,55 @@ return 0
 _scripts: dict = {}
 
 
-def _redis_count(request, backend, throttles: list[_KeyedThrottle]) -> int | None:
-    """Every throttle's window counted in one round trip on Django's Redis cache (EVALSHA of `_COUNT_IN_ORDER`;
-    the two checks of an autosave were four round trips: `RedisCache.incr` is EXISTS + INCRBY); None for other
-    caches."""
+def _redis_count(backend, keys: list[str], limits: list[int], timeouts: list[int]) -> int | None:
+    """The counters counted in one round trip on Django's Redis cache (EVALSHA of `_COUNT_IN_ORDER`; the two checks
+    of an autosave were four round trips: `RedisCache.incr` is EXISTS + INCRBY); None for other caches."""
     if not isinstance(backend, RedisCache):
         return None
-    keys = [t.window_key(request) for t in throttles]
     client = backend._cache.get_client(write=True)  # Django's own client: the connection pool it keeps
     script = _scripts.get("count")
     if script is None:  # the script's SHA, computed once; each call runs it on the client given (EVALSHA, else EVAL)
         script = _scripts["count"] = client.register_script(_COUNT_IN_ORDER)
     argv = []
-    for t in throttles:
-        argv += [t.num_requests, t.duration + 1]
+    for limit, timeout in zip(limits, timeouts, strict=True):
+        argv += [limit, timeout]
     # make_key, not make_and_validate_key: `_counter_key` builds only valid keys (validation scans every character)
     return int(script(keys=[backend.make_key(k) for k in keys], args=argv, client=client))
 
 
 def throttle_checks(request, checks) -> None:
     """Count this request for each (scope, ident, what), in order; at the first over its limit: TooManyRequests
-    naming `what` and the rate (the checks after it are not counted). On Redis all in one round trip."""
-    throttles = [_KeyedThrottle(scope, ident) for scope, ident, _ in checks]
-    limited = [(t, what) for t, (_, _, what) in zip(throttles, checks, strict=True) if t.rate is not None]
+    naming `what` and the rate (the checks after it are not counted). On Redis all in one round trip, in process
+    memory under one lock (catalog.cache.LocMemCache); on another cache one `_KeyedThrottle` after another.
+
+    The windows and keys are `_KeyedThrottle`'s (its timer, `window_key`), computed here without building a
+    throttle per check: the rates read once, the clock read once (an autosave's two checks; bench/profile_saves.py)."""
+    rates = settings.HIT_THROTTLE_RATES
+    now = _KeyedThrottle.timer()
+    keys, limits, timeouts, limited = [], [], [], []
+    for scope, ident, what in checks:
+        rate = rates[scope]
+        if rate is None:
+            continue
+        num_requests, duration = _parse_rate(rate)
+        keys.append(f"{_counter_key(_KeyedThrottle.cache_format, scope, ident)}:{int(now // duration)}")
+        limits.append(num_requests)
+        timeouts.append(duration + 1)
+        limited.append((scope, ident, what, rate, duration))
     if not limited:
         return
     backend = caches[DEFAULT_CACHE_ALIAS]  # the throttles' cache
-    counted = [t for t, _ in limited]
-    over = _redis_count(request, backend, counted)
+    over = _redis_count(backend, keys, limits, timeouts)
     if over is None and hasattr(backend, "count_in_order"):  # catalog.cache.LocMemCache: process memory
-        keys = [t.window_key(request) for t in counted]
-        over = backend.count_in_order(keys, [t.num_requests for t in counted], [t.duration + 1 for t in counted])
+        over = backend.count_in_order(keys, limits, timeouts)
     if over is None:  # another cache: one check after another
-        over = next((i + 1 for i, (t, _) in enumerate(limited) if not t.allow_request(request, None)), 0)
+        throttles = [_KeyedThrottle(scope, ident) for scope, ident, *_ in limited]
+        over = next((i + 1 for i, t in enumerate(throttles) if not t.allow_request(request, None)), 0)
     if over:
-        throttle, what = limited[over - 1]
-        wait = throttle.wait() or 1
+        _, _, what, rate, duration = limited[over - 1]
+        wait = max(0.0, (int(now // duration) + 1) * duration - now) or 1  # to the window's end (_KeyedThrottle.wait)
         raise TooManyRequests(
-            f"too many requests {what} (limit {throttle.rate}); wait {int(wait) + 1} s and try again",
+            f"too many requests {what} (limit {rate}); wait {int(wait) + 1} s and try again",
             retry_after=int(wait) + 1,
             field="rate",
         )
