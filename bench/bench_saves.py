@@ -56,6 +56,23 @@ def ensure_database(url: str) -> None:
         subprocess.run(["createdb", *args, name], check=True)
 
 
+def bench_env(database_url: str, cache_url: str = "") -> dict:
+    """The server's environment in these benches (and the in-process ones: profile_saves, callgrind_saves)."""
+    env = {
+        "DATABASE_URL": database_url,
+        "AVCROWD_DEV": "1",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+        # every simulated worker comes from 127.0.0.1: lift the per-address write limit (docs/operations.md)
+        "HIT_THROTTLE_WRITE_IP": "100000000/minute",
+    }
+    if cache_url:
+        env["CACHE_URL"] = cache_url
+    return env
+
+
 def setup_django(env: dict) -> None:
     os.environ.update(env)
     import django
@@ -320,18 +337,7 @@ def main():
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     ensure_database(args.database_url)
-    env = {
-        "DATABASE_URL": args.database_url,
-        "AVCROWD_DEV": "1",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "LOG_LEVEL": "WARNING",
-        # every simulated worker comes from 127.0.0.1: lift the per-address write limit (docs/operations.md)
-        "HIT_THROTTLE_WRITE_IP": "100000000/minute",
-    }
-    if args.cache_url:
-        env["CACHE_URL"] = args.cache_url
+    env = bench_env(args.database_url, args.cache_url)
     setup_django(env)
     from catalog.selectors.taxonomy import class_names
 

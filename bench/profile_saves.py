@@ -27,7 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_saves import DEFAULT_DB, bare_sql_env, ensure_database, payload, prepare, setup_django  # noqa: E402
+from bench_saves import (  # noqa: E402
+    DEFAULT_DB,
+    bare_sql_env,
+    bench_env,
+    ensure_database,
+    payload,
+    prepare,
+    setup_django,
+)
 
 
 def environ_for(uuid: str, token: str, vid: str, body: bytes) -> dict:
@@ -127,18 +135,7 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, help="then profile the first app: the N costliest functions")
     args = ap.parse_args()
     ensure_database(args.database_url)
-    env = {
-        "DATABASE_URL": args.database_url,
-        "AVCROWD_DEV": "1",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "LOG_LEVEL": "WARNING",
-        "HIT_THROTTLE_WRITE_IP": "100000000/minute",
-        "HIT_THROTTLE_WRITE_ASSIGNMENT": "100000000/minute",
-    }
-    if args.cache_url:
-        env["CACHE_URL"] = args.cache_url
+    env = dict(bench_env(args.database_url, args.cache_url), HIT_THROTTLE_WRITE_ASSIGNMENT="100000000/minute")
     setup_django(env)
     from django.db import connection
 
