@@ -65,9 +65,9 @@ class _KeyedThrottle(SimpleRateThrottle):
 
     def window_key(self, request) -> str:
         """The counter of the current fixed window (its number in the key); sets when the window ends."""
-        window = int(self.timer() // self.duration)
-        self.window_ends = (window + 1) * self.duration
-        return f"{self.get_cache_key(request, None)}:{window}"
+        now = self.timer()
+        self.window_ends = _window_end(now, self.duration)
+        return _window_key(self.cache_format, self.scope, self.ident, now, self.duration)
 
     def allow_request(self, request, view):
         if self.rate is None:
@@ -93,6 +93,16 @@ def _counter_key(cache_format: str, scope: str, ident: str) -> str:
     """The counter's key: the scope and a hash of the identity (no address or worker id stored in the cache). Only
     letters, digits, "_" and ":", well under 250 characters: a valid key for every Django cache backend."""
     return cache_format % {"scope": scope, "ident": hashlib.sha256(ident.encode()).hexdigest()[:32]}
+
+
+def _window_key(cache_format: str, scope: str, ident: str, now: float, duration: int) -> str:
+    """The counter of the fixed window of `duration` seconds that holds the time `now`: its number in the key."""
+    return f"{_counter_key(cache_format, scope, ident)}:{int(now // duration)}"
+
+
+def _window_end(now: float, duration: int) -> int:
+    """When the fixed window of `duration` seconds that holds the time `now` ends."""
+    return (int(now // duration) + 1) * duration
 
 
 # Counts the keys in order, one round trip for all: INCR, EXPIRE on a window's first request, and stops at the first
@@ -130,7 +140,7 @@ def throttle_checks(request, checks) -> None:
     naming `what` and the rate (the checks after it are not counted). On Redis all in one round trip, in process
     memory under one lock (catalog.cache.LocMemCache); on another cache one `_KeyedThrottle` after another.
 
-    The windows and keys are `_KeyedThrottle`'s (its timer, `window_key`), computed here without building a
+    The windows and keys are `_KeyedThrottle`'s (its timer, `_window_key`), computed here without building a
     throttle per check: the rates read once, the clock read once (an autosave's two checks; bench/profile_saves.py)."""
     rates = settings.HIT_THROTTLE_RATES
     now = _KeyedThrottle.timer()
@@ -140,7 +150,7 @@ def throttle_checks(request, checks) -> None:
         if rate is None:
             continue
         num_requests, duration = _parse_rate(rate)
-        keys.append(f"{_counter_key(_KeyedThrottle.cache_format, scope, ident)}:{int(now // duration)}")
+        keys.append(_window_key(_KeyedThrottle.cache_format, scope, ident, now, duration))
         limits.append(num_requests)
         timeouts.append(duration + 1)
         limited.append((scope, ident, what, rate, duration))
@@ -155,7 +165,7 @@ def throttle_checks(request, checks) -> None:
         over = next((i + 1 for i, t in enumerate(throttles) if not t.allow_request(request, None)), 0)
     if over:
         _, _, what, rate, duration = limited[over - 1]
-        wait = max(0.0, (int(now // duration) + 1) * duration - now) or 1  # to the window's end (_KeyedThrottle.wait)
+        wait = max(0.0, _window_end(now, duration) - now) or 1  # as _KeyedThrottle.wait
         raise TooManyRequests(
             f"too many requests {what} (limit {rate}); wait {int(wait) + 1} s and try again",
             retry_after=int(wait) + 1,
