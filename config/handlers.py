@@ -149,16 +149,35 @@ DJANGO_REQUEST_STARTED = (reset_queries, close_old_connections)
 DJANGO_REQUEST_FINISHED = (close_old_connections, close_caches, reset_urlconf)
 
 
-def reviewed_receivers(signal, expected: tuple) -> bool:
-    """Whether the signal's receivers are exactly the functions `expected`, each once, synchronous, for any sender
-    (in any order: Django's test client disconnects and connects close_old_connections again, which moves it last;
-    the receivers are independent of each other)."""
+def reviewed_receivers(entries: list, expected: tuple) -> bool:
+    """Whether a signal's receiver entries (`Signal.receivers`) are exactly the functions `expected`, each once,
+    synchronous, for any sender (in any order: Django's test client disconnects and connects close_old_connections
+    again, which moves it last; the receivers are independent of each other)."""
     found = []
-    for (_, sender_key), ref, is_async in list(signal.receivers):
+    for (_, sender_key), ref, is_async in entries:
         if is_async or sender_key != NONE_ID:
             return False
         found.append(ref() if isinstance(ref, weakref.ReferenceType) else ref)
     return len(found) == len(expected) and set(found) == set(expected)
+
+
+class DjangoReceiversOnly:
+    """Whether `signal` has Django's receivers `expected` only, now. Its receiver list is looked at again only when it
+    changed since (compared with its copy: the same entries, well under a microsecond)."""
+
+    def __init__(self, signal, expected: tuple):
+        self.signal, self.expected = signal, expected
+        # the receiver list as last looked at, with the answer for it (one tuple, replaced whole, so that a thread
+        # never sees a list with another list's answer)
+        self._seen = (None, False)
+
+    def __call__(self) -> bool:
+        seen, answer = self._seen
+        if self.signal.receivers != seen:
+            seen = list(self.signal.receivers)
+            answer = reviewed_receivers(seen, self.expected)
+            self._seen = (seen, answer)
+        return answer
 
 
 def caches_need_closing() -> bool:
@@ -184,9 +203,8 @@ class RequestLifecycle:
 
     def __init__(self, sender):
         self.sender = sender
-        # each signal's receiver list as last looked at, with whether it had Django's receivers only (one tuple,
-        # replaced whole, so that a thread never sees a list with another list's answer)
-        self._started, self._finished = (None, False), (None, False)
+        self.started_by_django_only = DjangoReceiversOnly(signals.request_started, DJANGO_REQUEST_STARTED)
+        self.finished_by_django_only = DjangoReceiversOnly(signals.request_finished, DJANGO_REQUEST_FINISHED)
         self.close_caches = caches_need_closing()
         setting_changed.connect(self._setting_changed, weak=True)  # a test's override_settings(CACHES=...)
 
@@ -194,18 +212,8 @@ class RequestLifecycle:
         if setting == "CACHES":
             self.close_caches = caches_need_closing()
 
-    def reviewed(self) -> tuple[bool, bool]:
-        """Whether request_started and request_finished have Django's receivers only. A list is looked at again
-        only when it changed since (compared with its copy: the same entries, well under a microsecond)."""
-        started, finished = signals.request_started.receivers, signals.request_finished.receivers
-        if started != self._started[0]:
-            self._started = (list(started), reviewed_receivers(signals.request_started, DJANGO_REQUEST_STARTED))
-        if finished != self._finished[0]:
-            self._finished = (list(finished), reviewed_receivers(signals.request_finished, DJANGO_REQUEST_FINISHED))
-        return self._started[1], self._finished[1]
-
     def started(self, environ) -> None:
-        if not self.reviewed()[0]:
+        if not self.started_by_django_only():
             signals.request_started.send(sender=self.sender, environ=environ)
             return
         initialized = connections.all(initialized_only=True)
@@ -216,7 +224,7 @@ class RequestLifecycle:
 
     def finished(self) -> None:
         """The end of a request that set no URLconf."""
-        if not self.reviewed()[1]:
+        if not self.finished_by_django_only():
             signals.request_finished.send(sender=self.sender)
             return
         for conn in connections.all(initialized_only=True):  # close_old_connections
