@@ -9,12 +9,21 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import suppress
 from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
 from django.core import signing
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import Avg, Count
 from django.utils import timezone
 
@@ -371,11 +380,35 @@ def _count_save(clean: dict) -> None:
     count_answer_save("media_failed" if clean["media_failed"] else "answer")
 
 
-def _prepared_cursor(db):
+def _prepared_cursor(db, *, checked: bool = True):
     """The cursor of the autosave's two statements on connection `db`: on PostgreSQL (config.db.postgresql)
     prepared once per connection instead of parsed and planned on every save, as bench/bare_saves_app.py's floor
-    does; elsewhere Django's cursor."""
-    return getattr(db, "prepared_cursor", db.cursor)()
+    does, and with `checked=False` without the health check (see `_first_read`); elsewhere Django's cursor."""
+    prepared = getattr(db, "prepared_cursor", None)
+    return db.cursor() if prepared is None else prepared(checked=checked)
+
+
+def _first_read(db, cursor, uuid_param):
+    """The autosave's first read of the assignment; returns the cursor that ran it. On PostgreSQL the cursor comes
+    without the health check (a look at the connection's socket before every save: a system call that lets go of
+    the GIL, and 12,000 instructions; docs/benchmarks.md, "Autosave, fifth pass"): when the server closed the kept
+    connection while it sat idle (a restart, pg_terminate_backend, an idle timeout), this read fails at once, and it
+    runs again on a new connection, as the check would have replaced the connection before it. A read changes
+    nothing, so running it again is safe; not inside a transaction, though: what that had done went with the
+    connection, and the save fails."""
+    try:
+        cursor.execute(_READ_SQL, [uuid_param])
+        return cursor
+    except (OperationalError, InterfaceError):
+        lost = getattr(db, "lost", None)  # config.db.postgresql's
+        if db.in_atomic_block or lost is None or not lost():
+            raise
+    with suppress(db.Database.Error):
+        cursor.close()
+    db.close()
+    cursor = _prepared_cursor(db)
+    cursor.execute(_READ_SQL, [uuid_param])
+    return cursor
 
 
 def _upsert(assignment_pk: int, clip_id: int, clean: dict):
@@ -463,9 +496,13 @@ def answer_save_with_token(
     uuid_param = _UUID_FIELD.get_db_prep_value(assignment_uuid, db)
     save_sql = _save_sql(db.vendor, db.features.has_select_for_update)
     # SQL written once (the ORM's query compilation was ~0.5 ms of every save), one cursor for both statements
-    with _prepared_cursor(db) as cursor:
-        for _ in range(_SAVE_TRIES):
-            cursor.execute(_READ_SQL, [uuid_param])
+    cursor = _prepared_cursor(db, checked=False)
+    try:
+        for attempt in range(_SAVE_TRIES):
+            if attempt:
+                cursor.execute(_READ_SQL, [uuid_param])
+            else:
+                cursor = _first_read(db, cursor, uuid_param)
             row = cursor.fetchone()
             if row is None:
                 raise NotFound("not found")
@@ -484,6 +521,9 @@ def answer_save_with_token(
             if cursor.rowcount == 1:  # else the assignment changed since the read: check again
                 _count_save(clean)
                 return now
+    finally:
+        with suppress(db.Database.Error):  # as Django's CursorWrapper.__exit__
+            cursor.close()
     raise TryAgain("the assignment kept changing while this answer was being saved; nothing was saved: save again")
 
 

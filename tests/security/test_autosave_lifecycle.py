@@ -2,22 +2,27 @@
 own receivers of request_started / request_finished are the only ones, the fast path does their work without
 sending the signals. What a user of the database sees must not change: a connection past its CONN_MAX_AGE is
 closed when the request starts or ends, a kept one is kept, the query log starts empty, a cache that closes is
-closed, and anything connected to the signals later gets them again.
+closed, and anything connected to the signals later gets them again. A kept connection the server closed while it
+sat idle is replaced by the save itself (its first read runs again on a new connection), without a health check
+before every save.
 
 These requests run with close_old_connections connected (as under gunicorn), so the tests run outside a test
 transaction (a connection that closes must not take the test's data with it)."""
 
 import json
+import select
+import time
 
 import pytest
 from django.core import signals
 from django.core.cache import caches
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.test import RequestFactory
 
 from catalog.cache import LocMemCache
 from config.handlers import DJANGO_REQUEST_FINISHED, DJANGO_REQUEST_STARTED, AvcrowdWSGIHandler, reviewed_receivers
 from crowd.models import ClipAnswer
+from crowd.services.assignments import answer_save_with_token
 from tests.crowd_helpers import complete_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,3 +159,62 @@ def test_a_receiver_connected_later_gets_both_signals_once_per_save(started, no_
     no_signal_sent.clear()
     assert save(app, url, data["token"]) == 200  # disconnected again: Django's receivers alone
     assert got == [] and no_signal_sent == []
+
+
+needs_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the PostgreSQL backend's lost-connection check (config.db.postgresql)"
+)
+
+
+def terminate_backend_of(conn) -> int:
+    """Has the server end `conn`'s session (pg_terminate_backend, from another connection, as a restart or an idle
+    timeout would) and waits until the server's goodbye reaches conn's socket. Returns the ended backend's pid."""
+    pid = conn.connection.info.backend_pid
+    other = conn.get_new_connection(conn.get_connection_params())
+    try:
+        other.autocommit = True
+        assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0] is True
+    finally:
+        other.close()
+    poller = select.poll()
+    poller.register(conn.connection.fileno(), select.POLLIN)
+    deadline = time.monotonic() + 10
+    while not poller.poll(100) and time.monotonic() < deadline:
+        pass
+    return pid
+
+
+@needs_postgresql
+def test_a_save_on_a_kept_connection_the_server_closed_is_saved_on_a_new_one(started, settings):
+    """No health check before the save (the check would have looked again only after an hour here): the first read
+    fails on the dead connection and runs again on a new one; the annotator sees a saved answer."""
+    settings.DATABASE_HEALTH_CHECK_SECONDS = 3600
+    data, _, url = started
+    app = AvcrowdWSGIHandler()
+    assert save(app, url, data["token"], "first") == 200
+    old = connection.connection
+    assert old is not None  # kept between requests (CONN_MAX_AGE)
+    pid = terminate_backend_of(connection)
+    try:
+        assert save(app, url, data["token"], "second") == 200
+        assert connection.connection is not old and old.closed
+        assert connection.connection.info.backend_pid != pid
+        assert save(app, url, data["token"], "third") == 200  # the new connection is kept in turn
+    finally:
+        connection.close()
+    assert ClipAnswer.objects.get(assignment__uuid=data["assignment"]).comment == "third"
+
+
+@needs_postgresql
+def test_inside_a_transaction_a_lost_connection_fails_the_save_and_is_not_replaced(started):
+    """What a transaction had done went with its connection: the save must fail, not carry on on a new one."""
+    data, vid, _ = started
+    connection.ensure_connection()
+    try:
+        with pytest.raises(OperationalError):
+            with transaction.atomic():
+                terminate_backend_of(connection)
+                answer_save_with_token(data["assignment"], data["token"], vid, dict(complete_payload()))
+    finally:
+        connection.close()
+    assert not ClipAnswer.objects.filter(assignment__uuid=data["assignment"]).exists()

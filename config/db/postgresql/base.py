@@ -10,6 +10,9 @@ psycopg knows the connection is broken or not idle, or when the connection has n
 DATABASE_HEALTH_CHECK_SECONDS (so a connection that died silently, without a word from the server, is checked
 as before once it has sat that long). Everything else is Django's own: errors during a request are checked with
 `SELECT 1` at the request's end (close_if_unusable_or_obsolete), CONN_MAX_AGE, pools.
+
+The autosave does without even that look (`prepared_cursor(checked=False)`): its first statement is a read, which it
+runs again on a new connection when the server turns out to have closed the kept one (`lost`).
 """
 
 from __future__ import annotations
@@ -58,17 +61,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.health_checked_at = time.monotonic()
         return None
 
-    def prepared_cursor(self):
+    def prepared_cursor(self, *, checked: bool = True):
         """Like cursor() (Django's wrapper: execute wrappers, query logging, database errors mapped), but the
         statements are bound on the server, so that psycopg prepares one once it has run `prepare_threshold` times
         on this connection (OPTIONS, set by config.env): PostgreSQL then parses and plans it once per connection,
         not on every run. For statements written once and run very often (the autosave's read and its locking upsert);
-        Django's own cursors bind on the client and are never prepared."""
-        self.close_if_health_check_failed()
+        Django's own cursors bind on the client and are never prepared.
+
+        `checked=False` skips the health check: for a caller whose first statement is a read that it runs again on
+        a new connection when the server turns out to have closed this one (`lost`), so that the check is paid only
+        when a connection has died instead of on every request (crowd.services.assignments.answer_save_with_token)."""
+        if checked:
+            self.close_if_health_check_failed()
         self.ensure_connection()
         with self.wrap_database_errors:
             cursor = base.ServerBindingCursor(self.connection)
         return self._prepare_cursor(cursor)
+
+    def lost(self) -> bool:
+        """Whether the connection is gone: closed by the server (a restart, pg_terminate_backend, an idle timeout)
+        or broken by a failed round trip."""
+        conn = self.connection
+        return conn is None or conn.closed or conn.broken
 
     def _quiet_and_recently_checked(self) -> bool:
         """True when the connection passed a SELECT 1 less than DATABASE_HEALTH_CHECK_SECONDS ago, psycopg holds it
@@ -77,7 +91,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return False
         conn = self.connection
         try:
-            if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            if conn.closed or conn.broken or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
                 return False
             poller = self._poller
             if poller is None:
