@@ -78,7 +78,7 @@ APP_VARIABLES = [
 ]
 SERVICE_VARIABLES = {
     "init": [],
-    "web": ["GUNICORN_BIND", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR"],
+    "web": ["GUNICORN_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS", "PROMETHEUS_MULTIPROC_DIR"],
     "worker": [],
     "beat": [],
 }
@@ -157,6 +157,7 @@ def service_environment(service: str, p: Ports, **kw) -> dict[str, str]:
         env.update(
             GUNICORN_BIND=f"127.0.0.1:{p.web}",
             WEB_CONCURRENCY="2",
+            GUNICORN_THREADS="16",
             PROMETHEUS_MULTIPROC_DIR=f"{p.workdir}/prometheus",
         )
     assert set(env) == set(APP_VARIABLES) | set(SERVICE_VARIABLES[service]) | set(SMOKE_ONLY)
