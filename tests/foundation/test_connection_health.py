@@ -3,11 +3,10 @@ closed (a restart, pg_terminate_backend) is replaced before the request's first 
 `SELECT 1` before every request; a connection in steady use is checked by a look at its socket instead of that
 round trip, and with `SELECT 1` again once its last one is DATABASE_HEALTH_CHECK_SECONDS old."""
 
-import select
-import time
-
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+
+from tests.db_helpers import terminate_backend
 
 pytestmark = [
     pytest.mark.django_db,
@@ -66,27 +65,15 @@ def test_a_connection_whose_last_check_is_old_is_checked_with_select_1(kept, set
     assert kept.checks == 3
 
 
-def _terminate_and_wait(conn, pid: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-        assert cursor.fetchone()[0] is True
-    # the server's goodbye reaches the socket (wait for it: terminating is asynchronous)
-    poller = select.poll()
-    poller.register(conn.connection.fileno(), select.POLLIN)
-    deadline = time.monotonic() + 10
-    while not poller.poll(100) and time.monotonic() < deadline:
-        pass
-
-
 def test_a_connection_the_server_closed_is_replaced_before_the_request_uses_it(kept, settings):
     settings.DATABASE_HEALTH_CHECK_SECONDS = 3600
     pid = request(kept)
-    _terminate_and_wait(kept, pid)
+    assert terminate_backend(kept) == pid
     new_pid = request(kept)  # no error: the check saw it, SELECT 1 failed, Django connected anew
     assert new_pid != pid and kept.checks == 1
     assert request(kept) == new_pid and kept.checks == 1
     # the check watches the new connection's socket, not the one it watched before
-    _terminate_and_wait(kept, new_pid)
+    assert terminate_backend(kept) == new_pid
     third_pid = request(kept)
     assert third_pid not in (pid, new_pid) and kept.checks == 2
     assert request(kept) == third_pid and kept.checks == 2

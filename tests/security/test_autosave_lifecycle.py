@@ -10,8 +10,6 @@ These requests run with close_old_connections connected (as under gunicorn), so 
 transaction (a connection that closes must not take the test's data with it)."""
 
 import json
-import select
-import time
 
 import pytest
 from django.core import signals
@@ -24,6 +22,7 @@ from config.handlers import DJANGO_REQUEST_FINISHED, DJANGO_REQUEST_STARTED, Avc
 from crowd.models import ClipAnswer
 from crowd.services.assignments import answer_save_with_token
 from tests.crowd_helpers import complete_payload
+from tests.db_helpers import terminate_backend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -166,24 +165,6 @@ needs_postgresql = pytest.mark.skipif(
 )
 
 
-def terminate_backend_of(conn) -> int:
-    """Has the server end `conn`'s session (pg_terminate_backend, from another connection, as a restart or an idle
-    timeout would) and waits until the server's goodbye reaches conn's socket. Returns the ended backend's pid."""
-    pid = conn.connection.info.backend_pid
-    other = conn.get_new_connection(conn.get_connection_params())
-    try:
-        other.autocommit = True
-        assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0] is True
-    finally:
-        other.close()
-    poller = select.poll()
-    poller.register(conn.connection.fileno(), select.POLLIN)
-    deadline = time.monotonic() + 10
-    while not poller.poll(100) and time.monotonic() < deadline:
-        pass
-    return pid
-
-
 @needs_postgresql
 def test_a_save_on_a_kept_connection_the_server_closed_is_saved_on_a_new_one(started, settings):
     """No health check before the save (the check would have looked again only after an hour here): the first read
@@ -194,7 +175,7 @@ def test_a_save_on_a_kept_connection_the_server_closed_is_saved_on_a_new_one(sta
     assert save(app, url, data["token"], "first") == 200
     old = connection.connection
     assert old is not None  # kept between requests (CONN_MAX_AGE)
-    pid = terminate_backend_of(connection)
+    pid = terminate_backend(connection)
     try:
         assert save(app, url, data["token"], "second") == 200
         assert connection.connection is not old and old.closed
@@ -213,7 +194,7 @@ def test_inside_a_transaction_a_lost_connection_fails_the_save_and_is_not_replac
     try:
         with pytest.raises(OperationalError):
             with transaction.atomic():
-                terminate_backend_of(connection)
+                terminate_backend(connection)
                 answer_save_with_token(data["assignment"], data["token"], vid, dict(complete_payload()))
     finally:
         connection.close()

@@ -91,7 +91,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return False
         conn = self.connection
         try:
-            if conn.closed or conn.broken or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            if self.lost() or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
                 return False
             poller = self._poller
             if poller is None:
