@@ -375,14 +375,19 @@ def test_5_metrics_need_the_token_and_count_what_happened_and_logs_are_json(stk)
 
 def test_6_requests_and_tasks_go_on_after_the_database_drops_every_connection(stk, admin, worker):
     """What a PostgreSQL restart does to the processes: every connection they hold is closed by the server.
-    Persistent connections are checked before use (CONN_HEALTH_CHECKS), so no request fails for it."""
+    Persistent connections are checked before use (CONN_HEALTH_CHECKS), so no request fails for it.
+
+    Like a restart (`pg_ctl restart` returns once the old server's processes have exited), the test goes on once
+    the ended backends are gone: pg_terminate_backend only signals a backend, and a request that reaches its
+    connection before the backend has acted on the signal meets the goodbye on its first query whatever check ran
+    before it (with Django's own SELECT 1 too, when the signal lands between the check and the query)."""
     http = stk.http()
     http.cookies.set("sessionid", admin.get_cookie("sessionid")["value"])
     paths = ["/readyz", "/admin/", "/releases/", "/ops/"]
     for path in paths * 3:  # every gunicorn thread that serves these now holds a connection
         assert http.get(stk.url(path)).status_code == 200, path
     dropped = stk.sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "  # waits up to 10 s for each to exit
         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
     )
     assert len(dropped) >= 2, "the web and worker processes held no connection to drop"
