@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -123,10 +124,14 @@ def clip_factory(tmp_path_factory):
     cache: dict = {}
 
     def make(name: str = "clip", **kwargs) -> Path:
+        kwargs.setdefault("seconds", 1.0)
         key = (name, tuple(sorted(kwargs.items())))
         if key not in cache:
-            kwargs.setdefault("seconds", 1.0)
-            cache[key] = make_synthetic_clip(base / f"{name}.mp4", **kwargs)
+            # one folder per set of arguments, so that the same name made with other arguments (a 0.5 s "b0" for
+            # one test, a 1 s "b0" for another) never overwrites a file another test was handed; the file keeps
+            # its name, which imports take as the video id
+            folder = base / hashlib.sha1(repr(key[1]).encode()).hexdigest()[:12]
+            cache[key] = make_synthetic_clip(folder / f"{name}.mp4", **kwargs)
         return cache[key]
 
     return make
